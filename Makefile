@@ -1,0 +1,33 @@
+# `make run` and `make test` set up everything they need: a .venv with the project installed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench csms clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/fleetsim run scenarios/quickstart.yaml
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/roundtrip.py --stations 100 --stations 1000 --runs 3
+
+csms: $(STAMP)
+	$(BIN)/fleetsim csms --port 9000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

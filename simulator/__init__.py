@@ -1,0 +1,1 @@
+"""fleetsim's engine: OCPP-J, station logic, transport, clock, fleet, metrics, embedded CSMS."""

@@ -1,0 +1,334 @@
+"""`Link`: what station and CSMS code talk through, whatever carries the text.
+
+A `Link` sends CALLs and waits for their answers (`call`), sends unconfirmed SEND frames
+(`send`), and hands incoming CALLs to a handler.  `RpcLink` is the one implementation: an
+`RpcSession` driven over any `TextChannel` -- a trio-websocket connection (`transport/`) or a pair
+of in-memory channels (`memory_channel_pair`), so tests run real station code on MockClock with
+no sockets while every frame still goes through the same parsing and validation.
+
+Handlers are plain functions: they get the action and payload and return an `Answer` at once.
+What must happen after the answer is on the wire -- the TransactionEvent after a
+RequestStartTransaction, the reboot after a Reset -- goes in `Answer.then`, which the link starts
+in the owner's nursery once the CALLRESULT is sent.  A handler cannot wait for a CALL of its own,
+which would deadlock the reader that must deliver that CALL's answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping, Protocol
+
+import trio
+
+from .ocpp import (
+    BadFrame,
+    CallAnswered,
+    CallErrorReceived,
+    CallRejected,
+    CallTimeout,
+    ErrorCode,
+    IncomingCall,
+    IncomingSend,
+    InvalidAnswer,
+    LateAnswer,
+    LinkClosed,
+    ResultRejected,
+    RpcError,
+    RpcSession,
+)
+from .stats import LinkObserver, NullObserver
+
+__all__ = [
+    "Answer",
+    "CallHandler",
+    "Link",
+    "RpcLink",
+    "TextChannel",
+    "memory_channel_pair",
+]
+
+FollowUp = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A handler's response payload, and what to start once it has been sent."""
+
+    payload: Mapping[str, Any]
+    then: FollowUp | None = None
+
+
+CallHandler = Callable[[str, Mapping[str, Any]], Answer]
+SendHandler = Callable[[str, Mapping[str, Any]], None]
+
+
+class TextChannel(Protocol):
+    """A bidirectional carrier of WebSocket text messages."""
+
+    async def send_text(self, text: str) -> None:
+        """Send one message; raise `LinkClosed` when the connection is gone."""
+
+    async def receive_text(self) -> str | bytes:
+        """The next message; raise `LinkClosed` when the connection is gone."""
+
+    async def aclose(self) -> None: ...
+
+
+class Link(Protocol):
+    """The small interface station code is written against."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def call(
+        self, action: str, payload: Mapping[str, Any], *, timeout_s: float | None = None
+    ) -> Mapping[str, Any]: ...
+
+    async def send(self, action: str, payload: Mapping[str, Any]) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RpcLink:
+    """An `RpcSession` over a `TextChannel`; call `run()` in a task to read incoming frames.
+
+    `call_timeout_s` is in trio seconds (it bounds a wait on the network, which does not speed
+    up with simulated time).  `spawn` starts follow-ups; `peer_name` names the station in the
+    trace.
+    """
+
+    __slots__ = (
+        "_answer",
+        "_call_lock",
+        "_channel",
+        "_closed",
+        "_closed_event",
+        "_handler",
+        "_observer",
+        "_send_handler",
+        "_session",
+        "_spawn",
+        "_waiter",
+        "call_timeout_s",
+        "peer_name",
+    )
+
+    def __init__(
+        self,
+        channel: TextChannel,
+        session: RpcSession,
+        handler: CallHandler,
+        *,
+        spawn: Callable[[FollowUp], None],
+        call_timeout_s: float = 30.0,
+        observer: LinkObserver | None = None,
+        peer_name: str = "",
+        send_handler: SendHandler | None = None,
+    ) -> None:
+        self._channel = channel
+        self._session = session
+        self._handler = handler
+        self._send_handler = send_handler
+        self._spawn = spawn
+        self._observer: LinkObserver = observer or NullObserver()
+        self.call_timeout_s = call_timeout_s
+        self.peer_name = peer_name
+        self._call_lock = trio.Lock()
+        self._waiter: trio.Event | None = None
+        self._answer: object = None
+        self._closed = False
+        self._closed_event = trio.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def session(self) -> RpcSession:
+        return self._session
+
+    async def wait_closed(self) -> None:
+        await self._closed_event.wait()
+
+    async def aclose(self) -> None:
+        self._mark_closed()
+        await self._channel.aclose()
+
+    def _mark_closed(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._closed_event.set()
+            if self._waiter is not None:
+                self._answer = LinkClosed(f"{self.peer_name}: connection closed")
+                self._waiter.set()
+
+    async def _write(self, text: str) -> None:
+        observer = self._observer
+        if observer.trace is not None:
+            observer.trace.write(self.peer_name, "sent", text)
+        try:
+            await self._channel.send_text(text)
+        except LinkClosed:
+            self._mark_closed()
+            raise
+        observer.frame_sent()
+
+    # -- station-initiated (our) CALLs ------------------------------------------------------
+
+    async def call(
+        self, action: str, payload: Mapping[str, Any], *, timeout_s: float | None = None
+    ) -> Mapping[str, Any]:
+        """Send a CALL and return its CALLRESULT payload.
+
+        Raises `CallErrorReceived` (a CALLERROR, or an answer that broke the schema, reported as
+        its OCPP-J code), `CallTimeout`, or `LinkClosed`.  CALLs queue on a fair lock, so only
+        one is ever outstanding, as OCPP-J requires.
+        """
+        timeout = self.call_timeout_s if timeout_s is None else timeout_s
+        observer = self._observer
+        async with self._call_lock:
+            if self._closed:
+                raise LinkClosed(f"{self.peer_name}: connection closed")
+            text = self._session.start_call(action, payload, trio.current_time())
+            waiter = self._waiter = trio.Event()
+            self._answer = None
+            try:
+                await self._write(text)
+                with trio.move_on_after(timeout):
+                    await waiter.wait()
+            except LinkClosed:
+                self._session.abandon_call()
+                observer.call_done(action, "closed", None)
+                raise
+            finally:
+                self._waiter = None
+            answer = self._answer
+            self._answer = None
+            if answer is None:
+                self._session.abandon_call()
+                observer.call_done(action, "timeout", None)
+                raise CallTimeout(action, timeout)
+        if isinstance(answer, CallAnswered):
+            observer.call_done(action, "ok", answer.round_trip_s)
+            return answer.payload
+        if isinstance(answer, CallRejected):
+            observer.call_done(action, "callerror", answer.round_trip_s)
+            observer.callerror_received(action, answer.code)
+            raise CallErrorReceived(action, answer.code, answer.description)
+        if isinstance(answer, InvalidAnswer):
+            observer.call_done(action, "invalid", answer.round_trip_s)
+            observer.csms_violation(action, answer.error.code.value)
+            raise CallErrorReceived(action, answer.error.code.value, answer.error.description)
+        observer.call_done(action, "closed", None)
+        assert isinstance(answer, LinkClosed)
+        raise answer
+
+    async def send(self, action: str, payload: Mapping[str, Any]) -> None:
+        """Send an unconfirmed SEND frame (OCPP 2.1)."""
+        if self._closed:
+            raise LinkClosed(f"{self.peer_name}: connection closed")
+        await self._write(self._session.start_send(action, payload))
+        self._observer.call_done(action, "sent", None)
+
+    # -- the reader ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read frames until the channel closes; then wake a waiting CALL with `LinkClosed`."""
+        channel = self._channel
+        session = self._session
+        observer = self._observer
+        try:
+            while True:
+                text = await channel.receive_text()
+                observer.frame_received()
+                if observer.trace is not None:
+                    observer.trace.write(self.peer_name, "received", text)
+                event = session.receive_text(text, trio.current_time())
+                if isinstance(event, IncomingCall):
+                    await self._answer_call(event)
+                elif isinstance(event, (CallAnswered, CallRejected, InvalidAnswer)):
+                    if isinstance(event, InvalidAnswer) and event.reply is not None:
+                        await self._write(event.reply)
+                    waiter = self._waiter
+                    if waiter is not None:
+                        self._answer = event
+                        waiter.set()
+                elif isinstance(event, IncomingSend):
+                    if self._send_handler is not None:
+                        self._send_handler(event.action, event.payload)
+                elif isinstance(event, BadFrame):
+                    observer.csms_violation(event.action, event.error.code.value)
+                    if event.reply is not None:
+                        if event.action is not None:
+                            observer.incoming_done(event.action, "invalid")
+                        await self._write(event.reply)
+                    else:
+                        observer.frame_dropped("unreadable")
+                elif isinstance(event, LateAnswer):
+                    observer.frame_dropped("late")
+                elif isinstance(event, ResultRejected):
+                    observer.csms_violation(None, event.code)
+        except LinkClosed:
+            pass
+        finally:
+            self._mark_closed()
+
+    async def _answer_call(self, call: IncomingCall) -> None:
+        try:
+            answer = self._handler(call.action, call.payload)
+            text = self._session.answer(call, answer.payload)
+        except RpcError as exc:
+            self._observer.incoming_done(call.action, "callerror")
+            await self._write(self._session.answer_error(call.message_id, exc))
+            return
+        except Exception as exc:
+            # A handler failed or built an answer that breaks the schema: a fleetsim bug. The
+            # CSMS gets an InternalError instead of an invalid payload or silence, and the
+            # reader goes on with the next frame.
+            self._observer.incoming_done(call.action, "callerror")
+            self._observer.internal_error(exc)
+            error = RpcError(ErrorCode.INTERNAL_ERROR, f"{call.action}: {exc}")
+            await self._write(self._session.answer_error(call.message_id, error))
+            return
+        self._observer.incoming_done(call.action, "ok")
+        await self._write(text)
+        if answer.then is not None:
+            self._spawn(answer.then)
+
+
+class _MemoryChannel:
+    """One end of an in-memory `TextChannel` pair."""
+
+    __slots__ = ("_receive", "_send")
+
+    def __init__(
+        self, send: trio.MemorySendChannel[str], receive: trio.MemoryReceiveChannel[str]
+    ) -> None:
+        self._send = send
+        self._receive = receive
+
+    async def send_text(self, text: str) -> None:
+        try:
+            await self._send.send(text)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise LinkClosed("memory channel closed") from None
+
+    async def receive_text(self) -> str:
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise LinkClosed("memory channel closed") from None
+
+    async def aclose(self) -> None:
+        await self._send.aclose()
+        await self._receive.aclose()
+
+
+def memory_channel_pair(buffer: float = math.inf) -> tuple[TextChannel, TextChannel]:
+    """Two connected in-memory text channels, like the two ends of one WebSocket."""
+    a_send, b_receive = trio.open_memory_channel[str](buffer)
+    b_send, a_receive = trio.open_memory_channel[str](buffer)
+    return _MemoryChannel(a_send, a_receive), _MemoryChannel(b_send, b_receive)

@@ -1,0 +1,158 @@
+"""`open_station_link`: one station's WebSocket to the CSMS, as a running `RpcLink`.
+
+The station connects to `{csms_url}/{station_id}` offering one subprotocol (`ocpp2.1`, or
+`ocpp2.0.1` when asked) and, for security profile 1, an HTTP Basic `Authorization` header with
+the station id as user name.  Every way the handshake can fail becomes a `ConnectError` whose
+message says what went wrong and what to try, and whose `outcome` is the label counted in
+`fleetsim_connection_attempts_total`.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+from trio_websocket import ConnectionRejected, ConnectionTimeout, HandshakeError, open_websocket_url
+
+from ..link import CallHandler, FollowUp, RpcLink, SendHandler
+from ..ocpp import OcppVersion, RpcSession, schema_set, subprotocol_for
+from ..ocpp.actions import CSMS_INITIATED
+from ..stats import LinkObserver
+from .channel import WebSocketChannel
+
+__all__ = ["ConnectError", "ConnectionSettings", "open_station_link", "station_url"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """How every station of a fleet reaches the CSMS."""
+
+    csms_url: str
+    ocpp_version: OcppVersion = "2.1"
+    #: Security profile 1/2 password; None sends no Authorization header.
+    basic_auth_password: str | None = None
+    ssl_context: ssl.SSLContext | None = None
+    connect_timeout_s: float = 10.0
+    call_timeout_s: float = 30.0
+    validate_outgoing: bool = True
+
+
+class ConnectError(Exception):
+    """A station could not open its connection; `outcome` is the metric label."""
+
+    def __init__(self, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+def station_url(csms_url: str, station_id: str) -> str:
+    return f"{csms_url.rstrip('/')}/{station_id}"
+
+
+def _basic_auth_header(station_id: str, password: str) -> tuple[bytes, bytes]:
+    token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
+    return b"Authorization", f"Basic {token}".encode()
+
+
+def _explain_rejection(
+    station_id: str, url: str, exc: ConnectionRejected, settings: ConnectionSettings
+) -> str:
+    status = exc.status_code
+    if status == 401:
+        hint = (
+            "check the password (scenario csms.password or the environment variable named by "
+            "csms.password_env)"
+            if settings.basic_auth_password
+            else "the CSMS wants HTTP Basic auth: set csms.password or csms.password_env"
+        )
+        return f"station {station_id}: {url} refused the credentials (HTTP 401); {hint}"
+    if status == 404:
+        return (
+            f"station {station_id}: {url} answered HTTP 404; is the CSMS path right, and does "
+            "the CSMS know this station id?"
+        )
+    return f"station {station_id}: {url} rejected the WebSocket handshake with HTTP {status}"
+
+
+@asynccontextmanager
+async def open_station_link(
+    station_id: str,
+    settings: ConnectionSettings,
+    handler: CallHandler,
+    *,
+    spawn: Callable[[FollowUp], None],
+    observer: LinkObserver,
+    send_handler: SendHandler | None = None,
+) -> AsyncIterator[RpcLink]:
+    """Connect, start the link's reader, yield the link; close the connection on exit."""
+    url = station_url(settings.csms_url, station_id)
+    protocol = subprotocol_for(settings.ocpp_version)
+    headers = []
+    if settings.basic_auth_password is not None:
+        headers.append(_basic_auth_header(station_id, settings.basic_auth_password))
+    try:
+        websocket = open_websocket_url(
+            url,
+            settings.ssl_context,
+            subprotocols=[protocol],
+            extra_headers=headers,
+            connect_timeout=settings.connect_timeout_s,
+            disconnect_timeout=2.0,
+        )
+        connection = await websocket.__aenter__()
+    except ConnectionRejected as exc:
+        raise ConnectError(_explain_rejection(station_id, url, exc, settings), "rejected") from exc
+    except ConnectionTimeout as exc:
+        raise ConnectError(
+            f"station {station_id}: no WebSocket handshake with {url} within "
+            f"{settings.connect_timeout_s:g} s",
+            "timeout",
+        ) from exc
+    except (HandshakeError, OSError) as exc:
+        cause = exc.__cause__ or exc
+        raise ConnectError(
+            f"station {station_id}: cannot connect to {url}: {cause}; is the CSMS running "
+            "and the URL right?",
+            "refused",
+        ) from exc
+    try:
+        if connection.subprotocol != protocol:
+            other = "2.0.1" if settings.ocpp_version == "2.1" else "2.1"
+            chosen = (
+                f"chose {connection.subprotocol}"
+                if connection.subprotocol
+                else "chose no subprotocol"
+            )
+            raise ConnectError(
+                f"station {station_id}: {url} {chosen} (we offered {protocol}); "
+                f"try --ocpp-version {other}",
+                "rejected",
+            )
+        session = RpcSession(
+            schema_set(settings.ocpp_version),
+            CSMS_INITIATED,
+            validate_outgoing=settings.validate_outgoing,
+        )
+        link = RpcLink(
+            WebSocketChannel(connection),
+            session,
+            handler,
+            spawn=spawn,
+            call_timeout_s=settings.call_timeout_s,
+            observer=observer,
+            peer_name=station_id,
+            send_handler=send_handler,
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(link.run)
+            try:
+                yield link
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await websocket.__aexit__(None, None, None)
