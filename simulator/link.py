@@ -42,6 +42,7 @@ from .stats import LinkObserver, NullObserver
 __all__ = [
     "Answer",
     "CallHandler",
+    "ConnectError",
     "Link",
     "RpcLink",
     "TextChannel",
@@ -60,6 +61,16 @@ class Answer:
 
 
 CallHandler = Callable[[str, Mapping[str, Any]], Answer]
+
+
+class ConnectError(Exception):
+    """A station could not open its link; `outcome` is the label counted in
+    `fleetsim_connection_attempts_total` (refused, rejected, timeout)."""
+
+    def __init__(self, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
 SendHandler = Callable[[str, Mapping[str, Any]], None]
 
 

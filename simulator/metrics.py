@@ -26,6 +26,7 @@ __all__ = [
     "STATIONS",
     "STATION_FAILURES",
     "TRANSACTIONS_ENDED",
+    "TRANSACTION_EVENTS_DROPPED",
     "TRANSACTIONS_STARTED",
     "WEBSOCKET_MESSAGES",
     "error_code_label",
@@ -40,7 +41,7 @@ DIRECTIONS = ("station_to_csms", "csms_to_station")
 #: which has no answer.
 OUTCOMES = ("ok", "callerror", "timeout", "invalid", "closed", "sent")
 
-STATION_STATES = ("disconnected", "connecting", "pending", "rejected", "accepted")
+STATION_STATES = ("disconnected", "connecting", "booting", "pending", "rejected", "accepted")
 
 _KNOWN_CODES = frozenset(code.value for code in ErrorCode)
 
@@ -110,6 +111,11 @@ TRANSACTIONS_ENDED = Counter(
     "fleetsim_transactions_ended_total",
     "Transactions the stations ended (TransactionEvent Ended), by stoppedReason.",
     ["reason"],
+)
+
+TRANSACTION_EVENTS_DROPPED = Counter(
+    "fleetsim_transaction_events_dropped_total",
+    "TransactionEvents given up after MessageAttempts CALLERRORs or timeouts (E13).",
 )
 
 ENERGY_DELIVERED = Counter(

@@ -21,6 +21,9 @@ from .trace import FrameTrace
 __all__ = ["ActionStats", "LinkObserver", "NullObserver", "RunStats", "percentile_ms"]
 
 
+_NOT_CONNECTED = frozenset({"disconnected", "connecting"})
+
+
 class LinkObserver(Protocol):
     """What a link reports; `RunStats` records it, `NullObserver` drops it."""
 
@@ -121,6 +124,7 @@ class RunStats:
         self.transactions_started = 0
         self.transactions_ended = 0
         self.energy_delivered_wh = 0.0
+        self.transaction_events_dropped = 0
         self.connection_attempts = 0
         self.connection_failures = 0
         self.stations_connected = 0
@@ -195,8 +199,8 @@ class RunStats:
             metrics.STATIONS.labels(old).dec()
         if new is not None:
             metrics.STATIONS.labels(new).inc()
-        was_connected = old not in (None, "disconnected", "connecting")
-        is_connected = new not in (None, "disconnected", "connecting")
+        was_connected = old is not None and old not in _NOT_CONNECTED
+        is_connected = new is not None and new not in _NOT_CONNECTED
         if is_connected and not was_connected:
             self.stations_connected += 1
             self.stations_connected_peak = max(
@@ -224,6 +228,11 @@ class RunStats:
         self.transactions_ended += 1
         metrics.TRANSACTIONS_ENDED.labels(stopped_reason).inc()
 
+    def transaction_event_dropped(self) -> None:
+        """A TransactionEvent the CSMS refused MessageAttempts times (E13)."""
+        self.transaction_events_dropped += 1
+        metrics.TRANSACTION_EVENTS_DROPPED.inc()
+
     def energy_delivered(self, energy_wh: float) -> None:
         if energy_wh > 0:
             self.energy_delivered_wh += energy_wh
@@ -247,5 +256,6 @@ class RunStats:
             "station_failures": self.station_failures,
             "transactions_started": self.transactions_started,
             "transactions_ended": self.transactions_ended,
+            "transaction_events_dropped": self.transaction_events_dropped,
             "energy_delivered_wh": round(self.energy_delivered_wh, 3),
         }

@@ -64,12 +64,28 @@ class SchemaSet:
         self._validators: dict[tuple[str, str], Callable[[Any], bool]] = {}
         self._full: dict[tuple[str, str], Any] = {}
 
+    def _file_name(self, action: str, kind: Kind) -> str | None:
+        """The schema file of `action`'s request or response, or None when there is none.
+
+        A SEND-only action (NotifyPeriodicEventStream) has a single schema file named after the
+        action alone, with no Request/Response suffix; it is that action's request schema.
+        """
+        name = f"{action}{kind}.json"
+        if name in self._files:
+            return name
+        if kind == "Request" and f"{action}.json" in self._files:
+            return f"{action}.json"
+        return None
+
     def has(self, action: str, kind: Kind) -> bool:
-        return f"{action}{kind}.json" in self._files
+        return self._file_name(action, kind) is not None
 
     def schema(self, action: str, kind: Kind) -> dict[str, Any]:
         """The schema document itself, as the ocpp package ships it."""
-        text = (self._folder / f"{action}{kind}.json").read_bytes()
+        name = self._file_name(action, kind)
+        if name is None:
+            raise FileNotFoundError(f"OCPP {self.version} has no schema for {action}{kind}")
+        text = (self._folder / name).read_bytes()
         result: dict[str, Any] = orjson.loads(text.removeprefix(b"\xef\xbb\xbf"))
         return result
 

@@ -1,16 +1,19 @@
 """The only package that touches the network: one WebSocket per station.
 
 `open_station_link` connects a station and yields a running `RpcLink`; `ConnectError` explains a
-failed connection.  Nothing outside this package imports trio-websocket on the client side.
+failed connection.  `open_memory_link` joins a station to an in-process CSMS with no socket.  Nothing outside this package imports trio-websocket on the client side.
 """
 
 from .channel import WebSocketChannel
 from .connect import ConnectError, ConnectionSettings, open_station_link, station_url
+from .memory import ServeChannel, open_memory_link
 
 __all__ = [
     "ConnectError",
     "ConnectionSettings",
+    "ServeChannel",
     "WebSocketChannel",
+    "open_memory_link",
     "open_station_link",
     "station_url",
 ]

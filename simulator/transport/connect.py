@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import trio
 from trio_websocket import ConnectionRejected, ConnectionTimeout, HandshakeError, open_websocket_url
 
-from ..link import CallHandler, FollowUp, RpcLink, SendHandler
+from ..link import CallHandler, ConnectError, FollowUp, RpcLink, SendHandler
 from ..ocpp import OcppVersion, RpcSession, schema_set, subprotocol_for
 from ..ocpp.actions import CSMS_INITIATED
 from ..stats import LinkObserver
@@ -39,14 +39,6 @@ class ConnectionSettings:
     connect_timeout_s: float = 10.0
     call_timeout_s: float = 30.0
     validate_outgoing: bool = True
-
-
-class ConnectError(Exception):
-    """A station could not open its connection; `outcome` is the metric label."""
-
-    def __init__(self, message: str, outcome: str) -> None:
-        super().__init__(message)
-        self.outcome = outcome
 
 
 def station_url(csms_url: str, station_id: str) -> str:

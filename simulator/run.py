@@ -1,0 +1,265 @@
+"""`run_scenario`: one whole run, from a validated scenario to its summary.
+
+It starts what the scenario needs -- the embedded CSMS when no URL is given, the Prometheus
+endpoint when asked, the frame trace -- ramps the fleet up, shows progress, and stops cleanly
+when the duration is over or on Ctrl-C/SIGTERM: the stations close their WebSockets and the
+summary is written.  A second Ctrl-C ends the process at once.
+
+When no station ever connected and the first stations have all failed, the run stops early
+and says why: a CSMS that is down does not deserve the full duration, and CI wants exit code 3.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+from prometheus_client import start_http_server
+from rich.console import Console
+
+from ev_models import SessionModelSettings, SimpleSessionModel
+
+from .clock import SimClock
+from .csms import Csms, CsmsConfig
+from .fleet import Fleet
+from .link import Link
+from .report import ProgressLine, build_summary, render_summary, write_summary_json
+from .scenario import Scenario
+from .station import EvseConfig, Station, StationConfig
+from .stats import RunStats
+from .trace import FrameTrace
+from .transport import ConnectionSettings, open_memory_link, open_station_link
+
+__all__ = ["RunOptions", "RunOutcome", "run_scenario", "session_settings", "station_config"]
+
+#: Stop early when this many stations (or all, if fewer) failed to connect and none succeeded.
+UNREACHABLE_AFTER_FAILURES = 20
+#: Wall seconds a closing fleet gets before the run ends regardless.
+SHUTDOWN_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run needs besides the scenario (the CLI flags that are not scenario fields)."""
+
+    trace_path: Path | None = None
+    summary_json_path: Path | None = None
+    show_progress: bool = True
+    #: Run over in-memory links against the embedded CSMS instead of WebSockets.
+    in_memory: bool = False
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    summary: dict[str, Any]
+    csms_unreachable: bool
+    interrupted: bool
+
+
+def station_config(scenario: Scenario) -> StationConfig:
+    stations = scenario.stations
+    csms = scenario.csms
+    return StationConfig(
+        vendor=stations.vendor,
+        model=stations.model,
+        firmware_version=stations.firmware_version,
+        ocpp_version=scenario.ocpp_version,
+        evses=tuple(
+            EvseConfig(evse.max_power_w, evse.phases, tuple(evse.connectors))
+            for evse in stations.evses
+        ),
+        heartbeat_interval_s=stations.heartbeat_interval_s,
+        meter_interval_s=stations.meter_interval_s,
+        tx_start_points=tuple(stations.tx_start_points),
+        connector_status_report=stations.connector_status_report,
+        retry_backoff_wait_minimum_s=csms.retry_backoff_wait_minimum_s,
+        retry_backoff_random_range_s=csms.retry_backoff_random_range_s,
+        retry_backoff_repeat_times=csms.retry_backoff_repeat_times,
+    )
+
+
+def session_settings(scenario: Scenario) -> SessionModelSettings:
+    sessions = scenario.sessions
+    return SessionModelSettings(
+        arrivals_per_hour_per_evse=sessions.arrivals_per_hour_per_evse,
+        energy_wh=(sessions.energy_wh.min, sessions.energy_wh.max),
+        dwell_s=(sessions.dwell_s.min, sessions.dwell_s.max),
+        ev_max_power_w=(sessions.ev_max_power_w.min, sessions.ev_max_power_w.max),
+        battery_wh=(sessions.battery_wh.min, sessions.battery_wh.max),
+        soc_start=(sessions.soc_start.min, sessions.soc_start.max),
+        id_token_first_share=sessions.id_token_first_share,
+        id_token_pattern=sessions.id_tokens.pattern,
+        id_token_count=sessions.id_tokens.count,
+        id_token_type=sessions.id_tokens.type,
+        remote_start_plugin_delay_s=sessions.remote_start_plugin_delay_s,
+    )
+
+
+def _start_metrics_server(port: int, console: Console) -> None:
+    server, _thread = start_http_server(port, addr="127.0.0.1" if port == 0 else "0.0.0.0")
+    console.print(f"Prometheus metrics on http://127.0.0.1:{server.server_port}/metrics")
+
+
+async def run_scenario(scenario: Scenario, options: RunOptions, console: Console) -> RunOutcome:
+    """Run `scenario` to the end of its duration or until a signal; see the module docstring."""
+    start = scenario.start or dt.datetime.now(dt.UTC)
+    clock = SimClock(start, scenario.speed)
+    clock.start()
+    trace = None
+    if options.trace_path is not None:
+        options.trace_path.parent.mkdir(parents=True, exist_ok=True)
+        trace = FrameTrace(options.trace_path.open("wb"), clock.timestamp)
+    stats = RunStats(trace)
+    password = scenario.resolved_password()
+    config = station_config(scenario)
+    model = SimpleSessionModel(session_settings(scenario), scenario.seed)
+    stations_settings = scenario.stations
+    stations = [
+        Station(stations_settings.station_id(index), index, config, clock, stats, model)
+        for index in stations_settings.station_indices
+    ]
+    interrupted = False
+    unreachable = False
+    wall_start = trio.current_time()
+    try:
+        async with trio.open_nursery() as services:
+            csms_url = scenario.csms.url
+            csms: Csms | None = None
+            if csms_url is None or options.in_memory:
+                csms = Csms(
+                    CsmsConfig(
+                        heartbeat_interval_s=stations_settings.heartbeat_interval_s,
+                        record_messages=False,
+                        basic_auth_passwords=password,
+                    )
+                )
+                if not options.in_memory:
+                    port = await services.start(csms.serve, "127.0.0.1", 0)
+                    csms_url = f"ws://127.0.0.1:{port}/ocpp"
+                    console.print(f"embedded CSMS on {csms_url}")
+            if scenario.metrics_port is not None:
+                _start_metrics_server(scenario.metrics_port, console)
+            connect = _connector(scenario, options, csms, csms_url or "memory:", password, stats)
+            fleet = Fleet(stations, connect, stations_settings.ramp_up_per_s)
+            with trio.CancelScope() as run_scope:
+                if scenario.duration_s is not None:
+                    run_scope.deadline = trio.current_time() + scenario.duration_s
+                services.start_soon(_stop_on_signals, run_scope, console)
+                async with trio.open_nursery() as running:
+                    running.start_soon(fleet.run)
+                    if options.show_progress:
+                        progress = ProgressLine(stats, len(stations), console)
+                        running.start_soon(progress.run)
+                    unreachable = await _watch_reachability(stats, len(stations))
+                    running.cancel_scope.cancel()
+            interrupted = run_scope.cancelled_caught and (
+                scenario.duration_s is None or trio.current_time() < run_scope.deadline
+            )
+            services.cancel_scope.cancel()
+    finally:
+        if trace is not None:
+            trace.close()
+    errors = _distinct_errors(stations, fleet.failures)
+    if unreachable:
+        errors.insert(
+            0,
+            f"no station could connect to {csms_url}; the first {stats.connection_failures} "
+            "attempts failed (see below), so the run stopped early",
+        )
+    summary = build_summary(
+        stats,
+        scenario_name=scenario.name,
+        stations_total=len(stations),
+        wall_seconds=trio.current_time() - wall_start,
+        simulated_seconds=clock.sim_now(),
+        csms_url=csms_url or "memory:",
+        ocpp_version=scenario.ocpp_version,
+        errors=errors,
+    )
+    if options.summary_json_path is not None:
+        write_summary_json(summary, options.summary_json_path)
+    render_summary(summary, console)
+    return RunOutcome(summary, unreachable, interrupted)
+
+
+def _connector(
+    scenario: Scenario,
+    options: RunOptions,
+    csms: Csms | None,
+    csms_url: str,
+    password: str | None,
+    stats: RunStats,
+) -> Any:
+    if options.in_memory:
+        assert csms is not None
+        serve = csms.attach
+        version = scenario.ocpp_version
+        call_timeout_s = scenario.csms.call_timeout_s
+        validate = scenario.csms.validate_outgoing
+
+        def connect_in_memory(station: Station) -> AbstractAsyncContextManager[Link]:
+            return open_memory_link(
+                station.id, serve, station.handle, spawn=station.spawn, observer=stats,
+                ocpp_version=version, call_timeout_s=call_timeout_s, validate_outgoing=validate,
+            )
+
+        return connect_in_memory
+    settings = ConnectionSettings(
+        csms_url=csms_url,
+        ocpp_version=scenario.ocpp_version,
+        basic_auth_password=password,
+        connect_timeout_s=scenario.csms.connect_timeout_s,
+        call_timeout_s=scenario.csms.call_timeout_s,
+        validate_outgoing=scenario.csms.validate_outgoing,
+    )
+
+    def connect_websocket(station: Station) -> AbstractAsyncContextManager[Link]:
+        return open_station_link(
+            station.id, settings, station.handle, spawn=station.spawn, observer=stats
+        )
+
+    return connect_websocket
+
+
+async def _watch_reachability(stats: RunStats, stations_total: int) -> bool:
+    """Return True (and so end the run) once the CSMS has proven unreachable; else never."""
+    needed = min(stations_total, UNREACHABLE_AFTER_FAILURES)
+    while True:
+        await trio.sleep(0.1)
+        if stats.stations_connected_peak > 0:
+            await trio.sleep_forever()
+        if stats.connection_failures >= needed:
+            return True
+
+
+async def _stop_on_signals(run_scope: trio.CancelScope, console: Console) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        received = 0
+        async for _ in signals:
+            received += 1
+            if received == 1:
+                console.print("stopping: closing the stations' connections (again to quit now)")
+                run_scope.cancel()
+            else:
+                os._exit(130)
+
+
+def _distinct_errors(stations: list[Station], failures: list[Any]) -> list[str]:
+    """The different reasons stations could not connect or failed, each once, first five."""
+    seen: dict[str, str] = {}
+    for station in stations:
+        error = station.last_error
+        if error is None:
+            continue
+        kind = error.replace(station.id, "{station}")
+        seen.setdefault(kind, error)
+        if len(seen) >= 5:
+            break
+    return list(seen.values()) + [f"station {f.station_id} failed: {f.error}" for f in failures]
+

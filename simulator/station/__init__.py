@@ -1,0 +1,10 @@
+"""One virtual charging station: device model, EVSEs and connectors, and the functional blocks.
+
+`Station` runs over any `Link` (a WebSocket or in-memory channels); `StationConfig` is what the
+stations of a fleet share.
+"""
+
+from .config import EvseConfig, StationConfig
+from .station import Connect, Station
+
+__all__ = ["Connect", "EvseConfig", "Station", "StationConfig"]

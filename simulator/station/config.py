@@ -1,0 +1,62 @@
+"""`StationConfig`: what every station of a fleet has in common, built once and shared.
+
+Per-station memory is the budget that decides how many stations fit on a machine, so nothing
+that is the same for all stations -- the EVSE layout, the device model's variables and defaults,
+the protocol settings -- is stored per station.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ocpp import OcppVersion
+from .device_model import DeviceModelSpec
+
+__all__ = ["EvseConfig", "StationConfig"]
+
+TX_POINTS = ("EVConnected", "Authorized", "PowerPathClosed")
+CONNECTOR_STATUS_REPORTS = ("status_notification", "notify_event", "both")
+
+
+@dataclass(frozen=True, slots=True)
+class EvseConfig:
+    max_power_w: float = 22_000.0
+    phases: int = 3
+    connector_types: tuple[str, ...] = ("cType2",)
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """The station model of a fleet; see the scenario's `stations` section for each field."""
+
+    vendor: str = "fleetsim"
+    model: str = "virtual-ac-22"
+    firmware_version: str = "fleetsim-0.1"
+    ocpp_version: OcppVersion = "2.1"
+    evses: tuple[EvseConfig, ...] = (EvseConfig(),)
+    heartbeat_interval_s: int = 300
+    meter_interval_s: int = 60
+    tx_start_points: tuple[str, ...] = ("EVConnected", "Authorized")
+    connector_status_report: str = "status_notification"
+    security_profile: int = 1
+    retry_backoff_wait_minimum_s: float = 3.0
+    retry_backoff_random_range_s: float = 10.0
+    retry_backoff_repeat_times: int = 3
+    ev_connection_timeout_s: int = 120
+    #: Simulated seconds a reboot takes (Reset), between closing and reopening the connection.
+    reboot_s: float = 5.0
+    device_model: DeviceModelSpec = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        unknown = [point for point in self.tx_start_points if point not in TX_POINTS]
+        if unknown or not self.tx_start_points:
+            raise ValueError(f"tx_start_points must be some of {TX_POINTS}, got {unknown}")
+        if self.connector_status_report not in CONNECTOR_STATUS_REPORTS:
+            raise ValueError(
+                f"connector_status_report must be one of {CONNECTOR_STATUS_REPORTS}"
+            )
+        if not self.evses:
+            raise ValueError("a station needs at least one EVSE")
+        from .standard_variables import build_device_model_spec
+
+        object.__setattr__(self, "device_model", build_device_model_spec(self))

@@ -1,0 +1,248 @@
+"""The device model (OCPP Part 1 and B05-B07): components, variables and their values.
+
+A fleet of 30,000 stations shares one `DeviceModelSpec`: the list of variables with their types,
+limits and defaults, built once from the station configuration.  Each station's `DeviceModel`
+keeps only what differs: the values the CSMS has set.  A few variables are not stored at all but
+read from the station's live state (`VariableSpec.reader`), such as a connector's
+AvailabilityState, so they can never disagree with what the station reports elsewhere.
+
+Values are strings, as OCPP carries them; `DeviceModel.integer` and friends convert on read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "AttributeResult",
+    "DeviceModel",
+    "DeviceModelSpec",
+    "VariableKey",
+    "VariableSpec",
+]
+
+#: (component name, component instance, evse id, connector id, variable name, variable instance)
+VariableKey = tuple[str, str | None, int | None, int | None, str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class VariableSpec:
+    """One variable of the device model, as every station of the fleet has it."""
+
+    component: str
+    variable: str
+    data_type: str
+    default: str
+    mutability: str = "ReadWrite"
+    component_instance: str | None = None
+    evse_id: int | None = None
+    connector_id: int | None = None
+    variable_instance: str | None = None
+    unit: str | None = None
+    min_limit: float | None = None
+    max_limit: float | None = None
+    values_list: tuple[str, ...] = ()
+    #: Reads the live value from the station instead of a stored one.
+    reader: Callable[[Any], str] | None = None
+
+    @property
+    def key(self) -> VariableKey:
+        return (
+            self.component,
+            self.component_instance,
+            self.evse_id,
+            self.connector_id,
+            self.variable,
+            self.variable_instance,
+        )
+
+    def component_json(self) -> dict[str, Any]:
+        component: dict[str, Any] = {"name": self.component}
+        if self.component_instance is not None:
+            component["instance"] = self.component_instance
+        if self.evse_id is not None:
+            evse: dict[str, Any] = {"id": self.evse_id}
+            if self.connector_id is not None:
+                evse["connectorId"] = self.connector_id
+            component["evse"] = evse
+        return component
+
+    def variable_json(self) -> dict[str, Any]:
+        variable: dict[str, Any] = {"name": self.variable}
+        if self.variable_instance is not None:
+            variable["instance"] = self.variable_instance
+        return variable
+
+    def characteristics_json(self) -> dict[str, Any]:
+        characteristics: dict[str, Any] = {
+            "dataType": self.data_type,
+            "supportsMonitoring": False,
+        }
+        if self.unit is not None:
+            characteristics["unit"] = self.unit
+        if self.min_limit is not None:
+            characteristics["minLimit"] = self.min_limit
+        if self.max_limit is not None:
+            characteristics["maxLimit"] = self.max_limit
+        if self.values_list:
+            characteristics["valuesList"] = ",".join(self.values_list)
+        return characteristics
+
+    def check_value(self, value: str) -> str | None:
+        """Why `value` cannot be set (a reason for SetVariableResult), or None if it can."""
+        if self.data_type == "integer" or self.data_type == "decimal":
+            try:
+                number = int(value) if self.data_type == "integer" else float(value)
+            except ValueError:
+                return f"{value!r} is not {'an integer' if self.data_type == 'integer' else 'a number'}"
+            if self.min_limit is not None and number < self.min_limit:
+                return f"{value} is below the minimum {self.min_limit:g}"
+            if self.max_limit is not None and number > self.max_limit:
+                return f"{value} is above the maximum {self.max_limit:g}"
+        elif self.data_type == "boolean":
+            if value not in ("true", "false"):
+                return f"{value!r} is not true or false"
+        elif self.data_type == "OptionList":
+            if value not in self.values_list:
+                return f"{value!r} is not one of {','.join(self.values_list)}"
+        elif self.data_type in ("MemberList", "SequenceList"):
+            members = [member for member in value.split(",") if member]
+            unknown = [member for member in members if member not in self.values_list]
+            if unknown:
+                return f"{','.join(unknown)} not in {','.join(self.values_list)}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeResult:
+    """The outcome of reading or writing one variable attribute."""
+
+    status: str
+    value: str | None = None
+    reason: str | None = None
+
+
+class DeviceModelSpec:
+    """The variables every station of a fleet shares, indexed for lookup."""
+
+    def __init__(self, variables: Iterable[VariableSpec]) -> None:
+        self.variables: tuple[VariableSpec, ...] = tuple(variables)
+        self._by_key: dict[VariableKey, VariableSpec] = {}
+        self._components: set[tuple[str, str | None, int | None, int | None]] = set()
+        for spec in self.variables:
+            if spec.key in self._by_key:
+                raise ValueError(f"device model variable defined twice: {spec.key}")
+            self._by_key[spec.key] = spec
+            self._components.add(spec.key[:4])
+
+    def find(self, key: VariableKey) -> VariableSpec | None:
+        return self._by_key.get(key)
+
+    def has_component(self, key: VariableKey) -> bool:
+        return key[:4] in self._components
+
+    def lookup(self, component: Mapping[str, Any], variable: Mapping[str, Any]) -> VariableKey:
+        """The key of an OCPP ComponentType/VariableType pair."""
+        evse = component.get("evse")
+        return (
+            component["name"],
+            component.get("instance"),
+            evse["id"] if evse else None,
+            evse.get("connectorId") if evse else None,
+            variable["name"],
+            variable.get("instance"),
+        )
+
+
+@dataclass(slots=True)
+class DeviceModel:
+    """One station's device model: the shared spec plus the values that were changed."""
+
+    spec: DeviceModelSpec
+    owner: Any = None
+    changed: dict[VariableKey, str] = field(default_factory=dict)
+    #: Called with the key after the CSMS set a variable, so its effect applies at once.
+    on_change: Callable[[VariableKey], None] | None = None
+
+    def value(self, spec: VariableSpec) -> str:
+        if spec.reader is not None:
+            return spec.reader(self.owner)
+        return self.changed.get(spec.key, spec.default)
+
+    def get_key(self, key: VariableKey) -> str:
+        spec = self.spec.find(key)
+        if spec is None:
+            raise KeyError(f"no device model variable {key}")
+        return self.value(spec)
+
+    def get(
+        self,
+        component: str,
+        variable: str,
+        *,
+        variable_instance: str | None = None,
+        evse_id: int | None = None,
+        connector_id: int | None = None,
+    ) -> str:
+        return self.get_key((component, None, evse_id, connector_id, variable, variable_instance))
+
+    def integer(self, component: str, variable: str, variable_instance: str | None = None) -> int:
+        return int(self.get(component, variable, variable_instance=variable_instance))
+
+    def boolean(self, component: str, variable: str) -> bool:
+        return self.get(component, variable) == "true"
+
+    def members(self, component: str, variable: str) -> tuple[str, ...]:
+        return tuple(member for member in self.get(component, variable).split(",") if member)
+
+    def read(self, key: VariableKey, attribute_type: str = "Actual") -> AttributeResult:
+        """GetVariables for one variable (B06)."""
+        spec = self.spec.find(key)
+        if spec is None:
+            status = "UnknownVariable" if self.spec.has_component(key) else "UnknownComponent"
+            return AttributeResult(status)
+        if attribute_type != "Actual":
+            return AttributeResult("NotSupportedAttributeType")
+        if spec.mutability == "WriteOnly":
+            return AttributeResult("Rejected", reason="WriteOnly")
+        return AttributeResult("Accepted", self.value(spec))
+
+    def write(self, key: VariableKey, value: str, attribute_type: str = "Actual") -> AttributeResult:
+        """SetVariables for one variable (B05); a change takes effect through `on_change`."""
+        spec = self.spec.find(key)
+        if spec is None:
+            status = "UnknownVariable" if self.spec.has_component(key) else "UnknownComponent"
+            return AttributeResult(status)
+        if attribute_type != "Actual":
+            return AttributeResult("NotSupportedAttributeType")
+        if spec.mutability == "ReadOnly" or spec.reader is not None:
+            return AttributeResult("Rejected", reason="ReadOnly")
+        problem = spec.check_value(value)
+        if problem is not None:
+            return AttributeResult("Rejected", reason=problem)
+        if value == spec.default:
+            self.changed.pop(key, None)
+        else:
+            self.changed[key] = value
+        if self.on_change is not None:
+            self.on_change(key)
+        return AttributeResult("Accepted")
+
+    def report(self, report_base: str) -> Iterator[dict[str, Any]]:
+        """ReportDataType entries for GetBaseReport (B07)."""
+        for spec in self.spec.variables:
+            if report_base == "ConfigurationInventory" and spec.mutability == "ReadOnly":
+                continue
+            if report_base == "SummaryInventory" and spec.variable != "AvailabilityState":
+                continue
+            attribute: dict[str, Any] = {"type": "Actual", "mutability": spec.mutability}
+            if spec.mutability != "WriteOnly":
+                attribute["value"] = self.value(spec)
+            yield {
+                "component": spec.component_json(),
+                "variable": spec.variable_json(),
+                "variableAttribute": [attribute],
+                "variableCharacteristics": spec.characteristics_json(),
+            }

@@ -1,0 +1,232 @@
+"""Block B, provisioning: boot, heartbeat, the device model over OCPP, and Reset.
+
+B01-B04  BootNotification until Accepted; while Pending or Rejected nothing else is sent,
+         except what the CSMS itself triggers during Pending.
+B05-B07  SetVariables (with real effect), GetVariables, GetBaseReport answered by NotifyReport.
+B11-B12  Reset, idle or with transactions (Immediate ends them, OnIdle waits for them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..link import Answer, Link
+from ..ocpp import CallErrorReceived, CallTimeout, ErrorCode, RpcError
+
+if TYPE_CHECKING:
+    from .station import Station
+
+__all__ = ["HANDLERS", "boot_until_accepted", "heartbeat_forever"]
+
+#: Simulated seconds to wait before retrying a boot that got a CALLERROR or no answer.
+BOOT_RETRY_S = 60.0
+
+
+def boot_payload(station: Station) -> dict[str, Any]:
+    config = station.config
+    return {
+        "reason": station.boot_reason,
+        "chargingStation": {
+            "model": config.model,
+            "vendorName": config.vendor,
+            "serialNumber": station.id[-25:],
+            "firmwareVersion": config.firmware_version,
+        },
+    }
+
+
+async def boot_until_accepted(station: Station, link: Link) -> None:
+    """Send BootNotification until the CSMS accepts the station (B01-B03).
+
+    Registration survives reconnects: a station the CSMS already accepted does not boot again
+    after a network outage, only after a reboot.
+    """
+    while station.registration != "Accepted":
+        station._set_state("booting")
+        try:
+            response = await link.call("BootNotification", boot_payload(station))
+        except (CallErrorReceived, CallTimeout):
+            await _wait_for_boot_retry(station, BOOT_RETRY_S)
+            continue
+        status = response["status"]
+        interval_s = int(response["interval"])
+        if status == "Accepted":
+            station.registration = "Accepted"
+            station._set_state("accepted")
+            if interval_s > 0:
+                station.device_model.changed[_HEARTBEAT] = str(interval_s)
+            if not station.stats_booted_once:
+                station.stats_booted_once = True
+                station.stats.station_booted()
+            return
+        station.registration = status
+        station._set_state("pending" if status == "Pending" else "rejected")
+        wait_s = interval_s if interval_s > 0 else station.config.heartbeat_interval_s
+        await _wait_for_boot_retry(station, wait_s)
+
+
+async def _wait_for_boot_retry(station: Station, wait_s: float) -> None:
+    """Sleep `wait_s` simulated seconds, or less if TriggerMessage asks for a boot."""
+    wake = station.boot_wake_event()
+    with trio.move_on_after(station.clock.trio_duration(wait_s)):
+        await wake.wait()
+
+
+_HEARTBEAT = ("OCPPCommCtrlr", None, None, None, "HeartbeatInterval", None)
+
+
+async def heartbeat_forever(station: Station) -> None:
+    """Heartbeat every HeartbeatInterval; a new interval applies from the moment it is set."""
+    while True:
+        interval_s = station.device_model.integer("OCPPCommCtrlr", "HeartbeatInterval")
+        wake = station.heartbeat_wake_event()
+        with trio.move_on_after(station.clock.trio_duration(interval_s)):
+            await wake.wait()
+            continue  # the interval changed: start a new one from now
+        await station.call("Heartbeat", {})
+
+
+# -- B05-B07: the device model over OCPP ------------------------------------------------------
+
+
+def _check_items(station: Station, items: list[Any], instance: str) -> None:
+    limit = station.device_model.integer("DeviceDataCtrlr", "ItemsPerMessage", instance)
+    if len(items) > limit:
+        raise RpcError(
+            ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+            f"{len(items)} items in one {instance} request; ItemsPerMessage is {limit}",
+        )
+
+
+def _status_info(reason: str | None) -> dict[str, Any] | None:
+    if reason is None:
+        return None
+    return {"reasonCode": "InvalidValue" if reason not in ("ReadOnly", "WriteOnly") else reason,
+            "additionalInfo": reason[:1024]}
+
+
+def get_variables(station: Station, payload: Mapping[str, Any]) -> Answer:
+    items = payload["getVariableData"]
+    _check_items(station, items, "GetVariables")
+    model = station.device_model
+    results = []
+    for item in items:
+        attribute_type = item.get("attributeType", "Actual")
+        key = model.spec.lookup(item["component"], item["variable"])
+        outcome = model.read(key, attribute_type)
+        result: dict[str, Any] = {
+            "attributeStatus": outcome.status,
+            "component": item["component"],
+            "variable": item["variable"],
+        }
+        if "attributeType" in item:
+            result["attributeType"] = attribute_type
+        if outcome.value is not None:
+            result["attributeValue"] = outcome.value[:2500]
+        info = _status_info(outcome.reason)
+        if info is not None:
+            result["attributeStatusInfo"] = info
+        results.append(result)
+    return Answer({"getVariableResult": results})
+
+
+def set_variables(station: Station, payload: Mapping[str, Any]) -> Answer:
+    items = payload["setVariableData"]
+    _check_items(station, items, "SetVariables")
+    model = station.device_model
+    results = []
+    for item in items:
+        attribute_type = item.get("attributeType", "Actual")
+        key = model.spec.lookup(item["component"], item["variable"])
+        outcome = model.write(key, item["attributeValue"], attribute_type)
+        result: dict[str, Any] = {
+            "attributeStatus": outcome.status,
+            "component": item["component"],
+            "variable": item["variable"],
+        }
+        if "attributeType" in item:
+            result["attributeType"] = attribute_type
+        info = _status_info(outcome.reason)
+        if info is not None:
+            result["attributeStatusInfo"] = info
+        results.append(result)
+    return Answer({"setVariableResult": results})
+
+
+_REPORT_BASES = ("ConfigurationInventory", "FullInventory", "SummaryInventory")
+
+
+def get_base_report(station: Station, payload: Mapping[str, Any]) -> Answer:
+    report_base = payload["reportBase"]
+    if report_base not in _REPORT_BASES:
+        return Answer({"status": "NotSupported"})
+    request_id = payload["requestId"]
+
+    async def send_report() -> None:
+        items = list(station.device_model.report(report_base))
+        per_message = station.device_model.integer("DeviceDataCtrlr", "ItemsPerMessage", "GetReport")
+        generated_at = station.clock.timestamp()
+        chunks = [items[i : i + per_message] for i in range(0, len(items), per_message)] or [[]]
+        for seq_no, chunk in enumerate(chunks):
+            message: dict[str, Any] = {
+                "requestId": request_id,
+                "generatedAt": generated_at,
+                "seqNo": seq_no,
+                "tbc": seq_no < len(chunks) - 1,
+            }
+            if chunk:
+                message["reportData"] = chunk
+            if await station.call("NotifyReport", message, before_sync=True) is None:
+                return
+
+    return Answer({"status": "Accepted"}, then=send_report)
+
+
+# -- B11-B12: Reset ----------------------------------------------------------------------------
+
+
+def reset(station: Station, payload: Mapping[str, Any]) -> Answer:
+    from .transactions import end_transaction
+
+    if payload.get("evseId") not in (None, 0):
+        return Answer(
+            {
+                "status": "Rejected",
+                "statusInfo": {
+                    "reasonCode": "UnsupportedRequest",
+                    "additionalInfo": "fleetsim stations reset as a whole, not per EVSE",
+                },
+            }
+        )
+    busy = station.transactions()
+    if not busy:
+        return Answer({"status": "Accepted"}, then=_reboot_after_answer(station))
+    if payload["type"] == "OnIdle":
+        station.reset_scheduled = True
+        return Answer({"status": "Scheduled"})
+
+    async def end_all_then_reboot() -> None:
+        for evse in busy:
+            if evse.transaction is not None:
+                await end_transaction(station, evse, "ResetCommand", "ImmediateReset")
+        station.reboot("RemoteReset")
+
+    return Answer({"status": "Accepted"}, then=end_all_then_reboot)
+
+
+def _reboot_after_answer(station: Station) -> Any:
+    async def reboot() -> None:
+        station.reboot("RemoteReset")
+
+    return reboot
+
+
+HANDLERS = {
+    "GetVariables": get_variables,
+    "SetVariables": set_variables,
+    "GetBaseReport": get_base_report,
+    "Reset": reset,
+}

@@ -1,0 +1,373 @@
+"""`Station`: one virtual charging station, its state and its life on and off the network.
+
+A station lives through connections: it connects, boots (BootNotification until Accepted),
+reports its connectors, delivers the transaction events it queued while offline, then beats
+its heart until the connection drops or a Reset reboots it, and starts over with the back-off
+of OCPPCommCtrlr's RetryBackOff variables.  Its EVSEs go on meanwhile: EVs arrive and charge
+whether or not the CSMS is reachable, exactly as on a real site.
+
+The functional blocks are modules of this package (`provisioning` B, `authorization` C,
+`transactions` E and J, `remote_control` F, `availability` G, `data_transfer` P).  Each offers
+the handlers of its CSMS-initiated actions in a `HANDLERS` table; `Station.handle` dispatches
+through their union, and answers NotImplemented for the actions no block handles yet.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..clock import SimClock
+from ..link import Answer, ConnectError, FollowUp, Link
+from ..ocpp import CallErrorReceived, CallTimeout, ErrorCode, LinkClosed, RpcError
+from .availability import report_status_changes
+from .config import StationConfig
+from .device_model import DeviceModel, VariableKey
+from .ev_driver import run_evse
+from .evse import Connector, Evse
+from .handlers import HANDLERS
+from .provisioning import boot_until_accepted, heartbeat_forever
+from .transactions import deliver_transaction_event
+
+if TYPE_CHECKING:
+    from ev_models import SimpleSessionModel
+
+    from ..stats import RunStats
+
+__all__ = ["Connect", "Station"]
+
+#: Opens a station's link: a WebSocket (`transport.open_station_link`) or a memory pair.
+Connect = Callable[["Station"], AbstractAsyncContextManager[Link]]
+
+_HEARTBEAT_KEY: VariableKey = ("OCPPCommCtrlr", None, None, None, "HeartbeatInterval", None)
+
+
+class Station:
+    """One station; `await station.run(connect)` runs it until cancelled."""
+
+    __slots__ = (
+        "_boot_wake",
+        "_draining",
+        "_event_ids",
+        "_heartbeat_wake",
+        "_last_error",
+        "_nursery",
+        "_rebooting",
+        "_synced_event",
+        "_transaction_ids",
+        "boot_reason",
+        "clock",
+        "config",
+        "device_model",
+        "evses",
+        "id",
+        "index",
+        "link",
+        "operative",
+        "registration",
+        "reset_scheduled",
+        "sessions",
+        "state",
+        "stats",
+        "stats_booted_once",
+        "synced",
+        "tx_queue",
+    )
+
+    def __init__(
+        self,
+        station_id: str,
+        index: int,
+        config: StationConfig,
+        clock: SimClock,
+        stats: RunStats,
+        sessions: SimpleSessionModel | None = None,
+    ) -> None:
+        self.id = station_id
+        self.index = index
+        self.config = config
+        self.clock = clock
+        self.stats = stats
+        self.sessions = sessions
+        self.device_model = DeviceModel(config.device_model, owner=self, on_change=self._changed)
+        self.evses = [
+            Evse(
+                evse_id,
+                spec.max_power_w,
+                spec.phases,
+                [Connector(i, kind) for i, kind in enumerate(spec.connector_types, start=1)],
+            )
+            for evse_id, spec in enumerate(config.evses, start=1)
+        ]
+        self.operative = True
+        self.registration = "Unknown"
+        self.boot_reason = "PowerUp"
+        self.state: str | None = None
+        self.link: Link | None = None
+        #: True once, on this connection, the station is Accepted, has reported its connectors
+        #: and sent what it queued; only then do new messages go straight out.
+        self.synced = False
+        self.tx_queue: deque[dict[str, Any]] = deque()
+        self.reset_scheduled = False
+        self.stats_booted_once = False
+        self._draining = False
+        self._rebooting = False
+        self._nursery: trio.Nursery | None = None
+        self._heartbeat_wake: trio.Event | None = None
+        self._boot_wake: trio.Event | None = None
+        self._transaction_ids = 0
+        self._event_ids = 0
+        self._last_error: str | None = None
+        self._synced_event: trio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<Station {self.id} {self.state} {self.registration}>"
+
+    @property
+    def online(self) -> bool:
+        """Whether a message sent now reaches the CSMS: synced, and the link still open."""
+        link = self.link
+        return self.synced and link is not None and not link.closed
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last connection attempt failed, in words a user can act on."""
+        return self._last_error
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(
+        self, connect: Connect, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the station: its EVSEs and its connection, until cancelled."""
+        self._set_state("disconnected")
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                if self.sessions is not None:
+                    for evse in self.evses:
+                        nursery.start_soon(run_evse, self, evse)
+                task_status.started()
+                await self._keep_connected(connect)
+        finally:
+            self._set_state(None)
+
+    def spawn(self, follow_up: FollowUp) -> None:
+        """Start `follow_up` in the station's nursery (used for what follows an answer)."""
+        if self._nursery is None:
+            raise RuntimeError(f"station {self.id} is not running")
+        self._nursery.start_soon(follow_up)
+
+    def _set_state(self, state: str | None) -> None:
+        if state != self.state:
+            self.stats.station_state_changed(self.state, state)
+            self.state = state
+
+    async def _keep_connected(self, connect: Connect) -> None:
+        failures = 0
+        while True:
+            self._set_state("connecting")
+            try:
+                async with connect(self) as link:
+                    self.stats.connection_attempt("ok")
+                    failures = 0
+                    self._last_error = None
+                    await self._online(link)
+            except ConnectError as exc:
+                self.stats.connection_attempt(exc.outcome)
+                self._last_error = str(exc)
+                failures += 1
+            finally:
+                self.link = None
+                self.synced = False
+                self._set_state("disconnected")
+            if self._rebooting:
+                await self.clock.sleep(self.config.reboot_s)
+                self._rebooting = False
+                self.registration = "Unknown"
+                continue
+            await self.clock.sleep(self._backoff_s(failures))
+
+    def _backoff_s(self, failures: int) -> float:
+        """RetryBackOff: the minimum wait doubled per failure up to RepeatTimes, plus jitter.
+
+        The jitter keeps a fleet from reconnecting in lockstep after a CSMS outage; it is drawn
+        from (station, failure) so a run is reproducible.
+        """
+        dm = self.device_model
+        minimum_s = dm.integer("OCPPCommCtrlr", "RetryBackOffWaitMinimum")
+        range_s = dm.integer("OCPPCommCtrlr", "RetryBackOffRandomRange")
+        repeat = dm.integer("OCPPCommCtrlr", "RetryBackOffRepeatTimes")
+        doublings = min(max(failures - 1, 0), repeat)
+        jitter = random.Random(f"{self.id}/{failures}").uniform(0, range_s)
+        return float(minimum_s * 2**doublings + jitter)
+
+    async def _online(self, link: Link) -> None:
+        self.link = link
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._operate, link, nursery.cancel_scope)
+            await link.wait_closed()
+            nursery.cancel_scope.cancel()
+
+    async def _operate(self, link: Link, scope: trio.CancelScope) -> None:
+        try:
+            await boot_until_accepted(self, link)
+            self.synced = True
+            if self._synced_event is not None:
+                self._synced_event.set()
+                self._synced_event = None
+            await report_status_changes(self)
+            await self.drain_transaction_events()
+            await heartbeat_forever(self)
+        except LinkClosed:
+            scope.cancel()
+
+    async def wait_synced(self) -> None:
+        """Wait until the station is Accepted and has started reporting on this connection."""
+        while not self.synced:
+            if self._synced_event is None:
+                self._synced_event = trio.Event()
+            await self._synced_event.wait()
+
+    def reboot(self, reason: str) -> None:
+        """Close the connection and boot again after `config.reboot_s` (B11/B12)."""
+        self._rebooting = True
+        self.boot_reason = reason
+        self.reset_scheduled = False
+        if self.link is not None:
+            link = self.link
+            self.spawn(link.aclose)
+
+    # -- talking to the CSMS ----------------------------------------------------------------
+
+    def handle(self, action: str, payload: Mapping[str, Any]) -> Answer:
+        """Answer one CSMS-initiated CALL (the link's handler)."""
+        if self.registration == "Rejected":
+            raise RpcError(
+                ErrorCode.SECURITY_ERROR,
+                "the CSMS rejected this station's BootNotification; it takes no requests until "
+                "it is accepted",
+            )
+        handler = HANDLERS.get(action)
+        if handler is None:
+            raise RpcError(
+                ErrorCode.NOT_IMPLEMENTED, f"{action} is not implemented by fleetsim stations yet"
+            )
+        return handler(self, payload)
+
+    async def call(
+        self, action: str, payload: Mapping[str, Any], *, before_sync: bool = False
+    ) -> Mapping[str, Any] | None:
+        """Send a CALL that is not transaction-related; None when it could not be answered.
+
+        Messages are only sent once the station is Accepted and synced (or, with
+        `before_sync`, while the CSMS itself asked for them, as TriggerMessage may during
+        Pending).  A CALLERROR or timeout has been counted by the link; the station goes on.
+        """
+        link = self.link
+        if link is None or not (self.synced or before_sync):
+            return None
+        try:
+            return await link.call(action, payload)
+        except (CallErrorReceived, CallTimeout, LinkClosed):
+            return None
+
+    async def send_transaction_event(self, payload: dict[str, Any]) -> None:
+        """Queue a TransactionEvent and deliver the queue if the station is online.
+
+        Transaction events are never dropped for want of a connection: those made offline are
+        marked `offline` and go out first after the next boot, in seqNo order, because the CSMS
+        rebuilds the transaction from them (E11-E13).
+        """
+        if not self.online:
+            payload["offline"] = True
+        self.tx_queue.append(payload)
+        await self.drain_transaction_events()
+
+    async def drain_transaction_events(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self.tx_queue and self.online:
+                assert self.link is not None
+                if not await deliver_transaction_event(self, self.link, self.tx_queue[0]):
+                    return
+                self.tx_queue.popleft()
+        finally:
+            self._draining = False
+
+    # -- ids ------------------------------------------------------------------------------
+
+    def next_transaction_id(self) -> str:
+        self._transaction_ids += 1
+        return f"{self.id}-{self._transaction_ids:06d}"
+
+    def next_event_id(self) -> int:
+        self._event_ids += 1
+        return self._event_ids
+
+    # -- state the device model and the blocks read ---------------------------------------
+
+    def evse(self, evse_id: int) -> Evse | None:
+        if 1 <= evse_id <= len(self.evses):
+            return self.evses[evse_id - 1]
+        return None
+
+    def connector_status(self, evse_id: int, connector_id: int) -> str:
+        """ConnectorStatusEnumType of one connector, derived from the station's state."""
+        evse = self.evses[evse_id - 1]
+        connector = evse.connectors[connector_id - 1]
+        if evse.plugged_connector == connector_id:
+            return "Occupied"
+        if not (self.operative and evse.operative and connector.operative):
+            return "Unavailable"
+        if evse.plugged_connector is not None or evse.transaction is not None:
+            # Another connector of this EVSE is in use, or a transaction waits for its EV.
+            return "Occupied" if evse.transaction is not None else "Unavailable"
+        return "Available"
+
+    def evse_state(self, evse_id: int) -> str:
+        evse = self.evses[evse_id - 1]
+        if evse.plugged_connector is not None or evse.transaction is not None:
+            return "Occupied"
+        if not (self.operative and evse.operative):
+            return "Unavailable"
+        return "Available"
+
+    def availability_state(self) -> str:
+        if not self.operative:
+            return "Unavailable"
+        if any(evse.plugged_connector is not None for evse in self.evses):
+            return "Occupied"
+        return "Available"
+
+    def transactions(self) -> list[Evse]:
+        """The EVSEs that have a transaction running."""
+        return [evse for evse in self.evses if evse.transaction is not None]
+
+    # -- effects of SetVariables ----------------------------------------------------------
+
+    def _changed(self, key: VariableKey) -> None:
+        if key == _HEARTBEAT_KEY and self._heartbeat_wake is not None:
+            self._heartbeat_wake.set()
+
+    def heartbeat_wake_event(self) -> trio.Event:
+        self._heartbeat_wake = trio.Event()
+        return self._heartbeat_wake
+
+    def boot_wake_event(self) -> trio.Event:
+        self._boot_wake = trio.Event()
+        return self._boot_wake
+
+    def wake_boot(self) -> bool:
+        """Send the next BootNotification now (TriggerMessage during Pending)."""
+        if self._boot_wake is None:
+            return False
+        self._boot_wake.set()
+        return True
