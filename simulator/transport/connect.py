@@ -16,7 +16,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import trio
-from trio_websocket import ConnectionRejected, ConnectionTimeout, HandshakeError, open_websocket_url
+from trio_websocket import (
+    ConnectionRejected,
+    ConnectionTimeout,
+    DisconnectionTimeout,
+    HandshakeError,
+    open_websocket_url,
+)
 
 from ..link import CallHandler, ConnectError, FollowUp, RpcLink, SendHandler
 from ..ocpp import OcppVersion, RpcSession, schema_set, subprotocol_for
@@ -86,65 +92,75 @@ async def open_station_link(
     headers = []
     if settings.basic_auth_password is not None:
         headers.append(_basic_auth_header(station_id, settings.basic_auth_password))
+    connected = False
     try:
-        websocket = open_websocket_url(
+        async with open_websocket_url(
             url,
             settings.ssl_context,
             subprotocols=[protocol],
             extra_headers=headers,
             connect_timeout=settings.connect_timeout_s,
             disconnect_timeout=2.0,
-        )
-        connection = await websocket.__aenter__()
+        ) as connection:
+            connected = True
+            _check_subprotocol(station_id, url, connection.subprotocol, settings)
+            session = RpcSession(
+                schema_set(settings.ocpp_version),
+                CSMS_INITIATED,
+                validate_outgoing=settings.validate_outgoing,
+            )
+            link = RpcLink(
+                WebSocketChannel(connection),
+                session,
+                handler,
+                spawn=spawn,
+                call_timeout_s=settings.call_timeout_s,
+                observer=observer,
+                peer_name=station_id,
+                send_handler=send_handler,
+            )
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(link.run)
+                try:
+                    yield link
+                finally:
+                    nursery.cancel_scope.cancel()
     except ConnectionRejected as exc:
+        if connected:
+            raise
         raise ConnectError(_explain_rejection(station_id, url, exc, settings), "rejected") from exc
+    except DisconnectionTimeout:
+        if not connected:
+            raise
+        # The CSMS did not answer our close frame in time; the connection is gone anyway.
     except ConnectionTimeout as exc:
+        if connected:
+            raise
         raise ConnectError(
             f"station {station_id}: no WebSocket handshake with {url} within "
             f"{settings.connect_timeout_s:g} s",
             "timeout",
         ) from exc
     except (HandshakeError, OSError) as exc:
+        if connected:
+            raise
         cause = exc.__cause__ or exc
         raise ConnectError(
             f"station {station_id}: cannot connect to {url}: {cause}; is the CSMS running "
             "and the URL right?",
             "refused",
         ) from exc
-    try:
-        if connection.subprotocol != protocol:
-            other = "2.0.1" if settings.ocpp_version == "2.1" else "2.1"
-            chosen = (
-                f"chose {connection.subprotocol}"
-                if connection.subprotocol
-                else "chose no subprotocol"
-            )
-            raise ConnectError(
-                f"station {station_id}: {url} {chosen} (we offered {protocol}); "
-                f"try --ocpp-version {other}",
-                "rejected",
-            )
-        session = RpcSession(
-            schema_set(settings.ocpp_version),
-            CSMS_INITIATED,
-            validate_outgoing=settings.validate_outgoing,
-        )
-        link = RpcLink(
-            WebSocketChannel(connection),
-            session,
-            handler,
-            spawn=spawn,
-            call_timeout_s=settings.call_timeout_s,
-            observer=observer,
-            peer_name=station_id,
-            send_handler=send_handler,
-        )
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(link.run)
-            try:
-                yield link
-            finally:
-                nursery.cancel_scope.cancel()
-    finally:
-        with trio.CancelScope(shield=True):
-            await websocket.__aexit__(None, None, None)
+
+
+def _check_subprotocol(
+    station_id: str, url: str, chosen: str | None, settings: ConnectionSettings
+) -> None:
+    protocol = subprotocol_for(settings.ocpp_version)
+    if chosen == protocol:
+        return
+    other = "2.0.1" if settings.ocpp_version == "2.1" else "2.1"
+    what = f"chose {chosen}" if chosen else "chose no subprotocol"
+    raise ConnectError(
+        f"station {station_id}: {url} {what} (we offered {protocol}); try --ocpp-version {other}",
+        "rejected",
+    )

@@ -1,0 +1,26 @@
+"""`ExitCode`: the one place that says what each exit status of `fleetsim` means.
+
+CI pipelines branch on these numbers, so they never change meaning: add a new code rather than
+reuse one.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["ExitCode"]
+
+
+class ExitCode(IntEnum):
+    """Exit statuses of `fleetsim`, each with the sentence a pipeline log should show."""
+
+    #: The command did what was asked: every scenario is valid, or the run met its thresholds.
+    OK = 0
+    #: The run finished but at least one threshold failed, so the CSMS did not meet its target.
+    THRESHOLD_FAILED = 1
+    #: A scenario file or command-line value is invalid; nothing was run.
+    BAD_SCENARIO = 2
+    #: The CSMS could not be reached or refused every station, so there is nothing to measure.
+    CSMS_UNREACHABLE = 3
+    #: The user stopped the run with Ctrl-C (128 + SIGINT, as shells report it).
+    INTERRUPTED = 130

@@ -1,0 +1,199 @@
+"""The typer application behind the `fleetsim` console script.
+
+Commands stay thin: they turn arguments into a call on `simulator`, print the outcome and map it
+to an `ExitCode`.  Scenario problems go to stderr, one line per problem, in the
+`file:line field: message` form that editors and CI logs turn into links.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from simulator.scenario import Scenario, ScenarioError, load_scenario, scenario_json_schema
+
+from .exit_codes import ExitCode
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="fleetsim",
+    help="A fleet of simulated OCPP 2.1 charging stations, to load-test a CSMS.",
+    no_args_is_help=True,
+    # A traceback with locals would print the scenario, password included.
+    pretty_exceptions_show_locals=False,
+)
+
+
+def main() -> None:
+    """Entry point of the `fleetsim` console script."""
+    app()
+
+
+def _describe(scenario: Scenario) -> str:
+    """One line on what a scenario runs, for `validate` and for the start of a run."""
+    stations = scenario.stations
+    evses = len(stations.evses)
+    csms = f"CSMS {scenario.csms.url}" if scenario.csms.url else "embedded CSMS"
+    duration = f"{scenario.duration_s:g} s" if scenario.duration_s is not None else "until Ctrl-C"
+    return (
+        f"{stations.count} stations with {evses} EVSE{'s' if evses != 1 else ''} each, {csms}, "
+        f"OCPP {scenario.ocpp_version}, speed {scenario.speed:g}, {duration}"
+    )
+
+
+@app.command()
+def validate(
+    scenarios: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Scenario YAML files to check.", metavar="SCENARIO", show_default=False
+        ),
+    ],
+) -> None:
+    """Check scenario files without running them.
+
+    Every file is checked, so one pass shows every problem; exits with 2 if any is invalid.
+    """
+    all_valid = True
+    for path in scenarios:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            typer.echo(str(exc), err=True)
+            all_valid = False
+            continue
+        typer.echo(f"ok: {path} ({_describe(scenario)})")
+    if not all_valid:
+        raise typer.Exit(code=ExitCode.BAD_SCENARIO)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files, for editor completion and checks.
+
+    Save it with `fleetsim schema > scenario.schema.json` and point your editor's YAML plugin at it.
+    """
+    typer.echo(json.dumps(scenario_json_schema(), indent=2))
+
+
+def _load(path: Path, **overrides: object) -> Scenario:
+    """The scenario at `path` with the flags that were given, or exit 2 saying what is wrong."""
+    try:
+        return load_scenario(path).with_overrides(**overrides)  # type: ignore[arg-type]
+    except ScenarioError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=ExitCode.BAD_SCENARIO) from None
+
+
+@app.command()
+def run(
+    scenario_path: Annotated[
+        Path, typer.Argument(help="Scenario YAML file.", metavar="SCENARIO", show_default=False)
+    ],
+    csms: Annotated[
+        str | None,
+        typer.Option(help="CSMS WebSocket URL (ws:// or wss://); stations append /<station id>."),
+    ] = None,
+    stations: Annotated[int | None, typer.Option(help="Number of stations.")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Wall seconds the run lasts.", metavar="SECONDS")
+    ] = None,
+    speed: Annotated[
+        float | None, typer.Option(help="Simulated seconds per wall second.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the scenario's randomness.")] = None,
+    ocpp_version: Annotated[
+        str | None, typer.Option("--ocpp-version", help="2.1 or 2.0.1.")
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics on this port; 0 picks a free one."),
+    ] = None,
+    summary_json: Annotated[
+        Path | None, typer.Option(help="Write the run summary as JSON to this file.")
+    ] = None,
+    trace: Annotated[
+        Path | None,
+        typer.Option(help="Write every frame of every station as JSON lines to this file."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show the live progress line.")] = True,
+) -> None:
+    """Run a fleet of stations against a CSMS (the embedded one when none is given)."""
+    import trio
+    from rich.console import Console
+
+    from simulator.run import RunOptions, run_scenario
+
+    scenario = _load(
+        scenario_path,
+        stations=stations,
+        duration_s=duration,
+        speed=speed,
+        seed=seed,
+        ocpp_version=ocpp_version,
+        csms_url=csms,
+        metrics_port=metrics_port,
+    )
+    try:
+        scenario.resolved_password()
+    except ScenarioError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=ExitCode.BAD_SCENARIO) from None
+    console = Console(stderr=False, highlight=False)
+    console.print(f"fleetsim: {scenario.name}: {_describe(scenario)}")
+    options = RunOptions(trace_path=trace, summary_json_path=summary_json, show_progress=progress)
+    outcome = trio.run(run_scenario, scenario, options, console)
+    if outcome.csms_unreachable:
+        raise typer.Exit(code=ExitCode.CSMS_UNREACHABLE)
+    if outcome.interrupted:
+        raise typer.Exit(code=ExitCode.INTERRUPTED)
+    raise typer.Exit(code=ExitCode.OK)
+
+
+@app.command("csms")
+def csms_command(
+    port: Annotated[int, typer.Option(help="TCP port to listen on; 0 picks a free one.")] = 9000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    heartbeat_interval: Annotated[
+        int, typer.Option(help="HeartbeatInterval given to stations at boot, in seconds.")
+    ] = 300,
+    password: Annotated[
+        str | None,
+        typer.Option(help="Require this HTTP Basic password from every station (profile 1)."),
+    ] = None,
+) -> None:
+    """Run the embedded CSMS alone, as a target for fleetsim or any other station."""
+    import trio
+
+    from simulator.csms import Csms, CsmsConfig
+
+    config = CsmsConfig(
+        heartbeat_interval_s=heartbeat_interval,
+        basic_auth_passwords=password,
+        record_messages=False,
+    )
+    server = Csms(config)
+
+    async def serve() -> None:
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(server.serve, host, port)
+            typer.echo(
+                f"embedded CSMS on ws://{host}:{bound}/ocpp "
+                f"(stations connect to ws://{host}:{bound}/ocpp/<station id>); Ctrl-C stops it"
+            )
+            while True:
+                await trio.sleep(10)
+                stats = server.statistics()
+                typer.echo(
+                    f"stations connected {stats.stations_connected}, known "
+                    f"{stats.stations_known}, messages received {stats.messages_received}"
+                )
+
+    try:
+        trio.run(serve)
+    except KeyboardInterrupt:
+        typer.echo("stopped")
