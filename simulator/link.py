@@ -269,7 +269,12 @@ class RpcLink:
                         waiter.set()
                 elif isinstance(event, IncomingSend):
                     if self._send_handler is not None:
-                        self._send_handler(event.action, event.payload)
+                        try:
+                            self._send_handler(event.action, event.payload)
+                        except Exception as exc:
+                            # SEND gets no answer; a failing handler is counted, the reader
+                            # goes on.
+                            observer.internal_error(exc)
                 elif isinstance(event, BadFrame):
                     observer.csms_violation(event.action, event.error.code.value)
                     if event.reply is not None:

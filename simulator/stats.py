@@ -72,7 +72,7 @@ class NullObserver:
 def _round_to_two_digits(value: int) -> int:
     if value < 100:
         return value
-    magnitude = 10 ** (int(math.log10(value)) - 1)
+    magnitude: int = 10 ** (int(math.log10(value)) - 1)
     return round(value / magnitude) * magnitude
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import ssl
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -48,7 +49,8 @@ class ConnectionSettings:
 
 
 def station_url(csms_url: str, station_id: str) -> str:
-    return f"{csms_url.rstrip('/')}/{station_id}"
+    """`{csms_url}/{station_id}`, the id percent-encoded as one path segment."""
+    return f"{csms_url.rstrip('/')}/{urllib.parse.quote(station_id, safe='')}"
 
 
 def _basic_auth_header(station_id: str, password: str) -> tuple[bytes, bytes]:

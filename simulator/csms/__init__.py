@@ -1,0 +1,27 @@
+"""The embedded CSMS: a small, real OCPP 2.1/2.0.1 CSMS for the quickstart and the tests.
+
+`Csms` serves stations over WebSocket (`serve`) or over in-memory channels (`attach`), answers
+every station-initiated action with a schema-valid response (`responses.py`), records what each
+station did (`StationState`), and drives stations with CSMS-initiated CALLs (`call`).  What it
+answers is set by `CsmsConfig` and its boot policies.
+"""
+
+from .csms import Csms, CsmsStatistics, StationNotConnected, UnknownStation
+from .policy import AcceptAfter, AlwaysAnswer, BootDecision, BootPolicy, BootStatus, CsmsConfig
+from .state import ReceivedMessage, StationState, TransactionRecord
+
+__all__ = [
+    "AcceptAfter",
+    "AlwaysAnswer",
+    "BootDecision",
+    "BootPolicy",
+    "BootStatus",
+    "Csms",
+    "CsmsConfig",
+    "CsmsStatistics",
+    "ReceivedMessage",
+    "StationNotConnected",
+    "StationState",
+    "TransactionRecord",
+    "UnknownStation",
+]

@@ -1,0 +1,264 @@
+"""`Responses`: the embedded CSMS's answer to every station-initiated action of OCPP 2.1/2.0.1.
+
+The answers are those of a permissive CSMS with no back office behind it, chosen so that station
+code can run every use case to its end:
+
+    BootNotification            the boot policy's status; interval = heartbeat interval when
+                                Accepted, else the policy's retry interval (B01-B03)
+    Heartbeat                   currentTime
+    Authorize                   Accepted when the idToken is accepted (see `CsmsConfig`), else
+                                Unknown; certificateStatus Accepted when the request carries a
+                                certificate or its hash data (C07)
+    TransactionEvent            idTokenInfo, decided as for Authorize, when the request carries
+                                an idToken (E01-E07); else nothing
+    DataTransfer                Accepted for a configured vendorId, else UnknownVendorId (P01)
+    SignCertificate             Accepted (the CertificateSigned is left to the test: csms.call)
+    Get15118EVCertificate       Accepted, with a placeholder exiResponse
+    GetCertificateStatus        Accepted, with a placeholder ocspResult
+    GetCertificateChainStatus   Good for every certificate asked about, next update in a day
+    NotifyEVChargingNeeds       NoChargingProfile (2.1) / Rejected (2.0.1): this CSMS computes
+                                no schedules, and says so rather than promise one (K15-K17)
+    NotifyEVChargingSchedule, OpenPeriodicEventStream, VatNumberValidation   Accepted
+    PullDynamicScheduleUpdate   Accepted with no scheduleUpdate: keep the current values
+    everything else             an empty payload, all their response schemas require
+
+The placeholders are base64 text, not real EXI or DER: fleetsim's EVs are simulated and pass
+these through unread.  A test that needs another answer sets `CsmsConfig.response_overrides`.
+NotifyPeriodicEventStream is a SEND and gets no answer at all.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..clock import format_timestamp
+from ..ocpp import ErrorCode, RpcError
+from .policy import BootPolicy, CsmsConfig
+from .state import StationState
+
+__all__ = ["ANSWERED_ACTIONS", "Responses"]
+
+Responder = Callable[[StationState, Mapping[str, Any]], Mapping[str, Any]]
+
+#: Actions whose answer is an empty payload: notifications the CSMS takes note of.
+_EMPTY_ANSWER_ACTIONS = frozenset(
+    {
+        "BatterySwap",
+        "ClearedChargingLimit",
+        "ClosePeriodicEventStream",
+        "FirmwareStatusNotification",
+        "LogStatusNotification",
+        "MeterValues",
+        "NotifyChargingLimit",
+        "NotifyCustomerInformation",
+        "NotifyDERAlarm",
+        "NotifyDERStartStop",
+        "NotifyDisplayMessages",
+        "NotifyEvent",
+        "NotifyMonitoringReport",
+        "NotifyPriorityCharging",
+        "NotifyReport",
+        "NotifySettlement",
+        "PublishFirmwareStatusNotification",
+        "ReportChargingProfiles",
+        "ReportDERControl",
+        "ReservationStatusUpdate",
+        "SecurityEventNotification",
+        "StatusNotification",
+    }
+)
+
+_EXI_PLACEHOLDER = base64.b64encode(b"fleetsim embedded CSMS: placeholder EXI").decode()
+_OCSP_PLACEHOLDER = base64.b64encode(b"fleetsim embedded CSMS: placeholder OCSP").decode()
+_CERTIFICATE_STATUS_VALID_S = 86_400.0
+
+_ACCEPTED: Mapping[str, Any] = {"status": "Accepted"}
+_ID_TOKEN_ACCEPTED: Mapping[str, Any] = {"status": "Accepted"}
+_ID_TOKEN_UNKNOWN: Mapping[str, Any] = {"status": "Unknown"}
+# Shared by every empty answer; it is only ever serialised, never changed.
+_EMPTY: Mapping[str, Any] = {}
+
+
+class Responses:
+    """Builds answers from one `CsmsConfig` and clock; the table is built once per CSMS."""
+
+    __slots__ = (
+        "_accepted_id_tokens",
+        "_boot_policy",
+        "_clock",
+        "_heartbeat_interval_s",
+        "_table",
+        "_vendor_ids",
+    )
+
+    def __init__(self, config: CsmsConfig, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._heartbeat_interval_s = config.heartbeat_interval_s
+        self._boot_policy: BootPolicy = config.boot_policy
+        self._accepted_id_tokens: frozenset[str] | None = (
+            None
+            if config.accepted_id_tokens is None
+            else frozenset(token.casefold() for token in config.accepted_id_tokens)
+        )
+        self._vendor_ids = frozenset(config.data_transfer_vendor_ids)
+        table: dict[str, Responder] = dict(_STATIC_RESPONDERS)
+        for action, method_name in _CONFIGURED_RESPONDERS.items():
+            table[action] = getattr(self, method_name)
+        for action, override in config.response_overrides.items():
+            table[action] = _wrap_override(override)
+        self._table = table
+
+    def answer(
+        self, station: StationState, action: str, payload: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """The response payload to a valid request; `station` has already recorded it.
+
+        Raises `RpcError` for an action this CSMS has no answer to (the session lets only
+        station-initiated actions through, so that is a gap in the table) or when an override
+        refuses the request.
+        """
+        responder = self._table.get(action)
+        if responder is None:
+            raise RpcError(ErrorCode.NOT_SUPPORTED, f"the embedded CSMS has no answer to {action}")
+        return responder(station, payload)
+
+    def _now(self) -> str:
+        return format_timestamp(self._clock())
+
+    def _id_token_info(self, id_token: Mapping[str, Any]) -> Mapping[str, Any]:
+        accepted = self._accepted_id_tokens
+        if (
+            accepted is None
+            or id_token["type"] == "NoAuthorization"
+            or id_token["idToken"].casefold() in accepted
+        ):
+            return _ID_TOKEN_ACCEPTED
+        return _ID_TOKEN_UNKNOWN
+
+    # -- the responders that depend on the configuration --------------------------------
+
+    def _boot_notification(
+        self, station: StationState, payload: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        decision = self._boot_policy(station.station_id, station.boots)
+        accepted = decision.status == "Accepted"
+        return {
+            "currentTime": self._now(),
+            "interval": self._heartbeat_interval_s if accepted else decision.retry_interval_s,
+            "status": decision.status,
+        }
+
+    def _heartbeat(self, station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"currentTime": self._now()}
+
+    def _authorize(self, station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+        response: dict[str, Any] = {"idTokenInfo": self._id_token_info(payload["idToken"])}
+        if "certificate" in payload or "iso15118CertificateHashData" in payload:
+            response["certificateStatus"] = "Accepted"
+        return response
+
+    def _transaction_event(
+        self, station: StationState, payload: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        id_token = payload.get("idToken")
+        if id_token is None:
+            return _EMPTY
+        return {"idTokenInfo": self._id_token_info(id_token)}
+
+    def _data_transfer(
+        self, station: StationState, payload: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        if payload["vendorId"] in self._vendor_ids:
+            return _ACCEPTED
+        return {"status": "UnknownVendorId"}
+
+    def _get_certificate_chain_status(
+        self, station: StationState, payload: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        next_update = format_timestamp(self._clock() + _CERTIFICATE_STATUS_VALID_S)
+        return {
+            "certificateStatus": [
+                {
+                    "certificateHashData": request["certificateHashData"],
+                    "source": request["source"],
+                    "status": "Good",
+                    "nextUpdate": next_update,
+                }
+                for request in payload["certificateStatusRequests"]
+            ]
+        }
+
+
+# -- the responders that depend on nothing but the request --------------------------------
+
+
+def _empty(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _EMPTY
+
+
+def _accepted(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _ACCEPTED
+
+
+def _get_15118_ev_certificate(
+    station: StationState, payload: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    return {"status": "Accepted", "exiResponse": _EXI_PLACEHOLDER}
+
+
+def _get_certificate_status(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {"status": "Accepted", "ocspResult": _OCSP_PLACEHOLDER}
+
+
+def _notify_ev_charging_needs(
+    station: StationState, payload: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    # OCPP 2.0.1 has no NoChargingProfile; Rejected is its way of saying no schedule follows.
+    if station.version == "2.0.1":
+        return {"status": "Rejected"}
+    return {"status": "NoChargingProfile"}
+
+
+def _vat_number_validation(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    response: dict[str, Any] = {"vatNumber": payload["vatNumber"], "status": "Accepted"}
+    if "evseId" in payload:
+        response["evseId"] = payload["evseId"]
+    return response
+
+
+def _wrap_override(
+    override: Callable[[str, Mapping[str, Any]], Mapping[str, Any]],
+) -> Responder:
+    def respond(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+        return override(station.station_id, payload)
+
+    return respond
+
+
+#: Responders that depend on the request alone, by action.
+_STATIC_RESPONDERS: dict[str, Responder] = {
+    **dict.fromkeys(_EMPTY_ANSWER_ACTIONS, _empty),
+    "Get15118EVCertificate": _get_15118_ev_certificate,
+    "GetCertificateStatus": _get_certificate_status,
+    "NotifyEVChargingNeeds": _notify_ev_charging_needs,
+    "NotifyEVChargingSchedule": _accepted,
+    "OpenPeriodicEventStream": _accepted,
+    "PullDynamicScheduleUpdate": _accepted,
+    "SignCertificate": _accepted,
+    "VatNumberValidation": _vat_number_validation,
+}
+
+#: Responders that read the configuration or the clock: `Responses` methods, by action.
+_CONFIGURED_RESPONDERS: dict[str, str] = {
+    "Authorize": "_authorize",
+    "BootNotification": "_boot_notification",
+    "DataTransfer": "_data_transfer",
+    "GetCertificateChainStatus": "_get_certificate_chain_status",
+    "Heartbeat": "_heartbeat",
+    "TransactionEvent": "_transaction_event",
+}
+
+#: Every action `Responses` answers by default: all station-initiated CALLs of OCPP 2.1.
+ANSWERED_ACTIONS: frozenset[str] = frozenset(_STATIC_RESPONDERS) | frozenset(_CONFIGURED_RESPONDERS)
