@@ -95,7 +95,11 @@ def change_availability(station: Station, payload: Mapping[str, Any]) -> Answer:
                 "status": "Rejected",
                 "statusInfo": {
                     "reasonCode": "UnknownEvse" if evse is None else "UnknownConnectorId",
-                    "additionalInfo": f"this station has EVSEs 1..{len(station.evses)}",
+                    "additionalInfo": (
+                        f"this station has EVSEs 1..{len(station.evses)}"
+                        if evse is None
+                        else f"EVSE {evse.id} has connectors 1..{len(evse.connectors)}"
+                    ),
                 },
             }
         )

@@ -92,26 +92,28 @@ class VariableSpec:
 
     def check_value(self, value: str) -> str | None:
         """Why `value` cannot be set (a reason for SetVariableResult), or None if it can."""
+        shown = value if len(value) <= 40 else value[:40] + "..."
         if self.data_type == "integer" or self.data_type == "decimal":
             try:
                 number = int(value) if self.data_type == "integer" else float(value)
             except ValueError:
-                return f"{value!r} is not {'an integer' if self.data_type == 'integer' else 'a number'}"
+                kind = "an integer" if self.data_type == "integer" else "a number"
+                return f"{shown!r} is not {kind}"
             if self.min_limit is not None and number < self.min_limit:
                 return f"{value} is below the minimum {self.min_limit:g}"
             if self.max_limit is not None and number > self.max_limit:
                 return f"{value} is above the maximum {self.max_limit:g}"
         elif self.data_type == "boolean":
             if value not in ("true", "false"):
-                return f"{value!r} is not true or false"
+                return f"{shown!r} is not true or false"
         elif self.data_type == "OptionList":
             if value not in self.values_list:
-                return f"{value!r} is not one of {','.join(self.values_list)}"
+                return f"{shown!r} is not one of {','.join(self.values_list)}"
         elif self.data_type in ("MemberList", "SequenceList"):
             members = [member for member in value.split(",") if member]
             unknown = [member for member in members if member not in self.values_list]
             if unknown:
-                return f"{','.join(unknown)} not in {','.join(self.values_list)}"
+                return f"{','.join(unknown)[:40]} not in {','.join(self.values_list)}"
         return None
 
 

@@ -101,11 +101,15 @@ def _check_items(station: Station, items: list[Any], instance: str) -> None:
         )
 
 
+#: StatusInfoType.additionalInfo holds 512 characters in OCPP 2.0.1 (1024 in 2.1).
+_ADDITIONAL_INFO_MAX = 512
+
+
 def _status_info(reason: str | None) -> dict[str, Any] | None:
     if reason is None:
         return None
     return {"reasonCode": "InvalidValue" if reason not in ("ReadOnly", "WriteOnly") else reason,
-            "additionalInfo": reason[:1024]}
+            "additionalInfo": reason[:_ADDITIONAL_INFO_MAX]}
 
 
 def get_variables(station: Station, payload: Mapping[str, Any]) -> Answer:

@@ -1,0 +1,160 @@
+"""Who may import what, read from the source with `ast` so nothing has to be importable.
+
+The OCPP core (`simulator/ocpp/`) is pure protocol: no trio, no sockets, no station or CSMS
+code, so it can be tested with strings and reused on both sides.  Only the transport and the
+embedded CSMS touch trio-websocket.  The EV models are plain arithmetic with no trio.
+Every import counts, including those inside functions and `if TYPE_CHECKING:` blocks.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The top-level packages of fleetsim (pyproject's `packages.find`).
+FLEETSIM_PACKAGES = ("simulator", "ev_models", "grid_models", "cli")
+
+
+def module_name(path: Path) -> str:
+    """`simulator/ocpp/rpc.py` -> `simulator.ocpp.rpc`; a package's `__init__` is the package."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(source: str, module: str, *, is_package: bool = False) -> Iterator[str]:
+    """The absolute names of the modules `source` imports, relative imports resolved.
+
+    `from x import y` yields both `x` and `x.y`, since `y` may be a submodule.
+    """
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")
+                if node.level > 1:
+                    base_parts = base_parts[: -(node.level - 1)]
+                base = ".".join([*base_parts, node.module] if node.module else base_parts)
+            else:
+                base = node.module or ""
+            yield base
+            for alias in node.names:
+                if alias.name != "*":
+                    yield f"{base}.{alias.name}"
+
+
+def python_files(*folders: str) -> list[Path]:
+    return sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py"))
+
+
+def imports_of(path: Path) -> set[str]:
+    return set(
+        imported_modules(
+            path.read_text(encoding="utf-8"),
+            module_name(path),
+            is_package=path.name == "__init__.py",
+        )
+    )
+
+
+def is_within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def violations(paths: list[Path], forbidden: tuple[str, ...]) -> list[str]:
+    """`file imports module` for each import of a module within one of `forbidden`."""
+    return [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in paths
+        for name in sorted(imports_of(path))
+        if any(is_within(name, package) for package in forbidden)
+    ]
+
+
+# -- the rules ---------------------------------------------------------------------------------
+
+
+def test_the_ocpp_core_imports_no_trio_and_no_websocket() -> None:
+    found = violations(python_files("simulator/ocpp"), ("trio", "trio_websocket"))
+    assert not found, "simulator/ocpp/ must stay free of I/O:\n" + "\n".join(found)
+
+
+def test_the_ocpp_core_imports_no_fleetsim_module_outside_itself() -> None:
+    found = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in python_files("simulator/ocpp")
+        for name in sorted(imports_of(path))
+        if any(is_within(name, package) for package in FLEETSIM_PACKAGES)
+        and not is_within(name, "simulator.ocpp")
+    ]
+    assert not found, "simulator/ocpp/ may only import itself from fleetsim:\n" + "\n".join(found)
+
+
+def test_only_the_transport_and_the_csms_import_trio_websocket() -> None:
+    allowed = (ROOT / "simulator/transport", ROOT / "simulator/csms")
+    others = [
+        path
+        for path in python_files(*FLEETSIM_PACKAGES)
+        if not any(path.is_relative_to(folder) for folder in allowed)
+    ]
+    found = violations(others, ("trio_websocket",))
+    assert not found, (
+        "only simulator/transport/ and simulator/csms/ may import trio_websocket:\n"
+        + "\n".join(found)
+    )
+
+
+def test_the_ev_models_import_no_trio() -> None:
+    found = violations(python_files("ev_models"), ("trio",))
+    assert not found, "ev_models/ must be plain functions of time:\n" + "\n".join(found)
+
+
+def test_the_rules_have_files_to_check() -> None:
+    assert python_files("simulator/ocpp")
+    assert python_files("ev_models")
+    assert any(
+        "trio_websocket" in imports_of(path) for path in python_files("simulator/transport")
+    ), "the scan found no trio_websocket import where one is known to be"
+
+
+# -- the scanner itself ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "module", "expected"),
+    [
+        ("import trio", "simulator.ocpp.rpc", "trio"),
+        ("import trio.testing as tt", "simulator.ocpp.rpc", "trio.testing"),
+        ("from trio_websocket import serve_websocket", "simulator.ocpp.rpc", "trio_websocket"),
+        ("from .frames import dump", "simulator.ocpp.rpc", "simulator.ocpp.frames"),
+        ("from ..link import Answer", "simulator.ocpp.rpc", "simulator.link"),
+        ("from .. import clock", "simulator.ocpp.rpc", "simulator.clock"),
+        ("def f():\n    import trio\n", "simulator.ocpp.rpc", "trio"),
+        (
+            "if TYPE_CHECKING:\n    from ..station import Station\n",
+            "simulator.ocpp.rpc",
+            "simulator.station",
+        ),
+    ],
+)
+def test_the_scanner_sees_every_kind_of_import(source: str, module: str, expected: str) -> None:
+    assert expected in set(imported_modules(source, module))
+
+
+def test_the_scanner_resolves_relative_imports_in_a_package_init() -> None:
+    names = set(imported_modules("from .rpc import RpcSession", "simulator.ocpp", is_package=True))
+    assert "simulator.ocpp.rpc" in names
+
+
+def test_a_violation_names_the_file_and_the_import() -> None:
+    bad = ROOT / "simulator" / "ocpp" / "frames.py"
+    found = violations([bad], ("orjson",))
+    assert found == ["simulator/ocpp/frames.py imports orjson"]
