@@ -137,12 +137,13 @@ async def _client_fleetsim(
 ) -> dict[str, Any]:
     import trio
 
-    from simulator.link import Answer
+    from simulator.link import Answer, CallDeadlines
     from simulator.stats import RunStats
     from simulator.transport import ConnectionSettings, open_station_link
 
     stats = RunStats()
     settings = ConnectionSettings(csms_url=url)
+    deadlines = CallDeadlines()
 
     def refuse(action: str, payload: Any) -> Answer:
         raise NotImplementedError
@@ -150,7 +151,8 @@ async def _client_fleetsim(
     async def one(index: int, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as follow_ups:
             async with open_station_link(
-                f"FS{index:05d}", settings, refuse, spawn=follow_ups.start_soon, observer=stats
+                f"FS{index:05d}", settings, refuse, spawn=follow_ups.start_soon, observer=stats,
+                deadlines=deadlines,
             ) as link:
                 await link.call(
                     "BootNotification",
@@ -161,6 +163,7 @@ async def _client_fleetsim(
                 await trio.sleep_forever()
 
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(deadlines.run)
         links = [await nursery.start(one, index) for index in range(stations)]
 
         def loop_for(link: Any) -> Any:

@@ -16,9 +16,11 @@ which would deadlock the reader that must deliver that CALL's answer.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
+import outcome
 import trio
 
 from .ocpp import (
@@ -41,6 +43,7 @@ from .stats import LinkObserver, NullObserver
 
 __all__ = [
     "Answer",
+    "CallDeadlines",
     "CallHandler",
     "ConnectError",
     "Link",
@@ -89,6 +92,8 @@ class TextChannel(Protocol):
 class Link(Protocol):
     """The small interface station code is written against."""
 
+    on_closed: Callable[[], None] | None
+
     @property
     def closed(self) -> bool: ...
 
@@ -103,18 +108,61 @@ class Link(Protocol):
     async def aclose(self) -> None: ...
 
 
+class CallDeadlines:
+    """Times out the CALLs of many links from one task, instead of a cancel scope per CALL.
+
+    A trio cancel scope with a deadline costs more per CALL than all of fleetsim's own
+    bookkeeping, so a fleet shares this sweeper: a CALL registers its deadline (a dictionary
+    store) and the sweeper, waking every `resolution_s` while any CALL is in flight, fails the
+    ones whose deadline has passed.  A CALL therefore times out between its timeout and its
+    timeout plus `resolution_s`.  With nothing in flight the sweeper sleeps without waking.
+    """
+
+    def __init__(self, resolution_s: float = 0.5) -> None:
+        self.resolution_s = resolution_s
+        self._pending: dict[RpcLink, float] = {}
+        self._idle: trio.Event | None = None
+
+    def add(self, link: RpcLink, deadline: float) -> None:
+        self._pending[link] = deadline
+        if self._idle is not None:
+            self._idle.set()
+            self._idle = None
+
+    def discard(self, link: RpcLink) -> None:
+        self._pending.pop(link, None)
+
+    async def run(self) -> None:
+        """Sweep until cancelled."""
+        pending = self._pending
+        while True:
+            if not pending:
+                self._idle = trio.Event()
+                await self._idle.wait()
+            await trio.sleep(self.resolution_s)
+            now = trio.current_time()
+            for link in [link for link, deadline in pending.items() if deadline <= now]:
+                del pending[link]
+                link._deliver(None)
+
+
 class RpcLink:
     """An `RpcSession` over a `TextChannel`; call `run()` in a task to read incoming frames.
 
     `call_timeout_s` is in trio seconds (it bounds a wait on the network, which does not speed
     up with simulated time).  `spawn` starts follow-ups; `peer_name` names the station in the
-    trace.
+    trace; `on_closed`, if set, is called once when the connection goes.
+
+    A CALL is the hot path of every load run, so its waiting is done with trio's low-level
+    primitives: the caller parks its own task and the reader reschedules it with the answer,
+    with no lock, event or context manager allocated while only one CALL is in flight.
     """
 
     __slots__ = (
         "_answer",
-        "_call_lock",
+        "_busy",
         "_channel",
+        "_deadlines",
         "_closed",
         "_closed_event",
         "_handler",
@@ -122,8 +170,10 @@ class RpcLink:
         "_send_handler",
         "_session",
         "_spawn",
-        "_waiter",
+        "_turn_waiters",
+        "_waiting_task",
         "call_timeout_s",
+        "on_closed",
         "peer_name",
     )
 
@@ -138,20 +188,26 @@ class RpcLink:
         observer: LinkObserver | None = None,
         peer_name: str = "",
         send_handler: SendHandler | None = None,
+        deadlines: CallDeadlines | None = None,
     ) -> None:
         self._channel = channel
         self._session = session
+        self._deadlines = deadlines
         self._handler = handler
         self._send_handler = send_handler
         self._spawn = spawn
         self._observer: LinkObserver = observer or NullObserver()
         self.call_timeout_s = call_timeout_s
         self.peer_name = peer_name
-        self._call_lock = trio.Lock()
-        self._waiter: trio.Event | None = None
+        self.on_closed: Callable[[], None] | None = None
+        #: True while a CALL holds the turn; others queue in `_turn_waiters`, first come first
+        #: served, because OCPP-J allows one outstanding CALL per direction.
+        self._busy = False
+        self._turn_waiters: deque[trio.Event] | None = None
+        self._waiting_task: trio.lowlevel.Task | None = None
         self._answer: object = None
         self._closed = False
-        self._closed_event = trio.Event()
+        self._closed_event: trio.Event | None = None
 
     @property
     def closed(self) -> bool:
@@ -162,6 +218,11 @@ class RpcLink:
         return self._session
 
     async def wait_closed(self) -> None:
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._closed_event is None:
+            self._closed_event = trio.Event()
         await self._closed_event.wait()
 
     async def aclose(self) -> None:
@@ -169,12 +230,49 @@ class RpcLink:
         await self._channel.aclose()
 
     def _mark_closed(self) -> None:
-        if not self._closed:
-            self._closed = True
+        if self._closed:
+            return
+        self._closed = True
+        if self._closed_event is not None:
             self._closed_event.set()
-            if self._waiter is not None:
-                self._answer = LinkClosed(f"{self.peer_name}: connection closed")
-                self._waiter.set()
+        if self._busy:
+            self._deliver(LinkClosed(f"{self.peer_name}: connection closed"))
+        if self.on_closed is not None:
+            self.on_closed()
+
+    def _deliver(self, answer: object) -> None:
+        """Hand the answer to the CALL in flight: wake its task, or leave the answer for it."""
+        task = self._waiting_task
+        if task is not None:
+            self._waiting_task = None
+            trio.lowlevel.reschedule(task, outcome.Value(answer))
+        else:
+            self._answer = answer
+
+    def _abort_wait(self, raise_cancel: Any) -> trio.lowlevel.Abort:
+        self._waiting_task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    async def _wait_turn(self) -> None:
+        if self._turn_waiters is None:
+            self._turn_waiters = deque()
+        turn = trio.Event()
+        self._turn_waiters.append(turn)
+        try:
+            await turn.wait()
+        except BaseException:
+            if turn.is_set():
+                self._release_turn()  # the turn came with the cancellation: pass it on
+            else:
+                self._turn_waiters.remove(turn)
+            raise
+
+    def _release_turn(self) -> None:
+        waiters = self._turn_waiters
+        if waiters:
+            waiters.popleft().set()  # `_busy` stays True: the turn passes to the next CALL
+        else:
+            self._busy = False
 
     async def _write(self, text: str) -> None:
         observer = self._observer
@@ -195,33 +293,39 @@ class RpcLink:
         """Send a CALL and return its CALLRESULT payload.
 
         Raises `CallErrorReceived` (a CALLERROR, or an answer that broke the schema, reported as
-        its OCPP-J code), `CallTimeout`, or `LinkClosed`.  CALLs queue on a fair lock, so only
-        one is ever outstanding, as OCPP-J requires.
+        its OCPP-J code), `CallTimeout`, or `LinkClosed`.
         """
         timeout = self.call_timeout_s if timeout_s is None else timeout_s
         observer = self._observer
-        async with self._call_lock:
+        session = self._session
+        if self._busy:
+            await self._wait_turn()
+        else:
+            self._busy = True
+        try:
             if self._closed:
                 raise LinkClosed(f"{self.peer_name}: connection closed")
-            text = self._session.start_call(action, payload, trio.current_time())
-            waiter = self._waiter = trio.Event()
+            sent_at = trio.current_time()
+            text = session.start_call(action, payload, sent_at)
             self._answer = None
             try:
                 await self._write(text)
-                with trio.move_on_after(timeout):
-                    await waiter.wait()
-            except LinkClosed:
-                self._session.abandon_call()
-                observer.call_done(action, "closed", None)
-                raise
+                answer = self._answer
+                if answer is None:
+                    answer = await self._wait_answer(sent_at + timeout)
             finally:
-                self._waiter = None
-            answer = self._answer
-            self._answer = None
-            if answer is None:
-                self._session.abandon_call()
-                observer.call_done(action, "timeout", None)
-                raise CallTimeout(action, timeout)
+                self._answer = None
+                if session.call_outstanding is not None:
+                    # No answer came: a timeout, a closed link, or our own cancellation.
+                    session.abandon_call()
+        except LinkClosed:
+            observer.call_done(action, "closed", None)
+            raise
+        finally:
+            self._release_turn()
+        if answer is None:
+            observer.call_done(action, "timeout", None)
+            raise CallTimeout(action, timeout)
         if isinstance(answer, CallAnswered):
             observer.call_done(action, "ok", answer.round_trip_s)
             return answer.payload
@@ -236,6 +340,21 @@ class RpcLink:
         observer.call_done(action, "closed", None)
         assert isinstance(answer, LinkClosed)
         raise answer
+
+    async def _wait_answer(self, deadline: float) -> object:
+        """The answer the reader delivers, or None when `deadline` passes first."""
+        deadlines = self._deadlines
+        if deadlines is None:
+            with trio.CancelScope(deadline=deadline):
+                self._waiting_task = trio.lowlevel.current_task()
+                return await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+            return None
+        deadlines.add(self, deadline)
+        try:
+            self._waiting_task = trio.lowlevel.current_task()
+            return await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+        finally:
+            deadlines.discard(self)
 
     async def send(self, action: str, payload: Mapping[str, Any]) -> None:
         """Send an unconfirmed SEND frame (OCPP 2.1)."""
@@ -261,12 +380,9 @@ class RpcLink:
                 if isinstance(event, IncomingCall):
                     await self._answer_call(event)
                 elif isinstance(event, (CallAnswered, CallRejected, InvalidAnswer)):
+                    self._deliver(event)
                     if isinstance(event, InvalidAnswer) and event.reply is not None:
                         await self._write(event.reply)
-                    waiter = self._waiter
-                    if waiter is not None:
-                        self._answer = event
-                        waiter.set()
                 elif isinstance(event, IncomingSend):
                     if self._send_handler is not None:
                         try:

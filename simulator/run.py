@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, start_http_server
 from rich.console import Console
 
 from ev_models import SessionModelSettings, SimpleSessionModel
@@ -28,7 +28,8 @@ from ev_models import SessionModelSettings, SimpleSessionModel
 from .clock import SimClock
 from .csms import Csms, CsmsConfig
 from .fleet import Fleet
-from .link import Link
+from .link import CallDeadlines, Link
+from .metrics import RunStatsCollector
 from .report import ProgressLine, build_summary, render_summary, write_summary_json
 from .scenario import Scenario
 from .station import EvseConfig, Station, StationConfig
@@ -116,6 +117,8 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
         options.trace_path.parent.mkdir(parents=True, exist_ok=True)
         trace = FrameTrace(options.trace_path.open("wb"), clock.timestamp)
     stats = RunStats(trace)
+    collector = RunStatsCollector(lambda: [stats])
+    REGISTRY.register(collector)
     password = scenario.resolved_password()
     config = station_config(scenario)
     model = SimpleSessionModel(session_settings(scenario), scenario.seed)
@@ -145,7 +148,11 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
                     console.print(f"embedded CSMS on {csms_url}")
             if scenario.metrics_port is not None:
                 _start_metrics_server(scenario.metrics_port, console)
-            connect = _connector(scenario, options, csms, csms_url or "memory:", password, stats)
+            deadlines = CallDeadlines()
+            services.start_soon(deadlines.run)
+            connect = _connector(
+                scenario, options, csms, csms_url or "memory:", password, stats, deadlines
+            )
             fleet = Fleet(stations, connect, stations_settings.ramp_up_per_s)
             with trio.CancelScope() as run_scope:
                 if scenario.duration_s is not None:
@@ -163,6 +170,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
             )
             services.cancel_scope.cancel()
     finally:
+        REGISTRY.unregister(collector)
         if trace is not None:
             trace.close()
     errors = _distinct_errors(stations, fleet.failures)
@@ -195,6 +203,7 @@ def _connector(
     csms_url: str,
     password: str | None,
     stats: RunStats,
+    deadlines: CallDeadlines,
 ) -> Any:
     if options.in_memory:
         assert csms is not None
@@ -221,7 +230,8 @@ def _connector(
 
     def connect_websocket(station: Station) -> AbstractAsyncContextManager[Link]:
         return open_station_link(
-            station.id, settings, station.handle, spawn=station.spawn, observer=stats
+            station.id, settings, station.handle, spawn=station.spawn, observer=stats,
+            deadlines=deadlines,
         )
 
     return connect_websocket

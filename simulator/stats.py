@@ -1,25 +1,24 @@
 """`RunStats`: what one process's stations did, for Prometheus and for the end-of-run summary.
 
-Every link reports its frames and exchanges here.  Each report updates the Prometheus metrics of
-`metrics.py` (through label children looked up once and kept) and the plain counters the summary
-is built from.  Round-trip times are kept per action the way Locust keeps them: rounded to two
-significant digits, so a million calls cost a few hundred dictionary entries and percentiles
-stay exact to that rounding.
+Every link reports its frames and exchanges here, and every report is a few integer additions:
+this runs for each message of each station.  `metrics.RunStatsCollector` reads these counters
+when Prometheus scrapes, and `totals()` feeds the summary.  Round-trip times are kept twice,
+cheaply: in the Prometheus buckets of `metrics.CALL_DURATION_BUCKETS_S`, and rounded to two
+significant digits (as Locust keeps them), so a million calls cost a few hundred dictionary
+entries and the summary's percentiles stay exact to that rounding.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from prometheus_client import Counter
-
-from . import metrics
+from .metrics import CALL_DURATION_BUCKETS_S, error_code_label
 from .trace import FrameTrace
 
 __all__ = ["ActionStats", "LinkObserver", "NullObserver", "RunStats", "percentile_ms"]
-
 
 _NOT_CONNECTED = frozenset({"disconnected", "connecting"})
 
@@ -70,10 +69,13 @@ class NullObserver:
 
 
 def _round_to_two_digits(value: int) -> int:
+    """`value` rounded to two significant digits (1234 -> 1200), without a logarithm."""
     if value < 100:
         return value
-    magnitude: int = 10 ** (int(math.log10(value)) - 1)
-    return round(value / magnitude) * magnitude
+    magnitude = 10
+    while value >= magnitude * 100:
+        magnitude *= 10
+    return (value + magnitude // 2) // magnitude * magnitude
 
 
 def percentile_ms(histogram_us: dict[int, int], fraction: float) -> float | None:
@@ -98,6 +100,11 @@ class ActionStats:
     errors: int = 0
     timeouts: int = 0
     round_trips_us: dict[int, int] = field(default_factory=dict)
+    #: Non-cumulative counts per bucket of `CALL_DURATION_BUCKETS_S`, then +Inf.
+    duration_buckets: list[int] = field(
+        default_factory=lambda: [0] * (len(CALL_DURATION_BUCKETS_S) + 1)
+    )
+    duration_sum_s: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -110,6 +117,10 @@ class ActionStats:
         }
 
 
+def _bump(counts: dict[Any, int], key: Any) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
 class RunStats:
     """The recorder for one process's fleet; see the module docstring."""
 
@@ -118,40 +129,29 @@ class RunStats:
         self.messages_sent = 0
         self.messages_received = 0
         self.calls: dict[str, ActionStats] = {}
-        self.callerrors_received = 0
-        self.csms_schema_violations = 0
-        self.frames_dropped = 0
+        #: (action, direction, outcome) -> exchanges; see `metrics.MESSAGES`.
+        self.exchanges: dict[tuple[str, str, str], int] = {}
+        self.callerrors: dict[tuple[str, str], int] = {}
+        self.violations: dict[tuple[str, str], int] = {}
+        self.frames_dropped_by_reason: dict[str, int] = {}
+        self.connection_attempts_by_outcome: dict[str, int] = {}
+        self.stations_by_state: dict[str, int] = {}
         self.transactions_started = 0
-        self.transactions_ended = 0
-        self.energy_delivered_wh = 0.0
+        self.transactions_ended_by_reason: dict[str, int] = {}
         self.transaction_events_dropped = 0
-        self.connection_attempts = 0
-        self.connection_failures = 0
+        self.energy_delivered_wh = 0.0
+        self.station_failures_by_error: dict[str, int] = {}
         self.stations_connected = 0
         self.stations_connected_peak = 0
         self.stations_booted = 0
-        self.station_failures = 0
-        self._sent = metrics.WEBSOCKET_MESSAGES.labels("sent")
-        self._received = metrics.WEBSOCKET_MESSAGES.labels("received")
-        self._message_children: dict[tuple[str, str, str], Counter] = {}
-        self._duration_children: dict[str, Any] = {}
 
     # -- frames and exchanges (called per message: keep these cheap) ----------------------
 
     def frame_sent(self) -> None:
         self.messages_sent += 1
-        self._sent.inc()
 
     def frame_received(self) -> None:
         self.messages_received += 1
-        self._received.inc()
-
-    def _count_message(self, action: str, direction: str, outcome: str) -> None:
-        key = (action, direction, outcome)
-        child = self._message_children.get(key)
-        if child is None:
-            child = self._message_children[key] = metrics.MESSAGES.labels(*key)
-        child.inc()
 
     def call_done(self, action: str, outcome: str, round_trip_s: float | None) -> None:
         stats = self.calls.get(action)
@@ -164,41 +164,39 @@ class RunStats:
             stats.errors += 1
         if round_trip_s is not None:
             micros = _round_to_two_digits(int(round_trip_s * 1_000_000))
-            stats.round_trips_us[micros] = stats.round_trips_us.get(micros, 0) + 1
-            duration = self._duration_children.get(action)
-            if duration is None:
-                duration = self._duration_children[action] = metrics.CALL_DURATION.labels(action)
-            duration.observe(round_trip_s)
-        self._count_message(action, "station_to_csms", outcome)
+            rounded = stats.round_trips_us
+            rounded[micros] = rounded.get(micros, 0) + 1
+            stats.duration_buckets[bisect_left(CALL_DURATION_BUCKETS_S, round_trip_s)] += 1
+            stats.duration_sum_s += round_trip_s
+        _bump(self.exchanges, (action, "station_to_csms", outcome))
 
     def callerror_received(self, action: str, code: str) -> None:
-        self.callerrors_received += 1
-        metrics.CALLERRORS_RECEIVED.labels(action, metrics.error_code_label(code)).inc()
+        _bump(self.callerrors, (action, error_code_label(code)))
 
     def incoming_done(self, action: str, outcome: str) -> None:
-        self._count_message(action, "csms_to_station", outcome)
+        _bump(self.exchanges, (action, "csms_to_station", outcome))
 
     def csms_violation(self, action: str | None, code: str) -> None:
-        self.csms_schema_violations += 1
-        metrics.CSMS_SCHEMA_VIOLATIONS.labels(action or "unknown", code).inc()
+        _bump(self.violations, (action or "unknown", error_code_label(code)))
 
     def frame_dropped(self, reason: str) -> None:
-        self.frames_dropped += 1
-        metrics.FRAMES_DROPPED.labels(reason).inc()
+        _bump(self.frames_dropped_by_reason, reason)
+
+    def internal_error(self, error: BaseException) -> None:
+        """A station handler failed while answering the CSMS; the station goes on."""
+        self.station_failed(error)
 
     # -- stations and transactions --------------------------------------------------------
 
     def connection_attempt(self, outcome: str) -> None:
-        self.connection_attempts += 1
-        if outcome != "ok":
-            self.connection_failures += 1
-        metrics.CONNECTION_ATTEMPTS.labels(outcome).inc()
+        _bump(self.connection_attempts_by_outcome, outcome)
 
     def station_state_changed(self, old: str | None, new: str | None) -> None:
+        by_state = self.stations_by_state
         if old is not None:
-            metrics.STATIONS.labels(old).dec()
+            by_state[old] -= 1
         if new is not None:
-            metrics.STATIONS.labels(new).inc()
+            by_state[new] = by_state.get(new, 0) + 1
         was_connected = old is not None and old not in _NOT_CONNECTED
         is_connected = new is not None and new not in _NOT_CONNECTED
         if is_connected and not was_connected:
@@ -212,33 +210,78 @@ class RunStats:
     def station_booted(self) -> None:
         self.stations_booted += 1
 
-    def internal_error(self, error: BaseException) -> None:
-        """A station handler failed while answering the CSMS; the station goes on."""
-        self.station_failed(error)
-
     def station_failed(self, error: BaseException) -> None:
-        self.station_failures += 1
-        metrics.STATION_FAILURES.labels(type(error).__name__).inc()
+        _bump(self.station_failures_by_error, type(error).__name__)
 
     def transaction_started(self) -> None:
         self.transactions_started += 1
-        metrics.TRANSACTIONS_STARTED.inc()
 
     def transaction_ended(self, stopped_reason: str) -> None:
-        self.transactions_ended += 1
-        metrics.TRANSACTIONS_ENDED.labels(stopped_reason).inc()
+        _bump(self.transactions_ended_by_reason, stopped_reason)
 
     def transaction_event_dropped(self) -> None:
         """A TransactionEvent the CSMS refused MessageAttempts times (E13)."""
         self.transaction_events_dropped += 1
-        metrics.TRANSACTION_EVENTS_DROPPED.inc()
 
     def energy_delivered(self, energy_wh: float) -> None:
         if energy_wh > 0:
             self.energy_delivered_wh += energy_wh
-            metrics.ENERGY_DELIVERED.inc(energy_wh * 3600.0)
 
-    # -- the summary ----------------------------------------------------------------------
+    # -- totals ---------------------------------------------------------------------------
+
+    @property
+    def transactions_ended(self) -> int:
+        return sum(self.transactions_ended_by_reason.values())
+
+    @property
+    def callerrors_received(self) -> int:
+        return sum(self.callerrors.values())
+
+    @property
+    def csms_schema_violations(self) -> int:
+        return sum(self.violations.values())
+
+    @property
+    def frames_dropped(self) -> int:
+        return sum(self.frames_dropped_by_reason.values())
+
+    @property
+    def connection_attempts(self) -> int:
+        return sum(self.connection_attempts_by_outcome.values())
+
+    @property
+    def connection_failures(self) -> int:
+        return self.connection_attempts - self.connection_attempts_by_outcome.get("ok", 0)
+
+    @property
+    def station_failures(self) -> int:
+        return sum(self.station_failures_by_error.values())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Copies of the counters the Prometheus collector exports.
+
+        The metrics endpoint runs in its own thread; each copy is made by a single C-level
+        call, so the trio thread cannot change a dictionary while it is being read.
+        """
+        return {
+            "stations_by_state": dict(self.stations_by_state),
+            "exchanges": dict(self.exchanges),
+            "messages_sent": self.messages_sent,
+            "messages_received": self.messages_received,
+            "connection_attempts_by_outcome": dict(self.connection_attempts_by_outcome),
+            "callerrors": dict(self.callerrors),
+            "violations": dict(self.violations),
+            "frames_dropped_by_reason": dict(self.frames_dropped_by_reason),
+            "transactions_started": self.transactions_started,
+            "transactions_ended_by_reason": dict(self.transactions_ended_by_reason),
+            "transaction_events_dropped": self.transaction_events_dropped,
+            "energy_delivered_wh": self.energy_delivered_wh,
+            "station_failures_by_error": dict(self.station_failures_by_error),
+            "durations": {
+                action: (list(stats.duration_buckets), stats.duration_sum_s)
+                for action, stats in list(self.calls.items())
+            },
+        }
 
     def totals(self) -> dict[str, Any]:
         """The counters of the summary JSON that this process knows."""

@@ -208,13 +208,19 @@ class Station:
         return float(minimum_s * 2**doublings + jitter)
 
     async def _online(self, link: Link) -> None:
-        self.link = link
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._operate, link, nursery.cancel_scope)
-            await link.wait_closed()
-            nursery.cancel_scope.cancel()
+        """Boot, report and heartbeat on `link` until it closes.
 
-    async def _operate(self, link: Link, scope: trio.CancelScope) -> None:
+        The link's closing cancels this work through `on_closed`, rather than through a
+        watcher task, to keep an idle station at as few tasks as possible.
+        """
+        self.link = link
+        with trio.CancelScope() as scope:
+            link.on_closed = scope.cancel
+            if link.closed:
+                return
+            await self._operate(link)
+
+    async def _operate(self, link: Link) -> None:
         try:
             await boot_until_accepted(self, link)
             self.synced = True
@@ -225,7 +231,7 @@ class Station:
             await self.drain_transaction_events()
             await heartbeat_forever(self)
         except LinkClosed:
-            scope.cancel()
+            pass
 
     async def wait_synced(self) -> None:
         """Wait until the station is Accepted and has started reporting on this connection."""

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import trio
 from trio_websocket import (
     ConnectionRejected,
     ConnectionTimeout,
@@ -25,7 +24,7 @@ from trio_websocket import (
     open_websocket_url,
 )
 
-from ..link import CallHandler, ConnectError, FollowUp, RpcLink, SendHandler
+from ..link import CallDeadlines, CallHandler, ConnectError, FollowUp, RpcLink, SendHandler
 from ..ocpp import OcppVersion, RpcSession, schema_set, subprotocol_for
 from ..ocpp.actions import CSMS_INITIATED
 from ..stats import LinkObserver
@@ -87,8 +86,13 @@ async def open_station_link(
     spawn: Callable[[FollowUp], None],
     observer: LinkObserver,
     send_handler: SendHandler | None = None,
+    deadlines: CallDeadlines | None = None,
 ) -> AsyncIterator[RpcLink]:
-    """Connect, start the link's reader, yield the link; close the connection on exit."""
+    """Connect, start the link's reader, yield the link; close the connection on exit.
+
+    `deadlines` is the fleet's shared CALL timeout sweeper; without it each CALL times out
+    through a cancel scope of its own.
+    """
     url = station_url(settings.csms_url, station_id)
     protocol = subprotocol_for(settings.ocpp_version)
     headers = []
@@ -120,13 +124,12 @@ async def open_station_link(
                 observer=observer,
                 peer_name=station_id,
                 send_handler=send_handler,
+                deadlines=deadlines,
             )
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(link.run)
-                try:
-                    yield link
-                finally:
-                    nursery.cancel_scope.cancel()
+            # The reader runs in the station's nursery (one nursery fewer per station); it
+            # ends by itself when the connection closes on leaving this block.
+            spawn(link.run)
+            yield link
     except ConnectionRejected as exc:
         if connected:
             raise
