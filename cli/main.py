@@ -143,7 +143,8 @@ def run(
     except ScenarioError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=ExitCode.BAD_SCENARIO) from None
-    console = Console(stderr=False, highlight=False)
+    # soft_wrap: long lines (errors, URLs) stay whole in CI logs instead of breaking at 80.
+    console = Console(highlight=False, soft_wrap=True)
     console.print(f"fleetsim: {scenario.name}: {_describe(scenario)}")
     options = RunOptions(trace_path=trace, summary_json_path=summary_json, show_progress=progress)
     outcome = trio.run(run_scenario, scenario, options, console)

@@ -173,6 +173,8 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
         REGISTRY.unregister(collector)
         if trace is not None:
             trace.close()
+    for station in stations:
+        station.account_energy()
     errors = _distinct_errors(stations, fleet.failures)
     if unreachable:
         errors.insert(

@@ -69,7 +69,8 @@ def render_summary(summary: dict[str, Any], console: Console) -> None:
             _ms(row["p95_ms"]),
             _ms(row["p99_ms"]),
         )
-    console.print(table)
+    if summary["calls"]:
+        console.print(table)
     wall_s = summary["wall_seconds"] or 1.0
     console.print(
         f"stations {summary['stations_booted']}/{summary['stations_total']} booted, "

@@ -353,6 +353,17 @@ class Station:
             return "Occupied"
         return "Available"
 
+    def account_energy(self) -> None:
+        """Count the energy delivered since each EVSE's last power change.
+
+        Energy is counted when power changes; this brings the count up to now, for meter
+        samples and for the summary of a run that ends mid-session.
+        """
+        now_s = self.clock.sim_now()
+        for evse in self.evses:
+            if evse.power_w > 0:
+                self.stats.energy_delivered(evse.set_power(evse.power_w, now_s))
+
     def transactions(self) -> list[Evse]:
         """The EVSEs that have a transaction running."""
         return [evse for evse in self.evses if evse.transaction is not None]

@@ -186,6 +186,8 @@ async def update_transaction(
         transaction.charging_state = charging_state
     if evse.plugged_connector is not None:
         transaction.connector_id = evse.plugged_connector
+    if with_meter and evse.power_w > 0:
+        station.stats.energy_delivered(evse.set_power(evse.power_w, station.clock.sim_now()))
     payload = _event(
         station, evse, transaction, "Updated", trigger_reason,
         measurands_variable="TxUpdatedMeasurands" if with_meter else None,
