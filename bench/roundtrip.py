@@ -149,18 +149,26 @@ async def _client_fleetsim(
         raise NotImplementedError
 
     async def one(index: int, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as follow_ups:
-            async with open_station_link(
-                f"FS{index:05d}", settings, refuse, spawn=follow_ups.start_soon, observer=stats,
+        async with (
+            trio.open_nursery() as follow_ups,
+            open_station_link(
+                f"FS{index:05d}",
+                settings,
+                refuse,
+                spawn=follow_ups.start_soon,
+                observer=stats,
                 deadlines=deadlines,
-            ) as link:
-                await link.call(
-                    "BootNotification",
-                    {"reason": "PowerUp",
-                     "chargingStation": {"model": "bench", "vendorName": "bench"}},
-                )
-                task_status.started(link)
-                await trio.sleep_forever()
+            ) as link,
+        ):
+            await link.call(
+                "BootNotification",
+                {
+                    "reason": "PowerUp",
+                    "chargingStation": {"model": "bench", "vendorName": "bench"},
+                },
+            )
+            task_status.started(link)
+            await trio.sleep_forever()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(deadlines.run)
@@ -206,9 +214,7 @@ async def _client_idle(url: str, stations: int, warmup_s: float, window_s: float
         )
 
     async with trio.open_nursery() as nursery:
-        stations_list = [
-            Station(f"IDLE{i:05d}", i, config, clock, stats) for i in range(stations)
-        ]
+        stations_list = [Station(f"IDLE{i:05d}", i, config, clock, stats) for i in range(stations)]
         for station in stations_list:
             await nursery.start(station.run, connect)
         for station in stations_list:
@@ -239,11 +245,29 @@ def _client_main(mode: str, url: str, stations: int, warmup_s: float, window_s: 
 # -- the driver ------------------------------------------------------------------------------
 
 
-def _run_client(mode: str, url: str, stations: int, warmup_s: float, window_s: float) -> dict[str, Any]:
+def _run_client(
+    mode: str, url: str, stations: int, warmup_s: float, window_s: float
+) -> dict[str, Any]:
     output = subprocess.run(
-        [sys.executable, __file__, "--client", mode, "--url", url,
-         "--stations", str(stations), "--warmup", str(warmup_s), "--window", str(window_s)],
-        check=True, capture_output=True, text=True, cwd=ROOT, timeout=600,
+        [
+            sys.executable,
+            __file__,
+            "--client",
+            mode,
+            "--url",
+            url,
+            "--stations",
+            str(stations),
+            "--warmup",
+            str(warmup_s),
+            "--window",
+            str(window_s),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
     )
     return dict(json.loads(output.stdout.strip().splitlines()[-1]))
 
@@ -271,15 +295,20 @@ def main() -> None:
     port = _free_port()
     csms = subprocess.Popen(
         [sys.executable, "-m", "cli", "csms", "--port", str(port), "--heartbeat-interval", "300"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert csms.stdout is not None
         csms.stdout.readline()  # the "embedded CSMS on ..." line: it is listening
         url = f"ws://127.0.0.1:{port}/ocpp"
         report: dict[str, Any] = {"machine_cpus": os.cpu_count(), "runs": args.runs, "cases": []}
-        print(f"{'stations':>8} {'client':>9} {'rt/s':>8} {'cpu µs/rt':>10} {'p50 ms':>7} "
-              f"{'p99 ms':>7} {'KB/station':>10} {'idle cpu%':>9}")
+        print(
+            f"{'stations':>8} {'client':>9} {'rt/s':>8} {'cpu µs/rt':>10} {'p50 ms':>7} "
+            f"{'p99 ms':>7} {'KB/station':>10} {'idle cpu%':>9}"
+        )
         for stations in counts:
             case: dict[str, Any] = {"stations": stations}
             for mode in ("bare", "fleetsim", "idle"):
@@ -290,17 +319,23 @@ def main() -> None:
                 medians = {key: _median(runs, key) for key in runs[0]}
                 case[mode] = {"median": medians, "runs": runs}
                 if mode == "idle":
-                    print(f"{stations:>8} {mode:>9} {'':>8} {'':>10} {'':>7} {'':>7} "
-                          f"{medians['rss_kb_per_station']:>10.1f} "
-                          f"{medians['idle_cpu_percent']:>9.2f}")
+                    print(
+                        f"{stations:>8} {mode:>9} {'':>8} {'':>10} {'':>7} {'':>7} "
+                        f"{medians['rss_kb_per_station']:>10.1f} "
+                        f"{medians['idle_cpu_percent']:>9.2f}"
+                    )
                 else:
                     rss = medians.get("rss_kb_per_station")
-                    print(f"{stations:>8} {mode:>9} {medians['round_trips_per_s']:>8.0f} "
-                          f"{medians['cpu_us_per_round_trip']:>10.1f} "
-                          f"{medians['p50_ms']:>7.2f} {medians['p99_ms']:>7.2f} "
-                          f"{'' if rss is None else f'{rss:.1f}':>10}")
-            ratio = (case["fleetsim"]["median"]["cpu_us_per_round_trip"]
-                     / case["bare"]["median"]["cpu_us_per_round_trip"])
+                    print(
+                        f"{stations:>8} {mode:>9} {medians['round_trips_per_s']:>8.0f} "
+                        f"{medians['cpu_us_per_round_trip']:>10.1f} "
+                        f"{medians['p50_ms']:>7.2f} {medians['p99_ms']:>7.2f} "
+                        f"{'' if rss is None else f'{rss:.1f}':>10}"
+                    )
+            ratio = (
+                case["fleetsim"]["median"]["cpu_us_per_round_trip"]
+                / case["bare"]["median"]["cpu_us_per_round_trip"]
+            )
             case["cpu_ratio_fleetsim_to_bare"] = ratio
             print(f"{stations:>8} CPU per round trip, fleetsim / bare: {ratio:.2f}x")
             report["cases"].append(case)

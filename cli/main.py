@@ -102,9 +102,7 @@ def run(
     duration: Annotated[
         float | None, typer.Option(help="Wall seconds the run lasts.", metavar="SECONDS")
     ] = None,
-    speed: Annotated[
-        float | None, typer.Option(help="Simulated seconds per wall second.")
-    ] = None,
+    speed: Annotated[float | None, typer.Option(help="Simulated seconds per wall second.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the scenario's randomness.")] = None,
     ocpp_version: Annotated[
         str | None, typer.Option("--ocpp-version", help="2.1 or 2.0.1.")

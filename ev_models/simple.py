@@ -80,8 +80,14 @@ class SimpleSessionModel:
         """The EV of a remote start: the CSMS chose the token, the model the car."""
         visit = self._draw(self._rng(station_index, evse_id, visit_number), station_index)
         return EvVisit(
-            visit.dwell_s, visit.energy_wanted_wh, visit.max_power_w, visit.battery_wh,
-            visit.soc_start, id_token, id_token_type, True,
+            visit.dwell_s,
+            visit.energy_wanted_wh,
+            visit.max_power_w,
+            visit.battery_wh,
+            visit.soc_start,
+            id_token,
+            id_token_type,
+            True,
         )
 
     def _draw(self, rng: np.random.Generator, station_index: int) -> EvVisit:

@@ -74,6 +74,7 @@ class ConnectError(Exception):
         super().__init__(message)
         self.outcome = outcome
 
+
 SendHandler = Callable[[str, Mapping[str, Any]], None]
 
 
@@ -162,9 +163,9 @@ class RpcLink:
         "_answer",
         "_busy",
         "_channel",
-        "_deadlines",
         "_closed",
         "_closed_event",
+        "_deadlines",
         "_handler",
         "_observer",
         "_send_handler",
@@ -275,15 +276,17 @@ class RpcLink:
             self._busy = False
 
     async def _write(self, text: str) -> None:
+        # Counted (and traced) when handed to the channel, before the send can yield, so the
+        # trace shows a CALL before its answer and counts match the trace line for line.
         observer = self._observer
         if observer.trace is not None:
             observer.trace.write(self.peer_name, "sent", text)
+        observer.frame_sent()
         try:
             await self._channel.send_text(text)
         except LinkClosed:
             self._mark_closed()
             raise
-        observer.frame_sent()
 
     # -- station-initiated (our) CALLs ------------------------------------------------------
 

@@ -65,7 +65,20 @@ OUTCOMES = ("ok", "callerror", "timeout", "invalid", "closed", "sent")
 STATION_STATES = ("disconnected", "connecting", "booting", "pending", "rejected", "accepted")
 CONNECTION_OUTCOMES = ("ok", "refused", "rejected", "timeout")
 CALL_DURATION_BUCKETS_S = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
 )
 
 _KNOWN_CODES = frozenset(code.value for code in ErrorCode)
@@ -87,7 +100,9 @@ class MetricSpec:
 
 
 STATIONS = MetricSpec(
-    "fleetsim_stations", "Virtual stations by connection and registration state.", "gauge",
+    "fleetsim_stations",
+    "Virtual stations by connection and registration state.",
+    "gauge",
     ("state",),
 )
 MESSAGES = MetricSpec(
@@ -104,40 +119,51 @@ CALL_DURATION = MetricSpec(
     ("action",),
 )
 WEBSOCKET_MESSAGES = MetricSpec(
-    "fleetsim_websocket_messages_total", "WebSocket text messages, every frame of every station.",
-    "counter", ("direction",),
+    "fleetsim_websocket_messages_total",
+    "WebSocket text messages, every frame of every station.",
+    "counter",
+    ("direction",),
 )
 CONNECTION_ATTEMPTS = MetricSpec(
-    "fleetsim_connection_attempts_total", "Attempts to open a station's WebSocket, by result.",
-    "counter", ("outcome",),
+    "fleetsim_connection_attempts_total",
+    "Attempts to open a station's WebSocket, by result.",
+    "counter",
+    ("outcome",),
 )
 CALLERRORS_RECEIVED = MetricSpec(
-    "fleetsim_callerrors_received_total", "CALLERRORs the CSMS sent in answer to station CALLs.",
-    "counter", ("action", "code"),
+    "fleetsim_callerrors_received_total",
+    "CALLERRORs the CSMS sent in answer to station CALLs.",
+    "counter",
+    ("action", "code"),
 )
 CSMS_SCHEMA_VIOLATIONS = MetricSpec(
     "fleetsim_csms_schema_violations_total",
     "Messages from the CSMS that broke OCPP-J framing or the OCPP JSON schema.",
-    "counter", ("action", "code"),
+    "counter",
+    ("action", "code"),
 )
 FRAMES_DROPPED = MetricSpec(
     "fleetsim_frames_dropped_total",
     "Frames from the CSMS that could not be used: no readable message id (unreadable), or an "
     "answer that matched no outstanding CALL (late).",
-    "counter", ("reason",),
+    "counter",
+    ("reason",),
 )
 TRANSACTIONS_STARTED = MetricSpec(
     "fleetsim_transactions_started_total",
-    "Transactions the stations started (TransactionEvent Started).", "counter",
+    "Transactions the stations started (TransactionEvent Started).",
+    "counter",
 )
 TRANSACTIONS_ENDED = MetricSpec(
     "fleetsim_transactions_ended_total",
-    "Transactions the stations ended (TransactionEvent Ended), by stoppedReason.", "counter",
+    "Transactions the stations ended (TransactionEvent Ended), by stoppedReason.",
+    "counter",
     ("reason",),
 )
 TRANSACTION_EVENTS_DROPPED = MetricSpec(
     "fleetsim_transaction_events_dropped_total",
-    "TransactionEvents given up after MessageAttempts CALLERRORs or timeouts (E13).", "counter",
+    "TransactionEvents given up after MessageAttempts CALLERRORs or timeouts (E13).",
+    "counter",
 )
 ENERGY_DELIVERED = MetricSpec(
     "fleetsim_energy_delivered_joules_total",
@@ -147,13 +173,24 @@ ENERGY_DELIVERED = MetricSpec(
 STATION_FAILURES = MetricSpec(
     "fleetsim_station_failures_total",
     "Unexpected errors in station logic, by exception type; the rest of the fleet goes on.",
-    "counter", ("error",),
+    "counter",
+    ("error",),
 )
 
 ALL_METRICS = (
-    STATIONS, MESSAGES, CALL_DURATION, WEBSOCKET_MESSAGES, CONNECTION_ATTEMPTS,
-    CALLERRORS_RECEIVED, CSMS_SCHEMA_VIOLATIONS, FRAMES_DROPPED, TRANSACTIONS_STARTED,
-    TRANSACTIONS_ENDED, TRANSACTION_EVENTS_DROPPED, ENERGY_DELIVERED, STATION_FAILURES,
+    STATIONS,
+    MESSAGES,
+    CALL_DURATION,
+    WEBSOCKET_MESSAGES,
+    CONNECTION_ATTEMPTS,
+    CALLERRORS_RECEIVED,
+    CSMS_SCHEMA_VIOLATIONS,
+    FRAMES_DROPPED,
+    TRANSACTIONS_STARTED,
+    TRANSACTIONS_ENDED,
+    TRANSACTION_EVENTS_DROPPED,
+    ENERGY_DELIVERED,
+    STATION_FAILURES,
 )
 
 

@@ -216,8 +216,14 @@ def _connector(
 
         def connect_in_memory(station: Station) -> AbstractAsyncContextManager[Link]:
             return open_memory_link(
-                station.id, serve, station.handle, spawn=station.spawn, observer=stats,
-                ocpp_version=version, call_timeout_s=call_timeout_s, validate_outgoing=validate,
+                station.id,
+                serve,
+                station.handle,
+                spawn=station.spawn,
+                observer=stats,
+                ocpp_version=version,
+                call_timeout_s=call_timeout_s,
+                validate_outgoing=validate,
             )
 
         return connect_in_memory
@@ -232,7 +238,11 @@ def _connector(
 
     def connect_websocket(station: Station) -> AbstractAsyncContextManager[Link]:
         return open_station_link(
-            station.id, settings, station.handle, spawn=station.spawn, observer=stats,
+            station.id,
+            settings,
+            station.handle,
+            spawn=station.spawn,
+            observer=stats,
             deadlines=deadlines,
         )
 
@@ -274,4 +284,3 @@ def _distinct_errors(stations: list[Station], failures: list[Any]) -> list[str]:
         if len(seen) >= 5:
             break
     return list(seen.values()) + [f"station {f.station_id} failed: {f.error}" for f in failures]
-

@@ -17,9 +17,9 @@ def _registry(*sources: RunStats) -> CollectorRegistry:
 def test_known_label_values_are_exported_at_zero_before_anything_happens() -> None:
     registry = _registry(RunStats())
     assert registry.get_sample_value("fleetsim_stations", {"state": "accepted"}) == 0
-    assert registry.get_sample_value(
-        "fleetsim_connection_attempts_total", {"outcome": "refused"}
-    ) == 0
+    assert (
+        registry.get_sample_value("fleetsim_connection_attempts_total", {"outcome": "refused"}) == 0
+    )
     assert registry.get_sample_value("fleetsim_transactions_started_total") == 0
 
 
@@ -30,15 +30,20 @@ def test_exchanges_and_round_trips_appear_as_counters_and_histograms() -> None:
     stats.call_done("Heartbeat", "ok", 0.2)
     stats.call_done("Heartbeat", "timeout", None)
     labels = {"action": "Heartbeat", "direction": "station_to_csms"}
-    assert registry.get_sample_value(
-        "fleetsim_ocpp_messages_total", {**labels, "outcome": "ok"}
-    ) == 2
-    assert registry.get_sample_value(
-        "fleetsim_ocpp_messages_total", {**labels, "outcome": "timeout"}
-    ) == 1
+    assert (
+        registry.get_sample_value("fleetsim_ocpp_messages_total", {**labels, "outcome": "ok"}) == 2
+    )
+    assert (
+        registry.get_sample_value("fleetsim_ocpp_messages_total", {**labels, "outcome": "timeout"})
+        == 1
+    )
     duration = "fleetsim_ocpp_call_duration_seconds"
-    assert registry.get_sample_value(f"{duration}_bucket", {"action": "Heartbeat", "le": "0.005"}) == 1
-    assert registry.get_sample_value(f"{duration}_bucket", {"action": "Heartbeat", "le": "+Inf"}) == 2
+    assert (
+        registry.get_sample_value(f"{duration}_bucket", {"action": "Heartbeat", "le": "0.005"}) == 1
+    )
+    assert (
+        registry.get_sample_value(f"{duration}_bucket", {"action": "Heartbeat", "le": "+Inf"}) == 2
+    )
     assert registry.get_sample_value(f"{duration}_sum", {"action": "Heartbeat"}) == 0.203
 
 
@@ -58,9 +63,12 @@ def test_unknown_error_codes_from_the_csms_do_not_grow_the_label_set() -> None:
     registry = _registry(stats)
     stats.callerror_received("Authorize", "MyVeryOwnCode")
     stats.callerror_received("Authorize", "InternalError")
-    assert registry.get_sample_value(
-        "fleetsim_callerrors_received_total", {"action": "Authorize", "code": "other"}
-    ) == 1
+    assert (
+        registry.get_sample_value(
+            "fleetsim_callerrors_received_total", {"action": "Authorize", "code": "other"}
+        )
+        == 1
+    )
 
 
 def test_every_metric_follows_the_naming_rules() -> None:

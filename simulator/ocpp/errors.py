@@ -7,7 +7,7 @@ direction: the peer answered our CALL with a CALLERROR.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Mapping
 
 __all__ = [
@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     """The CALLERROR codes OCPP-J 2.0.1/2.1 define (Part 4, RPC framework)."""
 
     FORMAT_VIOLATION = "FormatViolation"

@@ -16,7 +16,7 @@ and with the message id when it could still be read (a frame without one cannot 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Union
+from typing import Any, Mapping
 
 import orjson
 
@@ -85,7 +85,7 @@ class Send:
     payload: Mapping[str, Any]
 
 
-Frame = Union[Call, CallResult, CallError, CallResultError, Send]
+Frame = Call | CallResult | CallError | CallResultError | Send
 
 
 def dump(frame: Frame) -> str:
@@ -129,11 +129,11 @@ def parse(text: str | bytes) -> Frame:
             ErrorCode.RPC_FRAMEWORK_ERROR, "the message type is not an integer", message_id
         )
     try:
-        if message_type == CALL or message_type == SEND:
+        if message_type in (CALL, SEND):
             return _parse_action_frame(array, message_id, message_type)
         if message_type == CALLRESULT:
             return _parse_result_frame(array, message_id)
-        if message_type == CALLERROR or message_type == CALLRESULTERROR:
+        if message_type in (CALLERROR, CALLRESULTERROR):
             return _parse_error_frame(array, message_id, message_type)
     except FrameError as exc:
         exc.message_type = message_type

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Mapping
 
 from .errors import ErrorCode, FrameError, RpcError
 from .frames import (
@@ -136,16 +136,16 @@ class BadFrame:
     reply: str | None
 
 
-Event = Union[
-    IncomingCall,
-    IncomingSend,
-    CallAnswered,
-    CallRejected,
-    InvalidAnswer,
-    LateAnswer,
-    ResultRejected,
-    BadFrame,
-]
+Event = (
+    IncomingCall
+    | IncomingSend
+    | CallAnswered
+    | CallRejected
+    | InvalidAnswer
+    | LateAnswer
+    | ResultRejected
+    | BadFrame
+)
 
 _ABANDONED_IDS_KEPT = 16
 
@@ -288,9 +288,7 @@ class RpcSession:
     def _check_incoming(self, action: str, payload: Mapping[str, Any]) -> None:
         if action not in self.incoming_actions:
             if action in self._schemas.actions:
-                raise RpcError(
-                    ErrorCode.NOT_SUPPORTED, f"{action} is not sent in this direction"
-                )
+                raise RpcError(ErrorCode.NOT_SUPPORTED, f"{action} is not sent in this direction")
             raise RpcError(
                 ErrorCode.NOT_IMPLEMENTED, f"{action} is not an OCPP {self._schemas.version} action"
             )
@@ -320,9 +318,7 @@ class RpcSession:
         except RpcError as exc:
             reply = None
             if self._supports_2_1_frames:
-                reply = dump(
-                    CallResultError(frame.message_id, exc.code.value, exc.description, {})
-                )
+                reply = dump(CallResultError(frame.message_id, exc.code.value, exc.description, {}))
             return InvalidAnswer(frame.message_id, action, exc, now - sent_at, reply)
         return CallAnswered(frame.message_id, action, frame.payload, now - sent_at)
 
@@ -331,6 +327,4 @@ class RpcSession:
         if matched is None:
             return LateAnswer(frame.message_id, frame.message_id in self._abandoned)
         action, sent_at = matched
-        return CallRejected(
-            frame.message_id, action, frame.code, frame.description, now - sent_at
-        )
+        return CallRejected(frame.message_id, action, frame.code, frame.description, now - sent_at)

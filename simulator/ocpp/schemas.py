@@ -20,8 +20,8 @@ import functools
 import importlib.resources
 from typing import Any, Callable, Literal, Mapping
 
-import orjson
 import jsonschema_rs
+import orjson
 
 from .errors import ErrorCode, RpcError
 

@@ -44,8 +44,10 @@ class ProgressLine:
         p50 = percentile_ms(recent, 0.5)
         p99 = percentile_ms(recent, 0.99)
         latency = "-" if p50 is None or p99 is None else f"{p50:.1f}/{p99:.1f} ms"
-        errors = stats.callerrors_received + stats.csms_schema_violations + sum(
-            s.timeouts for s in stats.calls.values()
+        errors = (
+            stats.callerrors_received
+            + stats.csms_schema_violations
+            + sum(s.timeouts for s in stats.calls.values())
         )
         return (
             f"connected {stats.stations_connected}/{self._stations_total}  "

@@ -80,11 +80,11 @@ def change_availability(station: Station, payload: Mapping[str, Any]) -> Answer:
         busy = [evse for evse in station.evses if evse.transaction is not None]
         if busy and not operative:
             # The idle EVSEs go out of service now, the busy ones when their transaction ends.
-            for evse in station.evses:
-                if evse.transaction is None:
-                    evse.operative = False
+            for each in station.evses:
+                if each.transaction is None:
+                    each.operative = False
                 else:
-                    evse.scheduled_operative = False
+                    each.scheduled_operative = False
             return Answer({"status": "Scheduled"}, then=_report(station))
         station.operative = operative
         return Answer({"status": "Accepted"}, then=_report(station))

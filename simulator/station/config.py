@@ -52,9 +52,7 @@ class StationConfig:
         if unknown or not self.tx_start_points:
             raise ValueError(f"tx_start_points must be some of {TX_POINTS}, got {unknown}")
         if self.connector_status_report not in CONNECTOR_STATUS_REPORTS:
-            raise ValueError(
-                f"connector_status_report must be one of {CONNECTOR_STATUS_REPORTS}"
-            )
+            raise ValueError(f"connector_status_report must be one of {CONNECTOR_STATUS_REPORTS}")
         if not self.evses:
             raise ValueError("a station needs at least one EVSE")
         from .standard_variables import build_device_model_spec

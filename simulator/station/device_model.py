@@ -211,7 +211,9 @@ class DeviceModel:
             return AttributeResult("Rejected", reason="WriteOnly")
         return AttributeResult("Accepted", self.value(spec))
 
-    def write(self, key: VariableKey, value: str, attribute_type: str = "Actual") -> AttributeResult:
+    def write(
+        self, key: VariableKey, value: str, attribute_type: str = "Actual"
+    ) -> AttributeResult:
         """SetVariables for one variable (B05); a change takes effect through `on_change`."""
         spec = self.spec.find(key)
         if spec is None:

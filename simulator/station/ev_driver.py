@@ -92,7 +92,9 @@ async def _visit(station: Station, evse: Evse, visit: EvVisit, remote: RemoteSta
             await start_transaction(
                 station, evse, "RemoteStart", id_token=token, remote_start_id=remote.remote_start_id
             )
-        delay_s = station.sessions.settings.remote_start_plugin_delay_s if station.sessions else None
+        delay_s = (
+            station.sessions.settings.remote_start_plugin_delay_s if station.sessions else None
+        )
         timeout_s = station.device_model.integer("TxCtrlr", "EVConnectionTimeOut")
         if delay_s is None or delay_s > timeout_s:
             await _wait_until(station, evse, clock.sim_now() + timeout_s)
@@ -110,8 +112,10 @@ async def _visit(station: Station, evse: Evse, visit: EvVisit, remote: RemoteSta
 
     while clock.sim_now() < plug_in_s:
         await _wait_until(station, evse, plug_in_s)
-    if (remote is not None or visit.id_token_first) and "Authorized" in points and (
-        evse.transaction is None
+    if (
+        (remote is not None or visit.id_token_first)
+        and "Authorized" in points
+        and (evse.transaction is None)
     ):
         return  # stopped remotely before the EV arrived
 
@@ -169,7 +173,10 @@ async def _start_charging(
     if transaction.charging_state == "Charging" and trigger_reason == "ChargingStateChanged":
         return
     await update_transaction(
-        station, evse, trigger_reason, charging_state="Charging",
+        station,
+        evse,
+        trigger_reason,
+        charging_state="Charging",
         include_token=trigger_reason in ("Authorized", "RemoteStart"),
     )
 
@@ -204,9 +211,7 @@ async def _charge_until_departure(
         if transaction is not None and interval_s > 0:
             next_meter_s = last_meter_s + interval_s
             if now_s >= next_meter_s:
-                await update_transaction(
-                    station, evse, "MeterValuePeriodic", with_meter=True
-                )
+                await update_transaction(station, evse, "MeterValuePeriodic", with_meter=True)
                 last_meter_s = next_meter_s
                 continue
             deadline_s = min(deadline_s, next_meter_s)

@@ -108,8 +108,10 @@ _ADDITIONAL_INFO_MAX = 512
 def _status_info(reason: str | None) -> dict[str, Any] | None:
     if reason is None:
         return None
-    return {"reasonCode": "InvalidValue" if reason not in ("ReadOnly", "WriteOnly") else reason,
-            "additionalInfo": reason[:_ADDITIONAL_INFO_MAX]}
+    return {
+        "reasonCode": "InvalidValue" if reason not in ("ReadOnly", "WriteOnly") else reason,
+        "additionalInfo": reason[:_ADDITIONAL_INFO_MAX],
+    }
 
 
 def get_variables(station: Station, payload: Mapping[str, Any]) -> Answer:
@@ -171,7 +173,9 @@ def get_base_report(station: Station, payload: Mapping[str, Any]) -> Answer:
 
     async def send_report() -> None:
         items = list(station.device_model.report(report_base))
-        per_message = station.device_model.integer("DeviceDataCtrlr", "ItemsPerMessage", "GetReport")
+        per_message = station.device_model.integer(
+            "DeviceDataCtrlr", "ItemsPerMessage", "GetReport"
+        )
         generated_at = station.clock.timestamp()
         chunks = [items[i : i + per_message] for i in range(0, len(items), per_message)] or [[]]
         for seq_no, chunk in enumerate(chunks):

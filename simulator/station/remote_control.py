@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from ..link import Answer
 from .availability import report_status_changes
 from .evse import RemoteStart
-
 from .transactions import end_transaction, meter_value, update_transaction
 
 if TYPE_CHECKING:
@@ -45,18 +44,21 @@ def request_start_transaction(station: Station, payload: Mapping[str, Any]) -> A
         if evse is None:
             return _rejected("UnknownEvse", f"this station has EVSEs 1..{len(station.evses)}")
         if not _free_for_remote_start(station, evse):
-            return _rejected("TxInProgress" if evse.transaction else "NotAvailable",
-                             f"EVSE {evse_id} cannot start a transaction now")
+            return _rejected(
+                "TxInProgress" if evse.transaction else "NotAvailable",
+                f"EVSE {evse_id} cannot start a transaction now",
+            )
     else:
-        free = [evse for evse in station.evses if _free_for_remote_start(station, evse)
-                and evse.ev is None]
+        free = [
+            evse
+            for evse in station.evses
+            if _free_for_remote_start(station, evse) and evse.ev is None
+        ]
         if not free:
             return _rejected("NotAvailable", "no EVSE of this station is free")
         evse = free[0]
     token = payload["idToken"]
-    evse.remote_start = RemoteStart(
-        token["idToken"], token["type"], payload["remoteStartId"]
-    )
+    evse.remote_start = RemoteStart(token["idToken"], token["type"], payload["remoteStartId"])
     evse.wake()
     response: dict[str, Any] = {"status": "Accepted"}
     if evse.transaction is not None:
@@ -127,8 +129,12 @@ def trigger_message(station: Station, payload: Mapping[str, Any]) -> Answer:
                     status = station.connector_status(evse.id, connector.id)
                     response = await station.call(
                         "StatusNotification",
-                        {"timestamp": station.clock.timestamp(), "connectorStatus": status,
-                         "evseId": evse.id, "connectorId": connector.id},
+                        {
+                            "timestamp": station.clock.timestamp(),
+                            "connectorStatus": status,
+                            "evseId": evse.id,
+                            "connectorId": connector.id,
+                        },
                         before_sync=True,
                     )
                     if response is not None:
@@ -139,8 +145,10 @@ def trigger_message(station: Station, payload: Mapping[str, Any]) -> Answer:
             for evse in evses:
                 await station.call(
                     "MeterValues",
-                    {"evseId": evse.id,
-                     "meterValue": [meter_value(station, evse, measurands, "Trigger")]},
+                    {
+                        "evseId": evse.id,
+                        "meterValue": [meter_value(station, evse, measurands, "Trigger")],
+                    },
                     before_sync=True,
                 )
         elif requested in ("FirmwareStatusNotification", "LogStatusNotification"):
@@ -154,5 +162,3 @@ HANDLERS = {
     "RequestStopTransaction": request_stop_transaction,
     "TriggerMessage": trigger_message,
 }
-
-

@@ -9,6 +9,7 @@ and the clock are read live from the station.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from .device_model import DeviceModelSpec, VariableSpec
@@ -29,12 +30,26 @@ MEASURANDS = (
     "Power.Offered",
 )
 
-_TX_POINTS = ("ParkingBayOccupancy", "EVConnected", "Authorized", "DataSigned", "PowerPathClosed",
-              "EnergyTransfer")
+_TX_POINTS = (
+    "ParkingBayOccupancy",
+    "EVConnected",
+    "Authorized",
+    "DataSigned",
+    "PowerPathClosed",
+    "EnergyTransfer",
+)
 
 
 def _station_state(station: Any) -> str:
     return str(station.availability_state())
+
+
+def _evse_state(evse_id: int, station: Any) -> str:
+    return str(station.evse_state(evse_id))
+
+
+def _connector_status(evse_id: int, connector_id: int, station: Any) -> str:
+    return str(station.connector_status(evse_id, connector_id))
 
 
 def _clock(station: Any) -> str:
@@ -47,73 +62,215 @@ def build_device_model_spec(config: StationConfig) -> DeviceModelSpec:
     add = variables.append
     phases = max(evse.phases for evse in config.evses)
 
-    add(VariableSpec("ChargingStation", "AvailabilityState", "OptionList", "Available",
-                     "ReadOnly", reader=_station_state,
-                     values_list=("Available", "Occupied", "Reserved", "Unavailable", "Faulted")))
+    add(
+        VariableSpec(
+            "ChargingStation",
+            "AvailabilityState",
+            "OptionList",
+            "Available",
+            "ReadOnly",
+            reader=_station_state,
+            values_list=("Available", "Occupied", "Reserved", "Unavailable", "Faulted"),
+        )
+    )
     add(VariableSpec("ChargingStation", "Available", "boolean", "true", "ReadOnly"))
     add(VariableSpec("ChargingStation", "Model", "string", config.model, "ReadOnly"))
     add(VariableSpec("ChargingStation", "VendorName", "string", config.vendor, "ReadOnly"))
     add(VariableSpec("ChargingStation", "SupplyPhases", "integer", str(phases), "ReadOnly"))
 
     for evse_id, evse in enumerate(config.evses, start=1):
-        add(VariableSpec("EVSE", "AvailabilityState", "OptionList", "Available", "ReadOnly",
-                         evse_id=evse_id,
-                         reader=lambda station, e=evse_id: str(station.evse_state(e)),
-                         values_list=("Available", "Occupied", "Reserved", "Unavailable",
-                                      "Faulted")))
+        add(
+            VariableSpec(
+                "EVSE",
+                "AvailabilityState",
+                "OptionList",
+                "Available",
+                "ReadOnly",
+                evse_id=evse_id,
+                reader=functools.partial(_evse_state, evse_id),
+                values_list=("Available", "Occupied", "Reserved", "Unavailable", "Faulted"),
+            )
+        )
         add(VariableSpec("EVSE", "Available", "boolean", "true", "ReadOnly", evse_id=evse_id))
-        add(VariableSpec("EVSE", "Power", "decimal", f"{evse.max_power_w:g}", "ReadOnly",
-                         evse_id=evse_id, unit="W", max_limit=evse.max_power_w))
-        add(VariableSpec("EVSE", "SupplyPhases", "integer", str(evse.phases), "ReadOnly",
-                         evse_id=evse_id))
+        add(
+            VariableSpec(
+                "EVSE",
+                "Power",
+                "decimal",
+                f"{evse.max_power_w:g}",
+                "ReadOnly",
+                evse_id=evse_id,
+                unit="W",
+                max_limit=evse.max_power_w,
+            )
+        )
+        add(
+            VariableSpec(
+                "EVSE", "SupplyPhases", "integer", str(evse.phases), "ReadOnly", evse_id=evse_id
+            )
+        )
         for connector_id, connector_type in enumerate(evse.connector_types, start=1):
-            add(VariableSpec(
-                "Connector", "AvailabilityState", "OptionList", "Available", "ReadOnly",
-                evse_id=evse_id, connector_id=connector_id,
-                reader=lambda station, e=evse_id, c=connector_id: str(
-                    station.connector_status(e, c)),
-                values_list=("Available", "Occupied", "Reserved", "Unavailable", "Faulted")))
-            add(VariableSpec("Connector", "Available", "boolean", "true", "ReadOnly",
-                             evse_id=evse_id, connector_id=connector_id))
-            add(VariableSpec("Connector", "ConnectorType", "string", connector_type, "ReadOnly",
-                             evse_id=evse_id, connector_id=connector_id))
-            add(VariableSpec("Connector", "SupplyPhases", "integer", str(evse.phases),
-                             "ReadOnly", evse_id=evse_id, connector_id=connector_id))
+            add(
+                VariableSpec(
+                    "Connector",
+                    "AvailabilityState",
+                    "OptionList",
+                    "Available",
+                    "ReadOnly",
+                    evse_id=evse_id,
+                    connector_id=connector_id,
+                    reader=functools.partial(_connector_status, evse_id, connector_id),
+                    values_list=("Available", "Occupied", "Reserved", "Unavailable", "Faulted"),
+                )
+            )
+            add(
+                VariableSpec(
+                    "Connector",
+                    "Available",
+                    "boolean",
+                    "true",
+                    "ReadOnly",
+                    evse_id=evse_id,
+                    connector_id=connector_id,
+                )
+            )
+            add(
+                VariableSpec(
+                    "Connector",
+                    "ConnectorType",
+                    "string",
+                    connector_type,
+                    "ReadOnly",
+                    evse_id=evse_id,
+                    connector_id=connector_id,
+                )
+            )
+            add(
+                VariableSpec(
+                    "Connector",
+                    "SupplyPhases",
+                    "integer",
+                    str(evse.phases),
+                    "ReadOnly",
+                    evse_id=evse_id,
+                    connector_id=connector_id,
+                )
+            )
 
     comm = "OCPPCommCtrlr"
-    add(VariableSpec(comm, "HeartbeatInterval", "integer", str(config.heartbeat_interval_s),
-                     unit="s", min_limit=1, max_limit=86_400))
-    add(VariableSpec(comm, "MessageTimeout", "integer", "30", "ReadOnly",
-                     variable_instance="Default", unit="s"))
-    add(VariableSpec(comm, "MessageAttempts", "integer", "3",
-                     variable_instance="TransactionEvent", min_limit=0, max_limit=10))
-    add(VariableSpec(comm, "MessageAttemptInterval", "integer", "60",
-                     variable_instance="TransactionEvent", unit="s", min_limit=0,
-                     max_limit=3600))
-    add(VariableSpec(comm, "RetryBackOffWaitMinimum", "integer",
-                     f"{config.retry_backoff_wait_minimum_s:.0f}", unit="s", min_limit=0))
-    add(VariableSpec(comm, "RetryBackOffRandomRange", "integer",
-                     f"{config.retry_backoff_random_range_s:.0f}", unit="s", min_limit=0))
-    add(VariableSpec(comm, "RetryBackOffRepeatTimes", "integer",
-                     str(config.retry_backoff_repeat_times), min_limit=0, max_limit=20))
-    add(VariableSpec(comm, "NetworkConfigurationPriority", "SequenceList", "1",
-                     values_list=("0", "1", "2")))
+    add(
+        VariableSpec(
+            comm,
+            "HeartbeatInterval",
+            "integer",
+            str(config.heartbeat_interval_s),
+            unit="s",
+            min_limit=1,
+            max_limit=86_400,
+        )
+    )
+    add(
+        VariableSpec(
+            comm,
+            "MessageTimeout",
+            "integer",
+            "30",
+            "ReadOnly",
+            variable_instance="Default",
+            unit="s",
+        )
+    )
+    add(
+        VariableSpec(
+            comm,
+            "MessageAttempts",
+            "integer",
+            "3",
+            variable_instance="TransactionEvent",
+            min_limit=0,
+            max_limit=10,
+        )
+    )
+    add(
+        VariableSpec(
+            comm,
+            "MessageAttemptInterval",
+            "integer",
+            "60",
+            variable_instance="TransactionEvent",
+            unit="s",
+            min_limit=0,
+            max_limit=3600,
+        )
+    )
+    add(
+        VariableSpec(
+            comm,
+            "RetryBackOffWaitMinimum",
+            "integer",
+            f"{config.retry_backoff_wait_minimum_s:.0f}",
+            unit="s",
+            min_limit=0,
+        )
+    )
+    add(
+        VariableSpec(
+            comm,
+            "RetryBackOffRandomRange",
+            "integer",
+            f"{config.retry_backoff_random_range_s:.0f}",
+            unit="s",
+            min_limit=0,
+        )
+    )
+    add(
+        VariableSpec(
+            comm,
+            "RetryBackOffRepeatTimes",
+            "integer",
+            str(config.retry_backoff_repeat_times),
+            min_limit=0,
+            max_limit=20,
+        )
+    )
+    add(
+        VariableSpec(
+            comm, "NetworkConfigurationPriority", "SequenceList", "1", values_list=("0", "1", "2")
+        )
+    )
     add(VariableSpec(comm, "NetworkProfileConnectionAttempts", "integer", "3", min_limit=1))
     add(VariableSpec(comm, "OfflineThreshold", "integer", "60", unit="s", min_limit=0))
     add(VariableSpec(comm, "ResetRetries", "integer", "1", min_limit=0))
     add(VariableSpec(comm, "UnlockOnEVSideDisconnect", "boolean", "true"))
-    add(VariableSpec(comm, "FileTransferProtocols", "MemberList", "HTTPS", "ReadOnly",
-                     values_list=("FTP", "FTPS", "HTTP", "HTTPS", "SFTP")))
+    add(
+        VariableSpec(
+            comm,
+            "FileTransferProtocols",
+            "MemberList",
+            "HTTPS",
+            "ReadOnly",
+            values_list=("FTP", "FTPS", "HTTP", "HTTPS", "SFTP"),
+        )
+    )
 
     data = "DeviceDataCtrlr"
     for instance in ("GetReport", "GetVariables", "SetVariables"):
-        add(VariableSpec(data, "ItemsPerMessage", "integer", "100", "ReadOnly",
-                         variable_instance=instance))
-        add(VariableSpec(data, "BytesPerMessage", "integer", "65000", "ReadOnly",
-                         variable_instance=instance))
+        add(
+            VariableSpec(
+                data, "ItemsPerMessage", "integer", "100", "ReadOnly", variable_instance=instance
+            )
+        )
+        add(
+            VariableSpec(
+                data, "BytesPerMessage", "integer", "65000", "ReadOnly", variable_instance=instance
+            )
+        )
 
-    add(VariableSpec("SecurityCtrlr", "SecurityProfile", "integer",
-                     str(config.security_profile), "ReadOnly"))
+    add(
+        VariableSpec(
+            "SecurityCtrlr", "SecurityProfile", "integer", str(config.security_profile), "ReadOnly"
+        )
+    )
     add(VariableSpec("SecurityCtrlr", "OrganizationName", "string", config.vendor))
     add(VariableSpec("SecurityCtrlr", "CertificateEntries", "integer", "0", "ReadOnly"))
 
@@ -125,40 +282,118 @@ def build_device_model_spec(config: StationConfig) -> DeviceModelSpec:
     add(VariableSpec(auth, "OfflineTxForUnknownIdEnabled", "boolean", "true"))
 
     tx = "TxCtrlr"
-    add(VariableSpec(tx, "EVConnectionTimeOut", "integer", str(config.ev_connection_timeout_s),
-                     unit="s", min_limit=1))
+    add(
+        VariableSpec(
+            tx,
+            "EVConnectionTimeOut",
+            "integer",
+            str(config.ev_connection_timeout_s),
+            unit="s",
+            min_limit=1,
+        )
+    )
     add(VariableSpec(tx, "StopTxOnEVSideDisconnect", "boolean", "true", "ReadOnly"))
     add(VariableSpec(tx, "StopTxOnInvalidId", "boolean", "true"))
     add(VariableSpec(tx, "TxBeforeAcceptedEnabled", "boolean", "false", "ReadOnly"))
-    add(VariableSpec(tx, "TxStartPoint", "MemberList", ",".join(config.tx_start_points),
-                     values_list=("EVConnected", "Authorized", "PowerPathClosed")))
-    add(VariableSpec(tx, "TxStopPoint", "MemberList", "EVConnected,Authorized", "ReadOnly",
-                     values_list=_TX_POINTS))
+    add(
+        VariableSpec(
+            tx,
+            "TxStartPoint",
+            "MemberList",
+            ",".join(config.tx_start_points),
+            values_list=("EVConnected", "Authorized", "PowerPathClosed"),
+        )
+    )
+    add(
+        VariableSpec(
+            tx,
+            "TxStopPoint",
+            "MemberList",
+            "EVConnected,Authorized",
+            "ReadOnly",
+            values_list=_TX_POINTS,
+        )
+    )
 
     sampled = "SampledDataCtrlr"
     add(VariableSpec(sampled, "Enabled", "boolean", "true"))
-    add(VariableSpec(sampled, "TxUpdatedInterval", "integer", str(config.meter_interval_s),
-                     unit="s", min_limit=0))
-    add(VariableSpec(sampled, "TxUpdatedMeasurands", "MemberList",
-                     "Energy.Active.Import.Register,Power.Active.Import,SoC",
-                     values_list=MEASURANDS))
-    add(VariableSpec(sampled, "TxStartedMeasurands", "MemberList",
-                     "Energy.Active.Import.Register", values_list=MEASURANDS))
-    add(VariableSpec(sampled, "TxEndedMeasurands", "MemberList",
-                     "Energy.Active.Import.Register", values_list=MEASURANDS))
+    add(
+        VariableSpec(
+            sampled,
+            "TxUpdatedInterval",
+            "integer",
+            str(config.meter_interval_s),
+            unit="s",
+            min_limit=0,
+        )
+    )
+    add(
+        VariableSpec(
+            sampled,
+            "TxUpdatedMeasurands",
+            "MemberList",
+            "Energy.Active.Import.Register,Power.Active.Import,SoC",
+            values_list=MEASURANDS,
+        )
+    )
+    add(
+        VariableSpec(
+            sampled,
+            "TxStartedMeasurands",
+            "MemberList",
+            "Energy.Active.Import.Register",
+            values_list=MEASURANDS,
+        )
+    )
+    add(
+        VariableSpec(
+            sampled,
+            "TxEndedMeasurands",
+            "MemberList",
+            "Energy.Active.Import.Register",
+            values_list=MEASURANDS,
+        )
+    )
     add(VariableSpec(sampled, "TxEndedInterval", "integer", "0", unit="s", min_limit=0))
 
     aligned = "AlignedDataCtrlr"
     add(VariableSpec(aligned, "Enabled", "boolean", "true"))
     add(VariableSpec(aligned, "Interval", "integer", "0", unit="s", min_limit=0))
-    add(VariableSpec(aligned, "Measurands", "MemberList",
-                     "Energy.Active.Import.Register,Power.Active.Import", values_list=MEASURANDS))
-    add(VariableSpec(aligned, "TxEndedMeasurands", "MemberList",
-                     "Energy.Active.Import.Register", values_list=MEASURANDS))
+    add(
+        VariableSpec(
+            aligned,
+            "Measurands",
+            "MemberList",
+            "Energy.Active.Import.Register,Power.Active.Import",
+            values_list=MEASURANDS,
+        )
+    )
+    add(
+        VariableSpec(
+            aligned,
+            "TxEndedMeasurands",
+            "MemberList",
+            "Energy.Active.Import.Register",
+            values_list=MEASURANDS,
+        )
+    )
     add(VariableSpec(aligned, "TxEndedInterval", "integer", "0", unit="s", min_limit=0))
 
     add(VariableSpec("ClockCtrlr", "DateTime", "dateTime", "", "ReadOnly", reader=_clock))
-    add(VariableSpec("ClockCtrlr", "TimeSource", "SequenceList", "Heartbeat",
-                     values_list=("Heartbeat", "NTP", "GPS", "RealTimeClock", "MobileNetwork",
-                                  "RadioTimeTransmitter")))
+    add(
+        VariableSpec(
+            "ClockCtrlr",
+            "TimeSource",
+            "SequenceList",
+            "Heartbeat",
+            values_list=(
+                "Heartbeat",
+                "NTP",
+                "GPS",
+                "RealTimeClock",
+                "MobileNetwork",
+                "RadioTimeTransmitter",
+            ),
+        )
+    )
     return DeviceModelSpec(variables)

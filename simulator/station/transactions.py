@@ -7,9 +7,9 @@ gaps over the transaction, so the CSMS can tell a lost message from a late one, 
 measurands that SampledDataCtrlr names for the Started, Updated and Ended events.
 
 Delivery (E13): a TransactionEvent answered with a CALLERROR or not answered at all is sent
-again, up to MessageAttempts times, MessageAttemptInterval × attempt apart; one that never gets
-through is dropped and counted.  A lost connection is not a failed attempt: the event waits in
-the queue for the next connection.
+again, up to MessageAttempts times, MessageAttemptInterval times the attempt number apart; one
+that never gets through is dropped and counted.  A lost connection is not a failed attempt:
+the event waits in the queue for the next connection.
 """
 
 from __future__ import annotations
@@ -161,8 +161,13 @@ async def start_transaction(
     )
     evse.transaction = transaction
     payload = _event(
-        station, evse, transaction, "Started", trigger_reason,
-        measurands_variable="TxStartedMeasurands", context="Transaction.Begin",
+        station,
+        evse,
+        transaction,
+        "Started",
+        trigger_reason,
+        measurands_variable="TxStartedMeasurands",
+        context="Transaction.Begin",
         include_token=id_token is not None,
     )
     station.stats.transaction_started()
@@ -189,7 +194,11 @@ async def update_transaction(
     if with_meter and evse.power_w > 0:
         station.stats.energy_delivered(evse.set_power(evse.power_w, station.clock.sim_now()))
     payload = _event(
-        station, evse, transaction, "Updated", trigger_reason,
+        station,
+        evse,
+        transaction,
+        "Updated",
+        trigger_reason,
         measurands_variable="TxUpdatedMeasurands" if with_meter else None,
         context="Sample.Periodic" if trigger_reason == "MeterValuePeriodic" else "Trigger",
         include_token=include_token,
@@ -213,8 +222,13 @@ async def end_transaction(
     else:
         transaction.charging_state = None
     payload = _event(
-        station, evse, transaction, "Ended", trigger_reason,
-        measurands_variable="TxEndedMeasurands", context="Transaction.End",
+        station,
+        evse,
+        transaction,
+        "Ended",
+        trigger_reason,
+        measurands_variable="TxEndedMeasurands",
+        context="Transaction.End",
         stopped_reason=stopped_reason,
     )
     station.stats.transaction_ended(stopped_reason)

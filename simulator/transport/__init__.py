@@ -1,7 +1,8 @@
 """The only package that touches the network: one WebSocket per station.
 
 `open_station_link` connects a station and yields a running `RpcLink`; `ConnectError` explains a
-failed connection.  `open_memory_link` joins a station to an in-process CSMS with no socket.  Nothing outside this package imports trio-websocket on the client side.
+failed connection.  `open_memory_link` joins a station to an in-process CSMS with no socket.
+Nothing outside this package imports trio-websocket on the client side.
 """
 
 from .channel import WebSocketChannel

@@ -27,9 +27,18 @@ FLEETSIM = [sys.executable, "-m", "cli"]
 pytestmark = pytest.mark.slow
 
 SUMMARY_KEYS = {
-    "stations_total", "stations_connected_peak", "stations_booted", "messages_sent",
-    "messages_received", "calls", "callerrors_received", "csms_schema_violations",
-    "transactions_started", "transactions_ended", "energy_delivered_wh", "wall_seconds",
+    "stations_total",
+    "stations_connected_peak",
+    "stations_booted",
+    "messages_sent",
+    "messages_received",
+    "calls",
+    "callerrors_received",
+    "csms_schema_violations",
+    "transactions_started",
+    "transactions_ended",
+    "energy_delivered_wh",
+    "wall_seconds",
     "simulated_seconds",
 }
 
@@ -50,8 +59,19 @@ def test_an_unreachable_csms_exits_3_and_says_why(tmp_path: Path) -> None:
     url = f"ws://127.0.0.1:{_unused_port()}/ocpp"
     result = CliRunner().invoke(
         app,
-        ["run", "scenarios/quickstart.yaml", "--csms", url, "--stations", "5", "--duration",
-         "30", "--no-progress", "--summary-json", str(summary_path)],
+        [
+            "run",
+            "scenarios/quickstart.yaml",
+            "--csms",
+            url,
+            "--stations",
+            "5",
+            "--duration",
+            "30",
+            "--no-progress",
+            "--summary-json",
+            str(summary_path),
+        ],
     )
     assert result.exit_code == ExitCode.CSMS_UNREACHABLE, result.output
     assert f"no station could connect to {url}" in result.output
@@ -73,8 +93,9 @@ def test_a_bad_flag_value_exits_2_naming_the_flag() -> None:
     assert "command line: speed" in result.stderr
 
 
-def test_a_missing_password_variable_exits_2(monkeypatch: pytest.MonkeyPatch,
-                                             tmp_path: Path) -> None:
+def test_a_missing_password_variable_exits_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     scenario = tmp_path / "auth.yaml"
     scenario.write_text(
         "name: auth\nstations: {count: 1}\ncsms: {password_env: FLEETSIM_TEST_NO_SUCH_VAR}\n"
@@ -90,12 +111,21 @@ def test_every_example_scenario_runs(scenario: str, tmp_path: Path) -> None:
     summary_path = tmp_path / "summary.json"
     result = CliRunner().invoke(
         app,
-        ["run", f"scenarios/{scenario}", "--duration", "3", "--stations", "20",
-         "--no-progress", "--summary-json", str(summary_path)],
+        [
+            "run",
+            f"scenarios/{scenario}",
+            "--duration",
+            "3",
+            "--stations",
+            "20",
+            "--no-progress",
+            "--summary-json",
+            str(summary_path),
+        ],
     )
     assert result.exit_code == ExitCode.OK, result.output
     summary = json.loads(summary_path.read_text())
-    assert SUMMARY_KEYS <= summary.keys()
+    assert summary.keys() >= SUMMARY_KEYS
     assert summary["stations_total"] == 20
     assert summary["stations_booted"] == 20
     assert summary["csms_schema_violations"] == 0
@@ -106,8 +136,19 @@ def test_trace_has_every_frame_with_station_direction_and_time(tmp_path: Path) -
     summary_path = tmp_path / "summary.json"
     result = CliRunner().invoke(
         app,
-        ["run", "scenarios/quickstart.yaml", "--duration", "2", "--stations", "3",
-         "--no-progress", "--trace", str(trace_path), "--summary-json", str(summary_path)],
+        [
+            "run",
+            "scenarios/quickstart.yaml",
+            "--duration",
+            "2",
+            "--stations",
+            "3",
+            "--no-progress",
+            "--trace",
+            str(trace_path),
+            "--summary-json",
+            str(summary_path),
+        ],
     )
     assert result.exit_code == ExitCode.OK, result.output
     entries = [json.loads(line) for line in trace_path.read_text().splitlines()]
@@ -121,8 +162,12 @@ def test_trace_has_every_frame_with_station_direction_and_time(tmp_path: Path) -
 
 def _start(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [*FLEETSIM, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, env={**os.environ, "COLUMNS": "200"},
+        [*FLEETSIM, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
     )
 
 
@@ -141,8 +186,19 @@ def _read_until(process: subprocess.Popen[str], marker: str, timeout_s: float) -
 def test_metrics_endpoint_serves_the_fleet_and_sigterm_stops_cleanly(tmp_path: Path) -> None:
     summary_path = tmp_path / "summary.json"
     process = _start(
-        ["run", "scenarios/quickstart.yaml", "--stations", "10", "--duration", "120",
-         "--metrics-port", "0", "--no-progress", "--summary-json", str(summary_path)],
+        [
+            "run",
+            "scenarios/quickstart.yaml",
+            "--stations",
+            "10",
+            "--duration",
+            "120",
+            "--metrics-port",
+            "0",
+            "--no-progress",
+            "--summary-json",
+            str(summary_path),
+        ],
         tmp_path,
     )
     try:
@@ -151,7 +207,7 @@ def test_metrics_endpoint_serves_the_fleet_and_sigterm_stops_cleanly(tmp_path: P
         deadline = time.monotonic() + 20
         accepted = 0.0
         while time.monotonic() < deadline and accepted < 10:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=5) as response:
                 body = response.read().decode()
             for metric in body.splitlines():
                 if metric.startswith('fleetsim_stations{state="accepted"}'):
@@ -177,8 +233,17 @@ def test_csms_command_serves_stations(tmp_path: Path) -> None:
         _read_until(process, "embedded CSMS on", 30)
         result = CliRunner().invoke(
             app,
-            ["run", "scenarios/quickstart.yaml", "--csms", f"ws://127.0.0.1:{port}/ocpp",
-             "--stations", "5", "--duration", "2", "--no-progress"],
+            [
+                "run",
+                "scenarios/quickstart.yaml",
+                "--csms",
+                f"ws://127.0.0.1:{port}/ocpp",
+                "--stations",
+                "5",
+                "--duration",
+                "2",
+                "--no-progress",
+            ],
         )
         assert result.exit_code == ExitCode.OK, result.output
         assert "stations 5/5 booted" in result.output

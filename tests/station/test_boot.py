@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import trio
 from trio.testing import MockClock
@@ -36,7 +38,7 @@ async def test_heartbeats_come_at_the_interval_the_csms_gave(autojump_clock: Moc
                 seen = csms.station(STATION_ID).messages_received
                 await csms.wait_for_message(STATION_ID, "Heartbeat", since=seen)
                 beats_at.append(trio.current_time())
-        gaps = [later - earlier for earlier, later in zip(beats_at, beats_at[1:], strict=False)]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(beats_at)]
         assert gaps == pytest.approx([60, 60, 60], abs=0.001)
 
 

@@ -32,9 +32,11 @@ async def test_new_heartbeat_interval_applies_to_the_next_beat(autojump_clock: M
         answer = await csms.call(
             STATION_ID,
             "SetVariables",
-            {"setVariableData": [
-                {**_variable("OCPPCommCtrlr", "HeartbeatInterval"), "attributeValue": "60"}
-            ]},
+            {
+                "setVariableData": [
+                    {**_variable("OCPPCommCtrlr", "HeartbeatInterval"), "attributeValue": "60"}
+                ]
+            },
         )
         assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
         set_at = trio.current_time()
@@ -51,17 +53,24 @@ async def test_set_variables_refuses_read_only_and_invalid_values(
         answer = await csms.call(
             STATION_ID,
             "SetVariables",
-            {"setVariableData": [
-                {**_variable("ChargingStation", "Model"), "attributeValue": "x"},
-                {**_variable("OCPPCommCtrlr", "HeartbeatInterval"), "attributeValue": "soon"},
-                {**_variable("TxCtrlr", "TxStartPoint"), "attributeValue": "Authorized"},
-                {**_variable("NoSuchCtrlr", "Enabled"), "attributeValue": "true"},
-                {**_variable("TxCtrlr", "NoSuchVariable"), "attributeValue": "true"},
-            ]},
+            {
+                "setVariableData": [
+                    {**_variable("ChargingStation", "Model"), "attributeValue": "x"},
+                    {**_variable("OCPPCommCtrlr", "HeartbeatInterval"), "attributeValue": "soon"},
+                    {**_variable("TxCtrlr", "TxStartPoint"), "attributeValue": "Authorized"},
+                    {**_variable("NoSuchCtrlr", "Enabled"), "attributeValue": "true"},
+                    {**_variable("TxCtrlr", "NoSuchVariable"), "attributeValue": "true"},
+                ]
+            },
         )
         statuses = [result["attributeStatus"] for result in answer["setVariableResult"]]
-        assert statuses == ["Rejected", "Rejected", "Accepted", "UnknownComponent",
-                            "UnknownVariable"]
+        assert statuses == [
+            "Rejected",
+            "Rejected",
+            "Accepted",
+            "UnknownComponent",
+            "UnknownVariable",
+        ]
         assert station.device_model.members("TxCtrlr", "TxStartPoint") == ("Authorized",)
 
 
@@ -71,18 +80,27 @@ async def test_get_variables_reads_live_state(autojump_clock: MockClock) -> None
         answer = await csms.call(
             STATION_ID,
             "GetVariables",
-            {"getVariableData": [
-                _variable("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent"),
-                {"component": {"name": "Connector", "evse": {"id": 1, "connectorId": 2}},
-                 "variable": {"name": "ConnectorType"}},
-                {"component": {"name": "Connector", "evse": {"id": 1, "connectorId": 2}},
-                 "variable": {"name": "AvailabilityState"}},
-                {**_variable("OCPPCommCtrlr", "HeartbeatInterval"), "attributeType": "Target"},
-            ]},
+            {
+                "getVariableData": [
+                    _variable("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent"),
+                    {
+                        "component": {"name": "Connector", "evse": {"id": 1, "connectorId": 2}},
+                        "variable": {"name": "ConnectorType"},
+                    },
+                    {
+                        "component": {"name": "Connector", "evse": {"id": 1, "connectorId": 2}},
+                        "variable": {"name": "AvailabilityState"},
+                    },
+                    {**_variable("OCPPCommCtrlr", "HeartbeatInterval"), "attributeType": "Target"},
+                ]
+            },
         )
         results = answer["getVariableResult"]
         assert [r["attributeStatus"] for r in results] == [
-            "Accepted", "Accepted", "Accepted", "NotSupportedAttributeType"
+            "Accepted",
+            "Accepted",
+            "Accepted",
+            "NotSupportedAttributeType",
         ]
         assert [r.get("attributeValue") for r in results[:3]] == ["3", "cCCS2", "Available"]
 
@@ -103,10 +121,14 @@ async def test_base_report_lists_the_device_model(
         with trio.fail_after(10):
             while not reports or reports[-1]["tbc"]:
                 seen = csms.station(STATION_ID).messages_received
-                reports.append(await csms.wait_for_message(
-                    STATION_ID, "NotifyReport",
-                    lambda p: p["seqNo"] == len(reports), since=seen - 1 if not reports else seen,
-                ))
+                reports.append(
+                    await csms.wait_for_message(
+                        STATION_ID,
+                        "NotifyReport",
+                        lambda p: p["seqNo"] == len(reports),
+                        since=seen - 1 if not reports else seen,
+                    )
+                )
     items = [item for report in reports for item in report["reportData"]]
     assert [r["seqNo"] for r in reports] == list(range(len(reports)))
     assert all(r["requestId"] == 7 for r in reports)
@@ -133,8 +155,9 @@ async def test_immediate_reset_ends_the_transaction_before_rebooting(
 ) -> None:
     async with station_on_memory_link(sessions=CHARGING_SOON) as (_station, csms):
         with trio.fail_after(4 * 3600):
-            await csms.wait_for_message(STATION_ID, "TransactionEvent",
-                                        lambda p: p["eventType"] == "Started")
+            await csms.wait_for_message(
+                STATION_ID, "TransactionEvent", lambda p: p["eventType"] == "Started"
+            )
         answer = await csms.call(STATION_ID, "Reset", {"type": "Immediate"})
         assert answer["status"] == "Accepted"
         with trio.fail_after(60):
@@ -176,7 +199,8 @@ async def test_on_idle_reset_waits_for_the_transaction_to_end(autojump_clock: Mo
 async def test_change_availability_of_an_idle_evse_is_reported(autojump_clock: MockClock) -> None:
     async with station_on_memory_link() as (_station, csms):
         answer = await csms.call(
-            STATION_ID, "ChangeAvailability",
+            STATION_ID,
+            "ChangeAvailability",
             {"operationalStatus": "Inoperative", "evse": {"id": 1}},
         )
         assert answer["status"] == "Accepted"
@@ -192,10 +216,12 @@ async def test_change_availability_with_a_transaction_is_scheduled(
 ) -> None:
     async with station_on_memory_link(sessions=CHARGING_SOON) as (station, csms):
         with trio.fail_after(4 * 3600):
-            await csms.wait_for_message(STATION_ID, "TransactionEvent",
-                                        lambda p: p["eventType"] == "Started")
+            await csms.wait_for_message(
+                STATION_ID, "TransactionEvent", lambda p: p["eventType"] == "Started"
+            )
         answer = await csms.call(
-            STATION_ID, "ChangeAvailability",
+            STATION_ID,
+            "ChangeAvailability",
             {"operationalStatus": "Inoperative", "evse": {"id": 1}},
         )
         assert answer["status"] == "Scheduled"

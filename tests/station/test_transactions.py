@@ -174,8 +174,9 @@ async def test_remote_stop_of_an_unknown_transaction_is_rejected(
 async def test_events_made_offline_are_delivered_in_order_after_reconnect(
     autojump_clock: MockClock,
 ) -> None:
-    config = StationConfig(meter_interval_s=60, retry_backoff_wait_minimum_s=200,
-                           retry_backoff_random_range_s=0)
+    config = StationConfig(
+        meter_interval_s=60, retry_backoff_wait_minimum_s=200, retry_backoff_random_range_s=0
+    )
     async with station_on_memory_link(config, sessions=CABLE_FIRST) as (station, csms):
         with trio.fail_after(4 * 3600):
             started = await csms.wait_for_message(
@@ -190,8 +191,10 @@ async def test_events_made_offline_are_delivered_in_order_after_reconnect(
             await csms.wait_for_message(
                 STATION_ID,
                 "TransactionEvent",
-                lambda p: p["eventType"] == "Ended"
-                and p["transactionInfo"]["transactionId"] == transaction_id,
+                lambda p: (
+                    p["eventType"] == "Ended"
+                    and p["transactionInfo"]["transactionId"] == transaction_id
+                ),
             )
         record = csms.station(STATION_ID).transactions[transaction_id]
         assert record.seq_nos_complete
