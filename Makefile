@@ -24,6 +24,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/validators.py
 	$(BIN)/python bench/roundtrip.py --stations 100 --stations 1000 --runs 3
 
 csms: $(STAMP)
