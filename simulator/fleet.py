@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -28,20 +28,22 @@ class StationFailure:
     error: str
 
 
-@dataclass
 class Fleet:
-    stations: list[Station]
-    connect: Connect
-    ramp_up_per_s: float
-    failures: list[StationFailure] = field(default_factory=list)
-    _failure_kinds: set[str] = field(default_factory=set)
+    """The stations of one process, started at `ramp_up_per_s` and supervised."""
+
+    def __init__(self, stations: list[Station], connect: Connect, ramp_up_per_s: float) -> None:
+        self.stations = stations
+        self.connect = connect
+        self.ramp_up_per_s = ramp_up_per_s
+        #: The first failure of each kind (exception type), for the summary.
+        self.failures: list[StationFailure] = []
+        self._failure_kinds: set[str] = set()
+        self._started = 0
 
     @property
     def started(self) -> int:
+        """How many stations have been started so far."""
         return self._started
-
-    def __post_init__(self) -> None:
-        self._started = 0
 
     async def run(self, *, on_started: Callable[[int], None] | None = None) -> None:
         """Start every station at the ramp-up rate and run them until cancelled."""
@@ -64,9 +66,17 @@ class Fleet:
     async def _supervise(self, station: Station) -> None:
         try:
             await station.run(self.connect)
-        except Exception as exc:
+        except Exception as group:
+            exc = _first_leaf(group)
             station.stats.station_failed(exc)
             kind = type(exc).__name__
             if kind not in self._failure_kinds:
                 self._failure_kinds.add(kind)
                 self.failures.append(StationFailure(station.id, f"{kind}: {exc}"))
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    """The first real error inside the exception groups that trio's nurseries wrap it in."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error

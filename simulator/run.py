@@ -32,7 +32,7 @@ from .link import CallDeadlines, Link
 from .metrics import RunStatsCollector
 from .report import ProgressLine, build_summary, render_summary, write_summary_json
 from .scenario import Scenario
-from .station import EvseConfig, Station, StationConfig
+from .station import Connect, EvseConfig, Station, StationConfig
 from .stats import RunStats
 from .trace import FrameTrace
 from .transport import ConnectionSettings, open_memory_link, open_station_link
@@ -206,7 +206,7 @@ def _connector(
     password: str | None,
     stats: RunStats,
     deadlines: CallDeadlines,
-) -> Any:
+) -> Connect:
     if options.in_memory:
         assert csms is not None
         serve = csms.attach
