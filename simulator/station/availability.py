@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..link import Answer
+from ..link import Answer, FollowUp
 
 if TYPE_CHECKING:
     from .evse import Evse
@@ -115,7 +115,7 @@ def change_availability(station: Station, payload: Mapping[str, Any]) -> Answer:
     return Answer({"status": "Accepted"}, then=_report(station))
 
 
-def _report(station: Station) -> Any:
+def _report(station: Station) -> FollowUp:
     async def report() -> None:
         await report_status_changes(station)
 

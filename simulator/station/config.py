@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ..ocpp import OcppVersion
 from .device_model import DeviceModelSpec
+from .standard_variables import build_device_model_spec
 
 __all__ = ["EvseConfig", "StationConfig"]
 
@@ -55,6 +56,4 @@ class StationConfig:
             raise ValueError(f"connector_status_report must be one of {CONNECTOR_STATUS_REPORTS}")
         if not self.evses:
             raise ValueError("a station needs at least one EVSE")
-        from .standard_variables import build_device_model_spec
-
         object.__setattr__(self, "device_model", build_device_model_spec(self))

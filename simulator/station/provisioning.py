@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..link import Answer, Link
+from ..link import Answer, FollowUp, Link
 from ..ocpp import CallErrorReceived, CallTimeout, ErrorCode, RpcError
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ async def boot_until_accepted(station: Station, link: Link) -> None:
     after a network outage, only after a reboot.
     """
     while station.registration != "Accepted":
-        station._set_state("booting")
+        station.set_state("booting")
         try:
             response = await link.call("BootNotification", boot_payload(station))
         except (CallErrorReceived, CallTimeout):
@@ -55,7 +55,7 @@ async def boot_until_accepted(station: Station, link: Link) -> None:
         interval_s = int(response["interval"])
         if status == "Accepted":
             station.registration = "Accepted"
-            station._set_state("accepted")
+            station.set_state("accepted")
             if interval_s > 0:
                 station.device_model.changed[_HEARTBEAT] = str(interval_s)
             if not station.stats_booted_once:
@@ -63,7 +63,7 @@ async def boot_until_accepted(station: Station, link: Link) -> None:
                 station.stats.station_booted()
             return
         station.registration = status
-        station._set_state("pending" if status == "Pending" else "rejected")
+        station.set_state("pending" if status == "Pending" else "rejected")
         wait_s = interval_s if interval_s > 0 else station.config.heartbeat_interval_s
         await _wait_for_boot_retry(station, wait_s)
 
@@ -225,7 +225,7 @@ def reset(station: Station, payload: Mapping[str, Any]) -> Answer:
     return Answer({"status": "Accepted"}, then=end_all_then_reboot)
 
 
-def _reboot_after_answer(station: Station) -> Any:
+def _reboot_after_answer(station: Station) -> FollowUp:
     async def reboot() -> None:
         station.reboot("RemoteReset")
 

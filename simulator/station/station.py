@@ -145,7 +145,7 @@ class Station:
         self, connect: Connect, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Run the station: its EVSEs and its connection, until cancelled."""
-        self._set_state("disconnected")
+        self.set_state("disconnected")
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -155,7 +155,7 @@ class Station:
                 task_status.started()
                 await self._keep_connected(connect)
         finally:
-            self._set_state(None)
+            self.set_state(None)
 
     def spawn(self, follow_up: FollowUp) -> None:
         """Start `follow_up` in the station's nursery (used for what follows an answer)."""
@@ -163,7 +163,8 @@ class Station:
             raise RuntimeError(f"station {self.id} is not running")
         self._nursery.start_soon(follow_up)
 
-    def _set_state(self, state: str | None) -> None:
+    def set_state(self, state: str | None) -> None:
+        """Move to a connection/registration state (the `fleetsim_stations` gauge's label)."""
         if state != self.state:
             self.stats.station_state_changed(self.state, state)
             self.state = state
@@ -171,7 +172,7 @@ class Station:
     async def _keep_connected(self, connect: Connect) -> None:
         failures = 0
         while True:
-            self._set_state("connecting")
+            self.set_state("connecting")
             try:
                 async with connect(self) as link:
                     self.stats.connection_attempt("ok")
@@ -185,7 +186,7 @@ class Station:
             finally:
                 self.link = None
                 self.synced = False
-                self._set_state("disconnected")
+                self.set_state("disconnected")
             if self._rebooting:
                 await self.clock.sleep(self.config.reboot_s)
                 self._rebooting = False
