@@ -1,9 +1,32 @@
-"""EV models: who arrives at a station, when, with what battery and what they want.
+"""EV models: who arrives at a station, when, with what battery, and how it charges.
 
-`SimpleSessionModel` draws visits (arrival, dwell, energy wanted, EV power, battery, SoC, IdToken)
-from uniform ranges and Poisson arrivals, reproducibly from the scenario's seed.
+Pure arithmetic on simulated seconds and numpy, with no trio and no simpy, so every model is
+tested with plain numbers.
+
+- `catalogue`: published figures of EV models (`EvModel`, `load_catalogue`, `ac_curve`).
+- `session`: `EvSession`, one EV on one EVSE, piecewise-analytic power, SoC and energy.
+- `population`: `ArrivalProcess`, the EVs that come to a site of a kind (`SITE_PROFILES`).
+- `iso15118`: `charging_needs`, the OCPP `chargingNeeds` an ISO 15118 EV reports.
 """
 
-from .simple import EvVisit, SessionModelSettings, SimpleSessionModel
+from .catalogue import CatalogueError, EvModel, Source, ac_curve, load_catalogue
+from .iso15118 import charging_needs, format_timestamp_ms
+from .population import SITE_PROFILES, ArrivalProcess, EvArrival, SiteKind, SiteProfile
+from .session import EvSession, Supply
 
-__all__ = ["EvVisit", "SessionModelSettings", "SimpleSessionModel"]
+__all__ = [
+    "SITE_PROFILES",
+    "ArrivalProcess",
+    "CatalogueError",
+    "EvArrival",
+    "EvModel",
+    "EvSession",
+    "SiteKind",
+    "SiteProfile",
+    "Source",
+    "Supply",
+    "ac_curve",
+    "charging_needs",
+    "format_timestamp_ms",
+    "load_catalogue",
+]
