@@ -119,10 +119,24 @@ def run(
         typer.Option(help="Write every frame of every station as JSON lines to this file."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show the live progress line.")] = True,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            help=(
+                "Run against the embedded CSMS over in-memory links on a simulated clock, as fast "
+                "as the CPU allows: same stations, models and outputs, no sockets."
+            )
+        ),
+    ] = False,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(help="Write sessions.csv, site_power.csv and load_curve.png here."),
+    ] = None,
 ) -> None:
     """Run a fleet of stations against a CSMS (the embedded one when none is given)."""
     import trio
     from rich.console import Console
+    from trio.testing import MockClock
 
     from simulator.run import RunOptions, run_scenario
 
@@ -144,8 +158,23 @@ def run(
     # soft_wrap: long lines (errors, URLs) stay whole in CI logs instead of breaking at 80.
     console = Console(highlight=False, soft_wrap=True)
     console.print(f"fleetsim: {scenario.name}: {_describe(scenario)}")
-    options = RunOptions(trace_path=trace, summary_json_path=summary_json, show_progress=progress)
-    outcome = trio.run(run_scenario, scenario, options, console)
+    options = RunOptions(
+        trace_path=trace,
+        summary_json_path=summary_json,
+        show_progress=progress,
+        in_memory=fast,
+        report_dir=report_dir,
+    )
+    if fast:
+        if csms is not None:
+            typer.echo("--fast runs against the embedded CSMS; drop --csms", err=True)
+            raise typer.Exit(code=ExitCode.BAD_SCENARIO)
+        # Simulated time only: the clock jumps to the next deadline whenever every task waits.
+        outcome = trio.run(
+            run_scenario, scenario, options, console, clock=MockClock(autojump_threshold=0)
+        )
+    else:
+        outcome = trio.run(run_scenario, scenario, options, console)
     if outcome.csms_unreachable:
         raise typer.Exit(code=ExitCode.CSMS_UNREACHABLE)
     if outcome.interrupted:

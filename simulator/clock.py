@@ -9,7 +9,6 @@ run on the real clock keeps station timers honest.  OCPP timestamps carry simula
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 
 import trio
@@ -23,8 +22,8 @@ def format_timestamp(epoch_s: float) -> str:
     Some CSMSs reject more digits, and OCPP asks for UTC, so this is the one format fleetsim
     writes.
     """
-    whole = math.floor(epoch_s)
-    millis = int((epoch_s - whole) * 1000)
+    total_ms = round(epoch_s * 1000)
+    whole, millis = divmod(total_ms, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
 
 
@@ -81,9 +80,8 @@ class SimClock:
         The date-time part is formatted once per simulated second and reused, because
         thousands of stations stamp their messages within the same second.
         """
-        epoch_s = self.epoch_s(sim_s)
-        whole = math.floor(epoch_s)
+        whole, millis = divmod(round(self.epoch_s(sim_s) * 1000), 1000)
         if whole != self._cached_second:
             self._cached_second = whole
             self._cached_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        return f"{self._cached_text}.{int((epoch_s - whole) * 1000):03d}Z"
+        return f"{self._cached_text}.{millis:03d}Z"

@@ -184,7 +184,7 @@ class RpcLink:
         session: RpcSession,
         handler: CallHandler,
         *,
-        spawn: Callable[[FollowUp], None],
+        spawn: Callable[[FollowUp], object],
         call_timeout_s: float = 30.0,
         observer: LinkObserver | None = None,
         peer_name: str = "",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,21 +24,24 @@ import trio
 from prometheus_client import REGISTRY, start_http_server
 from rich.console import Console
 
-from ev_models import SessionModelSettings, SimpleSessionModel
+from ev_models import load_catalogue
 
 from .clock import SimClock
-from .csms import Csms, CsmsConfig
+from .csms import Csms, CsmsConfig, smart_charging_reactions
+from .des import EventPump
 from .fleet import Fleet
 from .link import CallDeadlines, Link
 from .metrics import RunStatsCollector
 from .report import ProgressLine, build_summary, render_summary, write_summary_json
+from .report.files import plot_load_curve, write_sessions_csv, write_site_power_csv
 from .scenario import Scenario
 from .station import Connect, EvseConfig, Station, StationConfig
 from .stats import RunStats
 from .trace import FrameTrace
 from .transport import ConnectionSettings, open_memory_link, open_station_link
+from .world import World
 
-__all__ = ["RunOptions", "RunOutcome", "run_scenario", "session_settings", "station_config"]
+__all__ = ["RunOptions", "RunOutcome", "run_scenario", "station_config"]
 
 #: Stop early when this many stations (or all, if fewer) failed to connect and none succeeded.
 UNREACHABLE_AFTER_FAILURES = 20
@@ -52,8 +56,11 @@ class RunOptions:
     trace_path: Path | None = None
     summary_json_path: Path | None = None
     show_progress: bool = True
-    #: Run over in-memory links against the embedded CSMS instead of WebSockets.
+    #: Run over in-memory links against the embedded CSMS instead of WebSockets (`--fast`,
+    #: with trio's MockClock chosen by the caller).
     in_memory: bool = False
+    #: Write sessions.csv, site_power.csv and load_curve.png here at the end.
+    report_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,13 @@ def station_config(scenario: Scenario) -> StationConfig:
         firmware_version=stations.firmware_version,
         ocpp_version=scenario.ocpp_version,
         evses=tuple(
-            EvseConfig(evse.max_power_w, evse.phases, tuple(evse.connectors))
+            EvseConfig(
+                evse.max_power_w,
+                evse.phases,
+                tuple(evse.connectors),
+                supply=evse.supply_kind,
+                bidirectional=evse.bidirectional,
+            )
             for evse in stations.evses
         ),
         heartbeat_interval_s=stations.heartbeat_interval_s,
@@ -82,23 +95,6 @@ def station_config(scenario: Scenario) -> StationConfig:
         retry_backoff_wait_minimum_s=csms.retry_backoff_wait_minimum_s,
         retry_backoff_random_range_s=csms.retry_backoff_random_range_s,
         retry_backoff_repeat_times=csms.retry_backoff_repeat_times,
-    )
-
-
-def session_settings(scenario: Scenario) -> SessionModelSettings:
-    sessions = scenario.sessions
-    return SessionModelSettings(
-        arrivals_per_hour_per_evse=sessions.arrivals_per_hour_per_evse,
-        energy_wh=(sessions.energy_wh.min, sessions.energy_wh.max),
-        dwell_s=(sessions.dwell_s.min, sessions.dwell_s.max),
-        ev_max_power_w=(sessions.ev_max_power_w.min, sessions.ev_max_power_w.max),
-        battery_wh=(sessions.battery_wh.min, sessions.battery_wh.max),
-        soc_start=(sessions.soc_start.min, sessions.soc_start.max),
-        id_token_first_share=sessions.id_token_first_share,
-        id_token_pattern=sessions.id_tokens.pattern,
-        id_token_count=sessions.id_tokens.count,
-        id_token_type=sessions.id_tokens.type,
-        remote_start_plugin_delay_s=sessions.remote_start_plugin_delay_s,
     )
 
 
@@ -121,26 +117,38 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
     REGISTRY.register(collector)
     password = scenario.resolved_password()
     config = station_config(scenario)
-    model = SimpleSessionModel(session_settings(scenario), scenario.seed)
+    catalogue = load_catalogue(scenario.ev_fleet.extra_models or None)
     stations_settings = scenario.stations
-    stations = [
-        Station(stations_settings.station_id(index), index, config, clock, stats, model)
+    by_index = {
+        index: Station(stations_settings.station_id(index), index, config, clock, stats)
         for index in stations_settings.station_indices
-    ]
+    }
+    stations = list(by_index.values())
+    pump = EventPump(clock)
+    world = World(scenario, clock, pump, by_index, catalogue)
     interrupted = False
     unreachable = False
-    wall_start = trio.current_time()
+    wall_start = time.perf_counter()
     try:
         async with trio.open_nursery() as services:
             csms_url = scenario.csms.url
             csms: Csms | None = None
             if csms_url is None or options.in_memory:
+                embedded = scenario.embedded_csms
                 csms = Csms(
                     CsmsConfig(
                         heartbeat_interval_s=stations_settings.heartbeat_interval_s,
                         record_messages=False,
                         basic_auth_passwords=password,
-                    )
+                        reactions=smart_charging_reactions(
+                            tx_limit_w=embedded.tx_limit_w,
+                            v2x_operation_mode=embedded.v2x_operation_mode,
+                            v2x_setpoint_w=embedded.v2x_setpoint_w,
+                            v2x_max_power_w=embedded.v2x_max_power_w,
+                            nominal_hz=float(scenario.grid.nominal_hz),
+                        ),
+                    ),
+                    clock=clock.epoch_s,
                 )
                 if not options.in_memory:
                     port = await services.start(csms.serve, "127.0.0.1", 0)
@@ -150,6 +158,8 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
                 _start_metrics_server(scenario.metrics_port, console)
             deadlines = CallDeadlines()
             services.start_soon(deadlines.run)
+            services.start_soon(pump.run)
+            world.start()
             connect = _connector(
                 scenario, options, csms, csms_url or "memory:", password, stats, deadlines
             )
@@ -162,8 +172,14 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
                     running.start_soon(fleet.run)
                     if options.show_progress:
                         progress = ProgressLine(stats, len(stations), console)
-                        running.start_soon(progress.run)
-                    unreachable = await _watch_reachability(stats, len(stations))
+                        if options.in_memory:
+                            running.start_soon(progress.run_simulated, clock)
+                        else:
+                            running.start_soon(progress.run)
+                    try:
+                        unreachable = await _watch_reachability(stats, len(stations))
+                    finally:
+                        stats.stopping = True
                     running.cancel_scope.cancel()
             interrupted = run_scope.cancelled_caught and (
                 scenario.duration_s is None or trio.current_time() < run_scope.deadline
@@ -175,6 +191,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
             trace.close()
     for station in stations:
         station.account_energy()
+    world.end()
     errors = _distinct_errors(stations, fleet.failures)
     if unreachable:
         errors.insert(
@@ -186,14 +203,19 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
         stats,
         scenario_name=scenario.name,
         stations_total=len(stations),
-        wall_seconds=trio.current_time() - wall_start,
+        wall_seconds=time.perf_counter() - wall_start,
         simulated_seconds=clock.sim_now(),
         csms_url=csms_url or "memory:",
         ocpp_version=scenario.ocpp_version,
         errors=errors,
     )
+    summary["ev_sessions"] = len(world.session_records)
+    summary["evs_turned_away"] = world.turned_away
     if options.summary_json_path is not None:
         write_summary_json(summary, options.summary_json_path)
+    if options.report_dir is not None:
+        _write_reports(world, options.report_dir, scenario.name, clock)
+        console.print(f"reports in {options.report_dir}")
     render_summary(summary, console)
     return RunOutcome(summary, unreachable, interrupted)
 
@@ -270,6 +292,16 @@ async def _stop_on_signals(run_scope: trio.CancelScope, console: Console) -> Non
                 run_scope.cancel()
             else:
                 os._exit(130)
+
+
+def _write_reports(world: World, directory: Path, title: str, clock: SimClock) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    start_epoch_s = clock.epoch_s(0.0)
+    write_sessions_csv(world.session_records, directory / "sessions.csv")
+    write_site_power_csv(world.power_samples, start_epoch_s, directory / "site_power.csv")
+    plot_load_curve(
+        world.power_samples, world.marks, start_epoch_s, directory / "load_curve.png", title
+    )
 
 
 def _distinct_errors(stations: list[Station], failures: list[Any]) -> list[str]:

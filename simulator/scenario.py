@@ -46,12 +46,18 @@ __all__ = [
     "ConnectorStatusReport",
     "ConnectorType",
     "CsmsSettings",
+    "DerEventSpec",
+    "EmbeddedCsmsSettings",
+    "EvFleetSettings",
     "EvseSpec",
+    "FrequencyEventSpec",
+    "GridSettings",
     "IdTokenPool",
     "Range",
     "Scenario",
     "ScenarioError",
-    "SessionModel",
+    "SiteKind",
+    "SiteSpec",
     "SocRange",
     "StationsSettings",
     "TxStartPoint",
@@ -374,6 +380,28 @@ class EvseSpec(BaseModel):
             "Types new in OCPP 2.1 (cNACS, cMCS, cChaoJi, ...) need ocpp_version 2.1."
         ),
     )
+    supply: Literal["AC", "DC"] | None = Field(
+        default=None,
+        description=(
+            "Whether the EVSE delivers AC (EVs charge through their on-board charger) or DC; "
+            "null infers it from the connectors (CCS, CHAdeMO, ChaoJi, GB/T DC, MCS are DC)."
+        ),
+    )
+    bidirectional: bool = Field(
+        default=False,
+        description="Whether the EVSE can take power back from the EV (V2X, block Q).",
+    )
+
+    @property
+    def supply_kind(self) -> Literal["AC", "DC"]:
+        if self.supply is not None:
+            return self.supply
+        return "DC" if set(self.connectors) <= _DC_CONNECTORS else "AC"
+
+
+_DC_CONNECTORS = frozenset(
+    {"cCCS1", "cCCS2", "cG105", "cChaoJi", "cGBT-DC", "cMCS", "cUltraChaoJi", "cLECCS"}
+)
 
 
 class StationsSettings(BaseModel):
@@ -580,37 +608,90 @@ class IdTokenPool(BaseModel):
         return self.pattern.format(index=index)
 
 
-class SessionModel(BaseModel):
-    """A simple model of EV visits: Poisson arrivals, and needs drawn uniformly from ranges."""
+SiteKind = Literal["depot", "workplace", "public", "highway"]
+
+
+class SiteSpec(BaseModel):
+    """A site: stations behind one grid connection, with the arrivals of its kind of place."""
 
     model_config = _MODEL_CONFIG
 
-    arrivals_per_hour_per_evse: float = Field(
-        default=0.5,
-        ge=0,
+    name: str = Field(
+        min_length=1, max_length=40, description="Site name, used in reports and site_power.csv."
+    )
+    kind: SiteKind = Field(
+        default="public",
         description=(
-            "Mean EV arrivals per simulated hour at each EVSE (Poisson); 0 means EVs come only "
-            "when the CSMS starts a transaction remotely."
+            "Kind of place, which sets the time-of-day arrival profile and the EVs' needs: depot "
+            "(overnight fleets), workplace (morning arrivals, all-day stays), public (through "
+            "the day, short stays), highway (DC, quick top-ups)."
         ),
     )
-    energy_wh: Range = Field(
-        default=Range(min=5_000, max=30_000),
-        description="Energy a driver wants, in Wh; capped by the room left in the battery.",
+    stations: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "How many of the fleet's stations (taken in id order) are at this site; null on the "
+            "last site takes the rest."
+        ),
     )
-    dwell_s: Range = Field(
-        default=Range(min=1_800, max=14_400),
-        description="Simulated seconds an EV stays plugged in, whether or not it is full.",
+    capacity_kw: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Grid connection limit of the site in kW, shared by its charging EVs (local load "
+            "balancing); null is unlimited."
+        ),
     )
-    ev_max_power_w: Range = Field(
-        default=Range(min=7_400, max=22_000),
-        description="Most power the EV accepts, in watts; the EVSE's limit applies too.",
+    arrivals_per_evse_per_day: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "Mean EV arrivals per EVSE per simulated day, spread over the day by the site kind's "
+            "profile; 0 means EVs come only on remote starts."
+        ),
     )
-    battery_wh: Range = Field(
-        default=Range(min=40_000, max=80_000), description="Battery capacity of the EV, in Wh."
+    utc_offset_h: float = Field(
+        default=0.0,
+        ge=-14,
+        le=14,
+        description="Local time of the site as an offset from UTC in hours, for the profile.",
     )
-    soc_start: SocRange = Field(
-        default=SocRange(min=0.1, max=0.6),
-        description="State of charge when the EV arrives, as a fraction (0..1).",
+    dwell_s: Range | None = Field(
+        default=None,
+        description=(
+            "Overrides how long EVs stay, in simulated seconds (uniform); null uses the kind's."
+        ),
+    )
+    soc_start: SocRange | None = Field(
+        default=None,
+        description="Overrides the state of charge on arrival (0..1); null uses the kind's.",
+    )
+    target_soc: SocRange | None = Field(
+        default=None,
+        description="Overrides the state of charge drivers want (0..1); null uses the kind's.",
+    )
+
+
+class EvFleetSettings(BaseModel):
+    """The EVs that come: which models, how drivers identify, what they ask for."""
+
+    model_config = _MODEL_CONFIG
+
+    models: dict[str, float] | None = Field(
+        default=None,
+        description=(
+            "EV models from the catalogue (fleetsim ev-models lists them) and their shares of "
+            "arrivals; shares are relative weights. null: every car of the catalogue, equally."
+        ),
+    )
+    extra_models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "Models to add to the catalogue, or fields to change on one of its models, by name: "
+            "usable_battery_wh, max_ac_w, ac_phases, max_dc_w, dc_curve, iso15118_20, "
+            "bidirectional, max_discharge_w, ..."
+        ),
     )
     id_token_first_share: float = Field(
         default=0.3,
@@ -624,6 +705,21 @@ class SessionModel(BaseModel):
     id_tokens: IdTokenPool = Field(
         default=IdTokenPool(), description="The IdTokens drivers present."
     )
+    iso15118_share: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of ISO 15118-20 capable EVs that use it (send their charging needs); the "
+            "others charge as IEC 61851 basic EVs."
+        ),
+    )
+    min_soc: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="State of charge (0..1) below which a bidirectional EV never discharges.",
+    )
     remote_start_plugin_delay_s: float | None = Field(
         default=30.0,
         ge=0,
@@ -632,6 +728,89 @@ class SessionModel(BaseModel):
             "this many simulated seconds. null: no EV comes, so the station's "
             "EVConnectionTimeOut ends the attempt."
         ),
+    )
+
+
+class FrequencyEventSpec(BaseModel):
+    """A scripted grid frequency excursion."""
+
+    model_config = _MODEL_CONFIG
+
+    at_s: float = Field(ge=0, description="Simulated seconds after the start when it begins.")
+    duration_s: float = Field(gt=0, description="How long the frequency stays there, seconds.")
+    frequency_hz: float = Field(gt=40, lt=70, description="The frequency during the event.")
+    ramp_s: float = Field(default=0.0, ge=0, description="Seconds to ramp in and out.")
+
+
+class DerEventSpec(BaseModel):
+    """A scripted voltage or frequency excursion that stations report as a DER alarm."""
+
+    model_config = _MODEL_CONFIG
+
+    at_s: float = Field(ge=0, description="Simulated seconds after the start when it begins.")
+    duration_s: float = Field(gt=0, description="How long it lasts, seconds.")
+    kind: Literal["UnderFrequency", "OverFrequency", "UnderVoltage", "OverVoltage"] = Field(
+        description="What the grid does."
+    )
+    value: float = Field(gt=0, description="The frequency (Hz) or voltage (V) during the event.")
+
+
+class GridSettings(BaseModel):
+    """The grid the stations hang on: its frequency, and scripted events."""
+
+    model_config = _MODEL_CONFIG
+
+    nominal_hz: Literal[50, 60] = Field(default=50, description="Nominal grid frequency.")
+    sigma_hz: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Standard deviation of the frequency's random deviation; null uses the published "
+            "figure for the nominal frequency's grids; 0 keeps the frequency at nominal."
+        ),
+    )
+    time_constant_s: float | None = Field(
+        default=None, gt=0, description="How fast a deviation fades, seconds; null: published."
+    )
+    sample_interval_s: float = Field(
+        default=1.0, gt=0, description="How often the frequency is sampled, simulated seconds."
+    )
+    events: tuple[FrequencyEventSpec, ...] = Field(
+        default=(), description="Scripted frequency excursions."
+    )
+    der_events: tuple[DerEventSpec, ...] = Field(
+        default=(), description="Voltage and frequency excursions the stations report."
+    )
+
+
+class EmbeddedCsmsSettings(BaseModel):
+    """What the embedded CSMS does beyond answering (it is ignored with an external CSMS)."""
+
+    model_config = _MODEL_CONFIG
+
+    tx_limit_w: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Send a TxProfile with this limit (W) right after each transaction starts, as a "
+            "CSMS doing smart charging would."
+        ),
+    )
+    v2x_operation_mode: Literal["CentralSetpoint", "LocalFrequency"] | None = Field(
+        default=None,
+        description=(
+            "When a bidirectional EV reports its charging needs, send a TxProfile with this V2X "
+            "operation mode."
+        ),
+    )
+    v2x_setpoint_w: float = Field(
+        default=-7_000.0,
+        description="The setpoint of a CentralSetpoint profile, W; negative discharges.",
+    )
+    v2x_max_power_w: float = Field(
+        default=11_000.0,
+        gt=0,
+        description="Full response of a LocalFrequency profile's frequency-watt curve, W.",
     )
 
 
@@ -677,8 +856,20 @@ class Scenario(BaseModel):
         default=CsmsSettings(), description="The CSMS the stations connect to."
     )
     stations: StationsSettings = Field(description="The stations of the fleet.")
-    sessions: SessionModel = Field(
-        default=SessionModel(), description="When EVs arrive and what they need."
+    sites: tuple[SiteSpec, ...] = Field(
+        default=(),
+        description=(
+            "Where the stations are; empty puts all stations on one public site without a "
+            "capacity limit."
+        ),
+    )
+    ev_fleet: EvFleetSettings = Field(
+        default=EvFleetSettings(), description="The EVs that come to the stations."
+    )
+    grid: GridSettings = Field(default=GridSettings(), description="The grid and its events.")
+    embedded_csms: EmbeddedCsmsSettings = Field(
+        default=EmbeddedCsmsSettings(),
+        description="Smart charging by the embedded CSMS (when csms.url is null).",
     )
     metrics_port: int | None = Field(
         default=None,
@@ -689,6 +880,69 @@ class Scenario(BaseModel):
             "no metrics."
         ),
     )
+
+    @model_validator(mode="after")
+    def _sites_hold_the_fleet(self) -> Self:
+        problems: list[tuple[tuple[str | int, ...], str, Any]] = []
+        names: set[str] = set()
+        for number, site in enumerate(self.sites):
+            if site.name in names:
+                problems.append(
+                    (("sites", number, "name"), f"site {site.name!r} is named twice", site.name)
+                )
+            names.add(site.name)
+            if site.stations is None and number != len(self.sites) - 1:
+                problems.append(
+                    (
+                        ("sites", number, "stations"),
+                        "only the last site may leave stations empty (it takes the rest)",
+                        None,
+                    )
+                )
+        if self.sites and not problems:
+            fixed = sum(site.stations or 0 for site in self.sites)
+            count = self.stations.count
+            last = self.sites[-1]
+            if fixed > count:
+                problems.append(
+                    (
+                        ("sites",),
+                        f"the sites hold {fixed} stations but the fleet has {count}",
+                        fixed,
+                    )
+                )
+            elif last.stations is None and fixed >= count:
+                problems.append(
+                    (
+                        ("sites", len(self.sites) - 1, "stations"),
+                        "no station is left for the last site",
+                        None,
+                    )
+                )
+            elif last.stations is not None and fixed < count:
+                problems.append(
+                    (
+                        ("sites",),
+                        f"the sites hold {fixed} of the fleet's {count} stations; give the last "
+                        "site stations: null to take the rest",
+                        fixed,
+                    )
+                )
+        if problems:
+            raise _problems(problems)
+        return self
+
+    def site_layout(self) -> list[tuple[SiteSpec, range]]:
+        """Each site with the station indices it holds, in id order."""
+        sites = self.sites or (SiteSpec(name="site"),)
+        layout = []
+        first = self.stations.first_index
+        end = first + self.stations.count
+        for site in sites:
+            last = end if site.stations is None else first + site.stations
+            layout.append((site, range(first, last)))
+            first = last
+        return layout
 
     @field_validator("start")
     @classmethod
@@ -716,23 +970,23 @@ class Scenario(BaseModel):
                                 connector,
                             )
                         )
-            token_type = self.sessions.id_tokens.type
+            token_type = self.ev_fleet.id_tokens.type
             if token_type not in _OCPP_201_ID_TOKEN_TYPES:
                 problems.append(
                     (
-                        ("sessions", "id_tokens", "type"),
+                        ("ev_fleet", "id_tokens", "type"),
                         f"OCPP 2.0.1 has no IdToken type {token_type!r}; use one of "
                         + ", ".join(sorted(_OCPP_201_ID_TOKEN_TYPES)),
                         token_type,
                     )
                 )
-        tokens = self.sessions.id_tokens
+        tokens = self.ev_fleet.id_tokens
         limit = _ID_TOKEN_MAX_CHARS[self.ocpp_version]
         longest = max((tokens.id_token(i) for i in tokens.indices), key=len)
         if len(longest) > limit:
             problems.append(
                 (
-                    ("sessions", "id_tokens", "pattern"),
+                    ("ev_fleet", "id_tokens", "pattern"),
                     f"token {longest!r} has {len(longest)} characters; OCPP "
                     f"{self.ocpp_version} allows at most {limit}",
                     tokens.pattern,

@@ -144,6 +144,8 @@ class RunStats:
         self.stations_connected = 0
         self.stations_connected_peak = 0
         self.stations_booted = 0
+        #: Set when the run ends: CALLs cut short by our own shutdown are not CSMS errors.
+        self.stopping = False
 
     # -- frames and exchanges (called per message: keep these cheap) ----------------------
 
@@ -154,6 +156,8 @@ class RunStats:
         self.messages_received += 1
 
     def call_done(self, action: str, outcome: str, round_trip_s: float | None) -> None:
+        if self.stopping and outcome == "closed":
+            return
         stats = self.calls.get(action)
         if stats is None:
             stats = self.calls[action] = ActionStats()

@@ -1,47 +1,91 @@
-"""Shared test fixtures: a station joined to the embedded CSMS over memory channels."""
+"""Shared test fixtures: a station in a small world, joined to the embedded CSMS in memory."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import trio
 
-from ev_models import SessionModelSettings, SimpleSessionModel
+from ev_models import load_catalogue
 from simulator.clock import SimClock
 from simulator.csms import Csms, CsmsConfig
+from simulator.des import EventPump
 from simulator.link import Link
 from simulator.ocpp import OcppVersion
+from simulator.run import station_config
+from simulator.scenario import Scenario
 from simulator.station import Station, StationConfig
 from simulator.stats import RunStats
 from simulator.transport import open_memory_link
+from simulator.world import World
 
-#: Simulated start of every test run.
-T0 = dt.datetime(2026, 1, 15, 6, 0, tzinfo=dt.UTC)
+#: Simulated start of every test run: a weekday at 12:00 UTC.
+T0 = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)
 STATION_ID = "CP00001"
+
+#: An EV whose numbers make test arithmetic easy: 40 kWh, 11 kW AC, no losses, no taper.
+TEST_EV: dict[str, Any] = {
+    "kind": "car",
+    "usable_battery_kwh": 40,
+    "max_ac_kw": 11,
+    "ac_phases": 3,
+    "max_dc_kw": 50,
+    "dc_curve_kw": [[0.0, 50]],
+    "ac_efficiency": 1.0,
+    "dc_efficiency": 1.0,
+    "iso15118_20": False,
+    "bidirectional": False,
+    "max_discharge_kw": 0,
+    "sources": [{"figures": ["battery"], "cite": "a test vehicle"}],
+}
+NO_ARRIVALS: dict[str, Any] = {"sites": [{"name": "test", "arrivals_per_evse_per_day": 0}]}
+
+
+def one_station_scenario(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    ocpp_version: OcppVersion = "2.1",
+    speed: float = 1.0,
+    seed: int = 7,
+) -> Scenario:
+    """A one-station scenario; `overrides` replaces whole top-level sections."""
+    data: dict[str, Any] = {
+        "name": "test",
+        "seed": seed,
+        "speed": speed,
+        "start": T0.isoformat(),
+        "ocpp_version": ocpp_version,
+        "stations": {"count": 1},
+        "ev_fleet": {"models": {"test-ev": 1.0}, "extra_models": {"test-ev": TEST_EV}},
+        **NO_ARRIVALS,
+    }
+    data.update(overrides or {})
+    return Scenario.model_validate(data)
 
 
 @asynccontextmanager
 async def station_on_memory_link(
     config: StationConfig | None = None,
     csms_config: CsmsConfig | None = None,
-    sessions: SessionModelSettings | None = None,
+    scenario: Mapping[str, Any] | None = None,
     *,
     ocpp_version: OcppVersion = "2.1",
     speed: float = 1.0,
     seed: int = 7,
     wait_booted: bool = True,
 ) -> AsyncIterator[tuple[Station, Csms]]:
-    """A running station and the CSMS it talks to; both stop when the block ends."""
+    """A running station, its world, and the CSMS it talks to; all stop when the block ends."""
+    built = one_station_scenario(scenario, ocpp_version=ocpp_version, speed=speed, seed=seed)
     clock = SimClock(T0, speed)
     clock.start()
-    csms = Csms(csms_config or CsmsConfig(), clock=lambda: clock.epoch_s())
+    csms = Csms(csms_config or CsmsConfig(), clock=clock.epoch_s)
     stats = RunStats()
-    model = SimpleSessionModel(sessions, seed) if sessions is not None else None
-    station = Station(
-        STATION_ID, 1, config or StationConfig(ocpp_version=ocpp_version), clock, stats, model
-    )
+    station = Station(STATION_ID, 1, config or station_config(built), clock, stats)
+    pump = EventPump(clock)
+    world = World(built, clock, pump, {1: station}, load_catalogue(built.ev_fleet.extra_models))
 
     def connect(s: Station) -> AbstractAsyncContextManager[Link]:
         return open_memory_link(
@@ -49,7 +93,9 @@ async def station_on_memory_link(
         )
 
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(pump.run)
         await nursery.start(station.run, connect)
+        world.start()
         if wait_booted:
             with trio.fail_after(3600):
                 await station.wait_synced()

@@ -14,13 +14,11 @@ from pydantic import ValidationError
 
 from simulator.scenario import (
     CsmsSettings,
+    EvFleetSettings,
     EvseSpec,
     IdTokenPool,
-    Range,
     Scenario,
     ScenarioError,
-    SessionModel,
-    SocRange,
     StationsSettings,
     load_scenario,
     scenario_json_schema,
@@ -83,17 +81,20 @@ def test_a_scenario_needs_only_a_name_and_a_station_count() -> None:
     assert stations.tx_start_points == ("EVConnected", "Authorized")
     assert stations.connector_status_report == "status_notification"
     assert stations.evses == (EvseSpec(max_power_w=22_000, phases=3, connectors=("cType2",)),)
-    assert scenario.sessions == SessionModel(
-        arrivals_per_hour_per_evse=0.5,
-        energy_wh=Range(min=5_000, max=30_000),
-        dwell_s=Range(min=1_800, max=14_400),
-        ev_max_power_w=Range(min=7_400, max=22_000),
-        battery_wh=Range(min=40_000, max=80_000),
-        soc_start=SocRange(min=0.1, max=0.6),
+    assert scenario.sites == ()
+    assert [(site.name, site.kind, indices) for site, indices in scenario.site_layout()] == [
+        ("site", "public", range(1, scenario.stations.count + 1))
+    ]
+    assert scenario.ev_fleet == EvFleetSettings(
+        models=None,
+        extra_models={},
         id_token_first_share=0.3,
         id_tokens=IdTokenPool(pattern="TOKEN{index:05d}", count=1000, type="ISO14443"),
+        iso15118_share=1.0,
+        min_soc=0.2,
         remote_start_plugin_delay_s=30,
     )
+    assert (scenario.grid.nominal_hz, scenario.grid.events) == (50, ())
 
 
 def test_station_ids_follow_the_pattern_from_the_first_index() -> None:
@@ -161,20 +162,54 @@ stations:
   tx_start_points: [PowerPathClosed]
   connector_status_report: both
   evses:
-    - {max_power_w: 11000, phases: 1, connectors: [cType2, sType2]}
+    - {max_power_w: 11000, phases: 1, connectors: [cType2, sType2], supply: null,
+       bidirectional: false}
     - max_power_w: 150000
       phases: 3
       connectors: [cCCS2]
-sessions:
-  arrivals_per_hour_per_evse: 2
-  energy_wh: {min: 1000, max: 2000}
-  dwell_s: {min: 600, max: 600}
-  ev_max_power_w: {min: 3700, max: 11000}
-  battery_wh: {min: 50000, max: 60000}
-  soc_start: {min: 0.2, max: 0.3}
+      supply: DC
+      bidirectional: true
+sites:
+  - name: depot
+    kind: depot
+    stations: 1
+    capacity_kw: 300
+    arrivals_per_evse_per_day: 1.5
+    utc_offset_h: 1
+    dwell_s: {min: 600, max: 600}
+    soc_start: {min: 0.2, max: 0.3}
+    target_soc: {min: 0.8, max: 0.9}
+  - name: street
+    kind: public
+    stations: null
+    capacity_kw: null
+    arrivals_per_evse_per_day: 4
+    utc_offset_h: 0
+    dwell_s: null
+    soc_start: null
+    target_soc: null
+ev_fleet:
+  models: {vw-id3-pro-58kwh: 2, ford-e-transit-68kwh: 1}
+  extra_models: {}
   id_token_first_share: 1
   id_tokens: {pattern: "04A{index:07X}", count: 50, type: ISO15693}
+  iso15118_share: 0.5
+  min_soc: 0.25
   remote_start_plugin_delay_s: null
+grid:
+  nominal_hz: 60
+  sigma_hz: 0.02
+  time_constant_s: 60
+  sample_interval_s: 2
+  events:
+    - {at_s: 600, duration_s: 30, frequency_hz: 59.8, ramp_s: 1}
+  der_events:
+    - {at_s: 900, duration_s: 10, kind: UnderVoltage, value: 200}
+embedded_csms:
+  tx_limit_w: 7400
+  v2x_operation_mode: CentralSetpoint
+  v2x_setpoint_w: -5000
+  v2x_max_power_w: 11000
 metrics_port: 9464
 """
 
@@ -191,8 +226,12 @@ def test_a_scenario_file_reads_back_as_written(tmp_path: Path) -> None:
     assert scenario.stations.evses[0] == EvseSpec(
         max_power_w=11_000, phases=1, connectors=("cType2", "sType2")
     )
-    assert scenario.sessions.id_tokens.id_token(50) == "04A0000032"
-    assert scenario.sessions.remote_start_plugin_delay_s is None
+    assert scenario.ev_fleet.id_tokens.id_token(50) == "04A0000032"
+    assert scenario.ev_fleet.remote_start_plugin_delay_s is None
+    assert [(site.name, indices) for site, indices in scenario.site_layout()] == [
+        ("depot", range(0, 1)),
+        ("street", range(1, scenario.stations.count)),
+    ]
     written = yaml.safe_load(FULL_SCENARIO)
     assert scenario.model_dump(mode="json") == written | {
         "csms": written["csms"] | {"password": None}
@@ -241,7 +280,8 @@ def test_an_unknown_key_is_reported_on_its_own_line_with_the_keys_allowed_there(
     ) == [
         "s.yaml:6 stations.evses[0].conectors: unknown key; did you mean connectors?",
         "s.yaml:7 thresholds: unknown key; expected one of name, description, seed, speed, "
-        "duration_s, start, ocpp_version, csms, stations, sessions, metrics_port",
+        "duration_s, start, ocpp_version, csms, stations, sites, ev_fleet, grid, embedded_csms, "
+        "metrics_port",
     ]
 
 
@@ -409,40 +449,40 @@ def test_a_directory_is_not_a_scenario(tmp_path: Path) -> None:
             id="call timeout",
         ),
         pytest.param(
-            "sessions: {energy_wh: {min: 500, max: 100}}",
-            "s.yaml:3 sessions.energy_wh.max: max (100) is below min (500); swap them",
+            "sites: [{name: a, dwell_s: {min: 500, max: 100}}]",
+            "s.yaml:3 sites[0].dwell_s.max: max (100) is below min (500); swap them",
             id="range upside down",
         ),
         pytest.param(
-            "sessions: {dwell_s: {min: 0, max: 100}}",
-            "s.yaml:3 sessions.dwell_s.min: Input should be greater than 0",
+            "sites: [{name: a, dwell_s: {min: 0, max: 100}}]",
+            "s.yaml:3 sites[0].dwell_s.min: Input should be greater than 0",
             id="range not positive",
         ),
         pytest.param(
-            "sessions: {soc_start: {min: 0.5, max: 1.2}}",
-            "s.yaml:3 sessions.soc_start.max: Input should be less than or equal to 1",
+            "sites: [{name: a, soc_start: {min: 0.5, max: 1.2}}]",
+            "s.yaml:3 sites[0].soc_start.max: Input should be less than or equal to 1",
             id="soc above 1",
         ),
         pytest.param(
-            "sessions: {id_token_first_share: 1.5}",
-            "s.yaml:3 sessions.id_token_first_share: Input should be less than or equal to 1",
+            "ev_fleet: {id_token_first_share: 1.5}",
+            "s.yaml:3 ev_fleet.id_token_first_share: Input should be less than or equal to 1",
             id="share above 1",
         ),
         pytest.param(
-            "sessions: {id_tokens: {pattern: TOKEN}}",
-            "s.yaml:3 sessions.id_tokens.pattern: 'TOKEN' must contain {index} so that the "
+            "ev_fleet: {id_tokens: {pattern: TOKEN}}",
+            "s.yaml:3 ev_fleet.id_tokens.pattern: 'TOKEN' must contain {index} so that the "
             "tokens differ, e.g. 'TOKEN{index:05d}'",
             id="token pattern",
         ),
         pytest.param(
-            "sessions: {id_tokens: {pattern: 'T{index:.0e}', count: 20}}",
-            "s.yaml:3 sessions.id_tokens.pattern: tokens 10 and 11 would both be 'T1e+01'; "
+            "ev_fleet: {id_tokens: {pattern: 'T{index:.0e}', count: 20}}",
+            "s.yaml:3 ev_fleet.id_tokens.pattern: tokens 10 and 11 would both be 'T1e+01'; "
             "write the index so that every number shows, e.g. {index:05d}",
             id="tokens repeat",
         ),
         pytest.param(
-            "sessions: {id_tokens: {pattern: 'T{index:0300d}'}}",
-            "s.yaml:3 sessions.id_tokens.pattern: token 'T"
+            "ev_fleet: {id_tokens: {pattern: 'T{index:0300d}'}}",
+            "s.yaml:3 ev_fleet.id_tokens.pattern: token 'T"
             + "0" * 299
             + "1' has 301 characters; OCPP 2.1 allows at most 255",
             id="token too long",
@@ -562,15 +602,15 @@ def test_ocpp_201_rejects_what_only_21_defines(problems: Load) -> None:
           evses:
             - connectors: [cCCS2]
             - connectors: [cType2, cNACS]
-        sessions:
+        ev_fleet:
           id_tokens: {type: DirectPayment, pattern: 'T{index:040d}'}
         """
     ) == [
         "s.yaml:7 stations.evses[1].connectors[1]: cNACS is new in OCPP 2.1; use ocpp_version "
         "2.1 or a connector type of OCPP 2.0.1",
-        "s.yaml:9 sessions.id_tokens.type: OCPP 2.0.1 has no IdToken type 'DirectPayment'; use "
+        "s.yaml:9 ev_fleet.id_tokens.type: OCPP 2.0.1 has no IdToken type 'DirectPayment'; use "
         "one of Central, ISO14443, ISO15693, KeyCode, Local, MacAddress, NoAuthorization, eMAID",
-        "s.yaml:9 sessions.id_tokens.pattern: token 'T"
+        "s.yaml:9 ev_fleet.id_tokens.pattern: token 'T"
         + "0" * 39
         + "1' has 41 characters; OCPP 2.0.1 allows at most 36",
     ]

@@ -3,11 +3,13 @@
 `Csms` serves stations over WebSocket (`serve`) or over in-memory channels (`attach`), answers
 every station-initiated action with a schema-valid response (`responses.py`), records what each
 station did (`StationState`), and drives stations with CSMS-initiated CALLs (`call`).  What it
-answers is set by `CsmsConfig` and its boot policies.
+answers is set by `CsmsConfig` and its boot policies; what it does on its own (smart charging,
+V2X profiles) by `CsmsConfig.reactions`.
 """
 
 from .csms import Csms, CsmsStatistics, StationNotConnected, UnknownStation
 from .policy import AcceptAfter, AlwaysAnswer, BootDecision, BootPolicy, BootStatus, CsmsConfig
+from .smart_charging import Reaction, smart_charging_reactions
 from .state import ReceivedMessage, StationState, TransactionRecord
 
 __all__ = [
@@ -19,9 +21,11 @@ __all__ = [
     "Csms",
     "CsmsConfig",
     "CsmsStatistics",
+    "Reaction",
     "ReceivedMessage",
     "StationNotConnected",
     "StationState",
     "TransactionRecord",
     "UnknownStation",
+    "smart_charging_reactions",
 ]

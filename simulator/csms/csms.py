@@ -30,7 +30,15 @@ from typing import Any
 import trio
 
 from ..link import Answer, RpcLink, TextChannel
-from ..ocpp import OCPP_VERSIONS, OcppVersion, RpcSession, schema_set
+from ..ocpp import (
+    OCPP_VERSIONS,
+    CallErrorReceived,
+    CallTimeout,
+    LinkClosed,
+    OcppVersion,
+    RpcSession,
+    schema_set,
+)
 from ..ocpp.actions import STATION_INITIATED
 from .observer import StationObserver
 from .policy import CsmsConfig
@@ -116,6 +124,7 @@ class Csms:
         self._handshakes_rejected: dict[str, int] = {}
         self._connection_errors = 0
         self._messages_received = 0
+        self._reaction_failures = 0
 
     @property
     def config(self) -> CsmsConfig:
@@ -289,7 +298,21 @@ class Csms:
         response = self._responses.answer(station, action, payload)
         if action == "BootNotification":
             station.record_boot_answer(response.get("status"))
-        return Answer(response)
+        reaction = self._config.reactions.get(action)
+        if reaction is None:
+            return Answer(response)
+        return Answer(response, then=partial(reaction, self, station.station_id, payload, response))
+
+    async def call_quietly(
+        self, station_id: str, action: str, payload: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None:
+        """`call`, for the CSMS's own reactions: a station that is gone, refuses or does not
+        answer is counted in the station's state, never raised."""
+        try:
+            return await self.call(station_id, action, payload)
+        except (StationNotConnected, CallErrorReceived, CallTimeout, LinkClosed):
+            self._reaction_failures += 1
+            return None
 
     def _receive_send(self, station: StationState, action: str, payload: Mapping[str, Any]) -> None:
         # The link does not guard its SEND handler the way it guards CALL handlers, and a SEND

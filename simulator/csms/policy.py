@@ -117,6 +117,8 @@ class CsmsConfig:
     validate_outgoing: bool = True
     #: Answers to use instead of the built-in ones, by action.
     response_overrides: Mapping[str, ResponseOverride] = field(default_factory=dict)
+    #: What the CSMS does after answering an action, by action (see smart_charging.py).
+    reactions: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.heartbeat_interval_s, bool) or not isinstance(

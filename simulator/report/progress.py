@@ -9,6 +9,7 @@ from __future__ import annotations
 import trio
 from rich.console import Console
 
+from ..clock import SimClock
 from ..stats import RunStats, percentile_ms
 
 __all__ = ["ProgressLine"]
@@ -56,6 +57,19 @@ class ProgressLine:
             f"{stats.transactions_ended}  errors {errors}  "
             f"connect failures {stats.connection_failures}"
         )
+
+    async def run_simulated(self, clock: SimClock, every_sim_s: float = 3600.0) -> None:
+        """For `--fast` runs, where trio's clock is simulated: a line per simulated hour."""
+        while True:
+            await clock.sleep(every_sim_s)
+            stats = self._stats
+            self._console.print(
+                f"{clock.timestamp()[:16].replace('T', ' ')}  booted {stats.stations_booted}  "
+                f"messages {stats.messages_sent + stats.messages_received:,}  tx "
+                f"{stats.transactions_started}/{stats.transactions_ended}  energy "
+                f"{stats.energy_delivered_wh / 1000:,.0f} kWh",
+                highlight=False,
+            )
 
     async def run(self) -> None:
         """Show the line until cancelled."""

@@ -24,6 +24,8 @@ class EvseConfig:
     max_power_w: float = 22_000.0
     phases: int = 3
     connector_types: tuple[str, ...] = ("cType2",)
+    supply: str = "AC"
+    bidirectional: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,100 +1,123 @@
-"""The EV side of an EVSE: one task per EVSE that plays the drivers and cars arriving there.
+"""The EV side of an EVSE: one trio task per visit, from the driver's arrival to departure.
 
-The task sleeps until the next arrival the session model draws (or a remote start), then plays
-one visit: present the IdToken first (E03) or plug in first (E02), charge at the lower of the
-EV's and the EVSE's power until the EV has what it wanted, meter at TxUpdatedInterval, and
-leave at the end of the dwell time by unplugging (E09).  Between those moments it sleeps on a
-single deadline, so an idle EVSE costs no CPU; CSMS requests that change its state (remote
-start or stop, reset) wake it through `Evse.wake`.
+The world (simulator/world.py) decides when an EV arrives and calls `ev_arrives`; a remote
+start with no EV at the EVSE calls `remote_visit`.  The visit then plays the driver and the car:
+present the IdToken first (E03) or plug in first (E02), charge as the EV's `EvSession` allows
+under the active charging profile and the site's share, report ISO 15118-20 charging needs,
+meter at TxUpdatedInterval, and unplug at the departure time (E09).
+
+Between events the task sleeps on one deadline -- the next of departure, meter value, a
+charging-curve breakpoint or a profile period boundary -- so a plugged-in EV costs nothing
+until something happens; CSMS requests and the site's load balancing wake it via `Evse.wake`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
 from .authorization import authorize
 from .availability import report_status_changes
+from .smart_charging import NO_LIMIT, ActiveLimit, active_limit
 from .transactions import end_transaction, start_transaction, update_transaction
 
 if TYPE_CHECKING:
-    from ev_models import EvVisit
+    from ev_models import EvArrival, EvSession
 
     from .evse import Evse, RemoteStart
     from .station import Station
 
-__all__ = ["run_evse"]
+__all__ = ["SiteHooks", "ev_arrives", "remote_visit"]
 
 #: Simulated seconds from presenting the IdToken to plugging in (E03).
 WALK_TO_CAR_S = 20.0
+#: Simulated time and trio time convert through floating point, so a task woken at a deadline
+#: may read a clock a hair before it; events this close count as reached.
+_EPS_S = 1e-6
+
+
+class SiteHooks(Protocol):
+    """What a station's EVs need from the world around them (simulator/world.py)."""
+
+    def new_session(self, station: Station, evse: Evse, arrival: EvArrival) -> EvSession: ...
+    def power_changed(self, station: Station, evse: Evse, now_s: float) -> None: ...
+    def session_ended(
+        self, station: Station, evse: Evse, arrival: EvArrival, now_s: float
+    ) -> None: ...
+    def remote_arrival(self, station: Station, evse: Evse, remote: RemoteStart) -> EvArrival: ...
+    def follow_frequency(
+        self, station: Station, evse: Evse, limit: ActiveLimit, subscribe: bool, now_s: float
+    ) -> float | None: ...
+    def charging_needs(self, station: Station, evse: Evse, arrival: EvArrival) -> Any: ...
+
+    @property
+    def remote_start_plugin_delay_s(self) -> float | None: ...
+
+
+def ev_arrives(station: Station, evse: Evse, arrival: EvArrival) -> None:
+    """An EV arrives at a free EVSE (called by the world, outside trio's tasks)."""
+    if station.spawn(partial(_visit, station, evse, arrival, None)):
+        evse.visits += 1
+        evse.visit = arrival
+
+
+async def remote_visit(station: Station, evse: Evse) -> None:
+    """A remote start on an EVSE with no EV: the driver who asked for it drives up."""
+    remote = evse.remote_start
+    site = station.site
+    if remote is None or site is None or evse.visit is not None:
+        return
+    evse.remote_start = None
+    evse.visits += 1
+    arrival = site.remote_arrival(station, evse, remote)
+    evse.visit = arrival
+    await _visit(station, evse, arrival, remote)
 
 
 async def _wait_until(station: Station, evse: Evse, sim_s: float) -> None:
     """Sleep until simulated second `sim_s`, or until something wakes the EVSE."""
     wake = evse.new_wake_event()
-    if math.isinf(sim_s):
-        await wake.wait()
-        return
-    with trio.move_on_at(station.clock.trio_deadline(sim_s)):
-        await wake.wait()
+    evse.wake_at_s = sim_s
+    try:
+        if math.isinf(sim_s):
+            await wake.wait()
+            return
+        with trio.move_on_at(station.clock.trio_deadline(sim_s)):
+            await wake.wait()
+    finally:
+        evse.wake_at_s = math.inf
 
 
-def _can_serve(station: Station, evse: Evse) -> bool:
-    return (
-        station.operative
-        and evse.operative
-        and evse.ev is None
-        and evse.transaction is None
-        and any(connector.operative for connector in evse.connectors)
-    )
+async def _visit(
+    station: Station, evse: Evse, arrival: EvArrival, remote: RemoteStart | None
+) -> None:
+    try:
+        await _play_visit(station, evse, arrival, remote)
+    finally:
+        evse.visit = None
 
 
-async def run_evse(station: Station, evse: Evse) -> None:
-    """Play the EV visits of `evse` until the station stops."""
-    model = station.sessions
-    assert model is not None
-    upcoming = model.next_visit(station.index, evse.id, evse.visits, station.clock.sim_now())
-    while True:
-        arrival_s = upcoming[0] if upcoming is not None else math.inf
-        if evse.remote_start is None:
-            await _wait_until(station, evse, arrival_s)
-        remote = evse.remote_start
-        if remote is not None:
-            evse.remote_start = None
-            evse.visits += 1
-            visit = model.visit_for_token(
-                station.index, evse.id, evse.visits, remote.id_token, remote.id_token_type
-            )
-            await _visit(station, evse, visit, remote)
-            continue
-        now_s = station.clock.sim_now()
-        if upcoming is not None and now_s >= arrival_s:
-            evse.visits += 1
-            if _can_serve(station, evse):
-                await _visit(station, evse, upcoming[1], None)
-            upcoming = model.next_visit(
-                station.index, evse.id, evse.visits, station.clock.sim_now()
-            )
-
-
-async def _visit(station: Station, evse: Evse, visit: EvVisit, remote: RemoteStart | None) -> None:
+async def _play_visit(
+    station: Station, evse: Evse, arrival: EvArrival, remote: RemoteStart | None
+) -> None:
     clock = station.clock
     points = station.device_model.members("TxCtrlr", "TxStartPoint")
-    token = {"idToken": visit.id_token, "type": visit.id_token_type}
+    token = {"idToken": arrival.id_token, "type": arrival.id_token_type}
     authorized = False
     plug_in_s = clock.sim_now()
 
     if remote is not None:
         authorized = True
-        if evse.transaction is None and "Authorized" in points:
+        if "Authorized" in points:
             await start_transaction(
                 station, evse, "RemoteStart", id_token=token, remote_start_id=remote.remote_start_id
             )
-        delay_s = (
-            station.sessions.settings.remote_start_plugin_delay_s if station.sessions else None
-        )
+        site = station.site
+        delay_s = site.remote_start_plugin_delay_s if site is not None else None
         timeout_s = station.device_model.integer("TxCtrlr", "EVConnectionTimeOut")
         if delay_s is None or delay_s > timeout_s:
             await _wait_until(station, evse, clock.sim_now() + timeout_s)
@@ -102,7 +125,7 @@ async def _visit(station: Station, evse: Evse, visit: EvVisit, remote: RemoteSta
                 await end_transaction(station, evse, "EVConnectTimeout", "Timeout")
             return
         plug_in_s = clock.sim_now() + delay_s
-    elif visit.id_token_first:
+    elif arrival.id_token_first:
         authorized = await authorize(station, token)
         if not authorized:
             return  # the driver was refused and leaves
@@ -110,34 +133,42 @@ async def _visit(station: Station, evse: Evse, visit: EvVisit, remote: RemoteSta
             await start_transaction(station, evse, "Authorized", id_token=token)
         plug_in_s = clock.sim_now() + WALK_TO_CAR_S
 
-    while clock.sim_now() < plug_in_s:
+    while clock.sim_now() < plug_in_s - _EPS_S:
         await _wait_until(station, evse, plug_in_s)
     if (
-        (remote is not None or visit.id_token_first)
+        (remote is not None or arrival.id_token_first)
         and "Authorized" in points
         and (evse.transaction is None)
     ):
         return  # stopped remotely before the EV arrived
 
-    await _plug_in(station, evse, visit, token, authorized, points)
-    await _charge_until_departure(station, evse, visit, plug_in_s + visit.dwell_s)
+    departure_s = max(arrival.departure_s, clock.sim_now())
+    try:
+        await _plug_in(station, evse, arrival, token, authorized, points)
+        await _charge_until_departure(station, evse, arrival, departure_s)
+    except BaseException:
+        # The run is ending (or the station failed): keep the books, send nothing more.
+        _leave(station, evse, arrival)
+        raise
+    _leave(station, evse, arrival)
     await _unplug(station, evse)
 
 
 async def _plug_in(
     station: Station,
     evse: Evse,
-    visit: EvVisit,
+    arrival: EvArrival,
     token: dict[str, str],
     authorized: bool,
     points: tuple[str, ...],
 ) -> None:
-    now_s = station.clock.sim_now()
+    site = station.site
+    assert site is not None
     connector = next(c for c in evse.connectors if c.operative)
-    evse.ev = visit
+    evse.session = site.new_session(station, evse, arrival)
+    evse.accounted_wh = 0.0
+    evse.reported_schedule_id = None
     evse.plugged_connector = connector.id
-    station.stats.energy_delivered(evse.set_power(0.0, now_s))
-    evse.session_at_since_wh = 0.0
     await report_status_changes(station)
     if evse.transaction is not None:
         await update_transaction(station, evse, "CablePluggedIn", charging_state="EVConnected")
@@ -157,60 +188,99 @@ async def _plug_in(
             trigger_reason = "Authorized"
         else:
             await start_transaction(station, evse, "Authorized", id_token=token)
-    await _start_charging(station, evse, visit, trigger_reason)
+    await _close_power_path(station, evse, arrival, trigger_reason)
 
 
-async def _start_charging(
-    station: Station, evse: Evse, visit: EvVisit, trigger_reason: str = "ChargingStateChanged"
+async def _close_power_path(
+    station: Station, evse: Evse, arrival: EvArrival, trigger_reason: str
 ) -> None:
-    """Close the power path; the Updated event carries the IdToken when it is new to the
-    transaction (Authorized, RemoteStart)."""
+    """Let energy flow; the Updated event carries the IdToken when it is new to the
+    transaction (Authorized, RemoteStart).  An ISO 15118-20 EV then reports its needs."""
     transaction = evse.transaction
-    if transaction is None:
+    session = evse.session
+    if transaction is None or session is None:
         return
-    power_w = min(evse.max_power_w, visit.max_power_w)
-    station.stats.energy_delivered(evse.set_power(power_w, station.clock.sim_now()))
-    if transaction.charging_state == "Charging" and trigger_reason == "ChargingStateChanged":
-        return
+    session.set_enabled(True, station.clock.sim_now())
+    _apply_limits(station, evse, session)
     await update_transaction(
         station,
         evse,
         trigger_reason,
-        charging_state="Charging",
+        charging_state=_charging_state(evse, session, NO_LIMIT),
         include_token=trigger_reason in ("Authorized", "RemoteStart"),
     )
+    site = station.site
+    if arrival.uses_iso15118_20 and site is not None:
+        needs = site.charging_needs(station, evse, arrival)
+        await station.call("NotifyEVChargingNeeds", {"evseId": evse.id, "chargingNeeds": needs})
+
+
+def _apply_limits(station: Station, evse: Evse, session: EvSession) -> ActiveLimit:
+    """Feed the active charging profile (and, for LocalFrequency, the grid frequency) to the
+    EV's session; returns the limit so the caller knows when it next changes."""
+    now_s = station.clock.sim_now()
+    limit = active_limit(station, evse)
+    session.set_limit(limit.limit_w, now_s)
+    setpoint_w = limit.setpoint_w
+    site = station.site
+    if site is not None:
+        curve_w = site.follow_frequency(
+            station, evse, limit, limit.operation_mode == "LocalFrequency", now_s
+        )
+        if curve_w is not None:
+            setpoint_w = curve_w
+    if setpoint_w is not None and setpoint_w < 0 and limit.discharge_limit_w is not None:
+        setpoint_w = max(setpoint_w, -abs(limit.discharge_limit_w))
+    session.set_setpoint(setpoint_w, now_s)
+    if site is not None:
+        site.power_changed(station, evse, now_s)
+    return limit
+
+
+def _charging_state(evse: Evse, session: EvSession, limit: ActiveLimit) -> str:
+    if session.power_w != 0:
+        return "Charging"
+    if evse.transaction is None or evse.transaction.id_token is None:
+        return "EVConnected"
+    if limit.limit_w == 0 or limit.operation_mode == "Idle":
+        return "SuspendedEVSE"
+    return "SuspendedEV"
 
 
 async def _charge_until_departure(
-    station: Station, evse: Evse, visit: EvVisit, departure_s: float
+    station: Station, evse: Evse, arrival: EvArrival, departure_s: float
 ) -> None:
     clock = station.clock
+    session = evse.session
+    assert session is not None
     last_meter_s = clock.sim_now()
     while True:
         now_s = clock.sim_now()
-        if now_s >= departure_s:
+        if now_s >= departure_s - _EPS_S:
             return
         remote = evse.remote_start
         if remote is not None:
             evse.remote_start = None
-            await _remote_start_with_ev(station, evse, visit, remote)
-            last_meter_s = clock.sim_now()
+            await _remote_start_with_ev(station, evse, arrival, remote)
             continue
-        deadline_s = departure_s
+        change_s = session.next_change_s()
+        if now_s >= change_s - _EPS_S:
+            session.on_change(max(now_s, change_s))
+        limit = _apply_limits(station, evse, session)
         transaction = evse.transaction
-        if transaction is not None and evse.power_w > 0:
-            remaining_wh = visit.energy_wanted_wh - evse.session_wh(now_s)
-            if remaining_wh <= 1e-6:
-                station.stats.energy_delivered(evse.set_power(0.0, now_s))
+        if transaction is not None:
+            state = _charging_state(evse, session, limit)
+            if state != transaction.charging_state and transaction.id_token is not None:
                 await update_transaction(
-                    station, evse, "ChargingStateChanged", charging_state="SuspendedEV"
+                    station, evse, "ChargingStateChanged", charging_state=state
                 )
                 continue
-            deadline_s = min(deadline_s, now_s + remaining_wh / evse.power_w * 3600.0)
+            await _report_schedule(station, evse, arrival, limit)
+        deadline_s = min(departure_s, session.next_change_s(), limit.next_change_s)
         interval_s = station.device_model.integer("SampledDataCtrlr", "TxUpdatedInterval")
         if transaction is not None and interval_s > 0:
             next_meter_s = last_meter_s + interval_s
-            if now_s >= next_meter_s:
+            if now_s >= next_meter_s - _EPS_S:
                 await update_transaction(station, evse, "MeterValuePeriodic", with_meter=True)
                 last_meter_s = next_meter_s
                 continue
@@ -218,8 +288,29 @@ async def _charge_until_departure(
         await _wait_until(station, evse, deadline_s)
 
 
+async def _report_schedule(
+    station: Station, evse: Evse, arrival: EvArrival, limit: ActiveLimit
+) -> None:
+    """An ISO 15118-20 EV picks the schedule of a new TxProfile and says so (K15-K17)."""
+    if not arrival.uses_iso15118_20 or limit.profile_id in (None, evse.reported_schedule_id):
+        return
+    profiles = station.profiles
+    if profiles is None:
+        return
+    chosen = [p for p in profiles.for_evse(evse.id) if p.id == limit.profile_id]
+    if not chosen or chosen[0].purpose != "TxProfile":
+        return
+    evse.reported_schedule_id = limit.profile_id
+    schedule = dict(chosen[0].profile["chargingSchedule"][0])
+    schedule.pop("startSchedule", None)
+    await station.call(
+        "NotifyEVChargingSchedule",
+        {"timeBase": station.clock.timestamp(), "evseId": evse.id, "chargingSchedule": schedule},
+    )
+
+
 async def _remote_start_with_ev(
-    station: Station, evse: Evse, visit: EvVisit, remote: RemoteStart
+    station: Station, evse: Evse, arrival: EvArrival, remote: RemoteStart
 ) -> None:
     """A RequestStartTransaction for an EVSE whose EV is already plugged in (F02)."""
     token = {"idToken": remote.id_token, "type": remote.id_token_type}
@@ -231,14 +322,27 @@ async def _remote_start_with_ev(
     else:
         transaction.id_token = token
         transaction.remote_start_id = remote.remote_start_id
-    await _start_charging(station, evse, visit, "RemoteStart")
+    await _close_power_path(station, evse, replace(arrival, uses_iso15118_20=False), "RemoteStart")
+
+
+def _leave(station: Station, evse: Evse, arrival: EvArrival) -> None:
+    """The EV's energy and the session's record, at the moment it goes."""
+    session = evse.session
+    if session is None:
+        return
+    now_s = station.clock.sim_now()
+    session.set_enabled(False, now_s)
+    station.stats.energy_delivered(evse.unaccounted_wh(now_s))
+    evse.import_base_wh += session.imported_wh_at(now_s)
+    evse.export_base_wh += session.exported_wh_at(now_s)
+    site = station.site
+    if site is not None:
+        site.session_ended(station, evse, arrival, now_s)
+    evse.session = None
 
 
 async def _unplug(station: Station, evse: Evse) -> None:
     """The driver unplugs and leaves: the transaction ends with EVDisconnected (E09)."""
-    now_s = station.clock.sim_now()
-    station.stats.energy_delivered(evse.set_power(0.0, now_s))
-    evse.ev = None
     evse.plugged_connector = None
     if evse.transaction is not None:
         await end_transaction(station, evse, "EVCommunicationLost", "EVDisconnected")

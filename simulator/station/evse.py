@@ -1,8 +1,9 @@
-"""The three-tier model at run time: a station's EVSEs, their connectors, meter and session.
+"""The three-tier model at run time: a station's EVSEs, their connectors, meters and visits.
 
-An EVSE delivers energy to one EV at a time through one of its connectors.  Its meter is
-piecewise-analytic: power is constant between changes, so the energy register at any instant is
-computed when asked (`register_wh`), and an idle EVSE costs nothing.
+An EVSE delivers energy to one EV at a time through one of its connectors.  While an EV is
+plugged in, its `EvSession` (ev_models) knows the power and energy as piecewise-linear
+functions of simulated time, so the meter registers are computed when read and an idle EVSE
+costs nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 import trio
 
 if TYPE_CHECKING:
-    from ev_models import EvVisit
+    from ev_models import EvArrival, EvSession
 
     from .transactions import Transaction
 
@@ -31,7 +32,7 @@ class Connector:
 
 @dataclass(frozen=True, slots=True)
 class RemoteStart:
-    """A RequestStartTransaction waiting for its EVSE's session task."""
+    """A RequestStartTransaction waiting for its EVSE's visit task."""
 
     id_token: str
     id_token_type: str
@@ -44,36 +45,65 @@ class Evse:
     max_power_w: float
     phases: int
     connectors: list[Connector]
+    supply: str = "AC"
+    bidirectional: bool = False
     operative: bool = True
     #: Availability the CSMS asked for while a transaction ran (ChangeAvailability Scheduled).
     scheduled_operative: bool | None = None
-    ev: EvVisit | None = None
+    #: The EV visit in progress: the driver is here or on the way, plugged in or not.
+    visit: EvArrival | None = None
+    #: The EV's charging physics while it is plugged in.
+    session: EvSession | None = None
     plugged_connector: int | None = None
     transaction: Transaction | None = None
     remote_start: RemoteStart | None = None
-    #: Meter: the register at `power_since_s`, and the power since then.
-    register_at_since_wh: float = 0.0
-    power_since_s: float = 0.0
-    power_w: float = 0.0
-    #: Energy delivered to the EV now plugged in, at `power_since_s`.
-    session_at_since_wh: float = 0.0
+    #: Meter registers (Wh) from before the current EV; the session adds its own energy.
+    import_base_wh: float = 0.0
+    export_base_wh: float = 0.0
+    #: Energy of the current session already counted in the run's statistics.
+    accounted_wh: float = 0.0
+    #: The TxProfile id last reported to the CSMS with NotifyEVChargingSchedule.
+    reported_schedule_id: int | None = None
     visits: int = 0
+    #: The simulated second the visit task sleeps until (inf when not sleeping on time).
+    wake_at_s: float = float("inf")
     _wake: trio.Event | None = field(default=None, repr=False)
 
+    @property
+    def power_w(self) -> float:
+        """Grid-side power now: positive into the EV, negative out of it (V2X)."""
+        return self.session.power_w if self.session is not None else 0.0
+
     def register_wh(self, now_s: float) -> float:
-        return self.register_at_since_wh + self.power_w * (now_s - self.power_since_s) / 3600.0
+        """Energy.Active.Import.Register at `now_s`."""
+        if self.session is None:
+            return self.import_base_wh
+        return self.import_base_wh + self.session.imported_wh_at(now_s)
 
-    def session_wh(self, now_s: float) -> float:
-        return self.session_at_since_wh + self.power_w * (now_s - self.power_since_s) / 3600.0
+    def export_register_wh(self, now_s: float) -> float:
+        """Energy.Active.Export.Register at `now_s`."""
+        if self.session is None:
+            return self.export_base_wh
+        return self.export_base_wh + self.session.exported_wh_at(now_s)
 
-    def set_power(self, power_w: float, now_s: float) -> float:
-        """Change the power from `now_s` on; returns the energy delivered since the last change."""
-        delivered_wh = self.power_w * (now_s - self.power_since_s) / 3600.0
-        self.register_at_since_wh += delivered_wh
-        self.session_at_since_wh += delivered_wh
-        self.power_since_s = now_s
-        self.power_w = power_w
-        return delivered_wh
+    def unaccounted_wh(self, now_s: float) -> float:
+        """Energy delivered since it was last counted; counting it moves the mark."""
+        if self.session is None:
+            return 0.0
+        imported_wh = self.session.imported_wh_at(now_s)
+        delta_wh = imported_wh - self.accounted_wh
+        self.accounted_wh = imported_wh
+        return delta_wh
+
+    def is_free(self) -> bool:
+        """No visit, no transaction, nothing waiting: a new EV may take this EVSE."""
+        return (
+            self.operative
+            and self.visit is None
+            and self.transaction is None
+            and self.remote_start is None
+            and any(connector.operative for connector in self.connectors)
+        )
 
     def connector(self, connector_id: int) -> Connector | None:
         for connector in self.connectors:
@@ -82,7 +112,7 @@ class Evse:
         return None
 
     def wake(self) -> None:
-        """Make the EVSE's session task look at its state again (a CSMS request changed it)."""
+        """Make the EVSE's visit task look at its state again (something changed it)."""
         if self._wake is not None:
             self._wake.set()
 

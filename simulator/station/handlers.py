@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..link import Answer
-from . import availability, data_transfer, provisioning, remote_control
+from . import availability, data_transfer, provisioning, remote_control, smart_charging
 
 if TYPE_CHECKING:
     from .station import Station
@@ -20,4 +20,5 @@ HANDLERS: dict[str, Handler] = {
     **availability.HANDLERS,
     **remote_control.HANDLERS,
     **data_transfer.HANDLERS,
+    **smart_charging.HANDLERS,
 }

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..link import Answer
 from .availability import report_status_changes
+from .ev_driver import remote_visit
 from .evse import RemoteStart
 from .transactions import end_transaction, meter_value, update_transaction
 
@@ -52,18 +53,24 @@ def request_start_transaction(station: Station, payload: Mapping[str, Any]) -> A
         free = [
             evse
             for evse in station.evses
-            if _free_for_remote_start(station, evse) and evse.ev is None
+            if _free_for_remote_start(station, evse) and evse.visit is None
         ]
         if not free:
             return _rejected("NotAvailable", "no EVSE of this station is free")
         evse = free[0]
     token = payload["idToken"]
     evse.remote_start = RemoteStart(token["idToken"], token["type"], payload["remoteStartId"])
-    evse.wake()
     response: dict[str, Any] = {"status": "Accepted"}
     if evse.transaction is not None:
         response["transactionId"] = evse.transaction.id
-    return Answer(response)
+    if evse.visit is not None:
+        evse.wake()  # the EV is here: its visit task picks the remote start up
+        return Answer(response)
+
+    async def driver_comes(evse: Evse = evse) -> None:
+        await remote_visit(station, evse)
+
+    return Answer(response, then=driver_comes)
 
 
 def request_stop_transaction(station: Station, payload: Mapping[str, Any]) -> Answer:

@@ -52,6 +52,10 @@ def _connector_status(evse_id: int, connector_id: int, station: Any) -> str:
     return str(station.connector_status(evse_id, connector_id))
 
 
+def _profile_count(station: Any) -> str:
+    return str(len(station.profiles) if station.profiles is not None else 0)
+
+
 def _clock(station: Any) -> str:
     return str(station.clock.timestamp())
 
@@ -378,6 +382,24 @@ def build_device_model_spec(config: StationConfig) -> DeviceModelSpec:
         )
     )
     add(VariableSpec(aligned, "TxEndedInterval", "integer", "0", unit="s", min_limit=0))
+
+    smart = "SmartChargingCtrlr"
+    add(VariableSpec(smart, "Enabled", "boolean", "true", "ReadOnly"))
+    add(
+        VariableSpec(
+            smart,
+            "Entries",
+            "integer",
+            "0",
+            "ReadOnly",
+            reader=_profile_count,
+            variable_instance="ChargingProfiles",
+        )
+    )
+    add(VariableSpec(smart, "PeriodsPerSchedule", "integer", "24", "ReadOnly"))
+    add(VariableSpec(smart, "ProfileStackLevel", "integer", "10", "ReadOnly"))
+    add(VariableSpec(smart, "RateUnit", "MemberList", "A,W", "ReadOnly", values_list=("A", "W")))
+    add(VariableSpec(smart, "LimitChangeSignificance", "decimal", "0.1", min_limit=0, max_limit=1))
 
     add(VariableSpec("ClockCtrlr", "DateTime", "dateTime", "", "ReadOnly", reader=_clock))
     add(

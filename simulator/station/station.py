@@ -28,15 +28,14 @@ from ..ocpp import CallErrorReceived, CallTimeout, ErrorCode, LinkClosed, RpcErr
 from .availability import report_status_changes
 from .config import StationConfig
 from .device_model import DeviceModel, VariableKey
-from .ev_driver import run_evse
+from .ev_driver import SiteHooks
 from .evse import Connector, Evse
 from .handlers import HANDLERS
 from .provisioning import boot_until_accepted, heartbeat_forever
+from .smart_charging import ChargingProfiles
 from .transactions import deliver_transaction_event
 
 if TYPE_CHECKING:
-    from ev_models import SimpleSessionModel
-
     from ..stats import RunStats
 
 __all__ = ["Connect", "Station"]
@@ -69,9 +68,10 @@ class Station:
         "index",
         "link",
         "operative",
+        "profiles",
         "registration",
         "reset_scheduled",
-        "sessions",
+        "site",
         "state",
         "stats",
         "stats_booted_once",
@@ -86,14 +86,15 @@ class Station:
         config: StationConfig,
         clock: SimClock,
         stats: RunStats,
-        sessions: SimpleSessionModel | None = None,
+        site: SiteHooks | None = None,
     ) -> None:
         self.id = station_id
         self.index = index
         self.config = config
         self.clock = clock
         self.stats = stats
-        self.sessions = sessions
+        #: The world around the station: its site, EV arrivals and the grid (world.py).
+        self.site = site
         self.device_model = DeviceModel(config.device_model, owner=self, on_change=self._changed)
         self.evses = [
             Evse(
@@ -101,10 +102,14 @@ class Station:
                 spec.max_power_w,
                 spec.phases,
                 [Connector(i, kind) for i, kind in enumerate(spec.connector_types, start=1)],
+                supply=spec.supply,
+                bidirectional=spec.bidirectional,
             )
             for evse_id, spec in enumerate(config.evses, start=1)
         ]
         self.operative = True
+        #: Charging profiles (block K), created when the CSMS installs the first one.
+        self.profiles: ChargingProfiles | None = None
         self.registration = "Unknown"
         self.boot_reason = "PowerUp"
         self.state: str | None = None
@@ -135,6 +140,11 @@ class Station:
         return self.synced and link is not None and not link.closed
 
     @property
+    def running(self) -> bool:
+        """Whether `run` has started (EVs can only arrive at a running station)."""
+        return self._nursery is not None
+
+    @property
     def last_error(self) -> str | None:
         """Why the last connection attempt failed, in words a user can act on."""
         return self._last_error
@@ -149,19 +159,25 @@ class Station:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                if self.sessions is not None:
-                    for evse in self.evses:
-                        nursery.start_soon(run_evse, self, evse)
                 task_status.started()
                 await self._keep_connected(connect)
         finally:
+            self._nursery = None
             self.set_state(None)
 
-    def spawn(self, follow_up: FollowUp) -> None:
-        """Start `follow_up` in the station's nursery (used for what follows an answer)."""
+    def spawn(self, follow_up: FollowUp) -> bool:
+        """Start `follow_up` in the station's nursery (what follows an answer, an EV visit).
+
+        Returns False, starting nothing, when the station is not running or is shutting down:
+        whatever was to happen next no longer can.
+        """
         if self._nursery is None:
-            raise RuntimeError(f"station {self.id} is not running")
-        self._nursery.start_soon(follow_up)
+            return False
+        try:
+            self._nursery.start_soon(follow_up)
+        except RuntimeError:  # the nursery is closing: the station is being stopped
+            return False
+        return True
 
     def set_state(self, state: str | None) -> None:
         """Move to a connection/registration state (the `fleetsim_stations` gauge's label)."""
@@ -362,8 +378,7 @@ class Station:
         """
         now_s = self.clock.sim_now()
         for evse in self.evses:
-            if evse.power_w > 0:
-                self.stats.energy_delivered(evse.set_power(evse.power_w, now_s))
+            self.stats.energy_delivered(evse.unaccounted_wh(now_s))
 
     def transactions(self) -> list[Evse]:
         """The EVSEs that have a transaction running."""

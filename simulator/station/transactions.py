@@ -37,6 +37,8 @@ __all__ = [
 
 _UNITS = {
     "Energy.Active.Import.Register": "Wh",
+    "Energy.Active.Export.Register": "Wh",
+    "Power.Active.Export": "W",
     "Power.Active.Import": "W",
     "Power.Offered": "W",
     "SoC": "Percent",
@@ -70,21 +72,26 @@ def meter_value(
 ) -> dict[str, Any]:
     """One MeterValueType of `evse` now, with the measurands asked for."""
     now_s = station.clock.sim_now()
+    power_w = evse.power_w
     sampled = []
     for measurand in measurands:
         value: float
         location = None
         if measurand == "Energy.Active.Import.Register":
             value = round(evse.register_wh(now_s), 1)
+        elif measurand == "Energy.Active.Export.Register":
+            value = round(evse.export_register_wh(now_s), 1)
         elif measurand == "Power.Active.Import":
-            value = round(evse.power_w, 1)
+            value = round(max(power_w, 0.0), 1)
+        elif measurand == "Power.Active.Export":
+            value = round(max(-power_w, 0.0), 1)
         elif measurand == "SoC":
-            if evse.ev is None:
+            if evse.session is None:
                 continue
-            value = round(evse.ev.soc_after(evse.session_wh(now_s)) * 100, 1)
+            value = round(evse.session.soc_at(now_s) * 100, 1)
             location = "EV"
         elif measurand == "Current.Import":
-            value = round(evse.power_w / (NOMINAL_VOLTAGE_V * evse.phases), 2)
+            value = round(max(power_w, 0.0) / (NOMINAL_VOLTAGE_V * evse.phases), 2)
         elif measurand == "Current.Offered":
             value = round(evse.max_power_w / (NOMINAL_VOLTAGE_V * evse.phases), 2)
         elif measurand == "Power.Offered":
@@ -191,8 +198,8 @@ async def update_transaction(
         transaction.charging_state = charging_state
     if evse.plugged_connector is not None:
         transaction.connector_id = evse.plugged_connector
-    if with_meter and evse.power_w > 0:
-        station.stats.energy_delivered(evse.set_power(evse.power_w, station.clock.sim_now()))
+    if with_meter:
+        station.stats.energy_delivered(evse.unaccounted_wh(station.clock.sim_now()))
     payload = _event(
         station,
         evse,
@@ -216,7 +223,12 @@ async def end_transaction(
     if transaction is None:
         return
     evse.transaction = None
-    station.stats.energy_delivered(evse.set_power(0.0, station.clock.sim_now()))
+    if station.profiles is not None:
+        station.profiles.clear_transaction(transaction.id)
+    now_s = station.clock.sim_now()
+    if evse.session is not None:
+        evse.session.set_enabled(False, now_s)
+    station.stats.energy_delivered(evse.unaccounted_wh(now_s))
     if evse.plugged_connector is not None:
         transaction.charging_state = "EVConnected"
     else:

@@ -83,7 +83,7 @@ async def open_station_link(
     settings: ConnectionSettings,
     handler: CallHandler,
     *,
-    spawn: Callable[[FollowUp], None],
+    spawn: Callable[[FollowUp], object],
     observer: LinkObserver,
     send_handler: SendHandler | None = None,
     deadlines: CallDeadlines | None = None,

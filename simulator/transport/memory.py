@@ -28,7 +28,7 @@ async def open_memory_link(
     serve: ServeChannel,
     handler: CallHandler,
     *,
-    spawn: Callable[[FollowUp], None],
+    spawn: Callable[[FollowUp], object],
     observer: LinkObserver,
     ocpp_version: OcppVersion = "2.1",
     call_timeout_s: float = 30.0,

@@ -6,15 +6,27 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from ev_models import SessionModelSettings
 from simulator.csms import CsmsConfig
 from simulator.ocpp import CallErrorReceived
 from simulator.station import EvseConfig, StationConfig
-from tests.helpers import STATION_ID, station_on_memory_link
+from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
 
-CHARGING_SOON = SessionModelSettings(
-    arrivals_per_hour_per_evse=30, dwell_s=(7_200, 7_200), id_token_first_share=0.0
-)
+CHARGING_SOON = {
+    "sites": [
+        {
+            "name": "test",
+            "arrivals_per_evse_per_day": 720,
+            "dwell_s": {"min": 7200, "max": 7200},
+            "soc_start": {"min": 0.1, "max": 0.1},
+            "target_soc": {"min": 0.9, "max": 0.9},
+        }
+    ],
+    "ev_fleet": {
+        "models": {"test-ev": 1.0},
+        "extra_models": {"test-ev": TEST_EV},
+        "id_token_first_share": 0.0,
+    },
+}
 
 
 def _variable(component: str, name: str, instance: str | None = None) -> dict[str, object]:
@@ -153,7 +165,7 @@ async def test_reset_of_an_idle_station_reboots_it(autojump_clock: MockClock) ->
 async def test_immediate_reset_ends_the_transaction_before_rebooting(
     autojump_clock: MockClock,
 ) -> None:
-    async with station_on_memory_link(sessions=CHARGING_SOON) as (_station, csms):
+    async with station_on_memory_link(scenario=CHARGING_SOON) as (_station, csms):
         with trio.fail_after(4 * 3600):
             await csms.wait_for_message(
                 STATION_ID, "TransactionEvent", lambda p: p["eventType"] == "Started"
@@ -176,7 +188,7 @@ async def test_immediate_reset_ends_the_transaction_before_rebooting(
 
 
 async def test_on_idle_reset_waits_for_the_transaction_to_end(autojump_clock: MockClock) -> None:
-    async with station_on_memory_link(sessions=CHARGING_SOON) as (_station, csms):
+    async with station_on_memory_link(scenario=CHARGING_SOON) as (_station, csms):
         with trio.fail_after(4 * 3600):
             started = await csms.wait_for_message(
                 STATION_ID, "TransactionEvent", lambda p: p["eventType"] == "Started"
@@ -214,7 +226,7 @@ async def test_change_availability_of_an_idle_evse_is_reported(autojump_clock: M
 async def test_change_availability_with_a_transaction_is_scheduled(
     autojump_clock: MockClock,
 ) -> None:
-    async with station_on_memory_link(sessions=CHARGING_SOON) as (station, csms):
+    async with station_on_memory_link(scenario=CHARGING_SOON) as (station, csms):
         with trio.fail_after(4 * 3600):
             await csms.wait_for_message(
                 STATION_ID, "TransactionEvent", lambda p: p["eventType"] == "Started"

@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 from trio.testing import MockClock
 
-from ev_models import SessionModelSettings
 from simulator.ocpp import schema_set
 from simulator.station import StationConfig
-from tests.helpers import STATION_ID, station_on_memory_link
+from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
 
-CABLE_FIRST = SessionModelSettings(
-    arrivals_per_hour_per_evse=30,
-    energy_wh=(4_000, 4_000),
-    dwell_s=(1_800, 1_800),
-    ev_max_power_w=(11_000, 11_000),
-    id_token_first_share=0.0,
-)
-TOKEN_FIRST = SessionModelSettings(
-    arrivals_per_hour_per_evse=30,
-    energy_wh=(4_000, 4_000),
-    dwell_s=(1_800, 1_800),
-    ev_max_power_w=(11_000, 11_000),
-    id_token_first_share=1.0,
-)
+
+def _sessions(id_token_first_share: float, **site: Any) -> dict[str, Any]:
+    """A busy site of test EVs that each want 4 kWh (20 % to 30 % of 40 kWh) in 30 minutes."""
+    return {
+        "sites": [
+            {
+                "name": "test",
+                "arrivals_per_evse_per_day": 720,
+                "dwell_s": {"min": 1800, "max": 1800},
+                "soc_start": {"min": 0.2, "max": 0.2},
+                "target_soc": {"min": 0.3, "max": 0.3},
+                **site,
+            }
+        ],
+        "ev_fleet": {
+            "models": {"test-ev": 1.0},
+            "extra_models": {"test-ev": TEST_EV},
+            "id_token_first_share": id_token_first_share,
+            "iso15118_share": 0.0,
+        },
+    }
+
+
+CABLE_FIRST = _sessions(0.0)
+TOKEN_FIRST = _sessions(1.0)
+REMOTE_ONLY = {**_sessions(0.0, arrivals_per_evse_per_day=0)}
 
 
 def _events(messages: list[tuple[str, dict]], transaction_id: str) -> list[dict]:
@@ -48,7 +61,7 @@ async def test_cable_first_session_starts_on_plug_in_and_ends_on_unplug(
     autojump_clock: MockClock,
 ) -> None:
     config = StationConfig(meter_interval_s=300)
-    async with station_on_memory_link(config, sessions=CABLE_FIRST) as (_station, csms):
+    async with station_on_memory_link(config, scenario=CABLE_FIRST) as (_station, csms):
         transaction_id = await _first_ended_transaction(csms, 4 * 3600)
         messages = list(csms.station(STATION_ID).messages)
         events = _events(messages, transaction_id)
@@ -73,7 +86,7 @@ async def test_meter_values_come_every_tx_updated_interval_and_add_up(
     autojump_clock: MockClock,
 ) -> None:
     config = StationConfig(meter_interval_s=60)
-    async with station_on_memory_link(config, sessions=CABLE_FIRST) as (_station, csms):
+    async with station_on_memory_link(config, scenario=CABLE_FIRST) as (_station, csms):
         transaction_id = await _first_ended_transaction(csms, 4 * 3600)
         events = _events(list(csms.station(STATION_ID).messages), transaction_id)
     periodic = [e for e in events if e["triggerReason"] == "MeterValuePeriodic"]
@@ -96,7 +109,7 @@ async def test_meter_values_come_every_tx_updated_interval_and_add_up(
 
 
 async def test_id_token_first_session_starts_on_authorization(autojump_clock: MockClock) -> None:
-    async with station_on_memory_link(sessions=TOKEN_FIRST) as (_station, csms):
+    async with station_on_memory_link(scenario=TOKEN_FIRST) as (_station, csms):
         transaction_id = await _first_ended_transaction(csms, 4 * 3600)
         messages = list(csms.station(STATION_ID).messages)
         events = _events(messages, transaction_id)
@@ -110,10 +123,7 @@ async def test_id_token_first_session_starts_on_authorization(autojump_clock: Mo
 
 
 async def test_remote_start_then_remote_stop(autojump_clock: MockClock) -> None:
-    sessions = SessionModelSettings(
-        arrivals_per_hour_per_evse=0, remote_start_plugin_delay_s=30, dwell_s=(600, 600)
-    )
-    async with station_on_memory_link(sessions=sessions) as (_station, csms):
+    async with station_on_memory_link(scenario=REMOTE_ONLY) as (_station, csms):
         answer = await csms.call(
             STATION_ID,
             "RequestStartTransaction",
@@ -147,9 +157,9 @@ async def test_remote_start_then_remote_stop(autojump_clock: MockClock) -> None:
 
 
 async def test_remote_start_without_ev_times_out(autojump_clock: MockClock) -> None:
-    sessions = SessionModelSettings(arrivals_per_hour_per_evse=0, remote_start_plugin_delay_s=None)
+    scenario = {**REMOTE_ONLY, "ev_fleet": {"remote_start_plugin_delay_s": None}}
     config = StationConfig(ev_connection_timeout_s=90)
-    async with station_on_memory_link(config, sessions=sessions) as (_station, csms):
+    async with station_on_memory_link(config, scenario=scenario) as (_station, csms):
         await csms.call(
             STATION_ID,
             "RequestStartTransaction",
@@ -177,7 +187,7 @@ async def test_events_made_offline_are_delivered_in_order_after_reconnect(
     config = StationConfig(
         meter_interval_s=60, retry_backoff_wait_minimum_s=200, retry_backoff_random_range_s=0
     )
-    async with station_on_memory_link(config, sessions=CABLE_FIRST) as (station, csms):
+    async with station_on_memory_link(config, scenario=CABLE_FIRST) as (station, csms):
         with trio.fail_after(4 * 3600):
             started = await csms.wait_for_message(
                 STATION_ID, "TransactionEvent", lambda p: p["eventType"] == "Started"

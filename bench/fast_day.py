@@ -1,0 +1,84 @@
+"""A simulated day of a large depot in `--fast` mode: how much faster than real time it runs.
+
+Runs `fleetsim run scenarios/depot-24h.yaml --fast --stations N` (two EVSEs per station,
+realistic depot arrivals, meter values every 5 minutes, heartbeats every 15 minutes, the
+embedded CSMS answering over in-memory links) R times, and prints the wall seconds of each run,
+the median, and simulated seconds per wall second.
+
+    python bench/fast_day.py --stations 1000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_once(stations: int, scenario: str) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as scratch:
+        summary_path = Path(scratch) / "summary.json"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cli",
+                "run",
+                scenario,
+                "--fast",
+                "--no-progress",
+                "--stations",
+                str(stations),
+                "--summary-json",
+                str(summary_path),
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        summary = json.loads(summary_path.read_text())
+    return {
+        "wall_seconds": summary["wall_seconds"],
+        "simulated_seconds": summary["simulated_seconds"],
+        "messages": summary["messages_sent"] + summary["messages_received"],
+        "ev_sessions": summary["ev_sessions"],
+        "energy_kwh": summary["energy_delivered_wh"] / 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stations", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scenario", default="scenarios/depot-24h.yaml")
+    args = parser.parse_args()
+    runs = []
+    for number in range(1, args.runs + 1):
+        result = run_once(args.stations, args.scenario)
+        runs.append(result)
+        print(
+            f"run {number}: {result['wall_seconds']:.1f} s wall for "
+            f"{result['simulated_seconds'] / 3600:.1f} simulated hours, "
+            f"{result['messages']:,} messages, {result['ev_sessions']:,} EV sessions, "
+            f"{result['energy_kwh']:,.0f} kWh"
+        )
+    wall = statistics.median(run["wall_seconds"] for run in runs)
+    simulated = statistics.median(run["simulated_seconds"] for run in runs)
+    messages = statistics.median(run["messages"] for run in runs)
+    print(
+        f"median of {args.runs}: {wall:.1f} s wall, {simulated / wall:,.0f} simulated seconds "
+        f"per wall second, {messages / wall:,.0f} messages per wall second "
+        f"({args.stations} stations, 2 EVSEs each)"
+    )
+
+
+if __name__ == "__main__":
+    main()
