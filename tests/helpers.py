@@ -44,6 +44,35 @@ TEST_EV: dict[str, Any] = {
 NO_ARRIVALS: dict[str, Any] = {"sites": [{"name": "test", "arrivals_per_evse_per_day": 0}]}
 
 
+def busy_site(
+    *,
+    dwell_s: float,
+    soc_start: float,
+    target_soc: float,
+    id_token_first_share: float = 0.0,
+    arrivals_per_evse_per_day: float = 720,
+) -> dict[str, Any]:
+    """Scenario sections for a site where test EVs arrive every few minutes, each staying
+    `dwell_s` and charging from `soc_start` to `target_soc` (no ISO 15118)."""
+    return {
+        "sites": [
+            {
+                "name": "test",
+                "arrivals_per_evse_per_day": arrivals_per_evse_per_day,
+                "dwell_s": {"min": dwell_s, "max": dwell_s},
+                "soc_start": {"min": soc_start, "max": soc_start},
+                "target_soc": {"min": target_soc, "max": target_soc},
+            }
+        ],
+        "ev_fleet": {
+            "models": {"test-ev": 1.0},
+            "extra_models": {"test-ev": TEST_EV},
+            "id_token_first_share": id_token_first_share,
+            "iso15118_share": 0.0,
+        },
+    }
+
+
 def one_station_scenario(
     overrides: Mapping[str, Any] | None = None,
     *,

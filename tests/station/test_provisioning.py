@@ -9,24 +9,9 @@ from trio.testing import MockClock
 from simulator.csms import CsmsConfig
 from simulator.ocpp import CallErrorReceived
 from simulator.station import EvseConfig, StationConfig
-from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
+from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 
-CHARGING_SOON = {
-    "sites": [
-        {
-            "name": "test",
-            "arrivals_per_evse_per_day": 720,
-            "dwell_s": {"min": 7200, "max": 7200},
-            "soc_start": {"min": 0.1, "max": 0.1},
-            "target_soc": {"min": 0.9, "max": 0.9},
-        }
-    ],
-    "ev_fleet": {
-        "models": {"test-ev": 1.0},
-        "extra_models": {"test-ev": TEST_EV},
-        "id_token_first_share": 0.0,
-    },
-}
+CHARGING_SOON = busy_site(dwell_s=7200, soc_start=0.1, target_soc=0.9)
 
 
 def _variable(component: str, name: str, instance: str | None = None) -> dict[str, object]:

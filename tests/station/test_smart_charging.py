@@ -8,25 +8,9 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
+from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 
-CHARGING = {
-    "sites": [
-        {
-            "name": "test",
-            "arrivals_per_evse_per_day": 720,
-            "dwell_s": {"min": 7200, "max": 7200},
-            "soc_start": {"min": 0.1, "max": 0.1},
-            "target_soc": {"min": 0.9, "max": 0.9},
-        }
-    ],
-    "ev_fleet": {
-        "models": {"test-ev": 1.0},
-        "extra_models": {"test-ev": TEST_EV},
-        "id_token_first_share": 0.0,
-        "iso15118_share": 0.0,
-    },
-}
+CHARGING = busy_site(dwell_s=7200, soc_start=0.1, target_soc=0.9)
 
 
 def _profile(profile_id: int, purpose: str, periods: list[dict[str, Any]], **extra: Any) -> Any:

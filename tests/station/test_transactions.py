@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import trio
 from trio.testing import MockClock
 
 from simulator.ocpp import schema_set
 from simulator.station import StationConfig
-from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
+from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 
-
-def _sessions(id_token_first_share: float, **site: Any) -> dict[str, Any]:
-    """A busy site of test EVs that each want 4 kWh (20 % to 30 % of 40 kWh) in 30 minutes."""
-    return {
-        "sites": [
-            {
-                "name": "test",
-                "arrivals_per_evse_per_day": 720,
-                "dwell_s": {"min": 1800, "max": 1800},
-                "soc_start": {"min": 0.2, "max": 0.2},
-                "target_soc": {"min": 0.3, "max": 0.3},
-                **site,
-            }
-        ],
-        "ev_fleet": {
-            "models": {"test-ev": 1.0},
-            "extra_models": {"test-ev": TEST_EV},
-            "id_token_first_share": id_token_first_share,
-            "iso15118_share": 0.0,
-        },
-    }
-
-
-CABLE_FIRST = _sessions(0.0)
-TOKEN_FIRST = _sessions(1.0)
-REMOTE_ONLY = {**_sessions(0.0, arrivals_per_evse_per_day=0)}
+# Test EVs that each want 4 kWh (20 % to 30 % of 40 kWh) and stay 30 minutes.
+CABLE_FIRST = busy_site(dwell_s=1800, soc_start=0.2, target_soc=0.3)
+TOKEN_FIRST = busy_site(dwell_s=1800, soc_start=0.2, target_soc=0.3, id_token_first_share=1.0)
+REMOTE_ONLY = busy_site(dwell_s=1800, soc_start=0.2, target_soc=0.3, arrivals_per_evse_per_day=0)
 
 
 def _events(messages: list[tuple[str, dict]], transaction_id: str) -> list[dict]:
