@@ -22,7 +22,9 @@ __all__ = ["MEASURANDS", "build_device_model_spec"]
 #: The measurands a fleetsim meter can sample.
 MEASURANDS = (
     "Energy.Active.Import.Register",
+    "Energy.Active.Export.Register",
     "Power.Active.Import",
+    "Power.Active.Export",
     "SoC",
     "Current.Import",
     "Voltage",
@@ -336,7 +338,13 @@ def build_device_model_spec(config: StationConfig) -> DeviceModelSpec:
             sampled,
             "TxUpdatedMeasurands",
             "MemberList",
-            "Energy.Active.Import.Register,Power.Active.Import,SoC",
+            # A bidirectional station meters what flows back too (Q, J: export measurands).
+            "Energy.Active.Import.Register,Power.Active.Import,SoC"
+            + (
+                ",Energy.Active.Export.Register,Power.Active.Export"
+                if any(evse.bidirectional for evse in config.evses)
+                else ""
+            ),
             values_list=MEASURANDS,
         )
     )

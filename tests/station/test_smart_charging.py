@@ -8,6 +8,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
+from simulator.station import EvseConfig, StationConfig
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 
 CHARGING = busy_site(dwell_s=7200, soc_start=0.1, target_soc=0.9)
@@ -201,3 +202,35 @@ async def test_profiles_are_reported_and_cleared(autojump_clock: MockClock) -> N
         again = await csms.call(STATION_ID, "ClearChargingProfile", {"chargingProfileId": 7})
         assert again["status"] == "Unknown"
         assert station.profiles is not None and len(station.profiles) == 1
+
+
+async def test_a_bidirectional_station_meters_export_too(autojump_clock: MockClock) -> None:
+    config = StationConfig(evses=(EvseConfig(bidirectional=True),))
+    async with station_on_memory_link(config, scenario=CHARGING) as (_station, csms):
+        with trio.fail_after(4 * 3600):
+            meter = await csms.wait_for_message(
+                STATION_ID,
+                "TransactionEvent",
+                lambda p: p["triggerReason"] == "MeterValuePeriodic",
+            )
+        measurands = {s["measurand"] for s in meter["meterValue"][0]["sampledValue"]}
+        assert {"Energy.Active.Export.Register", "Power.Active.Export"} <= measurands
+
+
+async def test_a_der_event_makes_the_station_raise_and_clear_an_alarm(
+    autojump_clock: MockClock,
+) -> None:
+    scenario = {
+        "grid": {
+            "der_events": [{"at_s": 600, "duration_s": 60, "kind": "UnderVoltage", "value": 195}]
+        }
+    }
+    async with station_on_memory_link(scenario=scenario) as (_station, csms):
+        with trio.fail_after(700):
+            raised = await csms.wait_for_message(STATION_ID, "NotifyDERAlarm")
+            cleared = await csms.wait_for_message(
+                STATION_ID, "NotifyDERAlarm", lambda p: p.get("alarmEnded") is True
+            )
+        assert raised.get("alarmEnded") in (None, False)
+        assert raised["gridEventFault"] == cleared["gridEventFault"]
+        assert trio.current_time() == pytest.approx(660, abs=1)
