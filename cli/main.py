@@ -132,13 +132,25 @@ def run(
         Path | None,
         typer.Option(help="Write sessions.csv, site_power.csv and load_curve.png here."),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Run shard I of N (0-based, I/N): a disjoint block of the stations, so N "
+                "processes or machines run one fleet."
+            ),
+            metavar="I/N",
+        ),
+    ] = None,
 ) -> None:
     """Run a fleet of stations against a CSMS (the embedded one when none is given)."""
     import trio
     from rich.console import Console
     from trio.testing import MockClock
 
+    from simulator.limits import PreflightError, check_fleet_fits
     from simulator.run import RunOptions, run_scenario
+    from simulator.shard import parse_shard
 
     scenario = _load(
         scenario_path,
@@ -150,9 +162,19 @@ def run(
         csms_url=csms,
         metrics_port=metrics_port,
     )
+    part = None
     try:
+        if shard is not None:
+            part = parse_shard(shard)
+            scenario = scenario.for_block(
+                part.block(scenario.stations.first_index, scenario.stations.count)
+            )
         scenario.resolved_password()
-    except ScenarioError as exc:
+        if not fast:
+            check_fleet_fits(
+                scenario.stations.count, embedded_csms_sockets=scenario.csms.url is None
+            )
+    except (ScenarioError, PreflightError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=ExitCode.BAD_SCENARIO) from None
     # soft_wrap: long lines (errors, URLs) stay whole in CI logs instead of breaking at 80.
@@ -164,6 +186,7 @@ def run(
         show_progress=progress,
         in_memory=fast,
         report_dir=report_dir,
+        shard=part,
     )
     if fast:
         if csms is not None:

@@ -35,6 +35,7 @@ from .metrics import RunStatsCollector
 from .report import ProgressLine, build_summary, render_summary, write_summary_json
 from .report.files import plot_load_curve, write_sessions_csv, write_site_power_csv
 from .scenario import Scenario
+from .shard import Shard
 from .station import Connect, EvseConfig, Station, StationConfig
 from .stats import RunStats
 from .trace import FrameTrace
@@ -61,6 +62,8 @@ class RunOptions:
     in_memory: bool = False
     #: Write sessions.csv, site_power.csv and load_curve.png here at the end.
     report_dir: Path | None = None
+    #: Which part of a sharded fleet this is (the scenario is already cut to it).
+    shard: Shard | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,15 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
     }
     stations = list(by_index.values())
     pump = EventPump(clock)
-    world = World(scenario, clock, pump, by_index, catalogue)
+    shard = options.shard
+    world = World(
+        scenario,
+        clock,
+        pump,
+        by_index,
+        catalogue,
+        seed_entropy=(scenario.seed,) if shard is None else (scenario.seed, shard.index),
+    )
     interrupted = False
     unreachable = False
     wall_start = time.perf_counter()
@@ -209,6 +220,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
         ocpp_version=scenario.ocpp_version,
         errors=errors,
     )
+    summary["shard"] = None if shard is None else str(shard)
     summary["ev_sessions"] = len(world.session_records)
     summary["evs_turned_away"] = world.turned_away
     if options.summary_json_path is not None:

@@ -932,6 +932,25 @@ class Scenario(BaseModel):
             raise _problems(problems)
         return self
 
+    def for_block(self, block: range) -> Scenario:
+        """The part of this scenario whose stations have indices in `block` (a shard): the
+        same sites, each holding the stations of the block that were its own."""
+        if not block:
+            raise ScenarioError(
+                [f"command line: the shard holds none of the {self.stations.count} stations"]
+            )
+        sites = []
+        for site, indices in self.site_layout():
+            mine = range(max(indices.start, block.start), min(indices.stop, block.stop))
+            if len(mine):
+                sites.append(site.model_copy(update={"stations": len(mine)}))
+        data = self.model_dump()
+        data["stations"]["first_index"] = block.start
+        data["stations"]["count"] = len(block)
+        if self.sites:
+            data["sites"] = [site.model_dump() for site in sites]
+        return Scenario.model_validate(data)
+
     def site_layout(self) -> list[tuple[SiteSpec, range]]:
         """Each site with the station indices it holds, in id order."""
         sites = self.sites or (SiteSpec(name="site"),)

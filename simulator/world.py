@@ -275,12 +275,14 @@ class World:
         pump: EventPump,
         stations: dict[int, Station],
         catalogue: dict[str, EvModel],
+        *,
+        seed_entropy: tuple[int, ...] | None = None,
     ) -> None:
         self.scenario = scenario
         self.clock = clock
         self.pump = pump
         self.catalogue = catalogue
-        seeds = np.random.SeedSequence(scenario.seed)
+        seeds = np.random.SeedSequence(list(seed_entropy or (scenario.seed,)))
         site_seeds, grid_seed = seeds.spawn(2)
         grid = scenario.grid
         self.frequency = FrequencyModel(
