@@ -205,6 +205,32 @@ def run(
     raise typer.Exit(code=ExitCode.OK)
 
 
+@app.command("ev-models")
+def ev_models_command() -> None:
+    """List the EV models of the catalogue, with the figures the simulation uses."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ev_models import load_catalogue
+
+    table = Table(title="EV models (ev_models/data/catalogue.yaml; sources there)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind")
+    for column in ("battery kWh", "AC kW", "DC kW", "ISO 15118-20", "V2G"):
+        table.add_column(column, justify="right")
+    for name, model in sorted(load_catalogue().items()):
+        table.add_row(
+            name,
+            model.kind,
+            f"{model.usable_battery_wh / 1000:.1f}",
+            f"{model.max_ac_w / 1000:.1f}" if model.max_ac_w else "-",
+            f"{model.max_dc_w / 1000:.0f}",
+            "yes" if model.iso15118_20 else "no",
+            f"{model.max_discharge_w / 1000:.1f} kW" if model.bidirectional else "no",
+        )
+    Console(soft_wrap=True).print(table)
+
+
 @app.command("csms")
 def csms_command(
     port: Annotated[int, typer.Option(help="TCP port to listen on; 0 picks a free one.")] = 9000,

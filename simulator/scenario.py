@@ -730,6 +730,39 @@ class EvFleetSettings(BaseModel):
         ),
     )
 
+    @model_validator(mode="after")
+    def _models_exist(self) -> Self:
+        """Every model named is in the catalogue (with `extra_models` applied), and the
+        additions and changes are valid EV models."""
+        from ev_models import CatalogueError, load_catalogue
+
+        try:
+            catalogue = load_catalogue(self.extra_models or None)
+        except CatalogueError as exc:
+            raise _problems([(("extra_models",), str(exc), None)]) from None
+        problems: list[tuple[tuple[str | int, ...], str, Any]] = []
+        for name, share in (self.models or {}).items():
+            if name not in catalogue:
+                close = difflib.get_close_matches(name, catalogue, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                problems.append(
+                    (
+                        ("models", name),
+                        f"no EV model {name!r} in the catalogue{hint} (fleetsim ev-models "
+                        "lists them; add one under extra_models)",
+                        name,
+                    )
+                )
+            elif not share > 0:
+                problems.append(
+                    (("models", name), f"the share must be a positive number, got {share}", share)
+                )
+        if self.models is not None and not self.models:
+            problems.append((("models",), "name at least one model, or leave models out", None))
+        if problems:
+            raise _problems(problems)
+        return self
+
 
 class FrequencyEventSpec(BaseModel):
     """A scripted grid frequency excursion."""

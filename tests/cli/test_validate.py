@@ -164,3 +164,18 @@ def test_schema_output_is_indented_by_two_spaces() -> None:
         "{",
         '  "$schema": "https://json-schema.org/draft/2020-12/schema",',
     ]
+
+
+def test_ev_models_lists_the_catalogue_by_the_names_scenarios_use() -> None:
+    code, out, _ = invoke("ev-models")
+    assert code == 0
+    assert "vw-id3-pro-58kwh" in out
+    assert "renault-5-etech-52kwh" in out
+
+
+def test_an_unknown_ev_model_is_explained_with_the_closest_name(tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text("name: x\nstations: {count: 1}\nev_fleet:\n  models:\n    vw-id3: 1\n")
+    code, _, err = invoke("validate", str(path))
+    assert code == ExitCode.BAD_SCENARIO
+    assert f"{path}:5 ev_fleet.models.vw-id3: no EV model 'vw-id3' in the catalogue" in err
