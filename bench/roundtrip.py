@@ -6,7 +6,9 @@ CSMS in a separate process (so the target's CPU is not counted):
   bare      N trio-websocket connections, each sending a fixed Heartbeat CALL and waiting for
             any answer, back to back: the floor that any Python trio client pays.
   fleetsim  N fleetsim links (open_station_link: frames, ids, correlation, schema validation of
-            what comes in and what goes out, metrics), each calling Heartbeat back to back.
+            what comes in and what goes out, metrics), each calling Heartbeat back to back,
+            with the collector tuned after start-up as a run tunes it (simulator/gc_tuning.py);
+            `fleetsim-default-gc` is the same with CPython's default collector.
   idle      N complete fleetsim stations booted and idle, for the memory each one costs.
 
 Each client measures its own CPU time (getrusage) and round trips over a fixed window after a
@@ -133,7 +135,7 @@ async def _client_bare(url: str, stations: int, warmup_s: float, window_s: float
 
 
 async def _client_fleetsim(
-    url: str, stations: int, warmup_s: float, window_s: float
+    url: str, stations: int, warmup_s: float, window_s: float, *, tuned_gc: bool = True
 ) -> dict[str, Any]:
     import trio
 
@@ -173,6 +175,10 @@ async def _client_fleetsim(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(deadlines.run)
         links = [await nursery.start(one, index) for index in range(stations)]
+        if tuned_gc:
+            from simulator.gc_tuning import tune_collector
+
+            tune_collector()
 
         def loop_for(link: Any) -> Any:
             async def loop(counts: list[int], latencies: list[float]) -> None:
@@ -232,7 +238,18 @@ async def _client_idle(url: str, stations: int, warmup_s: float, window_s: float
     }
 
 
-CLIENTS = {"bare": _client_bare, "fleetsim": _client_fleetsim, "idle": _client_idle}
+async def _client_fleetsim_default_gc(
+    url: str, stations: int, warmup_s: float, window_s: float
+) -> dict[str, Any]:
+    return await _client_fleetsim(url, stations, warmup_s, window_s, tuned_gc=False)
+
+
+CLIENTS = {
+    "bare": _client_bare,
+    "fleetsim": _client_fleetsim,
+    "fleetsim-default-gc": _client_fleetsim_default_gc,
+    "idle": _client_idle,
+}
 
 
 def _client_main(mode: str, url: str, stations: int, warmup_s: float, window_s: float) -> None:
@@ -311,7 +328,7 @@ def main() -> None:
         )
         for stations in counts:
             case: dict[str, Any] = {"stations": stations}
-            for mode in ("bare", "fleetsim", "idle"):
+            for mode in ("bare", "fleetsim-default-gc", "fleetsim", "idle"):
                 runs = [
                     _run_client(mode, url, stations, args.warmup, args.window)
                     for _ in range(args.runs)
@@ -338,6 +355,11 @@ def main() -> None:
             )
             case["cpu_ratio_fleetsim_to_bare"] = ratio
             print(f"{stations:>8} CPU per round trip, fleetsim / bare: {ratio:.2f}x")
+            untuned = case["fleetsim-default-gc"]["median"]["cpu_us_per_round_trip"]
+            print(
+                f"{stations:>8} CPU per round trip, fleetsim with the default collector / "
+                f"tuned: {untuned / case['fleetsim']['median']['cpu_us_per_round_trip']:.2f}x"
+            )
             report["cases"].append(case)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))

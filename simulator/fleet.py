@@ -31,8 +31,17 @@ class StationFailure:
 class Fleet:
     """The stations of one process, started at `ramp_up_per_s` and supervised."""
 
-    def __init__(self, stations: list[Station], connect: Connect, ramp_up_per_s: float) -> None:
+    def __init__(
+        self,
+        stations: list[Station],
+        connect: Connect,
+        ramp_up_per_s: float,
+        *,
+        after_ramp_up: Callable[[], None] | None = None,
+    ) -> None:
         self.stations = stations
+        #: Called once every station has been started (run.py tunes the collector there).
+        self.after_ramp_up = after_ramp_up
         self.connect = connect
         self.ramp_up_per_s = ramp_up_per_s
         #: The first failure of each kind (exception type), for the summary.
@@ -62,6 +71,8 @@ class Fleet:
                     on_started(self._started)
                 if self._started < total:
                     await trio.sleep(_RAMP_TICK_S)
+            if self.after_ramp_up is not None:
+                self.after_ramp_up()
 
     async def _supervise(self, station: Station) -> None:
         try:

@@ -30,6 +30,7 @@ from .clock import SimClock
 from .csms import Csms, CsmsConfig, smart_charging_reactions
 from .des import EventPump
 from .fleet import Fleet
+from .gc_tuning import tune_collector
 from .link import CallDeadlines, Link
 from .metrics import RunStatsCollector
 from .report import ProgressLine, build_summary, render_summary, write_summary_json
@@ -174,7 +175,9 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
             connect = _connector(
                 scenario, options, csms, csms_url or "memory:", password, stats, deadlines
             )
-            fleet = Fleet(stations, connect, stations_settings.ramp_up_per_s)
+            fleet = Fleet(
+                stations, connect, stations_settings.ramp_up_per_s, after_ramp_up=tune_collector
+            )
             with trio.CancelScope() as run_scope:
                 if scenario.duration_s is not None:
                     run_scope.deadline = trio.current_time() + scenario.duration_s
