@@ -132,6 +132,16 @@ def run(
         Path | None,
         typer.Option(help="Write sessions.csv, site_power.csv and load_curve.png here."),
     ] = None,
+    source_address: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Local addresses the stations connect from, comma-separated or as ranges "
+                "(127.0.0.2-127.0.0.9): one address has about 28,000 ports towards one CSMS."
+            ),
+            metavar="ADDRESSES",
+        ),
+    ] = None,
     shard: Annotated[
         str | None,
         typer.Option(
@@ -151,6 +161,7 @@ def run(
     from simulator.limits import PreflightError, check_fleet_fits
     from simulator.run import RunOptions, run_scenario
     from simulator.shard import parse_shard
+    from simulator.transport import parse_source_addresses
 
     scenario = _load(
         scenario_path,
@@ -163,7 +174,10 @@ def run(
         metrics_port=metrics_port,
     )
     part = None
+    sources: tuple[str, ...] = ()
     try:
+        if source_address is not None:
+            sources = parse_source_addresses(source_address)
         if shard is not None:
             part = parse_shard(shard)
             scenario = scenario.for_block(
@@ -172,7 +186,9 @@ def run(
         scenario.resolved_password()
         if not fast:
             check_fleet_fits(
-                scenario.stations.count, embedded_csms_sockets=scenario.csms.url is None
+                scenario.stations.count,
+                embedded_csms_sockets=scenario.csms.url is None,
+                source_addresses=max(1, len(sources)),
             )
     except (ScenarioError, PreflightError, ValueError) as exc:
         typer.echo(str(exc), err=True)
@@ -187,6 +203,7 @@ def run(
         in_memory=fast,
         report_dir=report_dir,
         shard=part,
+        source_addresses=sources,
     )
     if fast:
         if csms is not None:

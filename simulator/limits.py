@@ -40,7 +40,9 @@ def ephemeral_port_count(
     return high - low + 1
 
 
-def check_fleet_fits(stations: int, *, embedded_csms_sockets: bool) -> None:
+def check_fleet_fits(
+    stations: int, *, embedded_csms_sockets: bool, source_addresses: int = 1
+) -> None:
     """Raise `PreflightError` when `stations` WebSockets cannot all be open in this process."""
     files = raise_open_file_limit()
     needed = stations * (2 if embedded_csms_sockets else 1) + RESERVED_FILES
@@ -56,9 +58,10 @@ def check_fleet_fits(stations: int, *, embedded_csms_sockets: bool) -> None:
             "each with a part of the stations"
         )
     ports = ephemeral_port_count()
-    if ports is not None and stations > ports:
+    if ports is not None and stations > ports * source_addresses:
         raise PreflightError(
-            f"{stations} stations need {stations} local ports to reach the CSMS, but one source "
-            f"address has {ports} (net.ipv4.ip_local_port_range); split the fleet with "
-            "--shard I/N over machines"
+            f"{stations} stations need {stations} local ports to reach the CSMS, but "
+            f"{source_addresses} source address(es) have {ports * source_addresses} "
+            f"({ports} each, net.ipv4.ip_local_port_range); give more with --source-address "
+            "or split the fleet with --shard I/N over machines"
         )

@@ -65,6 +65,8 @@ class RunOptions:
     report_dir: Path | None = None
     #: Which part of a sharded fleet this is (the scenario is already cut to it).
     shard: Shard | None = None
+    #: Local addresses the stations connect from, station i from address i modulo their number.
+    source_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -271,7 +273,9 @@ def _connector(
         connect_timeout_s=scenario.csms.connect_timeout_s,
         call_timeout_s=scenario.csms.call_timeout_s,
         validate_outgoing=scenario.csms.validate_outgoing,
+        source_addresses=options.source_addresses,
     )
+    sources = options.source_addresses
 
     def connect_websocket(station: Station) -> AbstractAsyncContextManager[Link]:
         return open_station_link(
@@ -281,6 +285,7 @@ def _connector(
             spawn=station.spawn,
             observer=stats,
             deadlines=deadlines,
+            source_address=sources[station.index % len(sources)] if sources else None,
         )
 
     return connect_websocket

@@ -5,6 +5,7 @@ failed connection.  `open_memory_link` joins a station to an in-process CSMS wit
 Nothing outside this package imports trio-websocket on the client side.
 """
 
+from .addresses import parse_source_addresses
 from .channel import WebSocketChannel
 from .connect import ConnectError, ConnectionSettings, open_station_link, station_url
 from .memory import ServeChannel, open_memory_link
@@ -16,5 +17,6 @@ __all__ = [
     "WebSocketChannel",
     "open_memory_link",
     "open_station_link",
+    "parse_source_addresses",
     "station_url",
 ]

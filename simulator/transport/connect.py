@@ -13,15 +13,18 @@ import base64
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
+import trio
 from trio_websocket import (
     ConnectionRejected,
     ConnectionTimeout,
     DisconnectionTimeout,
     HandshakeError,
+    WebSocketConnection,
     open_websocket_url,
+    wrap_client_stream,
 )
 
 from ..link import CallDeadlines, CallHandler, ConnectError, FollowUp, RpcLink, SendHandler
@@ -45,6 +48,8 @@ class ConnectionSettings:
     connect_timeout_s: float = 10.0
     call_timeout_s: float = 30.0
     validate_outgoing: bool = True
+    #: Local addresses to connect from, shared out over the stations (empty: the system's).
+    source_addresses: tuple[str, ...] = ()
 
 
 def station_url(csms_url: str, station_id: str) -> str:
@@ -87,11 +92,13 @@ async def open_station_link(
     observer: LinkObserver,
     send_handler: SendHandler | None = None,
     deadlines: CallDeadlines | None = None,
+    source_address: str | None = None,
 ) -> AsyncIterator[RpcLink]:
     """Connect, start the link's reader, yield the link; close the connection on exit.
 
     `deadlines` is the fleet's shared CALL timeout sweeper; without it each CALL times out
-    through a cancel scope of its own.
+    through a cancel scope of its own.  `source_address` is the local address to connect from
+    (one address has a limited number of ephemeral ports towards one CSMS address).
     """
     url = station_url(settings.csms_url, station_id)
     protocol = subprotocol_for(settings.ocpp_version)
@@ -100,14 +107,7 @@ async def open_station_link(
         headers.append(_basic_auth_header(station_id, settings.basic_auth_password))
     connected = False
     try:
-        async with open_websocket_url(
-            url,
-            settings.ssl_context,
-            subprotocols=[protocol],
-            extra_headers=headers,
-            connect_timeout=settings.connect_timeout_s,
-            disconnect_timeout=2.0,
-        ) as connection:
+        async with _open_websocket(url, settings, protocol, headers, source_address) as connection:
             connected = True
             _check_subprotocol(station_id, url, connection.subprotocol, settings)
             session = RpcSession(
@@ -155,6 +155,66 @@ async def open_station_link(
             "and the URL right?",
             "refused",
         ) from exc
+
+
+def _open_websocket(
+    url: str,
+    settings: ConnectionSettings,
+    protocol: str,
+    headers: list[tuple[bytes, bytes]],
+    source_address: str | None,
+) -> AbstractAsyncContextManager[WebSocketConnection]:
+    if source_address is None:
+        return open_websocket_url(
+            url,
+            settings.ssl_context,
+            subprotocols=[protocol],
+            extra_headers=headers,
+            connect_timeout=settings.connect_timeout_s,
+            disconnect_timeout=2.0,
+        )
+    return _open_websocket_from(url, settings, protocol, headers, source_address)
+
+
+@asynccontextmanager
+async def _open_websocket_from(
+    url: str,
+    settings: ConnectionSettings,
+    protocol: str,
+    headers: list[tuple[bytes, bytes]],
+    source_address: str,
+) -> AsyncIterator[WebSocketConnection]:
+    """`open_websocket_url`, but the TCP connection leaves from `source_address`."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    secure = parts.scheme == "wss"
+    port = parts.port or (443 if secure else 80)
+    resource = parts.path + (f"?{parts.query}" if parts.query else "")
+    async with trio.open_nursery() as nursery:
+        try:
+            with trio.fail_after(settings.connect_timeout_s):
+                stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
+                stream = await trio.open_tcp_stream(host, port, local_address=source_address)
+                if secure:
+                    context = settings.ssl_context or ssl.create_default_context()
+                    stream = trio.SSLStream(stream, context, server_hostname=host)
+                    await stream.do_handshake()
+                connection = await wrap_client_stream(
+                    nursery,
+                    stream,
+                    host if parts.port is None else f"{host}:{port}",
+                    resource,
+                    subprotocols=[protocol],
+                    extra_headers=headers,
+                )
+        except trio.TooSlowError:
+            raise ConnectionTimeout from None
+        try:
+            yield connection
+        finally:
+            with trio.move_on_after(2.0):
+                await connection.aclose()
+            nursery.cancel_scope.cancel()
 
 
 def _check_subprotocol(
