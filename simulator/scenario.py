@@ -671,6 +671,28 @@ class SiteSpec(BaseModel):
         default=None,
         description="Overrides the state of charge drivers want (0..1); null uses the kind's.",
     )
+    loop_idle_s: Range | None = Field(
+        default=None,
+        description=(
+            "Load-test loop: every EVSE serves EVs back to back, the next one arriving this "
+            "many simulated seconds (uniform) after the last one left; needs dwell_s, and "
+            "replaces arrivals_per_evse_per_day."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _loop_has_a_dwell(self) -> Self:
+        if self.loop_idle_s is not None and self.dwell_s is None:
+            raise _problems(
+                [
+                    (
+                        ("dwell_s",),
+                        "a site with loop_idle_s needs dwell_s: how long each EV stays",
+                        None,
+                    )
+                ]
+            )
+        return self
 
 
 class EvFleetSettings(BaseModel):

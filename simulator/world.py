@@ -55,6 +55,7 @@ class Site:
         stations: list[Station],
         arrivals: ArrivalProcess,
         remote_arrivals: ArrivalProcess,
+        loop_rng: np.random.Generator,
     ) -> None:
         self.world = world
         self.name = spec.name
@@ -72,6 +73,7 @@ class Site:
         self.export_w = 0.0
         self._next_station = 0
         self.turned_away = 0
+        self._loop_rng = loop_rng
         for station in stations:
             station.site = self
 
@@ -255,6 +257,37 @@ class Site:
             entry[2].set_droop(response_w, now_s)
         return None
 
+    # -- the load-test loop (loop_idle_s) ---------------------------------------------------
+
+    def visit_ended(self, station: Station, evse: Evse) -> None:
+        if self.spec.loop_idle_s is not None:
+            self.schedule_loop_arrival(station, evse, self.world.clock.sim_now())
+
+    def schedule_loop_arrival(self, station: Station, evse: Evse, after_s: float) -> None:
+        """The next EV of `evse` in a load-test loop: `loop_idle_s` after `after_s`."""
+        idle = self.spec.loop_idle_s
+        assert idle is not None
+        at_s = after_s + float(self._loop_rng.uniform(idle.min, idle.max))
+        self.world.pump.call_at(at_s, lambda: self._loop_arrival(station, evse))
+
+    def _loop_arrival(self, station: Station, evse: Evse) -> None:
+        now_s = self.world.clock.sim_now()
+        drawn = self.arrivals.next_arrival(now_s)
+        if (
+            drawn is None
+            or not (station.running and station.operative and evse.is_free())
+            or not (evse.supply == "DC" or drawn.model.max_ac_w > 0)
+        ):
+            self.schedule_loop_arrival(station, evse, now_s)  # try again after another idle
+            return
+        ev_arrives(
+            station,
+            evse,
+            replace(
+                drawn, arrival_s=now_s, departure_s=now_s + (drawn.departure_s - drawn.arrival_s)
+            ),
+        )
+
     def charging_needs(self, station: Station, evse: Evse, arrival: EvArrival) -> Any:
         return charging_needs(
             arrival,
@@ -312,7 +345,7 @@ class World:
         self._last_row_hz: dict[str, float] = {}
         self._last_row: dict[str, int] = {}
         layout = scenario.site_layout()
-        site_rngs = site_seeds.spawn(2 * len(layout))
+        site_rngs = site_seeds.spawn(3 * len(layout))
         models = self._model_mix()
         fleet = scenario.ev_fleet
         self.sites: list[Site] = []
@@ -321,11 +354,13 @@ class World:
                 ArrivalProcess(
                     _profile(spec),
                     models,
+                    # A loop site and the remote-start process draw EVs, not times: any
+                    # positive rate serves.
                     arrivals_per_day=spec.arrivals_per_evse_per_day
                     * sum(len(stations[i].evses) for i in indices)
-                    if which == 0
+                    if which == 0 and spec.loop_idle_s is None
                     else 24.0,
-                    rng=np.random.default_rng(site_rngs[2 * number + which]),
+                    rng=np.random.default_rng(site_rngs[3 * number + which]),
                     start_epoch_s=clock.epoch_s(0.0),
                     tz_offset_s=int(spec.utc_offset_h * 3600),
                     id_tokens=(
@@ -340,7 +375,14 @@ class World:
                 for which in (0, 1)
             ]
             self.sites.append(
-                Site(self, spec, [stations[i] for i in indices], processes[0], processes[1])
+                Site(
+                    self,
+                    spec,
+                    [stations[i] for i in indices],
+                    processes[0],
+                    processes[1],
+                    np.random.default_rng(site_rngs[3 * number + 2]),
+                )
             )
 
     def _model_mix(self) -> list[tuple[EvModel, float]]:
@@ -371,7 +413,11 @@ class World:
 
     def start(self) -> None:
         for site in self.sites:
-            if site.spec.arrivals_per_evse_per_day > 0:
+            if site.spec.loop_idle_s is not None:
+                for station in site.stations:
+                    for evse in station.evses:
+                        site.schedule_loop_arrival(station, evse, 0.0)
+            elif site.spec.arrivals_per_evse_per_day > 0:
                 self.pump.process(self._arrivals(site))
         self.pump.process(self._grid())
         for event in self.der.events:

@@ -179,15 +179,17 @@ sites:
     dwell_s: {min: 600, max: 600}
     soc_start: {min: 0.2, max: 0.3}
     target_soc: {min: 0.8, max: 0.9}
+    loop_idle_s: null
   - name: street
     kind: public
     stations: null
     capacity_kw: null
     arrivals_per_evse_per_day: 4
     utc_offset_h: 0
-    dwell_s: null
+    dwell_s: {min: 30, max: 60}
     soc_start: null
     target_soc: null
+    loop_idle_s: {min: 5, max: 15}
 ev_fleet:
   models: {vw-id3-pro-58kwh: 2, ford-e-transit-68kwh: 1}
   extra_models: {}

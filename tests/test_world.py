@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -159,3 +161,23 @@ def test_v2x_discharge_stops_at_the_minimum_state_of_charge(tmp_path: Path) -> N
     ends = [float(row["soc_end_percent"]) for row in v2x]
     assert min(ends) >= 30.0 - 0.05  # never below min_soc (0.3)
     assert any(end == pytest.approx(30.0, abs=0.05) for end in ends)
+
+
+def test_a_loop_site_serves_evs_back_to_back(tmp_path: Path) -> None:
+    _fast_run("reference-load.yaml", tmp_path, "--stations", "5")
+    sessions = _rows(tmp_path / "sessions.csv")
+    by_station: dict[str, list[dict[str, str]]] = {}
+    for row in sessions:
+        by_station.setdefault(row["station"], []).append(row)
+    assert set(by_station) == {f"REF{i:06d}" for i in range(1, 6)}
+    for rows in by_station.values():
+        rows.sort(key=lambda row: row["arrival"])
+        # 300 s of 30-60 s visits with 5-15 s between them.
+        assert 4 <= len(rows) <= 8
+        for earlier, later in itertools.pairwise(rows):
+            gap_s = _seconds(later["arrival"]) - _seconds(earlier["departure"])
+            assert 5 <= gap_s <= 15.001
+
+
+def _seconds(timestamp: str) -> float:
+    return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()

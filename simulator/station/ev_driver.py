@@ -53,6 +53,7 @@ class SiteHooks(Protocol):
         self, station: Station, evse: Evse, limit: ActiveLimit, subscribe: bool, now_s: float
     ) -> float | None: ...
     def charging_needs(self, station: Station, evse: Evse, arrival: EvArrival) -> Any: ...
+    def visit_ended(self, station: Station, evse: Evse) -> None: ...
 
     @property
     def remote_start_plugin_delay_s(self) -> float | None: ...
@@ -99,6 +100,8 @@ async def _visit(
         await _play_visit(station, evse, arrival, remote)
     finally:
         evse.visit = None
+        if station.site is not None:
+            station.site.visit_ended(station, evse)
 
 
 async def _play_visit(
