@@ -15,6 +15,7 @@ import trio
 
 from ..link import Answer, FollowUp, Link
 from ..ocpp import CallErrorReceived, CallTimeout, ErrorCode, RpcError
+from .device_model import AttributeResult
 
 if TYPE_CHECKING:
     from .station import Station
@@ -114,6 +115,25 @@ def _status_info(reason: str | None) -> dict[str, Any] | None:
     }
 
 
+def _variable_result(
+    item: Mapping[str, Any], attribute_type: str, outcome: AttributeResult
+) -> dict[str, Any]:
+    """The GetVariableResult/SetVariableResult entry for one requested variable."""
+    result: dict[str, Any] = {
+        "attributeStatus": outcome.status,
+        "component": item["component"],
+        "variable": item["variable"],
+    }
+    if "attributeType" in item:
+        result["attributeType"] = attribute_type
+    if outcome.value is not None:
+        result["attributeValue"] = outcome.value[:2500]
+    info = _status_info(outcome.reason)
+    if info is not None:
+        result["attributeStatusInfo"] = info
+    return result
+
+
 def get_variables(station: Station, payload: Mapping[str, Any]) -> Answer:
     items = payload["getVariableData"]
     _check_items(station, items, "GetVariables")
@@ -122,20 +142,7 @@ def get_variables(station: Station, payload: Mapping[str, Any]) -> Answer:
     for item in items:
         attribute_type = item.get("attributeType", "Actual")
         key = model.spec.lookup(item["component"], item["variable"])
-        outcome = model.read(key, attribute_type)
-        result: dict[str, Any] = {
-            "attributeStatus": outcome.status,
-            "component": item["component"],
-            "variable": item["variable"],
-        }
-        if "attributeType" in item:
-            result["attributeType"] = attribute_type
-        if outcome.value is not None:
-            result["attributeValue"] = outcome.value[:2500]
-        info = _status_info(outcome.reason)
-        if info is not None:
-            result["attributeStatusInfo"] = info
-        results.append(result)
+        results.append(_variable_result(item, attribute_type, model.read(key, attribute_type)))
     return Answer({"getVariableResult": results})
 
 
@@ -148,17 +155,7 @@ def set_variables(station: Station, payload: Mapping[str, Any]) -> Answer:
         attribute_type = item.get("attributeType", "Actual")
         key = model.spec.lookup(item["component"], item["variable"])
         outcome = model.write(key, item["attributeValue"], attribute_type)
-        result: dict[str, Any] = {
-            "attributeStatus": outcome.status,
-            "component": item["component"],
-            "variable": item["variable"],
-        }
-        if "attributeType" in item:
-            result["attributeType"] = attribute_type
-        info = _status_info(outcome.reason)
-        if info is not None:
-            result["attributeStatusInfo"] = info
-        results.append(result)
+        results.append(_variable_result(item, attribute_type, outcome))
     return Answer({"setVariableResult": results})
 
 
