@@ -54,7 +54,7 @@ class Fleet:
         """How many stations have been started so far."""
         return self._started
 
-    async def run(self, *, on_started: Callable[[int], None] | None = None) -> None:
+    async def run(self) -> None:
         """Start every station at the ramp-up rate and run them until cancelled."""
         async with trio.open_nursery() as nursery:
             ramp_start = trio.current_time()
@@ -67,8 +67,6 @@ class Fleet:
                 while self._started < due:
                     nursery.start_soon(self._supervise, self.stations[self._started])
                     self._started += 1
-                if on_started is not None:
-                    on_started(self._started)
                 if self._started < total:
                     await trio.sleep(_RAMP_TICK_S)
             if self.after_ramp_up is not None:

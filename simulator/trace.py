@@ -19,7 +19,6 @@ class FrameTrace:
     def __init__(self, stream: IO[bytes], timestamp: Callable[[], str]) -> None:
         self._stream = stream
         self._timestamp = timestamp
-        self.frames_written = 0
 
     def write(self, station_id: str, direction: str, text: str | bytes) -> None:
         record: dict[str, object] = {
@@ -33,7 +32,6 @@ class FrameTrace:
         except orjson.JSONDecodeError:
             record["text"] = text if isinstance(text, str) else text.decode("utf-8", "replace")
         self._stream.write(orjson.dumps(record) + b"\n")
-        self.frames_written += 1
 
     def close(self) -> None:
         self._stream.close()

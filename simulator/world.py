@@ -14,7 +14,7 @@ generators seeded from the scenario's seed, one per purpose, so a run is reprodu
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Iterable
+from collections.abc import Generator
 from dataclasses import replace
 from typing import Any
 
@@ -517,10 +517,6 @@ class World:
     @property
     def turned_away(self) -> int:
         return sum(site.turned_away for site in self.sites)
-
-    def stations(self) -> Iterable[Station]:
-        for site in self.sites:
-            yield from site.stations
 
 
 def _sender(station: Station, action: str, payload: dict[str, Any]) -> Any:

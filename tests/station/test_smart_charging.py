@@ -27,6 +27,12 @@ def _profile(profile_id: int, purpose: str, periods: list[dict[str, Any]], **ext
     }
 
 
+async def _set_profile(csms: Any, evse_id: int, profile: Any) -> Any:
+    return await csms.call(
+        STATION_ID, "SetChargingProfile", {"evseId": evse_id, "chargingProfile": profile}
+    )
+
+
 async def _charging(csms: Any) -> str:
     with trio.fail_after(4 * 3600):
         update = await csms.wait_for_message(
@@ -42,13 +48,8 @@ async def test_a_tx_profile_caps_the_power_exactly(autojump_clock: MockClock) ->
         await _charging(csms)
         evse = station.evses[0]
         assert evse.power_w == pytest.approx(11_000)
-        answer = await csms.call(
-            STATION_ID,
-            "SetChargingProfile",
-            {
-                "evseId": 1,
-                "chargingProfile": _profile(1, "TxProfile", [{"startPeriod": 0, "limit": 4_200}]),
-            },
+        answer = await _set_profile(
+            csms, 1, _profile(1, "TxProfile", [{"startPeriod": 0, "limit": 4_200}])
         )
         assert answer["status"] == "Accepted"
         await trio.sleep(1)
@@ -72,18 +73,15 @@ async def test_a_tx_profile_caps_the_power_exactly(autojump_clock: MockClock) ->
 async def test_an_ampere_limit_is_turned_into_watts_per_phase(autojump_clock: MockClock) -> None:
     async with station_on_memory_link(scenario=CHARGING) as (station, csms):
         await _charging(csms)
-        await csms.call(
-            STATION_ID,
-            "SetChargingProfile",
-            {
-                "evseId": 1,
-                "chargingProfile": _profile(
-                    2,
-                    "TxDefaultProfile",
-                    [{"startPeriod": 0, "limit": 10, "numberPhases": 3}],
-                    unit="A",
-                ),
-            },
+        await _set_profile(
+            csms,
+            1,
+            _profile(
+                2,
+                "TxDefaultProfile",
+                [{"startPeriod": 0, "limit": 10, "numberPhases": 3}],
+                unit="A",
+            ),
         )
         await trio.sleep(1)
         assert station.evses[0].power_w == pytest.approx(10 * 230 * 3)
@@ -92,21 +90,18 @@ async def test_an_ampere_limit_is_turned_into_watts_per_phase(autojump_clock: Mo
 async def test_periods_take_effect_at_their_start(autojump_clock: MockClock) -> None:
     async with station_on_memory_link(scenario=CHARGING) as (station, csms):
         await _charging(csms)
-        await csms.call(
-            STATION_ID,
-            "SetChargingProfile",
-            {
-                "evseId": 1,
-                "chargingProfile": _profile(
-                    3,
-                    "TxProfile",
-                    [
-                        {"startPeriod": 0, "limit": 3_000},
-                        {"startPeriod": 600, "limit": 6_000},
-                    ],
-                    kind="Absolute",
-                ),
-            },
+        await _set_profile(
+            csms,
+            1,
+            _profile(
+                3,
+                "TxProfile",
+                [
+                    {"startPeriod": 0, "limit": 3_000},
+                    {"startPeriod": 600, "limit": 6_000},
+                ],
+                kind="Absolute",
+            ),
         )
         await trio.sleep(300)
         assert station.evses[0].power_w == 3_000
@@ -119,28 +114,20 @@ async def test_a_tx_profile_beats_a_default_profile_and_goes_with_its_transactio
 ) -> None:
     async with station_on_memory_link(scenario=CHARGING) as (station, csms):
         transaction_id = await _charging(csms)
-        await csms.call(
-            STATION_ID,
-            "SetChargingProfile",
-            {
-                "evseId": 0,
-                "chargingProfile": _profile(
-                    4, "TxDefaultProfile", [{"startPeriod": 0, "limit": 5_000}], stackLevel=3
-                ),
-            },
+        await _set_profile(
+            csms,
+            0,
+            _profile(4, "TxDefaultProfile", [{"startPeriod": 0, "limit": 5_000}], stackLevel=3),
         )
-        await csms.call(
-            STATION_ID,
-            "SetChargingProfile",
-            {
-                "evseId": 1,
-                "chargingProfile": _profile(
-                    5,
-                    "TxProfile",
-                    [{"startPeriod": 0, "limit": 2_000}],
-                    transactionId=transaction_id,
-                ),
-            },
+        await _set_profile(
+            csms,
+            1,
+            _profile(
+                5,
+                "TxProfile",
+                [{"startPeriod": 0, "limit": 2_000}],
+                transactionId=transaction_id,
+            ),
         )
         await trio.sleep(1)
         assert station.evses[0].power_w == 2_000
@@ -156,13 +143,8 @@ async def test_a_tx_profile_beats_a_default_profile_and_goes_with_its_transactio
 
 async def test_a_tx_profile_without_a_transaction_is_rejected(autojump_clock: MockClock) -> None:
     async with station_on_memory_link() as (_station, csms):
-        answer = await csms.call(
-            STATION_ID,
-            "SetChargingProfile",
-            {
-                "evseId": 1,
-                "chargingProfile": _profile(6, "TxProfile", [{"startPeriod": 0, "limit": 2_000}]),
-            },
+        answer = await _set_profile(
+            csms, 1, _profile(6, "TxProfile", [{"startPeriod": 0, "limit": 2_000}])
         )
         assert answer["status"] == "Rejected"
         assert answer["statusInfo"]["reasonCode"] == "TxNotFound"
@@ -171,18 +153,15 @@ async def test_a_tx_profile_without_a_transaction_is_rejected(autojump_clock: Mo
 async def test_profiles_are_reported_and_cleared(autojump_clock: MockClock) -> None:
     async with station_on_memory_link() as (station, csms):
         for profile_id, evse_id in ((7, 0), (8, 1)):
-            await csms.call(
-                STATION_ID,
-                "SetChargingProfile",
-                {
-                    "evseId": evse_id,
-                    "chargingProfile": _profile(
-                        profile_id,
-                        "TxDefaultProfile",
-                        [{"startPeriod": 0, "limit": 9_000}],
-                        stackLevel=profile_id,
-                    ),
-                },
+            await _set_profile(
+                csms,
+                evse_id,
+                _profile(
+                    profile_id,
+                    "TxDefaultProfile",
+                    [{"startPeriod": 0, "limit": 9_000}],
+                    stackLevel=profile_id,
+                ),
             )
         answer = await csms.call(
             STATION_ID,
