@@ -117,6 +117,18 @@ class VariableSpec:
         return None
 
 
+def _members(value: str) -> tuple[str, ...]:
+    return tuple(member for member in value.split(",") if member)
+
+
+#: How `DeviceModel.integer`, `boolean` and `members` convert a stored string.
+_CONVERSIONS: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "bool": lambda value: value == "true",
+    "members": _members,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class AttributeResult:
     """The outcome of reading or writing one variable attribute."""
@@ -132,6 +144,10 @@ class DeviceModelSpec:
     def __init__(self, variables: Iterable[VariableSpec]) -> None:
         self.variables: tuple[VariableSpec, ...] = tuple(variables)
         self._by_key: dict[VariableKey, VariableSpec] = {}
+        #: Defaults already converted, by (key, conversion): station code reads the same few
+        #: variables (TxUpdatedInterval, the measurands, MessageAttempts) for every message,
+        #: and a fleet shares one spec, so each is converted once for all stations.
+        self._parsed: dict[tuple[VariableKey, str], Any] = {}
         self._components: set[tuple[str, str | None, int | None, int | None]] = set()
         for spec in self.variables:
             if spec.key in self._by_key:
@@ -144,6 +160,21 @@ class DeviceModelSpec:
 
     def has_component(self, key: VariableKey) -> bool:
         return key[:4] in self._components
+
+    def parsed_default(self, key: VariableKey, kind: str) -> Any:
+        """The default of `key` converted as `kind` (int, bool or members), or None for a
+        variable read live from the station (it has no fixed default)."""
+        cache_key = (key, kind)
+        try:
+            return self._parsed[cache_key]
+        except KeyError:
+            pass
+        spec = self._by_key.get(key)
+        if spec is None:
+            raise KeyError(f"no device model variable {key}")
+        value = None if spec.reader is not None else _CONVERSIONS[kind](spec.default)
+        self._parsed[cache_key] = value
+        return value
 
     def lookup(self, component: Mapping[str, Any], variable: Mapping[str, Any]) -> VariableKey:
         """The key of an OCPP ComponentType/VariableType pair."""
@@ -190,14 +221,44 @@ class DeviceModel:
     ) -> str:
         return self.get_key((component, None, evse_id, connector_id, variable, variable_instance))
 
+    def _converted(self, key: VariableKey, kind: str) -> Any:
+        """The value of `key` converted as `kind`: the spec's cached default unless this
+        station has its own value (or the variable is read live)."""
+        changed = self.changed.get(key)
+        if changed is None:
+            parsed = self.spec.parsed_default(key, kind)
+            if parsed is not None:
+                return parsed
+            changed = self.get_key(key)
+        return _CONVERSIONS[kind](changed)
+
     def integer(self, component: str, variable: str, variable_instance: str | None = None) -> int:
-        return int(self.get(component, variable, variable_instance=variable_instance))
+        value: int = self._converted(
+            (component, None, None, None, variable, variable_instance), "int"
+        )
+        return value
 
     def boolean(self, component: str, variable: str) -> bool:
-        return self.get(component, variable) == "true"
+        value: bool = self._converted((component, None, None, None, variable, None), "bool")
+        return value
 
     def members(self, component: str, variable: str) -> tuple[str, ...]:
-        return tuple(member for member in self.get(component, variable).split(",") if member)
+        value: tuple[str, ...] = self._converted(
+            (component, None, None, None, variable, None), "members"
+        )
+        return value
+
+    def store(self, key: VariableKey, value: str) -> None:
+        """Keep `value` for `key` without the checks and effects of `write` (what the station
+        itself sets, such as the interval a BootNotification answer gives); a value equal to
+        the default is not stored, so an untouched station holds nothing of its own."""
+        spec = self.spec.find(key)
+        if spec is None:
+            raise KeyError(f"no device model variable {key}")
+        if value == spec.default:
+            self.changed.pop(key, None)
+        else:
+            self.changed[key] = value
 
     def read(self, key: VariableKey, attribute_type: str = "Actual") -> AttributeResult:
         """GetVariables for one variable (B06)."""
