@@ -143,33 +143,53 @@ class EvSession:
 
     def set_enabled(self, enabled: bool, now_s: float) -> None:
         """Close (True) or open the power path: authorized and transaction running, or not."""
+        value = bool(enabled)
+        if value == self._enabled:
+            self._check_time(now_s)
+            return
         self._fold(now_s)
-        self._enabled = bool(enabled)
+        self._enabled = value
         self._recompute()
 
     def set_limit(self, limit_w: float | None, now_s: float) -> None:
         """The charging limit of the active profile in W; None means no limit."""
+        value = _optional_number("limit_w", limit_w)
+        if value == self._limit_w:
+            self._check_time(now_s)
+            return
         self._fold(now_s)
-        self._limit_w = _optional_number("limit_w", limit_w)
+        self._limit_w = value
         self._recompute()
 
     def set_setpoint(self, setpoint_w: float | None, now_s: float) -> None:
         """The V2X setpoint in W (positive charges, negative discharges); None ends V2X."""
+        value = _optional_number("setpoint_w", setpoint_w)
+        if value == self._setpoint_w:
+            self._check_time(now_s)
+            return
         self._fold(now_s)
-        self._setpoint_w = _optional_number("setpoint_w", setpoint_w)
+        self._setpoint_w = value
         self._recompute()
 
     def set_share(self, share_w: float | None, now_s: float) -> None:
         """This EV's share of the site's grid connection in W; None means unconstrained."""
+        value = _optional_number("share_w", share_w)
+        if value == self._share_w:
+            self._check_time(now_s)
+            return
         self._fold(now_s)
-        self._share_w = _optional_number("share_w", share_w)
+        self._share_w = value
         self._recompute()
 
     def set_droop(self, offset_w: float, now_s: float) -> None:
         """Frequency response in W added after the caps (negative: less import, more export)."""
-        self._fold(now_s)
         value = _optional_number("offset_w", offset_w)
-        self._droop_w = 0.0 if value is None else value
+        droop_w = 0.0 if value is None else value
+        if droop_w == self._droop_w:
+            self._check_time(now_s)
+            return
+        self._fold(now_s)
+        self._droop_w = droop_w
         self._recompute()
 
     @property
@@ -286,6 +306,17 @@ class EvSession:
         )
         if power_w > self._peak_w:
             self._peak_w = power_w
+
+    def _check_time(self, now_s: float) -> None:
+        """What `_fold` checks of `now_s`, for an input set to the value it already has.
+
+        Such a call changes nothing, so it does not fold: the power stays what it was, and a
+        visit task that re-applies its unchanged limits at every meter value costs no physics.
+        """
+        if not now_s >= self._t_s - _SAME_INSTANT_S:
+            raise ValueError(
+                f"time went backwards: asked for {now_s!r}, the session is at {self._t_s!r}"
+            )
 
     def _fold(self, now_s: float) -> None:
         """Move the state to `now_s`, crossing (and applying) every change on the way.
