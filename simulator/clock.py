@@ -4,16 +4,30 @@ Simulated seconds count from the scenario's start; `speed` simulated seconds pas
 trio time (1 = real time, 60 = one simulated minute per second).  Because the clock reads
 `trio.current_time()`, a test on trio's MockClock runs a simulated day in moments, and a load
 run on the real clock keeps station timers honest.  OCPP timestamps carry simulated time.
+
+`Alarm` is how the fleet's many timers sleep: a task parks on its alarm until a trio deadline
+or until someone calls `wake()`.  A trio timeout is a cancel scope, and a station that meters
+every 10 s, heartbeats every 60 s and waits for its EV would create, arm and fire thousands of
+them a second across a fleet, each firing raising and catching `Cancelled` through the
+sleeping task's frames.  Alarms instead go into one heap per trio run, and one system task
+sleeps until the earliest and wakes every alarm that is due with a plain reschedule, so a
+thousand stations whose timers fall in the same millisecond cost one trio deadline between
+them, and a timer costs a heap push and a pop.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
+import math
 import time
+from typing import Any
 
+import outcome
 import trio
+from trio.testing import MockClock
 
-__all__ = ["SimClock", "format_timestamp"]
+__all__ = ["COALESCE_S", "Alarm", "SimClock", "format_timestamp"]
 
 
 def format_timestamp(epoch_s: float) -> str:
@@ -85,3 +99,157 @@ class SimClock:
             self._cached_second = whole
             self._cached_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         return f"{self._cached_text}.{millis:03d}Z"
+
+
+#: A heap entry: [trio deadline, sequence number, the alarm or None once it is dead].  A list,
+#: because heapq then compares entries in C (deadline, then the unique sequence number).
+_Entry = list[Any]
+
+
+class _TimerHeap:
+    """The alarms of one trio run that sleep until a deadline, and the task that fires them.
+
+    Entries are `[deadline, sequence, alarm]` lists; an alarm woken early or cancelled clears
+    its entry's alarm instead of searching the heap, and the heap is rebuilt without such dead
+    entries once they outnumber the live ones.
+    """
+
+    __slots__ = ("_dead", "_due_at", "_fired_at", "_heap", "_resolution_s", "_scope", "_sequence")
+
+    #: Dead entries tolerated before the heap is rebuilt, however few live ones there are.
+    PRUNE_SLACK = 1024
+
+    def __init__(self, resolution_s: float) -> None:
+        self._heap: list[_Entry] = []
+        self._sequence = 0
+        self._dead = 0
+        #: The earliest deadline in the heap (inf: none).
+        self._due_at = math.inf
+        #: Fire at most once per `resolution_s`: alarms falling due meanwhile wait for the next
+        #: firing, at most that much late (0: each at its own deadline).
+        self._resolution_s = resolution_s
+        self._fired_at = -math.inf
+        self._scope: trio.CancelScope | None = None
+
+    def add(self, deadline: float, alarm: Alarm) -> _Entry:
+        self._sequence += 1
+        entry: _Entry = [deadline, self._sequence, alarm]
+        heapq.heappush(self._heap, entry)
+        if deadline < self._due_at:
+            self._due_at = deadline
+            scope = self._scope
+            if scope is not None:
+                wake_at = max(deadline, self._fired_at + self._resolution_s)
+                if wake_at < scope.deadline:
+                    scope.deadline = wake_at  # wake the firing task earlier
+        return entry
+
+    def discard(self, entry: _Entry) -> None:
+        entry[2] = None
+        self._dead += 1
+        if self._dead > len(self._heap) // 2 + self.PRUNE_SLACK:
+            self._heap = [entry for entry in self._heap if entry[2] is not None]
+            heapq.heapify(self._heap)
+            self._dead = 0
+
+    async def run(self) -> None:
+        """Fire due alarms until the run ends (a system task)."""
+        while True:
+            wake_at = max(self._due_at, self._fired_at + self._resolution_s)
+            with trio.CancelScope(deadline=wake_at) as scope:
+                self._scope = scope
+                await trio.sleep_forever()
+            self._scope = None
+            now = self._fired_at = trio.current_time()
+            heap = self._heap
+            while heap and heap[0][0] <= now:
+                alarm = heapq.heappop(heap)[2]
+                if alarm is None:
+                    self._dead -= 1
+                else:
+                    alarm._fire()
+            self._due_at = heap[0][0] if heap else math.inf
+
+
+_TIMERS: trio.lowlevel.RunVar[_TimerHeap] = trio.lowlevel.RunVar("fleetsim_timers")
+
+
+#: On the real clock, alarms due within this many seconds of each other fire together (a
+#: thousand stations' timers in a few milliseconds cost one wake-up, not a thousand), so an
+#: alarm may fire up to this late -- far less than the scheduling delays of a loaded process.
+#: On trio's MockClock every alarm fires exactly at its deadline, as tests expect.
+COALESCE_S = 0.005
+
+
+def _timers() -> _TimerHeap:
+    """This trio run's timer heap, started on first use."""
+    try:
+        return _TIMERS.get()
+    except LookupError:
+        exact = isinstance(trio.lowlevel.current_clock(), MockClock)
+        timers = _TimerHeap(0.0 if exact else COALESCE_S)
+        _TIMERS.set(timers)
+        trio.lowlevel.spawn_system_task(timers.run, name="fleetsim.clock.timers")
+        return timers
+
+
+class Alarm:
+    """Where one task sleeps until a trio deadline or an explicit `wake()` (one task at a time).
+
+    A station has one for its heartbeat and each EVSE one for its visit task; they are reused
+    for every sleep, so a sleep allocates only its heap entry.
+    """
+
+    __slots__ = ("_entry", "_task")
+
+    def __init__(self) -> None:
+        self._task: trio.lowlevel.Task | None = None
+        self._entry: _Entry | None = None
+
+    @property
+    def sleeping(self) -> bool:
+        return self._task is not None
+
+    async def sleep_until(self, deadline: float) -> bool:
+        """Sleep until trio time `deadline` (inf: until woken); True if `wake()` came first.
+
+        A checkpoint like any trio sleep: cancellation ends it with `Cancelled`.
+        """
+        if self._task is not None:
+            raise RuntimeError("another task is already sleeping on this alarm")
+        if deadline <= trio.current_time():
+            await trio.lowlevel.checkpoint()
+            return False
+        self._task = trio.lowlevel.current_task()
+        if deadline != math.inf:
+            self._entry = _timers().add(deadline, self)
+        woken: bool = await trio.lowlevel.wait_task_rescheduled(self._abort)
+        return woken
+
+    def wake(self) -> None:
+        """End the current sleep now (nothing happens when no task sleeps)."""
+        task = self._task
+        if task is None:
+            return
+        self._task = None
+        self._drop_entry()
+        trio.lowlevel.reschedule(task, outcome.Value(True))
+
+    def _fire(self) -> None:
+        """The deadline came (called by the timer heap, which has removed the entry)."""
+        task = self._task
+        self._task = None
+        self._entry = None
+        if task is not None:
+            trio.lowlevel.reschedule(task, outcome.Value(False))
+
+    def _abort(self, raise_cancel: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+        self._task = None
+        self._drop_entry()
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _drop_entry(self) -> None:
+        entry = self._entry
+        if entry is not None:
+            self._entry = None
+            _timers().discard(entry)

@@ -18,18 +18,25 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
-import trio
 
-from .clock import SimClock
+from .clock import Alarm, SimClock
 
 __all__ = ["EventPump"]
 
 
 class EventPump:
+    """Runs `env` in simulated time; see the module docstring."""
+
+    __slots__ = ("_alarm", "_sleeping_until_s", "clock", "env", "steps")
+
     def __init__(self, clock: SimClock) -> None:
         self.clock = clock
         self.env = simpy.Environment(initial_time=0.0)
-        self._wake: trio.Event | None = None
+        self._alarm = Alarm()
+        #: The simulated second the pump sleeps until: inf while it waits for a poke, -inf
+        #: while it is not sleeping (stepping events, or not started), when it needs no poke
+        #: because it peeks again before it sleeps.
+        self._sleeping_until_s = -math.inf
         self.steps = 0
 
     def process(self, generator: Generator[Any, Any, Any]) -> simpy.Process:
@@ -39,32 +46,37 @@ class EventPump:
         return process
 
     def call_at(self, sim_s: float, callback: Callable[[], None]) -> None:
-        """Run `callback` at simulated second `sim_s` (at once if that has passed)."""
+        """Run `callback` at simulated second `sim_s` (at once if that has passed).
 
-        def later() -> Generator[Any, Any, None]:
-            yield self.env.timeout(max(0.0, sim_s - self.env.now))
-            callback()
-
-        self.process(later())
+        One simpy Timeout with the callback attached, rather than a process per call: a
+        load-test loop schedules one of these per EV visit, thousands a minute.  The pump is
+        woken only when the new event is due before what it sleeps until.
+        """
+        env = self.env
+        at_s = max(sim_s, env.now)
+        timeout = env.timeout(at_s - env.now)
+        timeout.callbacks.append(lambda _event: callback())
+        if at_s < self._sleeping_until_s:
+            self._alarm.wake()
 
     def poke(self) -> None:
         """Something was scheduled from outside simpy: re-read the next event's time."""
-        if self._wake is not None:
-            self._wake.set()
+        self._alarm.wake()
 
     async def run(self) -> None:
         """Pump simpy events until cancelled."""
         env = self.env
         clock = self.clock
+        alarm = self._alarm
         while True:
             due_s = env.peek()
-            self._wake = trio.Event()
-            if math.isinf(due_s):
-                await self._wake.wait()
-                continue
-            with trio.move_on_at(clock.trio_deadline(due_s)):
-                await self._wake.wait()
-                continue  # poked: something earlier may be due now
+            self._sleeping_until_s = due_s
+            try:
+                deadline = math.inf if math.isinf(due_s) else clock.trio_deadline(due_s)
+                if await alarm.sleep_until(deadline):
+                    continue  # poked: something earlier may be due now
+            finally:
+                self._sleeping_until_s = -math.inf
             # Run everything due up to now, in order, with simpy's time at each event's own
             # simulated second.  The deadline of `due_s` has passed, so `due_s` counts as
             # reached even when the float round trip through trio time reads a hair before it.

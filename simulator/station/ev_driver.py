@@ -18,8 +18,6 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-import trio
-
 from .authorization import authorize
 from .availability import report_status_changes
 from .smart_charging import NO_LIMIT, ActiveLimit, active_limit
@@ -81,14 +79,11 @@ async def remote_visit(station: Station, evse: Evse) -> None:
 
 async def _wait_until(station: Station, evse: Evse, sim_s: float) -> None:
     """Sleep until simulated second `sim_s`, or until something wakes the EVSE."""
-    wake = evse.new_wake_event()
     evse.wake_at_s = sim_s
     try:
-        if math.isinf(sim_s):
-            await wake.wait()
-            return
-        with trio.move_on_at(station.clock.trio_deadline(sim_s)):
-            await wake.wait()
+        await evse.alarm.sleep_until(
+            math.inf if math.isinf(sim_s) else station.clock.trio_deadline(sim_s)
+        )
     finally:
         evse.wake_at_s = math.inf
 

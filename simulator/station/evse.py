@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import trio
+from ..clock import Alarm
 
 if TYPE_CHECKING:
     from ev_models import EvArrival, EvSession
@@ -67,7 +67,8 @@ class Evse:
     visits: int = 0
     #: The simulated second the visit task sleeps until (inf when not sleeping on time).
     wake_at_s: float = float("inf")
-    _wake: trio.Event | None = field(default=None, repr=False)
+    #: Where the visit task sleeps between events (`ev_driver._wait_until`).
+    alarm: Alarm = field(default_factory=Alarm, repr=False, compare=False)
 
     @property
     def power_w(self) -> float:
@@ -113,9 +114,4 @@ class Evse:
 
     def wake(self) -> None:
         """Make the EVSE's visit task look at its state again (something changed it)."""
-        if self._wake is not None:
-            self._wake.set()
-
-    def new_wake_event(self) -> trio.Event:
-        self._wake = trio.Event()
-        return self._wake
+        self.alarm.wake()

@@ -58,7 +58,7 @@ async def boot_until_accepted(station: Station, link: Link) -> None:
             station.registration = "Accepted"
             station.set_state("accepted")
             if interval_s > 0:
-                station.device_model.changed[_HEARTBEAT] = str(interval_s)
+                station.device_model.store(_HEARTBEAT, str(interval_s))
             if not station.stats_booted_once:
                 station.stats_booted_once = True
                 station.stats.station_booted()
@@ -81,11 +81,11 @@ _HEARTBEAT = ("OCPPCommCtrlr", None, None, None, "HeartbeatInterval", None)
 
 async def heartbeat_forever(station: Station) -> None:
     """Heartbeat every HeartbeatInterval; a new interval applies from the moment it is set."""
+    alarm = station.heartbeat_alarm
     while True:
         interval_s = station.device_model.integer("OCPPCommCtrlr", "HeartbeatInterval")
-        wake = station.heartbeat_wake_event()
-        with trio.move_on_after(station.clock.trio_duration(interval_s)):
-            await wake.wait()
+        deadline = trio.current_time() + station.clock.trio_duration(interval_s)
+        if await alarm.sleep_until(deadline):
             continue  # the interval changed: start a new one from now
         await station.call("Heartbeat", {})
 
