@@ -1,4 +1,8 @@
-"""`WebSocketChannel`: a trio-websocket connection seen as a `TextChannel`."""
+"""`WebSocketChannel`: a trio-websocket connection seen as a `TextChannel`.
+
+The embedded CSMS serves its end of each connection through this; stations use the leaner
+`websocket.StationWebSocket` instead.
+"""
 
 from __future__ import annotations
 

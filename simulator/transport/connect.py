@@ -13,25 +13,16 @@ import base64
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import trio
-from trio_websocket import (
-    ConnectionRejected,
-    ConnectionTimeout,
-    DisconnectionTimeout,
-    HandshakeError,
-    WebSocketConnection,
-    open_websocket_url,
-    wrap_client_stream,
-)
 
 from ..link import CallDeadlines, CallHandler, ConnectError, FollowUp, RpcLink, SendHandler
 from ..ocpp import OcppVersion, RpcSession, schema_set, subprotocol_for
 from ..ocpp.actions import CSMS_INITIATED
 from ..stats import LinkObserver
-from .channel import WebSocketChannel
+from .websocket import HandshakeFailed, HandshakeRejected, open_station_websocket
 
 __all__ = ["ConnectError", "ConnectionSettings", "open_station_link", "station_url"]
 
@@ -62,10 +53,7 @@ def _basic_auth_header(station_id: str, password: str) -> tuple[bytes, bytes]:
     return b"Authorization", f"Basic {token}".encode()
 
 
-def _explain_rejection(
-    station_id: str, url: str, exc: ConnectionRejected, settings: ConnectionSettings
-) -> str:
-    status = exc.status_code
+def _explain_rejection(station_id: str, url: str, status: int, settings: ConnectionSettings) -> str:
     if status == 401:
         hint = (
             "check the password (scenario csms.password or the environment variable named by "
@@ -99,122 +87,73 @@ async def open_station_link(
     `deadlines` is the fleet's shared CALL timeout sweeper; without it each CALL times out
     through a cancel scope of its own.  `source_address` is the local address to connect from
     (one address has a limited number of ephemeral ports towards one CSMS address).
+
+    The WebSocket is fleetsim's own lean client (`websocket.py`): the link's reader, which runs
+    in the station's nursery, reads the socket itself, so a station has no transport task or
+    nursery of its own.
     """
     url = station_url(settings.csms_url, station_id)
     protocol = subprotocol_for(settings.ocpp_version)
     headers = []
     if settings.basic_auth_password is not None:
         headers.append(_basic_auth_header(station_id, settings.basic_auth_password))
-    connected = False
+    parts = urllib.parse.urlsplit(url)
+    secure = parts.scheme == "wss"
+    context = None
+    if secure:
+        context = settings.ssl_context or ssl.create_default_context()
     try:
-        async with _open_websocket(url, settings, protocol, headers, source_address) as connection:
-            connected = True
-            _check_subprotocol(station_id, url, connection.subprotocol, settings)
-            session = RpcSession(
-                schema_set(settings.ocpp_version),
-                CSMS_INITIATED,
-                validate_outgoing=settings.validate_outgoing,
+        with trio.fail_after(settings.connect_timeout_s):
+            connection = await open_station_websocket(
+                parts.hostname or "",
+                parts.port or (443 if secure else 80),
+                parts.path + (f"?{parts.query}" if parts.query else ""),
+                host_header=parts.netloc.rpartition("@")[2],
+                subprotocol=protocol,
+                headers=headers,
+                ssl_context=context,
+                source_address=source_address,
             )
-            link = RpcLink(
-                WebSocketChannel(connection),
-                session,
-                handler,
-                spawn=spawn,
-                call_timeout_s=settings.call_timeout_s,
-                observer=observer,
-                peer_name=station_id,
-                send_handler=send_handler,
-                deadlines=deadlines,
-            )
-            # The reader runs in the station's nursery (one nursery fewer per station); it
-            # ends by itself when the connection closes on leaving this block.
-            spawn(link.run)
-            yield link
-    except ConnectionRejected as exc:
-        if connected:
-            raise
-        raise ConnectError(_explain_rejection(station_id, url, exc, settings), "rejected") from exc
-    except DisconnectionTimeout:
-        if not connected:
-            raise
-        # The CSMS did not answer our close frame in time; the connection is gone anyway.
-    except ConnectionTimeout as exc:
-        if connected:
-            raise
+    except trio.TooSlowError:
         raise ConnectError(
             f"station {station_id}: no WebSocket handshake with {url} within "
             f"{settings.connect_timeout_s:g} s",
             "timeout",
-        ) from exc
-    except (HandshakeError, OSError) as exc:
-        if connected:
-            raise
-        cause = exc.__cause__ or exc
+        ) from None
+    except HandshakeRejected as exc:
         raise ConnectError(
-            f"station {station_id}: cannot connect to {url}: {cause}; is the CSMS running "
+            _explain_rejection(station_id, url, exc.status_code, settings), "rejected"
+        ) from exc
+    except (HandshakeFailed, OSError) as exc:
+        raise ConnectError(
+            f"station {station_id}: cannot connect to {url}: {exc}; is the CSMS running "
             "and the URL right?",
             "refused",
         ) from exc
-
-
-def _open_websocket(
-    url: str,
-    settings: ConnectionSettings,
-    protocol: str,
-    headers: list[tuple[bytes, bytes]],
-    source_address: str | None,
-) -> AbstractAsyncContextManager[WebSocketConnection]:
-    if source_address is None:
-        return open_websocket_url(
-            url,
-            settings.ssl_context,
-            subprotocols=[protocol],
-            extra_headers=headers,
-            connect_timeout=settings.connect_timeout_s,
-            disconnect_timeout=2.0,
+    try:
+        _check_subprotocol(station_id, url, connection.subprotocol, settings)
+        session = RpcSession(
+            schema_set(settings.ocpp_version),
+            CSMS_INITIATED,
+            validate_outgoing=settings.validate_outgoing,
         )
-    return _open_websocket_from(url, settings, protocol, headers, source_address)
-
-
-@asynccontextmanager
-async def _open_websocket_from(
-    url: str,
-    settings: ConnectionSettings,
-    protocol: str,
-    headers: list[tuple[bytes, bytes]],
-    source_address: str,
-) -> AsyncIterator[WebSocketConnection]:
-    """`open_websocket_url`, but the TCP connection leaves from `source_address`."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    secure = parts.scheme == "wss"
-    port = parts.port or (443 if secure else 80)
-    resource = parts.path + (f"?{parts.query}" if parts.query else "")
-    async with trio.open_nursery() as nursery:
-        try:
-            with trio.fail_after(settings.connect_timeout_s):
-                stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
-                stream = await trio.open_tcp_stream(host, port, local_address=source_address)
-                if secure:
-                    context = settings.ssl_context or ssl.create_default_context()
-                    stream = trio.SSLStream(stream, context, server_hostname=host)
-                    await stream.do_handshake()
-                connection = await wrap_client_stream(
-                    nursery,
-                    stream,
-                    host if parts.port is None else f"{host}:{port}",
-                    resource,
-                    subprotocols=[protocol],
-                    extra_headers=headers,
-                )
-        except trio.TooSlowError:
-            raise ConnectionTimeout from None
-        try:
-            yield connection
-        finally:
-            with trio.move_on_after(2.0):
-                await connection.aclose()
-            nursery.cancel_scope.cancel()
+        link = RpcLink(
+            connection,
+            session,
+            handler,
+            spawn=spawn,
+            call_timeout_s=settings.call_timeout_s,
+            observer=observer,
+            peer_name=station_id,
+            send_handler=send_handler,
+            deadlines=deadlines,
+        )
+        # The reader runs in the station's nursery; it ends by itself when the connection
+        # closes on leaving this block.
+        spawn(link.run)
+        yield link
+    finally:
+        await connection.aclose()
 
 
 def _check_subprotocol(
