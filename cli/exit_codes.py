@@ -22,5 +22,8 @@ class ExitCode(IntEnum):
     BAD_SCENARIO = 2
     #: The CSMS could not be reached or refused every station, so there is nothing to measure.
     CSMS_UNREACHABLE = 3
+    #: A worker process of `--workers` died before its final report; the others ran on and
+    #: the summary holds its last counters.
+    WORKER_DIED = 4
     #: The user stopped the run with Ctrl-C (128 + SIGINT, as shells report it).
     INTERRUPTED = 130

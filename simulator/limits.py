@@ -7,6 +7,7 @@ after minutes of ramp-up; it is better to say so at once, with what to do.
 
 from __future__ import annotations
 
+import math
 import resource
 from pathlib import Path
 
@@ -41,21 +42,25 @@ def ephemeral_port_count(
 
 
 def check_fleet_fits(
-    stations: int, *, embedded_csms_sockets: bool, source_addresses: int = 1
+    stations: int, *, embedded_csms_sockets: bool, source_addresses: int = 1, processes: int = 1
 ) -> None:
-    """Raise `PreflightError` when `stations` WebSockets cannot all be open in this process."""
+    """Raise `PreflightError` when `stations` WebSockets, split over `processes` worker
+    processes, cannot all be open, or cannot all have a local port."""
     files = raise_open_file_limit()
-    needed = stations * (2 if embedded_csms_sockets else 1) + RESERVED_FILES
+    per_process = math.ceil(stations / processes)
+    needed = per_process * (2 if embedded_csms_sockets else 1) + RESERVED_FILES
     if needed > files:
         both = (
             " (both ends, since the embedded CSMS runs in this process)"
             if (embedded_csms_sockets)
             else ""
         )
+        whose = f"{stations} stations" if processes == 1 else f"{per_process} stations per worker"
         raise PreflightError(
-            f"{stations} stations need about {needed} open files{both}, but this process may "
-            f"open {files}; run the fleet as several processes or machines with --shard I/N, "
-            "each with a part of the stations"
+            f"{whose} need about {needed} open files{both}, but a process may open {files}; "
+            f"run the fleet as more processes with --workers "
+            f"{math.ceil(stations / max(1, files - RESERVED_FILES))} (or --workers auto), or "
+            "over machines with --shard I/N"
         )
     ports = ephemeral_port_count()
     if ports is not None and stations > ports * source_addresses:

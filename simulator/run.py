@@ -18,8 +18,9 @@ import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import orjson
 import trio
 from prometheus_client import REGISTRY, start_http_server
 from rich.console import Console
@@ -27,7 +28,8 @@ from rich.console import Console
 from ev_models import load_catalogue
 
 from .clock import SimClock
-from .csms import Csms, CsmsConfig, smart_charging_reactions
+from .csms import Csms
+from .csms.processes import csms_config_for
 from .des import EventPump
 from .fleet import Fleet
 from .gc_tuning import tune_collector
@@ -43,7 +45,7 @@ from .trace import FrameTrace
 from .transport import ConnectionSettings, open_memory_link, open_station_link
 from .world import World
 
-__all__ = ["RunOptions", "RunOutcome", "run_scenario", "station_config"]
+__all__ = ["RunOptions", "RunOutcome", "run_scenario", "start_metrics_server", "station_config"]
 
 #: Stop early when this many stations (or all, if fewer) failed to connect and none succeeded.
 UNREACHABLE_AFTER_FAILURES = 20
@@ -67,6 +69,12 @@ class RunOptions:
     shard: Shard | None = None
     #: Local addresses the stations connect from, station i from address i modulo their number.
     source_addresses: tuple[str, ...] = ()
+    #: Set in a worker process of `--workers` (its index): the run draws its random numbers
+    #: from its own stream and reports to its parent through `report_to`.
+    worker_index: int | None = None
+    #: Where a worker writes its stats once a second and its outcome at the end, as JSON lines
+    #: (see `workers.py`); None in a process that runs alone.
+    report_to: BinaryIO | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,8 @@ class RunOutcome:
     summary: dict[str, Any]
     csms_unreachable: bool
     interrupted: bool
+    #: Worker processes (`--workers`) that ended without their final report.
+    workers_died: int = 0
 
 
 def station_config(scenario: Scenario) -> StationConfig:
@@ -104,7 +114,7 @@ def station_config(scenario: Scenario) -> StationConfig:
     )
 
 
-def _start_metrics_server(port: int, console: Console) -> None:
+def start_metrics_server(port: int, console: Console) -> None:
     server, _thread = start_http_server(port, addr="127.0.0.1" if port == 0 else "0.0.0.0")
     console.print(f"Prometheus metrics on http://127.0.0.1:{server.server_port}/metrics")
 
@@ -138,7 +148,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
         pump,
         by_index,
         catalogue,
-        seed_entropy=(scenario.seed,) if shard is None else (scenario.seed, shard.index),
+        seed_entropy=_seed_entropy(scenario.seed, shard, options.worker_index),
     )
     interrupted = False
     unreachable = False
@@ -148,28 +158,13 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
             csms_url = scenario.csms.url
             csms: Csms | None = None
             if csms_url is None or options.in_memory:
-                embedded = scenario.embedded_csms
-                csms = Csms(
-                    CsmsConfig(
-                        heartbeat_interval_s=stations_settings.heartbeat_interval_s,
-                        record_messages=False,
-                        basic_auth_passwords=password,
-                        reactions=smart_charging_reactions(
-                            tx_limit_w=embedded.tx_limit_w,
-                            v2x_operation_mode=embedded.v2x_operation_mode,
-                            v2x_setpoint_w=embedded.v2x_setpoint_w,
-                            v2x_max_power_w=embedded.v2x_max_power_w,
-                            nominal_hz=float(scenario.grid.nominal_hz),
-                        ),
-                    ),
-                    clock=clock.epoch_s,
-                )
+                csms = Csms(csms_config_for(scenario), clock=clock.epoch_s)
                 if not options.in_memory:
                     port = await services.start(csms.serve, "127.0.0.1", 0)
                     csms_url = f"ws://127.0.0.1:{port}/ocpp"
                     console.print(f"embedded CSMS on {csms_url}")
             if scenario.metrics_port is not None:
-                _start_metrics_server(scenario.metrics_port, console)
+                start_metrics_server(scenario.metrics_port, console)
             deadlines = CallDeadlines()
             services.start_soon(deadlines.run)
             services.start_soon(pump.run)
@@ -184,10 +179,12 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
                 if scenario.duration_s is not None:
                     run_scope.deadline = trio.current_time() + scenario.duration_s
                 services.start_soon(_stop_on_signals, run_scope, console)
+                if options.report_to is not None:
+                    services.start_soon(_report_stats, stats, options.report_to)
                 async with trio.open_nursery() as running:
                     running.start_soon(fleet.run)
                     if options.show_progress:
-                        progress = ProgressLine(stats, len(stations), console)
+                        progress = ProgressLine(lambda: stats, len(stations), console)
                         if options.in_memory:
                             running.start_soon(progress.run_simulated, clock)
                         else:
@@ -233,8 +230,47 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
     if options.report_dir is not None:
         _write_reports(world, options.report_dir, scenario.name, clock)
         console.print(f"reports in {options.report_dir}")
+    if options.report_to is not None:
+        _write_report_line(
+            options.report_to,
+            {
+                "final": stats.to_wire(),
+                "summary": summary,
+                "csms_unreachable": unreachable,
+                "interrupted": interrupted,
+            },
+        )
     render_summary(summary, console)
     return RunOutcome(summary, unreachable, interrupted)
+
+
+def _seed_entropy(seed: int, shard: Shard | None, worker_index: int | None) -> tuple[int, ...]:
+    """The seed of this process's random numbers: shards and workers each draw their own."""
+    entropy = [seed]
+    if shard is not None:
+        entropy.append(shard.index)
+    if worker_index is not None:
+        entropy.append(worker_index)
+    return tuple(entropy)
+
+
+#: How often a worker sends its parent its counters (the parent's progress line and metrics
+#: are this fresh).
+REPORT_EVERY_S = 1.0
+
+
+async def _report_stats(stats: RunStats, report_to: BinaryIO) -> None:
+    while True:
+        await trio.sleep(REPORT_EVERY_S)
+        _write_report_line(report_to, {"stats": stats.to_wire()})
+
+
+def _write_report_line(report_to: BinaryIO, message: dict[str, Any]) -> None:
+    try:
+        report_to.write(orjson.dumps(message) + b"\n")
+        report_to.flush()
+    except (BrokenPipeError, ValueError):
+        pass  # the parent is gone; the run still ends cleanly
 
 
 def _connector(

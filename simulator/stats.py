@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -115,6 +116,39 @@ class ActionStats:
             "p95_ms": percentile_ms(self.round_trips_us, 0.95),
             "p99_ms": percentile_ms(self.round_trips_us, 0.99),
         }
+
+
+#: The plain number attributes of `RunStats`, and its dictionaries of counts, for `to_wire`.
+_WIRE_COUNTERS = (
+    "messages_sent",
+    "messages_received",
+    "transactions_started",
+    "transaction_events_dropped",
+    "energy_delivered_wh",
+    "stations_connected",
+    "stations_connected_peak",
+    "stations_booted",
+)
+_WIRE_MAPS = (
+    "exchanges",
+    "callerrors",
+    "violations",
+    "frames_dropped_by_reason",
+    "connection_attempts_by_outcome",
+    "stations_by_state",
+    "transactions_ended_by_reason",
+    "station_failures_by_error",
+)
+
+
+def _pairs(counts: dict[Any, int]) -> list[list[Any]]:
+    """A dictionary of counts as JSON pairs; tuple keys become lists."""
+    return [[list(key) if isinstance(key, tuple) else key, count] for key, count in counts.items()]
+
+
+def _key(key: Any) -> Any:
+    """The dictionary key `_pairs` wrote: a list back to a tuple."""
+    return tuple(key) if isinstance(key, list) else key
 
 
 def _bump(counts: dict[Any, int], key: Any) -> None:
@@ -286,6 +320,74 @@ class RunStats:
                 for action, stats in list(self.calls.items())
             },
         }
+
+    # -- across processes ---------------------------------------------------------------
+
+    def to_wire(self) -> dict[str, Any]:
+        """Everything this recorder counted, as JSON-able data: what a worker process sends
+        its parent, which rebuilds it with `from_wire` and adds the workers up with `combined`.
+        """
+        return {
+            "counters": {name: getattr(self, name) for name in _WIRE_COUNTERS},
+            "maps": {name: _pairs(getattr(self, name)) for name in _WIRE_MAPS},
+            "calls": {
+                action: [
+                    stats.count,
+                    stats.errors,
+                    stats.timeouts,
+                    list(stats.round_trips_us.items()),
+                    stats.duration_buckets,
+                    stats.duration_sum_s,
+                ]
+                for action, stats in self.calls.items()
+            },
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> RunStats:
+        """The recorder `to_wire` described (without a trace: frames stay with the worker)."""
+        stats = cls()
+        for name, value in data["counters"].items():
+            setattr(stats, name, value)
+        for name, pairs in data["maps"].items():
+            setattr(stats, name, {_key(key): count for key, count in pairs})
+        for action, (count, errors, timeouts, rounded, buckets, sum_s) in data["calls"].items():
+            stats.calls[action] = ActionStats(
+                count, errors, timeouts, {int(us): n for us, n in rounded}, list(buckets), sum_s
+            )
+        return stats
+
+    @classmethod
+    def combined(cls, parts: Iterable[RunStats]) -> RunStats:
+        """One recorder holding the sums of `parts` (the workers of one run).
+
+        `stations_connected_peak` becomes the sum of the parts' peaks, an upper bound: the
+        parts may have peaked at different times.  A caller that samples the parts over time
+        knows better and may set it.
+        """
+        total = cls()
+        for part in parts:
+            for name in _WIRE_COUNTERS:
+                setattr(total, name, getattr(total, name) + getattr(part, name))
+            for name in _WIRE_MAPS:
+                into = getattr(total, name)
+                for key, count in getattr(part, name).items():
+                    into[key] = into.get(key, 0) + count
+            for action, stats in part.calls.items():
+                into_stats = total.calls.get(action)
+                if into_stats is None:
+                    into_stats = total.calls[action] = ActionStats()
+                into_stats.count += stats.count
+                into_stats.errors += stats.errors
+                into_stats.timeouts += stats.timeouts
+                rounded = into_stats.round_trips_us
+                for micros, count in stats.round_trips_us.items():
+                    rounded[micros] = rounded.get(micros, 0) + count
+                buckets = into_stats.duration_buckets
+                for bucket, count in enumerate(stats.duration_buckets):
+                    buckets[bucket] += count
+                into_stats.duration_sum_s += stats.duration_sum_s
+        return total
 
     def totals(self) -> dict[str, Any]:
         """The counters of the summary JSON that this process knows."""

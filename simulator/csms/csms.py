@@ -165,15 +165,22 @@ class Csms:
         port: int,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Accept stations over WebSocket until cancelled; `nursery.start` returns the port.
 
         Port 0 picks a free port.  With `ssl_context` the server speaks TLS (security profiles
-        2 and 3).  See `server.py` for how handshakes are decided.
+        2 and 3).  With `reuse_port` other processes may listen on the same port and share the
+        stations (`processes.py`).  See `server.py` for how handshakes are decided.
         """
         await serve_websocket_csms(
-            self, host, port, ssl_context=ssl_context, task_status=task_status
+            self,
+            host,
+            port,
+            ssl_context=ssl_context,
+            reuse_port=reuse_port,
+            task_status=task_status,
         )
 
     async def attach(

@@ -14,6 +14,11 @@ A handshake is decided in this order, each failure answered the way a production
 Each connection runs in its own task under trio-websocket's server nursery.  Whatever goes
 wrong on one connection is counted, logged and ends that connection only: an exception
 escaping a handler would tear down the server and every station with it.
+
+With `reuse_port` the listening sockets set SO_REUSEPORT, so several processes can listen on
+the same address and port and the kernel spreads new connections over them
+(`processes.py`): one Python process is one core and 20,000 open files here, and a CSMS under
+load needs more of both.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import ssl
 from typing import TYPE_CHECKING
 
 import trio
-from trio_websocket import WebSocketRequest, serve_websocket
+from trio_websocket import WebSocketRequest, WebSocketServer
 
 from ..ocpp import subprotocol_for
 from ..transport.channel import WebSocketChannel
@@ -32,7 +37,7 @@ from .handshake import SUBPROTOCOLS, choose_version, is_authorized, station_id_f
 if TYPE_CHECKING:
     from .csms import Csms
 
-__all__ = ["serve_websocket_csms"]
+__all__ = ["open_reuse_port_listeners", "serve_websocket_csms"]
 
 _log = logging.getLogger(__name__)
 
@@ -40,6 +45,9 @@ _UNAUTHORIZED_HEADERS = [(b"WWW-Authenticate", b'Basic realm="fleetsim", charset
 _NO_STATION_BODY = b"the URL path must end with the charging station id, e.g. /ocpp/CP0001\n"
 _NO_SUBPROTOCOL_REASON = f"offer one of the subprotocols {', '.join(SUBPROTOCOLS)}"
 _PROTOCOL_ERROR_CLOSE_CODE = 1002
+#: The listen backlog of SO_REUSEPORT sockets; Linux caps it at net.core.somaxconn, which is
+#: what trio's own listeners ask for.  A burst of reconnecting stations waits here.
+_LISTEN_BACKLOG = 0xFFFF
 
 
 async def serve_websocket_csms(
@@ -48,12 +56,15 @@ async def serve_websocket_csms(
     port: int,
     *,
     ssl_context: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `csms` on `host:port` until cancelled; report the bound port to `nursery.start`.
 
-    With `host` None and port 0 each interface may get a different port; the first is
-    reported, so tests and the quickstart bind one loopback address.
+    With `host` None and port 0 each interface may get a different port without
+    `reuse_port` (with it they share the first one); the first is reported, so tests and the
+    quickstart bind one loopback address.  An address that cannot be listened on raises its
+    `OSError` from `nursery.start`, before anything is served.
     """
 
     async def handle(request: WebSocketRequest) -> None:
@@ -63,9 +74,67 @@ async def serve_websocket_csms(
             csms.count_connection_error()
             _log.warning("embedded CSMS: connection %s failed: %r", request.path, exc)
 
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(serve_websocket, handle, host, port, ssl_context)
-        task_status.started(server.port)
+    sockets = (
+        await open_reuse_port_listeners(host, port)
+        if reuse_port
+        else await trio.open_tcp_listeners(port, host=host)
+    )
+    listeners: list[trio.SocketListener] | list[trio.SSLListener[trio.SocketStream]] = (
+        sockets
+        if ssl_context is None
+        else [trio.SSLListener(each, ssl_context, https_compatible=True) for each in sockets]
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(WebSocketServer(handle, listeners).run)
+            task_status.started(_port_of(sockets[0]))
+    finally:
+        for each in sockets:
+            each.socket.close()
+
+
+async def open_reuse_port_listeners(host: str | None, port: int) -> list[trio.SocketListener]:
+    """TCP listeners on every address of `host`, with SO_REUSEPORT set before binding.
+
+    Other processes (same user) that bind the same address and port with SO_REUSEPORT share
+    it, each with its own accept queue that the kernel fills by a hash of the connection's
+    addresses.  Port 0 binds the first address to a free port and the others to that one.
+    """
+    reuse_port_option = getattr(trio.socket, "SO_REUSEPORT", None)
+    if reuse_port_option is None:
+        raise OSError(
+            "this platform has no SO_REUSEPORT, so several processes cannot share a port; "
+            "run one CSMS process per port instead"
+        )
+    addresses = await trio.socket.getaddrinfo(
+        host, port, type=trio.socket.SOCK_STREAM, flags=trio.socket.AI_PASSIVE
+    )
+    listeners: list[trio.SocketListener] = []
+    try:
+        for family, type_, proto, _, sockaddr in addresses:
+            sock = trio.socket.socket(family, type_, proto)
+            try:
+                sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+                sock.setsockopt(trio.socket.SOL_SOCKET, reuse_port_option, 1)
+                if family == trio.socket.AF_INET6:
+                    sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 1)
+                if listeners:
+                    sockaddr = (sockaddr[0], _port_of(listeners[0]), *sockaddr[2:])
+                await sock.bind(sockaddr)
+                sock.listen(_LISTEN_BACKLOG)
+            except BaseException:
+                sock.close()
+                raise
+            listeners.append(trio.SocketListener(sock))
+    except BaseException:
+        for listener in listeners:
+            listener.socket.close()
+        raise
+    return listeners
+
+
+def _port_of(listener: trio.SocketListener) -> int:
+    return int(listener.socket.getsockname()[1])
 
 
 async def _handle_request(csms: Csms, request: WebSocketRequest) -> None:

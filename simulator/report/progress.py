@@ -1,10 +1,13 @@
 """`ProgressLine`: the live line a run shows, from the stats it samples once a second.
 
 On a terminal the line is redrawn in place; elsewhere (CI logs) a line is printed every
-`log_every_s` seconds so the log stays readable.
+`log_every_s` seconds so the log stays readable.  The stats come from a function, so a run
+with worker processes can show the sum of what its workers last reported.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import trio
 from rich.console import Console
@@ -17,7 +20,12 @@ __all__ = ["ProgressLine"]
 
 class ProgressLine:
     def __init__(
-        self, stats: RunStats, stations_total: int, console: Console, *, log_every_s: float = 5.0
+        self,
+        stats: Callable[[], RunStats],
+        stations_total: int,
+        console: Console,
+        *,
+        log_every_s: float = 5.0,
     ) -> None:
         self._stats = stats
         self._stations_total = stations_total
@@ -27,7 +35,7 @@ class ProgressLine:
         self._previous_latency: dict[int, int] = {}
 
     def line(self, interval_s: float) -> str:
-        stats = self._stats
+        stats = self._stats()
         messages = stats.messages_sent + stats.messages_received
         rate = (messages - self._previous_messages) / interval_s
         self._previous_messages = messages
@@ -62,7 +70,7 @@ class ProgressLine:
         """For `--fast` runs, where trio's clock is simulated: a line per simulated hour."""
         while True:
             await clock.sleep(every_sim_s)
-            stats = self._stats
+            stats = self._stats()
             self._console.print(
                 f"{clock.timestamp()[:16].replace('T', ' ')}  booted {stats.stations_booted}  "
                 f"messages {stats.messages_sent + stats.messages_received:,}  tx "

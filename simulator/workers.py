@@ -1,0 +1,389 @@
+"""`--workers N`: one fleet over several processes, with one progress line, one metrics
+endpoint and one summary.
+
+A Python process runs its stations on one core, and may hold at most as many sockets as its
+open-file limit allows (20,000 on some machines, not raisable).  Past either, the fleet is split:
+the parent starts N worker processes, `fleetsim run ... --worker w/N`, each running a
+contiguous block of the stations (within its shard, when the run is a shard) with its own trio
+loop, ramping up at 1/N of the scenario's rate.
+
+Each worker writes its counters (`RunStats.to_wire`) to its stdout once a second as a JSON
+line, and its summary and outcome as the last line.  The parent keeps the latest counters of
+each worker: its Prometheus endpoint sums them (`RunStatsCollector` over the workers'
+recorders), its progress line shows their sum, and the end-of-run summary is built from the
+sum of the final counters, whose round-trip histograms add up exactly, so percentiles stay
+right over the whole fleet.
+
+Without a CSMS URL the parent starts the embedded CSMS as its own processes (`fleetsim csms
+--processes K` on one port with SO_REUSEPORT, K enough for every station's socket), so the
+stations' sockets and the CSMS's never share a process's file limit.
+
+A worker that dies is reported by number, with its block of stations and how it ended; its
+last counters stay in the totals, and the others run on.  Signals go to the parent, which asks
+every worker to stop (SIGTERM: they close their connections and report); a second Ctrl-C kills
+them.  Workers run in their own session, so a terminal's Ctrl-C reaches only the parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+from prometheus_client import REGISTRY
+from rich.console import Console
+
+from .limits import RESERVED_FILES, raise_open_file_limit
+from .metrics import RunStatsCollector
+from .report import ProgressLine, build_summary, render_summary, write_summary_json
+from .run import RunOutcome, start_metrics_server
+from .scenario import Scenario
+from .shard import Shard
+from .stats import RunStats
+
+__all__ = ["WorkerDied", "WorkersRun", "plan_workers", "worker_blocks"]
+
+#: Below this many stations `--workers auto` keeps to one process: the fleet fits a core.
+AUTO_STATIONS_PER_CORE = 2_000
+#: Wall seconds the workers get, after their run should be over, before they are stopped.
+OVERRUN_GRACE_S = 30.0
+#: Wall seconds between asking the workers to stop and killing them.
+STOP_GRACE_S = 10.0
+#: Exit codes with which a worker ended its run normally: done, CSMS unreachable, stopped.
+_NORMAL_EXITS = frozenset({0, 3, 130})
+_CSMS_URL_LINE = re.compile(rb"embedded CSMS on (ws://\S+)")
+
+
+def plan_workers(requested: str, stations: int, *, cpus: int | None = None) -> int:
+    """How many worker processes `--workers requested` means for `stations` stations.
+
+    `auto` takes a process per core once the fleet is larger than one core carries, and
+    always enough processes for every station's socket to fit a process's open-file limit.
+    """
+    files = raise_open_file_limit()
+    needed_for_files = math.ceil(stations / max(1, files - RESERVED_FILES))
+    if requested == "auto":
+        cores = cpus if cpus is not None else (os.cpu_count() or 1)
+        by_cores = min(cores, math.ceil(stations / AUTO_STATIONS_PER_CORE))
+        return max(1, needed_for_files, by_cores)
+    try:
+        count = int(requested)
+    except ValueError:
+        raise ValueError(
+            f"--workers takes a number of processes or auto, not {requested!r}"
+        ) from None
+    if count < 1:
+        raise ValueError(f"--workers needs at least 1 process, not {count}")
+    if count > stations:
+        raise ValueError(
+            f"--workers {count} is more processes than the {stations} stations; "
+            f"use at most {stations}"
+        )
+    return count
+
+
+def worker_blocks(first_index: int, stations: int, workers: int) -> list[range]:
+    """The block of station indices each worker runs: `--worker w/N` cuts the same blocks."""
+    return [Shard(index, workers).block(first_index, stations) for index in range(workers)]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerDied:
+    """A worker that ended without its final report."""
+
+    index: int
+    first_station: str
+    last_station: str
+    how: str
+
+    def __str__(self) -> str:
+        return (
+            f"worker {self.index} (stations {self.first_station} to {self.last_station}) {self.how}"
+            "; its last reported counters are in the totals"
+        )
+
+
+@dataclass
+class _Worker:
+    index: int
+    block: range
+    stats: RunStats = field(default_factory=RunStats)
+    final: dict[str, Any] | None = None
+    process: trio.Process | None = None
+
+
+class WorkersRun:
+    """The parent of a run with worker processes; see the module docstring."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        workers: int,
+        worker_command: Callable[[int, str], Sequence[str]],
+        csms_command: Callable[[int], Sequence[str]],
+        console: Console,
+        show_progress: bool = True,
+        summary_json_path: Path | None = None,
+        shard: Shard | None = None,
+    ) -> None:
+        """`worker_command(w, csms_url)` is the command line of worker w;
+        `csms_command(processes)` starts the embedded CSMS when the scenario names none."""
+        self.scenario = scenario
+        self.console = console
+        self.show_progress = show_progress
+        self.summary_json_path = summary_json_path
+        self.shard = shard
+        self._worker_command = worker_command
+        self._csms_command = csms_command
+        stations = scenario.stations
+        self._workers = [
+            _Worker(index, block)
+            for index, block in enumerate(
+                worker_blocks(stations.first_index, stations.count, workers)
+            )
+        ]
+        self._peak_connected = 0
+        self._stopping = False
+        self.died: list[WorkerDied] = []
+
+    # -- the totals -----------------------------------------------------------------------
+
+    def combined(self) -> RunStats:
+        """The sum of what every worker last reported.
+
+        The peak of connected stations is the highest sum the reports showed at one time (or
+        the highest single worker's peak, if more), not the sum of the workers' peaks.
+        """
+        total = RunStats.combined(worker.stats for worker in self._workers)
+        total.stations_connected_peak = max(
+            self._peak_connected, max(w.stats.stations_connected_peak for w in self._workers)
+        )
+        return total
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self) -> RunOutcome:
+        collector = RunStatsCollector(lambda: [worker.stats for worker in self._workers])
+        REGISTRY.register(collector)
+        wall_start = time.perf_counter()
+        interrupted = False
+        csms_url = self.scenario.csms.url
+        try:
+            async with trio.open_nursery() as services:
+                if csms_url is None:
+                    csms_url = await services.start(self._run_embedded_csms)
+                if self.scenario.metrics_port is not None:
+                    start_metrics_server(self.scenario.metrics_port, self.console)
+                signals = services.start_soon
+                stop_requested = trio.Event()
+                signals(self._forward_signals, stop_requested)
+                if self.scenario.duration_s is not None:
+                    signals(self._stop_after_overrun, self.scenario.duration_s)
+                if self.show_progress:
+                    progress = ProgressLine(
+                        self.combined, self.scenario.stations.count, self.console
+                    )
+                    services.start_soon(progress.run)
+                assert csms_url is not None
+                async with trio.open_nursery() as running:
+                    for worker in self._workers:
+                        running.start_soon(self._run_worker, worker, csms_url)
+                interrupted = stop_requested.is_set()
+                services.cancel_scope.cancel()
+        finally:
+            REGISTRY.unregister(collector)
+        return self._outcome(csms_url or "", time.perf_counter() - wall_start, interrupted)
+
+    async def _run_embedded_csms(self, task_status: trio.TaskStatus[str]) -> None:
+        """Start the embedded CSMS's processes, report its URL, stop them when cancelled."""
+        files = raise_open_file_limit()
+        processes = max(
+            1, math.ceil(self.scenario.stations.count / max(1, files - 2 * RESERVED_FILES))
+        )
+        command = list(self._csms_command(processes))
+        process = await trio.lowlevel.open_process(
+            command, stdout=subprocess.PIPE, start_new_session=True
+        )
+        assert process.stdout is not None
+        try:
+            with trio.fail_after(60):
+                first_line = await _read_line(process.stdout)
+            match = _CSMS_URL_LINE.search(first_line)
+            if match is None:
+                raise RuntimeError(
+                    f"the embedded CSMS ({' '.join(command)}) did not start: it printed "
+                    f"{first_line.decode(errors='replace')!r}"
+                )
+            url = match.group(1).decode()
+            self.console.print(f"embedded CSMS on {url} ({processes} process(es))")
+            task_status.started(url)
+            # Its status lines are not wanted here; keep the pipe from filling up.
+            while await process.stdout.receive_some(65536):
+                pass
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await _stop_process(process)
+
+    async def _run_worker(self, worker: _Worker, csms_url: str) -> None:
+        command = list(self._worker_command(worker.index, csms_url))
+        process = await trio.lowlevel.open_process(
+            command, stdout=subprocess.PIPE, start_new_session=True
+        )
+        worker.process = process
+        assert process.stdout is not None
+        buffer = b""
+        try:
+            while chunk := await process.stdout.receive_some(1 << 16):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    self._take_report(worker, line)
+            await process.wait()
+        finally:
+            with trio.CancelScope(shield=True):
+                await _stop_process(process)
+        self._check_ending(worker, process.returncode)
+
+    def _take_report(self, worker: _Worker, line: bytes) -> None:
+        try:
+            message = orjson.loads(line)
+            if "stats" in message:
+                worker.stats = RunStats.from_wire(message["stats"])
+                connected = sum(w.stats.stations_connected for w in self._workers)
+                self._peak_connected = max(self._peak_connected, connected)
+            elif "final" in message:
+                worker.stats = RunStats.from_wire(message["final"])
+                worker.final = message
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            self.console.print(
+                f"[red]error:[/red] worker {worker.index} wrote a line that is not a report "
+                f"({exc}): {line[:200]!r}"
+            )
+
+    def _check_ending(self, worker: _Worker, returncode: int | None) -> None:
+        if worker.final is not None and returncode in _NORMAL_EXITS:
+            return
+        if returncode is not None and returncode < 0:
+            how = f"was killed by {signal.Signals(-returncode).name}"
+        else:
+            how = f"ended with exit code {returncode}"
+        if worker.final is None:
+            how += " before its final report"
+        ids = self.scenario.stations
+        died = WorkerDied(
+            worker.index,
+            ids.station_id(worker.block.start),
+            ids.station_id(worker.block.stop - 1),
+            how,
+        )
+        self.died.append(died)
+        self.console.print(f"[red]error:[/red] {died}", highlight=False)
+
+    async def _forward_signals(self, stop_requested: trio.Event) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                if not stop_requested.is_set():
+                    stop_requested.set()
+                    self.console.print(
+                        "stopping: the workers close their stations' connections "
+                        "(again to kill them)"
+                    )
+                    self._signal_workers(signal.SIGTERM)
+                else:
+                    self._signal_workers(signal.SIGKILL)
+
+    async def _stop_after_overrun(self, duration_s: float) -> None:
+        """Workers end by themselves; one that overruns its duration is stopped, then killed."""
+        stations = self.scenario.stations
+        ramp_up_s = stations.count / stations.ramp_up_per_s
+        await trio.sleep(duration_s + ramp_up_s + OVERRUN_GRACE_S)
+        self.console.print("[red]error:[/red] workers overran the run's duration; stopping them")
+        self._signal_workers(signal.SIGTERM)
+        await trio.sleep(STOP_GRACE_S)
+        self._signal_workers(signal.SIGKILL)
+
+    def _signal_workers(self, signum: int) -> None:
+        for worker in self._workers:
+            process = worker.process
+            if process is not None and process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signum)
+
+    # -- the end --------------------------------------------------------------------------
+
+    def _outcome(self, csms_url: str, wall_s: float, interrupted: bool) -> RunOutcome:
+        total = self.combined()
+        finals = [worker.final for worker in self._workers if worker.final is not None]
+        worker_summaries = [final["summary"] for final in finals]
+        errors = [str(died) for died in self.died]
+        seen: set[str] = set()
+        for summary in worker_summaries:
+            for error in summary["errors"]:
+                if error not in seen and len(seen) < 5:
+                    seen.add(error)
+                    errors.append(error)
+        scenario = self.scenario
+        summary = build_summary(
+            total,
+            scenario_name=scenario.name,
+            stations_total=scenario.stations.count,
+            wall_seconds=wall_s,
+            simulated_seconds=max((s["simulated_seconds"] for s in worker_summaries), default=0.0),
+            csms_url=csms_url,
+            ocpp_version=scenario.ocpp_version,
+            errors=errors,
+        )
+        summary["shard"] = None if self.shard is None else str(self.shard)
+        summary["workers"] = len(self._workers)
+        summary["workers_died"] = len(self.died)
+        summary["ev_sessions"] = sum(s["ev_sessions"] for s in worker_summaries)
+        summary["evs_turned_away"] = sum(s["evs_turned_away"] for s in worker_summaries)
+        if self.summary_json_path is not None:
+            write_summary_json(summary, self.summary_json_path)
+        render_summary(summary, self.console)
+        unreachable = bool(finals) and all(final["csms_unreachable"] for final in finals)
+        interrupted = interrupted or any(final["interrupted"] for final in finals)
+        return RunOutcome(summary, unreachable, interrupted, workers_died=len(self.died))
+
+
+async def _read_line(stream: trio.abc.ReceiveStream) -> bytes:
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = await stream.receive_some(1)
+        if not chunk:
+            break
+        line += chunk
+    return line
+
+
+async def _stop_process(process: trio.Process) -> None:
+    """SIGTERM, then SIGKILL after `STOP_GRACE_S`: a child never outlives the run."""
+    if process.returncode is not None:
+        return
+    try:
+        process.terminate()
+    except ProcessLookupError:
+        return
+    with trio.move_on_after(STOP_GRACE_S):
+        await process.wait()
+        return
+    process.kill()
+    await process.wait()
+
+
+def python_command(*arguments: str) -> list[str]:
+    """`fleetsim ...` as a child process of this interpreter."""
+    return [sys.executable, "-m", "cli", *arguments]
