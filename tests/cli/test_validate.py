@@ -101,7 +101,7 @@ def test_exit_codes_keep_the_numbers_pipelines_rely_on() -> None:
         "THRESHOLD_FAILED": 1,
         "BAD_SCENARIO": 2,
         "CSMS_UNREACHABLE": 3,
-            "WORKER_DIED": 4,
+        "WORKER_DIED": 4,
         "INTERRUPTED": 130,
     }
 
