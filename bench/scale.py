@@ -1,0 +1,353 @@
+"""`make bench`: the scale benchmark, every workload of it, with one table and one JSON file.
+
+Each workload runs for a bounded time, `--runs` times (3 by default; medians are reported),
+against `bench/target.py`, a responder that costs a small fraction of what the fleet costs, so
+the figures are fleetsim's:
+
+  nominal      the reference workload (scenarios/reference-load.yaml) at 1,000 stations: the
+               CALLs per second per station that the workload offers when nothing is saturated.
+               Its stations ramp up over the same seconds as the largest fleet's, so both
+               fleets' transaction loops are spread alike over the measured window.
+  reference    the same at 10,000 stations in one process: ramp-up seconds, CALLs/s,
+               round trips, CPU (% of a core, µs per CALL), RSS (MB, KB per station).
+  largest      the same at 30,000 stations, over `--workers 2` and two local source addresses
+               (127.0.0.2, 127.0.0.3) against a target of two processes: does it hold 95 % of
+               the nominal rate?
+  half load    15,000 stations (half the largest): the client's p99 round trip against the
+               target's own p99 processing time; the difference is what the simulator adds.
+  back to back bench/roundtrip.py at 1,000 stations: CPU per round trip of fleetsim, of
+               fleetsim with CPython's default collector settings, of a bare trio-websocket
+               client and of the asyncio `websockets` + `ocpp` ChargePoint baseline, side by
+               side in one run.
+  idle         bench/roundtrip.py's idle mode at 1,000 booted stations: CPU between heartbeats.
+
+The round-trip percentiles of the fleet workloads come from the Prometheus histogram over the
+window (bucket upper bounds, as a Grafana panel computes them: "p99 ≤ 5 ms").
+
+    python bench/scale.py                 # the whole benchmark, about 30 minutes
+    python bench/scale.py --smoke         # every workload small and short, one run (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import busy_fleet
+from target import run_target
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "scale.json"
+#: The share of the nominal message rate the largest fleet must hold.
+HOLD_SHARE = 0.95
+
+
+@dataclass(frozen=True)
+class FleetWorkload:
+    name: str
+    stations: int
+    workers: int = 1
+    source_addresses: str | None = None
+    target_processes: int = 1
+    #: Ramp up over this many wall seconds instead of at the scenario's rate (None: as written).
+    ramp_over_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    nominal: FleetWorkload
+    reference: FleetWorkload
+    largest: FleetWorkload
+    half_load: FleetWorkload
+    warmup_s: float
+    window_s: float
+    roundtrip_stations: int
+    roundtrip_window_s: float
+    runs: int
+
+
+FULL = Plan(
+    nominal=FleetWorkload("nominal", 1_000, ramp_over_s=30.0),
+    reference=FleetWorkload("reference", 10_000),
+    largest=FleetWorkload(
+        "largest", 30_000, workers=2, source_addresses="127.0.0.2-127.0.0.3", target_processes=2
+    ),
+    half_load=FleetWorkload("half load", 15_000, workers=2, target_processes=2),
+    warmup_s=30.0,
+    window_s=60.0,
+    roundtrip_stations=1_000,
+    roundtrip_window_s=5.0,
+    runs=3,
+)
+SMOKE = Plan(
+    nominal=FleetWorkload("nominal", 100, ramp_over_s=0.3),
+    reference=FleetWorkload("reference", 200),
+    largest=FleetWorkload(
+        "largest", 300, workers=2, source_addresses="127.0.0.2-127.0.0.3", target_processes=2
+    ),
+    half_load=FleetWorkload("half load", 150, workers=2, target_processes=2),
+    warmup_s=2.0,
+    window_s=4.0,
+    roundtrip_stations=50,
+    roundtrip_window_s=1.0,
+    runs=1,
+)
+
+
+def _scenario_for(workload: FleetWorkload, directory: Path) -> Path:
+    """The reference scenario, or a copy of it whose ramp-up lasts `workload.ramp_over_s`."""
+    if workload.ramp_over_s is None:
+        return busy_fleet.SCENARIO
+    document = yaml.safe_load(busy_fleet.SCENARIO.read_text())
+    document["stations"]["ramp_up_per_s"] = workload.stations / workload.ramp_over_s
+    path = directory / f"{workload.name.replace(' ', '-')}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def _fleet_run(workload: FleetWorkload, plan: Plan) -> dict[str, Any]:
+    client_args = []
+    if workload.workers > 1:
+        client_args += ["--workers", str(workload.workers)]
+    if workload.source_addresses is not None:
+        client_args += ["--source-address", workload.source_addresses]
+    with (
+        tempfile.TemporaryDirectory(prefix="fleetsim-bench-") as directory,
+        run_target(workload.target_processes, busy_fleet.HEARTBEAT_INTERVAL_S) as target,
+    ):
+        result = busy_fleet.one_run(
+            busy_fleet.Target(target.url, target.pids, lambda: None),
+            workload.stations,
+            scenario=_scenario_for(workload, Path(directory)),
+            warmup_s=plan.warmup_s,
+            window_s=plan.window_s,
+            ramp_timeout_s=max(120.0, workload.stations / 100),
+            client_args=client_args,
+        )
+    processing = [s["processing_p99_us_at_most"] for s in target.summaries]
+    result["target_processing_p99_us_at_most"] = max(
+        (value for value in processing if value is not None), default=None
+    )
+    return result
+
+
+def _roundtrip(plan: Plan, modes: str) -> dict[str, Any]:
+    """bench/roundtrip.py in its own process, its JSON read back."""
+    output = ROOT / "bench" / "results" / f"scale-roundtrip-{modes.replace(',', '-')}.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "roundtrip.py"),
+            "--stations",
+            str(plan.roundtrip_stations),
+            "--runs",
+            str(plan.runs),
+            "--window",
+            str(plan.roundtrip_window_s),
+            "--warmup",
+            str(min(2.0, plan.roundtrip_window_s)),
+            "--modes",
+            modes,
+            "--json",
+            str(output),
+        ],
+        check=True,
+        cwd=ROOT,
+        timeout=3600,
+    )
+    return dict(json.loads(output.read_text())["cases"][0])
+
+
+def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        key: statistics.median(run[key] for run in runs)
+        for key in runs[0]
+        if all(isinstance(run.get(key), (int, float)) for run in runs)
+    }
+
+
+def _repeat(plan: Plan, measure: Callable[[], dict[str, Any]], label: str) -> dict[str, Any]:
+    runs = []
+    for number in range(plan.runs):
+        started_s = time.monotonic()
+        runs.append(measure())
+        print(f"  {label}: run {number + 1} took {time.monotonic() - started_s:.0f} s", flush=True)
+    return {"median": _medians(runs), "runs": runs}
+
+
+_FLEET_COLUMNS = (
+    ("stations", "stations", "{:,.0f}"),
+    ("stations_accepted_at_end", "connected", "{:,.0f}"),
+    ("ramp_up_s", "ramp s", "{:.1f}"),
+    ("connection_failures", "failed", "{:.0f}"),
+    ("calls_per_s", "CALLs/s", "{:,.0f}"),
+    ("p50_ms_bucket", "p50 ms≤", "{:g}"),
+    ("p95_ms_bucket", "p95 ms≤", "{:g}"),
+    ("p99_ms_bucket", "p99 ms≤", "{:g}"),
+    ("client_cpu_percent", "CPU %", "{:.1f}"),
+    ("cpu_us_per_call", "µs/CALL", "{:.0f}"),
+    ("rss_mb", "RSS MB", "{:,.0f}"),
+    ("rss_kb_per_station", "KB/station", "{:.1f}"),
+)
+
+
+def _fleet_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    widths = [max(len(title), 9) for _, title, _ in _FLEET_COLUMNS]
+    lines = [
+        f"{'workload':<10} "
+        + " ".join(f"{title:>{w}}" for (_, title, _), w in zip(_FLEET_COLUMNS, widths, strict=True))
+    ]
+    for name, values in rows:
+        cells = []
+        for (key, _, form), width in zip(_FLEET_COLUMNS, widths, strict=True):
+            value = values.get(key)
+            cells.append(f"{'-' if value is None else form.format(value):>{width}}")
+        lines.append(f"{name:<10} " + " ".join(cells))
+    return lines
+
+
+WORKLOADS = ("nominal", "reference", "largest", "half_load", "back_to_back", "idle")
+
+
+def _verdicts(report: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """The goals, each from the workloads it needs (those not run are left out)."""
+    verdicts: dict[str, Any] = {}
+    if "reference" in report:
+        reference = report["reference"]["median"]
+        verdicts["reference_cpu_percent"] = reference["client_cpu_percent"]
+        verdicts["reference_rss_mb"] = reference["rss_mb"]
+        verdicts["reference_ramp_up_s"] = reference["ramp_up_s"]
+        verdicts["reference_connection_failures"] = reference["connection_failures"]
+    if "nominal" in report and "largest" in report:
+        nominal = report["nominal"]["median"]["calls_per_s_per_station"]
+        held = report["largest"]["median"]["calls_per_s_per_station"] / nominal
+        verdicts["largest_share_of_nominal_rate"] = held
+        verdicts["largest_holds"] = held >= HOLD_SHARE
+    if "half_load" in report:
+        half = report["half_load"]["median"]
+        processing_ms = (half.get("target_processing_p99_us_at_most") or 0) / 1000
+        verdicts["half_load_p99_ms_at_most"] = half.get("p99_ms_bucket")
+        verdicts["half_load_target_processing_p99_ms_at_most"] = processing_ms
+        verdicts["half_load_latency_overhead_ms_at_most"] = (
+            half.get("p99_ms_bucket") or 0
+        ) - processing_ms
+    if "back_to_back" in report:
+        cases = report["back_to_back"]
+        fleetsim_us = cases["fleetsim"]["median"]["cpu_us_per_round_trip"]
+        bare_us = cases["bare"]["median"]["cpu_us_per_round_trip"]
+        baseline_us = cases["baseline"]["median"]["cpu_us_per_round_trip"]
+        verdicts["cpu_us_per_round_trip"] = {
+            "bare": bare_us,
+            "fleetsim": fleetsim_us,
+            "baseline": baseline_us,
+        }
+        verdicts["fleetsim_default_gc_cpu_us_per_round_trip"] = cases["fleetsim-default-gc"][
+            "median"
+        ]["cpu_us_per_round_trip"]
+        verdicts["fleetsim_over_bare_cpu_per_round_trip"] = fleetsim_us / bare_us
+        verdicts["baseline_over_fleetsim_cpu_per_round_trip"] = baseline_us / fleetsim_us
+    if "idle" in report:
+        idle_percent = report["idle"]["idle"]["median"]["idle_cpu_percent"]
+        verdicts["idle_cpu_percent_per_1000_stations"] = (
+            idle_percent * 1000 / plan.roundtrip_stations
+        )
+    return verdicts
+
+
+def _print_verdicts(verdicts: dict[str, Any], plan: Plan) -> None:
+    if "largest_share_of_nominal_rate" in verdicts:
+        held = verdicts["largest_share_of_nominal_rate"]
+        print(
+            f"largest fleet: {held:.1%} of the nominal rate per station "
+            f"({'holds' if held >= HOLD_SHARE else 'does not hold'} {HOLD_SHARE:.0%})"
+        )
+    if "half_load_p99_ms_at_most" in verdicts:
+        print(
+            f"half load: client p99 ≤ {verdicts['half_load_p99_ms_at_most']} ms, target "
+            f"processing p99 ≤ {verdicts['half_load_target_processing_p99_ms_at_most']:.3f} ms: "
+            f"the simulator adds at most {verdicts['half_load_latency_overhead_ms_at_most']:.1f} ms"
+        )
+    if "cpu_us_per_round_trip" in verdicts:
+        us = verdicts["cpu_us_per_round_trip"]
+        print(
+            f"back to back at {plan.roundtrip_stations:,} stations, CPU µs per round trip: bare "
+            f"{us['bare']:.1f}, fleetsim {us['fleetsim']:.1f}, asyncio websockets + ocpp "
+            f"ChargePoint {us['baseline']:.1f}; fleetsim / bare "
+            f"{verdicts['fleetsim_over_bare_cpu_per_round_trip']:.2f}x, baseline / fleetsim "
+            f"{verdicts['baseline_over_fleetsim_cpu_per_round_trip']:.2f}x"
+        )
+    if "idle_cpu_percent_per_1000_stations" in verdicts:
+        print(
+            f"idle: {verdicts['idle_cpu_percent_per_1000_stations']:.2f} % of a core per 1,000 "
+            "booted stations between heartbeats"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="small and short, one run")
+    parser.add_argument("--runs", type=int, help="runs per workload (medians are reported)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: text.split(","),
+        default=list(WORKLOADS),
+        help=f"comma-separated workloads to run, of: {','.join(WORKLOADS)}",
+    )
+    parser.add_argument("--json", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    unknown = sorted(set(args.only) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"--only: unknown workload {', '.join(unknown)}; choose from {WORKLOADS}")
+    plan = SMOKE if args.smoke else FULL
+    if args.runs is not None:
+        plan = Plan(**{**plan.__dict__, "runs": args.runs})
+
+    report: dict[str, Any] = {
+        "machine_cpus": os.cpu_count(),
+        "runs": plan.runs,
+        "smoke": args.smoke,
+    }
+    fleet_rows = []
+    for workload in (plan.nominal, plan.reference, plan.largest, plan.half_load):
+        key = workload.name.replace(" ", "_")
+        if key not in args.only:
+            continue
+        print(f"{workload.name}: {workload.stations:,} stations", flush=True)
+        measured = _repeat(plan, lambda w=workload: _fleet_run(w, plan), workload.name)
+        report[key] = {"workload": workload.__dict__, **measured}
+        fleet_rows.append((workload.name, measured["median"]))
+    if "back_to_back" in args.only:
+        print("back to back: bench/roundtrip.py", flush=True)
+        report["back_to_back"] = _roundtrip(plan, "bare,fleetsim-default-gc,fleetsim,baseline")
+    if "idle" in args.only:
+        print("idle: bench/roundtrip.py", flush=True)
+        report["idle"] = _roundtrip(plan, "idle")
+    report["verdicts"] = _verdicts(report, plan)
+
+    print()
+    if fleet_rows:
+        for line in _fleet_table(fleet_rows):
+            print(line)
+        print()
+    _print_verdicts(report["verdicts"], plan)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

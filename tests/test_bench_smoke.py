@@ -1,0 +1,68 @@
+"""`bench/scale.py --smoke`: every workload of `make bench`, small and short, end to end.
+
+The full benchmark is not a timed test; this checks that each of its workloads runs against
+the real target over real sockets (two worker processes and two source addresses for the
+largest fleet, the baseline client beside fleetsim) and that the report holds every figure the
+README quotes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FLEET_FIGURES = (
+    "ramp_up_s",
+    "calls_per_s",
+    "p50_ms_bucket",
+    "p95_ms_bucket",
+    "p99_ms_bucket",
+    "client_cpu_percent",
+    "cpu_us_per_call",
+    "rss_mb",
+    "rss_kb_per_station",
+)
+
+
+@pytest.mark.slow
+def test_the_smoke_benchmark_runs_every_workload(tmp_path: Path) -> None:
+    output = tmp_path / "scale.json"
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "scale.py"), "--smoke", "--json", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    report = json.loads(output.read_text())
+
+    for name in ("nominal", "reference", "largest", "half_load"):
+        median = report[name]["median"]
+        stations = report[name]["workload"]["stations"]
+        assert median["stations_accepted_at_end"] == stations, name
+        assert median["connection_failures"] == 0, name
+        for figure in FLEET_FIGURES:
+            assert median[figure] > 0, (name, figure)
+    assert report["largest"]["workload"]["workers"] == 2
+    # Both worker processes' memory counts: one process of 300 stations is far below this.
+    assert report["largest"]["median"]["rss_mb"] > report["reference"]["median"]["rss_mb"]
+
+    verdicts = report["verdicts"]
+    for name in (
+        "largest_share_of_nominal_rate",
+        "half_load_latency_overhead_ms_at_most",
+        "fleetsim_over_bare_cpu_per_round_trip",
+        "baseline_over_fleetsim_cpu_per_round_trip",
+        "idle_cpu_percent_per_1000_stations",
+    ):
+        assert math.isfinite(verdicts[name]), name
+    assert set(verdicts["cpu_us_per_round_trip"]) == {"bare", "fleetsim", "baseline"}
+    assert "fleetsim / bare" in finished.stdout and "workload" in finished.stdout
