@@ -1,4 +1,4 @@
-"""What the machine allows a fleet: open files and ephemeral ports, checked before starting.
+"""What the machine allows a fleet: open files, ephemeral ports and memory, checked before starting.
 
 Every station holds one socket, and with the embedded CSMS the same process holds the other
 end too.  A fleet that needs more than the process may open would fail station by station
@@ -11,10 +11,25 @@ import math
 import resource
 from pathlib import Path
 
-__all__ = ["PreflightError", "check_fleet_fits", "ephemeral_port_count", "raise_open_file_limit"]
+__all__ = [
+    "PreflightError",
+    "available_memory_bytes",
+    "check_fleet_fits",
+    "ephemeral_port_count",
+    "memory_needed_bytes",
+    "raise_open_file_limit",
+]
 
 #: File descriptors fleetsim needs besides the stations' sockets (logs, trace, metrics, ...).
 RESERVED_FILES = 64
+#: Resident memory of one fleetsim process before its stations: the interpreter, the compiled
+#: OCPP schemas, the scenario (`bench/scale.py` measures about 70 MB; rounded up).
+PROCESS_BASE_BYTES = 100 * 1024 * 1024
+#: Resident memory per busy station of the reference workload (`bench/scale.py` measures about
+#: 27 KB at 10,000 stations; rounded up for scenarios with more EVSEs and queued events).
+STATION_BYTES = 40 * 1024
+#: What the embedded CSMS holds per connection when it runs in the fleet's process.
+EMBEDDED_CSMS_CONNECTION_BYTES = 40 * 1024
 
 
 class PreflightError(Exception):
@@ -41,11 +56,35 @@ def ephemeral_port_count(
     return high - low + 1
 
 
+def available_memory_bytes(path: Path = Path("/proc/meminfo")) -> int | None:
+    """MemAvailable: what new processes may use without pushing the machine into swap."""
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == "MemAvailable":
+                return int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def memory_needed_bytes(stations: int, *, processes: int = 1, embedded_csms: bool = False) -> int:
+    """A generous estimate of the resident memory `stations` stations need over `processes`."""
+    per_station = STATION_BYTES + (EMBEDDED_CSMS_CONNECTION_BYTES if embedded_csms else 0)
+    return processes * PROCESS_BASE_BYTES + stations * per_station
+
+
 def check_fleet_fits(
-    stations: int, *, embedded_csms_sockets: bool, source_addresses: int = 1, processes: int = 1
+    stations: int,
+    *,
+    embedded_csms_sockets: bool,
+    source_addresses: int = 1,
+    processes: int = 1,
+    meminfo: Path = Path("/proc/meminfo"),
 ) -> None:
     """Raise `PreflightError` when `stations` WebSockets, split over `processes` worker
-    processes, cannot all be open, or cannot all have a local port."""
+    processes, cannot all be open, cannot all have a local port, or would not fit in the
+    memory the machine has available."""
     files = raise_open_file_limit()
     per_process = math.ceil(stations / processes)
     needed = per_process * (2 if embedded_csms_sockets else 1) + RESERVED_FILES
@@ -69,4 +108,16 @@ def check_fleet_fits(
             f"{source_addresses} source address(es) have {ports * source_addresses} "
             f"({ports} each, net.ipv4.ip_local_port_range); give more with --source-address "
             "or split the fleet with --shard I/N over machines"
+        )
+    needed_bytes = memory_needed_bytes(
+        stations, processes=processes, embedded_csms=embedded_csms_sockets
+    )
+    available_bytes = available_memory_bytes(meminfo)
+    if available_bytes is not None and needed_bytes > available_bytes:
+        mib = 1024 * 1024
+        raise PreflightError(
+            f"{stations} stations need about {needed_bytes // mib} MiB of memory, but the "
+            f"machine has {available_bytes // mib} MiB available (MemAvailable in /proc/meminfo); "
+            "run fewer stations here and the rest on other machines with --shard I/N, or free "
+            "memory first"
         )

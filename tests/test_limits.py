@@ -31,3 +31,20 @@ def test_the_ephemeral_port_range_is_read_from_the_kernel(tmp_path: Path) -> Non
     ports.write_text("32768\t60999\n")
     assert ephemeral_port_count(ports) == 28_232
     assert ephemeral_port_count(tmp_path / "missing") is None
+
+
+def test_a_fleet_beyond_the_available_memory_is_refused_with_a_remedy(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:  4096000 kB\nMemFree:  100000 kB\nMemAvailable:  409600 kB\n")
+    check_fleet_fits(100, embedded_csms_sockets=False, meminfo=meminfo)
+    with pytest.raises(PreflightError) as error:
+        # four processes of 100 MiB each and 2,000 stations of 40 KiB: 478 MiB
+        check_fleet_fits(2_000, embedded_csms_sockets=False, processes=4, meminfo=meminfo)
+    message = str(error.value)
+    assert "2000 stations need about 478 MiB of memory" in message
+    assert "400 MiB available" in message
+    assert "--shard I/N" in message
+
+
+def test_unreadable_meminfo_skips_the_memory_check(tmp_path: Path) -> None:
+    check_fleet_fits(1_000, embedded_csms_sockets=False, meminfo=tmp_path / "missing")
