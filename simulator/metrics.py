@@ -64,9 +64,14 @@ __all__ = [
 OUTCOMES = ("ok", "callerror", "timeout", "invalid", "closed", "sent")
 STATION_STATES = ("disconnected", "connecting", "booting", "pending", "rejected", "accepted")
 CONNECTION_OUTCOMES = ("ok", "refused", "rejected", "timeout")
+#: Fine below 5 ms, where a CSMS's answers on a local network fall and where a load tester's
+#: own share of the round trip would show; coarse beyond, up to the default CALL timeout.
 CALL_DURATION_BUCKETS_S = (
+    0.0005,
     0.001,
-    0.0025,
+    0.002,
+    0.003,
+    0.004,
     0.005,
     0.01,
     0.025,
