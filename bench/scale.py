@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -106,6 +107,20 @@ SMOKE = Plan(
     roundtrip_window_s=1.0,
     runs=1,
 )
+
+
+def _largest(stations: int) -> FleetWorkload:
+    """A largest fleet of `stations`: a worker, a source address and a target process per
+    15,000 stations (at least two of each), well inside a process's 20,000 open files and a
+    source address's 28,232 ephemeral ports."""
+    parts = max(2, math.ceil(stations / 15_000))
+    return FleetWorkload(
+        "largest",
+        stations,
+        workers=parts,
+        source_addresses=f"127.0.0.2-127.0.0.{1 + parts}",
+        target_processes=parts,
+    )
 
 
 def _scenario_for(workload: FleetWorkload, directory: Path) -> Path:
@@ -307,6 +322,12 @@ def main() -> None:
         default=list(WORKLOADS),
         help=f"comma-separated workloads to run, of: {','.join(WORKLOADS)}",
     )
+    parser.add_argument(
+        "--largest-stations",
+        type=int,
+        help="try another size for the largest fleet (workers, source addresses and target "
+        "processes grow with it: one each per 15,000 stations, at least two)",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
     unknown = sorted(set(args.only) - set(WORKLOADS))
@@ -315,6 +336,8 @@ def main() -> None:
     plan = SMOKE if args.smoke else FULL
     if args.runs is not None:
         plan = Plan(**{**plan.__dict__, "runs": args.runs})
+    if args.largest_stations is not None:
+        plan = Plan(**{**plan.__dict__, "largest": _largest(args.largest_stations)})
 
     report: dict[str, Any] = {
         "machine_cpus": os.cpu_count(),

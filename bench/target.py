@@ -335,6 +335,10 @@ def _url(host: str, port: int) -> str:
 
 def _serve_main(host: str, port: int, heartbeat_interval_s: int, *, reuse_port: bool) -> None:
     """One serving process: print the ready line, serve, print the JSON summary."""
+    # Every station holds a socket here: allow as many as the hard limit does.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
         import uvloop
 
