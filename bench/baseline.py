@@ -31,12 +31,12 @@ import asyncio
 import contextlib
 import gc
 import json
-import resource
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import procstat
 from ocpp.v21 import ChargePoint, call  # type: ignore[import-untyped]
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
@@ -64,19 +64,6 @@ class Tally:
 Loop = Callable[[Tally], Coroutine[Any, Any, None]]
 
 
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _rss_kb() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 async def measure(
     loops: list[Loop],
     warmup_s: float,
@@ -91,12 +78,16 @@ async def measure(
     try:
         await asyncio.sleep(warmup_s)
         tally.latencies_s.clear()
-        start_count, start_cpu, start_wall = tally.round_trips, _cpu_s(), time.perf_counter()
+        start_count, start_cpu, start_wall = (
+            tally.round_trips,
+            procstat.own_cpu_s(),
+            time.perf_counter(),
+        )
         if mark is not None:
             mark("window_start")
         await asyncio.sleep(window_s)
         round_trips = tally.round_trips - start_count
-        cpu_s = _cpu_s() - start_cpu
+        cpu_s = procstat.own_cpu_s() - start_cpu
         wall_s = time.perf_counter() - start_wall
         if mark is not None:
             mark("window_end")
@@ -146,7 +137,7 @@ async def run_fleet(
 ) -> dict[str, Any]:
     """Open `stations` stations, loop Heartbeat on each, and measure (see `measure`)."""
     gc.collect()
-    rss_before_kb = _rss_kb()
+    rss_before_kb = procstat.rss_kb()
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
 
     async def open_gated(index: int) -> tuple[ClientConnection, ChargePoint, Any]:
@@ -155,7 +146,7 @@ async def run_fleet(
 
     opened = await asyncio.gather(*(open_gated(index) for index in range(stations)))
     gc.collect()
-    rss_kb_per_station = (_rss_kb() - rss_before_kb) / stations
+    rss_kb_per_station = (procstat.rss_kb() - rss_before_kb) / stations
 
     def loop_for(charge_point: ChargePoint) -> Loop:
         async def loop(tally: Tally) -> None:

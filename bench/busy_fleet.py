@@ -45,10 +45,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import procstat
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "reference-load.yaml"
 RESULTS = ROOT / "bench" / "results" / "busy_fleet.json"
-_CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 #: What the reference workload asks for; the target gives it at boot.
 HEARTBEAT_INTERVAL_S = 60
 _METRICS_LINE = re.compile(r"Prometheus metrics on (http://\S+/metrics)")
@@ -57,69 +58,6 @@ _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 # -- the processes ---------------------------------------------------------------------------
-
-
-def _cpu_split_s(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of process `pid` (its threads included)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        # The command name may hold spaces; the fields after its closing parenthesis do not.
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) / _CLOCK_TICKS_PER_S, int(fields[12]) / _CLOCK_TICKS_PER_S
-
-
-def _cpu_s(pid: int) -> float:
-    """User plus system CPU seconds of process `pid` (its threads included)."""
-    return sum(_cpu_split_s(pid))
-
-
-def _tree(pid: int) -> list[int]:
-    """`pid` and its descendants (a `--workers` client is a parent and its worker processes)."""
-    found = [pid]
-    for member in found:
-        try:
-            for task in os.listdir(f"/proc/{member}/task"):
-                with open(f"/proc/{member}/task/{task}/children") as children:
-                    found.extend(int(child) for child in children.read().split())
-        except FileNotFoundError:
-            continue  # it ended meanwhile
-    return found
-
-
-def _tree_cpu_split_s(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of `pid` and its living descendants."""
-    user_s = system_s = 0.0
-    for member in _tree(pid):
-        try:
-            member_user_s, member_system_s = _cpu_split_s(member)
-        except FileNotFoundError:
-            continue
-        user_s += member_user_s
-        system_s += member_system_s
-    return user_s, system_s
-
-
-def _tree_memory_kb(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM summed over `pid` and its living descendants, in KB."""
-    total = {"VmRSS": 0, "VmHWM": 0}
-    for member in _tree(pid):
-        try:
-            memory = _memory_kb(member)
-        except FileNotFoundError:
-            continue
-        for name in total:
-            total[name] += memory.get(name, 0)
-    return total
-
-
-def _memory_kb(pid: int) -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak) of process `pid`, in KB."""
-    found: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            name, _, rest = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                found[name] = int(rest.split()[0])
-    return found
 
 
 class _LineReader:
@@ -180,7 +118,7 @@ class Target:
     stop: Callable[[], None]
 
     def cpu_s(self) -> float:
-        return sum(_cpu_s(pid) for pid in self.pids)
+        return sum(procstat.cpu_s(pid) for pid in self.pids)
 
 
 def _embedded_target() -> Target:
@@ -274,7 +212,7 @@ class _Point:
 def _point(metrics_url: str, client_pid: int, target: Target) -> _Point:
     # CPU first and last around the scrape, so the scrape's own cost falls half in and half out.
     wall_s = time.monotonic()
-    user_s, system_s = _tree_cpu_split_s(client_pid)
+    user_s, system_s = procstat.tree_cpu_split_s(client_pid)
     target_cpu_s = target.cpu_s()
     samples = _scrape(metrics_url)
     return _Point(
@@ -392,7 +330,7 @@ def one_run(
                 )
             time.sleep(0.25)
         ramp_up_s = time.monotonic() - launched_s
-        ramp_rss_kb = _tree_memory_kb(process.pid)["VmRSS"]
+        ramp_rss_kb = procstat.tree_memory_kb(process.pid)["VmRSS"]
         time.sleep(warmup_s)
         if tracemalloc_path is not None:
             process.send_signal(signal.SIGUSR1)
@@ -418,7 +356,7 @@ def one_run(
         before = _point(metrics_url, process.pid, target)
         time.sleep(window_s)
         after = _point(metrics_url, process.pid, target)
-        memory = _tree_memory_kb(process.pid)
+        memory = procstat.tree_memory_kb(process.pid)
         if profiler is not None:
             profiler.wait(timeout=window_s + 60)
         accepted = _total(after.samples, "fleetsim_stations", state="accepted")

@@ -55,12 +55,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import procstat
+
 ROOT = Path(__file__).resolve().parent.parent
 #: CALLs per second per station of the reference workload (scenarios/reference-load.yaml).
 REFERENCE_CALLS_PER_STATION_S = 0.2
 #: The share of each CSMS process's core the capacity figure allows it.
 CPU_BUDGET_SHARE = 0.7
-CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 CALLS = ("heartbeat", "transaction-event")
 BOOT_FRAME = (
     '[2,"boot","BootNotification",{"reason":"PowerUp",'
@@ -68,37 +69,6 @@ BOOT_FRAME = (
 )
 _FIRST_LINE = re.compile(r"embedded CSMS on ws://([\d.]+):(\d+)/ocpp")
 _PIDS = re.compile(r"process \d+ pid (\d+)")
-
-
-# -- /proc ---------------------------------------------------------------------------------
-
-
-def cpu_s(pid: int) -> float:
-    """utime + stime of one process, in seconds."""
-    with open(f"/proc/{pid}/stat") as stat:
-        # The command name (field 2) may hold spaces; the fields after it are plain numbers.
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) clock ticks of all cores since boot, from /proc/stat."""
-    with open("/proc/stat") as stat:
-        values = [int(v) for v in stat.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    total = sum(values[:8])  # guest time is already in user
-    return total - idle, total
-
-
-# -- the clients, each in its own process ---------------------------------------------------
 
 
 def _transaction_event(transaction_id: str, seq_no: int, event_type: str) -> dict[str, Any]:
@@ -298,7 +268,7 @@ def one_run(processes: int, clients: int, connections: int, call: str, args: Any
         if processes > 1:
             pids += [int(pid) for pid in _PIDS.findall(csms_lines.next_line(10))]
             assert len(pids) == processes + 1, pids
-        rss_before_kb = sum(rss_kb(pid) for pid in pids)
+        rss_before_kb = sum(procstat.rss_kb(pid) for pid in pids)
         readers = []
         for number in range(clients):
             client = subprocess.Popen(
@@ -327,7 +297,7 @@ def one_run(processes: int, clients: int, connections: int, call: str, args: Any
             if line != "ready":
                 raise RuntimeError(f"a client said {line!r} instead of ready")
         time.sleep(1.0)
-        rss_connected_kb = sum(rss_kb(pid) for pid in pids)
+        rss_connected_kb = sum(procstat.rss_kb(pid) for pid in pids)
 
         def tell(command: str) -> None:
             for client in client_processes:
@@ -341,9 +311,9 @@ def one_run(processes: int, clients: int, connections: int, call: str, args: Any
             return (
                 reports,
                 time.perf_counter(),
-                sum(cpu_s(pid) for pid in pids),
-                sum(cpu_s(client.pid) for client in client_processes),
-                machine_ticks(),
+                sum(procstat.cpu_s(pid) for pid in pids),
+                sum(procstat.cpu_s(client.pid) for client in client_processes),
+                procstat.machine_ticks(),
             )
 
         load_1min = os.getloadavg()[0]

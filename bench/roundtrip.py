@@ -43,7 +43,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import resource
 import socket
 import statistics
 import subprocess
@@ -55,6 +54,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import procstat
 from target import STOP_TIMEOUT_S, Target, read_line, run_target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,19 +66,6 @@ MARK_PREFIX = "roundtrip-mark "
 CLIENT_TIMEOUT_S = 600
 TARGET_STARTUP_TIMEOUT_S = 60.0
 HEARTBEAT_INTERVAL_S = 300
-
-
-def _rss_kb() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _mark(event: str) -> None:
@@ -107,11 +94,12 @@ async def _measure(loops: list[Any], warmup_s: float, window_s: float) -> dict[s
             nursery.start_soon(loop, counts, latencies)
         await trio.sleep(warmup_s)
         latencies.clear()
-        start_count, start_cpu, start_wall = counts[0], _cpu_s(), time.perf_counter()
+        start_count, start_wall = counts[0], time.perf_counter()
+        start_cpu = procstat.own_cpu_s()
         _mark("window_start")
         await trio.sleep(window_s)
         round_trips = counts[0] - start_count
-        cpu_s = _cpu_s() - start_cpu
+        cpu_s = procstat.own_cpu_s() - start_cpu
         wall_s = time.perf_counter() - start_wall
         _mark("window_end")
         nursery.cancel_scope.cancel()
@@ -133,7 +121,7 @@ async def _client_bare(url: str, stations: int, warmup_s: float, window_s: float
     from trio_websocket import open_websocket_url
 
     gc.collect()
-    rss_before_kb = _rss_kb()
+    rss_before_kb = procstat.rss_kb()
 
     async def one(index: int, ready: Any, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with open_websocket_url(
@@ -152,7 +140,7 @@ async def _client_bare(url: str, stations: int, warmup_s: float, window_s: float
         connections = [await nursery.start(one, index, None) for index in range(stations)]
         await trio.sleep(warmup_s)
         gc.collect()
-        rss_kb_per_connection = (_rss_kb() - rss_before_kb) / stations
+        rss_kb_per_connection = (procstat.rss_kb() - rss_before_kb) / stations
 
         def loop_for(connection: Any) -> Any:
             async def loop(counts: list[int], latencies: list[float]) -> None:
@@ -244,7 +232,7 @@ async def _client_idle(url: str, stations: int, warmup_s: float, window_s: float
     from simulator.transport import ConnectionSettings, open_station_link
 
     gc.collect()
-    rss_before_kb = _rss_kb()
+    rss_before_kb = procstat.rss_kb()
     clock = SimClock(dt.datetime.now(dt.UTC))
     clock.start()
     stats = RunStats()
@@ -264,10 +252,10 @@ async def _client_idle(url: str, stations: int, warmup_s: float, window_s: float
             await station.wait_synced()
         await trio.sleep(warmup_s)
         gc.collect()
-        rss_after_kb = _rss_kb()
-        cpu_start = _cpu_s()
+        rss_after_kb = procstat.rss_kb()
+        cpu_start = procstat.own_cpu_s()
         await trio.sleep(window_s)
-        idle_cpu_percent = (_cpu_s() - cpu_start) / window_s * 100
+        idle_cpu_percent = (procstat.own_cpu_s() - cpu_start) / window_s * 100
         nursery.cancel_scope.cancel()
     return {
         "rss_kb_per_station": (rss_after_kb - rss_before_kb) / stations,

@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-FLEETSIM = [sys.executable, "-m", "cli"]
+from tests.cli.fleetsim_processes import ENV, FLEETSIM, ROOT, csms_process
 
 pytestmark = pytest.mark.slow
 
 
 def test_three_shard_processes_run_the_whole_fleet_once(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "COLUMNS": "200"}
-    csms = subprocess.Popen(
-        [*FLEETSIM, "csms", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        assert csms.stdout is not None
-        assert "embedded CSMS on" in csms.stdout.readline()
+    with csms_process() as url:
         shards = [
             subprocess.Popen(
                 [
@@ -41,7 +22,7 @@ def test_three_shard_processes_run_the_whole_fleet_once(tmp_path: Path) -> None:
                     "run",
                     "scenarios/quickstart.yaml",
                     "--csms",
-                    f"ws://127.0.0.1:{port}/ocpp",
+                    url,
                     "--stations",
                     "31",
                     "--shard",
@@ -55,16 +36,13 @@ def test_three_shard_processes_run_the_whole_fleet_once(tmp_path: Path) -> None:
                     str(tmp_path / f"{index}.json"),
                 ],
                 cwd=ROOT,
-                env=env,
+                env=ENV,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
             )
             for index in range(3)
         ]
         assert [shard.wait(timeout=60) for shard in shards] == [0, 0, 0]
-    finally:
-        csms.send_signal(signal.SIGINT)
-        csms.wait(timeout=10)
     station_sets = []
     for index in range(3):
         summary = json.loads((tmp_path / f"{index}.json").read_text())

@@ -6,48 +6,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-FLEETSIM = [sys.executable, "-m", "cli"]
-ENV = {**os.environ, "COLUMNS": "200"}
+from tests.cli.fleetsim_processes import ENV, FLEETSIM, ROOT, csms_process, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def _csms() -> Iterator[str]:
-    port = _free_port()
-    csms = subprocess.Popen(
-        [*FLEETSIM, "csms", "--port", str(port)],
-        cwd=ROOT,
-        env=ENV,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        assert csms.stdout is not None
-        assert "embedded CSMS on" in csms.stdout.readline()
-        yield f"ws://127.0.0.1:{port}/ocpp"
-    finally:
-        csms.send_signal(signal.SIGINT)
-        csms.wait(timeout=10)
 
 
 def _run(*arguments: str) -> subprocess.Popen[str]:
@@ -103,8 +71,8 @@ def _metric(port: int, name: str) -> float | None:
 
 
 def test_three_workers_run_the_fleet_once_with_one_summary_and_endpoint(tmp_path: Path) -> None:
-    metrics_port = _free_port()
-    with _csms() as url:
+    metrics_port = free_port()
+    with csms_process() as url:
         run = _run(
             "--csms",
             url,
@@ -156,7 +124,7 @@ def test_three_workers_run_the_fleet_once_with_one_summary_and_endpoint(tmp_path
 
 
 def test_a_dead_worker_is_reported_and_the_others_finish(tmp_path: Path) -> None:
-    with _csms() as url:
+    with csms_process() as url:
         run = _run(
             "--csms",
             url,
@@ -188,7 +156,7 @@ def test_a_dead_worker_is_reported_and_the_others_finish(tmp_path: Path) -> None
 
 
 def test_ctrl_c_stops_every_worker_and_still_writes_the_summary(tmp_path: Path) -> None:
-    with _csms() as url:
+    with csms_process() as url:
         run = _run(
             "--csms",
             url,
