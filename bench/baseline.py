@@ -100,16 +100,7 @@ async def measure(
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
             raise RuntimeError("a station's loop failed") from task.exception()
-    return {
-        "round_trips": round_trips,
-        "round_trips_per_s": round_trips / wall_s,
-        "cpu_us_per_round_trip": cpu_s / max(round_trips, 1) * 1e6,
-        "cpu_percent": cpu_s / wall_s * 100,
-        "p50_ms": window_latencies[len(window_latencies) // 2] * 1000 if window_latencies else None,
-        "p99_ms": window_latencies[int(len(window_latencies) * 0.99)] * 1000
-        if window_latencies
-        else None,
-    }
+    return procstat.round_trip_figures(round_trips, cpu_s, wall_s, window_latencies)
 
 
 async def _open_station(url: str, station_id: str) -> tuple[ClientConnection, ChargePoint, Any]:

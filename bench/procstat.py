@@ -1,4 +1,5 @@
-"""CPU time and memory of processes, read from /proc: what every benchmark here measures.
+"""CPU time and memory of processes, read from /proc, and the figures of a measured window:
+what every benchmark here measures.
 
 CPU is measured as CPU time (user + system, all threads), not as wall time, so a benchmark's
 figures depend little on what else the machine is doing.  A process tree is a process and its
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import os
 import resource
+from typing import Any
 
 __all__ = [
     "cpu_s",
     "own_cpu_s",
+    "round_trip_figures",
     "cpu_split_s",
     "machine_ticks",
     "memory_kb",
@@ -107,3 +110,18 @@ def machine_ticks() -> tuple[int, int]:
     idle = values[3] + values[4]  # idle + iowait
     total = sum(values[:8])  # guest time is already in user
     return total - idle, total
+
+
+def round_trip_figures(
+    round_trips: int, cpu_s: float, wall_s: float, latencies_s: list[float]
+) -> dict[str, Any]:
+    """What a client reports of its window: round trips (per second), its CPU per round trip
+    and in % of a core, and the median and 99th percentile of `latencies_s` (sorted) in ms."""
+    return {
+        "round_trips": round_trips,
+        "round_trips_per_s": round_trips / wall_s,
+        "cpu_us_per_round_trip": cpu_s / max(round_trips, 1) * 1e6,
+        "cpu_percent": cpu_s / wall_s * 100,
+        "p50_ms": latencies_s[len(latencies_s) // 2] * 1000 if latencies_s else None,
+        "p99_ms": latencies_s[int(len(latencies_s) * 0.99)] * 1000 if latencies_s else None,
+    }

@@ -104,14 +104,7 @@ async def _measure(loops: list[Any], warmup_s: float, window_s: float) -> dict[s
         _mark("window_end")
         nursery.cancel_scope.cancel()
     latencies.sort()
-    return {
-        "round_trips": round_trips,
-        "round_trips_per_s": round_trips / wall_s,
-        "cpu_us_per_round_trip": cpu_s / max(round_trips, 1) * 1e6,
-        "cpu_percent": cpu_s / wall_s * 100,
-        "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else None,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else None,
-    }
+    return procstat.round_trip_figures(round_trips, cpu_s, wall_s, latencies)
 
 
 async def _client_bare(url: str, stations: int, warmup_s: float, window_s: float) -> dict[str, Any]:

@@ -315,7 +315,8 @@ def _run_workers(
     """Run the fleet over `worker_count` processes (see simulator/workers.py) and exit."""
     import trio
 
-    from simulator.workers import WorkersRun, python_command
+    from simulator.children import python_command
+    from simulator.workers import WorkersRun
 
     def worker_command(index: int, csms_url: str) -> list[str]:
         command = python_command(
@@ -448,8 +449,8 @@ def csms_command(
 ) -> None:
     """Run the embedded CSMS alone, as a target for fleetsim or any other station."""
     import os
-    import sys
 
+    from simulator.children import python_command
     from simulator.csms.processes import (
         CannotListen,
         CsmsProcessFailed,
@@ -480,7 +481,7 @@ def csms_command(
             return
 
         def worker_command(number: int, bound_port: int) -> list[str]:
-            command = [sys.executable, "-m", "cli", "csms", "--host", host]
+            command = python_command("csms", "--host", host)
             command += ["--port", str(bound_port), "--processes", "1", "--reuse-port"]
             command += ["--status-interval", str(status_interval)]
             command += ["--process-number", str(number)]

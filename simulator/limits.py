@@ -17,6 +17,7 @@ __all__ = [
     "check_fleet_fits",
     "ephemeral_port_count",
     "memory_needed_bytes",
+    "processes_for_sockets",
     "raise_open_file_limit",
 ]
 
@@ -43,6 +44,13 @@ def raise_open_file_limit() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
     return soft
+
+
+def processes_for_sockets(sockets: int) -> int:
+    """The fewest processes that can hold `sockets` open sockets between them, each within the
+    (raised) open-file limit and its `RESERVED_FILES`."""
+    files = raise_open_file_limit()
+    return max(1, math.ceil(sockets / max(1, files - RESERVED_FILES)))
 
 
 def ephemeral_port_count(
@@ -98,7 +106,7 @@ def check_fleet_fits(
         raise PreflightError(
             f"{whose} need about {needed} open files{both}, but a process may open {files}; "
             f"run the fleet as more processes with --workers "
-            f"{math.ceil(stations / max(1, files - RESERVED_FILES))} (or --workers auto), or "
+            f"{processes_for_sockets(stations)} (or --workers auto), or "
             "over machines with --shard I/N"
         )
     ports = ephemeral_port_count()

@@ -151,6 +151,11 @@ def _key(key: Any) -> Any:
     return tuple(key) if isinstance(key, list) else key
 
 
+def _add_counts(into: dict[Any, int], counts: dict[Any, int]) -> None:
+    for key, count in counts.items():
+        into[key] = into.get(key, 0) + count
+
+
 def _bump(counts: dict[Any, int], key: Any) -> None:
     counts[key] = counts.get(key, 0) + 1
 
@@ -370,9 +375,7 @@ class RunStats:
             for name in _WIRE_COUNTERS:
                 setattr(total, name, getattr(total, name) + getattr(part, name))
             for name in _WIRE_MAPS:
-                into = getattr(total, name)
-                for key, count in getattr(part, name).items():
-                    into[key] = into.get(key, 0) + count
+                _add_counts(getattr(total, name), getattr(part, name))
             for action, stats in part.calls.items():
                 into_stats = total.calls.get(action)
                 if into_stats is None:
@@ -380,9 +383,7 @@ class RunStats:
                 into_stats.count += stats.count
                 into_stats.errors += stats.errors
                 into_stats.timeouts += stats.timeouts
-                rounded = into_stats.round_trips_us
-                for micros, count in stats.round_trips_us.items():
-                    rounded[micros] = rounded.get(micros, 0) + count
+                _add_counts(into_stats.round_trips_us, stats.round_trips_us)
                 buckets = into_stats.duration_buckets
                 for bucket, count in enumerate(stats.duration_buckets):
                     buckets[bucket] += count

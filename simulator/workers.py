@@ -32,7 +32,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +43,8 @@ import trio
 from prometheus_client import REGISTRY
 from rich.console import Console
 
-from .limits import RESERVED_FILES, raise_open_file_limit
+from .children import lines, stop_children
+from .limits import processes_for_sockets
 from .metrics import RunStatsCollector
 from .report import ProgressLine, build_summary, render_summary, write_summary_json
 from .run import RunOutcome, start_metrics_server
@@ -71,8 +71,7 @@ def plan_workers(requested: str, stations: int, *, cpus: int | None = None) -> i
     `auto` takes a process per core once the fleet is larger than one core carries, and
     always enough processes for every station's socket to fit a process's open-file limit.
     """
-    files = raise_open_file_limit()
-    needed_for_files = math.ceil(stations / max(1, files - RESERVED_FILES))
+    needed_for_files = processes_for_sockets(stations)
     if requested == "auto":
         cores = cpus if cpus is not None else (os.cpu_count() or 1)
         by_cores = min(cores, math.ceil(stations / AUTO_STATIONS_PER_CORE))
@@ -208,18 +207,16 @@ class WorkersRun:
 
     async def _run_embedded_csms(self, task_status: trio.TaskStatus[str]) -> None:
         """Start the embedded CSMS's processes, report its URL, stop them when cancelled."""
-        files = raise_open_file_limit()
-        processes = max(
-            1, math.ceil(self.scenario.stations.count / max(1, files - 2 * RESERVED_FILES))
-        )
+        processes = processes_for_sockets(self.scenario.stations.count)
         command = list(self._csms_command(processes))
         process = await trio.lowlevel.open_process(
             command, stdout=subprocess.PIPE, start_new_session=True
         )
         assert process.stdout is not None
+        output = lines(process.stdout)
         try:
             with trio.fail_after(60):
-                first_line = await _read_line(process.stdout)
+                first_line = await anext(output, b"")
             match = _CSMS_URL_LINE.search(first_line)
             if match is None:
                 raise RuntimeError(
@@ -230,12 +227,12 @@ class WorkersRun:
             self.console.print(f"embedded CSMS on {url} ({processes} process(es))")
             task_status.started(url)
             # Its status lines are not wanted here; keep the pipe from filling up.
-            while await process.stdout.receive_some(65536):
+            async for _ in output:
                 pass
             await trio.sleep_forever()
         finally:
             with trio.CancelScope(shield=True):
-                await _stop_process(process)
+                await stop_children([process], signal.SIGTERM, STOP_GRACE_S)
 
     async def _run_worker(self, worker: _Worker, csms_url: str) -> None:
         command = list(self._worker_command(worker.index, csms_url))
@@ -244,17 +241,13 @@ class WorkersRun:
         )
         worker.process = process
         assert process.stdout is not None
-        buffer = b""
         try:
-            while chunk := await process.stdout.receive_some(1 << 16):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    self._take_report(worker, line)
+            async for line in lines(process.stdout):
+                self._take_report(worker, line)
             await process.wait()
         finally:
             with trio.CancelScope(shield=True):
-                await _stop_process(process)
+                await stop_children([process], signal.SIGTERM, STOP_GRACE_S)
         self._check_ending(worker, process.returncode)
 
     def _take_report(self, worker: _Worker, line: bytes) -> None:
@@ -357,33 +350,3 @@ class WorkersRun:
         unreachable = bool(finals) and all(final["csms_unreachable"] for final in finals)
         interrupted = interrupted or any(final["interrupted"] for final in finals)
         return RunOutcome(summary, unreachable, interrupted, workers_died=len(self.died))
-
-
-async def _read_line(stream: trio.abc.ReceiveStream) -> bytes:
-    line = b""
-    while not line.endswith(b"\n"):
-        chunk = await stream.receive_some(1)
-        if not chunk:
-            break
-        line += chunk
-    return line
-
-
-async def _stop_process(process: trio.Process) -> None:
-    """SIGTERM, then SIGKILL after `STOP_GRACE_S`: a child never outlives the run."""
-    if process.returncode is not None:
-        return
-    try:
-        process.terminate()
-    except ProcessLookupError:
-        return
-    with trio.move_on_after(STOP_GRACE_S):
-        await process.wait()
-        return
-    process.kill()
-    await process.wait()
-
-
-def python_command(*arguments: str) -> list[str]:
-    """`fleetsim ...` as a child process of this interpreter."""
-    return [sys.executable, "-m", "cli", *arguments]

@@ -76,7 +76,7 @@ def test_auto_keeps_small_fleets_in_one_process_and_uses_the_cores_for_large_one
 
 
 def test_auto_takes_enough_workers_for_every_socket(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("simulator.workers.raise_open_file_limit", lambda: 20_000)
+    monkeypatch.setattr("simulator.limits.raise_open_file_limit", lambda: 20_000)
     # 45,000 sockets at fewer than 20,000 per process need 3 processes, even on one core.
     assert plan_workers("auto", 45_000, cpus=1) == 3
 

@@ -50,10 +50,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..children import lines, stop_children
 from ..gc_tuning import tune_collector
 from ..limits import raise_open_file_limit
 from .csms import Csms, CsmsStatistics
 from .policy import CsmsConfig
+from .server import bind_reuse_port
 from .smart_charging import smart_charging_reactions
 
 if TYPE_CHECKING:
@@ -331,28 +333,14 @@ def _reserve_port(host: str, port: int) -> tuple[list[socket.socket], int]:
     """Bind (without listening) every address of `host` with SO_REUSEPORT, on `port` or, for
     port 0, on the free port the first address gets.  Not listening, these sockets get no
     connections, but no program without SO_REUSEPORT can take the port while they are open."""
-    reuse_port_option = getattr(socket, "SO_REUSEPORT", None)
-    if reuse_port_option is None:
+    if getattr(socket, "SO_REUSEPORT", None) is None:
         raise CannotListen(
             "this platform has no SO_REUSEPORT, so several processes cannot share a port; "
             "run with --processes 1"
         )
-    sockets: list[socket.socket] = []
     try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        for family, type_, proto, _, sockaddr in addresses:
-            sock = socket.socket(family, type_, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, reuse_port_option, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if len(sockets) > 1:
-                sockaddr = (sockaddr[0], sockets[0].getsockname()[1], *sockaddr[2:])
-            sock.bind(sockaddr)
+        sockets = bind_reuse_port(host, port)
     except OSError as exc:
-        for sock in sockets:
-            sock.close()
         raise CannotListen(_listen_error(host, port, exc)) from exc
     return sockets, int(sockets[0].getsockname()[1])
 
@@ -388,7 +376,11 @@ async def _supervise(
                         await trio.sleep(supervisor.status_interval_s)
                         _say(_status_line(supervisor.processes))
                 supervisor.stopping = True
-                await _stop(supervisor.processes, supervisor.stop_signal)
+                await stop_children(
+                    [child.process for child in supervisor.processes],
+                    supervisor.stop_signal,
+                    STOP_GRACE_S,
+                )
         finally:
             # Whatever ended the supervisor, no process may outlive it.
             for child in supervisor.processes:
@@ -457,7 +449,8 @@ async def _read_reports(child: _Process) -> None:
     """Take in a worker's JSON lines; pass anything else it prints on, marked as its own."""
     stdout = child.process.stdout
     assert stdout is not None
-    async for line in _lines(stdout):
+    async for raw in lines(stdout):
+        line = raw.decode(errors="replace")
         try:
             report = json.loads(line)
         except ValueError:
@@ -471,17 +464,6 @@ async def _read_reports(child: _Process) -> None:
         elif event in ("status", "stopped"):
             child.counters = {name: int(report.get(name, 0)) for name in _COUNTERS}
             child.stopped = event == "stopped"
-
-
-async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
-    buffer = b""
-    while chunk := await stream.receive_some(65536):
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            yield line.decode(errors="replace")
-    if buffer:
-        yield buffer.decode(errors="replace")
 
 
 async def _watch_exit(supervisor: _Supervisor, child: _Process) -> None:
@@ -528,18 +510,3 @@ async def _forward_signals(supervisor: _Supervisor) -> None:
             for child in supervisor.processes:
                 if child.process.returncode is None:
                     child.process.kill()
-
-
-async def _stop(processes: Sequence[_Process], signum: int) -> None:
-    """Pass `signum` on to every process that runs, and kill those still running after
-    `STOP_GRACE_S`."""
-    for child in processes:
-        if child.process.returncode is None:
-            child.process.send_signal(signum)
-    with trio.move_on_after(STOP_GRACE_S):
-        for child in processes:
-            await child.process.wait()
-    for child in processes:
-        if child.process.returncode is None:
-            child.process.kill()
-            await child.process.wait()

@@ -24,6 +24,7 @@ load needs more of both.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,7 @@ from .handshake import SUBPROTOCOLS, choose_version, is_authorized, station_id_f
 if TYPE_CHECKING:
     from .csms import Csms
 
-__all__ = ["open_reuse_port_listeners", "serve_websocket_csms"]
+__all__ = ["bind_reuse_port", "open_reuse_port_listeners", "serve_websocket_csms"]
 
 _log = logging.getLogger(__name__)
 
@@ -93,43 +94,48 @@ async def serve_websocket_csms(
             each.socket.close()
 
 
-async def open_reuse_port_listeners(host: str | None, port: int) -> list[trio.SocketListener]:
-    """TCP listeners on every address of `host`, with SO_REUSEPORT set before binding.
+def bind_reuse_port(host: str | None, port: int) -> list[socket.socket]:
+    """Sockets bound, not yet listening, on every address of `host`, with SO_REUSEPORT set
+    before binding; port 0 binds the first address to a free port and the others to that one.
 
     Other processes (same user) that bind the same address and port with SO_REUSEPORT share
-    it, each with its own accept queue that the kernel fills by a hash of the connection's
-    addresses.  Port 0 binds the first address to a free port and the others to that one.
+    it.  Raises `OSError` when an address cannot be bound, or the platform has no SO_REUSEPORT.
     """
-    reuse_port_option = getattr(trio.socket, "SO_REUSEPORT", None)
+    reuse_port_option = getattr(socket, "SO_REUSEPORT", None)
     if reuse_port_option is None:
         raise OSError(
             "this platform has no SO_REUSEPORT, so several processes cannot share a port; "
             "run one CSMS process per port instead"
         )
-    addresses = await trio.socket.getaddrinfo(
-        host, port, type=trio.socket.SOCK_STREAM, flags=trio.socket.AI_PASSIVE
-    )
-    listeners: list[trio.SocketListener] = []
+    sockets: list[socket.socket] = []
     try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         for family, type_, proto, _, sockaddr in addresses:
-            sock = trio.socket.socket(family, type_, proto)
-            try:
-                sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
-                sock.setsockopt(trio.socket.SOL_SOCKET, reuse_port_option, 1)
-                if family == trio.socket.AF_INET6:
-                    sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 1)
-                if listeners:
-                    sockaddr = (sockaddr[0], _port_of(listeners[0]), *sockaddr[2:])
-                await sock.bind(sockaddr)
-                sock.listen(_LISTEN_BACKLOG)
-            except BaseException:
-                sock.close()
-                raise
-            listeners.append(trio.SocketListener(sock))
+            sock = socket.socket(family, type_, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, reuse_port_option, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if len(sockets) > 1:
+                sockaddr = (sockaddr[0], sockets[0].getsockname()[1], *sockaddr[2:])
+            sock.bind(sockaddr)
     except BaseException:
-        for listener in listeners:
-            listener.socket.close()
+        for sock in sockets:
+            sock.close()
         raise
+    return sockets
+
+
+async def open_reuse_port_listeners(host: str | None, port: int) -> list[trio.SocketListener]:
+    """TCP listeners on every address of `host`, sharing the port with other processes
+    (`bind_reuse_port`); each gets its own accept queue that the kernel fills by a hash of
+    the connection's addresses."""
+    await trio.lowlevel.checkpoint()
+    listeners: list[trio.SocketListener] = []
+    for sock in bind_reuse_port(host, port):
+        sock.listen(_LISTEN_BACKLOG)
+        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
     return listeners
 
 

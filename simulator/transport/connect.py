@@ -10,6 +10,7 @@ message says what went wrong and what to try, and whose `outcome` is the label c
 from __future__ import annotations
 
 import base64
+import functools
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -101,7 +102,7 @@ async def open_station_link(
     secure = parts.scheme == "wss"
     context = None
     if secure:
-        context = settings.ssl_context or ssl.create_default_context()
+        context = settings.ssl_context or _default_ssl_context()
     try:
         with trio.fail_after(settings.connect_timeout_s):
             connection = await open_station_websocket(
@@ -154,6 +155,13 @@ async def open_station_link(
         yield link
     finally:
         await connection.aclose()
+
+
+@functools.cache
+def _default_ssl_context() -> ssl.SSLContext:
+    """The system's trust for `wss://` without a scenario CA: built once (it loads the CA
+    bundle) and shared by every station, as one SSLContext may be."""
+    return ssl.create_default_context()
 
 
 def _check_subprotocol(
