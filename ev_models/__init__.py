@@ -6,11 +6,9 @@ tested with plain numbers.
 - `catalogue`: published figures of EV models (`EvModel`, `load_catalogue`, `ac_curve`).
 - `session`: `EvSession`, one EV on one EVSE, piecewise-analytic power, SoC and energy.
 - `population`: `ArrivalProcess`, the EVs that come to a site of a kind (`SITE_PROFILES`).
-- `iso15118`: `charging_needs`, the OCPP `chargingNeeds` an ISO 15118 EV reports.
 """
 
 from .catalogue import CatalogueError, EvModel, Source, ac_curve, load_catalogue
-from .iso15118 import charging_needs, format_timestamp_ms
 from .population import SITE_PROFILES, ArrivalProcess, EvArrival, SiteKind, SiteProfile
 from .session import EvSession, Supply
 
@@ -26,7 +24,5 @@ __all__ = [
     "Source",
     "Supply",
     "ac_curve",
-    "charging_needs",
-    "format_timestamp_ms",
     "load_catalogue",
 ]

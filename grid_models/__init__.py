@@ -7,8 +7,7 @@ tested with plain numbers; the world (`simulator/world.py`) puts them on the sim
   process calibrated to published grid statistics, with scripted `FrequencyEvent`s.
 - `droop`: `DroopCurve` (deadband, linear, saturating) and `FreqWattCurve` (OCPP 2.1
   `v2xFreqWattCurve`), the response of an EV to the frequency.
-- `der`: `DerEvent`, `DerSchedule` and the NotifyDERAlarm / NotifyEvent payloads that report
-  them.
+- `der`: `DerEvent` and `DerSchedule`, the grid excursions a station reports.
 - `site`: `allocate` (water-filling share of a connection limit), `SiteCapacity`, `SiteMeter`.
 """
 
@@ -20,8 +19,6 @@ from .der import (
     DerEvent,
     DerKind,
     DerSchedule,
-    der_alarm_payload,
-    der_event_data,
 )
 from .droop import (
     DEFAULT_DEADBAND_HZ,
@@ -64,7 +61,5 @@ __all__ = [
     "allocate",
     "block_average_rms_ratio",
     "default_statistics",
-    "der_alarm_payload",
-    "der_event_data",
     "sigma_for_epsilon1",
 ]

@@ -1,16 +1,9 @@
 """DER events: grid voltage and frequency excursions a station must report (OCPP block R).
 
 A `DerEvent` is a scripted excursion (the voltage sags to 190 V for a minute, the frequency
-climbs to 50.6 Hz), and a `DerSchedule` holds a run's events.  Two functions turn an event into
-what goes on the wire:
-
-* `der_alarm_payload`: an OCPP 2.1 NotifyDERAlarm request, sent when the alarm starts and again,
-  with `alarmEnded`, when it ends;
-* `der_event_data`: one `eventData` entry of a NotifyEvent request, for OCPP 2.0.1 stations,
-  which have no DER messages and report a monitored grid value crossing its limit instead.
-
-The events only describe the grid; which stations see them and when they report is the caller's
-business.
+climbs to 50.6 Hz), and a `DerSchedule` holds a run's events.  The events only describe the
+grid; which stations see them, and what they send about them (block R of the station), is the
+caller's business.
 """
 
 from __future__ import annotations
@@ -19,7 +12,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 __all__ = [
     "DEFAULT_CONTROL",
@@ -29,8 +22,6 @@ __all__ = [
     "DerEvent",
     "DerKind",
     "DerSchedule",
-    "der_alarm_payload",
-    "der_event_data",
 ]
 
 DerKind = Literal["UnderFrequency", "OverFrequency", "UnderVoltage", "OverVoltage"]
@@ -152,7 +143,7 @@ class DerEvent:
         return self.start_s <= t_s < self.end_s
 
     def describe(self) -> str:
-        """`grid frequency 49.5 Hz (UnderFrequency)`: for logs and NotifyDERAlarm extraInfo."""
+        """`grid frequency 49.5 Hz (UnderFrequency)`: for logs and alarm texts."""
         return f"grid {self.quantity} {self.value:g} {self.unit} ({self.kind})"
 
 
@@ -214,58 +205,3 @@ def _check_against_nominal(event: DerEvent, nominal: float) -> None:
             f"{where}: {event.value:g} {event.unit} is more than {limit:.0%} from the nominal "
             f"{nominal:g} {event.unit}; check the value and the nominal"
         )
-
-
-def der_alarm_payload(event: DerEvent, timestamp: str, *, ended: bool) -> dict[str, Any]:
-    """The NotifyDERAlarm request (OCPP 2.1) for the start or, with `ended`, the end of `event`.
-
-    `timestamp` is the station's (simulated) time of the start or end, RFC 3339.
-    """
-    return {
-        "controlType": event.control,
-        "gridEventFault": event.kind,
-        "alarmEnded": ended,
-        "timestamp": timestamp,
-        "extraInfo": event.describe(),
-    }
-
-
-#: The device-model variable whose monitor sees each kind of excursion.
-_VARIABLE = {"Frequency": "Frequency", "Voltage": "ACVoltage"}
-
-
-def der_event_data(
-    event: DerEvent,
-    event_id: int,
-    timestamp: str,
-    *,
-    ended: bool,
-    actual_value: float | None = None,
-    component: str = "ElectricalFeed",
-) -> dict[str, Any]:
-    """One NotifyEvent `eventData` entry reporting `event`, valid in OCPP 2.0.1 and 2.1.
-
-    It reads as a hard-wired monitor on the station's supply: the component is `ElectricalFeed`
-    (the standardized physical component for the grid connection, present in 2.0.1, unlike the
-    2.1 DER controller), the variable `Frequency` or `ACVoltage`, and the trigger `Alerting`,
-    the trigger of a value crossing a threshold.  `cleared` marks the return to normal.
-
-    `actualValue` is `actual_value` when given, else the event's value; on the clearing entry,
-    pass the measurement after recovery if the caller knows it.
-    """
-    if isinstance(event_id, bool) or not isinstance(event_id, int) or event_id < 0:
-        raise ValueError(f"event_id must be a non-negative integer, got {event_id!r}")
-    value = event.value if actual_value is None else actual_value
-    variable = _VARIABLE["Frequency" if event.is_frequency else "Voltage"]
-    return {
-        "eventId": event_id,
-        "timestamp": timestamp,
-        "trigger": "Alerting",
-        "actualValue": f"{value:g}",
-        "cleared": ended,
-        "techCode": event.kind,
-        "techInfo": event.describe(),
-        "eventNotificationType": "HardWiredMonitor",
-        "component": {"name": component},
-        "variable": {"name": variable},
-    }

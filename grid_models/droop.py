@@ -27,10 +27,9 @@ insensitivity of at most 30 mHz.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
 
 import numpy as np
 
@@ -145,11 +144,6 @@ class FreqWattCurve:
         self._power_w = np.array([p for _, p in ordered])
 
     @classmethod
-    def from_ocpp(cls, curve: Iterable[Mapping[str, Any]]) -> FreqWattCurve:
-        """From OCPP 2.1 `v2xFreqWattCurve`: [{"frequency": Hz, "power": W}, ...]."""
-        return cls((point["frequency"], point["power"]) for point in curve)
-
-    @classmethod
     def from_fractions(
         cls, points: Iterable[tuple[float, float]], max_power_w: float
     ) -> FreqWattCurve:
@@ -173,10 +167,6 @@ class FreqWattCurve:
     def points(self) -> list[tuple[float, float]]:
         """The (frequency Hz, power W) points in increasing frequency."""
         return list(zip(self._frequency_hz.tolist(), self._power_w.tolist(), strict=True))
-
-    def to_ocpp(self) -> list[dict[str, float]]:
-        """As OCPP 2.1 `v2xFreqWattCurve` points."""
-        return [{"frequency": f, "power": p} for f, p in self.points]
 
     def power_w(self, frequency_hz: float) -> float:
         """The setpoint at `frequency_hz`, interpolated linearly between the points."""

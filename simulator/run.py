@@ -111,6 +111,9 @@ def station_config(scenario: Scenario) -> StationConfig:
         retry_backoff_wait_minimum_s=csms.retry_backoff_wait_minimum_s,
         retry_backoff_random_range_s=csms.retry_backoff_random_range_s,
         retry_backoff_repeat_times=csms.retry_backoff_repeat_times,
+        # TLS (wss://) is security profile 2; ws:// with or without a password is profile 1.
+        security_profile=2 if (csms.url or "").startswith("wss://") else 1,
+        message_timeout_s=csms.call_timeout_s,
     )
 
 

@@ -4,8 +4,9 @@ Each site has an arrival process of its kind (ev_models.population): when an EV 
 world picks a free EVSE at the site and the station plays the visit (station/ev_driver.py).
 While EVs charge, the site shares its grid connection among them (grid_models.site), and a
 grid process samples the frequency (grid_models.frequency) for the EVs that follow it
-(LocalFrequency profiles) and for the report.  Scripted DER events make every station report
-an alarm.
+(LocalFrequency profiles) and for the report.  The world tells each running station when a
+scripted DER event begins and ends (`GridEvent`); what the station sends about it is its own
+business (block R).
 
 Everything here runs on simulated time through `EventPump`, and every random draw comes from
 generators seeded from the scenario's seed, one per purpose, so a run is reproducible.
@@ -20,10 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ev_models import ArrivalProcess, EvArrival, EvModel, EvSession, charging_needs
+from ev_models import ArrivalProcess, EvArrival, EvModel, EvSession
 from ev_models.population import SITE_PROFILES
 from grid_models import DerEvent, DerSchedule, DroopCurve, FrequencyEvent, FrequencyModel
-from grid_models.der import der_alarm_payload, der_event_data
 from grid_models.site import allocate
 
 from .clock import SimClock, format_timestamp
@@ -31,9 +31,9 @@ from .des import EventPump
 from .report.records import GridEventMark, SessionRecord, SitePowerSample
 from .scenario import Scenario, SiteSpec
 from .station import Station
+from .station.core import ActiveLimit, GridEvent, StationCore
 from .station.ev_driver import ev_arrives
 from .station.evse import Evse, RemoteStart
-from .station.smart_charging import ActiveLimit
 
 __all__ = ["Site", "World"]
 
@@ -64,7 +64,7 @@ class Site:
         self.capacity_w = None if spec.capacity_kw is None else spec.capacity_kw * 1000.0
         self.arrivals = arrivals
         self.remote_arrivals = remote_arrivals
-        self._active: dict[_Key, tuple[Station, Evse, EvSession]] = {}
+        self._active: dict[_Key, tuple[StationCore, Evse, EvSession]] = {}
         self._power_w: dict[_Key, float] = {}
         self._demand_w: dict[_Key, float] = {}
         self._balance_pending = False
@@ -97,7 +97,7 @@ class Site:
     def remote_start_plugin_delay_s(self) -> float | None:
         return self.world.scenario.ev_fleet.remote_start_plugin_delay_s
 
-    def remote_arrival(self, station: Station, evse: Evse, remote: RemoteStart) -> EvArrival:
+    def remote_arrival(self, station: StationCore, evse: Evse, remote: RemoteStart) -> EvArrival:
         """The EV of a remote start: the CSMS chose the token, the site's mix the car (one the
         EVSE can charge)."""
         now_s = self.world.clock.sim_now()
@@ -122,7 +122,7 @@ class Site:
 
     # -- sessions (SiteHooks) -------------------------------------------------------------
 
-    def new_session(self, station: Station, evse: Evse, arrival: EvArrival) -> EvSession:
+    def new_session(self, station: StationCore, evse: Evse, arrival: EvArrival) -> EvSession:
         now_s = self.world.clock.sim_now()
         session = EvSession(
             arrival.model,
@@ -142,7 +142,7 @@ class Site:
             session.set_share(max(0.0, self.capacity_w - self.import_w + self.export_w), now_s)
         return session
 
-    def power_changed(self, station: Station, evse: Evse, now_s: float) -> None:
+    def power_changed(self, station: StationCore, evse: Evse, now_s: float) -> None:
         """The visit task changed an EV's inputs: update the site's totals, and ask for a
         balancing cycle if what the EV wants (not just what it gets) changed."""
         key = (station.id, evse.id)
@@ -158,7 +158,9 @@ class Site:
             self._demand_w[key] = demand_w
             self._request_balance(now_s)
 
-    def session_ended(self, station: Station, evse: Evse, arrival: EvArrival, now_s: float) -> None:
+    def session_ended(
+        self, station: StationCore, evse: Evse, arrival: EvArrival, now_s: float
+    ) -> None:
         key = (station.id, evse.id)
         entry = self._active.pop(key, None)
         self._demand_w.pop(key, None)
@@ -235,7 +237,7 @@ class Site:
         self.world.record_power(self, now_s)
 
     def follow_frequency(
-        self, station: Station, evse: Evse, limit: ActiveLimit, subscribe: bool, now_s: float
+        self, station: StationCore, evse: Evse, limit: ActiveLimit, subscribe: bool, now_s: float
     ) -> float | None:
         """Local frequency support (Q08): with a profile's frequency-watt curve, the power the
         curve gives at the current frequency (returned as the setpoint); without a curve, the
@@ -259,18 +261,18 @@ class Site:
 
     # -- the load-test loop (loop_idle_s) ---------------------------------------------------
 
-    def visit_ended(self, station: Station, evse: Evse) -> None:
+    def visit_ended(self, station: StationCore, evse: Evse) -> None:
         if self.spec.loop_idle_s is not None:
             self.schedule_loop_arrival(station, evse, self.world.clock.sim_now())
 
-    def schedule_loop_arrival(self, station: Station, evse: Evse, after_s: float) -> None:
+    def schedule_loop_arrival(self, station: StationCore, evse: Evse, after_s: float) -> None:
         """The next EV of `evse` in a load-test loop: `loop_idle_s` after `after_s`."""
         idle = self.spec.loop_idle_s
         assert idle is not None
         at_s = after_s + float(self._loop_rng.uniform(idle.min, idle.max))
         self.world.pump.call_at(at_s, lambda: self._loop_arrival(station, evse))
 
-    def _loop_arrival(self, station: Station, evse: Evse) -> None:
+    def _loop_arrival(self, station: StationCore, evse: Evse) -> None:
         now_s = self.world.clock.sim_now()
         drawn = self.arrivals.next_arrival(now_s)
         if (
@@ -286,15 +288,6 @@ class Site:
             replace(
                 drawn, arrival_s=now_s, departure_s=now_s + (drawn.departure_s - drawn.arrival_s)
             ),
-        )
-
-    def charging_needs(self, station: Station, evse: Evse, arrival: EvArrival) -> Any:
-        return charging_needs(
-            arrival,
-            self.world.clock.epoch_s(),
-            supply=evse.supply,
-            evse_max_w=evse.max_power_w,
-            ocpp_version=station.config.ocpp_version,
         )
 
 
@@ -472,22 +465,8 @@ class World:
     def _report_der(self, event: DerEvent, *, ended: bool) -> None:
         for site in self.sites:
             for station in site.stations:
-                if not (station.running and station.online):
-                    continue
-                timestamp = station.clock.timestamp()
-                if station.config.ocpp_version == "2.1":
-                    payload: dict[str, Any] = der_alarm_payload(event, timestamp, ended=ended)
-                    action = "NotifyDERAlarm"
-                else:
-                    action = "NotifyEvent"
-                    payload = {
-                        "generatedAt": timestamp,
-                        "seqNo": 0,
-                        "eventData": [
-                            der_event_data(event, station.next_event_id(), timestamp, ended=ended)
-                        ],
-                    }
-                station.spawn(_sender(station, action, payload))
+                if station.running:
+                    station.post(GridEvent(event, ended))
 
     # -- frequency subscribers and the power record -----------------------------------------
 
@@ -517,13 +496,6 @@ class World:
     @property
     def turned_away(self) -> int:
         return sum(site.turned_away for site in self.sites)
-
-
-def _sender(station: Station, action: str, payload: dict[str, Any]) -> Any:
-    async def send() -> None:
-        await station.call(action, payload)
-
-    return send
 
 
 def _profile(spec: SiteSpec) -> Any:

@@ -1,17 +1,15 @@
 """`StationConfig`: what every station of a fleet has in common, built once and shared.
 
 Per-station memory is the budget that decides how many stations fit on a machine, so nothing
-that is the same for all stations -- the EVSE layout, the device model's variables and defaults,
-the protocol settings -- is stored per station.
+that is the same for all stations -- the EVSE layout, the protocol settings, and the device
+model and blocks built from them (`registry.station_spec`) -- is stored per station.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..ocpp import OcppVersion
-from .device_model import DeviceModelSpec
-from .standard_variables import build_device_model_spec
 
 __all__ = ["EvseConfig", "StationConfig"]
 
@@ -41,14 +39,17 @@ class StationConfig:
     meter_interval_s: int = 60
     tx_start_points: tuple[str, ...] = ("EVConnected", "Authorized")
     connector_status_report: str = "status_notification"
+    #: The OCPP security profile of the connection the stations open: 1 (HTTP Basic auth over
+    #: ws://) or 2 (TLS, wss://); SecurityCtrlr.SecurityProfile reports it.
     security_profile: int = 1
+    #: Seconds a CALL waits for its answer (OCPPCommCtrlr.MessageTimeout reports it).
+    message_timeout_s: float = 30.0
     retry_backoff_wait_minimum_s: float = 3.0
     retry_backoff_random_range_s: float = 10.0
     retry_backoff_repeat_times: int = 3
     ev_connection_timeout_s: int = 120
     #: Simulated seconds a reboot takes (Reset), between closing and reopening the connection.
     reboot_s: float = 5.0
-    device_model: DeviceModelSpec = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         unknown = [point for point in self.tx_start_points if point not in TX_POINTS]
@@ -58,4 +59,5 @@ class StationConfig:
             raise ValueError(f"connector_status_report must be one of {CONNECTOR_STATUS_REPORTS}")
         if not self.evses:
             raise ValueError("a station needs at least one EVSE")
-        object.__setattr__(self, "device_model", build_device_model_spec(self))
+        if self.security_profile not in (1, 2, 3):
+            raise ValueError(f"security_profile must be 1, 2 or 3, got {self.security_profile}")

@@ -16,20 +16,18 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-from .authorization import authorize
-from .availability import report_status_changes
-from .smart_charging import NO_LIMIT, ActiveLimit, active_limit
-from .transactions import end_transaction, start_transaction, update_transaction
+from .core import NO_LIMIT, ActiveLimit, ConnectorStatusChanged, StationCore
+from .iso15118 import charging_needs
+from .transaction import end_transaction, start_transaction, update_transaction
 
 if TYPE_CHECKING:
     from ev_models import EvArrival, EvSession
 
     from .evse import Evse, RemoteStart
-    from .station import Station
 
-__all__ = ["SiteHooks", "ev_arrives", "remote_visit"]
+__all__ = ["ev_arrives", "remote_visit"]
 
 #: Simulated seconds from presenting the IdToken to plugging in (E03).
 WALK_TO_CAR_S = 20.0
@@ -38,33 +36,14 @@ WALK_TO_CAR_S = 20.0
 _EPS_S = 1e-6
 
 
-class SiteHooks(Protocol):
-    """What a station's EVs need from the world around them (simulator/world.py)."""
-
-    def new_session(self, station: Station, evse: Evse, arrival: EvArrival) -> EvSession: ...
-    def power_changed(self, station: Station, evse: Evse, now_s: float) -> None: ...
-    def session_ended(
-        self, station: Station, evse: Evse, arrival: EvArrival, now_s: float
-    ) -> None: ...
-    def remote_arrival(self, station: Station, evse: Evse, remote: RemoteStart) -> EvArrival: ...
-    def follow_frequency(
-        self, station: Station, evse: Evse, limit: ActiveLimit, subscribe: bool, now_s: float
-    ) -> float | None: ...
-    def charging_needs(self, station: Station, evse: Evse, arrival: EvArrival) -> Any: ...
-    def visit_ended(self, station: Station, evse: Evse) -> None: ...
-
-    @property
-    def remote_start_plugin_delay_s(self) -> float | None: ...
-
-
-def ev_arrives(station: Station, evse: Evse, arrival: EvArrival) -> None:
+def ev_arrives(station: StationCore, evse: Evse, arrival: EvArrival) -> None:
     """An EV arrives at a free EVSE (called by the world, outside trio's tasks)."""
     if station.spawn(partial(_visit, station, evse, arrival, None)):
         evse.visits += 1
         evse.visit = arrival
 
 
-async def remote_visit(station: Station, evse: Evse) -> None:
+async def remote_visit(station: StationCore, evse: Evse) -> None:
     """A remote start on an EVSE with no EV: the driver who asked for it drives up."""
     remote = evse.remote_start
     site = station.site
@@ -77,7 +56,7 @@ async def remote_visit(station: Station, evse: Evse) -> None:
     await _visit(station, evse, arrival, remote)
 
 
-async def _wait_until(station: Station, evse: Evse, sim_s: float) -> None:
+async def _wait_until(station: StationCore, evse: Evse, sim_s: float) -> None:
     """Sleep until simulated second `sim_s`, or until something wakes the EVSE."""
     evse.wake_at_s = sim_s
     try:
@@ -89,7 +68,7 @@ async def _wait_until(station: Station, evse: Evse, sim_s: float) -> None:
 
 
 async def _visit(
-    station: Station, evse: Evse, arrival: EvArrival, remote: RemoteStart | None
+    station: StationCore, evse: Evse, arrival: EvArrival, remote: RemoteStart | None
 ) -> None:
     try:
         await _play_visit(station, evse, arrival, remote)
@@ -100,7 +79,7 @@ async def _visit(
 
 
 async def _play_visit(
-    station: Station, evse: Evse, arrival: EvArrival, remote: RemoteStart | None
+    station: StationCore, evse: Evse, arrival: EvArrival, remote: RemoteStart | None
 ) -> None:
     clock = station.clock
     points = station.device_model.members("TxCtrlr", "TxStartPoint")
@@ -124,7 +103,7 @@ async def _play_visit(
             return
         plug_in_s = clock.sim_now() + delay_s
     elif arrival.id_token_first:
-        authorized = await authorize(station, token)
+        authorized = await station.authorize(token)
         if not authorized:
             return  # the driver was refused and leaves
         if "Authorized" in points:
@@ -153,7 +132,7 @@ async def _play_visit(
 
 
 async def _plug_in(
-    station: Station,
+    station: StationCore,
     evse: Evse,
     arrival: EvArrival,
     token: dict[str, str],
@@ -167,7 +146,7 @@ async def _plug_in(
     evse.accounted_wh = 0.0
     evse.reported_schedule_id = None
     evse.plugged_connector = connector.id
-    await report_status_changes(station)
+    await station.emit(ConnectorStatusChanged())
     if evse.transaction is not None:
         await update_transaction(station, evse, "CablePluggedIn", charging_state="EVConnected")
     elif "EVConnected" in points or (authorized and "PowerPathClosed" in points):
@@ -177,7 +156,7 @@ async def _plug_in(
 
     trigger_reason = "ChargingStateChanged"
     if not authorized:
-        if not await authorize(station, token):
+        if not await station.authorize(token):
             if evse.transaction is not None:
                 await end_transaction(station, evse, "Deauthorized", "DeAuthorized")
             return
@@ -190,7 +169,7 @@ async def _plug_in(
 
 
 async def _close_power_path(
-    station: Station, evse: Evse, arrival: EvArrival, trigger_reason: str
+    station: StationCore, evse: Evse, arrival: EvArrival, trigger_reason: str
 ) -> None:
     """Let energy flow; the Updated event carries the IdToken when it is new to the
     transaction (Authorized, RemoteStart).  An ISO 15118-20 EV then reports its needs."""
@@ -207,17 +186,22 @@ async def _close_power_path(
         charging_state=_charging_state(evse, session, NO_LIMIT),
         include_token=trigger_reason in ("Authorized", "RemoteStart"),
     )
-    site = station.site
-    if arrival.uses_iso15118_20 and site is not None:
-        needs = site.charging_needs(station, evse, arrival)
+    if arrival.uses_iso15118_20:
+        needs = charging_needs(
+            arrival,
+            station.clock.epoch_s(),
+            supply=evse.supply,
+            evse_max_w=evse.max_power_w,
+            ocpp_version=station.config.ocpp_version,
+        )
         await station.call("NotifyEVChargingNeeds", {"evseId": evse.id, "chargingNeeds": needs})
 
 
-def _apply_limits(station: Station, evse: Evse, session: EvSession) -> ActiveLimit:
+def _apply_limits(station: StationCore, evse: Evse, session: EvSession) -> ActiveLimit:
     """Feed the active charging profile (and, for LocalFrequency, the grid frequency) to the
     EV's session; returns the limit so the caller knows when it next changes."""
     now_s = station.clock.sim_now()
-    limit = active_limit(station, evse)
+    limit = station.charging_limit(evse)
     session.set_limit(limit.limit_w, now_s)
     setpoint_w = limit.setpoint_w
     site = station.site
@@ -246,7 +230,7 @@ def _charging_state(evse: Evse, session: EvSession, limit: ActiveLimit) -> str:
 
 
 async def _charge_until_departure(
-    station: Station, evse: Evse, arrival: EvArrival, departure_s: float
+    station: StationCore, evse: Evse, arrival: EvArrival, departure_s: float
 ) -> None:
     clock = station.clock
     session = evse.session
@@ -280,26 +264,27 @@ async def _charge_until_departure(
             next_meter_s = last_meter_s + interval_s
             if now_s >= next_meter_s - _EPS_S:
                 await update_transaction(station, evse, "MeterValuePeriodic", with_meter=True)
-                last_meter_s = next_meter_s
+                # Keep the sampling grid while on time; a period missed (a new, shorter
+                # interval) is not replayed: the next sample is one interval from now.
+                behind_s = now_s - next_meter_s
+                last_meter_s = next_meter_s if behind_s < interval_s else now_s
                 continue
             deadline_s = min(deadline_s, next_meter_s)
         await _wait_until(station, evse, deadline_s)
 
 
 async def _report_schedule(
-    station: Station, evse: Evse, arrival: EvArrival, limit: ActiveLimit
+    station: StationCore, evse: Evse, arrival: EvArrival, limit: ActiveLimit
 ) -> None:
     """An ISO 15118-20 EV picks the schedule of a new TxProfile and says so (K15-K17)."""
-    if not arrival.uses_iso15118_20 or limit.profile_id in (None, evse.reported_schedule_id):
-        return
-    profiles = station.profiles
-    if profiles is None:
-        return
-    chosen = [p for p in profiles.for_evse(evse.id) if p.id == limit.profile_id]
-    if not chosen or chosen[0].purpose != "TxProfile":
+    if (
+        not arrival.uses_iso15118_20
+        or limit.tx_schedule is None
+        or limit.profile_id in (None, evse.reported_schedule_id)
+    ):
         return
     evse.reported_schedule_id = limit.profile_id
-    schedule = dict(chosen[0].profile["chargingSchedule"][0])
+    schedule = dict(limit.tx_schedule)
     schedule.pop("startSchedule", None)
     await station.call(
         "NotifyEVChargingSchedule",
@@ -308,7 +293,7 @@ async def _report_schedule(
 
 
 async def _remote_start_with_ev(
-    station: Station, evse: Evse, arrival: EvArrival, remote: RemoteStart
+    station: StationCore, evse: Evse, arrival: EvArrival, remote: RemoteStart
 ) -> None:
     """A RequestStartTransaction for an EVSE whose EV is already plugged in (F02)."""
     token = {"idToken": remote.id_token, "type": remote.id_token_type}
@@ -323,7 +308,7 @@ async def _remote_start_with_ev(
     await _close_power_path(station, evse, replace(arrival, uses_iso15118_20=False), "RemoteStart")
 
 
-def _leave(station: Station, evse: Evse, arrival: EvArrival) -> None:
+def _leave(station: StationCore, evse: Evse, arrival: EvArrival) -> None:
     """The EV's energy and the session's record, at the moment it goes."""
     session = evse.session
     if session is None:
@@ -339,10 +324,10 @@ def _leave(station: Station, evse: Evse, arrival: EvArrival) -> None:
     evse.session = None
 
 
-async def _unplug(station: Station, evse: Evse) -> None:
+async def _unplug(station: StationCore, evse: Evse) -> None:
     """The driver unplugs and leaves: the transaction ends with EVDisconnected (E09)."""
     evse.plugged_connector = None
     if evse.transaction is not None:
         await end_transaction(station, evse, "EVCommunicationLost", "EVDisconnected")
     else:
-        await report_status_changes(station)
+        await station.emit(ConnectorStatusChanged())

@@ -16,9 +16,30 @@ from ..clock import Alarm
 if TYPE_CHECKING:
     from ev_models import EvArrival, EvSession
 
-    from .transactions import Transaction
+__all__ = ["NOMINAL_PHASE_VOLTAGE_V", "Connector", "Evse", "RemoteStart", "Transaction"]
 
-__all__ = ["Connector", "Evse", "RemoteStart"]
+#: Phase-to-neutral voltage of the simulated supply: what turns amperes into watts and back
+#: (charging limits in A, current measurands, an ISO 15118 EV's currents).
+NOMINAL_PHASE_VOLTAGE_V = 230.0
+
+
+@dataclass(slots=True)
+class Transaction:
+    """One transaction of an EVSE: its id, the IdToken it runs for and its event numbering."""
+
+    id: str
+    started_s: float
+    seq_no: int = 0
+    charging_state: str | None = None
+    id_token: dict[str, str] | None = None
+    remote_start_id: int | None = None
+    #: The connector the transaction's EV used (1 until an EV plugs in).
+    connector_id: int = 1
+
+    def next_seq_no(self) -> int:
+        seq_no = self.seq_no
+        self.seq_no += 1
+        return seq_no
 
 
 @dataclass(slots=True)

@@ -6,10 +6,12 @@ its heart until the connection drops or a Reset reboots it, and starts over with
 of OCPPCommCtrlr's RetryBackOff variables.  Its EVSEs go on meanwhile: EVs arrive and charge
 whether or not the CSMS is reachable, exactly as on a real site.
 
-The functional blocks are modules of this package (`provisioning` B, `authorization` C,
-`transactions` E and J, `remote_control` F, `availability` G, `data_transfer` P).  Each offers
-the handlers of its CSMS-initiated actions in a `HANDLERS` table; `Station.handle` dispatches
-through their union, and answers NotImplemented for the actions no block handles yet.
+What the station does in OCPP terms is up to its functional blocks (`blocks/`, merged by
+`registry`): `Station.handle` dispatches each CSMS-initiated action to the block that claims
+it (NotImplemented when none does), `emit` delivers station events to the blocks that react to
+them, and the hooks of the station's own life -- registering on a new connection, staying
+online, authorizing a driver, the charging limit of an EVSE -- are whatever block provides
+them.  Blocks see the station only through `core.StationCore`.
 """
 
 from __future__ import annotations
@@ -17,22 +19,30 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
-from ..clock import Alarm, SimClock
+from ..clock import SimClock
 from ..link import Answer, ConnectError, FollowUp, Link
 from ..ocpp import CallErrorReceived, CallTimeout, ErrorCode, LinkClosed, RpcError
-from .availability import report_status_changes
 from .config import StationConfig
+from .core import (
+    NO_LIMIT,
+    ActiveLimit,
+    Block,
+    Booted,
+    Event,
+    IdToken,
+    SiteHooks,
+    TriggerTarget,
+    VariableChanged,
+)
 from .device_model import DeviceModel, VariableKey
-from .ev_driver import SiteHooks
 from .evse import Connector, Evse
-from .handlers import HANDLERS
-from .provisioning import boot_until_accepted, heartbeat_forever
-from .smart_charging import ChargingProfiles
-from .transactions import deliver_transaction_event
+from .registry import station_spec
+from .transaction import deliver_transaction_event
 
 if TYPE_CHECKING:
     from ..stats import RunStats
@@ -42,19 +52,21 @@ __all__ = ["Connect", "Station"]
 #: Opens a station's link: a WebSocket (`transport.open_station_link`) or a memory pair.
 Connect = Callable[["Station"], AbstractAsyncContextManager[Link]]
 
-_HEARTBEAT_KEY: VariableKey = ("OCPPCommCtrlr", None, None, None, "HeartbeatInterval", None)
+S = TypeVar("S")
 
 
 class Station:
     """One station; `await station.run(connect)` runs it until cancelled."""
 
     __slots__ = (
+        "_block_states",
         "_boot_wake",
         "_draining",
         "_event_ids",
         "_last_error",
         "_nursery",
         "_rebooting",
+        "_spec",
         "_synced_event",
         "_transaction_ids",
         "boot_reason",
@@ -62,14 +74,11 @@ class Station:
         "config",
         "device_model",
         "evses",
-        "heartbeat_alarm",
         "id",
         "index",
         "link",
         "operative",
-        "profiles",
         "registration",
-        "reset_scheduled",
         "site",
         "state",
         "stats",
@@ -94,7 +103,8 @@ class Station:
         self.stats = stats
         #: The world around the station: its site, EV arrivals and the grid (world.py).
         self.site = site
-        self.device_model = DeviceModel(config.device_model, owner=self, on_change=self._changed)
+        self._spec = spec = station_spec(config)
+        self.device_model = DeviceModel(spec.device_model, owner=self, on_change=self._changed)
         self.evses = [
             Evse(
                 evse_id,
@@ -107,8 +117,8 @@ class Station:
             for evse_id, spec in enumerate(config.evses, start=1)
         ]
         self.operative = True
-        #: Charging profiles (block K), created when the CSMS installs the first one.
-        self.profiles: ChargingProfiles | None = None
+        #: Each block's per-station state, by block name; None until a block first asks.
+        self._block_states: dict[str, Any] | None = None
         self.registration = "Unknown"
         self.boot_reason = "PowerUp"
         self.state: str | None = None
@@ -119,13 +129,10 @@ class Station:
         #: TransactionEvents not yet delivered, oldest first (a list: empty almost always, and
         #: an empty list costs a tenth of an empty deque, for every station of the fleet).
         self.tx_queue: list[dict[str, Any]] = []
-        self.reset_scheduled = False
         self.stats_booted_once = False
         self._draining = False
         self._rebooting = False
         self._nursery: trio.Nursery | None = None
-        #: Where the heartbeat loop sleeps; a new HeartbeatInterval wakes it.
-        self.heartbeat_alarm = Alarm()
         self._boot_wake: trio.Event | None = None
         self._transaction_ids = 0
         self._event_ids = 0
@@ -145,6 +152,11 @@ class Station:
     def running(self) -> bool:
         """Whether `run` has started (EVs can only arrive at a running station)."""
         return self._nursery is not None
+
+    @property
+    def security_profile(self) -> int:
+        """The OCPP security profile of the connection the station opens (SecurityCtrlr)."""
+        return self.config.security_profile
 
     @property
     def last_error(self) -> str | None:
@@ -240,15 +252,22 @@ class Station:
             await self._operate(link)
 
     async def _operate(self, link: Link) -> None:
+        hooks = self._spec.registry.hooks
         try:
-            await boot_until_accepted(self, link)
+            register = hooks.get("register")
+            if register is not None:
+                await register(self, link)
             self.synced = True
             if self._synced_event is not None:
                 self._synced_event.set()
                 self._synced_event = None
-            await report_status_changes(self)
+            await self.emit(Booted())
             await self.drain_transaction_events()
-            await heartbeat_forever(self)
+            online = hooks.get("online")
+            if online is not None:
+                await online(self)
+            else:
+                await link.wait_closed()
         except LinkClosed:
             pass
 
@@ -263,7 +282,6 @@ class Station:
         """Close the connection and boot again after `config.reboot_s` (B11/B12)."""
         self._rebooting = True
         self.boot_reason = reason
-        self.reset_scheduled = False
         if self.link is not None:
             link = self.link
             self.spawn(link.aclose)
@@ -278,7 +296,7 @@ class Station:
                 "the CSMS rejected this station's BootNotification; it takes no requests until "
                 "it is accepted",
             )
-        handler = HANDLERS.get(action)
+        handler = self._spec.registry.handlers.get(action)
         if handler is None:
             raise RpcError(
                 ErrorCode.NOT_IMPLEMENTED, f"{action} is not implemented by fleetsim stations yet"
@@ -386,11 +404,51 @@ class Station:
         """The EVSEs that have a transaction running."""
         return [evse for evse in self.evses if evse.transaction is not None]
 
-    # -- effects of SetVariables ----------------------------------------------------------
+    # -- blocks ---------------------------------------------------------------------------
+
+    async def emit(self, event: Event) -> None:
+        """Deliver `event` to every block that reacts to it, in the registry's order."""
+        for reaction in self._spec.registry.reactions.get(type(event), ()):
+            await reaction(self, event)
+
+    def post(self, event: Event) -> None:
+        """`emit` from code that cannot wait (a handler, the world): in the station's nursery."""
+        if self._spec.registry.reactions.get(type(event)):
+            self.spawn(partial(self.emit, event))
+
+    def block_state(self, block: Block[S]) -> S:
+        """`block`'s state on this station, made by the block's `new_state` on first use."""
+        states = self._block_states
+        if states is None:
+            states = self._block_states = {}
+        try:
+            found: S = states[block.name]
+        except KeyError:
+            found = states[block.name] = block.new_state()
+        return found
+
+    def peek_block_state(self, block: Block[S]) -> S | None:
+        """`block`'s state if it has made any on this station (reading it creates nothing)."""
+        states = self._block_states
+        return None if states is None else states.get(block.name)
+
+    def trigger(self, requested: str, target: TriggerTarget) -> Answer | None:
+        """TriggerMessage's answer from the block that produces `requested`; None: no block."""
+        produce = self._spec.registry.triggers.get(requested)
+        return None if produce is None else produce(self, target)
+
+    async def authorize(self, id_token: IdToken) -> bool:
+        """Whether a driver's IdToken may charge now (block C; every token without one)."""
+        authorize = self._spec.registry.hooks.get("authorize")
+        return True if authorize is None else bool(await authorize(self, id_token))
+
+    def charging_limit(self, evse: Evse) -> ActiveLimit:
+        """What the charging profiles ask of `evse` now (block K; no limit without one)."""
+        limit = self._spec.registry.hooks.get("charging_limit")
+        return NO_LIMIT if limit is None else limit(self, evse)
 
     def _changed(self, key: VariableKey) -> None:
-        if key == _HEARTBEAT_KEY:
-            self.heartbeat_alarm.wake()
+        self.post(VariableChanged(key))
 
     def boot_wake_event(self) -> trio.Event:
         self._boot_wake = trio.Event()

@@ -70,38 +70,33 @@ def test_bad_settings_are_refused(settings: dict[str, float], message: str) -> N
 
 # -- frequency-watt curves -----------------------------------------------------------------------
 
-V2X_CURVE = [
-    {"frequency": 49.8, "power": -MAX_W},
-    {"frequency": 49.98, "power": 0.0},
-    {"frequency": 50.02, "power": 0.0},
-    {"frequency": 50.2, "power": MAX_W},
-]
+V2X_CURVE = [(49.8, -MAX_W), (49.98, 0.0), (50.02, 0.0), (50.2, MAX_W)]
 
 
 def test_curve_interpolates_linearly_between_points() -> None:
-    curve = FreqWattCurve.from_ocpp(V2X_CURVE)
+    curve = FreqWattCurve(V2X_CURVE)
     assert curve.power_w(49.89) == pytest.approx(-MAX_W / 2)
     assert curve.power_w(50.0) == 0.0
     assert curve.power_w(50.155) == pytest.approx(MAX_W * 0.75)
 
 
 def test_curve_holds_its_end_values_outside_its_range() -> None:
-    curve = FreqWattCurve.from_ocpp(V2X_CURVE)
+    curve = FreqWattCurve(V2X_CURVE)
     assert curve.power_w(49.0) == -MAX_W
     assert curve.power_w(51.0) == MAX_W
 
 
 def test_the_default_droop_is_the_same_line_as_its_curve() -> None:
-    curve = FreqWattCurve.from_ocpp(V2X_CURVE)
+    curve = FreqWattCurve(V2X_CURVE)
     for frequency_hz in np.linspace(49.7, 50.3, 61):
         assert curve.power_w(frequency_hz) == pytest.approx(
             DROOP.response_w(frequency_hz, 50.0), abs=1e-6
         )
 
 
-def test_points_may_come_in_any_order_and_round_trip_to_ocpp() -> None:
-    curve = FreqWattCurve.from_ocpp(reversed(V2X_CURVE))
-    assert curve.to_ocpp() == V2X_CURVE
+def test_points_may_come_in_any_order() -> None:
+    curve = FreqWattCurve(reversed(V2X_CURVE))
+    assert curve.points == V2X_CURVE
     assert len(curve) == 4
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from simulator.station import StationConfig
 from simulator.station.device_model import DeviceModel
+from simulator.station.registry import station_spec
 
 HEARTBEAT = ("OCPPCommCtrlr", None, None, None, "HeartbeatInterval", None)
 MEASURANDS = ("SampledDataCtrlr", None, None, None, "TxUpdatedMeasurands", None)
@@ -16,14 +17,15 @@ MEASURANDS = ("SampledDataCtrlr", None, None, None, "TxUpdatedMeasurands", None)
 class _Owner:
     """The live state that reader variables read."""
 
-    profiles = None
+    def peek_block_state(self, block: object) -> None:
+        return None
 
     def availability_state(self) -> str:
         return "Occupied"
 
 
 def _models() -> tuple[DeviceModel, DeviceModel]:
-    spec = StationConfig(heartbeat_interval_s=60).device_model
+    spec = station_spec(StationConfig(heartbeat_interval_s=60)).device_model
     return DeviceModel(spec, owner=_Owner()), DeviceModel(spec, owner=_Owner())
 
 

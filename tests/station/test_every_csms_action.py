@@ -24,7 +24,7 @@ from simulator.ocpp import (
     RpcError,
     schema_set,
 )
-from simulator.station.handlers import HANDLERS
+from simulator.station.registry import default_registry
 from tests.helpers import STATION_ID, station_on_memory_link
 
 NOW = "2026-01-15T06:00:00Z"
@@ -258,7 +258,7 @@ async def check_the_station_answers(
                 error = exc
 
     if error is not None:
-        handled = action in HANDLERS
+        handled = action in default_registry().handlers
         assert not handled, (
             f"the station handles {action} but answered CALLERROR {error.code}: {error.description}"
         )
@@ -374,5 +374,5 @@ DEMANDING_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
 async def test_a_handled_action_answers_a_demanding_request_with_a_valid_response(
     autojump_clock: MockClock, version: OcppVersion, action: str, request_payload: dict[str, Any]
 ) -> None:
-    assert action in HANDLERS
+    assert action in default_registry().handlers
     await check_the_station_answers(version, action, request_payload)

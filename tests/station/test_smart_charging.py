@@ -151,7 +151,7 @@ async def test_a_tx_profile_without_a_transaction_is_rejected(autojump_clock: Mo
 
 
 async def test_profiles_are_reported_and_cleared(autojump_clock: MockClock) -> None:
-    async with station_on_memory_link() as (station, csms):
+    async with station_on_memory_link() as (_station, csms):
         for profile_id, evse_id in ((7, 0), (8, 1)):
             await _set_profile(
                 csms,
@@ -180,7 +180,19 @@ async def test_profiles_are_reported_and_cleared(autojump_clock: MockClock) -> N
         assert cleared["status"] == "Accepted"
         again = await csms.call(STATION_ID, "ClearChargingProfile", {"chargingProfileId": 7})
         assert again["status"] == "Unknown"
-        assert station.profiles is not None and len(station.profiles) == 1
+        entries = await csms.call(
+            STATION_ID,
+            "GetVariables",
+            {
+                "getVariableData": [
+                    {
+                        "component": {"name": "SmartChargingCtrlr"},
+                        "variable": {"name": "Entries", "instance": "ChargingProfiles"},
+                    }
+                ]
+            },
+        )
+        assert entries["getVariableResult"][0]["attributeValue"] == "1"
 
 
 async def test_a_bidirectional_station_meters_export_too(autojump_clock: MockClock) -> None:

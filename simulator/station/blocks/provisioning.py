@@ -4,29 +4,53 @@ B01-B04  BootNotification until Accepted; while Pending or Rejected nothing else
          except what the CSMS itself triggers during Pending.
 B05-B07  SetVariables (with real effect), GetVariables, GetBaseReport answered by NotifyReport.
 B11-B12  Reset, idle or with transactions (Immediate ends them, OnIdle waits for them).
+
+The block owns OCPPCommCtrlr's connection variables (heartbeat, retry back-off, message
+timeout), DeviceDataCtrlr and ClockCtrlr.  It provides the station's `register` hook (boot
+until accepted) and its `online` hook (the heartbeat).  TriggerMessage can make it send a
+BootNotification (during Pending), a Heartbeat, and the status of firmware and log transfers:
+Idle, which is the truth, since a fleetsim station never has either under way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import functools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
-from ..link import Answer, FollowUp, Link
-from ..ocpp import CallErrorReceived, CallTimeout, ErrorCode, RpcError
-from .device_model import AttributeResult
+from ...clock import Alarm
+from ...link import Answer, FollowUp, Link
+from ...ocpp import CallErrorReceived, CallTimeout, ErrorCode, RpcError
+from ..config import StationConfig
+from ..core import (
+    Block,
+    StationCore,
+    TransactionEnded,
+    TriggerTarget,
+    VariableChanged,
+)
+from ..device_model import AttributeResult, VariableSpec
+from ..transaction import end_transaction
 
-if TYPE_CHECKING:
-    from .station import Station
+__all__ = ["BLOCK"]
 
-__all__ = ["HANDLERS", "boot_until_accepted", "heartbeat_forever"]
+
+@dataclass(slots=True)
+class ProvisioningState:
+    """Per station: where the heartbeat sleeps, and whether a Reset waits for idle."""
+
+    heartbeat_alarm: Alarm = field(default_factory=Alarm)
+    reset_scheduled: bool = False
+
 
 #: Simulated seconds to wait before retrying a boot that got a CALLERROR or no answer.
 BOOT_RETRY_S = 60.0
 
 
-def boot_payload(station: Station) -> dict[str, Any]:
+def boot_payload(station: StationCore) -> dict[str, Any]:
     config = station.config
     return {
         "reason": station.boot_reason,
@@ -39,7 +63,7 @@ def boot_payload(station: Station) -> dict[str, Any]:
     }
 
 
-async def boot_until_accepted(station: Station, link: Link) -> None:
+async def boot_until_accepted(station: StationCore, link: Link) -> None:
     """Send BootNotification until the CSMS accepts the station (B01-B03).
 
     Registration survives reconnects: a station the CSMS already accepted does not boot again
@@ -69,7 +93,7 @@ async def boot_until_accepted(station: Station, link: Link) -> None:
         await _wait_for_boot_retry(station, wait_s)
 
 
-async def _wait_for_boot_retry(station: Station, wait_s: float) -> None:
+async def _wait_for_boot_retry(station: StationCore, wait_s: float) -> None:
     """Sleep `wait_s` simulated seconds, or less if TriggerMessage asks for a boot."""
     wake = station.boot_wake_event()
     with trio.move_on_after(station.clock.trio_duration(wait_s)):
@@ -79,9 +103,9 @@ async def _wait_for_boot_retry(station: Station, wait_s: float) -> None:
 _HEARTBEAT = ("OCPPCommCtrlr", None, None, None, "HeartbeatInterval", None)
 
 
-async def heartbeat_forever(station: Station) -> None:
+async def heartbeat_forever(station: StationCore) -> None:
     """Heartbeat every HeartbeatInterval; a new interval applies from the moment it is set."""
-    alarm = station.heartbeat_alarm
+    alarm = station.block_state(BLOCK).heartbeat_alarm
     while True:
         interval_s = station.device_model.integer("OCPPCommCtrlr", "HeartbeatInterval")
         deadline = trio.current_time() + station.clock.trio_duration(interval_s)
@@ -93,7 +117,7 @@ async def heartbeat_forever(station: Station) -> None:
 # -- B05-B07: the device model over OCPP ------------------------------------------------------
 
 
-def _check_items(station: Station, items: list[Any], instance: str) -> None:
+def _check_items(station: StationCore, items: list[Any], instance: str) -> None:
     limit = station.device_model.integer("DeviceDataCtrlr", "ItemsPerMessage", instance)
     if len(items) > limit:
         raise RpcError(
@@ -134,7 +158,7 @@ def _variable_result(
     return result
 
 
-def get_variables(station: Station, payload: Mapping[str, Any]) -> Answer:
+def get_variables(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     items = payload["getVariableData"]
     _check_items(station, items, "GetVariables")
     model = station.device_model
@@ -146,7 +170,7 @@ def get_variables(station: Station, payload: Mapping[str, Any]) -> Answer:
     return Answer({"getVariableResult": results})
 
 
-def set_variables(station: Station, payload: Mapping[str, Any]) -> Answer:
+def set_variables(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     items = payload["setVariableData"]
     _check_items(station, items, "SetVariables")
     model = station.device_model
@@ -162,7 +186,7 @@ def set_variables(station: Station, payload: Mapping[str, Any]) -> Answer:
 _REPORT_BASES = ("ConfigurationInventory", "FullInventory", "SummaryInventory")
 
 
-def get_base_report(station: Station, payload: Mapping[str, Any]) -> Answer:
+def get_base_report(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     report_base = payload["reportBase"]
     if report_base not in _REPORT_BASES:
         return Answer({"status": "NotSupported"})
@@ -193,9 +217,7 @@ def get_base_report(station: Station, payload: Mapping[str, Any]) -> Answer:
 # -- B11-B12: Reset ----------------------------------------------------------------------------
 
 
-def reset(station: Station, payload: Mapping[str, Any]) -> Answer:
-    from .transactions import end_transaction
-
+def reset(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     if payload.get("evseId") not in (None, 0):
         return Answer(
             {
@@ -210,7 +232,7 @@ def reset(station: Station, payload: Mapping[str, Any]) -> Answer:
     if not busy:
         return Answer({"status": "Accepted"}, then=_reboot_after_answer(station))
     if payload["type"] == "OnIdle":
-        station.reset_scheduled = True
+        station.block_state(BLOCK).reset_scheduled = True
         return Answer({"status": "Scheduled"})
 
     async def end_all_then_reboot() -> None:
@@ -222,16 +244,178 @@ def reset(station: Station, payload: Mapping[str, Any]) -> Answer:
     return Answer({"status": "Accepted"}, then=end_all_then_reboot)
 
 
-def _reboot_after_answer(station: Station) -> FollowUp:
+def _reboot_after_answer(station: StationCore) -> FollowUp:
     async def reboot() -> None:
         station.reboot("RemoteReset")
 
     return reboot
 
 
-HANDLERS = {
-    "GetVariables": get_variables,
-    "SetVariables": set_variables,
-    "GetBaseReport": get_base_report,
-    "Reset": reset,
-}
+async def _reset_when_idle(station: StationCore, event: TransactionEnded) -> None:
+    """An OnIdle Reset reboots the station once its last transaction has ended (B12)."""
+    state = station.peek_block_state(BLOCK)
+    if state is not None and state.reset_scheduled and not station.transactions():
+        state.reset_scheduled = False
+        station.reboot("RemoteReset")
+
+
+async def _variable_changed(station: StationCore, event: VariableChanged) -> None:
+    if event.key == _HEARTBEAT:
+        station.block_state(BLOCK).heartbeat_alarm.wake()
+
+
+# -- TriggerMessage ---------------------------------------------------------------------------
+
+
+def _rejected(reason_code: str, info: str) -> Answer:
+    return Answer(
+        {"status": "Rejected", "statusInfo": {"reasonCode": reason_code, "additionalInfo": info}}
+    )
+
+
+def _trigger_boot(station: StationCore, target: TriggerTarget) -> Answer:
+    if station.registration == "Accepted":
+        return _rejected("NotEnabled", "the station is already accepted")
+    station.wake_boot()
+    return Answer({"status": "Accepted"})
+
+
+def _trigger_heartbeat(station: StationCore, target: TriggerTarget) -> Answer:
+    async def send() -> None:
+        await station.call("Heartbeat", {}, before_sync=True)
+
+    return Answer({"status": "Accepted"}, then=send)
+
+
+def _trigger_idle_status(action: str, station: StationCore, target: TriggerTarget) -> Answer:
+    async def send() -> None:
+        await station.call(action, {"status": "Idle"}, before_sync=True)
+
+    return Answer({"status": "Accepted"}, then=send)
+
+
+# -- the variables this block owns --------------------------------------------------------------
+
+
+def _message_timeout(station: Any) -> str:
+    return f"{station.config.message_timeout_s:.0f}"
+
+
+def _clock(station: Any) -> str:
+    return str(station.clock.timestamp())
+
+
+def _variables(config: StationConfig) -> Iterator[VariableSpec]:
+    comm = "OCPPCommCtrlr"
+    yield VariableSpec(
+        comm,
+        "HeartbeatInterval",
+        "integer",
+        str(config.heartbeat_interval_s),
+        unit="s",
+        min_limit=1,
+        max_limit=86_400,
+    )
+    yield VariableSpec(
+        comm,
+        "MessageTimeout",
+        "integer",
+        "",
+        "ReadOnly",
+        variable_instance="Default",
+        unit="s",
+        reader=_message_timeout,
+    )
+    yield VariableSpec(
+        comm,
+        "RetryBackOffWaitMinimum",
+        "integer",
+        f"{config.retry_backoff_wait_minimum_s:.0f}",
+        unit="s",
+        min_limit=0,
+    )
+    yield VariableSpec(
+        comm,
+        "RetryBackOffRandomRange",
+        "integer",
+        f"{config.retry_backoff_random_range_s:.0f}",
+        unit="s",
+        min_limit=0,
+    )
+    yield VariableSpec(
+        comm,
+        "RetryBackOffRepeatTimes",
+        "integer",
+        str(config.retry_backoff_repeat_times),
+        min_limit=0,
+        max_limit=20,
+    )
+    # One network connection profile, tried until it works: read-only facts.
+    yield VariableSpec(
+        comm,
+        "NetworkConfigurationPriority",
+        "SequenceList",
+        "1",
+        "ReadOnly",
+        values_list=("0", "1", "2"),
+    )
+    yield VariableSpec(comm, "NetworkProfileConnectionAttempts", "integer", "3", "ReadOnly")
+    yield VariableSpec(
+        comm,
+        "FileTransferProtocols",
+        "MemberList",
+        "HTTPS",
+        "ReadOnly",
+        values_list=("FTP", "FTPS", "HTTP", "HTTPS", "SFTP"),
+    )
+    data = "DeviceDataCtrlr"
+    for instance in ("GetReport", "GetVariables", "SetVariables"):
+        yield VariableSpec(
+            data, "ItemsPerMessage", "integer", "100", "ReadOnly", variable_instance=instance
+        )
+        yield VariableSpec(
+            data, "BytesPerMessage", "integer", "65000", "ReadOnly", variable_instance=instance
+        )
+    yield VariableSpec("ClockCtrlr", "DateTime", "dateTime", "", "ReadOnly", reader=_clock)
+    # The station keeps its own (simulated) time; it does not set it from the CSMS.
+    yield VariableSpec(
+        "ClockCtrlr",
+        "TimeSource",
+        "SequenceList",
+        "RealTimeClock",
+        "ReadOnly",
+        values_list=(
+            "Heartbeat",
+            "NTP",
+            "GPS",
+            "RealTimeClock",
+            "MobileNetwork",
+            "RadioTimeTransmitter",
+        ),
+    )
+
+
+BLOCK: Block[ProvisioningState] = Block(
+    letter="B",
+    name="provisioning",
+    handlers={
+        "GetVariables": get_variables,
+        "SetVariables": set_variables,
+        "GetBaseReport": get_base_report,
+        "Reset": reset,
+    },
+    follow_ups={"GetBaseReport": ("NotifyReport",), "Reset": ("BootNotification",)},
+    triggers={
+        "BootNotification": _trigger_boot,
+        "Heartbeat": _trigger_heartbeat,
+        "FirmwareStatusNotification": functools.partial(
+            _trigger_idle_status, "FirmwareStatusNotification"
+        ),
+        "LogStatusNotification": functools.partial(_trigger_idle_status, "LogStatusNotification"),
+    },
+    variables=_variables,
+    reactions={TransactionEnded: _reset_when_idle, VariableChanged: _variable_changed},
+    new_state=ProvisioningState,
+    register=boot_until_accepted,
+    online=heartbeat_forever,
+)

@@ -1,10 +1,15 @@
-"""Blocks E and J: transactions and their meter values.
+"""A transaction's life on the station: its TransactionEvents and their delivery (E, J).
 
 A transaction starts when the first of TxStartPoint's conditions becomes true (the EV plugged
 in, the driver authorized, or both for PowerPathClosed) and ends when the EV leaves, the CSMS
 stops it, or a reset ends it.  Each TransactionEvent carries a seqNo that runs from 0 without
 gaps over the transaction, so the CSMS can tell a lost message from a late one, and the
 measurands that SampledDataCtrlr names for the Started, Updated and Ended events.
+
+This is the station's own machinery, used by the EV driver and by the blocks (remote control
+stops a transaction, a reset ends them); what other blocks do when a transaction ends (a
+scheduled availability change, a TxProfile's removal, an OnIdle reset) they do in their
+reaction to `TransactionEnded`.
 
 Delivery (E13): a TransactionEvent answered with a CALLERROR or not answered at all is sent
 again, up to MessageAttempts times, MessageAttemptInterval times the attempt number apart; one
@@ -14,20 +19,17 @@ the event waits in the queue for the next connection.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
 from ..link import Link
 from ..ocpp import CallErrorReceived, CallTimeout, LinkClosed
-
-if TYPE_CHECKING:
-    from .evse import Evse
-    from .station import Station
+from .core import StationCore, TransactionEnded, TransactionStarted
+from .evse import Evse, Transaction
+from .measurands import sampled_values
 
 __all__ = [
-    "Transaction",
     "deliver_transaction_event",
     "end_transaction",
     "meter_value",
@@ -35,91 +37,36 @@ __all__ = [
     "update_transaction",
 ]
 
-_UNITS = {
-    "Energy.Active.Import.Register": "Wh",
-    "Energy.Active.Export.Register": "Wh",
-    "Power.Active.Export": "W",
-    "Power.Active.Import": "W",
-    "Power.Offered": "W",
-    "SoC": "Percent",
-    "Current.Import": "A",
-    "Current.Offered": "A",
-    "Voltage": "V",
-}
-#: Phase-to-neutral voltage of the simulated grid, for current and voltage measurands.
-NOMINAL_VOLTAGE_V = 230.0
-
-
-@dataclass(slots=True)
-class Transaction:
-    id: str
-    started_s: float
-    seq_no: int = 0
-    charging_state: str | None = None
-    id_token: dict[str, str] | None = None
-    remote_start_id: int | None = None
-    #: The connector the transaction's EV used (1 until an EV plugs in).
-    connector_id: int = 1
-
-    def next_seq_no(self) -> int:
-        seq_no = self.seq_no
-        self.seq_no += 1
-        return seq_no
-
 
 def meter_value(
-    station: Station, evse: Evse, measurands: tuple[str, ...], context: str
+    station: StationCore, evse: Evse, measurands: tuple[str, ...], context: str
 ) -> dict[str, Any]:
     """One MeterValueType of `evse` now, with the measurands asked for."""
-    now_s = station.clock.sim_now()
-    power_w = evse.power_w
-    sampled = []
-    for measurand in measurands:
-        value: float
-        location = None
-        if measurand == "Energy.Active.Import.Register":
-            value = round(evse.register_wh(now_s), 1)
-        elif measurand == "Energy.Active.Export.Register":
-            value = round(evse.export_register_wh(now_s), 1)
-        elif measurand == "Power.Active.Import":
-            value = round(max(power_w, 0.0), 1)
-        elif measurand == "Power.Active.Export":
-            value = round(max(-power_w, 0.0), 1)
-        elif measurand == "SoC":
-            if evse.session is None:
-                continue
-            value = round(evse.session.soc_at(now_s) * 100, 1)
-            location = "EV"
-        elif measurand == "Current.Import":
-            value = round(max(power_w, 0.0) / (NOMINAL_VOLTAGE_V * evse.phases), 2)
-        elif measurand == "Current.Offered":
-            value = round(evse.max_power_w / (NOMINAL_VOLTAGE_V * evse.phases), 2)
-        elif measurand == "Power.Offered":
-            value = evse.max_power_w
-        elif measurand == "Voltage":
-            value = NOMINAL_VOLTAGE_V
-        else:
-            continue
-        sample: dict[str, Any] = {
-            "value": value,
-            "context": context,
-            "measurand": measurand,
-            "unitOfMeasure": {"unit": _UNITS[measurand]},
-        }
-        if location is not None:
-            sample["location"] = location
-        sampled.append(sample)
+    sampled = sampled_values(evse, measurands, context, station.clock.sim_now())
     return {"timestamp": station.clock.timestamp(), "sampledValue": sampled}
 
 
+def _sampled(station: StationCore, event_type: str) -> tuple[str, ...]:
+    """The measurands SampledDataCtrlr names for a Started, Updated or Ended event; none while
+    SampledDataCtrlr.Enabled is false."""
+    model = station.device_model
+    if not model.boolean("SampledDataCtrlr", "Enabled"):
+        return ()
+    if event_type == "Updated":
+        return model.members("SampledDataCtrlr", "TxUpdatedMeasurands")
+    if event_type == "Started":
+        return model.members("SampledDataCtrlr", "TxStartedMeasurands")
+    return model.members("SampledDataCtrlr", "TxEndedMeasurands")
+
+
 def _event(
-    station: Station,
+    station: StationCore,
     evse: Evse,
     transaction: Transaction,
     event_type: str,
     trigger_reason: str,
     *,
-    measurands_variable: str | None,
+    measurands: tuple[str, ...],
     context: str,
     stopped_reason: str | None = None,
     include_token: bool = False,
@@ -141,17 +88,15 @@ def _event(
     }
     if include_token and transaction.id_token is not None:
         payload["idToken"] = transaction.id_token
-    if measurands_variable is not None:
-        measurands = station.device_model.members("SampledDataCtrlr", measurands_variable)
-        if measurands:
-            sample = meter_value(station, evse, measurands, context)
-            if sample["sampledValue"]:
-                payload["meterValue"] = [sample]
+    if measurands:
+        sample = meter_value(station, evse, measurands, context)
+        if sample["sampledValue"]:
+            payload["meterValue"] = [sample]
     return payload
 
 
 async def start_transaction(
-    station: Station,
+    station: StationCore,
     evse: Evse,
     trigger_reason: str,
     *,
@@ -173,17 +118,18 @@ async def start_transaction(
         transaction,
         "Started",
         trigger_reason,
-        measurands_variable="TxStartedMeasurands",
+        measurands=_sampled(station, "Started"),
         context="Transaction.Begin",
         include_token=id_token is not None,
     )
     station.stats.transaction_started()
     await station.send_transaction_event(payload)
+    await station.emit(TransactionStarted(evse, transaction))
     return transaction
 
 
 async def update_transaction(
-    station: Station,
+    station: StationCore,
     evse: Evse,
     trigger_reason: str,
     *,
@@ -206,7 +152,7 @@ async def update_transaction(
         transaction,
         "Updated",
         trigger_reason,
-        measurands_variable="TxUpdatedMeasurands" if with_meter else None,
+        measurands=_sampled(station, "Updated") if with_meter else (),
         context="Sample.Periodic" if trigger_reason == "MeterValuePeriodic" else "Trigger",
         include_token=include_token,
     )
@@ -214,17 +160,13 @@ async def update_transaction(
 
 
 async def end_transaction(
-    station: Station, evse: Evse, trigger_reason: str, stopped_reason: str
+    station: StationCore, evse: Evse, trigger_reason: str, stopped_reason: str
 ) -> None:
     """End `evse`'s transaction; the EVSE stops delivering power at once."""
-    from .availability import apply_scheduled_availability, report_status_changes
-
     transaction = evse.transaction
     if transaction is None:
         return
     evse.transaction = None
-    if station.profiles is not None:
-        station.profiles.clear_transaction(transaction.id)
     now_s = station.clock.sim_now()
     if evse.session is not None:
         evse.session.set_enabled(False, now_s)
@@ -239,20 +181,19 @@ async def end_transaction(
         transaction,
         "Ended",
         trigger_reason,
-        measurands_variable="TxEndedMeasurands",
+        measurands=_sampled(station, "Ended"),
         context="Transaction.End",
         stopped_reason=stopped_reason,
     )
     station.stats.transaction_ended(stopped_reason)
     evse.wake()
     await station.send_transaction_event(payload)
-    apply_scheduled_availability(station, evse)
-    await report_status_changes(station)
-    if station.reset_scheduled and not station.transactions():
-        station.reboot("RemoteReset")
+    await station.emit(TransactionEnded(evse, transaction, stopped_reason))
 
 
-async def deliver_transaction_event(station: Station, link: Link, payload: dict[str, Any]) -> bool:
+async def deliver_transaction_event(
+    station: StationCore, link: Link, payload: dict[str, Any]
+) -> bool:
     """Send one queued TransactionEvent (E13); False when the connection went first."""
     model = station.device_model
     attempts = max(1, model.integer("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent"))

@@ -1,4 +1,4 @@
-"""`charging_needs` builds NotifyEVChargingNeeds payloads the official schemas accept."""
+"""The station turns an ISO 15118 EV's needs into NotifyEVChargingNeeds payloads that validate."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-from ev_models import EvArrival, charging_needs, format_timestamp_ms, load_catalogue
+from ev_models import EvArrival, load_catalogue
+from simulator.clock import format_timestamp
 from simulator.ocpp import schema_set
+from simulator.station.iso15118 import charging_needs
 
 CATALOGUE = load_catalogue()
 NOW_EPOCH_S = dt.datetime(2026, 3, 2, 18, 30, tzinfo=dt.UTC).timestamp()
@@ -118,7 +120,7 @@ def test_the_report_can_come_later_than_the_arrival() -> None:
 
 
 def test_timestamps_are_utc_with_milliseconds() -> None:
-    assert format_timestamp_ms(0.25) == "1970-01-01T00:00:00.250Z"
+    assert format_timestamp(0.25) == "1970-01-01T00:00:00.250Z"
 
 
 def test_an_ev_without_an_ac_inlet_has_no_ac_needs() -> None:

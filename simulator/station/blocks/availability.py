@@ -6,23 +6,43 @@ G01      StatusNotification (or NotifyEvent on the Connector's AvailabilityState
          the connectors whose status changed meanwhile.
 G03-G04  ChangeAvailability of the station, an EVSE or a connector; Scheduled when a
          transaction runs there, applied when it ends.
+
+The block reacts to `Booted` and `ConnectorStatusChanged` by reporting what changed, and to
+`TransactionEnded` by applying a ChangeAvailability that waited for the transaction.
+TriggerMessage StatusNotification reports the connectors asked for, changed or not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..link import Answer, FollowUp
+from ...link import Answer, FollowUp
+from ..core import (
+    Block,
+    Booted,
+    ConnectorStatusChanged,
+    StationCore,
+    TransactionEnded,
+    TriggerTarget,
+)
 
-if TYPE_CHECKING:
-    from .evse import Evse
-    from .station import Station
-
-__all__ = ["HANDLERS", "apply_scheduled_availability", "report_status_changes"]
+__all__ = ["BLOCK"]
 
 
-async def report_status_changes(station: Station) -> None:
+def status_notification(
+    station: StationCore, evse_id: int, connector_id: int, status: str
+) -> dict[str, Any]:
+    """The StatusNotificationRequest for one connector now."""
+    return {
+        "timestamp": station.clock.timestamp(),
+        "connectorStatus": status,
+        "evseId": evse_id,
+        "connectorId": connector_id,
+    }
+
+
+async def report_status_changes(station: StationCore) -> None:
     """Tell the CSMS about every connector whose status differs from what it last heard."""
     if not station.synced:
         return
@@ -36,12 +56,7 @@ async def report_status_changes(station: Station) -> None:
             if how != "notify_event":
                 await station.call(
                     "StatusNotification",
-                    {
-                        "timestamp": timestamp,
-                        "connectorStatus": status,
-                        "evseId": evse.id,
-                        "connectorId": connector.id,
-                    },
+                    status_notification(station, evse.id, connector.id, status),
                 )
             if how != "status_notification":
                 await station.call(
@@ -71,7 +86,7 @@ async def report_status_changes(station: Station) -> None:
             connector.reported_status = status
 
 
-def change_availability(station: Station, payload: Mapping[str, Any]) -> Answer:
+def change_availability(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     operative = payload["operationalStatus"] == "Operative"
     target = payload.get("evse")
     evse_id = target["id"] if target else 0
@@ -85,9 +100,9 @@ def change_availability(station: Station, payload: Mapping[str, Any]) -> Answer:
                     each.operative = False
                 else:
                     each.scheduled_operative = False
-            return Answer({"status": "Scheduled"}, then=_report(station))
+            return Answer({"status": "Scheduled"}, then=_report_after(station))
         station.operative = operative
-        return Answer({"status": "Accepted"}, then=_report(station))
+        return Answer({"status": "Accepted"}, then=_report_after(station))
     evse = station.evse(evse_id)
     if evse is None or (connector_id is not None and evse.connector(connector_id) is None):
         return Answer(
@@ -112,21 +127,58 @@ def change_availability(station: Station, payload: Mapping[str, Any]) -> Answer:
         connector = evse.connector(connector_id)
         assert connector is not None
         connector.operative = operative
-    return Answer({"status": "Accepted"}, then=_report(station))
+    return Answer({"status": "Accepted"}, then=_report_after(station))
 
 
-def _report(station: Station) -> FollowUp:
+def _report_after(station: StationCore) -> FollowUp:
     async def report() -> None:
         await report_status_changes(station)
 
     return report
 
 
-def apply_scheduled_availability(station: Station, evse: Evse) -> None:
-    """Apply a ChangeAvailability that waited for `evse`'s transaction to end (G03.FR.05)."""
+async def _apply_scheduled(station: StationCore, event: TransactionEnded) -> None:
+    """Apply a ChangeAvailability that waited for this EVSE's transaction (G03.FR.05), then
+    report whatever the end of the transaction changed."""
+    evse = event.evse
     if evse.scheduled_operative is not None:
         evse.operative = evse.scheduled_operative
         evse.scheduled_operative = None
+    await report_status_changes(station)
 
 
-HANDLERS = {"ChangeAvailability": change_availability}
+async def _report(station: StationCore, event: object) -> None:
+    await report_status_changes(station)
+
+
+def _trigger_status(station: StationCore, target: TriggerTarget) -> Answer:
+    async def send() -> None:
+        for evse in target.evses:
+            for connector in evse.connectors:
+                if target.connector_id is not None and connector.id != target.connector_id:
+                    continue
+                status = station.connector_status(evse.id, connector.id)
+                response = await station.call(
+                    "StatusNotification",
+                    status_notification(station, evse.id, connector.id, status),
+                    before_sync=True,
+                )
+                if response is not None:
+                    connector.reported_status = status
+        await report_status_changes(station)
+
+    return Answer({"status": "Accepted"}, then=send)
+
+
+BLOCK: Block[None] = Block(
+    letter="G",
+    name="availability",
+    handlers={"ChangeAvailability": change_availability},
+    follow_ups={"ChangeAvailability": ("StatusNotification",)},
+    triggers={"StatusNotification": _trigger_status},
+    reactions={
+        Booted: _report,
+        ConnectorStatusChanged: _report,
+        TransactionEnded: _apply_scheduled,
+    },
+)

@@ -8,17 +8,15 @@ Accepted for a bare DataTransfer, which CSMS teams use as a ping.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..link import Answer
+from ...link import Answer
+from ..core import Block, StationCore
 
-if TYPE_CHECKING:
-    from .station import Station
-
-__all__ = ["HANDLERS"]
+__all__ = ["BLOCK"]
 
 
-def data_transfer(station: Station, payload: Mapping[str, Any]) -> Answer:
+def data_transfer(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     if payload["vendorId"] != station.config.vendor:
         return Answer({"status": "UnknownVendorId"})
     if payload.get("messageId") is not None:
@@ -26,4 +24,6 @@ def data_transfer(station: Station, payload: Mapping[str, Any]) -> Answer:
     return Answer({"status": "Accepted"})
 
 
-HANDLERS = {"DataTransfer": data_transfer}
+BLOCK: Block[None] = Block(
+    letter="P", name="data_transfer", handlers={"DataTransfer": data_transfer}
+)

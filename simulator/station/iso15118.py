@@ -8,36 +8,26 @@ that speaks only ISO 15118-2, and every EV under OCPP 2.0.1, sends the older
 power, capacity, SoC) instead.  Field names and types follow the `ocpp` package's schemas; in
 2.0.1 those parameters are integers, so they are rounded.
 
-Energy requests are battery-side energies, as ISO 15118-20 defines them.  AC currents assume a
-230 V phase voltage and the 6 A minimum of IEC 61851-1.
+Energy requests are battery-side energies, as ISO 15118-20 defines them.  AC currents assume the
+nominal phase voltage and the 6 A minimum of IEC 61851-1.  The EV's figures come from the
+catalogue (`ev_models`); turning them into OCPP is the station's business, so it is done here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 from collections.abc import Callable
 from typing import Any, Literal
 
-from .catalogue import EvModel
-from .population import EvArrival
+from ev_models import EvArrival, EvModel
 
-__all__ = ["OcppVersion", "charging_needs", "format_timestamp_ms"]
+from ..clock import format_timestamp
+from ..ocpp import OcppVersion
+from .evse import NOMINAL_PHASE_VOLTAGE_V
 
-OcppVersion = Literal["2.1", "2.0.1"]
+__all__ = ["charging_needs"]
 
-#: Nominal phase-to-neutral voltage used to turn AC power into current.
-PHASE_VOLTAGE_V = 230.0
 #: The smallest AC charging current IEC 61851-1 signals.
 MIN_AC_CURRENT_A = 6
-
-
-def format_timestamp_ms(epoch_s: float) -> str:
-    """RFC 3339 UTC with three decimals (`2026-11-24T06:49:58.123Z`), as OCPP timestamps."""
-    whole = math.floor(epoch_s)
-    millis = int((epoch_s - whole) * 1000)
-    moment = dt.datetime.fromtimestamp(whole, tz=dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
 
 
 def charging_needs(
@@ -49,7 +39,7 @@ def charging_needs(
     ocpp_version: OcppVersion | str,
     now_s: float | None = None,
     soc: float | None = None,
-    timestamp: Callable[[float], str] = format_timestamp_ms,
+    timestamp: Callable[[float], str] = format_timestamp,
 ) -> dict[str, Any]:
     """The `chargingNeeds` of `arrival`'s EV on an EVSE of `supply` rated `evse_max_w`.
 
@@ -119,7 +109,7 @@ def _v2x_parameters(
     model = arrival.model
     if supply == "AC":
         ev_max_w = model.max_ac_w
-        min_w = float(MIN_AC_CURRENT_A * PHASE_VOLTAGE_V * model.ac_phases)
+        min_w = float(MIN_AC_CURRENT_A * NOMINAL_PHASE_VOLTAGE_V * model.ac_phases)
     else:
         ev_max_w = model.max_dc_w
         min_w = 0.0
@@ -153,9 +143,9 @@ def _ac_parameters(arrival: EvArrival, soc: float) -> dict[str, Any]:
         "energyAmount": round(max(0.0, _energy_to_wh(model, soc, arrival.target_soc))),
         "evMinCurrent": MIN_AC_CURRENT_A,
         "evMaxCurrent": max(
-            MIN_AC_CURRENT_A, round(model.max_ac_w / (PHASE_VOLTAGE_V * model.ac_phases))
+            MIN_AC_CURRENT_A, round(model.max_ac_w / (NOMINAL_PHASE_VOLTAGE_V * model.ac_phases))
         ),
-        "evMaxVoltage": round(PHASE_VOLTAGE_V),
+        "evMaxVoltage": round(NOMINAL_PHASE_VOLTAGE_V),
     }
 
 

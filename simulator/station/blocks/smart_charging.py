@@ -12,50 +12,30 @@ highest stackLevel whose schedule is in force wins.  A ChargingStationMaxProfile
 station's total; fleetsim splits it equally over the station's EVSEs, a simplification that
 keeps each EVSE's limit independent of what the others draw.
 
-Limits in amperes become watts at 230 V per phase (`numberPhases`, else the EVSE's phases).
-Operation modes (2.1): ChargingOnly and ExternalLimits limit import; CentralSetpoint follows
-`setpoint` (negative: discharge); LocalFrequency follows `v2xFreqWattCurve` around nominal;
-Idle stops power.  The other modes are accepted and behave as ChargingOnly.
+Limits in amperes become watts at the nominal phase voltage, times `numberPhases` (else the
+EVSE's phases).  Operation modes (2.1): ChargingOnly and ExternalLimits limit import;
+CentralSetpoint follows `setpoint` (negative: discharge); LocalFrequency follows
+`v2xFreqWattCurve` around nominal; Idle stops power.  The other modes are accepted and behave
+as ChargingOnly.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..link import Answer
+from ...link import Answer
+from ..config import StationConfig
+from ..core import NO_LIMIT, ActiveLimit, Block, StationCore, TransactionEnded
+from ..device_model import VariableSpec
+from ..evse import NOMINAL_PHASE_VOLTAGE_V, Evse
 
-if TYPE_CHECKING:
-    from .evse import Evse
-    from .station import Station
-
-__all__ = ["HANDLERS", "NO_LIMIT", "ActiveLimit", "ChargingProfiles", "active_limit"]
-
-#: Phase-to-neutral voltage that turns ampere limits into watts.
-VOLTAGE_V = 230.0
+__all__ = ["BLOCK", "ChargingProfiles"]
 _RECURRENCE_S = {"Daily": 86_400.0, "Weekly": 604_800.0}
 _STATION_PURPOSES = ("TxDefaultProfile", "ChargingStationMaxProfile")
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveLimit:
-    """What the profiles ask of one EVSE now."""
-
-    limit_w: float | None = None
-    discharge_limit_w: float | None = None
-    setpoint_w: float | None = None
-    operation_mode: str = "ChargingOnly"
-    #: (frequency Hz, power W) points of a LocalFrequency curve.
-    freq_watt_curve: tuple[tuple[float, float], ...] = ()
-    #: Simulated second at which the answer may change (a period boundary); inf if never.
-    next_change_s: float = math.inf
-    profile_id: int | None = None
-
-
-NO_LIMIT = ActiveLimit()
 
 
 @dataclass(slots=True)
@@ -220,12 +200,12 @@ def _watts(value: float | None, unit: str, period: Mapping[str, Any], phases: in
         return None
     if unit == "W":
         return float(value)
-    return float(value) * VOLTAGE_V * int(period.get("numberPhases") or phases)
+    return float(value) * NOMINAL_PHASE_VOLTAGE_V * int(period.get("numberPhases") or phases)
 
 
-def active_limit(station: Station, evse: Evse) -> ActiveLimit:
+def active_limit(station: StationCore, evse: Evse) -> ActiveLimit:
     """What the installed profiles ask of `evse` at this simulated second."""
-    profiles = station.profiles
+    profiles = station.peek_block_state(BLOCK)
     if profiles is None or not len(profiles):
         return NO_LIMIT
     now_s = station.clock.sim_now()
@@ -233,7 +213,8 @@ def active_limit(station: Station, evse: Evse) -> ActiveLimit:
     transaction = evse.transaction
     tx_start_s = transaction.started_s if transaction is not None else None
     next_change_s = math.inf
-    best: tuple[int, int, Mapping[str, Any], str, int] | None = None  # rank, level, period
+    # rank, stack level, period, unit, the profile
+    best: tuple[int, int, Mapping[str, Any], str, _Installed] | None = None
     caps: list[float] = []
     for installed in profiles.for_evse(evse.id):
         purpose = installed.purpose
@@ -261,11 +242,11 @@ def active_limit(station: Station, evse: Evse) -> ActiveLimit:
             continue
         key = (rank, installed.stack_level)
         if best is None or key > best[:2]:
-            best = (rank, installed.stack_level, current.period, current.unit, installed.id)
+            best = (rank, installed.stack_level, current.period, current.unit, installed)
     limit_w: float | None = min(caps) if caps else None
     if best is None:
         return ActiveLimit(limit_w=limit_w, next_change_s=next_change_s)
-    _, _, period, unit, profile_id = best
+    _, _, period, unit, chosen = best
     own_limit = _watts(period.get("limit"), unit, period, evse.phases)
     if own_limit is not None:
         limit_w = own_limit if limit_w is None else min(limit_w, own_limit)
@@ -283,7 +264,10 @@ def active_limit(station: Station, evse: Evse) -> ActiveLimit:
         operation_mode=mode,
         freq_watt_curve=curve,
         next_change_s=next_change_s,
-        profile_id=profile_id,
+        profile_id=chosen.id,
+        tx_schedule=chosen.profile["chargingSchedule"][0]
+        if chosen.purpose == "TxProfile"
+        else None,
     )
 
 
@@ -296,7 +280,7 @@ def _rejected(reason_code: str, info: str) -> Answer:
     )
 
 
-def set_charging_profile(station: Station, payload: Mapping[str, Any]) -> Answer:
+def set_charging_profile(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     evse_id = payload["evseId"]
     profile = payload["chargingProfile"]
     purpose = profile["chargingProfilePurpose"]
@@ -321,21 +305,19 @@ def set_charging_profile(station: Station, payload: Mapping[str, Any]) -> Answer
     levels = station.device_model.integer("SmartChargingCtrlr", "ProfileStackLevel")
     if profile["stackLevel"] > levels:
         return _rejected("InvalidStackLevel", f"stackLevel at most {levels}")
-    if station.profiles is None:
-        station.profiles = ChargingProfiles()
-    station.profiles.install(evse_id, profile, station.clock.sim_now())
+    station.block_state(BLOCK).install(evse_id, profile, station.clock.sim_now())
     _wake_affected(station, evse_id)
     return Answer({"status": "Accepted"})
 
 
-def _wake_affected(station: Station, evse_id: int) -> None:
+def _wake_affected(station: StationCore, evse_id: int) -> None:
     for evse in station.evses:
         if evse_id in (0, evse.id):
             evse.wake()
 
 
-def clear_charging_profile(station: Station, payload: Mapping[str, Any]) -> Answer:
-    profiles = station.profiles
+def clear_charging_profile(station: StationCore, payload: Mapping[str, Any]) -> Answer:
+    profiles = station.peek_block_state(BLOCK)
     removed = 0
     if profiles is not None:
         removed = profiles.clear(
@@ -346,8 +328,8 @@ def clear_charging_profile(station: Station, payload: Mapping[str, Any]) -> Answ
     return Answer({"status": "Accepted" if removed else "Unknown"})
 
 
-def get_charging_profiles(station: Station, payload: Mapping[str, Any]) -> Answer:
-    profiles = station.profiles
+def get_charging_profiles(station: StationCore, payload: Mapping[str, Any]) -> Answer:
+    profiles = station.peek_block_state(BLOCK)
     evse_id = payload.get("evseId")
     found = [] if profiles is None else profiles.matching(evse_id, payload["chargingProfile"])
     if not found:
@@ -373,8 +355,46 @@ def get_charging_profiles(station: Station, payload: Mapping[str, Any]) -> Answe
     return Answer({"status": "Accepted"}, then=report)
 
 
-HANDLERS = {
-    "SetChargingProfile": set_charging_profile,
-    "ClearChargingProfile": clear_charging_profile,
-    "GetChargingProfiles": get_charging_profiles,
-}
+async def _clear_transaction_profiles(station: StationCore, event: TransactionEnded) -> None:
+    """TxProfiles end with their transaction (K01.FR.37)."""
+    profiles = station.peek_block_state(BLOCK)
+    if profiles is not None:
+        profiles.clear_transaction(event.transaction.id)
+
+
+def _profile_count(station: Any) -> str:
+    profiles = station.peek_block_state(BLOCK)
+    return str(0 if profiles is None else len(profiles))
+
+
+def _variables(config: StationConfig) -> Iterator[VariableSpec]:
+    smart = "SmartChargingCtrlr"
+    yield VariableSpec(smart, "Enabled", "boolean", "true", "ReadOnly")
+    yield VariableSpec(
+        smart,
+        "Entries",
+        "integer",
+        "0",
+        "ReadOnly",
+        reader=_profile_count,
+        variable_instance="ChargingProfiles",
+    )
+    yield VariableSpec(smart, "PeriodsPerSchedule", "integer", "24", "ReadOnly")
+    yield VariableSpec(smart, "ProfileStackLevel", "integer", "10", "ReadOnly")
+    yield VariableSpec(smart, "RateUnit", "MemberList", "A,W", "ReadOnly", values_list=("A", "W"))
+
+
+BLOCK: Block[ChargingProfiles] = Block(
+    letter="K",
+    name="smart_charging",
+    handlers={
+        "SetChargingProfile": set_charging_profile,
+        "ClearChargingProfile": clear_charging_profile,
+        "GetChargingProfiles": get_charging_profiles,
+    },
+    follow_ups={"GetChargingProfiles": ("ReportChargingProfiles",)},
+    variables=_variables,
+    reactions={TransactionEnded: _clear_transaction_profiles},
+    new_state=ChargingProfiles,
+    charging_limit=active_limit,
+)

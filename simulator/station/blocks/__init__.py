@@ -1,0 +1,33 @@
+"""The functional blocks of a station, one module each; `BLOCKS` is the list the registry merges.
+
+Adding a block is one new module that exports `BLOCK` and one line here.  The order is the
+order in which blocks react to a station event: availability first (a transaction's end is
+reported before anything else happens), provisioning last (an OnIdle reset reboots the station
+only after every other block has done what the event asked of it).
+"""
+
+from . import (
+    authorization,
+    availability,
+    data_transfer,
+    der_control,
+    provisioning,
+    remote_control,
+    security,
+    smart_charging,
+    transactions,
+)
+
+BLOCKS = (
+    availability.BLOCK,  # G
+    smart_charging.BLOCK,  # K
+    transactions.BLOCK,  # E, J
+    authorization.BLOCK,  # C
+    remote_control.BLOCK,  # F
+    data_transfer.BLOCK,  # P
+    der_control.BLOCK,  # R
+    security.BLOCK,  # A
+    provisioning.BLOCK,  # B
+)
+
+__all__ = ["BLOCKS"]

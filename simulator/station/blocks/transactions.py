@@ -1,0 +1,201 @@
+"""Blocks E and J as the CSMS sees them: the transaction and metering settings, and triggers.
+
+The transaction machinery itself (events, seqNo, delivery) is the station's own
+(`station/transaction.py`), since the EV driver and other blocks start, update and end
+transactions; this block owns the variables that steer it -- TxCtrlr, SampledDataCtrlr,
+AlignedDataCtrlr and the TransactionEvent retry settings -- and makes a triggered
+TransactionEvent or MeterValues.
+
+A new TxUpdatedInterval wakes every EVSE with a transaction, so the next sample comes at the
+new interval after the last one (at once if that moment has passed), not at the old deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ...link import Answer
+from ..config import StationConfig
+from ..core import Block, StationCore, TriggerTarget, VariableChanged
+from ..device_model import VariableSpec
+from ..measurands import MEASURANDS
+from ..transaction import meter_value, update_transaction
+
+__all__ = ["BLOCK"]
+
+_TX_UPDATED_INTERVAL = ("SampledDataCtrlr", None, None, None, "TxUpdatedInterval", None)
+#: Every point OCPP names for starting or stopping a transaction (TxStartPoint, TxStopPoint).
+_TX_POINTS = (
+    "ParkingBayOccupancy",
+    "EVConnected",
+    "Authorized",
+    "DataSigned",
+    "PowerPathClosed",
+    "EnergyTransfer",
+)
+
+
+def _rejected(reason_code: str, info: str) -> Answer:
+    return Answer(
+        {"status": "Rejected", "statusInfo": {"reasonCode": reason_code, "additionalInfo": info}}
+    )
+
+
+def _trigger_transaction_event(station: StationCore, target: TriggerTarget) -> Answer:
+    busy = [evse for evse in target.evses if evse.transaction is not None]
+    if not busy:
+        return _rejected("TxNotFound", "no transaction is running")
+
+    async def send() -> None:
+        for evse in busy:
+            await update_transaction(station, evse, "Trigger", with_meter=True)
+
+    return Answer({"status": "Accepted"}, then=send)
+
+
+def _trigger_meter_values(station: StationCore, target: TriggerTarget) -> Answer:
+    async def send() -> None:
+        measurands = station.device_model.members("AlignedDataCtrlr", "Measurands")
+        for evse in target.evses:
+            await station.call(
+                "MeterValues",
+                {
+                    "evseId": evse.id,
+                    "meterValue": [meter_value(station, evse, measurands, "Trigger")],
+                },
+                before_sync=True,
+            )
+
+    return Answer({"status": "Accepted"}, then=send)
+
+
+async def _interval_changed(station: StationCore, event: VariableChanged) -> None:
+    if event.key == _TX_UPDATED_INTERVAL:
+        for evse in station.evses:
+            if evse.transaction is not None:
+                evse.wake()
+
+
+def _variables(config: StationConfig) -> Iterator[VariableSpec]:
+    measurands = tuple(MEASURANDS)
+    comm = "OCPPCommCtrlr"
+    yield VariableSpec(
+        comm,
+        "MessageAttempts",
+        "integer",
+        "3",
+        variable_instance="TransactionEvent",
+        min_limit=0,
+        max_limit=10,
+    )
+    yield VariableSpec(
+        comm,
+        "MessageAttemptInterval",
+        "integer",
+        "60",
+        variable_instance="TransactionEvent",
+        unit="s",
+        min_limit=0,
+        max_limit=3600,
+    )
+    # The simulated driver always unplugs at both ends, so the connector is always free then.
+    yield VariableSpec(comm, "UnlockOnEVSideDisconnect", "boolean", "true", "ReadOnly")
+
+    tx = "TxCtrlr"
+    yield VariableSpec(
+        tx,
+        "EVConnectionTimeOut",
+        "integer",
+        str(config.ev_connection_timeout_s),
+        unit="s",
+        min_limit=1,
+    )
+    yield VariableSpec(tx, "StopTxOnEVSideDisconnect", "boolean", "true", "ReadOnly")
+    yield VariableSpec(tx, "StopTxOnInvalidId", "boolean", "true", "ReadOnly")
+    yield VariableSpec(tx, "TxBeforeAcceptedEnabled", "boolean", "false", "ReadOnly")
+    yield VariableSpec(
+        tx,
+        "TxStartPoint",
+        "MemberList",
+        ",".join(config.tx_start_points),
+        values_list=("EVConnected", "Authorized", "PowerPathClosed"),
+    )
+    yield VariableSpec(
+        tx,
+        "TxStopPoint",
+        "MemberList",
+        "EVConnected,Authorized",
+        "ReadOnly",
+        values_list=_TX_POINTS,
+    )
+
+    sampled = "SampledDataCtrlr"
+    yield VariableSpec(sampled, "Enabled", "boolean", "true")
+    yield VariableSpec(
+        sampled,
+        "TxUpdatedInterval",
+        "integer",
+        str(config.meter_interval_s),
+        unit="s",
+        min_limit=0,
+    )
+    yield VariableSpec(
+        sampled,
+        "TxUpdatedMeasurands",
+        "MemberList",
+        # A bidirectional station meters what flows back too (Q, J: export measurands).
+        "Energy.Active.Import.Register,Power.Active.Import,SoC"
+        + (
+            ",Energy.Active.Export.Register,Power.Active.Export"
+            if any(evse.bidirectional for evse in config.evses)
+            else ""
+        ),
+        values_list=measurands,
+    )
+    yield VariableSpec(
+        sampled,
+        "TxStartedMeasurands",
+        "MemberList",
+        "Energy.Active.Import.Register",
+        values_list=measurands,
+    )
+    yield VariableSpec(
+        sampled,
+        "TxEndedMeasurands",
+        "MemberList",
+        "Energy.Active.Import.Register",
+        values_list=measurands,
+    )
+    # The Ended event carries one sample at the end, no intervals: TxEndedInterval 0.
+    yield VariableSpec(sampled, "TxEndedInterval", "integer", "0", "ReadOnly", unit="s")
+
+    aligned = "AlignedDataCtrlr"
+    # No clock-aligned meter values are sent (Interval 0); the aligned measurands are what a
+    # triggered MeterValues samples.
+    yield VariableSpec(aligned, "Enabled", "boolean", "true", "ReadOnly")
+    yield VariableSpec(aligned, "Interval", "integer", "0", "ReadOnly", unit="s")
+    yield VariableSpec(
+        aligned,
+        "Measurands",
+        "MemberList",
+        "Energy.Active.Import.Register,Power.Active.Import",
+        values_list=measurands,
+    )
+    yield VariableSpec(
+        aligned,
+        "TxEndedMeasurands",
+        "MemberList",
+        "",
+        "ReadOnly",
+        values_list=measurands,
+    )
+    yield VariableSpec(aligned, "TxEndedInterval", "integer", "0", "ReadOnly", unit="s")
+
+
+BLOCK: Block[None] = Block(
+    letter="E",
+    name="transactions",
+    triggers={"TransactionEvent": _trigger_transaction_event, "MeterValues": _trigger_meter_values},
+    variables=_variables,
+    reactions={VariableChanged: _interval_changed},
+)

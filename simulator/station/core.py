@@ -1,0 +1,290 @@
+"""What a functional block sees of a station, and how a block declares itself.
+
+A functional block (B provisioning, C authorization, K smart charging, ...) is one module of
+`simulator/station/blocks/` that exports one `Block` value: the CSMS-initiated actions it
+answers, what TriggerMessage can make it send, the device-model variables it owns, the
+station events it reacts to, its per-station state and, for the few hooks the station's own
+life needs (registering with the CSMS, staying online, authorizing a driver, the charging
+limit of an EVSE), the function that provides them.  `registry.Registry` merges the blocks
+once per process and checks that no action, trigger, variable or hook is claimed twice.
+
+Blocks are written against `StationCore`, a narrow protocol that `Station` satisfies, never
+against `Station` itself, and never against each other: what one block must know of what
+another did arrives as an event (`TransactionEnded`, `VariableChanged`, ...), emitted by
+whoever made it happen and delivered to every block that declared a reaction to it, in the
+registry's order.  Per-block state lives in a station's one state table, created the first
+time the block asks, so a station that never receives a charging profile holds none.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from ..link import Answer, FollowUp, Link
+from .device_model import DeviceModel, VariableKey, VariableSpec
+from .evse import Evse, Transaction
+
+if TYPE_CHECKING:
+    from ev_models import EvArrival, EvSession
+    from grid_models import DerEvent
+
+    from ..clock import SimClock
+    from ..stats import RunStats
+    from .config import StationConfig
+    from .evse import RemoteStart
+
+__all__ = [
+    "NO_LIMIT",
+    "ActiveLimit",
+    "Block",
+    "Booted",
+    "ConnectorStatusChanged",
+    "Event",
+    "GridEvent",
+    "Handler",
+    "IdToken",
+    "Reaction",
+    "SiteHooks",
+    "StationCore",
+    "TransactionEnded",
+    "TransactionStarted",
+    "Trigger",
+    "TriggerTarget",
+    "VariableChanged",
+]
+
+#: An OCPP IdTokenType: {"idToken": ..., "type": ...}.
+IdToken = dict[str, str]
+
+
+# -- what the charging profiles ask of an EVSE ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveLimit:
+    """What the installed charging profiles ask of one EVSE now (block K's answer)."""
+
+    limit_w: float | None = None
+    discharge_limit_w: float | None = None
+    setpoint_w: float | None = None
+    operation_mode: str = "ChargingOnly"
+    #: (frequency Hz, power W) points of a LocalFrequency curve.
+    freq_watt_curve: tuple[tuple[float, float], ...] = ()
+    #: Simulated second at which the answer may change (a period boundary); inf if never.
+    next_change_s: float = math.inf
+    profile_id: int | None = None
+    #: The schedule of the TxProfile in force, which an ISO 15118 EV picks and reports.
+    tx_schedule: Mapping[str, Any] | None = None
+
+
+NO_LIMIT = ActiveLimit()
+
+
+# -- station events -------------------------------------------------------------------------------
+
+
+class Event:
+    """Something that happened to a station; blocks declare reactions by event class."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Booted(Event):
+    """The CSMS accepted the station on this connection; new messages may go out."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorStatusChanged(Event):
+    """Something a connector's status is derived from changed (an EV plugged in or left,
+    availability changed, a transaction began or ended)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStarted(Event):
+    evse: Evse
+    transaction: Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEnded(Event):
+    """Emitted after the Ended TransactionEvent was queued or delivered."""
+
+    evse: Evse
+    transaction: Transaction
+    stopped_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VariableChanged(Event):
+    """The CSMS set a device-model variable (SetVariables accepted it)."""
+
+    key: VariableKey
+
+
+@dataclass(frozen=True, slots=True)
+class GridEvent(Event):
+    """A DER event at the station's grid connection began or, with `ended`, ended."""
+
+    event: DerEvent
+    ended: bool
+
+
+# -- the world around the station ---------------------------------------------------------------
+
+
+class SiteHooks(Protocol):
+    """What a station's EVs need from the world around them (simulator/world.py)."""
+
+    def new_session(self, station: StationCore, evse: Evse, arrival: EvArrival) -> EvSession: ...
+    def power_changed(self, station: StationCore, evse: Evse, now_s: float) -> None: ...
+    def session_ended(
+        self, station: StationCore, evse: Evse, arrival: EvArrival, now_s: float
+    ) -> None: ...
+    def remote_arrival(
+        self, station: StationCore, evse: Evse, remote: RemoteStart
+    ) -> EvArrival: ...
+    def follow_frequency(
+        self, station: StationCore, evse: Evse, limit: ActiveLimit, subscribe: bool, now_s: float
+    ) -> float | None: ...
+    def visit_ended(self, station: StationCore, evse: Evse) -> None: ...
+
+    @property
+    def remote_start_plugin_delay_s(self) -> float | None: ...
+
+
+# -- the station as a block sees it ---------------------------------------------------------------
+
+S = TypeVar("S")
+
+
+class StationCore(Protocol):
+    """The part of a station that blocks may use."""
+
+    id: str
+    index: int
+    config: StationConfig
+    clock: SimClock
+    stats: RunStats
+    device_model: DeviceModel
+    evses: list[Evse]
+    site: SiteHooks | None
+    #: Registration status from the last BootNotification answer (Unknown before any).
+    registration: str
+    #: False while the whole station is out of service (ChangeAvailability on EVSE 0).
+    operative: bool
+    #: Why the station boots next: PowerUp, RemoteReset, ...
+    boot_reason: str
+    #: True once the counter of booted stations has counted this one.
+    stats_booted_once: bool
+
+    @property
+    def online(self) -> bool: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def synced(self) -> bool: ...
+    @property
+    def security_profile(self) -> int: ...
+
+    # -- state of the three-tier model
+    def evse(self, evse_id: int) -> Evse | None: ...
+    def connector_status(self, evse_id: int, connector_id: int) -> str: ...
+    def evse_state(self, evse_id: int) -> str: ...
+    def availability_state(self) -> str: ...
+    def transactions(self) -> list[Evse]: ...
+
+    # -- talking to the CSMS
+    async def call(
+        self, action: str, payload: Mapping[str, Any], *, before_sync: bool = False
+    ) -> Mapping[str, Any] | None: ...
+    async def send_transaction_event(self, payload: dict[str, Any]) -> None: ...
+    def next_event_id(self) -> int: ...
+    def next_transaction_id(self) -> str: ...
+
+    # -- life
+    def spawn(self, follow_up: FollowUp) -> bool: ...
+    def set_state(self, state: str | None) -> None: ...
+    def reboot(self, reason: str) -> None: ...
+    def boot_wake_event(self) -> Any: ...
+    def wake_boot(self) -> bool: ...
+
+    # -- blocks
+    async def emit(self, event: Event) -> None: ...
+    def post(self, event: Event) -> None: ...
+    def block_state(self, block: Block[S]) -> S: ...
+    def peek_block_state(self, block: Block[S]) -> S | None: ...
+    def trigger(self, requested: str, target: TriggerTarget) -> Answer | None: ...
+    async def authorize(self, id_token: IdToken) -> bool: ...
+    def charging_limit(self, evse: Evse) -> ActiveLimit: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerTarget:
+    """Where a TriggerMessage points: the EVSEs (all, or the one named) and maybe a connector."""
+
+    evses: list[Evse]
+    connector_id: int | None = None
+    #: True when the request named an EVSE (not all of them).
+    specific: bool = False
+
+
+#: Answers one CSMS-initiated CALL at once; what follows the answer goes in `Answer.then`.
+Handler = Callable[[StationCore, Mapping[str, Any]], Answer]
+#: Produces one `requestedMessage` of TriggerMessage: the answer, and the message as `then`.
+Trigger = Callable[[StationCore, TriggerTarget], Answer]
+#: A block's reaction to a station event, awaited in the registry's order.
+Reaction = Callable[[StationCore, Any], Awaitable[None]]
+
+_NOTHING: Mapping[Any, Any] = MappingProxyType({})
+
+
+def _no_state() -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Block(Generic[S]):
+    """One functional block, as the registry merges it.
+
+    `variables` lists the device-model variables the block owns (every writable one must be
+    read by code that acts on it: `tests/station/test_honest_variables.py`).  A trigger sends
+    the message it is named after.  `new_state`
+    makes the block's per-station state the first time `StationCore.block_state(block)` asks.
+    The hooks (`register`, `online`, `authorize`, `charging_limit`) may each be provided by
+    one block only.
+    """
+
+    letter: str
+    name: str
+    handlers: Mapping[str, Handler] = field(default_factory=lambda: _NOTHING)
+    #: The messages the station sends after answering an action Accepted, by action (the
+    #: per-block contract test waits for each of them).
+    follow_ups: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _NOTHING)
+    triggers: Mapping[str, Trigger] = field(default_factory=lambda: _NOTHING)
+    variables: Callable[[StationConfig], Iterable[VariableSpec]] | None = None
+    reactions: Mapping[type[Event], Reaction] = field(default_factory=lambda: _NOTHING)
+    new_state: Callable[[], S] = _no_state  # type: ignore[assignment]
+    #: Registers the station on a new connection (BootNotification until Accepted).
+    register: Callable[[StationCore, Link], Awaitable[None]] | None = None
+    #: Runs while the station is online and synced (the heartbeat), until the link closes.
+    online: Callable[[StationCore], Awaitable[None]] | None = None
+    #: Whether a driver's IdToken may charge now.
+    authorize: Callable[[StationCore, IdToken], Awaitable[bool]] | None = None
+    #: What the charging profiles ask of an EVSE now.
+    charging_limit: Callable[[StationCore, Evse], ActiveLimit] | None = None
+
+    @property
+    def hooks(self) -> dict[str, Any]:
+        """The hooks this block provides, by name."""
+        found = {
+            "register": self.register,
+            "online": self.online,
+            "authorize": self.authorize,
+            "charging_limit": self.charging_limit,
+        }
+        return {name: hook for name, hook in found.items() if hook is not None}

@@ -1,0 +1,127 @@
+"""The registry: every block of `blocks.BLOCKS` merged into the tables a station dispatches by.
+
+Merging happens once per process (the blocks are module constants) and the device model once
+per station configuration, so a fleet of 30,000 stations shares one `StationSpec`.  Merging
+refuses a block list in which two blocks claim the same action, trigger, variable or hook:
+that would make which one answers depend on the order of a list.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .blocks import BLOCKS
+from .components import component_variables
+from .config import StationConfig
+from .core import Block, Event, Handler, Reaction, Trigger
+from .device_model import DeviceModelSpec, VariableKey, VariableSpec
+
+__all__ = ["Registry", "StationSpec", "default_registry", "station_spec"]
+
+
+class RegistryError(ValueError):
+    """Two blocks claim the same thing, or a block claims something malformed."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """What a list of blocks answers, triggers, owns and reacts to, merged."""
+
+    blocks: tuple[Block[Any], ...]
+    handlers: Mapping[str, Handler]
+    #: Which block answers each action.
+    handler_owner: Mapping[str, Block[Any]]
+    triggers: Mapping[str, Trigger]
+    reactions: Mapping[type[Event], tuple[Reaction, ...]]
+    hooks: Mapping[str, Any]
+
+    @classmethod
+    def merge(cls, blocks: Sequence[Block[Any]]) -> Registry:
+        handlers: dict[str, Handler] = {}
+        owners: dict[str, Block[Any]] = {}
+        triggers: dict[str, Trigger] = {}
+        trigger_owners: dict[str, Block[Any]] = {}
+        reactions: dict[type[Event], list[Reaction]] = {}
+        hooks: dict[str, Any] = {}
+        hook_owners: dict[str, Block[Any]] = {}
+        names: set[str] = set()
+        for block in blocks:
+            if block.name in names:
+                raise RegistryError(f"two blocks are named {block.name!r}")
+            names.add(block.name)
+            for action, handler in block.handlers.items():
+                if action in owners:
+                    raise RegistryError(
+                        f"{action} is claimed by block {owners[action].name} "
+                        f"({owners[action].letter}) and by block {block.name} ({block.letter})"
+                    )
+                handlers[action] = handler
+                owners[action] = block
+            for requested, trigger in block.triggers.items():
+                if requested in trigger_owners:
+                    raise RegistryError(
+                        f"TriggerMessage {requested} is claimed by block "
+                        f"{trigger_owners[requested].name} and by block {block.name}"
+                    )
+                triggers[requested] = trigger
+                trigger_owners[requested] = block
+            for event_type, reaction in block.reactions.items():
+                reactions.setdefault(event_type, []).append(reaction)
+            for hook_name, hook in block.hooks.items():
+                if hook_name in hook_owners:
+                    raise RegistryError(
+                        f"the {hook_name} hook is provided by block {hook_owners[hook_name].name} "
+                        f"and by block {block.name}"
+                    )
+                hooks[hook_name] = hook
+                hook_owners[hook_name] = block
+        return cls(
+            blocks=tuple(blocks),
+            handlers=handlers,
+            handler_owner=owners,
+            triggers=triggers,
+            reactions={kind: tuple(found) for kind, found in reactions.items()},
+            hooks=hooks,
+        )
+
+    def variables(self, config: StationConfig) -> list[VariableSpec]:
+        """The station's components and every block's variables, each defined once."""
+        found = component_variables(config)
+        owners: dict[VariableKey, str] = {spec.key: "the station" for spec in found}
+        for block in self.blocks:
+            if block.variables is None:
+                continue
+            for spec in block.variables(config):
+                if spec.key in owners:
+                    raise RegistryError(
+                        f"device model variable {spec.key} is declared by {owners[spec.key]} "
+                        f"and by block {block.name}"
+                    )
+                owners[spec.key] = f"block {block.name}"
+                found.append(spec)
+        return found
+
+
+@dataclass(frozen=True)
+class StationSpec:
+    """What every station of one configuration shares: the registry and the device model."""
+
+    config: StationConfig
+    registry: Registry
+    device_model: DeviceModelSpec
+
+
+@functools.cache
+def default_registry() -> Registry:
+    """The registry of every block fleetsim has (`blocks.BLOCKS`)."""
+    return Registry.merge(BLOCKS)
+
+
+@functools.cache
+def station_spec(config: StationConfig) -> StationSpec:
+    """The shared spec of the stations built from `config`, built on first use."""
+    registry = default_registry()
+    return StationSpec(config, registry, DeviceModelSpec(registry.variables(config)))
