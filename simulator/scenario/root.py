@@ -1,0 +1,285 @@
+"""The whole scenario: the top-level run settings, its sections, and the rules that span them.
+
+The top-level keys say what the run is (name, seed, speed, duration, start, OCPP version,
+metrics port); each section has its own module.  Rules that need two sections at once (sites
+that hold the fleet's stations, values the chosen OCPP version allows) live here, as do the
+command-line overrides and the split of a fleet into shards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any, Self
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from ..ocpp import OcppVersion
+from .base import MODEL_CONFIG, Loc, invalid, invalid_fields
+from .csms import CsmsSettings
+from .embedded_csms import EmbeddedCsmsSettings
+from .errors import ScenarioError, dotted, user_errors
+from .ev_fleet import ID_TOKEN_MAX_CHARS, OCPP_201_ID_TOKEN_TYPES, EvFleetSettings
+from .grid import GridSettings
+from .sites import SiteSpec
+from .stations import OCPP_201_CONNECTOR_TYPES, StationsSettings
+
+__all__ = ["Scenario"]
+
+
+class Scenario(BaseModel):
+    """A fleetsim scenario: the stations, the CSMS they connect to, the EVs, and the run."""
+
+    model_config = MODEL_CONFIG
+
+    name: str = Field(min_length=1, description="Short name, shown in reports and metrics.")
+    description: str = Field(default="", description="What the scenario exercises, for readers.")
+    seed: int = Field(
+        default=1,
+        description=(
+            "Seed of the scenario's random generator; the same seed gives the same EVs at the "
+            "same simulated times."
+        ),
+    )
+    speed: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Simulated seconds per wall second: 1 is real time, 60 runs a simulated hour in a "
+            "minute. Timeouts in csms stay in wall seconds."
+        ),
+    )
+    duration_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Wall seconds the run lasts; null runs until Ctrl-C.",
+    )
+    start: dt.datetime | None = Field(
+        default=None,
+        description=(
+            "Simulated date and time at which the run starts, with a time zone "
+            "(2026-01-15T06:00:00Z); null starts at the current time."
+        ),
+    )
+    ocpp_version: OcppVersion = Field(
+        default="2.1",
+        description="OCPP version the stations speak; chooses the WebSocket subprotocol.",
+    )
+    csms: CsmsSettings = Field(
+        default=CsmsSettings(), description="The CSMS the stations connect to."
+    )
+    stations: StationsSettings = Field(description="The stations of the fleet.")
+    sites: tuple[SiteSpec, ...] = Field(
+        default=(),
+        description=(
+            "Where the stations are; empty puts all stations on one public site without a "
+            "capacity limit."
+        ),
+    )
+    ev_fleet: EvFleetSettings = Field(
+        default=EvFleetSettings(), description="The EVs that come to the stations."
+    )
+    grid: GridSettings = Field(default=GridSettings(), description="The grid and its events.")
+    embedded_csms: EmbeddedCsmsSettings = Field(
+        default=EmbeddedCsmsSettings(),
+        description="Smart charging by the embedded CSMS (when csms.url is null).",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=(
+            "TCP port for the Prometheus metrics endpoint (0 picks a free port); null serves "
+            "no metrics."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _sites_hold_the_fleet(self) -> Self:
+        problems: list[tuple[tuple[str | int, ...], str, Any]] = []
+        names: set[str] = set()
+        for number, site in enumerate(self.sites):
+            if site.name in names:
+                problems.append(
+                    (("sites", number, "name"), f"site {site.name!r} is named twice", site.name)
+                )
+            names.add(site.name)
+            if site.stations is None and number != len(self.sites) - 1:
+                problems.append(
+                    (
+                        ("sites", number, "stations"),
+                        "only the last site may leave stations empty (it takes the rest)",
+                        None,
+                    )
+                )
+        if self.sites and not problems:
+            fixed = sum(site.stations or 0 for site in self.sites)
+            count = self.stations.count
+            last = self.sites[-1]
+            if fixed > count:
+                problems.append(
+                    (
+                        ("sites",),
+                        f"the sites hold {fixed} stations but the fleet has {count}",
+                        fixed,
+                    )
+                )
+            elif last.stations is None and fixed >= count:
+                problems.append(
+                    (
+                        ("sites", len(self.sites) - 1, "stations"),
+                        "no station is left for the last site",
+                        None,
+                    )
+                )
+            elif last.stations is not None and fixed < count:
+                problems.append(
+                    (
+                        ("sites",),
+                        f"the sites hold {fixed} of the fleet's {count} stations; give the last "
+                        "site stations: null to take the rest",
+                        fixed,
+                    )
+                )
+        if problems:
+            raise invalid_fields(problems)
+        return self
+
+    def for_block(self, block: range) -> Scenario:
+        """The part of this scenario whose stations have indices in `block` (a shard): the
+        same sites, each holding the stations of the block that were its own."""
+        if not block:
+            raise ScenarioError(
+                [f"command line: the shard holds none of the {self.stations.count} stations"]
+            )
+        sites = []
+        for site, indices in self.site_layout():
+            mine = range(max(indices.start, block.start), min(indices.stop, block.stop))
+            if len(mine):
+                sites.append(site.model_copy(update={"stations": len(mine)}))
+        data = self.model_dump()
+        data["stations"]["first_index"] = block.start
+        data["stations"]["count"] = len(block)
+        if self.sites:
+            data["sites"] = [site.model_dump() for site in sites]
+        return Scenario.model_validate(data)
+
+    def site_layout(self) -> list[tuple[SiteSpec, range]]:
+        """Each site with the station indices it holds, in id order."""
+        sites = self.sites or (SiteSpec(name="site"),)
+        layout = []
+        first = self.stations.first_index
+        end = first + self.stations.count
+        for site in sites:
+            last = end if site.stations is None else first + site.stations
+            layout.append((site, range(first, last)))
+            first = last
+        return layout
+
+    @field_validator("start")
+    @classmethod
+    def _start_has_time_zone(cls, start: dt.datetime | None) -> dt.datetime | None:
+        if start is not None and start.utcoffset() is None:
+            raise invalid(
+                f"{start.isoformat()} has no time zone; add Z for UTC "
+                f"({start.isoformat()}Z) or an offset such as +01:00"
+            )
+        return start
+
+    @model_validator(mode="after")
+    def _fits_ocpp_version(self) -> Self:
+        """Values that OCPP 2.1 allows but the chosen version's schema would reject."""
+        problems: list[tuple[Loc, str, Any]] = []
+        if self.ocpp_version == "2.0.1":
+            for evse_number, evse in enumerate(self.stations.evses):
+                for connector_number, connector in enumerate(evse.connectors):
+                    if connector not in OCPP_201_CONNECTOR_TYPES:
+                        problems.append(
+                            (
+                                ("stations", "evses", evse_number, "connectors", connector_number),
+                                f"{connector} is new in OCPP 2.1; use ocpp_version 2.1 or a "
+                                "connector type of OCPP 2.0.1",
+                                connector,
+                            )
+                        )
+            token_type = self.ev_fleet.id_tokens.type
+            if token_type not in OCPP_201_ID_TOKEN_TYPES:
+                problems.append(
+                    (
+                        ("ev_fleet", "id_tokens", "type"),
+                        f"OCPP 2.0.1 has no IdToken type {token_type!r}; use one of "
+                        + ", ".join(sorted(OCPP_201_ID_TOKEN_TYPES)),
+                        token_type,
+                    )
+                )
+        tokens = self.ev_fleet.id_tokens
+        limit = ID_TOKEN_MAX_CHARS[self.ocpp_version]
+        longest = max((tokens.id_token(i) for i in tokens.indices), key=len)
+        if len(longest) > limit:
+            problems.append(
+                (
+                    ("ev_fleet", "id_tokens", "pattern"),
+                    f"token {longest!r} has {len(longest)} characters; OCPP "
+                    f"{self.ocpp_version} allows at most {limit}",
+                    tokens.pattern,
+                )
+            )
+        if problems:
+            raise invalid_fields(problems)
+        return self
+
+    def with_overrides(
+        self,
+        *,
+        stations: int | None = None,
+        duration_s: float | None = None,
+        speed: float | None = None,
+        seed: int | None = None,
+        ocpp_version: str | None = None,
+        csms_url: str | None = None,
+        metrics_port: int | None = None,
+    ) -> Scenario:
+        """A copy with the command-line flags that were given (not None) applied.
+
+        The result is validated again, since an override can break a rule that spans fields
+        (more stations than the id pattern can number, a connector type the other OCPP version
+        lacks).  Problems raise `ScenarioError` with lines that start with "command line".
+        """
+        data = self.model_dump()
+        top_level = {
+            "duration_s": duration_s,
+            "speed": speed,
+            "seed": seed,
+            "ocpp_version": ocpp_version,
+            "metrics_port": metrics_port,
+        }
+        data.update({key: value for key, value in top_level.items() if value is not None})
+        if stations is not None:
+            data["stations"]["count"] = stations
+        if csms_url is not None:
+            data["csms"]["url"] = csms_url
+        try:
+            return type(self).model_validate(data)
+        except ValidationError as exc:
+            raise ScenarioError(
+                [
+                    f"command line: {dotted(loc)}: {message}"
+                    for loc, message in user_errors(exc, type(self))
+                ]
+            ) from exc
+
+    def resolved_password(self) -> str | None:
+        """The HTTP Basic password: csms.password, or the variable csms.password_env names."""
+        if self.csms.password_env is None:
+            return self.csms.password
+        name = self.csms.password_env
+        value = os.environ.get(name)
+        if not value:
+            state = "is empty" if value == "" else "is not set"
+            raise ScenarioError(
+                [
+                    f"csms.password_env: the environment variable {name} {state}; export it "
+                    f"with the CSMS password (export {name}=...) or remove password_env"
+                ]
+            )
+        return value

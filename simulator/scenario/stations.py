@@ -1,0 +1,271 @@
+"""The `stations` section: how many stations, their ids, their EVSEs and what they report."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from typing import Literal, Self, get_args
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from .base import MODEL_CONFIG, invalid, invalid_fields
+from .patterns import check_index_pattern
+
+__all__ = [
+    "ConnectorStatusReport",
+    "ConnectorType",
+    "EvseSpec",
+    "OCPP_201_CONNECTOR_TYPES",
+    "StationsSettings",
+    "TxStartPoint",
+]
+
+#: Connector types of OCPP 2.1 (Appendix, ConnectorEnumStringType).  OCPP 2.0.1 has a closed enum
+#: with the first 22 of them; the rest are new in 2.1.
+ConnectorType = Literal[
+    "cCCS1",
+    "cCCS2",
+    "cG105",
+    "cTesla",
+    "cType1",
+    "cType2",
+    "s309-1P-16A",
+    "s309-1P-32A",
+    "s309-3P-16A",
+    "s309-3P-32A",
+    "sBS1361",
+    "sCEE-7-7",
+    "sType2",
+    "sType3",
+    "Other1PhMax16A",
+    "Other1PhOver16A",
+    "Other3Ph",
+    "Pan",
+    "wInductive",
+    "wResonant",
+    "Undetermined",
+    "Unknown",
+    "cChaoJi",
+    "cGBT-DC",
+    "cLECCS",
+    "cMCS",
+    "cNACS",
+    "cNACS-CCS1",
+    "cCCS1-NACS",
+    "cUltraChaoJi",
+    "sType1",
+]
+#: The connector types OCPP 2.0.1 knows.
+OCPP_201_CONNECTOR_TYPES = frozenset(get_args(ConnectorType)[:22])
+
+#: TxStartPoint values a station can be configured with (TxCtrlr.TxStartPoint).
+TxStartPoint = Literal["EVConnected", "Authorized", "PowerPathClosed"]
+#: How connector status changes reach the CSMS: StatusNotification (G01), NotifyEvent on the
+#: Connector's AvailabilityState (G05, the 2.1 way), or both.
+ConnectorStatusReport = Literal["status_notification", "notify_event", "both"]
+
+#: OCPP-J identifierString characters that need no percent-encoding in a URL path segment.
+_STATION_ID_CHARS = re.compile(r"[A-Za-z0-9*\-_=:+@.]+")
+_STATION_ID_HINT = "use letters, digits and * - _ = : + @ ."
+#: OCPP-J limits the station identity in the connection URL to 48 characters.
+_STATION_ID_MAX_CHARS = 48
+
+
+def _default_firmware_version() -> str:
+    try:
+        return f"fleetsim-{importlib.metadata.version('ocpp-fleetsim')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "fleetsim-dev"
+
+
+class EvseSpec(BaseModel):
+    """One EVSE of each station: its power limit, phases and connectors."""
+
+    model_config = MODEL_CONFIG
+
+    max_power_w: float = Field(
+        default=22_000.0, gt=0, description="Most power the EVSE can deliver, in watts."
+    )
+    phases: Literal[1, 3] = Field(
+        default=3, description="AC phases the EVSE supplies (1 or 3); reported in meter values."
+    )
+    connectors: tuple[ConnectorType, ...] = Field(
+        default=("cType2",),
+        min_length=1,
+        description=(
+            "Connector types of the EVSE, one entry per connector (OCPP ConnectorEnumType). "
+            "Types new in OCPP 2.1 (cNACS, cMCS, cChaoJi, ...) need ocpp_version 2.1."
+        ),
+    )
+    supply: Literal["AC", "DC"] | None = Field(
+        default=None,
+        description=(
+            "Whether the EVSE delivers AC (EVs charge through their on-board charger) or DC; "
+            "null infers it from the connectors (CCS, CHAdeMO, ChaoJi, GB/T DC, MCS are DC)."
+        ),
+    )
+    bidirectional: bool = Field(
+        default=False,
+        description="Whether the EVSE can take power back from the EV (V2X, block Q).",
+    )
+
+    @property
+    def supply_kind(self) -> Literal["AC", "DC"]:
+        if self.supply is not None:
+            return self.supply
+        return "DC" if set(self.connectors) <= _DC_CONNECTORS else "AC"
+
+
+_DC_CONNECTORS = frozenset(
+    {"cCCS1", "cCCS2", "cG105", "cChaoJi", "cGBT-DC", "cMCS", "cUltraChaoJi", "cLECCS"}
+)
+
+
+class StationsSettings(BaseModel):
+    """The stations of the fleet: how many, their ids, what they report and how they behave."""
+
+    model_config = MODEL_CONFIG
+
+    count: int = Field(ge=1, description="Number of stations in the fleet.")
+    first_index: int = Field(
+        default=1, ge=0, description="Index of the first station; the others follow in order."
+    )
+    id_pattern: str = Field(
+        default="CP{index:05d}",
+        description=(
+            "Python format string for the station id (the last path segment of the connection "
+            "URL). It must contain {index}, and the ids it makes must differ, be at most 48 "
+            "characters, and use only letters, digits and * - _ = : + @ ."
+        ),
+    )
+    vendor: str = Field(
+        default="fleetsim",
+        max_length=50,
+        description="chargingStation.vendorName in BootNotification (at most 50 characters).",
+    )
+    model: str = Field(
+        default="virtual-ac-22",
+        max_length=20,
+        description="chargingStation.model in BootNotification (at most 20 characters).",
+    )
+    firmware_version: str = Field(
+        default_factory=_default_firmware_version,
+        max_length=50,
+        description=(
+            "chargingStation.firmwareVersion in BootNotification (at most 50 characters); "
+            "defaults to fleetsim's own version."
+        ),
+    )
+    ramp_up_per_s: float = Field(
+        default=100.0,
+        gt=0,
+        description=(
+            "Stations that start connecting per wall second, so that a large fleet does not hit "
+            "the CSMS with every handshake at once."
+        ),
+    )
+    heartbeat_interval_s: int = Field(
+        default=300,
+        ge=1,
+        description=(
+            "Simulated seconds between Heartbeats until the CSMS sets an interval in its "
+            "BootNotification response."
+        ),
+    )
+    meter_interval_s: int = Field(
+        default=60,
+        ge=1,
+        description=(
+            "Simulated seconds between meter values during a transaction "
+            "(SampledDataCtrlr.TxUpdatedInterval)."
+        ),
+    )
+    tx_start_points: tuple[TxStartPoint, ...] = Field(
+        default=("EVConnected", "Authorized"),
+        min_length=1,
+        description=(
+            "TxCtrlr.TxStartPoint: the events that start a transaction; the first of them to "
+            "happen starts it."
+        ),
+    )
+    connector_status_report: ConnectorStatusReport = Field(
+        default="status_notification",
+        description=(
+            "How connector status changes reach the CSMS: status_notification "
+            "(StatusNotification), notify_event (NotifyEvent on AvailabilityState) or both."
+        ),
+    )
+    evses: tuple[EvseSpec, ...] = Field(
+        default=(EvseSpec(),),
+        min_length=1,
+        description="The EVSEs of every station, numbered from 1 in this order.",
+    )
+
+    @field_validator("id_pattern")
+    @classmethod
+    def _id_pattern_formats(cls, pattern: str) -> str:
+        return check_index_pattern(pattern, "CP{index:05d}", "station ids")
+
+    @field_validator("tx_start_points")
+    @classmethod
+    def _no_repeated_start_point(cls, points: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({point for point in points if points.count(point) > 1})
+        if repeated:
+            raise invalid(f"{', '.join(repeated)} is listed more than once")
+        return points
+
+    @model_validator(mode="after")
+    def _ids_are_usable(self) -> Self:
+        """Every station id must be distinct and fit in a URL path segment and in OCPP-J.
+
+        This formats every id once (well under a second per million stations), which is cheaper than
+        reasoning about what an arbitrary format spec can produce.
+        """
+        problems: list[str] = []
+        first_index_of: dict[str, int] = {}
+        characters: set[str] = set()
+        duplicate: tuple[int, int, str] | None = None
+        for index in self.station_indices:
+            station_id = self.id_pattern.format(index=index)
+            if station_id in first_index_of:
+                duplicate = duplicate or (first_index_of[station_id], index, station_id)
+            else:
+                first_index_of[station_id] = index
+            characters.update(station_id)
+        longest = max(first_index_of, key=len)
+        bad = sorted(c for c in characters if not _STATION_ID_CHARS.fullmatch(c))
+        if bad:
+            shown = " ".join(repr(c) for c in bad)
+            problems.append(f"station ids would contain {shown}; {_STATION_ID_HINT}")
+        if not longest:
+            problems.append("station ids would be empty")
+        if len(longest) > _STATION_ID_MAX_CHARS:
+            problems.append(
+                f"station id {longest!r} has {len(longest)} characters; OCPP-J allows at "
+                f"most {_STATION_ID_MAX_CHARS}"
+            )
+        if duplicate is not None:
+            first, second, station_id = duplicate
+            problems.append(
+                f"stations {first} and {second} would both be {station_id!r}; write the index "
+                "so that every number shows, e.g. {index:05d}"
+            )
+        if problems:
+            raise invalid_fields(
+                (("id_pattern",), problem, self.id_pattern) for problem in problems
+            )
+        return self
+
+    @property
+    def station_indices(self) -> range:
+        """The index of every station, in the order they start."""
+        return range(self.first_index, self.first_index + self.count)
+
+    def station_id(self, index: int) -> str:
+        """The id of the station with this index (one of `station_indices`)."""
+        if index not in self.station_indices:
+            raise ValueError(
+                f"station index {index} is outside {self.first_index}.."
+                f"{self.first_index + self.count - 1}"
+            )
+        return self.id_pattern.format(index=index)
