@@ -1,0 +1,239 @@
+"""Every block keeps its word: each action it claims is answered, schema-valid, on a running
+station in a state where the answer can be Accepted, and the follow-up messages it declares
+(`Block.follow_ups`) arrive; each message it can be triggered to send arrives when triggered.
+
+A new block adds its cases to `ACTION_CASES` and `TRIGGER_CASES`; a test below fails while an
+action or trigger of a registered block has no case.  Responses are validated against the 2.1
+schema by the embedded CSMS's link (an invalid one would be a CALLERROR here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from simulator.csms import Csms, CsmsConfig
+from simulator.csms.policy import AcceptAfter
+from simulator.station import Station
+from simulator.station.blocks import BLOCKS
+from simulator.station.registry import default_registry
+from tests.helpers import STATION_ID, station_on_memory_link
+
+ID_TOKEN = {"idToken": "04A2B3C4D5E6F7", "type": "ISO14443"}
+NOW = "2026-01-15T12:00:00Z"
+TX_DEFAULT_PROFILE = {
+    "id": 13,
+    "stackLevel": 0,
+    "chargingProfilePurpose": "TxDefaultProfile",
+    "chargingProfileKind": "Absolute",
+    "chargingSchedule": [
+        {
+            "id": 1,
+            "startSchedule": NOW,
+            "chargingRateUnit": "W",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7400.0}],
+        }
+    ],
+}
+#: The remote start's driver plugs in after a minute (and an EV is drawn for them).
+REMOTE_DRIVERS: dict[str, Any] = {
+    "ev_fleet": {
+        "models": {"test-ev": 1.0},
+        "extra_models": {
+            "test-ev": {
+                "kind": "car",
+                "usable_battery_kwh": 40,
+                "max_ac_kw": 11,
+                "ac_phases": 3,
+                "max_dc_kw": 50,
+                "dc_curve_kw": [[0.0, 50]],
+                "ac_efficiency": 1.0,
+                "dc_efficiency": 1.0,
+                "iso15118_20": False,
+                "bidirectional": False,
+                "max_discharge_kw": 0,
+                "sources": [{"figures": ["battery"], "cite": "a test vehicle"}],
+            }
+        },
+        "remote_start_plugin_delay_s": 60,
+    }
+}
+
+Prepare = Callable[[Station, Csms], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to bring the station into a state where `action` can be Accepted, and the request."""
+
+    prepare: Prepare
+    statuses: tuple[str, ...] = ("Accepted",)
+    csms_config: CsmsConfig | None = None
+    booted: bool = True
+
+
+def request(payload: dict[str, Any]) -> Prepare:
+    async def prepare(station: Station, csms: Csms) -> dict[str, Any]:
+        return payload
+
+    return prepare
+
+
+async def running_transaction(csms: Csms) -> str:
+    """Start a transaction remotely and return its id once its Started event has arrived."""
+    since = csms.station(STATION_ID).messages_received
+    answer = await csms.call(
+        STATION_ID,
+        "RequestStartTransaction",
+        {"remoteStartId": 41, "idToken": ID_TOKEN, "evseId": 1},
+    )
+    assert answer["status"] == "Accepted"
+    started = await csms.wait_for_message(
+        STATION_ID, "TransactionEvent", lambda p: p["eventType"] == "Started", since=since
+    )
+    return str(started["transactionInfo"]["transactionId"])
+
+
+async def installed_profile(csms: Csms) -> None:
+    answer = await csms.call(
+        STATION_ID, "SetChargingProfile", {"evseId": 1, "chargingProfile": TX_DEFAULT_PROFILE}
+    )
+    assert answer["status"] == "Accepted"
+
+
+def after_profile(payload: dict[str, Any]) -> Prepare:
+    async def prepare(station: Station, csms: Csms) -> dict[str, Any]:
+        await installed_profile(csms)
+        return payload
+
+    return prepare
+
+
+async def stop_request(station: Station, csms: Csms) -> dict[str, Any]:
+    return {"transactionId": await running_transaction(csms)}
+
+
+async def own_vendor(station: Station, csms: Csms) -> dict[str, Any]:
+    return {"vendorId": station.config.vendor}
+
+
+HEARTBEAT = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+
+#: Per CSMS-initiated action a registered block claims (TriggerMessage: `TRIGGER_CASES`).
+ACTION_CASES: dict[str, Case] = {
+    "GetVariables": Case(request({"getVariableData": [HEARTBEAT]})),
+    "SetVariables": Case(request({"setVariableData": [{**HEARTBEAT, "attributeValue": "60"}]})),
+    "GetBaseReport": Case(request({"requestId": 1, "reportBase": "FullInventory"})),
+    "Reset": Case(request({"type": "Immediate"})),
+    "ChangeAvailability": Case(request({"operationalStatus": "Inoperative", "evse": {"id": 1}})),
+    "RequestStartTransaction": Case(
+        request({"remoteStartId": 11, "idToken": ID_TOKEN, "evseId": 1})
+    ),
+    "RequestStopTransaction": Case(stop_request),
+    "SetChargingProfile": Case(request({"evseId": 1, "chargingProfile": TX_DEFAULT_PROFILE})),
+    "ClearChargingProfile": Case(after_profile({"chargingProfileId": 13})),
+    "GetChargingProfiles": Case(
+        after_profile(
+            {"requestId": 2, "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"}}
+        )
+    ),
+    "DataTransfer": Case(own_vendor),
+}
+
+
+def trigger(requested: str) -> Prepare:
+    return request({"requestedMessage": requested})
+
+
+async def trigger_transaction_event(station: Station, csms: Csms) -> dict[str, Any]:
+    await running_transaction(csms)
+    return {"requestedMessage": "TransactionEvent", "evse": {"id": 1}}
+
+
+#: Per `requestedMessage` a registered block can produce.
+TRIGGER_CASES: dict[str, Case] = {
+    "BootNotification": Case(
+        trigger("BootNotification"),
+        csms_config=CsmsConfig(boot_policy=AcceptAfter(1, status="Pending", retry_interval_s=3600)),
+        booted=False,
+    ),
+    "Heartbeat": Case(trigger("Heartbeat")),
+    "StatusNotification": Case(trigger("StatusNotification")),
+    "MeterValues": Case(trigger("MeterValues")),
+    "TransactionEvent": Case(trigger_transaction_event),
+    "FirmwareStatusNotification": Case(trigger("FirmwareStatusNotification")),
+    "LogStatusNotification": Case(trigger("LogStatusNotification")),
+}
+
+CLAIMED_ACTIONS = [
+    (block.name, action)
+    for block in BLOCKS
+    for action in block.handlers
+    if action != "TriggerMessage"
+]
+
+
+def test_every_claimed_action_and_trigger_has_a_contract_case() -> None:
+    missing = [action for _, action in CLAIMED_ACTIONS if action not in ACTION_CASES]
+    missing += [
+        requested for requested in default_registry().triggers if requested not in TRIGGER_CASES
+    ]
+    assert not missing, f"add contract cases for: {', '.join(missing)}"
+    assert "TriggerMessage" in default_registry().handlers
+
+
+#: Simulated seconds within which a follow-up must come: well before anything the station
+#: sends on its own (the first heartbeat is 300 s after the boot), so a message that only
+#: arrives by itself later does not pass for a follow-up.
+FOLLOW_UP_WITHIN_S = 30
+
+
+def _is_follow_up(action: str, request: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
+    """A triggered TransactionEvent says so; any message of the other kinds counts."""
+    if action == "TriggerMessage" and request["requestedMessage"] == "TransactionEvent":
+        return lambda payload: payload["triggerReason"] == "Trigger"
+    return lambda payload: True
+
+
+async def _answer_and_follow_ups(
+    case: Case, action: str, follow_ups: tuple[str, ...]
+) -> Mapping[str, Any]:
+    async with station_on_memory_link(
+        csms_config=case.csms_config, scenario=REMOTE_DRIVERS, wait_booted=case.booted
+    ) as (station, csms):
+        with trio.fail_after(4 * 3600):
+            if not case.booted:
+                await csms.wait_for_message(STATION_ID, "BootNotification")
+                while station.registration == "Unknown":
+                    await trio.sleep(1)
+            payload = await case.prepare(station, csms)
+            since = csms.station(STATION_ID).messages_received
+            answer = await csms.call(STATION_ID, action, payload)
+            assert answer.get("status", "Accepted") in case.statuses, answer
+        with trio.fail_after(FOLLOW_UP_WITHIN_S):
+            for follow_up in follow_ups:
+                await csms.wait_for_message(
+                    STATION_ID, follow_up, _is_follow_up(action, payload), since=since
+                )
+    return answer
+
+
+@pytest.mark.parametrize(("block", "action"), CLAIMED_ACTIONS)
+async def test_a_claimed_action_is_answered_and_its_follow_ups_arrive(
+    autojump_clock: MockClock, block: str, action: str
+) -> None:
+    owner = default_registry().handler_owner[action]
+    assert owner.name == block
+    await _answer_and_follow_ups(ACTION_CASES[action], action, owner.follow_ups.get(action, ()))
+
+
+@pytest.mark.parametrize("requested", sorted(TRIGGER_CASES))
+async def test_a_triggered_message_arrives(autojump_clock: MockClock, requested: str) -> None:
+    assert requested in default_registry().triggers
+    case = TRIGGER_CASES[requested]
+    await _answer_and_follow_ups(case, "TriggerMessage", (requested,))
