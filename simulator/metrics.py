@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -32,8 +32,12 @@ from prometheus_client.registry import Collector
 
 from .ocpp.errors import ErrorCode
 
-if TYPE_CHECKING:
-    from .stats import RunStats
+
+class Snapshots(Protocol):
+    """A source of counters (`stats.RunStats`): a copy of them per scrape."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
 
 __all__ = [
     "ALL_METRICS",
@@ -216,7 +220,7 @@ def _sum_by_key(dicts: Iterable[dict[tuple[Any, ...], float]]) -> dict[tuple[Any
 class RunStatsCollector(Collector):
     """Exports the metrics of `ALL_METRICS` from the `RunStats` that `sources()` returns."""
 
-    def __init__(self, sources: Callable[[], Iterable[RunStats]]) -> None:
+    def __init__(self, sources: Callable[[], Iterable[Snapshots]]) -> None:
         self._sources = sources
 
     def describe(self) -> Iterator[Metric]:

@@ -2,14 +2,20 @@
 
 The OCPP core (`simulator/ocpp/`) is pure protocol: no trio, no sockets, no station or CSMS
 code, so it can be tested with strings and reused on both sides.  Only the transport and the
-embedded CSMS touch trio-websocket.  The EV models are plain arithmetic with no trio.
-Every import counts, including those inside functions and `if TYPE_CHECKING:` blocks.
+embedded CSMS touch trio-websocket.  The EV and grid models are physics and statistics: no
+trio, no simulator, no OCPP payloads.  A station's functional blocks see the station through
+its protocol (`station/core.py`), never `Station` and never each other; station code never
+touches the transport; the command line goes through the engine's facade (`simulator/api.py`);
+and no package has an import circle.  Every import counts, including those inside functions
+and `if TYPE_CHECKING:` blocks.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -115,6 +121,160 @@ def test_only_the_transport_and_the_csms_import_trio_websocket() -> None:
 def test_the_ev_models_import_no_trio() -> None:
     found = violations(python_files("ev_models"), ("trio",))
     assert not found, "ev_models/ must be plain functions of time:\n" + "\n".join(found)
+
+
+def test_the_models_import_no_simulator_code() -> None:
+    found = violations(python_files("ev_models", "grid_models"), ("simulator", "trio"))
+    assert not found, "ev_models/ and grid_models/ are physics, below the simulator:\n" + "\n".join(
+        found
+    )
+
+
+def ocpp_field_names() -> set[str]:
+    """Every camelCase property name of the OCPP 2.1 schemas (`chargingNeeds`, `eventData`)."""
+    names: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.get("properties", {}).items():
+                names.add(key)
+                walk(value)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for schema in (resources.files("ocpp") / "v21" / "schemas").iterdir():
+        if schema.name.endswith(".json"):
+            walk(json.loads(schema.read_text(encoding="utf-8")))
+    return {name for name in names if name != name.lower()}
+
+
+def string_literals(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    }
+
+
+def test_the_models_build_no_ocpp_payload() -> None:
+    fields = ocpp_field_names()
+    found = [
+        f"{path.relative_to(ROOT)} uses the OCPP field name {name!r}"
+        for path in python_files("ev_models", "grid_models")
+        for name in sorted(string_literals(path) & fields)
+    ]
+    assert not found, "OCPP payloads are the station's business (its blocks):\n" + "\n".join(found)
+
+
+def test_blocks_see_the_station_protocol_not_the_station_nor_each_other() -> None:
+    blocks = [
+        path for path in python_files("simulator/station/blocks") if path.name != "__init__.py"
+    ]
+    assert blocks
+    found = violations(blocks, ("simulator.station.station", "simulator.station.registry"))
+    found += [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in blocks
+        for name in sorted(imports_of(path))
+        if name in ("simulator.station", "simulator.station.blocks")
+        or any(
+            is_within(name, f"simulator.station.blocks.{other.stem}")
+            for other in blocks
+            if other != path
+        )
+    ]
+    assert not found, "blocks import simulator/station/core.py, not Station:\n" + "\n".join(found)
+
+
+def test_station_code_does_not_touch_the_transport() -> None:
+    found = violations(python_files("simulator/station"), ("simulator.transport",))
+    assert not found, "simulator/station/ works over any Link:\n" + "\n".join(found)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the fleetsim modules it imports (packages' own ancestors left out: importing
+    `a.b.c` runs `a.b`'s `__init__` first, which is an order, not a dependency)."""
+    paths = python_files(*FLEETSIM_PACKAGES)
+    modules = {module_name(path): path for path in paths}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        graph[name] = {
+            target
+            for target in imports_of(path)
+            if target in modules and target != name and not is_within(name, target)
+        }
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_package_has_an_import_circle() -> None:
+    graph = import_graph()
+    within_packages = {
+        name: {
+            t
+            for t in targets
+            if t.rpartition(".")[0] == name.rpartition(".")[0]
+            or is_within(t, name.rpartition(".")[0])
+        }
+        for name, targets in graph.items()
+    }
+    found = cycles(within_packages)
+    assert not found, "import circles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_the_circle_finder_finds_circles() -> None:
+    assert cycles({"a.x": {"a.y"}, "a.y": {"a.z"}, "a.z": {"a.x"}, "a.w": {"a.x"}}) == [
+        ["a.x", "a.y", "a.z"]
+    ]
+    assert cycles({"a.x": {"a.y"}, "a.y": set()}) == []
 
 
 def test_the_rules_have_files_to_check() -> None:

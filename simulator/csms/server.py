@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 from trio_websocket import WebSocketRequest, WebSocketServer
@@ -36,7 +36,23 @@ from ..transport.channel import WebSocketChannel
 from .handshake import SUBPROTOCOLS, choose_version, is_authorized, station_id_from_path
 
 if TYPE_CHECKING:
-    from .csms import Csms
+    from ..link import TextChannel
+    from ..ocpp import OcppVersion
+    from .policy import CsmsConfig
+
+
+class ServedCsms(Protocol):
+    """What the server needs of the CSMS it serves (`csms.Csms`, which starts the server)."""
+
+    @property
+    def config(self) -> CsmsConfig: ...
+
+    async def attach(self, station_id: str, channel: TextChannel, version: OcppVersion) -> None: ...
+
+    def count_rejected_handshake(self, reason: str) -> None: ...
+
+    def count_connection_error(self) -> None: ...
+
 
 __all__ = ["bind_reuse_port", "open_reuse_port_listeners", "serve_websocket_csms"]
 
@@ -52,7 +68,7 @@ _LISTEN_BACKLOG = 0xFFFF
 
 
 async def serve_websocket_csms(
-    csms: Csms,
+    csms: ServedCsms,
     host: str | None,
     port: int,
     *,
@@ -143,7 +159,7 @@ def _port_of(listener: trio.SocketListener) -> int:
     return int(listener.socket.getsockname()[1])
 
 
-async def _handle_request(csms: Csms, request: WebSocketRequest) -> None:
+async def _handle_request(csms: ServedCsms, request: WebSocketRequest) -> None:
     station_id = station_id_from_path(request.path)
     if station_id is None:
         csms.count_rejected_handshake("no_station_id")
