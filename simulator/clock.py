@@ -34,11 +34,21 @@ def format_timestamp(epoch_s: float) -> str:
     """RFC 3339 UTC with exactly three decimals (`2026-11-24T06:49:58.123Z`).
 
     Some CSMSs reject more digits, and OCPP asks for UTC, so this is the one format fleetsim
-    writes.
+    writes; `SimClock.timestamp` writes the same text through a cache of the seconds.
     """
-    total_ms = round(epoch_s * 1000)
-    whole, millis = divmod(total_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    whole, millis = _whole_and_millis(epoch_s)
+    return f"{_seconds_text(whole)}.{millis:03d}Z"
+
+
+def _whole_and_millis(epoch_s: float) -> tuple[int, int]:
+    """Whole seconds and milliseconds, rounded to the nearest millisecond (never truncated:
+    truncation turns .123 into .122 for most binary fractions)."""
+    whole, millis = divmod(round(epoch_s * 1000), 1000)
+    return whole, millis
+
+
+def _seconds_text(whole: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
 
 
 class SimClock:
@@ -94,10 +104,10 @@ class SimClock:
         The date-time part is formatted once per simulated second and reused, because
         thousands of stations stamp their messages within the same second.
         """
-        whole, millis = divmod(round(self.epoch_s(sim_s) * 1000), 1000)
+        whole, millis = _whole_and_millis(self.epoch_s(sim_s))
         if whole != self._cached_second:
             self._cached_second = whole
-            self._cached_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+            self._cached_text = _seconds_text(whole)
         return f"{self._cached_text}.{millis:03d}Z"
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from itertools import pairwise
+
 import pytest
 import trio
 from trio.testing import MockClock
@@ -189,3 +192,63 @@ async def test_events_made_offline_are_delivered_in_order_after_reconnect(
         assert csms.station(STATION_ID).boots == 1  # a reconnect is not a reboot
         await trio.sleep(1)
         assert not station.tx_queue
+
+
+LONG_STAY = busy_site(dwell_s=4 * 3600, soc_start=0.2, target_soc=0.9, arrivals_per_evse_per_day=6)
+
+
+def _epoch(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+async def _set_interval(csms, interval_s: int) -> None:  # type: ignore[no-untyped-def]
+    answer = await csms.call(
+        STATION_ID,
+        "SetVariables",
+        {
+            "setVariableData": [
+                {
+                    "component": {"name": "SampledDataCtrlr"},
+                    "variable": {"name": "TxUpdatedInterval"},
+                    "attributeValue": str(interval_s),
+                }
+            ]
+        },
+    )
+    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
+
+
+async def test_a_new_tx_updated_interval_applies_from_the_next_sample_without_a_burst(
+    autojump_clock: MockClock,
+) -> None:
+    config = StationConfig(meter_interval_s=300)
+    periodic = lambda p: p["triggerReason"] == "MeterValuePeriodic"  # noqa: E731
+    async with station_on_memory_link(config, scenario=LONG_STAY) as (station, csms):
+        with trio.fail_after(24 * 3600):
+            first = await csms.wait_for_message(STATION_ID, "TransactionEvent", periodic)
+            await trio.sleep(100)  # 100 s into a 300 s period
+            changed_at = station.clock.epoch_s()
+            since = csms.station(STATION_ID).messages_received
+            await _set_interval(csms, 30)
+            await trio.sleep(125)
+            shorter = [
+                payload
+                for action, payload in csms.station(STATION_ID).messages_since(since)
+                if action == "TransactionEvent" and periodic(payload)
+            ]
+            # The old deadline was 200 s away: the first sample comes at once (the period it
+            # missed is not replayed), then one every 30 s.
+            times = [_epoch(p["timestamp"]) for p in shorter]
+            assert times[0] - changed_at < 1.0
+            assert [round(b - a) for a, b in pairwise(times)] == [30] * 4
+            assert _epoch(first["timestamp"]) < changed_at
+
+            since = csms.station(STATION_ID).messages_received
+            raised_at = station.clock.epoch_s()
+            await _set_interval(csms, 600)
+            longer = await csms.wait_for_message(
+                STATION_ID, "TransactionEvent", periodic, since=since
+            )
+            # Raised: the next sample is one new interval after the last one, not sooner.
+            assert _epoch(longer["timestamp"]) - times[-1] == pytest.approx(600, abs=1)
+            assert _epoch(longer["timestamp"]) > raised_at
