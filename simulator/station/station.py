@@ -103,8 +103,8 @@ class Station:
         self.stats = stats
         #: The world around the station: its site, EV arrivals and the grid (world.py).
         self.site = site
-        self._spec = spec = station_spec(config)
-        self.device_model = DeviceModel(spec.device_model, owner=self, on_change=self._changed)
+        self._spec = shared = station_spec(config)
+        self.device_model = DeviceModel(shared.device_model, owner=self, on_change=self._changed)
         self.evses = [
             Evse(
                 evse_id,
