@@ -2,7 +2,8 @@
 
 The OCPP core (`simulator/ocpp/`) is pure protocol: no trio, no sockets, no station or CSMS
 code, so it can be tested with strings and reused on both sides.  Only the transport and the
-embedded CSMS touch trio-websocket.  The EV models are plain arithmetic with no trio.
+embedded CSMS touch trio-websocket.  The EV models are plain arithmetic with no trio.  The
+`Link` interface (`simulator/link.py`) needs no trio and none of its implementations.
 Every import counts, including those inside functions and `if TYPE_CHECKING:` blocks.
 """
 
@@ -115,6 +116,13 @@ def test_only_the_transport_and_the_csms_import_trio_websocket() -> None:
 def test_the_ev_models_import_no_trio() -> None:
     found = violations(python_files("ev_models"), ("trio",))
     assert not found, "ev_models/ must be plain functions of time:\n" + "\n".join(found)
+
+
+def test_the_link_interface_imports_no_trio_and_no_implementation() -> None:
+    found = violations(
+        [ROOT / "simulator/link.py"], ("trio", "trio_websocket", "simulator.transport")
+    )
+    assert not found, "simulator/link.py is the interface only:\n" + "\n".join(found)
 
 
 def test_the_rules_have_files_to_check() -> None:
