@@ -10,7 +10,6 @@ out the CALLs of many links from one task.  The interface and the rules for hand
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Callable, Mapping
 
 import outcome
@@ -34,6 +33,7 @@ from ..ocpp import (
     RpcSession,
 )
 from ..stats import LinkObserver, NullObserver
+from .turns import FairTurn
 
 __all__ = ["CallDeadlines", "RpcLink"]
 
@@ -90,7 +90,7 @@ class RpcLink:
 
     __slots__ = (
         "_answer",
-        "_busy",
+        "_call_turn",
         "_channel",
         "_closed",
         "_closed_event",
@@ -100,7 +100,6 @@ class RpcLink:
         "_send_handler",
         "_session",
         "_spawn",
-        "_turn_waiters",
         "_waiting_task",
         "call_timeout_s",
         "on_closed",
@@ -130,10 +129,9 @@ class RpcLink:
         self.call_timeout_s = call_timeout_s
         self.peer_name = peer_name
         self.on_closed: Callable[[], None] | None = None
-        #: True while a CALL holds the turn; others queue in `_turn_waiters`, first come first
-        #: served, because OCPP-J allows one outstanding CALL per direction.
-        self._busy = False
-        self._turn_waiters: deque[trio.Event] | None = None
+        #: Held while a CALL of ours is outstanding; others queue, first come first served,
+        #: because OCPP-J allows one outstanding CALL per direction.
+        self._call_turn = FairTurn()
         self._waiting_task: trio.lowlevel.Task | None = None
         self._answer: object = None
         self._closed = False
@@ -165,7 +163,7 @@ class RpcLink:
         self._closed = True
         if self._closed_event is not None:
             self._closed_event.set()
-        if self._busy:
+        if self._call_turn.held:
             self._deliver(LinkClosed(f"{self.peer_name}: connection closed"))
         if self.on_closed is not None:
             self.on_closed()
@@ -182,27 +180,6 @@ class RpcLink:
     def _abort_wait(self, raise_cancel: Any) -> trio.lowlevel.Abort:
         self._waiting_task = None
         return trio.lowlevel.Abort.SUCCEEDED
-
-    async def _wait_turn(self) -> None:
-        if self._turn_waiters is None:
-            self._turn_waiters = deque()
-        turn = trio.Event()
-        self._turn_waiters.append(turn)
-        try:
-            await turn.wait()
-        except BaseException:
-            if turn.is_set():
-                self._release_turn()  # the turn came with the cancellation: pass it on
-            else:
-                self._turn_waiters.remove(turn)
-            raise
-
-    def _release_turn(self) -> None:
-        waiters = self._turn_waiters
-        if waiters:
-            waiters.popleft().set()  # `_busy` stays True: the turn passes to the next CALL
-        else:
-            self._busy = False
 
     async def _write(self, text: str) -> None:
         # Counted (and traced) when handed to the channel, before the send can yield, so the
@@ -230,10 +207,11 @@ class RpcLink:
         timeout = self.call_timeout_s if timeout_s is None else timeout_s
         observer = self._observer
         session = self._session
-        if self._busy:
-            await self._wait_turn()
+        turn = self._call_turn
+        if turn.held:
+            await turn.wait()
         else:
-            self._busy = True
+            turn.held = True
         try:
             if self._closed:
                 raise LinkClosed(f"{self.peer_name}: connection closed")
@@ -254,7 +232,7 @@ class RpcLink:
             observer.call_done(action, "closed", None)
             raise
         finally:
-            self._release_turn()
+            turn.release()
         if answer is None:
             observer.call_done(action, "timeout", None)
             raise CallTimeout(action, timeout)
