@@ -157,9 +157,9 @@ async def _client_fleetsim(
 ) -> dict[str, Any]:
     import trio
 
-    from simulator.link import Answer, CallDeadlines
+    from simulator.link import Answer
     from simulator.stats import RunStats
-    from simulator.transport import ConnectionSettings, open_station_link
+    from simulator.transport import CallDeadlines, ConnectionSettings, open_station_link
 
     stats = RunStats()
     settings = ConnectionSettings(csms_url=url)

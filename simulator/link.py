@@ -1,57 +1,37 @@
-"""`Link`: what station and CSMS code talk through, whatever carries the text.
+"""`Link`: the interface station and CSMS code talk through, whatever carries the text.
 
-A `Link` sends CALLs and waits for their answers (`call`), sends unconfirmed SEND frames
-(`send`), and hands incoming CALLs to a handler.  `RpcLink` is the one implementation: an
-`RpcSession` driven over any `TextChannel` -- a trio-websocket connection (`transport/`) or a pair
-of in-memory channels (`memory_channel_pair`), so tests run real station code on MockClock with
-no sockets while every frame still goes through the same parsing and validation.
+A `Link` is one OCPP-J connection seen from one end: it sends CALLs and waits for their answers
+(`call`), sends unconfirmed SEND frames (`send`), and hands each incoming CALL to a
+`CallHandler` (incoming SENDs to a `SendHandler`).  Station code is written against this module
+only; the implementation, `RpcLink` in `simulator/transport/rpc_link.py`, runs an `RpcSession`
+over any `TextChannel` -- a station's WebSocket, the embedded CSMS's trio-websocket connection,
+or a pair of in-memory channels -- so tests run real station code on MockClock with no sockets
+while every frame still goes through the same parsing and validation.
 
 Handlers are plain functions: they get the action and payload and return an `Answer` at once.
 What must happen after the answer is on the wire -- the TransactionEvent after a
 RequestStartTransaction, the reboot after a Reset -- goes in `Answer.then`, which the link starts
 in the owner's nursery once the CALLRESULT is sent.  A handler cannot wait for a CALL of its own,
-which would deadlock the reader that must deliver that CALL's answer.
+which would deadlock the reader that must deliver that CALL's answer.  A handler that raises
+`RpcError` is answered with that CALLERROR; any other exception becomes an InternalError.
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
-import outcome
-import trio
-
-from .ocpp import (
-    BadFrame,
-    CallAnswered,
-    CallErrorReceived,
-    CallRejected,
-    CallTimeout,
-    ErrorCode,
-    IncomingCall,
-    IncomingSend,
-    InvalidAnswer,
-    LateAnswer,
-    LinkClosed,
-    ResultRejected,
-    RpcError,
-    RpcSession,
-)
-from .stats import LinkObserver, NullObserver
-
 __all__ = [
     "Answer",
-    "CallDeadlines",
     "CallHandler",
     "ConnectError",
+    "FollowUp",
     "Link",
-    "RpcLink",
+    "SendHandler",
     "TextChannel",
-    "memory_channel_pair",
 ]
 
+#: Work started once an answer is on the wire (`Answer.then`).
 FollowUp = Callable[[], Awaitable[None]]
 
 
@@ -63,7 +43,11 @@ class Answer:
     then: FollowUp | None = None
 
 
+#: Answers an incoming CALL (action, payload) at once, without awaiting.
 CallHandler = Callable[[str, Mapping[str, Any]], Answer]
+
+#: Takes an incoming SEND (action, payload); a SEND gets no answer.
+SendHandler = Callable[[str, Mapping[str, Any]], None]
 
 
 class ConnectError(Exception):
@@ -73,9 +57,6 @@ class ConnectError(Exception):
     def __init__(self, message: str, outcome: str) -> None:
         super().__init__(message)
         self.outcome = outcome
-
-
-SendHandler = Callable[[str, Mapping[str, Any]], None]
 
 
 class TextChannel(Protocol):
@@ -107,363 +88,3 @@ class Link(Protocol):
     async def wait_closed(self) -> None: ...
 
     async def aclose(self) -> None: ...
-
-
-class CallDeadlines:
-    """Times out the CALLs of many links from one task, instead of a cancel scope per CALL.
-
-    A trio cancel scope with a deadline costs more per CALL than all of fleetsim's own
-    bookkeeping, so a fleet shares this sweeper: a CALL registers its deadline (a dictionary
-    store) and the sweeper, waking every `resolution_s` while any CALL is in flight, fails the
-    ones whose deadline has passed.  A CALL therefore times out between its timeout and its
-    timeout plus `resolution_s`.  With nothing in flight the sweeper sleeps without waking.
-    """
-
-    def __init__(self, resolution_s: float = 0.5) -> None:
-        self.resolution_s = resolution_s
-        self._pending: dict[RpcLink, float] = {}
-        self._idle: trio.Event | None = None
-
-    def add(self, link: RpcLink, deadline: float) -> None:
-        self._pending[link] = deadline
-        if self._idle is not None:
-            self._idle.set()
-            self._idle = None
-
-    def discard(self, link: RpcLink) -> None:
-        self._pending.pop(link, None)
-
-    async def run(self) -> None:
-        """Sweep until cancelled."""
-        pending = self._pending
-        while True:
-            if not pending:
-                self._idle = trio.Event()
-                await self._idle.wait()
-            await trio.sleep(self.resolution_s)
-            now = trio.current_time()
-            for link in [link for link, deadline in pending.items() if deadline <= now]:
-                del pending[link]
-                link._deliver(None)
-
-
-class RpcLink:
-    """An `RpcSession` over a `TextChannel`; call `run()` in a task to read incoming frames.
-
-    `call_timeout_s` is in trio seconds (it bounds a wait on the network, which does not speed
-    up with simulated time).  `spawn` starts follow-ups; `peer_name` names the station in the
-    trace; `on_closed`, if set, is called once when the connection goes.
-
-    A CALL is the hot path of every load run, so its waiting is done with trio's low-level
-    primitives: the caller parks its own task and the reader reschedules it with the answer,
-    with no lock, event or context manager allocated while only one CALL is in flight.
-    """
-
-    __slots__ = (
-        "_answer",
-        "_busy",
-        "_channel",
-        "_closed",
-        "_closed_event",
-        "_deadlines",
-        "_handler",
-        "_observer",
-        "_send_handler",
-        "_session",
-        "_spawn",
-        "_turn_waiters",
-        "_waiting_task",
-        "call_timeout_s",
-        "on_closed",
-        "peer_name",
-    )
-
-    def __init__(
-        self,
-        channel: TextChannel,
-        session: RpcSession,
-        handler: CallHandler,
-        *,
-        spawn: Callable[[FollowUp], object],
-        call_timeout_s: float = 30.0,
-        observer: LinkObserver | None = None,
-        peer_name: str = "",
-        send_handler: SendHandler | None = None,
-        deadlines: CallDeadlines | None = None,
-    ) -> None:
-        self._channel = channel
-        self._session = session
-        self._deadlines = deadlines
-        self._handler = handler
-        self._send_handler = send_handler
-        self._spawn = spawn
-        self._observer: LinkObserver = observer or NullObserver()
-        self.call_timeout_s = call_timeout_s
-        self.peer_name = peer_name
-        self.on_closed: Callable[[], None] | None = None
-        #: True while a CALL holds the turn; others queue in `_turn_waiters`, first come first
-        #: served, because OCPP-J allows one outstanding CALL per direction.
-        self._busy = False
-        self._turn_waiters: deque[trio.Event] | None = None
-        self._waiting_task: trio.lowlevel.Task | None = None
-        self._answer: object = None
-        self._closed = False
-        self._closed_event: trio.Event | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def session(self) -> RpcSession:
-        return self._session
-
-    async def wait_closed(self) -> None:
-        if self._closed:
-            await trio.lowlevel.checkpoint()
-            return
-        if self._closed_event is None:
-            self._closed_event = trio.Event()
-        await self._closed_event.wait()
-
-    async def aclose(self) -> None:
-        self._mark_closed()
-        await self._channel.aclose()
-
-    def _mark_closed(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._closed_event is not None:
-            self._closed_event.set()
-        if self._busy:
-            self._deliver(LinkClosed(f"{self.peer_name}: connection closed"))
-        if self.on_closed is not None:
-            self.on_closed()
-
-    def _deliver(self, answer: object) -> None:
-        """Hand the answer to the CALL in flight: wake its task, or leave the answer for it."""
-        task = self._waiting_task
-        if task is not None:
-            self._waiting_task = None
-            trio.lowlevel.reschedule(task, outcome.Value(answer))
-        else:
-            self._answer = answer
-
-    def _abort_wait(self, raise_cancel: Any) -> trio.lowlevel.Abort:
-        self._waiting_task = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    async def _wait_turn(self) -> None:
-        if self._turn_waiters is None:
-            self._turn_waiters = deque()
-        turn = trio.Event()
-        self._turn_waiters.append(turn)
-        try:
-            await turn.wait()
-        except BaseException:
-            if turn.is_set():
-                self._release_turn()  # the turn came with the cancellation: pass it on
-            else:
-                self._turn_waiters.remove(turn)
-            raise
-
-    def _release_turn(self) -> None:
-        waiters = self._turn_waiters
-        if waiters:
-            waiters.popleft().set()  # `_busy` stays True: the turn passes to the next CALL
-        else:
-            self._busy = False
-
-    async def _write(self, text: str) -> None:
-        # Counted (and traced) when handed to the channel, before the send can yield, so the
-        # trace shows a CALL before its answer and counts match the trace line for line.
-        observer = self._observer
-        if observer.trace is not None:
-            observer.trace.write(self.peer_name, "sent", text)
-        observer.frame_sent()
-        try:
-            await self._channel.send_text(text)
-        except LinkClosed:
-            self._mark_closed()
-            raise
-
-    # -- station-initiated (our) CALLs ------------------------------------------------------
-
-    async def call(
-        self, action: str, payload: Mapping[str, Any], *, timeout_s: float | None = None
-    ) -> Mapping[str, Any]:
-        """Send a CALL and return its CALLRESULT payload.
-
-        Raises `CallErrorReceived` (a CALLERROR, or an answer that broke the schema, reported as
-        its OCPP-J code), `CallTimeout`, or `LinkClosed`.
-        """
-        timeout = self.call_timeout_s if timeout_s is None else timeout_s
-        observer = self._observer
-        session = self._session
-        if self._busy:
-            await self._wait_turn()
-        else:
-            self._busy = True
-        try:
-            if self._closed:
-                raise LinkClosed(f"{self.peer_name}: connection closed")
-            sent_at = trio.current_time()
-            text = session.start_call(action, payload, sent_at)
-            self._answer = None
-            try:
-                await self._write(text)
-                answer = self._answer
-                if answer is None:
-                    answer = await self._wait_answer(sent_at + timeout)
-            finally:
-                self._answer = None
-                if session.call_outstanding is not None:
-                    # No answer came: a timeout, a closed link, or our own cancellation.
-                    session.abandon_call()
-        except LinkClosed:
-            observer.call_done(action, "closed", None)
-            raise
-        finally:
-            self._release_turn()
-        if answer is None:
-            observer.call_done(action, "timeout", None)
-            raise CallTimeout(action, timeout)
-        if isinstance(answer, CallAnswered):
-            observer.call_done(action, "ok", answer.round_trip_s)
-            return answer.payload
-        if isinstance(answer, CallRejected):
-            observer.call_done(action, "callerror", answer.round_trip_s)
-            observer.callerror_received(action, answer.code)
-            raise CallErrorReceived(action, answer.code, answer.description)
-        if isinstance(answer, InvalidAnswer):
-            observer.call_done(action, "invalid", answer.round_trip_s)
-            observer.csms_violation(action, answer.error.code.value)
-            raise CallErrorReceived(action, answer.error.code.value, answer.error.description)
-        observer.call_done(action, "closed", None)
-        assert isinstance(answer, LinkClosed)
-        raise answer
-
-    async def _wait_answer(self, deadline: float) -> object:
-        """The answer the reader delivers, or None when `deadline` passes first."""
-        deadlines = self._deadlines
-        if deadlines is None:
-            with trio.CancelScope(deadline=deadline):
-                self._waiting_task = trio.lowlevel.current_task()
-                return await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
-            return None
-        deadlines.add(self, deadline)
-        try:
-            self._waiting_task = trio.lowlevel.current_task()
-            return await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
-        finally:
-            deadlines.discard(self)
-
-    async def send(self, action: str, payload: Mapping[str, Any]) -> None:
-        """Send an unconfirmed SEND frame (OCPP 2.1)."""
-        if self._closed:
-            raise LinkClosed(f"{self.peer_name}: connection closed")
-        await self._write(self._session.start_send(action, payload))
-        self._observer.call_done(action, "sent", None)
-
-    # -- the reader ---------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Read frames until the channel closes; then wake a waiting CALL with `LinkClosed`."""
-        channel = self._channel
-        session = self._session
-        observer = self._observer
-        try:
-            while True:
-                text = await channel.receive_text()
-                observer.frame_received()
-                if observer.trace is not None:
-                    observer.trace.write(self.peer_name, "received", text)
-                event = session.receive_text(text, trio.current_time())
-                if isinstance(event, IncomingCall):
-                    await self._answer_call(event)
-                elif isinstance(event, (CallAnswered, CallRejected, InvalidAnswer)):
-                    self._deliver(event)
-                    if isinstance(event, InvalidAnswer) and event.reply is not None:
-                        await self._write(event.reply)
-                elif isinstance(event, IncomingSend):
-                    if self._send_handler is not None:
-                        try:
-                            self._send_handler(event.action, event.payload)
-                        except Exception as exc:
-                            # SEND gets no answer; a failing handler is counted, the reader
-                            # goes on.
-                            observer.internal_error(exc)
-                elif isinstance(event, BadFrame):
-                    observer.csms_violation(event.action, event.error.code.value)
-                    if event.reply is not None:
-                        if event.action is not None:
-                            observer.incoming_done(event.action, "invalid")
-                        await self._write(event.reply)
-                    else:
-                        observer.frame_dropped("unreadable")
-                elif isinstance(event, LateAnswer):
-                    observer.frame_dropped("late")
-                elif isinstance(event, ResultRejected):
-                    observer.csms_violation(None, event.code)
-        except LinkClosed:
-            pass
-        finally:
-            self._mark_closed()
-
-    async def _answer_call(self, call: IncomingCall) -> None:
-        try:
-            answer = self._handler(call.action, call.payload)
-            text = self._session.answer(call, answer.payload)
-        except RpcError as exc:
-            self._observer.incoming_done(call.action, "callerror")
-            await self._write(self._session.answer_error(call.message_id, exc))
-            return
-        except Exception as exc:
-            # A handler failed or built an answer that breaks the schema: a fleetsim bug. The
-            # CSMS gets an InternalError instead of an invalid payload or silence, and the
-            # reader goes on with the next frame.
-            self._observer.incoming_done(call.action, "callerror")
-            self._observer.internal_error(exc)
-            error = RpcError(ErrorCode.INTERNAL_ERROR, f"{call.action}: {exc}")
-            await self._write(self._session.answer_error(call.message_id, error))
-            return
-        self._observer.incoming_done(call.action, "ok")
-        await self._write(text)
-        if answer.then is not None:
-            self._spawn(answer.then)
-
-
-class _MemoryChannel:
-    """One end of an in-memory `TextChannel` pair."""
-
-    __slots__ = ("_receive", "_send")
-
-    def __init__(
-        self, send: trio.MemorySendChannel[str], receive: trio.MemoryReceiveChannel[str]
-    ) -> None:
-        self._send = send
-        self._receive = receive
-
-    async def send_text(self, text: str) -> None:
-        try:
-            await self._send.send(text)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise LinkClosed("memory channel closed") from None
-
-    async def receive_text(self) -> str:
-        try:
-            return await self._receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise LinkClosed("memory channel closed") from None
-
-    async def aclose(self) -> None:
-        await self._send.aclose()
-        await self._receive.aclose()
-
-
-def memory_channel_pair(buffer: float = math.inf) -> tuple[TextChannel, TextChannel]:
-    """Two connected in-memory text channels, like the two ends of one WebSocket."""
-    a_send, b_receive = trio.open_memory_channel[str](buffer)
-    b_send, a_receive = trio.open_memory_channel[str](buffer)
-    return _MemoryChannel(a_send, a_receive), _MemoryChannel(b_send, b_receive)

@@ -33,7 +33,7 @@ from .csms.processes import csms_config_for
 from .des import EventPump
 from .fleet import Fleet
 from .gc_tuning import tune_collector
-from .link import CallDeadlines, Link
+from .link import Link
 from .metrics import RunStatsCollector
 from .report import ProgressLine, build_summary, render_summary, write_summary_json
 from .report.files import plot_load_curve, write_sessions_csv, write_site_power_csv
@@ -42,7 +42,7 @@ from .shard import Shard
 from .station import Connect, EvseConfig, Station, StationConfig
 from .stats import RunStats
 from .trace import FrameTrace
-from .transport import ConnectionSettings, open_memory_link, open_station_link
+from .transport import CallDeadlines, ConnectionSettings, open_memory_link, open_station_link
 from .world import World
 
 __all__ = ["RunOptions", "RunOutcome", "run_scenario", "start_metrics_server", "station_config"]

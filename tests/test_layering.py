@@ -5,9 +5,10 @@ code, so it can be tested with strings and reused on both sides.  Only the trans
 embedded CSMS touch trio-websocket.  The EV and grid models are physics and statistics: no
 trio, no simulator, no OCPP payloads.  A station's functional blocks see the station through
 its protocol (`station/core.py`), never `Station` and never each other; station code never
-touches the transport; the command line goes through the engine's facade (`simulator/api.py`);
-and no package has an import circle.  Every import counts, including those inside functions
-and `if TYPE_CHECKING:` blocks.
+touches the transport; the `Link` interface (`simulator/link.py`) needs no trio and none of its
+implementations; the command line goes through the engine's facade (`simulator/api.py`); and
+no package has an import circle.  Every import counts, including those inside functions and
+`if TYPE_CHECKING:` blocks.
 """
 
 from __future__ import annotations
@@ -275,6 +276,13 @@ def test_the_circle_finder_finds_circles() -> None:
         ["a.x", "a.y", "a.z"]
     ]
     assert cycles({"a.x": {"a.y"}, "a.y": set()}) == []
+
+
+def test_the_link_interface_imports_no_trio_and_no_implementation() -> None:
+    found = violations(
+        [ROOT / "simulator/link.py"], ("trio", "trio_websocket", "simulator.transport")
+    )
+    assert not found, "simulator/link.py is the interface only:\n" + "\n".join(found)
 
 
 def test_the_rules_have_files_to_check() -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import trio
 
-from ..link import Answer, RpcLink, TextChannel
+from ..link import Answer, TextChannel
 from ..ocpp import (
     OCPP_VERSIONS,
     CallErrorReceived,
@@ -40,6 +40,7 @@ from ..ocpp import (
     schema_set,
 )
 from ..ocpp.actions import STATION_INITIATED
+from ..transport import RpcLink
 from .observer import StationObserver
 from .policy import CsmsConfig
 from .responses import Responses

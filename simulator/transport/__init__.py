@@ -1,22 +1,28 @@
-"""The only package that touches the network: one WebSocket per station.
+"""The only package that touches the network: one WebSocket per station, and the links over it.
 
-`open_station_link` connects a station and yields a running `RpcLink`; `ConnectError` explains a
-failed connection.  Stations speak through fleetsim's own lean WebSocket client
-(`websocket.StationWebSocket`: no task, channel or lock of its own per connection); the embedded
-CSMS serves with trio-websocket, whose connections `WebSocketChannel` adapts to a link.
-`open_memory_link` joins a station to an in-process CSMS with no socket.
+`RpcLink` implements `simulator.link.Link` over any text channel, and `CallDeadlines` times out
+the CALLs of many links from one task.  `open_station_link` connects a station and yields a
+running `RpcLink`; `ConnectError` explains a failed connection.  Stations speak through
+fleetsim's own lean WebSocket client (`websocket.StationWebSocket`: no task, channel or lock of
+its own per connection); the embedded CSMS serves with trio-websocket, whose connections
+`WebSocketChannel` adapts to a link.  `open_memory_link` joins a station to an in-process CSMS
+with no socket, over the two ends of `memory_channel_pair`.
 """
 
 from .addresses import parse_source_addresses
 from .channel import WebSocketChannel
 from .connect import ConnectError, ConnectionSettings, open_station_link, station_url
-from .memory import ServeChannel, open_memory_link
+from .memory import ServeChannel, memory_channel_pair, open_memory_link
+from .rpc_link import CallDeadlines, RpcLink
 
 __all__ = [
+    "CallDeadlines",
     "ConnectError",
     "ConnectionSettings",
+    "RpcLink",
     "ServeChannel",
     "WebSocketChannel",
+    "memory_channel_pair",
     "open_memory_link",
     "open_station_link",
     "parse_source_addresses",

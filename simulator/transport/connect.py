@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 import trio
 
-from ..link import CallDeadlines, CallHandler, ConnectError, FollowUp, RpcLink, SendHandler
+from ..link import CallHandler, ConnectError, FollowUp, SendHandler
 from ..ocpp import OcppVersion, RpcSession, schema_set, subprotocol_for
 from ..ocpp.actions import CSMS_INITIATED
 from ..stats import LinkObserver
+from .rpc_link import CallDeadlines, RpcLink
 from .websocket import HandshakeFailed, HandshakeRejected, open_station_websocket
 
 __all__ = ["ConnectError", "ConnectionSettings", "open_station_link", "station_url"]

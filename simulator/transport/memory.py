@@ -1,25 +1,64 @@
-"""`open_memory_link`: a station connected to an in-process CSMS over memory channels.
+"""In-memory links: two connected text channels, and a station joined through them to a CSMS.
 
 The frames still go through JSON text, parsing and schema validation on both sides -- only the
 socket is missing -- so station tests on trio's MockClock exercise the same code a load run does.
+`memory_channel_pair` gives the two ends of such a connection; `open_memory_link` connects a
+station to an in-process CSMS with them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import trio
 
-from ..link import CallHandler, FollowUp, RpcLink, TextChannel, memory_channel_pair
-from ..ocpp import OcppVersion, RpcSession, schema_set
+from ..link import CallHandler, FollowUp, TextChannel
+from ..ocpp import LinkClosed, OcppVersion, RpcSession, schema_set
 from ..ocpp.actions import CSMS_INITIATED
 from ..stats import LinkObserver
+from .rpc_link import RpcLink
 
-__all__ = ["ServeChannel", "open_memory_link"]
+__all__ = ["ServeChannel", "memory_channel_pair", "open_memory_link"]
 
 #: The CSMS side: serve station `station_id` over `channel` until it closes (`Csms.attach`).
 ServeChannel = Callable[[str, TextChannel, OcppVersion], Awaitable[None]]
+
+
+class _MemoryChannel:
+    """One end of an in-memory `TextChannel` pair."""
+
+    __slots__ = ("_receive", "_send")
+
+    def __init__(
+        self, send: trio.MemorySendChannel[str], receive: trio.MemoryReceiveChannel[str]
+    ) -> None:
+        self._send = send
+        self._receive = receive
+
+    async def send_text(self, text: str) -> None:
+        try:
+            await self._send.send(text)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise LinkClosed("memory channel closed") from None
+
+    async def receive_text(self) -> str:
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise LinkClosed("memory channel closed") from None
+
+    async def aclose(self) -> None:
+        await self._send.aclose()
+        await self._receive.aclose()
+
+
+def memory_channel_pair(buffer: float = math.inf) -> tuple[TextChannel, TextChannel]:
+    """Two connected in-memory text channels, like the two ends of one WebSocket."""
+    a_send, b_receive = trio.open_memory_channel[str](buffer)
+    b_send, a_receive = trio.open_memory_channel[str](buffer)
+    return _MemoryChannel(a_send, a_receive), _MemoryChannel(b_send, b_receive)
 
 
 @asynccontextmanager

@@ -35,6 +35,7 @@ from typing import Final
 import trio
 
 from ..ocpp import LinkClosed
+from .turns import FairTurn
 
 __all__ = [
     "CLOSE_TIMEOUT_S",
@@ -140,7 +141,7 @@ class StationWebSocket:
     """An open client WebSocket; a `TextChannel` for `RpcLink` (see the module docstring).
 
     One task at a time may read (the link's reader); any task may send, and concurrent sends
-    are serialised so that frames never interleave.
+    take turns (`FairTurn`, first come first served) so that frames never interleave.
     """
 
     __slots__ = (
@@ -152,8 +153,7 @@ class StationWebSocket:
         "_fragments_size",
         "_fragments_text",
         "_reading",
-        "_send_waiters",
-        "_sending",
+        "_send_turn",
         "_state",
         "_stream",
         "subprotocol",
@@ -179,8 +179,8 @@ class StationWebSocket:
         self._state = _OPEN
         self._closed_reason = ""
         self._reading = False
-        self._sending = False
-        self._send_waiters: list[trio.Event] | None = None
+        #: Held while a frame is being written; other senders queue, first come first served.
+        self._send_turn = FairTurn()
         #: Set when the reader sees the CSMS's Close (or the end of the stream) after ours.
         self._close_heard: trio.Event | None = None
 
@@ -198,10 +198,11 @@ class StationWebSocket:
         await self._send_frame(client_frame(_TEXT, text.encode()))
 
     async def _send_frame(self, frame: bytes) -> None:
-        if self._sending:
-            await self._wait_send_turn()
+        turn = self._send_turn
+        if turn.held:
+            await turn.wait()
         else:
-            self._sending = True
+            turn.held = True
         try:
             fd = self._fd
             if fd is None:
@@ -228,28 +229,7 @@ class StationWebSocket:
                 except (OSError, trio.ClosedResourceError) as exc:
                     raise self._lost(f"send failed: {exc}") from None
         finally:
-            self._pass_send_turn()
-
-    async def _wait_send_turn(self) -> None:
-        if self._send_waiters is None:
-            self._send_waiters = []
-        turn = trio.Event()
-        self._send_waiters.append(turn)
-        try:
-            await turn.wait()
-        except BaseException:
-            if turn.is_set():
-                self._pass_send_turn()  # the turn came with the cancellation: pass it on
-            else:
-                self._send_waiters.remove(turn)
-            raise
-
-    def _pass_send_turn(self) -> None:
-        waiters = self._send_waiters
-        if waiters:
-            waiters.pop(0).set()  # `_sending` stays True: the turn passes to the next sender
-        else:
-            self._sending = False
+            turn.release()
 
     # -- receiving ----------------------------------------------------------------------------
 

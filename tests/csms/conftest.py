@@ -9,8 +9,9 @@ import pytest
 import trio
 
 from simulator.csms import Csms
-from simulator.link import Answer, CallHandler, RpcLink, memory_channel_pair
+from simulator.link import Answer, CallHandler
 from simulator.ocpp import CSMS_INITIATED, ErrorCode, OcppVersion, RpcError, RpcSession, schema_set
+from simulator.transport import RpcLink, memory_channel_pair
 
 
 def refuse_everything(action: str, payload: Mapping[str, Any]) -> Answer:

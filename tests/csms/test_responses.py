@@ -15,7 +15,6 @@ from trio.testing import MockClock
 
 from simulator.csms import AcceptAfter, AlwaysAnswer, BootDecision, Csms, CsmsConfig
 from simulator.csms.responses import ANSWERED_ACTIONS
-from simulator.link import RpcLink
 from simulator.ocpp import (
     OCPP_VERSIONS,
     SEND_ONLY,
@@ -27,6 +26,7 @@ from simulator.ocpp import (
     schema_set,
 )
 from simulator.ocpp.actions import OCPP_201_ACTIONS_MISSING
+from simulator.transport import RpcLink
 
 #: Connects a station to a CSMS over memory channels (the `connect_station` fixture).
 ConnectStation = Callable[..., Awaitable[RpcLink]]

@@ -18,12 +18,13 @@ import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from simulator.csms import Csms, CsmsConfig
-from simulator.link import Answer, CallHandler, RpcLink
+from simulator.link import Answer, CallHandler
 from simulator.ocpp import CSMS_INITIATED, OcppVersion, RpcSession, schema_set, subprotocol_for
 from simulator.stats import NullObserver
 from simulator.transport import (
     ConnectError,
     ConnectionSettings,
+    RpcLink,
     WebSocketChannel,
     open_station_link,
 )

@@ -21,8 +21,9 @@ from simulator.csms import (
     TransactionRecord,
     UnknownStation,
 )
-from simulator.link import Answer, RpcLink, memory_channel_pair
+from simulator.link import Answer
 from simulator.ocpp import CallErrorReceived, CallTimeout, LinkClosed
+from simulator.transport import RpcLink, memory_channel_pair
 
 ConnectStation = Callable[..., Awaitable[RpcLink]]
 
