@@ -43,7 +43,7 @@ import trio
 from prometheus_client import REGISTRY
 from rich.console import Console
 
-from .children import lines, stop_children
+from .children import lines, python_command, stop_children
 from .limits import processes_for_sockets
 from .metrics import RunStatsCollector
 from .report import ProgressLine, build_summary, render_summary, write_summary_json
@@ -52,7 +52,14 @@ from .scenario import Scenario
 from .shard import Shard
 from .stats import RunStats
 
-__all__ = ["WorkerDied", "WorkersRun", "plan_workers", "worker_blocks"]
+__all__ = [
+    "WorkerDied",
+    "WorkersRun",
+    "plan_workers",
+    "worker_blocks",
+    "worker_command",
+    "worker_scenario",
+]
 
 #: Below this many stations `--workers auto` keeps to one process: the fleet fits a core.
 AUTO_STATIONS_PER_CORE = 2_000
@@ -95,6 +102,41 @@ def plan_workers(requested: str, stations: int, *, cpus: int | None = None) -> i
 def worker_blocks(first_index: int, stations: int, workers: int) -> list[range]:
     """The block of station indices each worker runs: `--worker w/N` cuts the same blocks."""
     return [Shard(index, workers).block(first_index, stations) for index in range(workers)]
+
+
+def worker_scenario(scenario: Scenario, part: Shard) -> Scenario:
+    """Worker w of N's part of the (shard's) fleet, ramping up at 1/N of the whole's rate."""
+    stations = scenario.stations
+    scenario = scenario.for_block(part.block(stations.first_index, stations.count))
+    ramp_up_per_s = stations.ramp_up_per_s / part.count
+    return scenario.model_copy(
+        update={"stations": scenario.stations.model_copy(update={"ramp_up_per_s": ramp_up_per_s})}
+    )
+
+
+def worker_command(
+    scenario_path: Path,
+    passed_on: Sequence[str],
+    *,
+    index: int,
+    count: int,
+    csms_url: str,
+    trace_path: Path | None = None,
+    report_dir: Path | None = None,
+) -> list[str]:
+    """The command line of worker `index` of `count`: `fleetsim run` on the same scenario file
+    with the parent's flags (`passed_on`), against `csms_url`, with its own trace file
+    (`t.w.jsonl` for `t.jsonl`) and report directory (`DIR/worker-w`)."""
+    command = python_command(
+        "run", str(scenario_path), *passed_on, "--csms", csms_url, "--no-progress"
+    )
+    command += ["--worker", f"{index}/{count}"]
+    if trace_path is not None:
+        name = f"{trace_path.stem}.{index}{trace_path.suffix}"
+        command += ["--trace", str(trace_path.with_name(name))]
+    if report_dir is not None:
+        command += ["--report-dir", str(report_dir / f"worker-{index}")]
+    return command
 
 
 @dataclass(frozen=True, slots=True)

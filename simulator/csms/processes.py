@@ -43,14 +43,15 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..children import lines, stop_children
+from ..children import lines, python_command, stop_children
 from ..gc_tuning import tune_collector
 from ..limits import raise_open_file_limit
 from .csms import Csms, CsmsStatistics
@@ -67,6 +68,8 @@ __all__ = [
     "ServeOptions",
     "WorkerCommand",
     "csms_config_for",
+    "embedded_csms_command",
+    "process_command",
     "run_processes",
     "serve_in_this_process",
     "standalone_csms_config",
@@ -82,6 +85,8 @@ STOP_GRACE_S = 15.0
 
 #: The command line of worker process `number` listening on `port`.
 WorkerCommand = Callable[[int, int], Sequence[str]]
+#: The exit code with which fleetsim refuses its arguments (cli/exit_codes.py's BAD_SCENARIO).
+_BAD_ARGUMENTS_EXIT_CODE = 2
 
 
 class CannotListen(Exception):
@@ -97,6 +102,11 @@ class CsmsProcessFailed(Exception):
         self.exit_code = exit_code
         #: It ended before it was listening: usually a bad argument or an unusable port.
         self.while_starting = while_starting
+
+    @property
+    def bad_arguments(self) -> bool:
+        """It refused its arguments, which are the supervisor's: nothing was served."""
+        return self.while_starting and self.exit_code == _BAD_ARGUMENTS_EXIT_CODE
 
 
 # -- the settings --------------------------------------------------------------------------
@@ -302,6 +312,47 @@ class _Supervisor:
     failure: CsmsProcessFailed | None = None
 
 
+def process_command(
+    number: int,
+    port: int,
+    *,
+    host: str,
+    status_interval_s: float,
+    scenario_path: Path | None = None,
+    heartbeat_interval_s: int | None = None,
+) -> list[str]:
+    """The command line of process `number` of `fleetsim csms --processes`, on `port`.
+
+    No password: it would be readable by every user of the machine on a command line, so
+    `run_processes` hands it over in the environment.
+    """
+    command = python_command("csms", "--host", host)
+    command += ["--port", str(port), "--processes", "1", "--reuse-port"]
+    command += ["--status-interval", str(status_interval_s)]
+    command += ["--process-number", str(number)]
+    if scenario_path is not None:
+        command += ["--scenario", str(scenario_path.resolve())]
+    if heartbeat_interval_s is not None:
+        command += ["--heartbeat-interval", str(heartbeat_interval_s)]
+    return command
+
+
+def embedded_csms_command(scenario_path: Path, processes: int) -> list[str]:
+    """`fleetsim csms` as the embedded CSMS of a `fleetsim run --workers` parent: on a free
+    loopback port, answering as the scenario says, in `processes` processes."""
+    return python_command(
+        "csms",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--scenario",
+        str(scenario_path),
+        "--processes",
+        str(processes),
+    )
+
+
 def run_processes(
     worker_command: WorkerCommand,
     *,
@@ -309,15 +360,21 @@ def run_processes(
     port: int,
     processes: int,
     status_interval_s: float = 10.0,
-    env: Mapping[str, str] | None = None,
+    password: str | None = None,
 ) -> None:
     """Run `processes` CSMS processes on `host:port` until SIGINT or SIGTERM; see the module
     docstring.  `worker_command(number, port)` is the command line of one process, which
-    must listen with SO_REUSEPORT and speak the worker protocol of `serve_in_this_process`.
+    must listen with SO_REUSEPORT and speak the worker protocol of `serve_in_this_process`;
+    `password` reaches the processes as FLEETSIM_CSMS_PASSWORD in their environment.
 
     Raises `CannotListen` when the port cannot be reserved, and `CsmsProcessFailed` when a
     process ended on its own (the others are stopped first).
     """
+    # The password reaches the processes through the environment, not their command line,
+    # where every user of the machine could read it.
+    env = dict(os.environ)
+    if password is not None:
+        env["FLEETSIM_CSMS_PASSWORD"] = password
     reserved, bound_port = _reserve_port(host, port)
     try:
         supervisor = _Supervisor(host, bound_port, processes, status_interval_s)
@@ -348,7 +405,7 @@ def _reserve_port(host: str, port: int) -> tuple[list[socket.socket], int]:
 async def _supervise(
     supervisor: _Supervisor,
     worker_command: WorkerCommand,
-    env: Mapping[str, str] | None,
+    env: dict[str, str],
     reserved: list[socket.socket],
 ) -> None:
     async with trio.open_nursery() as services:
