@@ -183,22 +183,24 @@ def run(
         report_dir=report_dir,
         show_progress=progress,
     )
-    try:
-        plan = api.plan_run(request)
-    except (api.ScenarioError, api.RunRefused) as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(code=ExitCode.BAD_SCENARIO) from None
-    if worker is not None:
-        # A worker's stdout carries its reports to the parent; people read the parent.
-        console = Console(stderr=True, quiet=True)
-    else:
-        # soft_wrap: long lines (errors, URLs) stay whole in CI logs instead of breaking at 80.
-        console = Console(highlight=False, soft_wrap=True)
-    console.print(f"fleetsim: {plan.scenario.name}: {_describe(plan.scenario)}")
-    if fast and csms is not None:
-        typer.echo("--fast runs against the embedded CSMS; drop --csms", err=True)
-        raise typer.Exit(code=ExitCode.BAD_SCENARIO)
-    outcome = api.run_fleet(plan, console)
+    # From here on Ctrl-C and SIGTERM stop the run with its summary, even while it loads.
+    with api.stop_signals_caught(request):
+        try:
+            plan = api.plan_run(request)
+        except (api.ScenarioError, api.RunRefused) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(code=ExitCode.BAD_SCENARIO) from None
+        if worker is not None:
+            # A worker's stdout carries its reports to the parent; people read the parent.
+            console = Console(stderr=True, quiet=True)
+        else:
+            # soft_wrap: long lines (errors, URLs) stay whole in CI logs instead of breaking at 80.
+            console = Console(highlight=False, soft_wrap=True)
+        console.print(f"fleetsim: {plan.scenario.name}: {_describe(plan.scenario)}")
+        if fast and csms is not None:
+            typer.echo("--fast runs against the embedded CSMS; drop --csms", err=True)
+            raise typer.Exit(code=ExitCode.BAD_SCENARIO)
+        outcome = api.run_fleet(plan, console)
     if outcome.workers_died:
         raise typer.Exit(code=ExitCode.WORKER_DIED)
     if outcome.csms_unreachable:
@@ -290,6 +292,14 @@ def csms_command(
         int | None,
         typer.Option(hidden=True, help="Run as process N of a --processes parent."),
     ] = None,
+    until_stdin_closes: Annotated[
+        bool,
+        typer.Option(
+            "--until-stdin-closes",
+            hidden=True,
+            help="Stop when stdin closes: the parent that started this CSMS is gone.",
+        ),
+    ] = False,
 ) -> None:
     """Run the embedded CSMS alone, as a target for fleetsim or any other station."""
     if process_number is not None and processes != 1:
@@ -308,6 +318,7 @@ def csms_command(
         reuse_port=reuse_port,
         status_interval_s=status_interval,
         process_number=process_number,
+        until_stdin_closes=until_stdin_closes,
     )
     try:
         outcome = api.serve_csms(request)

@@ -2,10 +2,11 @@
 
 `cli/` parses flags, renders and picks exit codes; for everything else it calls this module:
 load and check a scenario (`load_scenario`, `scenario_json_schema`), plan and run a fleet in
-one process or over worker processes (`plan_run`, `run_fleet`), serve the embedded CSMS in
-one process or several (`serve_csms`), and list the EV models (`ev_model_catalogue`).  How a
-fleet is cut into workers and how child processes are started stays with the modules that do
-it (`workers.py`, `csms/processes.py`); this module only puts a request together with them.
+one process or over worker processes (`plan_run`, `run_fleet`, within
+`stop_signals_caught`), serve the embedded CSMS in one process or several (`serve_csms`), and
+list the EV models (`ev_model_catalogue`).  How a fleet is cut into workers and how child
+processes are started stays with the modules that do it (`workers.py`, `csms/processes.py`);
+this module only puts a request together with them.
 
 Importing it stays light (the scenario model, nothing more), because `fleetsim --help` and
 `fleetsim validate` import it: trio, the engine and the CSMS load inside the calls that need
@@ -14,8 +15,10 @@ them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -47,6 +50,7 @@ __all__ = [
     "run_fleet",
     "scenario_json_schema",
     "serve_csms",
+    "stop_signals_caught",
 ]
 
 
@@ -129,6 +133,18 @@ class RunPlan:
     source_addresses: tuple[str, ...]
 
 
+@contextlib.contextmanager
+def stop_signals_caught(request: RunRequest) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM stop the run whenever they come, even while the
+    engine still loads, instead of killing the process (stop_signals.py).  Enter it first,
+    before `plan_run`; a worker tells its parent here that it is ready for signals."""
+    from . import stop_signals
+
+    report_to = sys.stdout.buffer if request.worker is not None else None
+    with stop_signals.caught(report_to=report_to):
+        yield
+
+
 def plan_run(request: RunRequest) -> RunPlan:
     """Load the scenario with its overrides, and check the flags and the machine's limits.
 
@@ -197,6 +213,7 @@ def run_fleet(plan: RunPlan, console: Console) -> RunOutcome:
         source_addresses=plan.source_addresses,
         worker_index=None if plan.worker is None else plan.worker.index,
         report_to=sys.stdout.buffer if is_worker else None,
+        stop_when_stdin_closes=is_worker,
     )
     if request.in_memory:
         # Simulated time only: the clock jumps to the next deadline whenever every task waits.
@@ -275,6 +292,8 @@ class CsmsRequest:
     status_interval_s: float = 10.0
     #: Set in process N of a `processes` supervisor.
     process_number: int | None = None
+    #: Stop when stdin closes: the process that started this CSMS is gone.
+    until_stdin_closes: bool = False
 
 
 @dataclass(frozen=True)
@@ -288,7 +307,7 @@ class CsmsOutcome:
 
 
 def serve_csms(request: CsmsRequest) -> CsmsOutcome:
-    """Serve as the request says until SIGINT or SIGTERM.
+    """Serve as the request says until SIGINT or SIGTERM (or, asked so, until stdin closes).
 
     Raises `ScenarioError` for the scenario file (or a missing password variable); every other
     way it can end comes back as a `CsmsOutcome`.
@@ -316,6 +335,7 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
                 request.reuse_port,
                 request.status_interval_s,
                 request.process_number,
+                request.until_stdin_closes,
             )
             serve_in_this_process(config, options)
         else:
@@ -332,6 +352,7 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
                 processes=request.processes,
                 status_interval_s=request.status_interval_s,
                 password=request.password,
+                until_stdin_closes=request.until_stdin_closes,
             )
     except CannotListen as exc:
         return CsmsOutcome(str(exc), bad_arguments=True)

@@ -30,7 +30,9 @@ The supervisor (`run_processes`):
 
 A worker process (`ServeOptions.process_number` set) writes JSON lines to its stdout for the
 supervisor (`listening`, `status`, `stopped`) and stops when its stdin, a pipe from the
-supervisor, closes, so no worker outlives a supervisor that was killed.
+supervisor, closes, so no worker outlives a supervisor that was killed.  The CSMS that a
+`fleetsim run --workers` parent starts (`embedded_csms_command`) stops the same way when that
+parent is gone, whether it runs as one process or as a supervisor.
 """
 
 from __future__ import annotations
@@ -51,7 +53,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..children import lines, python_command, stop_children
+from ..children import (
+    discard_output,
+    lines,
+    python_command,
+    stop_children,
+    wait_parent_gone,
+)
 from ..gc_tuning import tune_collector
 from ..limits import raise_open_file_limit
 from .csms import Csms, CsmsStatistics
@@ -169,6 +177,9 @@ class ServeOptions:
     status_interval_s: float = 10.0
     #: Set when a supervisor started this process: its number, and JSON lines on stdout.
     process_number: int | None = None
+    #: Stop when stdin, a pipe from the process that started this one, closes (a worker
+    #: always does).
+    until_stdin_closes: bool = False
 
 
 def serve_in_this_process(config: CsmsConfig, options: ServeOptions) -> None:
@@ -202,9 +213,10 @@ async def _serve(config: CsmsConfig, options: ServeOptions) -> OSError | None:
             # and young collections run less often.  With 1,000 stations sending back to back
             # this cut the CPU per round trip by a quarter (bench/csms_capacity.py).
             tune_collector()
+            if worker or options.until_stdin_closes:
+                nursery.start_soon(_cancel_when_parent_is_gone, nursery.cancel_scope)
             if worker:
                 _write_event("listening", port=port, pid=os.getpid())
-                nursery.start_soon(_cancel_when_stdin_closes, nursery.cancel_scope)
             else:
                 _say(
                     f"embedded CSMS on ws://{options.host}:{port}/ocpp (stations connect to "
@@ -238,12 +250,11 @@ async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope
         return
 
 
-async def _cancel_when_stdin_closes(scope: trio.CancelScope) -> None:
-    """A worker's stdin is a pipe from its supervisor: end of file means the supervisor is
-    gone (killed, perhaps), and a CSMS process nobody supervises must not keep the port."""
-    async with trio.lowlevel.FdStream(os.dup(sys.stdin.fileno())) as stdin:
-        while await stdin.receive_some(4096):
-            pass
+async def _cancel_when_parent_is_gone(scope: trio.CancelScope) -> None:
+    """A worker's stdin is a pipe from its supervisor (with `until_stdin_closes`, from the
+    process that started this one): end of file means that process is gone (killed,
+    perhaps), and a CSMS nobody supervises must not keep the port."""
+    await wait_parent_gone()
     scope.cancel()
 
 
@@ -259,8 +270,12 @@ def _say(line: str, *, err: bool = False) -> None:
     """Print one line at once: stdout is a pipe when a script or a supervisor reads it, and a
     pipe is block-buffered, so without the flush the first line would come much later."""
     stream = sys.stderr if err else sys.stdout
-    stream.write(line + "\n")
-    stream.flush()
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        # The reader (a supervisor or a `--workers` parent) is gone; the CSMS stops anyway.
+        discard_output(stream)
 
 
 def _listen_error(host: str, port: int, exc: OSError) -> str:
@@ -339,7 +354,8 @@ def process_command(
 
 def embedded_csms_command(scenario_path: Path, processes: int) -> list[str]:
     """`fleetsim csms` as the embedded CSMS of a `fleetsim run --workers` parent: on a free
-    loopback port, answering as the scenario says, in `processes` processes."""
+    loopback port, answering as the scenario says, in `processes` processes, and stopping
+    when its stdin, a pipe from that parent, closes."""
     return python_command(
         "csms",
         "--host",
@@ -350,6 +366,7 @@ def embedded_csms_command(scenario_path: Path, processes: int) -> list[str]:
         str(scenario_path),
         "--processes",
         str(processes),
+        "--until-stdin-closes",
     )
 
 
@@ -361,11 +378,13 @@ def run_processes(
     processes: int,
     status_interval_s: float = 10.0,
     password: str | None = None,
+    until_stdin_closes: bool = False,
 ) -> None:
-    """Run `processes` CSMS processes on `host:port` until SIGINT or SIGTERM; see the module
-    docstring.  `worker_command(number, port)` is the command line of one process, which
-    must listen with SO_REUSEPORT and speak the worker protocol of `serve_in_this_process`;
-    `password` reaches the processes as FLEETSIM_CSMS_PASSWORD in their environment.
+    """Run `processes` CSMS processes on `host:port` until SIGINT or SIGTERM (or, with
+    `until_stdin_closes`, until stdin closes); see the module docstring.
+    `worker_command(number, port)` is the command line of one process, which must listen with
+    SO_REUSEPORT and speak the worker protocol of `serve_in_this_process`; `password` reaches
+    the processes as FLEETSIM_CSMS_PASSWORD in their environment.
 
     Raises `CannotListen` when the port cannot be reserved, and `CsmsProcessFailed` when a
     process ended on its own (the others are stopped first).
@@ -378,7 +397,7 @@ def run_processes(
     reserved, bound_port = _reserve_port(host, port)
     try:
         supervisor = _Supervisor(host, bound_port, processes, status_interval_s)
-        trio.run(_supervise, supervisor, worker_command, env, reserved)
+        trio.run(_supervise, supervisor, worker_command, env, reserved, until_stdin_closes)
     finally:
         for sock in reserved:
             sock.close()
@@ -407,9 +426,12 @@ async def _supervise(
     worker_command: WorkerCommand,
     env: dict[str, str],
     reserved: list[socket.socket],
+    until_stdin_closes: bool,
 ) -> None:
     async with trio.open_nursery() as services:
         services.start_soon(_forward_signals, supervisor)
+        if until_stdin_closes:
+            services.start_soon(_stop_when_parent_is_gone, supervisor)
         try:
             async with trio.open_nursery() as watchers:
                 for number in range(supervisor.count):
@@ -554,6 +576,13 @@ def _describe_exit(returncode: int) -> str:
             name = str(-returncode)
         return f"was killed by signal {name}"
     return f"exited with code {returncode}"
+
+
+async def _stop_when_parent_is_gone(supervisor: _Supervisor) -> None:
+    """End serving as SIGTERM would: the parent that started this supervisor is gone."""
+    await wait_parent_gone()
+    if not supervisor.stopping:
+        supervisor.serving.cancel()
 
 
 async def _forward_signals(supervisor: _Supervisor) -> None:
