@@ -3,7 +3,8 @@
 It starts what the scenario needs -- the embedded CSMS when no URL is given, the Prometheus
 endpoint when asked, the frame trace -- ramps the fleet up, shows progress, and stops cleanly
 when the duration is over or on Ctrl-C/SIGTERM: the stations close their WebSockets and the
-summary is written.  A second Ctrl-C ends the process at once.
+summary is written.  A second Ctrl-C ends the process at once.  A signal caught while the
+process was still loading (stop_signals.py) stops the run as soon as it starts.
 
 When no station ever connected and the first stations have all failed, the run stops early
 and says why: a CSMS that is down does not deserve the full duration, and CI wants exit code 3.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ from rich.console import Console
 
 from ev_models import load_catalogue
 
+from .children import discard_output, wait_parent_gone
 from .clock import SimClock
 from .csms import Csms
 from .csms.processes import csms_config_for
@@ -41,6 +42,7 @@ from .scenario import Scenario
 from .shard import Shard
 from .station import Connect, EvseConfig, Station, StationConfig
 from .stats import RunStats
+from .stop_signals import StopSignals, listening
 from .trace import FrameTrace
 from .transport import CallDeadlines, ConnectionSettings, open_memory_link, open_station_link
 from .world import World
@@ -75,6 +77,9 @@ class RunOptions:
     #: Where a worker writes its stats once a second and its outcome at the end, as JSON lines
     #: (see `workers.py`); None in a process that runs alone.
     report_to: BinaryIO | None = None
+    #: Stop as on SIGTERM when stdin, a pipe from the parent (a worker's), closes: the parent
+    #: is gone, and a worker must not run on alone.
+    stop_when_stdin_closes: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,14 @@ def start_metrics_server(port: int, console: Console) -> None:
 
 async def run_scenario(scenario: Scenario, options: RunOptions, console: Console) -> RunOutcome:
     """Run `scenario` to the end of its duration or until a signal; see the module docstring."""
+    # Listening before anything starts: from here on a signal stops the run cleanly.
+    with listening() as signals:
+        return await _run_scenario(scenario, options, console, signals)
+
+
+async def _run_scenario(
+    scenario: Scenario, options: RunOptions, console: Console, signals: StopSignals
+) -> RunOutcome:
     start = scenario.start or dt.datetime.now(dt.UTC)
     clock = SimClock(start, scenario.speed)
     clock.start()
@@ -181,7 +194,11 @@ async def run_scenario(scenario: Scenario, options: RunOptions, console: Console
             with trio.CancelScope() as run_scope:
                 if scenario.duration_s is not None:
                     run_scope.deadline = trio.current_time() + scenario.duration_s
-                services.start_soon(_stop_on_signals, run_scope, console)
+                if signals.caught_before:
+                    run_scope.cancel()  # stopped while loading: no station starts
+                services.start_soon(_stop_on_signals, run_scope, console, signals)
+                if options.stop_when_stdin_closes:
+                    services.start_soon(_stop_when_parent_is_gone, run_scope, console)
                 if options.report_to is not None:
                     services.start_soon(_report_stats, stats, options.report_to)
                 async with trio.open_nursery() as running:
@@ -272,8 +289,10 @@ def _write_report_line(report_to: BinaryIO, message: dict[str, Any]) -> None:
     try:
         report_to.write(orjson.dumps(message) + b"\n")
         report_to.flush()
-    except (BrokenPipeError, ValueError):
-        pass  # the parent is gone; the run still ends cleanly
+    except BrokenPipeError:
+        discard_output(report_to)  # the parent is gone; the run still ends cleanly
+    except ValueError:
+        pass  # the stream is closed: the same
 
 
 def _connector(
@@ -341,16 +360,21 @@ async def _watch_reachability(stats: RunStats, stations_total: int) -> bool:
             return True
 
 
-async def _stop_on_signals(run_scope: trio.CancelScope, console: Console) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        received = 0
-        async for _ in signals:
-            received += 1
-            if received == 1:
-                console.print("stopping: closing the stations' connections (again to quit now)")
-                run_scope.cancel()
-            else:
-                os._exit(130)
+async def _stop_on_signals(
+    run_scope: trio.CancelScope, console: Console, signals: StopSignals
+) -> None:
+    async for received in signals.counted():
+        if received == 1:
+            console.print("stopping: closing the stations' connections (again to quit now)")
+            run_scope.cancel()
+        else:
+            os._exit(130)
+
+
+async def _stop_when_parent_is_gone(run_scope: trio.CancelScope, console: Console) -> None:
+    await wait_parent_gone()
+    console.print("stopping: the parent process is gone")
+    run_scope.cancel()
 
 
 def _write_reports(world: World, directory: Path, title: str, clock: SimClock) -> None:

@@ -7,8 +7,10 @@ the parent starts N worker processes, `fleetsim run ... --worker w/N`, each runn
 contiguous block of the stations (within its shard, when the run is a shard) with its own trio
 loop, ramping up at 1/N of the scenario's rate.
 
-Each worker writes its counters (`RunStats.to_wire`) to its stdout once a second as a JSON
-line, and its summary and outcome as the last line.  The parent keeps the latest counters of
+Each worker writes JSON lines to its stdout: first `{"ready": true}` once a stop signal can no
+longer kill it without a report (stop_signals.py), then its counters (`RunStats.to_wire`) once
+a second, and its summary and outcome as the last line (or, when it was stopped before its run
+started, `{"stopped_before_start": true}`).  The parent keeps the latest counters of
 each worker: its Prometheus endpoint sums them (`RunStatsCollector` over the workers'
 recorders), its progress line shows their sum, and the end-of-run summary is built from the
 sum of the final counters, whose round-trip histograms add up exactly, so percentiles stay
@@ -22,6 +24,15 @@ A worker that dies is reported by number, with its block of stations and how it 
 last counters stay in the totals, and the others run on.  Signals go to the parent, which asks
 every worker to stop (SIGTERM: they close their connections and report); a second Ctrl-C kills
 them.  Workers run in their own session, so a terminal's Ctrl-C reaches only the parent.
+
+A stop reaches every process whatever its timing.  The parent catches SIGINT and SIGTERM from
+the start of the `run` command (stop_signals.py), and one that came before it started anything
+ends the run before it starts a process.  It sends SIGTERM to a worker only after the worker's
+ready line: before it, Python's default would kill the worker mid-import with no report.  A
+worker that the stop reaches before its run starts exits at once with its
+`stopped_before_start` line; either way it counts as stopped, not died.  And a worker whose
+parent is gone, SIGKILL included, stops by itself: its stdin is a pipe from the parent, and its
+end means the parent is gone (children.py), as for the embedded CSMS the parent starts.
 """
 
 from __future__ import annotations
@@ -43,7 +54,7 @@ import trio
 from prometheus_client import REGISTRY
 from rich.console import Console
 
-from .children import lines, stop_children
+from .children import lines, python_command, stop_children
 from .limits import processes_for_sockets
 from .metrics import RunStatsCollector
 from .report import ProgressLine, build_summary, render_summary, write_summary_json
@@ -51,8 +62,16 @@ from .run import RunOutcome, start_metrics_server
 from .scenario import Scenario
 from .shard import Shard
 from .stats import RunStats
+from .stop_signals import StopSignals, listening
 
-__all__ = ["WorkerDied", "WorkersRun", "plan_workers", "worker_blocks"]
+__all__ = [
+    "WorkerDied",
+    "WorkersRun",
+    "plan_workers",
+    "worker_blocks",
+    "worker_command",
+    "worker_scenario",
+]
 
 #: Below this many stations `--workers auto` keeps to one process: the fleet fits a core.
 AUTO_STATIONS_PER_CORE = 2_000
@@ -62,6 +81,8 @@ OVERRUN_GRACE_S = 30.0
 STOP_GRACE_S = 10.0
 #: Exit codes with which a worker ended its run normally: done, CSMS unreachable, stopped.
 _NORMAL_EXITS = frozenset({0, 3, 130})
+#: How a process that a stop signal ended reports (the negative signal number).
+_ENDED_BY_STOP_SIGNAL = frozenset({-signal.SIGINT, -signal.SIGTERM})
 _CSMS_URL_LINE = re.compile(rb"embedded CSMS on (ws://\S+)")
 
 
@@ -97,6 +118,41 @@ def worker_blocks(first_index: int, stations: int, workers: int) -> list[range]:
     return [Shard(index, workers).block(first_index, stations) for index in range(workers)]
 
 
+def worker_scenario(scenario: Scenario, part: Shard) -> Scenario:
+    """Worker w of N's part of the (shard's) fleet, ramping up at 1/N of the whole's rate."""
+    stations = scenario.stations
+    scenario = scenario.for_block(part.block(stations.first_index, stations.count))
+    ramp_up_per_s = stations.ramp_up_per_s / part.count
+    return scenario.model_copy(
+        update={"stations": scenario.stations.model_copy(update={"ramp_up_per_s": ramp_up_per_s})}
+    )
+
+
+def worker_command(
+    scenario_path: Path,
+    passed_on: Sequence[str],
+    *,
+    index: int,
+    count: int,
+    csms_url: str,
+    trace_path: Path | None = None,
+    report_dir: Path | None = None,
+) -> list[str]:
+    """The command line of worker `index` of `count`: `fleetsim run` on the same scenario file
+    with the parent's flags (`passed_on`), against `csms_url`, with its own trace file
+    (`t.w.jsonl` for `t.jsonl`) and report directory (`DIR/worker-w`)."""
+    command = python_command(
+        "run", str(scenario_path), *passed_on, "--csms", csms_url, "--no-progress"
+    )
+    command += ["--worker", f"{index}/{count}"]
+    if trace_path is not None:
+        name = f"{trace_path.stem}.{index}{trace_path.suffix}"
+        command += ["--trace", str(trace_path.with_name(name))]
+    if report_dir is not None:
+        command += ["--report-dir", str(report_dir / f"worker-{index}")]
+    return command
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerDied:
     """A worker that ended without its final report."""
@@ -120,6 +176,10 @@ class _Worker:
     stats: RunStats = field(default_factory=RunStats)
     final: dict[str, Any] | None = None
     process: trio.Process | None = None
+    #: It wrote its ready line: a stop signal no longer kills it without a report.
+    ready: bool = False
+    #: A stop reached it before its run started; it ran no station.
+    stopped_before_start: bool = False
 
 
 class WorkersRun:
@@ -154,7 +214,12 @@ class WorkersRun:
             )
         ]
         self._peak_connected = 0
-        self._stopping = False
+        #: A stop signal came: start nothing more, and stop the workers.
+        self._stop_requested = False
+        #: The workers were asked to stop; one not ready yet is asked once it is.
+        self._workers_told_to_stop = False
+        #: Around the start of the embedded CSMS, which a stop abandons.
+        self._starting = trio.CancelScope()
         self.died: list[WorkerDied] = []
 
     # -- the totals -----------------------------------------------------------------------
@@ -174,43 +239,54 @@ class WorkersRun:
     # -- running --------------------------------------------------------------------------
 
     async def run(self) -> RunOutcome:
+        # Listening before anything starts, so that no signal finds a worker without a parent
+        # that passes it on.
+        with listening() as signals:
+            return await self._run(signals)
+
+    async def _run(self, signals: StopSignals) -> RunOutcome:
         collector = RunStatsCollector(lambda: [worker.stats for worker in self._workers])
         REGISTRY.register(collector)
         wall_start = time.perf_counter()
-        interrupted = False
         csms_url = self.scenario.csms.url
         try:
             async with trio.open_nursery() as services:
-                if csms_url is None:
-                    csms_url = await services.start(self._run_embedded_csms)
-                if self.scenario.metrics_port is not None:
-                    start_metrics_server(self.scenario.metrics_port, self.console)
-                signals = services.start_soon
-                stop_requested = trio.Event()
-                signals(self._forward_signals, stop_requested)
-                if self.scenario.duration_s is not None:
-                    signals(self._stop_after_overrun, self.scenario.duration_s)
-                if self.show_progress:
-                    progress = ProgressLine(
-                        self.combined, self.scenario.stations.count, self.console
-                    )
-                    services.start_soon(progress.run)
-                assert csms_url is not None
-                async with trio.open_nursery() as running:
-                    for worker in self._workers:
-                        running.start_soon(self._run_worker, worker, csms_url)
-                interrupted = stop_requested.is_set()
+                if signals.caught_before:
+                    self._request_stop()  # stopped while loading: start nothing
+                services.start_soon(self._forward_signals, signals)
+                if csms_url is None and not self._stop_requested:
+                    with self._starting:
+                        csms_url = await services.start(self._run_embedded_csms)
+                if csms_url is not None and not self._stop_requested:
+                    await self._run_workers(services, csms_url)
                 services.cancel_scope.cancel()
         finally:
             REGISTRY.unregister(collector)
-        return self._outcome(csms_url or "", time.perf_counter() - wall_start, interrupted)
+        wall_s = time.perf_counter() - wall_start
+        return self._outcome(csms_url or "", wall_s, self._stop_requested)
+
+    async def _run_workers(self, services: trio.Nursery, csms_url: str) -> None:
+        """Start the workers and their companions (metrics, progress, overrun guard); return
+        when every worker has ended."""
+        if self.scenario.metrics_port is not None:
+            start_metrics_server(self.scenario.metrics_port, self.console)
+        if self.scenario.duration_s is not None:
+            services.start_soon(self._stop_after_overrun, self.scenario.duration_s)
+        if self.show_progress:
+            progress = ProgressLine(self.combined, self.scenario.stations.count, self.console)
+            services.start_soon(progress.run)
+        async with trio.open_nursery() as running:
+            for worker in self._workers:
+                running.start_soon(self._run_worker, worker, csms_url)
 
     async def _run_embedded_csms(self, task_status: trio.TaskStatus[str]) -> None:
         """Start the embedded CSMS's processes, report its URL, stop them when cancelled."""
         processes = processes_for_sockets(self.scenario.stations.count)
         command = list(self._csms_command(processes))
+        # Its stdin is a pipe from this process: should this process be killed, the CSMS
+        # sees the pipe close and stops (children.py).
         process = await trio.lowlevel.open_process(
-            command, stdout=subprocess.PIPE, start_new_session=True
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
         )
         assert process.stdout is not None
         output = lines(process.stdout)
@@ -235,9 +311,13 @@ class WorkersRun:
                 await stop_children([process], signal.SIGTERM, STOP_GRACE_S)
 
     async def _run_worker(self, worker: _Worker, csms_url: str) -> None:
+        if self._stop_requested:
+            return  # the run stopped before this worker started: it never runs
         command = list(self._worker_command(worker.index, csms_url))
+        # Its stdin is a pipe from this process, whose end tells the worker that its parent
+        # is gone (children.py); nothing is written to it.
         process = await trio.lowlevel.open_process(
-            command, stdout=subprocess.PIPE, start_new_session=True
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
         )
         worker.process = process
         assert process.stdout is not None
@@ -260,6 +340,12 @@ class WorkersRun:
             elif "final" in message:
                 worker.stats = RunStats.from_wire(message["final"])
                 worker.final = message
+            elif "ready" in message:
+                worker.ready = True
+                if self._workers_told_to_stop:
+                    self._signal_worker(worker, signal.SIGTERM)
+            elif "stopped_before_start" in message:
+                worker.stopped_before_start = True
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             self.console.print(
                 f"[red]error:[/red] worker {worker.index} wrote a line that is not a report "
@@ -267,7 +353,7 @@ class WorkersRun:
             )
 
     def _check_ending(self, worker: _Worker, returncode: int | None) -> None:
-        if worker.final is not None and returncode in _NORMAL_EXITS:
+        if self._ended_as_asked(worker, returncode):
             return
         if returncode is not None and returncode < 0:
             how = f"was killed by {signal.Signals(-returncode).name}"
@@ -285,18 +371,34 @@ class WorkersRun:
         self.died.append(died)
         self.console.print(f"[red]error:[/red] {died}", highlight=False)
 
-    async def _forward_signals(self, stop_requested: trio.Event) -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                if not stop_requested.is_set():
-                    stop_requested.set()
-                    self.console.print(
-                        "stopping: the workers close their stations' connections "
-                        "(again to kill them)"
-                    )
-                    self._signal_workers(signal.SIGTERM)
-                else:
-                    self._signal_workers(signal.SIGKILL)
+    def _ended_as_asked(self, worker: _Worker, returncode: int | None) -> bool:
+        """Whether `worker` ended by finishing its run or by a stop, having lost nothing."""
+        if worker.final is not None or worker.stopped_before_start:
+            # Its last report is in: a stop signal that came after it (when the process was
+            # all but over and had put back Python's default handler) cost nothing.
+            return returncode in _NORMAL_EXITS or returncode in _ENDED_BY_STOP_SIGNAL
+        # Not ready: it was still loading, and ran no station.  This parent does not signal
+        # such a worker, but a stop sent to every process at once (a service manager's) may
+        # reach it first.
+        return not worker.ready and self._stop_requested and returncode in _ENDED_BY_STOP_SIGNAL
+
+    async def _forward_signals(self, signals: StopSignals) -> None:
+        async for received in signals.counted():
+            if received == 1:
+                self._request_stop()
+            else:
+                self._signal_workers(signal.SIGKILL)
+
+    def _request_stop(self) -> None:
+        """The first stop signal: start nothing more, and ask every worker to stop."""
+        if self._stop_requested:
+            return
+        self._stop_requested = True
+        self.console.print(
+            "stopping: the workers close their stations' connections (again to kill them)"
+        )
+        self._starting.cancel()
+        self._tell_workers_to_stop()
 
     async def _stop_after_overrun(self, duration_s: float) -> None:
         """Workers end by themselves; one that overruns its duration is stopped, then killed."""
@@ -304,16 +406,27 @@ class WorkersRun:
         ramp_up_s = stations.count / stations.ramp_up_per_s
         await trio.sleep(duration_s + ramp_up_s + OVERRUN_GRACE_S)
         self.console.print("[red]error:[/red] workers overran the run's duration; stopping them")
-        self._signal_workers(signal.SIGTERM)
+        self._tell_workers_to_stop()
         await trio.sleep(STOP_GRACE_S)
         self._signal_workers(signal.SIGKILL)
 
+    def _tell_workers_to_stop(self) -> None:
+        """SIGTERM to every worker that is ready for it; the others get it with their ready
+        line (`_take_report`), since before it the signal would kill them without a report."""
+        self._workers_told_to_stop = True
+        for worker in self._workers:
+            if worker.ready:
+                self._signal_worker(worker, signal.SIGTERM)
+
     def _signal_workers(self, signum: int) -> None:
         for worker in self._workers:
-            process = worker.process
-            if process is not None and process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signum)
+            self._signal_worker(worker, signum)
+
+    def _signal_worker(self, worker: _Worker, signum: int) -> None:
+        process = worker.process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signum)
 
     # -- the end --------------------------------------------------------------------------
 

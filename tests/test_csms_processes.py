@@ -73,13 +73,19 @@ class Lines:
 
 @asynccontextmanager
 async def csms_process(
-    arguments: Sequence[str], stderr_path: Path, env: Mapping[str, str] | None = None
+    arguments: Sequence[str],
+    stderr_path: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    stdin_pipe: bool = False,
 ) -> AsyncIterator[tuple[trio.Process, Lines, int]]:
     """`fleetsim csms --port 0 ARGUMENTS`, its stdout lines and the port of its first line;
-    killed at the end if the test left it running."""
+    killed at the end if the test left it running.  With `stdin_pipe`, its stdin is a pipe
+    from the test, as from a parent."""
     with stderr_path.open("wb") as stderr:
         process = await trio.lowlevel.open_process(
             [*FLEETSIM, "csms", "--port", "0", *arguments],
+            stdin=subprocess.PIPE if stdin_pipe else None,
             stdout=subprocess.PIPE,
             stderr=stderr,
             cwd=ROOT,
@@ -179,6 +185,35 @@ async def test_a_process_that_dies_stops_the_csms_with_an_error_naming_it(
     # The other process was stopped, not left serving half the stations.
     with pytest.raises(ProcessLookupError):
         os.kill(pids[0], 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", ["1", "2"])
+async def test_a_csms_whose_parent_is_gone_stops_with_all_its_processes(
+    tmp_path: Path, processes: str
+) -> None:
+    """`--until-stdin-closes`, as a `fleetsim run --workers` parent starts its embedded CSMS:
+    the end of stdin, a pipe from that parent, means the parent is gone."""
+    arguments = ["--processes", processes, "--until-stdin-closes"]
+    async with csms_process(arguments, tmp_path / "stderr", stdin_pipe=True) as (
+        process,
+        lines,
+        _port,
+    ):
+        pids = []
+        if processes == "2":
+            with trio.fail_after(WAIT_S):
+                pids = [int(pid) for _number, pid in _PIDS.findall(await lines.next())]
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        with trio.fail_after(WAIT_S):
+            rest = await lines.rest()
+            await process.wait()
+    assert process.returncode == 0, (tmp_path / "stderr").read_text()
+    assert rest[-1] == "stopped"
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 @pytest.mark.slow

@@ -206,6 +206,18 @@ def test_station_code_does_not_touch_the_transport() -> None:
     assert not found, "simulator/station/ works over any Link:\n" + "\n".join(found)
 
 
+def test_the_command_line_imports_only_the_facade() -> None:
+    found = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in python_files("cli")
+        for name in sorted(imports_of(path))
+        if any(is_within(name, package) for package in ("simulator", "ev_models", "grid_models"))
+        and name != "simulator.api"
+    ]
+    assert not found, "cli/ reaches the engine through simulator/api.py only:\n" + "\n".join(found)
+    assert any("simulator.api" in imports_of(path) for path in python_files("cli"))
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module -> the fleetsim modules it imports (packages' own ancestors left out: importing
     `a.b.c` runs `a.b`'s `__init__` first, which is an order, not a dependency)."""

@@ -1,12 +1,29 @@
-"""What workers send their parent, how the parent adds it up, and how many workers a run gets."""
+"""What workers send their parent, how the parent adds it up, how many workers a run gets, and
+how the parent takes a stop and a worker's end."""
 
 from __future__ import annotations
 
+import io
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
 import orjson
 import pytest
+import trio
+from rich.console import Console
 
+from simulator import stop_signals
+from simulator.run import RunOutcome
+from simulator.scenario import load_scenario
 from simulator.stats import RunStats
-from simulator.workers import plan_workers, worker_blocks
+from simulator.workers import WorkersRun, plan_workers, worker_blocks
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Bound of every wait on a stand-in worker.
+WAIT_S = 60
 
 
 def _busy_stats(scale: int) -> RunStats:
@@ -100,3 +117,107 @@ def test_worker_blocks_hold_every_station_once(stations: int, workers: int) -> N
     assert len(blocks) == workers
     assert [index for block in blocks for index in block] == list(range(1, stations + 1))
     assert all(len(block) > 0 for block in blocks)
+
+
+# -- the parent's side of a stop, with stand-in workers ------------------------------------
+
+#: A stand-in for `fleetsim run --worker`, speaking its protocol without the engine: it says it
+#: has started, waits for the test's gate file (that stands for its loading), then catches stop
+#: signals as a worker does (writing its ready line) and "loads" until stopped.  A SIGTERM
+#: before its ready line is the parent's mistake: it then exits with 1.
+STAND_IN_WORKER = """
+import os, signal, sys, time
+from pathlib import Path
+from simulator import stop_signals
+
+signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(1))
+directory, index, behaviour = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+(directory / f"started-{index}").touch()
+deadline = time.monotonic() + 60
+while not (directory / "gate").exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+with stop_signals.caught(report_to=sys.stdout.buffer):
+    if behaviour == "dies":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if behaviour == "ends":
+        sys.stdout.buffer.write(stop_signals.STOPPED_BEFORE_START)
+        sys.stdout.flush()
+        sys.exit(130)
+    sys.stdin.read()
+"""
+
+
+def _stand_ins(directory: Path, behaviours: list[str]) -> tuple[WorkersRun, io.StringIO]:
+    """A parent of len(behaviours) stand-in workers against a CSMS URL (so no embedded CSMS),
+    and the text its console prints."""
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml").with_overrides(
+        stations=4, csms_url="ws://127.0.0.1:9/ocpp"
+    )
+    output = io.StringIO()
+
+    def command(index: int, csms_url: str) -> list[str]:
+        arguments = [str(directory), str(index), behaviours[index]]
+        script = f"import sys; sys.path.insert(0, {str(ROOT)!r})\n{STAND_IN_WORKER}"
+        return [sys.executable, "-c", script, *arguments]
+
+    parent = WorkersRun(
+        scenario,
+        workers=len(behaviours),
+        worker_command=command,
+        csms_command=lambda processes: pytest.fail("no embedded CSMS was asked for"),
+        console=Console(file=output, width=200),
+        show_progress=False,
+    )
+    return parent, output
+
+
+async def _wait_until(condition: Callable[[], bool]) -> None:
+    with trio.fail_after(WAIT_S):
+        while not condition():
+            await trio.sleep(0.01)
+
+
+def test_a_stop_caught_before_the_parent_listens_starts_no_process(tmp_path: Path) -> None:
+    parent, output = _stand_ins(tmp_path, ["loads", "loads"])
+    with stop_signals.caught():
+        os.kill(os.getpid(), signal.SIGTERM)
+        outcome = trio.run(parent.run)
+    assert not list(tmp_path.glob("started-*"))
+    assert (outcome.interrupted, outcome.workers_died) == (True, 0)
+    assert outcome.summary["stations_booted"] == 0
+    assert "stopping: the workers close their stations' connections" in output.getvalue()
+
+
+async def test_a_worker_is_signalled_once_ready_and_then_counts_as_stopped(
+    tmp_path: Path,
+) -> None:
+    parent, output = _stand_ins(tmp_path, ["loads", "loads"])
+    async with trio.open_nursery() as nursery:
+        outcomes: list[RunOutcome] = []
+
+        async def run() -> None:
+            outcomes.append(await parent.run())
+
+        nursery.start_soon(run)
+        await _wait_until(lambda: len(list(tmp_path.glob("started-*"))) == 2)
+        # The workers are still "loading": the parent must keep the signal for later.
+        os.kill(os.getpid(), signal.SIGTERM)
+        await _wait_until(lambda: "stopping:" in output.getvalue())
+        (tmp_path / "gate").touch()
+    (outcome,) = outcomes
+    assert (outcome.interrupted, outcome.workers_died) == (True, 0), output.getvalue()
+    assert "error" not in output.getvalue()
+
+
+def test_a_dead_worker_is_counted_once_and_a_stopped_one_not_at_all(tmp_path: Path) -> None:
+    (tmp_path / "gate").touch()
+    parent, output = _stand_ins(tmp_path, ["dies", "ends"])
+    outcome = trio.run(parent.run)
+    assert outcome.workers_died == 1
+    died = "worker 0 (stations CP00001 to CP00002) was killed by SIGKILL before its final report"
+    assert [error for error in outcome.summary["errors"] if "worker" in error] == [
+        f"{died}; its last reported counters are in the totals"
+    ]
+    assert outcome.summary["workers_died"] == 1
+    assert not outcome.interrupted
+    assert "worker 1" not in output.getvalue()

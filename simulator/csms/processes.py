@@ -30,7 +30,9 @@ The supervisor (`run_processes`):
 
 A worker process (`ServeOptions.process_number` set) writes JSON lines to its stdout for the
 supervisor (`listening`, `status`, `stopped`) and stops when its stdin, a pipe from the
-supervisor, closes, so no worker outlives a supervisor that was killed.
+supervisor, closes, so no worker outlives a supervisor that was killed.  The CSMS that a
+`fleetsim run --workers` parent starts (`embedded_csms_command`) stops the same way when that
+parent is gone, whether it runs as one process or as a supervisor.
 """
 
 from __future__ import annotations
@@ -43,14 +45,21 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..children import lines, stop_children
+from ..children import (
+    discard_output,
+    lines,
+    python_command,
+    stop_children,
+    wait_parent_gone,
+)
 from ..gc_tuning import tune_collector
 from ..limits import raise_open_file_limit
 from .csms import Csms, CsmsStatistics
@@ -67,6 +76,8 @@ __all__ = [
     "ServeOptions",
     "WorkerCommand",
     "csms_config_for",
+    "embedded_csms_command",
+    "process_command",
     "run_processes",
     "serve_in_this_process",
     "standalone_csms_config",
@@ -82,6 +93,8 @@ STOP_GRACE_S = 15.0
 
 #: The command line of worker process `number` listening on `port`.
 WorkerCommand = Callable[[int, int], Sequence[str]]
+#: The exit code with which fleetsim refuses its arguments (cli/exit_codes.py's BAD_SCENARIO).
+_BAD_ARGUMENTS_EXIT_CODE = 2
 
 
 class CannotListen(Exception):
@@ -97,6 +110,11 @@ class CsmsProcessFailed(Exception):
         self.exit_code = exit_code
         #: It ended before it was listening: usually a bad argument or an unusable port.
         self.while_starting = while_starting
+
+    @property
+    def bad_arguments(self) -> bool:
+        """It refused its arguments, which are the supervisor's: nothing was served."""
+        return self.while_starting and self.exit_code == _BAD_ARGUMENTS_EXIT_CODE
 
 
 # -- the settings --------------------------------------------------------------------------
@@ -159,6 +177,9 @@ class ServeOptions:
     status_interval_s: float = 10.0
     #: Set when a supervisor started this process: its number, and JSON lines on stdout.
     process_number: int | None = None
+    #: Stop when stdin, a pipe from the process that started this one, closes (a worker
+    #: always does).
+    until_stdin_closes: bool = False
 
 
 def serve_in_this_process(config: CsmsConfig, options: ServeOptions) -> None:
@@ -192,9 +213,10 @@ async def _serve(config: CsmsConfig, options: ServeOptions) -> OSError | None:
             # and young collections run less often.  With 1,000 stations sending back to back
             # this cut the CPU per round trip by a quarter (bench/csms_capacity.py).
             tune_collector()
+            if worker or options.until_stdin_closes:
+                nursery.start_soon(_cancel_when_parent_is_gone, nursery.cancel_scope)
             if worker:
                 _write_event("listening", port=port, pid=os.getpid())
-                nursery.start_soon(_cancel_when_stdin_closes, nursery.cancel_scope)
             else:
                 _say(
                     f"embedded CSMS on ws://{options.host}:{port}/ocpp (stations connect to "
@@ -228,12 +250,11 @@ async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope
         return
 
 
-async def _cancel_when_stdin_closes(scope: trio.CancelScope) -> None:
-    """A worker's stdin is a pipe from its supervisor: end of file means the supervisor is
-    gone (killed, perhaps), and a CSMS process nobody supervises must not keep the port."""
-    async with trio.lowlevel.FdStream(os.dup(sys.stdin.fileno())) as stdin:
-        while await stdin.receive_some(4096):
-            pass
+async def _cancel_when_parent_is_gone(scope: trio.CancelScope) -> None:
+    """A worker's stdin is a pipe from its supervisor (with `until_stdin_closes`, from the
+    process that started this one): end of file means that process is gone (killed,
+    perhaps), and a CSMS nobody supervises must not keep the port."""
+    await wait_parent_gone()
     scope.cancel()
 
 
@@ -249,8 +270,12 @@ def _say(line: str, *, err: bool = False) -> None:
     """Print one line at once: stdout is a pipe when a script or a supervisor reads it, and a
     pipe is block-buffered, so without the flush the first line would come much later."""
     stream = sys.stderr if err else sys.stdout
-    stream.write(line + "\n")
-    stream.flush()
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        # The reader (a supervisor or a `--workers` parent) is gone; the CSMS stops anyway.
+        discard_output(stream)
 
 
 def _listen_error(host: str, port: int, exc: OSError) -> str:
@@ -302,6 +327,49 @@ class _Supervisor:
     failure: CsmsProcessFailed | None = None
 
 
+def process_command(
+    number: int,
+    port: int,
+    *,
+    host: str,
+    status_interval_s: float,
+    scenario_path: Path | None = None,
+    heartbeat_interval_s: int | None = None,
+) -> list[str]:
+    """The command line of process `number` of `fleetsim csms --processes`, on `port`.
+
+    No password: it would be readable by every user of the machine on a command line, so
+    `run_processes` hands it over in the environment.
+    """
+    command = python_command("csms", "--host", host)
+    command += ["--port", str(port), "--processes", "1", "--reuse-port"]
+    command += ["--status-interval", str(status_interval_s)]
+    command += ["--process-number", str(number)]
+    if scenario_path is not None:
+        command += ["--scenario", str(scenario_path.resolve())]
+    if heartbeat_interval_s is not None:
+        command += ["--heartbeat-interval", str(heartbeat_interval_s)]
+    return command
+
+
+def embedded_csms_command(scenario_path: Path, processes: int) -> list[str]:
+    """`fleetsim csms` as the embedded CSMS of a `fleetsim run --workers` parent: on a free
+    loopback port, answering as the scenario says, in `processes` processes, and stopping
+    when its stdin, a pipe from that parent, closes."""
+    return python_command(
+        "csms",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--scenario",
+        str(scenario_path),
+        "--processes",
+        str(processes),
+        "--until-stdin-closes",
+    )
+
+
 def run_processes(
     worker_command: WorkerCommand,
     *,
@@ -309,19 +377,27 @@ def run_processes(
     port: int,
     processes: int,
     status_interval_s: float = 10.0,
-    env: Mapping[str, str] | None = None,
+    password: str | None = None,
+    until_stdin_closes: bool = False,
 ) -> None:
-    """Run `processes` CSMS processes on `host:port` until SIGINT or SIGTERM; see the module
-    docstring.  `worker_command(number, port)` is the command line of one process, which
-    must listen with SO_REUSEPORT and speak the worker protocol of `serve_in_this_process`.
+    """Run `processes` CSMS processes on `host:port` until SIGINT or SIGTERM (or, with
+    `until_stdin_closes`, until stdin closes); see the module docstring.
+    `worker_command(number, port)` is the command line of one process, which must listen with
+    SO_REUSEPORT and speak the worker protocol of `serve_in_this_process`; `password` reaches
+    the processes as FLEETSIM_CSMS_PASSWORD in their environment.
 
     Raises `CannotListen` when the port cannot be reserved, and `CsmsProcessFailed` when a
     process ended on its own (the others are stopped first).
     """
+    # The password reaches the processes through the environment, not their command line,
+    # where every user of the machine could read it.
+    env = dict(os.environ)
+    if password is not None:
+        env["FLEETSIM_CSMS_PASSWORD"] = password
     reserved, bound_port = _reserve_port(host, port)
     try:
         supervisor = _Supervisor(host, bound_port, processes, status_interval_s)
-        trio.run(_supervise, supervisor, worker_command, env, reserved)
+        trio.run(_supervise, supervisor, worker_command, env, reserved, until_stdin_closes)
     finally:
         for sock in reserved:
             sock.close()
@@ -348,11 +424,14 @@ def _reserve_port(host: str, port: int) -> tuple[list[socket.socket], int]:
 async def _supervise(
     supervisor: _Supervisor,
     worker_command: WorkerCommand,
-    env: Mapping[str, str] | None,
+    env: dict[str, str],
     reserved: list[socket.socket],
+    until_stdin_closes: bool,
 ) -> None:
     async with trio.open_nursery() as services:
         services.start_soon(_forward_signals, supervisor)
+        if until_stdin_closes:
+            services.start_soon(_stop_when_parent_is_gone, supervisor)
         try:
             async with trio.open_nursery() as watchers:
                 for number in range(supervisor.count):
@@ -497,6 +576,13 @@ def _describe_exit(returncode: int) -> str:
             name = str(-returncode)
         return f"was killed by signal {name}"
     return f"exited with code {returncode}"
+
+
+async def _stop_when_parent_is_gone(supervisor: _Supervisor) -> None:
+    """End serving as SIGTERM would: the parent that started this supervisor is gone."""
+    await wait_parent_gone()
+    if not supervisor.stopping:
+        supervisor.serving.cancel()
 
 
 async def _forward_signals(supervisor: _Supervisor) -> None:

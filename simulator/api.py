@@ -1,0 +1,361 @@
+"""The engine as the `fleetsim` command line uses it, in a few calls.
+
+`cli/` parses flags, renders and picks exit codes; for everything else it calls this module:
+load and check a scenario (`load_scenario`, `scenario_json_schema`), plan and run a fleet in
+one process or over worker processes (`plan_run`, `run_fleet`, within
+`stop_signals_caught`), serve the embedded CSMS in one process or several (`serve_csms`), and
+list the EV models (`ev_model_catalogue`).  How a fleet is cut into workers and how child
+processes are started stays with the modules that do it (`workers.py`, `csms/processes.py`);
+this module only puts a request together with them.
+
+Importing it stays light (the scenario model, nothing more), because `fleetsim --help` and
+`fleetsim validate` import it: trio, the engine and the CSMS load inside the calls that need
+them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .scenario import Scenario, ScenarioError, scenario_json_schema
+from .scenario import load_scenario as _load_scenario_file
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ev_models import EvModel
+
+    from .run import RunOutcome
+    from .shard import Shard
+
+__all__ = [
+    "CsmsOutcome",
+    "CsmsRequest",
+    "RunPlan",
+    "RunRefused",
+    "RunRequest",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioOverrides",
+    "ev_model_catalogue",
+    "load_scenario",
+    "plan_run",
+    "run_fleet",
+    "scenario_json_schema",
+    "serve_csms",
+    "stop_signals_caught",
+]
+
+
+class RunRefused(Exception):
+    """A run cannot start as asked (a flag's value, or more than the machine holds); the
+    message says what to change.  Nothing was started."""
+
+
+# -- scenarios -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioOverrides:
+    """Scenario values given on the command line; None where the scenario's own value holds."""
+
+    stations: int | None = None
+    duration_s: float | None = None
+    speed: float | None = None
+    seed: int | None = None
+    ocpp_version: str | None = None
+    csms_url: str | None = None
+    metrics_port: int | None = None
+
+
+def load_scenario(path: Path, overrides: ScenarioOverrides | None = None) -> Scenario:
+    """The scenario in the file at `path`, with `overrides` applied and checked again.
+
+    Raises `ScenarioError`, whose message has one `file:line field: message` line per problem.
+    """
+    scenario = _load_scenario_file(path)
+    if overrides is None:
+        return scenario
+    return scenario.with_overrides(**dataclasses.asdict(overrides))
+
+
+def ev_model_catalogue() -> dict[str, EvModel]:
+    """The EV models of the catalogue (ev_models/data/catalogue.yaml), by name."""
+    from ev_models import load_catalogue
+
+    return load_catalogue()
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRequest:
+    """A `fleetsim run` as asked: the scenario file, what overrides it, and how to run it."""
+
+    scenario_path: Path
+    overrides: ScenarioOverrides = field(default_factory=ScenarioOverrides)
+    #: `I/N`: run shard I of N of the fleet.
+    shard: str | None = None
+    #: Worker processes to split the fleet over: a number, or `auto`.
+    workers: str = "1"
+    #: `w/N`: this process is worker w of N of a `workers` parent, reporting on stdout.
+    worker: str | None = None
+    #: Local addresses the stations connect from: comma-separated, or ranges.
+    source_addresses: str | None = None
+    #: Run over in-memory links on a simulated clock against the embedded CSMS (`--fast`).
+    in_memory: bool = False
+    trace_path: Path | None = None
+    summary_json_path: Path | None = None
+    report_dir: Path | None = None
+    show_progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run that passed every check, for `run_fleet`."""
+
+    request: RunRequest
+    #: What this process runs: the scenario with its overrides, cut to the shard and worker.
+    scenario: Scenario
+    shard: Shard | None
+    #: Set when this process is a worker of a `--workers` parent.
+    worker: Shard | None
+    #: Worker processes this process starts (1: it runs the stations itself).
+    worker_count: int
+    source_addresses: tuple[str, ...]
+
+
+@contextlib.contextmanager
+def stop_signals_caught(request: RunRequest) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM stop the run whenever they come, even while the
+    engine still loads, instead of killing the process (stop_signals.py).  Enter it first,
+    before `plan_run`; a worker tells its parent here that it is ready for signals."""
+    from . import stop_signals
+
+    report_to = sys.stdout.buffer if request.worker is not None else None
+    with stop_signals.caught(report_to=report_to):
+        yield
+
+
+def plan_run(request: RunRequest) -> RunPlan:
+    """Load the scenario with its overrides, and check the flags and the machine's limits.
+
+    Raises `ScenarioError` for the scenario (or a missing password variable) and
+    `RunRefused` for the rest, before anything starts.
+    """
+    from .limits import PreflightError, check_fleet_fits
+    from .shard import parse_shard
+    from .transport import parse_source_addresses
+    from .workers import plan_workers, worker_scenario
+
+    scenario = load_scenario(request.scenario_path, request.overrides)
+    shard = None
+    worker = None
+    worker_count = 1
+    sources: tuple[str, ...] = ()
+    try:
+        if request.source_addresses is not None:
+            sources = parse_source_addresses(request.source_addresses)
+        if request.shard is not None:
+            shard = parse_shard(request.shard)
+            stations = scenario.stations
+            scenario = scenario.for_block(shard.block(stations.first_index, stations.count))
+        if request.worker is not None:
+            worker = parse_shard(request.worker)
+            scenario = worker_scenario(scenario, worker)
+        elif request.workers != "1":
+            if request.in_memory:
+                raise ValueError("--fast runs in one process; drop --workers")
+            worker_count = plan_workers(request.workers, scenario.stations.count)
+        scenario.resolved_password()
+        if not request.in_memory:
+            check_fleet_fits(
+                scenario.stations.count,
+                embedded_csms_sockets=scenario.csms.url is None and worker_count == 1,
+                source_addresses=max(1, len(sources)),
+                processes=worker_count,
+            )
+    except ScenarioError:
+        raise
+    except (PreflightError, ValueError) as exc:
+        raise RunRefused(str(exc)) from exc
+    return RunPlan(request, scenario, shard, worker, worker_count, sources)
+
+
+def run_fleet(plan: RunPlan, console: Console) -> RunOutcome:
+    """Run the plan to the end of its duration or until a stop signal, in this process or
+    over worker processes, and return how it ended; the summary goes to `console`."""
+    import trio
+
+    if plan.worker_count > 1:
+        return _run_over_workers(plan, console)
+    from trio.testing import MockClock
+
+    from .run import RunOptions, run_scenario
+
+    request = plan.request
+    is_worker = plan.worker is not None
+    options = RunOptions(
+        trace_path=request.trace_path,
+        summary_json_path=request.summary_json_path,
+        show_progress=request.show_progress and not is_worker,
+        in_memory=request.in_memory,
+        report_dir=request.report_dir,
+        shard=plan.shard,
+        source_addresses=plan.source_addresses,
+        worker_index=None if plan.worker is None else plan.worker.index,
+        report_to=sys.stdout.buffer if is_worker else None,
+        stop_when_stdin_closes=is_worker,
+    )
+    if request.in_memory:
+        # Simulated time only: the clock jumps to the next deadline whenever every task waits.
+        clock = MockClock(autojump_threshold=0)
+        return trio.run(run_scenario, plan.scenario, options, console, clock=clock)
+    return trio.run(run_scenario, plan.scenario, options, console)
+
+
+def _run_over_workers(plan: RunPlan, console: Console) -> RunOutcome:
+    import trio
+
+    from .csms.processes import embedded_csms_command
+    from .workers import WorkersRun, worker_command
+
+    request = plan.request
+    overrides = request.overrides
+    passed_on = _flags(
+        stations=overrides.stations,
+        duration=overrides.duration_s,
+        speed=overrides.speed,
+        seed=overrides.seed,
+        ocpp_version=overrides.ocpp_version,
+        shard=request.shard,
+        source_address=request.source_addresses,
+    )
+
+    def command_of_worker(index: int, csms_url: str) -> list[str]:
+        return worker_command(
+            request.scenario_path,
+            passed_on,
+            index=index,
+            count=plan.worker_count,
+            csms_url=csms_url,
+            trace_path=request.trace_path,
+            report_dir=request.report_dir,
+        )
+
+    parent = WorkersRun(
+        plan.scenario,
+        workers=plan.worker_count,
+        worker_command=command_of_worker,
+        csms_command=partial(embedded_csms_command, request.scenario_path),
+        console=console,
+        show_progress=request.show_progress,
+        summary_json_path=request.summary_json_path,
+        shard=plan.shard,
+    )
+    return trio.run(parent.run)
+
+
+def _flags(**values: Any) -> list[str]:
+    """`--name value` for each value that was given, as a worker gets its parent's flags."""
+    arguments = []
+    for name, value in values.items():
+        if value is not None:
+            arguments += [f"--{name.replace('_', '-')}", str(value)]
+    return arguments
+
+
+# -- the CSMS ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CsmsRequest:
+    """A `fleetsim csms` as asked."""
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    #: Answer as this scenario's embedded CSMS; the values below override it.
+    scenario_path: Path | None = None
+    heartbeat_interval_s: int | None = None
+    password: str | None = None
+    #: Processes sharing the port with SO_REUSEPORT.
+    processes: int = 1
+    reuse_port: bool = False
+    status_interval_s: float = 10.0
+    #: Set in process N of a `processes` supervisor.
+    process_number: int | None = None
+    #: Stop when stdin closes: the process that started this CSMS is gone.
+    until_stdin_closes: bool = False
+
+
+@dataclass(frozen=True)
+class CsmsOutcome:
+    """How `serve_csms` ended: stopped by a signal when `error` is None."""
+
+    #: What went wrong, as a sentence for its user.
+    error: str | None = None
+    #: The host, the port or another argument was unusable, so nothing was served.
+    bad_arguments: bool = False
+
+
+def serve_csms(request: CsmsRequest) -> CsmsOutcome:
+    """Serve as the request says until SIGINT or SIGTERM (or, asked so, until stdin closes).
+
+    Raises `ScenarioError` for the scenario file (or a missing password variable); every other
+    way it can end comes back as a `CsmsOutcome`.
+    """
+    from .csms.processes import (
+        CannotListen,
+        CsmsProcessFailed,
+        ServeOptions,
+        process_command,
+        run_processes,
+        serve_in_this_process,
+        standalone_csms_config,
+    )
+
+    scenario_path = request.scenario_path
+    scenario = _load_scenario_file(scenario_path) if scenario_path is not None else None
+    config = standalone_csms_config(
+        scenario, heartbeat_interval_s=request.heartbeat_interval_s, password=request.password
+    )
+    try:
+        if request.processes == 1:
+            options = ServeOptions(
+                request.host,
+                request.port,
+                request.reuse_port,
+                request.status_interval_s,
+                request.process_number,
+                request.until_stdin_closes,
+            )
+            serve_in_this_process(config, options)
+        else:
+            run_processes(
+                partial(
+                    process_command,
+                    host=request.host,
+                    status_interval_s=request.status_interval_s,
+                    scenario_path=scenario_path,
+                    heartbeat_interval_s=request.heartbeat_interval_s,
+                ),
+                host=request.host,
+                port=request.port,
+                processes=request.processes,
+                status_interval_s=request.status_interval_s,
+                password=request.password,
+                until_stdin_closes=request.until_stdin_closes,
+            )
+    except CannotListen as exc:
+        return CsmsOutcome(str(exc), bad_arguments=True)
+    except CsmsProcessFailed as exc:
+        return CsmsOutcome(str(exc), bad_arguments=exc.bad_arguments)
+    return CsmsOutcome()
