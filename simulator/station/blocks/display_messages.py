@@ -149,8 +149,8 @@ def _answer(status: str, reason_code: str, info: str) -> Answer:
 # -- handlers -----------------------------------------------------------------------------------
 
 
-def set_display_message(station: StationCore, payload: Mapping[str, Any]) -> Answer:
-    info = payload["message"]
+def _unshowable(station: StationCore, info: Mapping[str, Any]) -> Answer | None:
+    """The refusal of a message this display cannot show, or None if it can."""
     model = station.device_model
     if not model.boolean("DisplayMessageCtrlr", "Enabled"):
         return _answer("Rejected", "NotEnabled", "DisplayMessageCtrlr.Enabled is false")
@@ -187,6 +187,13 @@ def set_display_message(station: StationCore, payload: Mapping[str, Any]) -> Ans
                 "UnsupportedParam",
                 f"the display offers the languages {','.join(LANGUAGES)}",
             )
+    return None
+
+
+def _out_of_place(
+    station: StationCore, info: Mapping[str, Any], end_epoch_s: float
+) -> Answer | None:
+    """The refusal of a message for a transaction, EVSE or time this station does not have."""
     transaction_id = info.get("transactionId")
     if transaction_id is not None and not any(
         evse.transaction is not None and evse.transaction.id == transaction_id
@@ -195,21 +202,24 @@ def set_display_message(station: StationCore, payload: Mapping[str, Any]) -> Ans
         return _answer(
             "UnknownTransaction", "UnknownTxId", f"no transaction {transaction_id} is running here"
         )
-    display_evse = info.get("display", {}).get("evse")
-    if (
-        display_evse is not None
-        and display_evse["id"] != 0
-        and station.evse(display_evse["id"]) is None
-    ):
+    evse_id = info.get("display", {}).get("evse", {}).get("id", 0)
+    if evse_id != 0 and station.evse(evse_id) is None:
         return _answer("Rejected", "UnknownEvse", f"this station has EVSEs 1..{len(station.evses)}")
-    now_epoch_s = station.clock.epoch_s()
-    end_epoch_s = math.inf if "endDateTime" not in info else _epoch_s(info["endDateTime"])
-    if end_epoch_s <= now_epoch_s:
+    if end_epoch_s <= station.clock.epoch_s():
         return _answer("Rejected", "InvalidValue", "endDateTime has already passed")
     if "startDateTime" in info and end_epoch_s <= _epoch_s(info["startDateTime"]):
         return _answer("Rejected", "InvalidValue", "endDateTime is not after startDateTime")
+    return None
+
+
+def set_display_message(station: StationCore, payload: Mapping[str, Any]) -> Answer:
+    info = payload["message"]
+    end_epoch_s = _epoch_s(info["endDateTime"]) if "endDateTime" in info else math.inf
+    refusal = _unshowable(station, info) or _out_of_place(station, info, end_epoch_s)
+    if refusal is not None:
+        return refusal
     held = _live_messages(station)
-    if (held is None or info["id"] not in held) and (0 if held is None else len(held)) >= CAPACITY:
+    if held is not None and info["id"] not in held and len(held) >= CAPACITY:
         return _answer(
             "Rejected", "OutOfStorage", f"the display holds {CAPACITY} messages; clear one first"
         )
