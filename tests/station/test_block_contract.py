@@ -114,6 +114,26 @@ def after_profile(payload: dict[str, Any]) -> Prepare:
     return prepare
 
 
+DISPLAY_MESSAGE = {
+    "id": 7,
+    "priority": "NormalCycle",
+    "message": {"format": "UTF8", "language": "en", "content": "Welcome"},
+}
+
+
+async def displayed_message(csms: Csms) -> None:
+    answer = await csms.call(STATION_ID, "SetDisplayMessage", {"message": DISPLAY_MESSAGE})
+    assert answer["status"] == "Accepted"
+
+
+def after_display_message(payload: dict[str, Any]) -> Prepare:
+    async def prepare(station: Station, csms: Csms) -> dict[str, Any]:
+        await displayed_message(csms)
+        return payload
+
+    return prepare
+
+
 async def stop_request(station: Station, csms: Csms) -> dict[str, Any]:
     return {"transactionId": await running_transaction(csms)}
 
@@ -143,6 +163,9 @@ ACTION_CASES: dict[str, Case] = {
         )
     ),
     "DataTransfer": Case(own_vendor),
+    "SetDisplayMessage": Case(request({"message": DISPLAY_MESSAGE})),
+    "GetDisplayMessages": Case(after_display_message({"requestId": 3})),
+    "ClearDisplayMessage": Case(after_display_message({"id": 7})),
 }
 
 

@@ -11,6 +11,7 @@ from . import (
     availability,
     data_transfer,
     der_control,
+    display_messages,
     provisioning,
     remote_control,
     security,
@@ -26,6 +27,7 @@ BLOCKS = (
     remote_control.BLOCK,  # F
     data_transfer.BLOCK,  # P
     der_control.BLOCK,  # R
+    display_messages.BLOCK,  # O
     security.BLOCK,  # A
     provisioning.BLOCK,  # B
 )
