@@ -13,6 +13,7 @@ from . import (
     der_control,
     provisioning,
     remote_control,
+    reservation,
     security,
     smart_charging,
     transactions,
@@ -24,6 +25,7 @@ BLOCKS = (
     transactions.BLOCK,  # E, J
     authorization.BLOCK,  # C
     remote_control.BLOCK,  # F
+    reservation.BLOCK,  # H
     data_transfer.BLOCK,  # P
     der_control.BLOCK,  # R
     security.BLOCK,  # A
