@@ -106,7 +106,7 @@ class Evse:
     transaction: Transaction | None = None
     remote_start: RemoteStart | None = None
     #: The station's reservations while it holds any (block H); None otherwise.
-    reservations: ReservationHold | None = None
+    reservations: ReservationHold | None = field(default=None, repr=False, compare=False)
     #: Meter registers (Wh) from before the current EV; the session adds its own energy.
     import_base_wh: float = 0.0
     export_base_wh: float = 0.0

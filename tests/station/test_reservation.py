@@ -163,10 +163,21 @@ async def test_the_drivers_transaction_carries_the_reservation_which_then_ends(
 async def test_a_reservation_with_the_same_id_replaces_the_old_one(
     autojump_clock: MockClock, version: OcppVersion
 ) -> None:
-    async with station_on_memory_link(scenario=TWO_EVSES, ocpp_version=version) as (_, csms):
-        assert await reserve(csms, 4, evseId=1) == "Accepted"
+    async with station_on_memory_link(scenario=TWO_EVSES, ocpp_version=version) as (
+        station,
+        csms,
+    ):
+        assert await reserve(csms, 4, evseId=1, expiryDateTime="2026-01-15T12:10:00Z") == (
+            "Accepted"
+        )
+        # The same EVSE again, for longer: the reservation is not in its own way.
+        assert await reserve(csms, 4, evseId=1, expiryDateTime="2026-01-15T12:15:00Z") == (
+            "Accepted"
+        )
         since = messages_now(csms)
-        assert await reserve(csms, 4, evseId=2) == "Accepted"
+        assert await reserve(csms, 4, evseId=2, expiryDateTime="2026-01-15T12:20:00Z") == (
+            "Accepted"
+        )
         with trio.fail_after(30):
             await csms.wait_for_message(
                 STATION_ID, "StatusNotification", is_status(1, "Available"), since=since
@@ -175,6 +186,10 @@ async def test_a_reservation_with_the_same_id_replaces_the_old_one(
         # Refused, a replacement leaves the reservation it would replace as it was.
         assert await reserve(csms, 4, evseId=3) == "Rejected"
         assert await evse_state(csms, 2) == "Reserved"
+        with trio.fail_after(3600):
+            update = await csms.wait_for_message(STATION_ID, "ReservationStatusUpdate")
+        assert update == {"reservationId": 4, "reservationUpdateStatus": "Expired"}
+        assert station.clock.sim_now() == pytest.approx(1200)
 
 
 # -- H04 and H02: how a reservation ends --------------------------------------------------------
@@ -285,6 +300,12 @@ REFUSALS = [
     ("evse-lacks-the-connector-type", nothing, {"evseId": 1, "connectorType": "cCCS2"}, "Rejected"),
     ("no-evse-has-the-connector-type", nothing, {"connectorType": "cCCS2"}, "Rejected"),
     ("expiry-passed", nothing, {"evseId": 1, "expiryDateTime": "2026-01-15T11:00:00Z"}, "Rejected"),
+    (
+        "expiry-a-leap-second",
+        nothing,
+        {"evseId": 1, "expiryDateTime": "2026-06-30T23:59:60Z"},
+        "Rejected",
+    ),
     ("reservations-disabled", variable("Enabled", "false"), {"evseId": 1}, "Rejected"),
     ("any-evse-not-offered", variable("NonEvseSpecific", "false"), {}, "Rejected"),
     ("evse-inoperative", out_of_service(1), {"evseId": 1}, "Unavailable"),

@@ -264,7 +264,7 @@ def _rejected(status: str, reason_code: str, info: str) -> Answer:
 
 def _sim_seconds(station: StationCore, date_time: str) -> float:
     """Simulated second of an OCPP dateTime (one without an offset is taken as UTC)."""
-    moment = dt.datetime.fromisoformat(date_time.replace("Z", "+00:00"))
+    moment = dt.datetime.fromisoformat(date_time.upper().replace("Z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp() - station.clock.epoch_s(0.0)
@@ -284,7 +284,13 @@ def reserve_now(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     reservation_id = int(payload["id"])
     evse_id = payload.get("evseId")
     connector_type = payload.get("connectorType")
-    expiry_s = _sim_seconds(station, payload["expiryDateTime"])
+    try:
+        expiry_s = _sim_seconds(station, payload["expiryDateTime"])
+    except ValueError:
+        # Valid RFC 3339 that Python cannot read: a leap second.
+        return _rejected(
+            "Rejected", "InvalidValue", f"expiryDateTime {payload['expiryDateTime']} is no date"
+        )
     if expiry_s <= station.clock.sim_now():
         return _rejected(
             "Rejected", "InvalidValue", f"expiryDateTime {payload['expiryDateTime']} has passed"
