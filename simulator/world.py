@@ -79,16 +79,17 @@ class Site:
 
     # -- arrivals ---------------------------------------------------------------------------
 
-    def free_evse(self, model: EvModel) -> tuple[Station, Evse] | None:
-        """A free EVSE that can charge `model` (an EV without an AC inlet needs DC), taking
-        stations in turn so arrivals spread over the site."""
+    def free_evse(self, model: EvModel, id_token: str) -> tuple[Station, Evse] | None:
+        """A free EVSE that can charge `model` (an EV without an AC inlet needs DC) and is
+        reserved for nobody but the driver of `id_token`, taking stations in turn so arrivals
+        spread over the site."""
         count = len(self.stations)
         for offset in range(count):
             station = self.stations[(self._next_station + offset) % count]
             if not (station.running and station.operative):
                 continue
             for evse in station.evses:
-                if evse.is_free() and (evse.supply == "DC" or model.max_ac_w > 0):
+                if evse.is_free(id_token) and (evse.supply == "DC" or model.max_ac_w > 0):
                     self._next_station = (self._next_station + offset + 1) % count
                     return station, evse
         return None
@@ -277,7 +278,7 @@ class Site:
         drawn = self.arrivals.next_arrival(now_s)
         if (
             drawn is None
-            or not (station.running and station.operative and evse.is_free())
+            or not (station.running and station.operative and evse.is_free(drawn.id_token))
             or not (evse.supply == "DC" or drawn.model.max_ac_w > 0)
         ):
             self.schedule_loop_arrival(station, evse, now_s)  # try again after another idle
@@ -423,7 +424,7 @@ class World:
             if arrival is None:
                 return
             yield env.timeout(max(0.0, arrival.arrival_s - env.now))
-            target = site.free_evse(arrival.model)
+            target = site.free_evse(arrival.model, arrival.id_token)
             if target is None:
                 site.turned_away += 1
                 continue

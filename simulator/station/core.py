@@ -220,6 +220,10 @@ class StationCore(Protocol):
     def peek_block_state(self, block: Block[S]) -> S | None: ...
     def trigger(self, requested: str, target: TriggerTarget) -> Answer | None: ...
     async def authorize(self, id_token: IdToken) -> bool: ...
+    async def admit(
+        self, evse: Evse, id_token: IdToken, group_id_token: str | None = None
+    ) -> bool: ...
+    def use_reservation(self, evse: Evse, id_token: IdToken) -> int | None: ...
     def charging_limit(self, evse: Evse) -> ActiveLimit: ...
 
 
@@ -255,8 +259,8 @@ class Block(Generic[S]):
     read by code that acts on it: `tests/station/test_honest_variables.py`).  A trigger sends
     the message it is named after.  `new_state`
     makes the block's per-station state the first time `StationCore.block_state(block)` asks.
-    The hooks (`register`, `online`, `authorize`, `charging_limit`) may each be provided by
-    one block only.
+    The hooks (`register`, `online`, `authorize`, `admit`, `use_reservation`,
+    `charging_limit`) may each be provided by one block only.
     """
 
     letter: str
@@ -275,6 +279,12 @@ class Block(Generic[S]):
     online: Callable[[StationCore], Awaitable[None]] | None = None
     #: Whether a driver's IdToken may charge now.
     authorize: Callable[[StationCore, IdToken], Awaitable[bool]] | None = None
+    #: Whether an EVSE takes the driver who presents an IdToken there (of a group, when the
+    #: request named one): False when it is kept for another driver's reservation.
+    admit: Callable[[StationCore, Evse, IdToken, str | None], Awaitable[bool]] | None = None
+    #: The id of the reservation a transaction that gains an IdToken at an EVSE uses, if any
+    #: (its TransactionEvent carries it), or None.
+    use_reservation: Callable[[StationCore, Evse, IdToken], int | None] | None = None
     #: What the charging profiles ask of an EVSE now.
     charging_limit: Callable[[StationCore, Evse], ActiveLimit] | None = None
 
@@ -285,6 +295,8 @@ class Block(Generic[S]):
             "register": self.register,
             "online": self.online,
             "authorize": self.authorize,
+            "admit": self.admit,
+            "use_reservation": self.use_reservation,
             "charging_limit": self.charging_limit,
         }
         return {name: hook for name, hook in found.items() if hook is not None}

@@ -88,6 +88,8 @@ async def _play_visit(
     plug_in_s = clock.sim_now()
 
     if remote is not None:
+        if not await station.admit(evse, token, remote.group_id_token):
+            return  # the EVSE is kept for another driver's reservation
         authorized = True
         if "Authorized" in points:
             await start_transaction(
@@ -103,9 +105,9 @@ async def _play_visit(
             return
         plug_in_s = clock.sim_now() + delay_s
     elif arrival.id_token_first:
-        authorized = await station.authorize(token)
+        authorized = await station.admit(evse, token) and await station.authorize(token)
         if not authorized:
-            return  # the driver was refused and leaves
+            return  # the driver was refused, or the EVSE is reserved for another, and leaves
         if "Authorized" in points:
             await start_transaction(station, evse, "Authorized", id_token=token)
         plug_in_s = clock.sim_now() + WALK_TO_CAR_S
@@ -156,7 +158,7 @@ async def _plug_in(
 
     trigger_reason = "ChargingStateChanged"
     if not authorized:
-        if not await station.authorize(token):
+        if not (await station.admit(evse, token) and await station.authorize(token)):
             if evse.transaction is not None:
                 await end_transaction(station, evse, "Deauthorized", "DeAuthorized")
             return
@@ -297,6 +299,8 @@ async def _remote_start_with_ev(
 ) -> None:
     """A RequestStartTransaction for an EVSE whose EV is already plugged in (F02)."""
     token = {"idToken": remote.id_token, "type": remote.id_token_type}
+    if not await station.admit(evse, token, remote.group_id_token):
+        return  # the EVSE is kept for another driver's reservation
     transaction = evse.transaction
     if transaction is None:
         await start_transaction(

@@ -9,14 +9,21 @@ costs nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..clock import Alarm
 
 if TYPE_CHECKING:
     from ev_models import EvArrival, EvSession
 
-__all__ = ["NOMINAL_PHASE_VOLTAGE_V", "Connector", "Evse", "RemoteStart", "Transaction"]
+__all__ = [
+    "NOMINAL_PHASE_VOLTAGE_V",
+    "Connector",
+    "Evse",
+    "RemoteStart",
+    "ReservationHold",
+    "Transaction",
+]
 
 #: Phase-to-neutral voltage of the simulated supply: what turns amperes into watts and back
 #: (charging limits in A, current measurands, an ISO 15118 EV's currents).
@@ -58,6 +65,26 @@ class RemoteStart:
     id_token: str
     id_token_type: str
     remote_start_id: int
+    #: The groupIdToken the request named, if any (it may claim a reservation for the group).
+    group_id_token: str | None = None
+
+
+class ReservationHold(Protocol):
+    """A station's reservations as its EVSEs see them (block H).
+
+    Asked when the world looks for a free EVSE and when the station derives a connector's
+    status, so it must answer without waiting.  An EVSE points to one only while its station
+    holds reservations.
+    """
+
+    def holds(self, evse: Evse) -> bool:
+        """Whether `evse` is kept for a reservation now (its connectors report Reserved)."""
+        ...
+
+    def admits(self, evse: Evse, id_token: str | None, group_id_token: str | None = None) -> bool:
+        """Whether a driver with `id_token` (of group `group_id_token`, when known) may take
+        `evse`: it is kept for no reservation, or for one of theirs."""
+        ...
 
 
 @dataclass(slots=True)
@@ -78,6 +105,8 @@ class Evse:
     plugged_connector: int | None = None
     transaction: Transaction | None = None
     remote_start: RemoteStart | None = None
+    #: The station's reservations while it holds any (block H); None otherwise.
+    reservations: ReservationHold | None = field(default=None, repr=False, compare=False)
     #: Meter registers (Wh) from before the current EV; the session adds its own energy.
     import_base_wh: float = 0.0
     export_base_wh: float = 0.0
@@ -117,14 +146,17 @@ class Evse:
         self.accounted_wh = imported_wh
         return delta_wh
 
-    def is_free(self) -> bool:
-        """No visit, no transaction, nothing waiting: a new EV may take this EVSE."""
+    def is_free(self, id_token: str | None = None) -> bool:
+        """No visit, no transaction, nothing waiting, no reservation but the driver's own: a
+        new EV whose driver holds `id_token` may take this EVSE."""
+        reservations = self.reservations
         return (
             self.operative
             and self.visit is None
             and self.transaction is None
             and self.remote_start is None
             and any(connector.operative for connector in self.connectors)
+            and (reservations is None or reservations.admits(self, id_token))
         )
 
     def connector(self, connector_id: int) -> Connector | None:

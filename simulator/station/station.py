@@ -366,6 +366,16 @@ class Station:
         """ConnectorStatusEnumType of one connector, derived from the station's state."""
         evse = self.evses[evse_id - 1]
         connector = evse.connectors[connector_id - 1]
+        reservations = evse.reservations
+        if (
+            reservations is not None
+            and self.operative
+            and evse.operative
+            and connector.operative
+            and reservations.holds(evse)
+        ):
+            # Kept for a driver, even once that driver's EV is plugged in (G01.FR.09).
+            return "Reserved"
         if evse.plugged_connector == connector_id:
             return "Occupied"
         if not (self.operative and evse.operative and connector.operative):
@@ -377,6 +387,14 @@ class Station:
 
     def evse_state(self, evse_id: int) -> str:
         evse = self.evses[evse_id - 1]
+        reservations = evse.reservations
+        if (
+            reservations is not None
+            and self.operative
+            and evse.operative
+            and reservations.holds(evse)
+        ):
+            return "Reserved"
         if evse.plugged_connector is not None or evse.transaction is not None:
             return "Occupied"
         if not (self.operative and evse.operative):
@@ -441,6 +459,19 @@ class Station:
         """Whether a driver's IdToken may charge now (block C; every token without one)."""
         authorize = self._spec.registry.hooks.get("authorize")
         return True if authorize is None else bool(await authorize(self, id_token))
+
+    async def admit(self, evse: Evse, id_token: IdToken, group_id_token: str | None = None) -> bool:
+        """Whether `evse` takes the driver presenting `id_token` (block H: not when it is kept
+        for another driver's reservation; every driver when the station holds none)."""
+        admit = self._spec.registry.hooks.get("admit")
+        if admit is None or evse.reservations is None:
+            return True
+        return bool(await admit(self, evse, id_token, group_id_token))
+
+    def use_reservation(self, evse: Evse, id_token: IdToken) -> int | None:
+        """The reservation a transaction at `evse` uses now that it has `id_token` (block H)."""
+        use = self._spec.registry.hooks.get("use_reservation")
+        return None if use is None else use(self, evse, id_token)
 
     def charging_limit(self, evse: Evse) -> ActiveLimit:
         """What the charging profiles ask of `evse` now (block K; no limit without one)."""

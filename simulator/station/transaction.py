@@ -9,7 +9,9 @@ measurands that SampledDataCtrlr names for the Started, Updated and Ended events
 This is the station's own machinery, used by the EV driver and by the blocks (remote control
 stops a transaction, a reset ends them); what other blocks do when a transaction ends (a
 scheduled availability change, a TxProfile's removal, an OnIdle reset) they do in their
-reaction to `TransactionEnded`.
+reaction to `TransactionEnded`.  The event in which a transaction gains its IdToken (Started,
+or the Updated that authorizes a cable-first start) carries the `reservationId` that
+`StationCore.use_reservation` names, when the driver's reservation ends in this transaction.
 
 Delivery (E13): a TransactionEvent answered with a CALLERROR or not answered at all is sent
 again, up to MessageAttempts times, MessageAttemptInterval times the attempt number apart; one
@@ -70,6 +72,7 @@ def _event(
     context: str,
     stopped_reason: str | None = None,
     include_token: bool = False,
+    reservation_id: int | None = None,
 ) -> dict[str, Any]:
     info: dict[str, Any] = {"transactionId": transaction.id}
     if transaction.charging_state is not None:
@@ -88,6 +91,8 @@ def _event(
     }
     if include_token and transaction.id_token is not None:
         payload["idToken"] = transaction.id_token
+    if reservation_id is not None:
+        payload["reservationId"] = reservation_id
     if measurands:
         sample = meter_value(station, evse, measurands, context)
         if sample["sampledValue"]:
@@ -121,6 +126,7 @@ async def start_transaction(
         measurands=_sampled(station, "Started"),
         context="Transaction.Begin",
         include_token=id_token is not None,
+        reservation_id=None if id_token is None else station.use_reservation(evse, id_token),
     )
     station.stats.transaction_started()
     await station.send_transaction_event(payload)
@@ -155,6 +161,10 @@ async def update_transaction(
         measurands=_sampled(station, "Updated") if with_meter else (),
         context="Sample.Periodic" if trigger_reason == "MeterValuePeriodic" else "Trigger",
         include_token=include_token,
+        # A token new to the transaction (cable first, then the driver) may claim a reservation.
+        reservation_id=station.use_reservation(evse, transaction.id_token)
+        if include_token and transaction.id_token is not None
+        else None,
     )
     await station.send_transaction_event(payload)
 

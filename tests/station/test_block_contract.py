@@ -142,6 +142,16 @@ async def own_vendor(station: Station, csms: Csms) -> dict[str, Any]:
     return {"vendorId": station.config.vendor}
 
 
+#: A reservation of EVSE 1 for the rest of the (simulated) day.
+RESERVATION = {"id": 7, "evseId": 1, "expiryDateTime": "2026-01-15T23:00:00Z", "idToken": ID_TOKEN}
+
+
+async def reserved(station: Station, csms: Csms) -> dict[str, Any]:
+    answer = await csms.call(STATION_ID, "ReserveNow", RESERVATION)
+    assert answer["status"] == "Accepted"
+    return {"reservationId": RESERVATION["id"]}
+
+
 HEARTBEAT = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
 
 #: Per CSMS-initiated action a registered block claims (TriggerMessage: `TRIGGER_CASES`).
@@ -166,6 +176,8 @@ ACTION_CASES: dict[str, Case] = {
     "SetDisplayMessage": Case(request({"message": DISPLAY_MESSAGE})),
     "GetDisplayMessages": Case(after_display_message({"requestId": 3})),
     "ClearDisplayMessage": Case(after_display_message({"id": 7})),
+    "ReserveNow": Case(request(RESERVATION)),
+    "CancelReservation": Case(reserved),
 }
 
 

@@ -14,6 +14,7 @@ from . import (
     display_messages,
     provisioning,
     remote_control,
+    reservation,
     security,
     smart_charging,
     transactions,
@@ -25,6 +26,7 @@ BLOCKS = (
     transactions.BLOCK,  # E, J
     authorization.BLOCK,  # C
     remote_control.BLOCK,  # F
+    reservation.BLOCK,  # H
     data_transfer.BLOCK,  # P
     der_control.BLOCK,  # R
     display_messages.BLOCK,  # O

@@ -43,7 +43,12 @@ def status_notification(
 
 
 async def report_status_changes(station: StationCore) -> None:
-    """Tell the CSMS about every connector whose status differs from what it last heard."""
+    """Tell the CSMS about every connector whose status differs from what it last heard.
+
+    A status counts as heard once its report is on the way, so a report started meanwhile (by
+    another change) sends only what is newer, after it; a report that the connection's loss
+    stops counts as unheard, and goes out after the next boot.
+    """
     if not station.synced:
         return
     how = station.config.connector_status_report
@@ -52,6 +57,7 @@ async def report_status_changes(station: StationCore) -> None:
             status = station.connector_status(evse.id, connector.id)
             if status == connector.reported_status:
                 continue
+            connector.reported_status = status
             timestamp = station.clock.timestamp()
             if how != "notify_event":
                 await station.call(
@@ -81,9 +87,9 @@ async def report_status_changes(station: StationCore) -> None:
                     },
                 )
             if not station.synced:
-                # The connection dropped midway: report the rest after the next boot.
+                # The connection dropped midway: report this one and the rest after the boot.
+                connector.reported_status = None
                 return
-            connector.reported_status = status
 
 
 def change_availability(station: StationCore, payload: Mapping[str, Any]) -> Answer:
@@ -131,8 +137,11 @@ def change_availability(station: StationCore, payload: Mapping[str, Any]) -> Ans
 
 
 def _report_after(station: StationCore) -> FollowUp:
+    """After the answer: announce the change to every block (this one reports it), since
+    others keep state that depends on availability."""
+
     async def report() -> None:
-        await report_status_changes(station)
+        await station.emit(ConnectorStatusChanged())
 
     return report
 

@@ -37,8 +37,17 @@ def _free_for_remote_start(station: StationCore, evse: Evse) -> bool:
     )
 
 
+def _reserved_for_another(evse: Evse, id_token: str, group_id_token: str | None) -> bool:
+    """Whether a reservation keeps `evse` for a driver other than this request's (H03)."""
+    reservations = evse.reservations
+    return reservations is not None and not reservations.admits(evse, id_token, group_id_token)
+
+
 def request_start_transaction(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     evse_id = payload.get("evseId")
+    token = payload["idToken"]
+    group = payload.get("groupIdToken")
+    group_id_token = None if group is None else str(group["idToken"])
     if evse_id is not None:
         evse = station.evse(evse_id)
         if evse is None:
@@ -48,17 +57,22 @@ def request_start_transaction(station: StationCore, payload: Mapping[str, Any]) 
                 "TxInProgress" if evse.transaction else "NotAvailable",
                 f"EVSE {evse_id} cannot start a transaction now",
             )
+        if _reserved_for_another(evse, token["idToken"], group_id_token):
+            return _rejected("NotAvailable", f"EVSE {evse_id} is reserved for another driver")
     else:
         free = [
             evse
             for evse in station.evses
-            if _free_for_remote_start(station, evse) and evse.visit is None
+            if _free_for_remote_start(station, evse)
+            and evse.visit is None
+            and not _reserved_for_another(evse, token["idToken"], group_id_token)
         ]
         if not free:
             return _rejected("NotAvailable", "no EVSE of this station is free")
         evse = free[0]
-    token = payload["idToken"]
-    evse.remote_start = RemoteStart(token["idToken"], token["type"], payload["remoteStartId"])
+    evse.remote_start = RemoteStart(
+        token["idToken"], token["type"], payload["remoteStartId"], group_id_token
+    )
     response: dict[str, Any] = {"status": "Accepted"}
     if evse.transaction is not None:
         response["transactionId"] = evse.transaction.id
