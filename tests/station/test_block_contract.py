@@ -124,6 +124,25 @@ async def own_vendor(station: Station, csms: Csms) -> dict[str, Any]:
 
 HEARTBEAT = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
 
+
+async def cache_enabled(station: Station, csms: Csms) -> dict[str, Any]:
+    answer = await csms.call(
+        STATION_ID,
+        "SetVariables",
+        {
+            "setVariableData": [
+                {
+                    "component": {"name": "AuthCacheCtrlr"},
+                    "variable": {"name": "Enabled"},
+                    "attributeValue": "true",
+                }
+            ]
+        },
+    )
+    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
+    return {}
+
+
 #: Per CSMS-initiated action a registered block claims (TriggerMessage: `TRIGGER_CASES`).
 ACTION_CASES: dict[str, Case] = {
     "GetVariables": Case(request({"getVariableData": [HEARTBEAT]})),
@@ -143,6 +162,7 @@ ACTION_CASES: dict[str, Case] = {
         )
     ),
     "DataTransfer": Case(own_vendor),
+    "ClearCache": Case(cache_enabled),
 }
 
 
