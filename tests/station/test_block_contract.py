@@ -163,6 +163,18 @@ ACTION_CASES: dict[str, Case] = {
     ),
     "DataTransfer": Case(own_vendor),
     "ClearCache": Case(cache_enabled),
+    "SendLocalList": Case(
+        request(
+            {
+                "versionNumber": 1,
+                "updateType": "Full",
+                "localAuthorizationList": [
+                    {"idToken": ID_TOKEN, "idTokenInfo": {"status": "Accepted"}}
+                ],
+            }
+        )
+    ),
+    "GetLocalListVersion": Case(request({})),
 }
 
 

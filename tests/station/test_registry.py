@@ -89,4 +89,10 @@ def test_two_blocks_declaring_one_variable_are_refused() -> None:
 
 
 def test_each_hook_of_the_station_has_a_provider() -> None:
-    assert set(default_registry().hooks) == {"register", "online", "authorize", "charging_limit"}
+    assert set(default_registry().hooks) == {
+        "register",
+        "online",
+        "authorize",
+        "local_id_token_info",
+        "charging_limit",
+    }

@@ -11,6 +11,7 @@ from . import (
     availability,
     data_transfer,
     der_control,
+    local_auth_list,
     provisioning,
     remote_control,
     security,
@@ -23,6 +24,7 @@ BLOCKS = (
     smart_charging.BLOCK,  # K
     transactions.BLOCK,  # E, J
     authorization.BLOCK,  # C
+    local_auth_list.BLOCK,  # D
     remote_control.BLOCK,  # F
     data_transfer.BLOCK,  # P
     der_control.BLOCK,  # R
