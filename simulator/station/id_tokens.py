@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TokenInfo", "epoch_s", "token_info", "token_key"]
+__all__ = ["TIME_BYTES", "TokenInfo", "epoch_s", "token_info", "token_key"]
 
 #: Bytes of one stored point in time (a double).
 TIME_BYTES = 8

@@ -46,9 +46,9 @@ from ..transaction import end_transaction
 
 __all__ = ["BLOCK", "AuthCache"]
 
-#: AuthCacheCtrlr.Storage's maxLimit: about sixty ISO14443 cards with their last use.
+#: AuthCacheCtrlr.Storage's maxLimit: about ninety ISO14443 cards (7-byte UIDs), 47 bytes each.
 CACHE_MAX_BYTES = 4096
-#: Token types the cache never keeps: a Central token is the CSMS's own (C10), and a
+#: Token types the cache never keeps: a Central token is the CSMS's own, and a
 #: NoAuthorization token asks nothing.
 _NOT_CACHED = frozenset({"Central", "NoAuthorization"})
 
