@@ -262,7 +262,8 @@ def csms_command(
             "--scenario",
             help=(
                 "Answer as the scenario's embedded CSMS: its heartbeat interval, password, and "
-                "embedded_csms reactions (tx_limit_w, V2X profiles at grid.nominal_hz); "
+                "embedded_csms settings (tx_limit_w, V2X profiles at grid.nominal_hz, "
+                "deauthorize_share); "
                 "the flags above override it."
             ),
             metavar="FILE",

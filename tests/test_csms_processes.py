@@ -285,6 +285,16 @@ async def test_the_scenario_sets_the_transaction_limit_and_heartbeat() -> None:
     assert (action, periods[0]["limit"]) == ("SetChargingProfile", 7400)
 
 
+def test_the_scenario_sets_the_share_of_transactions_deauthorized() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml")
+    assert scenario.embedded_csms.deauthorize_share > 0
+    config = csms_config_for(scenario)
+    assert config.deauthorize_share == scenario.embedded_csms.deauthorize_share
+    assert (
+        csms_config_for(load_scenario(ROOT / "scenarios" / "depot-24h.yaml")).deauthorize_share == 0
+    )
+
+
 async def test_the_scenario_sets_the_v2x_profile_at_its_nominal_frequency() -> None:
     config = csms_config_for(load_scenario(ROOT / "scenarios" / "v2x-frequency-event.yaml"))
     assert set(config.reactions) == {"NotifyEVChargingNeeds"}

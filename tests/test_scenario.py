@@ -212,6 +212,7 @@ embedded_csms:
   v2x_operation_mode: CentralSetpoint
   v2x_setpoint_w: -5000
   v2x_max_power_w: 11000
+  deauthorize_share: 0.05
 metrics_port: 9464
 """
 

@@ -99,6 +99,10 @@ class CsmsConfig:
     #: idTokens answered Accepted (compared case-insensitively, as OCPP 2.1 says idTokens are);
     #: others get Unknown.  None accepts every token.
     accepted_id_tokens: Collection[str] | None = None
+    #: Share (0 to 1) of transactions whose IdToken the CSMS answers Invalid in
+    #: TransactionEvent, as a back office that blocked the card would (E05).  Which ones is
+    #: decided by the transaction id, so a run is reproducible.
+    deauthorize_share: float = 0.0
     #: DataTransfer vendorIds answered Accepted; any other gets UnknownVendorId.
     data_transfer_vendor_ids: Collection[str] = ()
     #: HTTP Basic auth (security profile 1/2): one password for every station, a password per
@@ -130,6 +134,8 @@ class CsmsConfig:
             )
         if self.heartbeat_interval_s < 0:
             raise ValueError(f"heartbeat_interval_s must be >= 0, got {self.heartbeat_interval_s}")
+        if not 0.0 <= self.deauthorize_share <= 1.0:
+            raise ValueError(f"deauthorize_share must be in [0, 1], got {self.deauthorize_share}")
         if self.max_messages_per_station < 0:
             raise ValueError(
                 f"max_messages_per_station must be >= 0, got {self.max_messages_per_station}"

@@ -121,7 +121,8 @@ class CsmsProcessFailed(Exception):
 
 
 def csms_config_for(scenario: Scenario) -> CsmsConfig:
-    """The embedded CSMS of `scenario`: its heartbeat interval, password and reactions.
+    """The embedded CSMS of `scenario`: its heartbeat interval, password, the share of
+    transactions it deauthorizes, and its reactions.
 
     The one place that turns a scenario into CSMS settings, so `fleetsim run` (embedded CSMS)
     and `fleetsim csms --scenario` answer stations the same way.  Messages are not recorded:
@@ -133,6 +134,7 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
         heartbeat_interval_s=scenario.stations.heartbeat_interval_s,
         record_messages=False,
         basic_auth_passwords=scenario.resolved_password(),
+        deauthorize_share=embedded.deauthorize_share,
         reactions=smart_charging_reactions(
             tx_limit_w=embedded.tx_limit_w,
             v2x_operation_mode=embedded.v2x_operation_mode,

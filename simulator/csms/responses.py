@@ -10,7 +10,8 @@ code can run every use case to its end:
                                 Unknown; certificateStatus Accepted when the request carries a
                                 certificate or its hash data (C07)
     TransactionEvent            idTokenInfo, decided as for Authorize, when the request carries
-                                an idToken (E01-E07); else nothing
+                                an idToken (E01-E07), or Invalid for `deauthorize_share` of the
+                                transactions (E05); else nothing
     DataTransfer                Accepted for a configured vendorId, else UnknownVendorId (P01)
     SignCertificate             Accepted (the CertificateSigned is left to the test: csms.call)
     Get15118EVCertificate       Accepted, with a placeholder exiResponse
@@ -30,6 +31,7 @@ NotifyPeriodicEventStream is a SEND and gets no answer at all.
 from __future__ import annotations
 
 import base64
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -77,6 +79,7 @@ _CERTIFICATE_STATUS_VALID_S = 86_400.0
 _ACCEPTED: Mapping[str, Any] = {"status": "Accepted"}
 _ID_TOKEN_ACCEPTED: Mapping[str, Any] = {"status": "Accepted"}
 _ID_TOKEN_UNKNOWN: Mapping[str, Any] = {"status": "Unknown"}
+_TRANSACTION_DEAUTHORIZED: Mapping[str, Any] = {"idTokenInfo": {"status": "Invalid"}}
 # Shared by every empty answer; it is only ever serialised, never changed.
 _EMPTY: Mapping[str, Any] = {}
 
@@ -88,6 +91,7 @@ class Responses:
         "_accepted_id_tokens",
         "_boot_policy",
         "_clock",
+        "_deauthorize_below",
         "_heartbeat_interval_s",
         "_table",
         "_vendor_ids",
@@ -103,6 +107,8 @@ class Responses:
             else frozenset(token.casefold() for token in config.accepted_id_tokens)
         )
         self._vendor_ids = frozenset(config.data_transfer_vendor_ids)
+        #: crc32 values (of 2**32) below which a transaction is deauthorized.
+        self._deauthorize_below = round(config.deauthorize_share * 2**32)
         table: dict[str, Responder] = dict(_STATIC_RESPONDERS)
         for action, method_name in _CONFIGURED_RESPONDERS.items():
             table[action] = getattr(self, method_name)
@@ -165,7 +171,15 @@ class Responses:
         id_token = payload.get("idToken")
         if id_token is None:
             return _EMPTY
+        if self._deauthorize_below and self._deauthorized(payload):
+            return _TRANSACTION_DEAUTHORIZED
         return {"idTokenInfo": self._id_token_info(id_token)}
+
+    def _deauthorized(self, payload: Mapping[str, Any]) -> bool:
+        """Whether this transaction is one of the `deauthorize_share` the CSMS refuses: a hash
+        of its id, so every event of it gets the same answer and a run is reproducible."""
+        transaction_id = str(payload["transactionInfo"]["transactionId"])
+        return zlib.crc32(transaction_id.encode()) < self._deauthorize_below
 
     def _data_transfer(
         self, station: StationState, payload: Mapping[str, Any]

@@ -1,4 +1,5 @@
-"""The `embedded_csms` section: the smart charging fleetsim's own CSMS does beyond answering."""
+"""The `embedded_csms` section: what fleetsim's own CSMS does beyond answering everything
+Accepted (smart charging, V2X profiles, deauthorizing some transactions)."""
 
 from __future__ import annotations
 
@@ -39,4 +40,14 @@ class EmbeddedCsmsSettings(BaseModel):
         default=11_000.0,
         gt=0,
         description="Full response of a LocalFrequency profile's frequency-watt curve, W.",
+    )
+    deauthorize_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of transactions whose IdToken the CSMS answers Invalid in TransactionEvent, "
+            "as a back office that blocked the card would; the station then ends them "
+            "(DeAuthorized) or stops their energy, per TxCtrlr.StopTxOnInvalidId."
+        ),
     )

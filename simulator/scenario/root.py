@@ -82,7 +82,10 @@ class Scenario(BaseModel):
     grid: GridSettings = Field(default=GridSettings(), description="The grid and its events.")
     embedded_csms: EmbeddedCsmsSettings = Field(
         default=EmbeddedCsmsSettings(),
-        description="Smart charging by the embedded CSMS (when csms.url is null).",
+        description=(
+            "What the embedded CSMS does beyond answering (when csms.url is null): smart "
+            "charging, V2X profiles, deauthorized transactions."
+        ),
     )
     metrics_port: int | None = Field(
         default=None,

@@ -4,9 +4,10 @@ A functional block (B provisioning, C authorization, K smart charging, ...) is o
 `simulator/station/blocks/` that exports one `Block` value: the CSMS-initiated actions it
 answers, what TriggerMessage can make it send, the device-model variables it owns, the
 station events it reacts to, its per-station state and, for the few hooks the station's own
-life needs (registering with the CSMS, staying online, authorizing a driver, the charging
-limit of an EVSE), the function that provides them.  `registry.Registry` merges the blocks
-once per process and checks that no action, trigger, variable or hook is claimed twice.
+life needs (registering with the CSMS, staying online, authorizing a driver, what the local
+authorization list says of a token, the charging limit of an EVSE), the function that provides
+them.  `registry.Registry` merges the blocks once per process and checks that no action,
+trigger, variable or hook is claimed twice.
 
 Blocks are written against `StationCore`, a narrow protocol that `Station` satisfies, never
 against `Station` itself, and never against each other: what one block must know of what
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from ..link import Answer, FollowUp, Link
 from .device_model import DeviceModel, VariableKey, VariableSpec
 from .evse import Evse, Transaction
+from .id_tokens import TokenInfo
 
 if TYPE_CHECKING:
     from ev_models import EvArrival, EvSession
@@ -51,6 +53,7 @@ __all__ = [
     "SiteHooks",
     "StationCore",
     "TransactionEnded",
+    "TransactionEventAnswered",
     "TransactionStarted",
     "Trigger",
     "TriggerTarget",
@@ -117,6 +120,22 @@ class TransactionEnded(Event):
     evse: Evse
     transaction: Transaction
     stopped_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEventAnswered(Event):
+    """The CSMS answered a TransactionEvent that carried an IdToken with idTokenInfo (C10, C12,
+    E05).
+
+    Emitted only for such answers (the CSMS gives idTokenInfo to an event that carried an
+    IdToken): every other answer costs its delivery one dictionary lookup.
+    """
+
+    evse: Evse
+    transaction_id: str
+    #: The IdToken the event carried, which idTokenInfo is about.
+    id_token: IdToken
+    response: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +243,7 @@ class StationCore(Protocol):
         self, evse: Evse, id_token: IdToken, group_id_token: str | None = None
     ) -> bool: ...
     def use_reservation(self, evse: Evse, id_token: IdToken) -> int | None: ...
+    def local_id_token_info(self, id_token: IdToken) -> TokenInfo | None: ...
     def charging_limit(self, evse: Evse) -> ActiveLimit: ...
 
 
@@ -259,8 +279,8 @@ class Block(Generic[S]):
     read by code that acts on it: `tests/station/test_honest_variables.py`).  A trigger sends
     the message it is named after.  `new_state`
     makes the block's per-station state the first time `StationCore.block_state(block)` asks.
-    The hooks (`register`, `online`, `authorize`, `admit`, `use_reservation`,
-    `charging_limit`) may each be provided by one block only.
+    The hooks (`register`, `online`, `authorize`, `local_id_token_info`, `admit`,
+    `use_reservation`, `charging_limit`) may each be provided by one block only.
     """
 
     letter: str
@@ -285,6 +305,9 @@ class Block(Generic[S]):
     #: The id of the reservation a transaction that gains an IdToken at an EVSE uses, if any
     #: (its TransactionEvent carries it), or None.
     use_reservation: Callable[[StationCore, Evse, IdToken], int | None] | None = None
+    #: What the local authorization list says of an IdToken now: its entry, or None when the
+    #: list is off, has no entry for it or the entry has expired.
+    local_id_token_info: Callable[[StationCore, IdToken], TokenInfo | None] | None = None
     #: What the charging profiles ask of an EVSE now.
     charging_limit: Callable[[StationCore, Evse], ActiveLimit] | None = None
 
@@ -297,6 +320,7 @@ class Block(Generic[S]):
             "authorize": self.authorize,
             "admit": self.admit,
             "use_reservation": self.use_reservation,
+            "local_id_token_info": self.local_id_token_info,
             "charging_limit": self.charging_limit,
         }
         return {name: hook for name, hook in found.items() if hook is not None}

@@ -18,7 +18,7 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
-from .core import NO_LIMIT, ActiveLimit, ConnectorStatusChanged, StationCore
+from .core import ActiveLimit, ConnectorStatusChanged, StationCore
 from .iso15118 import charging_needs
 from .transaction import end_transaction, start_transaction, update_transaction
 
@@ -34,6 +34,10 @@ WALK_TO_CAR_S = 20.0
 #: Simulated time and trio time convert through floating point, so a task woken at a deadline
 #: may read a clock a hair before it; events this close count as reached.
 _EPS_S = 1e-6
+#: Energy this close to a transaction's energy cap counts as reached (the same rounding).
+_EPS_WH = 1e-3
+#: What a transaction gets once its energy cap is reached: nothing, and no V2X either.
+_NO_ENERGY = ActiveLimit(limit_w=0.0)
 
 
 def ev_arrives(station: StationCore, evse: Evse, arrival: EvArrival) -> None:
@@ -180,12 +184,12 @@ async def _close_power_path(
     if transaction is None or session is None:
         return
     session.set_enabled(True, station.clock.sim_now())
-    _apply_limits(station, evse, session)
+    limit = _apply_limits(station, evse, session)
     await update_transaction(
         station,
         evse,
         trigger_reason,
-        charging_state=_charging_state(evse, session, NO_LIMIT),
+        charging_state=_charging_state(evse, session, limit),
         include_token=trigger_reason in ("Authorized", "RemoteStart"),
     )
     if arrival.uses_iso15118_20:
@@ -201,9 +205,17 @@ async def _close_power_path(
 
 def _apply_limits(station: StationCore, evse: Evse, session: EvSession) -> ActiveLimit:
     """Feed the active charging profile (and, for LocalFrequency, the grid frequency) to the
-    EV's session; returns the limit so the caller knows when it next changes."""
+    EV's session; returns the limit so the caller knows when it next changes.
+
+    A transaction the CSMS deauthorized without stopping it (E05) gets no energy once the
+    register reaches its cap: the limit is 0, which the EV reports as SuspendedEVSE, and
+    until then the moment the cap will be reached is one of the limit's changes."""
     now_s = station.clock.sim_now()
     limit = station.charging_limit(evse)
+    transaction = evse.transaction
+    cap_wh = None if transaction is None else transaction.energy_cap_wh
+    if cap_wh is not None and evse.register_wh(now_s) >= cap_wh - _EPS_WH:
+        limit = _NO_ENERGY
     session.set_limit(limit.limit_w, now_s)
     setpoint_w = limit.setpoint_w
     site = station.site
@@ -218,6 +230,10 @@ def _apply_limits(station: StationCore, evse: Evse, session: EvSession) -> Activ
     session.set_setpoint(setpoint_w, now_s)
     if site is not None:
         site.power_changed(station, evse, now_s)
+    if cap_wh is not None and limit is not _NO_ENERGY and session.power_w > 0:
+        cap_s = now_s + (cap_wh - evse.register_wh(now_s)) * 3600.0 / session.power_w
+        if cap_s < limit.next_change_s:
+            limit = replace(limit, next_change_s=cap_s)
     return limit
 
 

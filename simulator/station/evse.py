@@ -42,6 +42,11 @@ class Transaction:
     remote_start_id: int | None = None
     #: The connector the transaction's EV used (1 until an EV plugs in).
     connector_id: int = 1
+    #: Energy.Active.Import.Register when the transaction started (Wh).
+    start_register_wh: float = 0.0
+    #: The register reading (Wh) at which the EVSE stops delivering energy to this transaction:
+    #: set when the CSMS deauthorized its IdToken and TxCtrlr.StopTxOnInvalidId is false (E05).
+    energy_cap_wh: float | None = None
 
     def next_seq_no(self) -> int:
         seq_no = self.seq_no

@@ -41,6 +41,7 @@ from .core import (
 )
 from .device_model import DeviceModel, VariableKey
 from .evse import Connector, Evse
+from .id_tokens import TokenInfo
 from .registry import station_spec
 from .transaction import deliver_transaction_event
 
@@ -472,6 +473,14 @@ class Station:
         """The reservation a transaction at `evse` uses now that it has `id_token` (block H)."""
         use = self._spec.registry.hooks.get("use_reservation")
         return None if use is None else use(self, evse, id_token)
+
+    def local_id_token_info(self, id_token: IdToken) -> TokenInfo | None:
+        """The local authorization list's entry for `id_token` (block D; None without one)."""
+        lookup = self._spec.registry.hooks.get("local_id_token_info")
+        if lookup is None:
+            return None
+        found: TokenInfo | None = lookup(self, id_token)
+        return found
 
     def charging_limit(self, evse: Evse) -> ActiveLimit:
         """What the charging profiles ask of `evse` now (block K; no limit without one)."""

@@ -17,17 +17,24 @@ Delivery (E13): a TransactionEvent answered with a CALLERROR or not answered at 
 again, up to MessageAttempts times, MessageAttemptInterval times the attempt number apart; one
 that never gets through is dropped and counted.  A lost connection is not a failed attempt:
 the event waits in the queue for the next connection.
+
+The answer counts: one that carries idTokenInfo -- the CSMS's word on the IdToken the event
+carried -- is posted to the blocks as `TransactionEventAnswered`, on which the authorization
+block keeps its cache and deauthorizes a transaction whose token is not Accepted (C10, E05).
+Every other answer costs the delivery one dictionary lookup (two if the CSMS adds idTokenInfo
+to answers to events that carried no IdToken).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import trio
 
 from ..link import Link
 from ..ocpp import CallErrorReceived, CallTimeout, LinkClosed
-from .core import StationCore, TransactionEnded, TransactionStarted
+from .core import StationCore, TransactionEnded, TransactionEventAnswered, TransactionStarted
 from .evse import Evse, Transaction
 from .measurands import sampled_values
 
@@ -108,13 +115,15 @@ async def start_transaction(
     id_token: dict[str, str] | None = None,
     remote_start_id: int | None = None,
 ) -> Transaction:
+    now_s = station.clock.sim_now()
     transaction = Transaction(
         station.next_transaction_id(),
-        station.clock.sim_now(),
+        now_s,
         charging_state="EVConnected" if evse.plugged_connector is not None else None,
         id_token=id_token,
         remote_start_id=remote_start_id,
         connector_id=evse.plugged_connector or 1,
+        start_register_wh=evse.register_wh(now_s),
     )
     evse.transaction = transaction
     payload = _event(
@@ -210,12 +219,33 @@ async def deliver_transaction_event(
     interval_s = model.integer("OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent")
     for attempt in range(1, attempts + 1):
         try:
-            await link.call("TransactionEvent", payload)
-            return True
+            response = await link.call("TransactionEvent", payload)
         except LinkClosed:
             return False
         except (CallErrorReceived, CallTimeout):
             if attempt < attempts:
                 await trio.sleep(station.clock.trio_duration(interval_s * attempt))
+            continue
+        if "idTokenInfo" in response and "idToken" in payload:
+            _answered(station, payload, response)
+        return True
     station.stats.transaction_event_dropped()
     return True
+
+
+def _answered(station: StationCore, payload: dict[str, Any], response: Mapping[str, Any]) -> None:
+    """Hand the CSMS's word on the IdToken an event carried to the blocks (the cache learns
+    from it; a status other than Accepted deauthorizes the transaction, E05), after the
+    delivery: a reaction that ends the transaction queues its Ended event behind this one.
+    idTokenInfo in the answer to an event without an IdToken is about nothing the station
+    sent, and is not passed on."""
+    evse = station.evse(payload["evse"]["id"])
+    if evse is not None:
+        station.post(
+            TransactionEventAnswered(
+                evse,
+                payload["transactionInfo"]["transactionId"],
+                payload["idToken"],
+                response,
+            )
+        )

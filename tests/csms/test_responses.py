@@ -369,6 +369,50 @@ async def test_transaction_event_carries_id_token_info_only_when_the_request_has
     assert without_token == {}
 
 
+async def test_a_deauthorize_share_answers_that_share_of_transactions_invalid(
+    connect_station: ConnectStation, autojump_clock: MockClock
+) -> None:
+    """Each transaction gets one answer for all its events, decided by its id: about the
+    configured share of them Invalid, the rest as for Authorize."""
+
+    def event(transaction_id: str, seq_no: int) -> dict[str, Any]:
+        return {
+            "eventType": "Updated",
+            "timestamp": TS,
+            "triggerReason": "Authorized",
+            "seqNo": seq_no,
+            "transactionInfo": {"transactionId": transaction_id},
+            "idToken": ID_TOKEN,
+        }
+
+    csms = Csms(CsmsConfig(deauthorize_share=0.25, record_messages=False))
+    ids = [f"CP00001-{index:06d}" for index in range(400)]
+    with trio.fail_after(60):
+        link = await connect_station(csms)
+        first = [(await link.call("TransactionEvent", event(i, 1)))["idTokenInfo"] for i in ids]
+        again = [(await link.call("TransactionEvent", event(i, 2)))["idTokenInfo"] for i in ids]
+    assert first == again
+    assert {info["status"] for info in first} == {"Accepted", "Invalid"}
+    invalid = sum(info["status"] == "Invalid" for info in first)
+    assert 70 <= invalid <= 130
+
+
+@pytest.mark.parametrize(("share", "status"), [(0.0, "Accepted"), (1.0, "Invalid")])
+async def test_a_deauthorize_share_of_none_or_all(
+    share: float, status: str, connect_station: ConnectStation, autojump_clock: MockClock
+) -> None:
+    csms = Csms(CsmsConfig(deauthorize_share=share))
+    with trio.fail_after(5):
+        link = await connect_station(csms)
+        response = await link.call("TransactionEvent", REQUESTS_2_1["TransactionEvent"])
+    assert response == {"idTokenInfo": {"status": status}}
+
+
+def test_a_deauthorize_share_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="deauthorize_share"):
+        CsmsConfig(deauthorize_share=1.5)
+
+
 async def test_data_transfer_knows_only_the_configured_vendors(
     connect_station: ConnectStation, autojump_clock: MockClock
 ) -> None:

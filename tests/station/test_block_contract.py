@@ -154,6 +154,25 @@ async def reserved(station: Station, csms: Csms) -> dict[str, Any]:
 
 HEARTBEAT = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
 
+
+async def cache_enabled(station: Station, csms: Csms) -> dict[str, Any]:
+    answer = await csms.call(
+        STATION_ID,
+        "SetVariables",
+        {
+            "setVariableData": [
+                {
+                    "component": {"name": "AuthCacheCtrlr"},
+                    "variable": {"name": "Enabled"},
+                    "attributeValue": "true",
+                }
+            ]
+        },
+    )
+    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
+    return {}
+
+
 #: Per CSMS-initiated action a registered block claims (TriggerMessage: `TRIGGER_CASES`).
 ACTION_CASES: dict[str, Case] = {
     "GetVariables": Case(request({"getVariableData": [HEARTBEAT]})),
@@ -178,6 +197,19 @@ ACTION_CASES: dict[str, Case] = {
     "ClearDisplayMessage": Case(after_display_message({"id": 7})),
     "ReserveNow": Case(request(RESERVATION)),
     "CancelReservation": Case(reserved),
+    "ClearCache": Case(cache_enabled),
+    "SendLocalList": Case(
+        request(
+            {
+                "versionNumber": 1,
+                "updateType": "Full",
+                "localAuthorizationList": [
+                    {"idToken": ID_TOKEN, "idTokenInfo": {"status": "Accepted"}}
+                ],
+            }
+        )
+    ),
+    "GetLocalListVersion": Case(request({})),
 }
 
 

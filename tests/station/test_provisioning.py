@@ -240,5 +240,5 @@ async def test_an_action_not_implemented_yet_gets_not_implemented(
 ) -> None:
     async with station_on_memory_link() as (_station, csms):
         with pytest.raises(CallErrorReceived) as error:
-            await csms.call(STATION_ID, "ClearCache", {})
+            await csms.call(STATION_ID, "GetInstalledCertificateIds", {})
         assert error.value.code == "NotImplemented"

@@ -95,5 +95,6 @@ def test_each_hook_of_the_station_has_a_provider() -> None:
         "authorize",
         "admit",
         "use_reservation",
+        "local_id_token_info",
         "charging_limit",
     }

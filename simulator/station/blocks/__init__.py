@@ -12,6 +12,7 @@ from . import (
     data_transfer,
     der_control,
     display_messages,
+    local_auth_list,
     provisioning,
     remote_control,
     reservation,
@@ -25,6 +26,7 @@ BLOCKS = (
     smart_charging.BLOCK,  # K
     transactions.BLOCK,  # E, J
     authorization.BLOCK,  # C
+    local_auth_list.BLOCK,  # D
     remote_control.BLOCK,  # F
     reservation.BLOCK,  # H
     data_transfer.BLOCK,  # P

@@ -111,7 +111,10 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
         min_limit=1,
     )
     yield VariableSpec(tx, "StopTxOnEVSideDisconnect", "boolean", "true", "ReadOnly")
-    yield VariableSpec(tx, "StopTxOnInvalidId", "boolean", "true", "ReadOnly")
+    # What a TransactionEvent answer that deauthorizes the IdToken does (E05): the
+    # authorization block acts on both.
+    yield VariableSpec(tx, "StopTxOnInvalidId", "boolean", "true")
+    yield VariableSpec(tx, "MaxEnergyOnInvalidId", "integer", "0", unit="Wh", min_limit=0)
     yield VariableSpec(tx, "TxBeforeAcceptedEnabled", "boolean", "false", "ReadOnly")
     yield VariableSpec(
         tx,
