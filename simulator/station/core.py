@@ -58,6 +58,7 @@ __all__ = [
     "Trigger",
     "TriggerTarget",
     "VariableChanged",
+    "refused",
 ]
 
 #: An OCPP IdTokenType: {"idToken": ..., "type": ...}.
@@ -265,6 +266,13 @@ Trigger = Callable[[StationCore, TriggerTarget], Answer]
 Reaction = Callable[[StationCore, Any], Awaitable[None]]
 
 _NOTHING: Mapping[Any, Any] = MappingProxyType({})
+
+
+def refused(reason_code: str, info: str, status: str = "Rejected") -> Answer:
+    """An answer refusing a request: `status` with a statusInfo that says why."""
+    return Answer(
+        {"status": status, "statusInfo": {"reasonCode": reason_code, "additionalInfo": info}}
+    )
 
 
 def _no_state() -> None:

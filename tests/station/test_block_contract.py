@@ -22,7 +22,7 @@ from simulator.csms.policy import AcceptAfter
 from simulator.station import Station
 from simulator.station.blocks import BLOCKS
 from simulator.station.registry import default_registry
-from tests.helpers import STATION_ID, station_on_memory_link
+from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
 
 ID_TOKEN = {"idToken": "04A2B3C4D5E6F7", "type": "ISO14443"}
 NOW = "2026-01-15T12:00:00Z"
@@ -44,22 +44,7 @@ TX_DEFAULT_PROFILE = {
 REMOTE_DRIVERS: dict[str, Any] = {
     "ev_fleet": {
         "models": {"test-ev": 1.0},
-        "extra_models": {
-            "test-ev": {
-                "kind": "car",
-                "usable_battery_kwh": 40,
-                "max_ac_kw": 11,
-                "ac_phases": 3,
-                "max_dc_kw": 50,
-                "dc_curve_kw": [[0.0, 50]],
-                "ac_efficiency": 1.0,
-                "dc_efficiency": 1.0,
-                "iso15118_20": False,
-                "bidirectional": False,
-                "max_discharge_kw": 0,
-                "sources": [{"figures": ["battery"], "cite": "a test vehicle"}],
-            }
-        },
+        "extra_models": {"test-ev": TEST_EV},
         "remote_start_plugin_delay_s": 60,
     }
 }

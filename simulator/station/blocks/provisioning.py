@@ -31,6 +31,7 @@ from ..core import (
     TransactionEnded,
     TriggerTarget,
     VariableChanged,
+    refused,
 )
 from ..device_model import AttributeResult, VariableSpec
 from ..transaction import end_transaction
@@ -267,15 +268,9 @@ async def _variable_changed(station: StationCore, event: VariableChanged) -> Non
 # -- TriggerMessage ---------------------------------------------------------------------------
 
 
-def _rejected(reason_code: str, info: str) -> Answer:
-    return Answer(
-        {"status": "Rejected", "statusInfo": {"reasonCode": reason_code, "additionalInfo": info}}
-    )
-
-
 def _trigger_boot(station: StationCore, target: TriggerTarget) -> Answer:
     if station.registration == "Accepted":
-        return _rejected("NotEnabled", "the station is already accepted")
+        return refused("NotEnabled", "the station is already accepted")
     station.wake_boot()
     return Answer({"status": "Accepted"})
 

@@ -14,18 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...link import Answer
-from ..core import Block, StationCore, TriggerTarget
+from ..core import Block, StationCore, TriggerTarget, refused
 from ..ev_driver import remote_visit
 from ..evse import Evse, RemoteStart
 from ..transaction import end_transaction
 
 __all__ = ["BLOCK"]
-
-
-def _rejected(reason_code: str, info: str) -> Answer:
-    return Answer(
-        {"status": "Rejected", "statusInfo": {"reasonCode": reason_code, "additionalInfo": info}}
-    )
 
 
 def _free_for_remote_start(station: StationCore, evse: Evse) -> bool:
@@ -51,14 +45,14 @@ def request_start_transaction(station: StationCore, payload: Mapping[str, Any]) 
     if evse_id is not None:
         evse = station.evse(evse_id)
         if evse is None:
-            return _rejected("UnknownEvse", f"this station has EVSEs 1..{len(station.evses)}")
+            return refused("UnknownEvse", f"this station has EVSEs 1..{len(station.evses)}")
         if not _free_for_remote_start(station, evse):
-            return _rejected(
+            return refused(
                 "TxInProgress" if evse.transaction else "NotAvailable",
                 f"EVSE {evse_id} cannot start a transaction now",
             )
         if _reserved_for_another(evse, token["idToken"], group_id_token):
-            return _rejected("NotAvailable", f"EVSE {evse_id} is reserved for another driver")
+            return refused("NotAvailable", f"EVSE {evse_id} is reserved for another driver")
     else:
         free = [
             evse
@@ -68,7 +62,7 @@ def request_start_transaction(station: StationCore, payload: Mapping[str, Any]) 
             and not _reserved_for_another(evse, token["idToken"], group_id_token)
         ]
         if not free:
-            return _rejected("NotAvailable", "no EVSE of this station is free")
+            return refused("NotAvailable", "no EVSE of this station is free")
         evse = free[0]
     evse.remote_start = RemoteStart(
         token["idToken"], token["type"], payload["remoteStartId"], group_id_token
@@ -95,7 +89,7 @@ def request_stop_transaction(station: StationCore, payload: Mapping[str, Any]) -
                 await end_transaction(station, evse, "RemoteStop", "Remote")
 
             return Answer({"status": "Accepted"}, then=stop)
-    return _rejected("TxNotFound", f"no transaction {transaction_id} on this station")
+    return refused("TxNotFound", f"no transaction {transaction_id} on this station")
 
 
 def trigger_message(station: StationCore, payload: Mapping[str, Any]) -> Answer:
@@ -105,7 +99,7 @@ def trigger_message(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     if target is not None and target.get("id", 0) != 0:
         evse = station.evse(target["id"])
         if evse is None:
-            return _rejected("UnknownEvse", f"this station has EVSEs 1..{len(station.evses)}")
+            return refused("UnknownEvse", f"this station has EVSEs 1..{len(station.evses)}")
         evses = [evse]
         specific = True
     connector_id = target.get("connectorId") if target else None

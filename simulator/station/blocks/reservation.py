@@ -54,7 +54,7 @@ import trio
 
 from ...link import Answer
 from ..config import StationConfig
-from ..core import Block, ConnectorStatusChanged, IdToken, StationCore, TransactionEnded
+from ..core import Block, ConnectorStatusChanged, IdToken, StationCore, TransactionEnded, refused
 from ..device_model import VariableSpec
 from ..evse import Evse
 
@@ -257,9 +257,7 @@ def _bound_state(station: StationCore) -> Reservations:
 
 
 def _rejected(status: str, reason_code: str, info: str) -> Answer:
-    return Answer(
-        {"status": status, "statusInfo": {"reasonCode": reason_code, "additionalInfo": info}}
-    )
+    return refused(reason_code, info, status)
 
 
 def _sim_seconds(station: StationCore, date_time: str) -> float:

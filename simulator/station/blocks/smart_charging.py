@@ -29,7 +29,7 @@ from typing import Any
 
 from ...link import Answer
 from ..config import StationConfig
-from ..core import NO_LIMIT, ActiveLimit, Block, StationCore, TransactionEnded
+from ..core import NO_LIMIT, ActiveLimit, Block, StationCore, TransactionEnded, refused
 from ..device_model import VariableSpec
 from ..evse import NOMINAL_PHASE_VOLTAGE_V, Evse
 
@@ -274,37 +274,31 @@ def active_limit(station: StationCore, evse: Evse) -> ActiveLimit:
 # -- handlers -----------------------------------------------------------------------------------
 
 
-def _rejected(reason_code: str, info: str) -> Answer:
-    return Answer(
-        {"status": "Rejected", "statusInfo": {"reasonCode": reason_code, "additionalInfo": info}}
-    )
-
-
 def set_charging_profile(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     evse_id = payload["evseId"]
     profile = payload["chargingProfile"]
     purpose = profile["chargingProfilePurpose"]
     if evse_id != 0 and station.evse(evse_id) is None:
-        return _rejected("UnknownEvse", f"this station has EVSEs 1..{len(station.evses)}")
+        return refused("UnknownEvse", f"this station has EVSEs 1..{len(station.evses)}")
     if evse_id == 0 and purpose not in _STATION_PURPOSES:
-        return _rejected("InvalidValue", f"a {purpose} needs an EVSE, not evseId 0")
+        return refused("InvalidValue", f"a {purpose} needs an EVSE, not evseId 0")
     if evse_id != 0 and purpose == "ChargingStationMaxProfile":
-        return _rejected("InvalidValue", "a ChargingStationMaxProfile is for evseId 0")
+        return refused("InvalidValue", "a ChargingStationMaxProfile is for evseId 0")
     if purpose not in ("TxProfile", "TxDefaultProfile", "ChargingStationMaxProfile"):
-        return _rejected("UnsupportedRequest", f"{purpose} profiles are not supported")
+        return refused("UnsupportedRequest", f"{purpose} profiles are not supported")
     if purpose == "TxProfile":
         evse = station.evse(evse_id)
         transaction = evse.transaction if evse is not None else None
         wanted = profile.get("transactionId")
         if transaction is None or wanted not in (None, transaction.id):
-            return _rejected("TxNotFound", f"no transaction {wanted or ''} on EVSE {evse_id}")
+            return refused("TxNotFound", f"no transaction {wanted or ''} on EVSE {evse_id}")
     periods = max(len(s["chargingSchedulePeriod"]) for s in profile["chargingSchedule"])
     allowed = station.device_model.integer("SmartChargingCtrlr", "PeriodsPerSchedule")
     if periods > allowed:
-        return _rejected("InvalidSchedule", f"{periods} periods; PeriodsPerSchedule is {allowed}")
+        return refused("InvalidSchedule", f"{periods} periods; PeriodsPerSchedule is {allowed}")
     levels = station.device_model.integer("SmartChargingCtrlr", "ProfileStackLevel")
     if profile["stackLevel"] > levels:
-        return _rejected("InvalidStackLevel", f"stackLevel at most {levels}")
+        return refused("InvalidStackLevel", f"stackLevel at most {levels}")
     station.block_state(BLOCK).install(evse_id, profile, station.clock.sim_now())
     _wake_affected(station, evse_id)
     return Answer({"status": "Accepted"})

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from ...link import Answer
 from ..config import StationConfig
-from ..core import Block, StationCore, TriggerTarget, VariableChanged
+from ..core import Block, StationCore, TriggerTarget, VariableChanged, refused
 from ..device_model import VariableSpec
 from ..measurands import MEASURANDS
 from ..transaction import meter_value, update_transaction
@@ -35,16 +35,10 @@ _TX_POINTS = (
 )
 
 
-def _rejected(reason_code: str, info: str) -> Answer:
-    return Answer(
-        {"status": "Rejected", "statusInfo": {"reasonCode": reason_code, "additionalInfo": info}}
-    )
-
-
 def _trigger_transaction_event(station: StationCore, target: TriggerTarget) -> Answer:
     busy = [evse for evse in target.evses if evse.transaction is not None]
     if not busy:
-        return _rejected("TxNotFound", "no transaction is running")
+        return refused("TxNotFound", "no transaction is running")
 
     async def send() -> None:
         for evse in busy:
