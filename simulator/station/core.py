@@ -20,7 +20,7 @@ time the block asks, so a station that never receives a charging profile holds n
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -58,6 +58,7 @@ __all__ = [
     "Trigger",
     "TriggerTarget",
     "VariableChanged",
+    "in_parts",
     "refused",
 ]
 
@@ -180,6 +181,7 @@ class SiteHooks(Protocol):
 # -- the station as a block sees it ---------------------------------------------------------------
 
 S = TypeVar("S")
+T = TypeVar("T")
 
 
 class StationCore(Protocol):
@@ -266,6 +268,12 @@ Trigger = Callable[[StationCore, TriggerTarget], Answer]
 Reaction = Callable[[StationCore, Any], Awaitable[None]]
 
 _NOTHING: Mapping[Any, Any] = MappingProxyType({})
+
+
+def in_parts(items: Sequence[T], per_message: int) -> list[Sequence[T]]:
+    """`items` cut into the parts of a report sent over several messages (`tbc` on all but the
+    last); at least one part, empty when there are no items."""
+    return [items[i : i + per_message] for i in range(0, len(items), per_message)] or [items[:0]]
 
 
 def refused(reason_code: str, info: str, status: str = "Rejected") -> Answer:

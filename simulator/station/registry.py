@@ -26,6 +26,15 @@ class RegistryError(ValueError):
     """Two blocks claim the same thing, or a block claims something malformed."""
 
 
+#: What merging says when two blocks claim one action, trigger or hook.
+_CLAIMED_TWICE = {
+    "action": "{key} is claimed by block {first.name} ({first.letter}) and by block "
+    "{second.name} ({second.letter})",
+    "trigger": "TriggerMessage {key} is claimed by block {first.name} and by block {second.name}",
+    "hook": "the {key} hook is provided by block {first.name} and by block {second.name}",
+}
+
+
 @dataclass(frozen=True)
 class Registry:
     """What a list of blocks answers, triggers, owns and reacts to, merged."""
@@ -43,41 +52,32 @@ class Registry:
         handlers: dict[str, Handler] = {}
         owners: dict[str, Block[Any]] = {}
         triggers: dict[str, Trigger] = {}
-        trigger_owners: dict[str, Block[Any]] = {}
         reactions: dict[type[Event], list[Reaction]] = {}
         hooks: dict[str, Any] = {}
-        hook_owners: dict[str, Block[Any]] = {}
         names: set[str] = set()
+        claimed: dict[tuple[str, str], Block[Any]] = {}
+
+        def claim(kind: str, key: str, block: Block[Any]) -> None:
+            other = claimed.setdefault((kind, key), block)
+            if other is not block:
+                raise RegistryError(_CLAIMED_TWICE[kind].format(key=key, first=other, second=block))
+
         for block in blocks:
             if block.name in names:
                 raise RegistryError(f"two blocks are named {block.name!r}")
             names.add(block.name)
             for action, handler in block.handlers.items():
-                if action in owners:
-                    raise RegistryError(
-                        f"{action} is claimed by block {owners[action].name} "
-                        f"({owners[action].letter}) and by block {block.name} ({block.letter})"
-                    )
+                claim("action", action, block)
                 handlers[action] = handler
                 owners[action] = block
             for requested, trigger in block.triggers.items():
-                if requested in trigger_owners:
-                    raise RegistryError(
-                        f"TriggerMessage {requested} is claimed by block "
-                        f"{trigger_owners[requested].name} and by block {block.name}"
-                    )
+                claim("trigger", requested, block)
                 triggers[requested] = trigger
-                trigger_owners[requested] = block
             for event_type, reaction in block.reactions.items():
                 reactions.setdefault(event_type, []).append(reaction)
             for hook_name, hook in block.hooks.items():
-                if hook_name in hook_owners:
-                    raise RegistryError(
-                        f"the {hook_name} hook is provided by block {hook_owners[hook_name].name} "
-                        f"and by block {block.name}"
-                    )
+                claim("hook", hook_name, block)
                 hooks[hook_name] = hook
-                hook_owners[hook_name] = block
         return cls(
             blocks=tuple(blocks),
             handlers=handlers,

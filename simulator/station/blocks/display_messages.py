@@ -30,7 +30,7 @@ from typing import Any
 from ...link import Answer
 from ...ocpp import ErrorCode, RpcError
 from ..config import StationConfig
-from ..core import Block, StationCore, TransactionEnded
+from ..core import Block, StationCore, TransactionEnded, in_parts
 from ..device_model import VariableSpec
 
 __all__ = ["BLOCK", "CAPACITY", "ITEMS_PER_MESSAGE", "LANGUAGES", "DisplayMessages"]
@@ -244,7 +244,7 @@ def get_display_messages(station: StationCore, payload: Mapping[str, Any]) -> An
     per_message = station.device_model.integer(
         "DeviceDataCtrlr", "ItemsPerMessage", "GetDisplayMessages"
     )
-    chunks = [found[i : i + per_message] for i in range(0, len(found), per_message)]
+    chunks = in_parts(found, per_message)
 
     async def notify() -> None:
         for index, chunk in enumerate(chunks):

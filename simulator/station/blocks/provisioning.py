@@ -31,6 +31,7 @@ from ..core import (
     TransactionEnded,
     TriggerTarget,
     VariableChanged,
+    in_parts,
     refused,
 )
 from ..device_model import AttributeResult, VariableSpec
@@ -199,7 +200,7 @@ def get_base_report(station: StationCore, payload: Mapping[str, Any]) -> Answer:
             "DeviceDataCtrlr", "ItemsPerMessage", "GetReport"
         )
         generated_at = station.clock.timestamp()
-        chunks = [items[i : i + per_message] for i in range(0, len(items), per_message)] or [[]]
+        chunks = in_parts(items, per_message)
         for seq_no, chunk in enumerate(chunks):
             message: dict[str, Any] = {
                 "requestId": request_id,
