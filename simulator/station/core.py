@@ -248,6 +248,7 @@ class StationCore(Protocol):
     def use_reservation(self, evse: Evse, id_token: IdToken) -> int | None: ...
     def local_id_token_info(self, id_token: IdToken) -> TokenInfo | None: ...
     def charging_limit(self, evse: Evse) -> ActiveLimit: ...
+    async def stop_authority(self, transaction: Transaction, id_token: IdToken) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +297,7 @@ class Block(Generic[S]):
     the message it is named after.  `new_state`
     makes the block's per-station state the first time `StationCore.block_state(block)` asks.
     The hooks (`register`, `online`, `authorize`, `local_id_token_info`, `admit`,
-    `use_reservation`, `charging_limit`) may each be provided by one block only.
+    `use_reservation`, `charging_limit`, `stop_authority`) may each be provided by one block only.
     """
 
     letter: str
@@ -326,6 +327,12 @@ class Block(Generic[S]):
     local_id_token_info: Callable[[StationCore, IdToken], TokenInfo | None] | None = None
     #: What the charging profiles ask of an EVSE now.
     charging_limit: Callable[[StationCore, Evse], ActiveLimit] | None = None
+    #: Whether a driver presenting an IdToken may stop a transaction (E07, C09, C16): the
+    #: stoppedReason it ends with ("Local" for the transaction's own token or one of its
+    #: group, "MasterPass" for a master pass), or None when the token may not stop it.
+    stop_authority: Callable[[StationCore, Transaction, IdToken], Awaitable[str | None]] | None = (
+        None
+    )
 
     @property
     def hooks(self) -> dict[str, Any]:
@@ -338,5 +345,6 @@ class Block(Generic[S]):
             "use_reservation": self.use_reservation,
             "local_id_token_info": self.local_id_token_info,
             "charging_limit": self.charging_limit,
+            "stop_authority": self.stop_authority,
         }
         return {name: hook for name, hook in found.items() if hook is not None}

@@ -40,7 +40,7 @@ from .core import (
     VariableChanged,
 )
 from .device_model import DeviceModel, VariableKey
-from .evse import Connector, Evse
+from .evse import Connector, Evse, Transaction
 from .id_tokens import TokenInfo
 from .registry import station_spec
 from .transaction import deliver_transaction_event
@@ -486,6 +486,19 @@ class Station:
         """What the charging profiles ask of `evse` now (block K; no limit without one)."""
         limit = self._spec.registry.hooks.get("charging_limit")
         return NO_LIMIT if limit is None else limit(self, evse)
+
+    async def stop_authority(self, transaction: Transaction, id_token: IdToken) -> str | None:
+        """The stoppedReason with which `id_token` may stop `transaction` (block C decides: its
+        own token, its group, a master pass), or None; without block C only the transaction's
+        own token may stop it."""
+        decide = self._spec.registry.hooks.get("stop_authority")
+        if decide is None:
+            same = transaction.id_token is not None and (
+                transaction.id_token.get("idToken") == id_token.get("idToken")
+            )
+            return "Local" if same else None
+        found: str | None = await decide(self, transaction, id_token)
+        return found
 
     def _changed(self, key: VariableKey) -> None:
         self.post(VariableChanged(key))
