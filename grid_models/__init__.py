@@ -8,7 +8,8 @@ tested with plain numbers; the world (`simulator/world.py`) puts them on the sim
 - `droop`: `DroopCurve` (deadband, linear, saturating) and `FreqWattCurve` (OCPP 2.1
   `v2xFreqWattCurve`), the response of an EV to the frequency.
 - `der`: `DerEvent` and `DerSchedule`, the grid excursions a station reports.
-- `site`: `allocate` (water-filling share of a connection limit), `SiteCapacity`, `SiteMeter`.
+- `site`: `allocate` (water-filling share of a connection limit), `allocate_by_priority`,
+  `SiteCapacity`, `SiteMeter`.
 """
 
 from .der import (
@@ -36,7 +37,7 @@ from .frequency import (
     default_statistics,
     sigma_for_epsilon1,
 )
-from .site import SiteCapacity, SiteMeter, SiteSample, allocate
+from .site import SiteCapacity, SiteMeter, SiteSample, allocate, allocate_by_priority
 
 __all__ = [
     "CE_SIGMA_HZ",
@@ -59,6 +60,7 @@ __all__ = [
     "SiteMeter",
     "SiteSample",
     "allocate",
+    "allocate_by_priority",
     "block_average_rms_ratio",
     "default_statistics",
     "sigma_for_epsilon1",

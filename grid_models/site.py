@@ -11,6 +11,9 @@ its export in full, and the power it feeds in is available to the others on top 
 since the limit applies to the net power through the connection.  The sum of all grants, the
 net power drawn through the connection, therefore stays within `limit_w`.
 
+`allocate_by_priority` serves consumers ranked by priority, highest first, each rank sharing
+fairly what the ranks above it left.
+
 `SiteMeter` keeps a site's import and export as a step function of time, for the reports.
 """
 
@@ -20,9 +23,9 @@ import math
 from bisect import bisect_right
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["SiteCapacity", "SiteMeter", "SiteSample", "allocate"]
+__all__ = ["SiteCapacity", "SiteMeter", "SiteSample", "allocate", "allocate_by_priority"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -36,9 +39,7 @@ def allocate(demands_w: Mapping[K, float], limit_w: float | None) -> dict[K, flo
     consumers whose demand exceeds the fair share all get the same share.  Sorting makes it
     O(n log n); the result is exact, not iterated to a tolerance.
     """
-    for key, demand_w in demands_w.items():
-        if not math.isfinite(demand_w):
-            raise ValueError(f"demand of {key!r} must be a finite number of W, got {demand_w!r}")
+    _check_demands(demands_w)
     if limit_w is None:
         return {key: float(demand_w) for key, demand_w in demands_w.items()}
     _check_limit(limit_w)
@@ -66,6 +67,41 @@ def allocate(demands_w: Mapping[K, float], limit_w: float | None) -> dict[K, flo
             grants[other] = share_w
         break
     return grants
+
+
+def allocate_by_priority(
+    demands_w: Mapping[K, float], priorities: Mapping[K, int], limit_w: float | None
+) -> dict[K, float]:
+    """`allocate`, with the consumers of a higher priority (absent from `priorities`: 0)
+    served first: each priority in turn, highest first, shares by water-filling what the ones
+    above it left.  Exports are granted in full and add to the capacity, as in `allocate`.
+
+    That is what a site controller does with consumers ranked from a business point of view:
+    a consumer of priority 5 gets its demand before one of priority 0 gets anything, and
+    consumers of one priority stay fair among themselves.  With a single priority (the usual
+    case) it is `allocate` itself.
+    """
+    _check_demands(demands_w)
+    levels = {priorities.get(key, 0) for key, demand_w in demands_w.items() if demand_w > 0}
+    if limit_w is None or len(levels) <= 1:
+        return allocate(demands_w, limit_w)
+    _check_limit(limit_w)
+    grants: dict[K, float] = {}
+    available_w = float(limit_w)
+    for key, demand_w in demands_w.items():
+        if demand_w <= 0:
+            grants[key] = float(demand_w)
+            available_w -= demand_w
+    for level in sorted(levels, reverse=True):
+        tier = {
+            key: demand_w
+            for key, demand_w in demands_w.items()
+            if demand_w > 0 and priorities.get(key, 0) == level
+        }
+        shares = allocate(tier, max(available_w, 0.0))
+        grants.update(shares)
+        available_w -= sum(shares.values())
+    return {key: grants[key] for key in demands_w}
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +194,12 @@ class SiteMeter:
             import_j += sample.import_w * span_s
             export_j += sample.export_w * span_s
         return import_j / 3600.0, export_j / 3600.0
+
+
+def _check_demands(demands_w: Mapping[Any, float]) -> None:
+    for key, demand_w in demands_w.items():
+        if not math.isfinite(demand_w):
+            raise ValueError(f"demand of {key!r} must be a finite number of W, got {demand_w!r}")
 
 
 def _check_limit(limit_w: float) -> None:

@@ -1,4 +1,5 @@
-"""`allocate`, `SiteCapacity` and `SiteMeter`: fair shares of a connection and its record."""
+"""`allocate`, `allocate_by_priority`, `SiteCapacity` and `SiteMeter`: fair shares of a
+connection, ranked shares, and the record."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from grid_models import SiteCapacity, SiteMeter, SiteSample, allocate
+from grid_models import SiteCapacity, SiteMeter, SiteSample, allocate, allocate_by_priority
 
 #: Floating-point slack for sums of shares.
 EPS_W = 1e-6
@@ -52,6 +53,57 @@ def test_a_zero_limit_grants_consumers_nothing_and_exports_everything() -> None:
 
 def test_idle_consumers_get_zero_and_no_share() -> None:
     assert allocate({"idle": 0.0, "a": 40_000.0}, 30_000.0) == {"idle": 0.0, "a": 30_000.0}
+
+
+def test_a_higher_priority_is_served_first_and_the_rest_share_what_is_left() -> None:
+    demands_w = {"vip": 11_000.0, "a": 11_000.0, "b": 11_000.0}
+    grants = allocate_by_priority(demands_w, {"vip": 5}, 15_000.0)
+    assert grants == {"vip": 11_000.0, "a": 2_000.0, "b": 2_000.0}
+
+
+def test_consumers_of_one_priority_share_fairly_and_lower_ones_may_get_nothing() -> None:
+    demands_w = {"high1": 11_000.0, "high2": 11_000.0, "low": 11_000.0, "idle": 0.0}
+    grants = allocate_by_priority(demands_w, {"high1": 2, "high2": 2, "low": -1}, 12_000.0)
+    assert grants == {"high1": 6_000.0, "high2": 6_000.0, "low": 0.0, "idle": 0.0}
+
+
+def test_exports_add_to_the_capacity_whatever_their_priority() -> None:
+    demands_w = {"v2g": -4_000.0, "vip": 11_000.0, "a": 11_000.0}
+    grants = allocate_by_priority(demands_w, {"v2g": -9, "vip": 9}, 10_000.0)
+    assert grants == {"v2g": -4_000.0, "vip": 11_000.0, "a": 3_000.0}
+
+
+def test_one_priority_or_no_limit_is_plain_water_filling() -> None:
+    demands_w = {"a": 3_700.0, "b": 22_000.0, "c": 50_000.0}
+    same = {"a": 3, "b": 3, "c": 3}
+    assert allocate_by_priority(demands_w, same, 30_000.0) == allocate(demands_w, 30_000.0)
+    assert allocate_by_priority(demands_w, {"c": 1}, None) == demands_w
+
+
+def test_ranked_shares_refuse_what_plain_shares_refuse() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        allocate_by_priority({"a": math.nan, "b": 1.0}, {"b": 1}, 10.0)
+    with pytest.raises(ValueError, match="limit"):
+        allocate_by_priority({"a": 1.0, "b": 1.0}, {"b": 1}, -1.0)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_random_ranked_sites_never_exceed_the_limit_nor_serve_a_lower_rank_first(
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(2, 40))
+    demands_w = {i: float(rng.uniform(0, 50_000)) for i in range(count)}
+    priorities = {i: int(rng.integers(-2, 3)) for i in range(count)}
+    limit_w = float(rng.uniform(0, 400_000))
+    grants = allocate_by_priority(demands_w, priorities, limit_w)
+    assert sum(grants.values()) <= limit_w + EPS_W
+    assert all(0 <= grants[i] <= demands_w[i] + EPS_W for i in range(count))
+    for i in range(count):
+        for j in range(count):
+            # A consumer left short means nobody of a lower rank got anything.
+            if priorities[i] > priorities[j] and grants[i] < demands_w[i] - EPS_W:
+                assert grants[j] == pytest.approx(0.0, abs=EPS_W)
 
 
 @pytest.mark.parametrize("seed", range(25))
