@@ -44,6 +44,7 @@ __all__ = [
     "ActiveLimit",
     "Block",
     "Booted",
+    "ChargingPriorityAnswered",
     "ConnectorStatusChanged",
     "Event",
     "GridEvent",
@@ -138,6 +139,17 @@ class TransactionEventAnswered(Event):
     #: The IdToken the event carried, which idTokenInfo is about.
     id_token: IdToken
     response: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingPriorityAnswered(Event):
+    """The CSMS answered a TransactionEvent with a chargingPriority for the transaction but no
+    idTokenInfo (an answer with idTokenInfo is a `TransactionEventAnswered`, which carries the
+    whole answer)."""
+
+    evse: Evse
+    transaction_id: str
+    charging_priority: int
 
 
 @dataclass(frozen=True, slots=True)

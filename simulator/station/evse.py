@@ -47,6 +47,17 @@ class Transaction:
     #: The register reading (Wh) at which the EVSE stops delivering energy to this transaction:
     #: set when the CSMS deauthorized its IdToken and TxCtrlr.StopTxOnInvalidId is false (E05).
     energy_cap_wh: float | None = None
+    #: chargingPriority (-9..9) of the IdToken's idTokenInfo in a TransactionEvent answer.
+    token_priority: int = 0
+    #: TransactionEventResponse.chargingPriority: the CSMS's word for this transaction alone,
+    #: which overrules the token's while the transaction runs.
+    priority_override: int | None = None
+
+    @property
+    def charging_priority(self) -> int:
+        """Who charges first when the site is constrained: higher first, 0 by default."""
+        override = self.priority_override
+        return self.token_priority if override is None else override
 
     def next_seq_no(self) -> int:
         seq_no = self.seq_no

@@ -21,8 +21,8 @@ the event waits in the queue for the next connection.
 The answer counts: one that carries idTokenInfo -- the CSMS's word on the IdToken the event
 carried -- is posted to the blocks as `TransactionEventAnswered`, on which the authorization
 block keeps its cache and deauthorizes a transaction whose token is not Accepted (C10, E05).
-Every other answer costs the delivery one dictionary lookup (two if the CSMS adds idTokenInfo
-to answers to events that carried no IdToken).
+One that carries only a chargingPriority for the transaction is posted as
+`ChargingPriorityAnswered`.  Every other answer costs the delivery two dictionary lookups.
 """
 
 from __future__ import annotations
@@ -34,7 +34,13 @@ import trio
 
 from ..link import Link
 from ..ocpp import CallErrorReceived, CallTimeout, LinkClosed
-from .core import StationCore, TransactionEnded, TransactionEventAnswered, TransactionStarted
+from .core import (
+    ChargingPriorityAnswered,
+    StationCore,
+    TransactionEnded,
+    TransactionEventAnswered,
+    TransactionStarted,
+)
 from .evse import Evse, Transaction
 from .measurands import sampled_values
 
@@ -228,6 +234,8 @@ async def deliver_transaction_event(
             continue
         if "idTokenInfo" in response and "idToken" in payload:
             _answered(station, payload, response)
+        elif "chargingPriority" in response:
+            _prioritized(station, payload, response["chargingPriority"])
         return True
     station.stats.transaction_event_dropped()
     return True
@@ -247,5 +255,16 @@ def _answered(station: StationCore, payload: dict[str, Any], response: Mapping[s
                 payload["transactionInfo"]["transactionId"],
                 payload["idToken"],
                 response,
+            )
+        )
+
+
+def _prioritized(station: StationCore, payload: dict[str, Any], charging_priority: Any) -> None:
+    """A chargingPriority for the transaction in an answer without idTokenInfo, to the blocks."""
+    evse = station.evse(payload["evse"]["id"])
+    if evse is not None:
+        station.post(
+            ChargingPriorityAnswered(
+                evse, payload["transactionInfo"]["transactionId"], int(charging_priority)
             )
         )

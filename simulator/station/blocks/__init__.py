@@ -9,6 +9,7 @@ only after every other block has done what the event asked of it).
 from . import (
     authorization,
     availability,
+    charging_priority,
     data_transfer,
     der_control,
     display_messages,
@@ -24,6 +25,7 @@ from . import (
 BLOCKS = (
     availability.BLOCK,  # G
     smart_charging.BLOCK,  # K
+    charging_priority.BLOCK,  # K (chargingPriority)
     transactions.BLOCK,  # E, J
     authorization.BLOCK,  # C
     local_auth_list.BLOCK,  # D
