@@ -197,6 +197,8 @@ def run(
             # soft_wrap: long lines (errors, URLs) stay whole in CI logs instead of breaking at 80.
             console = Console(highlight=False, soft_wrap=True)
         console.print(f"fleetsim: {plan.scenario.name}: {_describe(plan.scenario)}")
+        for warning in plan.warnings:
+            typer.echo(f"warning: {warning}", err=True)
         if fast and csms is not None:
             typer.echo("--fast runs against the embedded CSMS; drop --csms", err=True)
             raise typer.Exit(code=ExitCode.BAD_SCENARIO)
@@ -263,7 +265,8 @@ def csms_command(
             help=(
                 "Answer as the scenario's embedded CSMS: its heartbeat interval, password, and "
                 "embedded_csms settings (tx_limit_w, V2X profiles at grid.nominal_hz, "
-                "deauthorize_share); "
+                "deauthorize_share, priority_share; not reserve_share, which needs the "
+                "drivers of a run in the same process); "
                 "the flags above override it."
             ),
             metavar="FILE",

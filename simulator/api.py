@@ -131,6 +131,8 @@ class RunPlan:
     #: Worker processes this process starts (1: it runs the stations itself).
     worker_count: int
     source_addresses: tuple[str, ...]
+    #: Settings the run will ignore, each as a sentence that says why and what to do.
+    warnings: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager
@@ -187,7 +189,33 @@ def plan_run(request: RunRequest) -> RunPlan:
         raise
     except (PreflightError, ValueError) as exc:
         raise RunRefused(str(exc)) from exc
-    return RunPlan(request, scenario, shard, worker, worker_count, sources)
+    # A worker's parent has said it already, to the person who started the run.
+    warnings = (
+        () if worker is not None else _ignored_settings(scenario, request.in_memory, worker_count)
+    )
+    return RunPlan(request, scenario, shard, worker, worker_count, sources, warnings)
+
+
+def _ignored_settings(scenario: Scenario, in_memory: bool, worker_count: int) -> tuple[str, ...]:
+    """What the scenario asks for that this run cannot do, said before it starts.
+
+    Drivers reserve through the embedded CSMS of the run's own process (csms/reservations.py):
+    a CSMS elsewhere cannot be made to send ReserveNow."""
+    if scenario.embedded_csms.reserve_share == 0 or in_memory:
+        return ()
+    if scenario.csms.url is not None:
+        return (
+            "embedded_csms.reserve_share is ignored: drivers reserve through the embedded CSMS, "
+            f"and this run's stations connect to {scenario.csms.url}, which fleetsim cannot make "
+            "send ReserveNow; run without csms.url (or with --fast) for reservations",
+        )
+    if worker_count > 1:
+        return (
+            "embedded_csms.reserve_share is ignored: with --workers the embedded CSMS runs in "
+            "processes of its own, which the drivers cannot reach; run with --workers 1 (or "
+            "--fast) for reservations",
+        )
+    return ()
 
 
 def run_fleet(plan: RunPlan, console: Console) -> RunOutcome:

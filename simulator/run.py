@@ -29,7 +29,7 @@ from ev_models import load_catalogue
 
 from .children import discard_output, wait_parent_gone
 from .clock import SimClock
-from .csms import Csms
+from .csms import Csms, DriverReservations
 from .csms.processes import csms_config_for
 from .des import EventPump
 from .fleet import Fleet
@@ -175,6 +175,7 @@ async def _run_scenario(
             csms: Csms | None = None
             if csms_url is None or options.in_memory:
                 csms = Csms(csms_config_for(scenario), clock=clock.epoch_s)
+                world.reservation_desk = DriverReservations(csms)
                 if not options.in_memory:
                     port = await services.start(csms.serve, "127.0.0.1", 0)
                     csms_url = f"ws://127.0.0.1:{port}/ocpp"
@@ -245,6 +246,7 @@ async def _run_scenario(
     summary["shard"] = None if shard is None else str(shard)
     summary["ev_sessions"] = len(world.session_records)
     summary["evs_turned_away"] = world.turned_away
+    summary["evs_with_reservation"] = world.reservations.arrived
     if options.summary_json_path is not None:
         write_summary_json(summary, options.summary_json_path)
     if options.report_dir is not None:

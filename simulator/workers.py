@@ -457,6 +457,9 @@ class WorkersRun:
         summary["workers_died"] = len(self.died)
         summary["ev_sessions"] = sum(s["ev_sessions"] for s in worker_summaries)
         summary["evs_turned_away"] = sum(s["evs_turned_away"] for s in worker_summaries)
+        summary["evs_with_reservation"] = sum(
+            s.get("evs_with_reservation", 0) for s in worker_summaries
+        )
         if self.summary_json_path is not None:
             write_summary_json(summary, self.summary_json_path)
         render_summary(summary, self.console)

@@ -8,6 +8,19 @@ grid process samples the frequency (grid_models.frequency) for the EVs that foll
 scripted DER event begins and ends (`GridEvent`); what the station sends about it is its own
 business (block R).
 
+When the site's connection limits the EVs, the site serves transactions the CSMS ranked
+higher (chargingPriority, kept on the `Transaction`) first, each rank sharing fairly what the
+ranks above it left (grid_models.site.allocate_by_priority).
+
+Drivers who reserve ahead (`embedded_csms.reserve_share`) book through the CSMS, as through its
+app: some minutes before such a driver arrives, the world picks a free EVSE at the site and
+asks the `ReservationDesk` -- the embedded CSMS in this process -- to reserve it (ReserveNow for
+the EVSE, or for any EVSE with its connector type); the driver then comes to the reserved EVSE,
+which `Evse.is_free` keeps from every other arrival, and claims the reservation with their
+IdToken.  A refused reservation changes nothing: the driver comes anyway and takes a free EVSE
+as the others do.  It costs one timer per reservation and nothing per station.  An external
+CSMS cannot be asked to reserve, so without a desk no driver reserves (the run warns).
+
 Everything here runs on simulated time through `EventPump`, and every random draw comes from
 generators seeded from the scenario's seed, one per purpose, so a run is reproducible.
 """
@@ -15,16 +28,18 @@ generators seeded from the scenario's seed, one per purpose, so a run is reprodu
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Generator
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, Protocol
 
 import numpy as np
 
 from ev_models import ArrivalProcess, EvArrival, EvModel, EvSession
 from ev_models.population import SITE_PROFILES
 from grid_models import DerEvent, DerSchedule, DroopCurve, FrequencyEvent, FrequencyModel
-from grid_models.site import allocate
+from grid_models.site import allocate_by_priority
 
 from .clock import SimClock, format_timestamp
 from .des import EventPump
@@ -35,14 +50,68 @@ from .station.core import ActiveLimit, GridEvent, StationCore
 from .station.ev_driver import ev_arrives
 from .station.evse import Evse, RemoteStart
 
-__all__ = ["Site", "World"]
+__all__ = ["ReservationDesk", "ReservationCounts", "Site", "World"]
 
 #: Simulated seconds between two load-balancing cycles of a site with a capacity limit.
 BALANCE_INTERVAL_S = 10.0
 #: A change of the grid frequency this large (Hz) gets a row in site_power.csv.
 _FREQUENCY_ROW_HZ = 0.005
+#: A driver who would arrive sooner than this does not book ahead: the ReserveNow might come
+#: after the EV, and would then hold an EVSE for a driver who is already charging elsewhere.
+MIN_BOOKING_LEAD_S = 60.0
+#: Simulated seconds this close count as the same moment (floating-point sums of timeouts).
+_EPS_S = 1e-6
 
 _Key = tuple[str, int]
+
+
+class ReservationDesk(Protocol):
+    """Where the world's drivers reserve an EVSE: the CSMS, which sends the station ReserveNow
+    (simulator/csms/reservations.py for the embedded one)."""
+
+    async def reserve(
+        self,
+        station_id: str,
+        id_token: str,
+        id_token_type: str,
+        expiry_epoch_s: float,
+        *,
+        evse_id: int | None,
+        connector_type: str | None,
+    ) -> int | None:
+        """The id of the reservation the station accepted; None when it refused it or could
+        not be reached."""
+        ...
+
+
+@dataclass(slots=True)
+class ReservationCounts:
+    """What came of the drivers who reserve ahead, over a run."""
+
+    #: ReserveNow requests the CSMS sent for the world's drivers.
+    asked: int = 0
+    #: Of those, the ones the station accepted.
+    accepted: int = 0
+    #: Drivers who came to the EVSE reserved for them (and so claimed the reservation).
+    arrived: int = 0
+
+
+@dataclass(slots=True)
+class _Booking:
+    """A driver who reserves ahead: their EV, and where the CSMS reserved for them."""
+
+    arrival: EvArrival
+    station: Station | None = None
+    #: The EVSE reserved, or None for a reservation of any EVSE with `connector_type`.
+    evse_id: int | None = None
+    connector_type: str | None = None
+    #: The driver has come; a reservation accepted after that is not theirs to use.
+    arrived: bool = False
+
+
+def _priority(evse: Evse) -> int:
+    transaction = evse.transaction
+    return 0 if transaction is None else transaction.charging_priority
 
 
 class Site:
@@ -56,6 +125,7 @@ class Site:
         arrivals: ArrivalProcess,
         remote_arrivals: ArrivalProcess,
         loop_rng: np.random.Generator,
+        booking_rng: np.random.Generator | None = None,
     ) -> None:
         self.world = world
         self.name = spec.name
@@ -67,6 +137,7 @@ class Site:
         self._active: dict[_Key, tuple[StationCore, Evse, EvSession]] = {}
         self._power_w: dict[_Key, float] = {}
         self._demand_w: dict[_Key, float] = {}
+        self._priority: dict[_Key, int] = {}
         self._balance_pending = False
         self._last_balance_s = -math.inf
         self.import_w = 0.0
@@ -74,6 +145,8 @@ class Site:
         self._next_station = 0
         self.turned_away = 0
         self._loop_rng = loop_rng
+        #: Draws who reserves ahead and how long before arriving; None when nobody does.
+        self._booking_rng = booking_rng
         for station in stations:
             station.site = self
 
@@ -92,6 +165,92 @@ class Site:
                 if evse.is_free(id_token) and (evse.supply == "DC" or model.max_ac_w > 0):
                     self._next_station = (self._next_station + offset + 1) % count
                     return station, evse
+        return None
+
+    # -- drivers who reserve ahead (H01 through the CSMS) -------------------------------------
+
+    @property
+    def booking_lookahead_s(self) -> float:
+        """How far ahead of their arrival drivers may book: arrivals are drawn that early."""
+        if self._booking_rng is None or self.world.reservation_desk is None:
+            return 0.0
+        return self.world.scenario.embedded_csms.reserve_ahead_s.max
+
+    def book_ahead(self, arrival: EvArrival, now_s: float) -> _Booking | None:
+        """Whether the driver of `arrival` (drawn at `now_s`) reserves ahead; if so, the timer
+        that books an EVSE for them `reserve_ahead_s` before they arrive is set."""
+        rng = self._booking_rng
+        desk = self.world.reservation_desk
+        if rng is None or desk is None:
+            return None
+        settings = self.world.scenario.embedded_csms
+        if rng.random() >= settings.reserve_share:
+            return None
+        ahead = settings.reserve_ahead_s
+        at_s = max(now_s, arrival.arrival_s - float(rng.uniform(ahead.min, ahead.max)))
+        if arrival.arrival_s - at_s < MIN_BOOKING_LEAD_S:
+            return None
+        booking = _Booking(arrival)
+        self.world.pump.call_at(at_s, partial(self._book, booking))
+        return booking
+
+    def _book(self, booking: _Booking) -> None:
+        """The driver reserves: a free EVSE now, reserved through the CSMS.  With none free the
+        driver does not book and comes anyway."""
+        arrival = booking.arrival
+        target = self.free_evse(arrival.model, arrival.id_token)
+        if target is not None:
+            station, evse = target
+            station.spawn(partial(self._ask_desk, booking, station, evse))
+
+    async def _ask_desk(self, booking: _Booking, station: Station, evse: Evse) -> None:
+        desk = self.world.reservation_desk
+        if desk is None:
+            return
+        settings = self.world.scenario.embedded_csms
+        evse_id: int | None = evse.id
+        connector_type = None
+        if settings.reserve_for == "connector_type":
+            evse_id = None
+            connector_type = next(c.type for c in evse.connectors if c.operative)
+        arrival = booking.arrival
+        counts = self.world.reservations
+        counts.asked += 1
+        reservation_id = await desk.reserve(
+            station.id,
+            arrival.id_token,
+            arrival.id_token_type,
+            self.world.clock.epoch_s(arrival.arrival_s + settings.reserve_grace_s),
+            evse_id=evse_id,
+            connector_type=connector_type,
+        )
+        if reservation_id is None:
+            return
+        counts.accepted += 1
+        if not booking.arrived:
+            booking.station = station
+            booking.evse_id = evse_id
+            booking.connector_type = connector_type
+
+    def booked_evse(self, booking: _Booking) -> tuple[Station, Evse] | None:
+        """The driver has come: the EVSE reserved for them, if it still takes them."""
+        booking.arrived = True
+        station = booking.station
+        if station is None or not (station.running and station.operative):
+            return None
+        arrival = booking.arrival
+        for evse in station.evses:
+            if booking.evse_id is not None and evse.id != booking.evse_id:
+                continue
+            if booking.connector_type is not None and not any(
+                c.operative and c.type == booking.connector_type for c in evse.connectors
+            ):
+                continue
+            if evse.is_free(arrival.id_token) and (
+                evse.supply == "DC" or arrival.model.max_ac_w > 0
+            ):
+                self.world.reservations.arrived += 1
+                return station, evse
         return None
 
     @property
@@ -144,8 +303,9 @@ class Site:
         return session
 
     def power_changed(self, station: StationCore, evse: Evse, now_s: float) -> None:
-        """The visit task changed an EV's inputs: update the site's totals, and ask for a
-        balancing cycle if what the EV wants (not just what it gets) changed."""
+        """The visit task changed an EV's inputs, or the CSMS its transaction's priority:
+        update the site's totals, and ask for a balancing cycle if what the EV wants (not just
+        what it gets) or its rank changed."""
         key = (station.id, evse.id)
         entry = self._active.get(key)
         if entry is None:
@@ -155,8 +315,10 @@ class Site:
         if self.capacity_w is None:
             return
         demand_w = session.demand_w
-        if demand_w != self._demand_w.get(key):
+        priority = _priority(evse)
+        if demand_w != self._demand_w.get(key) or priority != self._priority.get(key, 0):
             self._demand_w[key] = demand_w
+            self._priority[key] = priority
             self._request_balance(now_s)
 
     def session_ended(
@@ -165,6 +327,7 @@ class Site:
         key = (station.id, evse.id)
         entry = self._active.pop(key, None)
         self._demand_w.pop(key, None)
+        self._priority.pop(key, None)
         if entry is None:
             return
         self._account(key, 0.0, now_s)
@@ -205,17 +368,20 @@ class Site:
         self.world.pump.call_at(at_s, self._balance)
 
     def _balance(self) -> None:
-        """Share the connection among the charging EVs by water-filling (grid_models.site);
-        wake an EV's visit task only if its next physics event moved before its sleep."""
+        """Share the connection among the charging EVs by water-filling, higher priorities
+        first (grid_models.site); wake an EV's visit task only if its next physics event moved
+        before its sleep."""
         self._balance_pending = False
         now_s = self.world.clock.sim_now()
         self._last_balance_s = now_s
         demands: dict[_Key, float] = {}
-        for key, (_, _, session) in self._active.items():
+        priorities = self._priority
+        for key, (_, evse, session) in self._active.items():
             demand_w = session.demand_w
             self._demand_w[key] = demand_w
             demands[key] = demand_w
-        shares = allocate(demands, self.capacity_w)
+            priorities[key] = _priority(evse)
+        shares = allocate_by_priority(demands, priorities, self.capacity_w)
         for key, (_, evse, session) in self._active.items():
             share_w = shares[key] if demands[key] > 0 else None
             session.set_share(share_w, now_s)
@@ -304,13 +470,20 @@ class World:
         catalogue: dict[str, EvModel],
         *,
         seed_entropy: tuple[int, ...] | None = None,
+        reservation_desk: ReservationDesk | None = None,
     ) -> None:
         self.scenario = scenario
         self.clock = clock
         self.pump = pump
         self.catalogue = catalogue
+        #: Where drivers who reserve ahead book: the embedded CSMS of this process, or None
+        #: (an external CSMS cannot be asked to reserve).
+        self.reservation_desk = reservation_desk
+        self.reservations = ReservationCounts()
         seeds = np.random.SeedSequence(list(seed_entropy or (scenario.seed,)))
-        site_seeds, grid_seed = seeds.spawn(2)
+        # Spawned children depend only on their position: a third leaves the others' draws as
+        # they were.
+        site_seeds, grid_seed, booking_seed = seeds.spawn(3)
         grid = scenario.grid
         self.frequency = FrequencyModel(
             nominal_hz=float(grid.nominal_hz),
@@ -340,6 +513,9 @@ class World:
         self._last_row: dict[str, int] = {}
         layout = scenario.site_layout()
         site_rngs = site_seeds.spawn(3 * len(layout))
+        booking_seeds = (
+            booking_seed.spawn(len(layout)) if scenario.embedded_csms.reserve_share > 0 else None
+        )
         models = self._model_mix()
         fleet = scenario.ev_fleet
         self.sites: list[Site] = []
@@ -376,6 +552,7 @@ class World:
                     processes[0],
                     processes[1],
                     np.random.default_rng(site_rngs[3 * number + 2]),
+                    None if booking_seeds is None else np.random.default_rng(booking_seeds[number]),
                 )
             )
 
@@ -418,13 +595,38 @@ class World:
             self.pump.process(self._der_event(event))
 
     def _arrivals(self, site: Site) -> Generator[Any, Any, None]:
+        """The site's EVs, one after the other.  Where drivers reserve ahead, the arrivals are
+        drawn `booking_lookahead_s` in advance (the draws are the same, only earlier), so a
+        driver can book before arriving however busy the site; elsewhere each is drawn when
+        the one before it arrives."""
         env = self.pump.env
+        lookahead_s = site.booking_lookahead_s
+        drawn: deque[tuple[EvArrival, _Booking | None]] = deque()
+        exhausted = False
         while True:
-            arrival = site.arrivals.next_arrival(env.now)
-            if arrival is None:
+            # The EV after the last one drawn arrives after it: drawn once the last one is
+            # within the lookahead, it is drawn in time to book.
+            while not exhausted and (
+                not drawn or drawn[-1][0].arrival_s <= env.now + lookahead_s + _EPS_S
+            ):
+                after_s = drawn[-1][0].arrival_s if drawn else env.now
+                upcoming = site.arrivals.next_arrival(after_s)
+                if upcoming is None:
+                    exhausted = True
+                else:
+                    drawn.append((upcoming, site.book_ahead(upcoming, env.now)))
+            if not drawn:
                 return
-            yield env.timeout(max(0.0, arrival.arrival_s - env.now))
-            target = site.free_evse(arrival.model, arrival.id_token)
+            wake_s = drawn[0][0].arrival_s
+            if lookahead_s > 0 and not exhausted:
+                wake_s = min(wake_s, drawn[-1][0].arrival_s - lookahead_s)
+            yield env.timeout(max(0.0, wake_s - env.now))
+            if env.now < drawn[0][0].arrival_s - _EPS_S:
+                continue  # woke to draw the next EVs, not for an arrival
+            arrival, booking = drawn.popleft()
+            target = None if booking is None else site.booked_evse(booking)
+            if target is None:
+                target = site.free_evse(arrival.model, arrival.id_token)
             if target is None:
                 site.turned_away += 1
                 continue

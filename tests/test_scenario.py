@@ -213,6 +213,12 @@ embedded_csms:
   v2x_setpoint_w: -5000
   v2x_max_power_w: 11000
   deauthorize_share: 0.05
+  reserve_share: 0.1
+  reserve_ahead_s: {min: 300, max: 1800}
+  reserve_for: connector_type
+  reserve_grace_s: 600
+  priority_share: 0.2
+  charging_priority: 3
 metrics_port: 9464
 """
 

@@ -4,11 +4,13 @@
 every station-initiated action with a schema-valid response (`responses.py`), records what each
 station did (`StationState`), and drives stations with CSMS-initiated CALLs (`call`).  What it
 answers is set by `CsmsConfig` and its boot policies; what it does on its own (smart charging,
-V2X profiles) by `CsmsConfig.reactions`.
+V2X profiles) by `CsmsConfig.reactions`, and what it does for the world's drivers who book
+ahead (ReserveNow) by `DriverReservations`.
 """
 
 from .csms import Csms, CsmsStatistics, StationNotConnected, UnknownStation
 from .policy import AcceptAfter, AlwaysAnswer, BootDecision, BootPolicy, BootStatus, CsmsConfig
+from .reservations import DriverReservations
 from .smart_charging import Reaction, smart_charging_reactions
 from .state import ReceivedMessage, StationState, TransactionRecord
 
@@ -21,6 +23,7 @@ __all__ = [
     "Csms",
     "CsmsConfig",
     "CsmsStatistics",
+    "DriverReservations",
     "Reaction",
     "ReceivedMessage",
     "StationNotConnected",

@@ -103,6 +103,12 @@ class CsmsConfig:
     #: TransactionEvent, as a back office that blocked the card would (E05).  Which ones is
     #: decided by the transaction id, so a run is reproducible.
     deauthorize_share: float = 0.0
+    #: Share (0 to 1) of accepted IdTokens whose idTokenInfo carries `charging_priority`, in
+    #: Authorize and TransactionEvent answers.  Which ones is decided by the idToken, so a
+    #: driver keeps their rank over a run and between runs.
+    priority_share: float = 0.0
+    #: The chargingPriority (-9..9, higher charges first) those tokens get.
+    charging_priority: int = 5
     #: DataTransfer vendorIds answered Accepted; any other gets UnknownVendorId.
     data_transfer_vendor_ids: Collection[str] = ()
     #: HTTP Basic auth (security profile 1/2): one password for every station, a password per
@@ -136,6 +142,10 @@ class CsmsConfig:
             raise ValueError(f"heartbeat_interval_s must be >= 0, got {self.heartbeat_interval_s}")
         if not 0.0 <= self.deauthorize_share <= 1.0:
             raise ValueError(f"deauthorize_share must be in [0, 1], got {self.deauthorize_share}")
+        if not 0.0 <= self.priority_share <= 1.0:
+            raise ValueError(f"priority_share must be in [0, 1], got {self.priority_share}")
+        if not -9 <= self.charging_priority <= 9:
+            raise ValueError(f"charging_priority must be in -9..9, got {self.charging_priority}")
         if self.max_messages_per_station < 0:
             raise ValueError(
                 f"max_messages_per_station must be >= 0, got {self.max_messages_per_station}"

@@ -122,7 +122,9 @@ class CsmsProcessFailed(Exception):
 
 def csms_config_for(scenario: Scenario) -> CsmsConfig:
     """The embedded CSMS of `scenario`: its heartbeat interval, password, the share of
-    transactions it deauthorizes, and its reactions.
+    transactions it deauthorizes, the drivers it ranks with a chargingPriority, and its
+    reactions.  (Reservations for drivers who book ahead are the world's to ask for:
+    `reservations.DriverReservations`, in the run's own process.)
 
     The one place that turns a scenario into CSMS settings, so `fleetsim run` (embedded CSMS)
     and `fleetsim csms --scenario` answer stations the same way.  Messages are not recorded:
@@ -135,6 +137,8 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
         record_messages=False,
         basic_auth_passwords=scenario.resolved_password(),
         deauthorize_share=embedded.deauthorize_share,
+        priority_share=embedded.priority_share,
+        charging_priority=embedded.charging_priority,
         reactions=smart_charging_reactions(
             tx_limit_w=embedded.tx_limit_w,
             v2x_operation_mode=embedded.v2x_operation_mode,

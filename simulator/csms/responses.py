@@ -7,8 +7,9 @@ code can run every use case to its end:
                                 Accepted, else the policy's retry interval (B01-B03)
     Heartbeat                   currentTime
     Authorize                   Accepted when the idToken is accepted (see `CsmsConfig`), else
-                                Unknown; certificateStatus Accepted when the request carries a
-                                certificate or its hash data (C07)
+                                Unknown, with `charging_priority` for `priority_share` of the
+                                accepted tokens; certificateStatus Accepted when the request
+                                carries a certificate or its hash data (C07)
     TransactionEvent            idTokenInfo, decided as for Authorize, when the request carries
                                 an idToken (E01-E07), or Invalid for `deauthorize_share` of the
                                 transactions (E05); else nothing
@@ -93,6 +94,8 @@ class Responses:
         "_clock",
         "_deauthorize_below",
         "_heartbeat_interval_s",
+        "_prioritized",
+        "_priority_below",
         "_table",
         "_vendor_ids",
     )
@@ -109,6 +112,12 @@ class Responses:
         self._vendor_ids = frozenset(config.data_transfer_vendor_ids)
         #: crc32 values (of 2**32) below which a transaction is deauthorized.
         self._deauthorize_below = round(config.deauthorize_share * 2**32)
+        #: crc32 values (of 2**32) of a case-folded idToken below which it has a priority.
+        self._priority_below = round(config.priority_share * 2**32)
+        self._prioritized: Mapping[str, Any] = {
+            "status": "Accepted",
+            "chargingPriority": config.charging_priority,
+        }
         table: dict[str, Responder] = dict(_STATIC_RESPONDERS)
         for action, method_name in _CONFIGURED_RESPONDERS.items():
             table[action] = getattr(self, method_name)
@@ -140,8 +149,16 @@ class Responses:
             or id_token["type"] == "NoAuthorization"
             or id_token["idToken"].casefold() in accepted
         ):
+            if self._priority_below and self._ranked(id_token):
+                return self._prioritized
             return _ID_TOKEN_ACCEPTED
         return _ID_TOKEN_UNKNOWN
+
+    def _ranked(self, id_token: Mapping[str, Any]) -> bool:
+        """Whether this token is one of the `priority_share` the CSMS gives a chargingPriority:
+        a hash of the case-folded idToken, so a driver keeps their rank."""
+        value = str(id_token["idToken"]).casefold()
+        return zlib.crc32(value.encode()) < self._priority_below
 
     # -- the responders that depend on the configuration --------------------------------
 

@@ -1,13 +1,15 @@
 """The `embedded_csms` section: what fleetsim's own CSMS does beyond answering everything
-Accepted (smart charging, V2X profiles, deauthorizing some transactions)."""
+Accepted (smart charging, V2X profiles, deauthorizing some transactions, reserving EVSEs for
+drivers who book ahead, ranking drivers with a chargingPriority)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from .base import MODEL_CONFIG
+from .base import MODEL_CONFIG, invalid
+from .ranges import Range
 
 __all__ = ["EmbeddedCsmsSettings"]
 
@@ -51,3 +53,70 @@ class EmbeddedCsmsSettings(BaseModel):
             "(DeAuthorized) or stops their energy, per TxCtrlr.StopTxOnInvalidId."
         ),
     )
+    reserve_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of the drivers arriving at the sites (0..1) who reserve before they come, "
+            "through the CSMS, which sends the station ReserveNow; the driver then uses the "
+            "reserved EVSE and the TransactionEvent carries the reservationId. A refused "
+            "reservation changes nothing: the driver comes anyway. Needs the embedded CSMS in "
+            "the run's own process (no csms.url, no --workers): an external CSMS cannot be made "
+            "to reserve, so the setting is then ignored with a warning. Load-test loop sites "
+            "(loop_idle_s) have no drivers who book."
+        ),
+    )
+    reserve_ahead_s: Range = Field(
+        default=Range(min=300, max=1800),
+        description=(
+            "How long before arriving a driver reserves, in simulated seconds (uniform); a "
+            "driver drawn closer to their arrival reserves at once, unless it is under a minute "
+            "away."
+        ),
+    )
+    reserve_for: Literal["evse", "connector_type"] = Field(
+        default="evse",
+        description=(
+            "What the CSMS reserves: evse, the free EVSE the driver's app picked (evseId); "
+            "connector_type, any EVSE of that station with the connector type the EV uses "
+            "(connectorType, no evseId; the station keeps one free)."
+        ),
+    )
+    reserve_grace_s: float = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "How long after the driver's planned arrival the reservation holds (its "
+            "expiryDateTime), in simulated seconds."
+        ),
+    )
+    priority_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of drivers (0..1, by IdToken, so a driver keeps their rank) whose idTokenInfo "
+            "carries charging_priority in the CSMS's Authorize and TransactionEvent answers; "
+            "where a site's capacity_kw limits the EVs, their transactions are served first."
+        ),
+    )
+    charging_priority: int = Field(
+        default=5,
+        ge=-9,
+        le=9,
+        description=(
+            "The chargingPriority given to priority_share of the drivers: -9..9, higher "
+            "charges first; every other driver has the default, 0."
+        ),
+    )
+
+    @field_validator("charging_priority")
+    @classmethod
+    def _priority_differs_from_the_default(cls, priority: int) -> int:
+        if priority == 0:
+            raise invalid(
+                "0 is every driver's default priority, so it would rank nobody; choose 1..9 to "
+                "serve priority_share of the drivers first, or -9..-1 to serve them last"
+            )
+        return priority

@@ -84,7 +84,8 @@ class Scenario(BaseModel):
         default=EmbeddedCsmsSettings(),
         description=(
             "What the embedded CSMS does beyond answering (when csms.url is null): smart "
-            "charging, V2X profiles, deauthorized transactions."
+            "charging, V2X profiles, deauthorized transactions, reservations for drivers who "
+            "book ahead, charging priorities."
         ),
     )
     metrics_port: int | None = Field(
@@ -146,6 +147,27 @@ class Scenario(BaseModel):
                 )
         if problems:
             raise invalid_fields(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _someone_can_reserve(self) -> Self:
+        """Drivers who reserve ahead are arrivals of a site; a scenario without any would ask
+        for reservations that never happen."""
+        if self.embedded_csms.reserve_share > 0 and not any(
+            site.loop_idle_s is None and site.arrivals_per_evse_per_day > 0
+            for site, _ in self.site_layout()
+        ):
+            raise invalid_fields(
+                [
+                    (
+                        ("embedded_csms", "reserve_share"),
+                        "no site has arriving drivers to reserve (every site has loop_idle_s or "
+                        "arrivals_per_evse_per_day 0); give a site arrivals_per_evse_per_day, or "
+                        "set reserve_share to 0",
+                        self.embedded_csms.reserve_share,
+                    )
+                ]
+            )
         return self
 
     def for_block(self, block: range) -> Scenario:
