@@ -318,3 +318,36 @@ async def test_drivers_who_stop_with_their_token_end_with_stop_authorized(
     assert ended_by(event) == ("StopAuthorized", "Local", authorized["idToken"]["idToken"])
     # The driver presents the card, then unplugs: the EV was still connected at the end.
     assert event["transactionInfo"]["chargingState"] == "EVConnected"
+
+
+async def test_when_the_ev_leaving_ends_transactions_the_token_only_ends_the_energy(
+    autojump_clock: MockClock,
+) -> None:
+    """With TxStopPoint EVConnected alone the end of the authorization is an Updated event
+    (StopAuthorized, the token in it), the EVSE stops delivering energy, and the transaction
+    ends when the EV leaves."""
+    async with station_on_memory_link(config("2.1"), GROUP_CSMS, REMOTE_DRIVERS) as (
+        station,
+        csms,
+    ):
+        # Set as the station's own configuration would (TxStopPoint is read-only on the wire).
+        station.device_model.store(
+            ("TxCtrlr", None, None, None, "TxStopPoint", None), "EVConnected"
+        )
+        transaction_id = await charging_for(csms, CARD_A, 1, 1)
+        assert await present_id_token(station, station.evses[0], CARD_B) == "Local"
+        with trio.fail_after(600):
+            suspended = await csms.wait_for_message(
+                STATION_ID,
+                "TransactionEvent",
+                lambda p: p["transactionInfo"].get("chargingState") == "SuspendedEVSE",
+            )
+        event = await ended(csms, transaction_id, within_s=5 * 3600)
+        events = events_of(csms, transaction_id)
+    [stop] = [e for e in events if e["triggerReason"] == "StopAuthorized"]
+    assert (stop["eventType"], stop["idToken"]) == ("Updated", CARD_B)
+    assert stop["seqNo"] < suspended["seqNo"]
+    assert (event["triggerReason"], event["transactionInfo"]["stoppedReason"]) == (
+        "EVCommunicationLost",
+        "EVDisconnected",
+    )
