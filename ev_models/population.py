@@ -7,8 +7,11 @@ integral reaches that draw, so there is neither a thinning loop nor a fixed time
 quiet night costs as many steps as it has hours.
 
 Every draw comes from the process's own generator in a fixed order per arrival (exponential,
-model, start SoC, target SoC, minimum SoC, departure, IdToken, token-first, ISO 15118 use), so a
-seed and the same sequence of `after_s` calls give the same arrivals whatever else the run does.
+model, start SoC, target SoC, minimum SoC, departure, IdToken, token-first, ISO 15118 use, then
+the IdToken's type when there are several, and whether the driver ends the transaction with
+their token when only some do), so a seed and the same sequence of `after_s` calls give the
+same arrivals whatever else the run does; the last two draws are made only when configured,
+so adding neither changes no existing run.
 
 The profiles are hand-made shapes that follow published charging-session studies; each one's
 comment gives its basis.  They are meant to put load at the right hours, not to fit a data set.
@@ -24,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from .catalogue import EvModel
+from .id_tokens import id_token_value
 
 __all__ = ["SITE_PROFILES", "ArrivalProcess", "EvArrival", "SiteKind", "SiteProfile"]
 
@@ -206,6 +210,8 @@ class EvArrival:
     id_token_type: str
     id_token_first: bool
     uses_iso15118_20: bool
+    #: The driver ends the transaction by presenting their IdToken before unplugging (E07).
+    stops_with_id_token: bool = False
 
 
 class ArrivalProcess:
@@ -215,7 +221,11 @@ class ArrivalProcess:
     (`start_epoch_s` is the epoch at simulated second 0, `tz_offset_s` the site's UTC offset).
     `id_tokens` is (pattern with `{index}`, count, type).  `iso15118_share` is the share of
     ISO 15118-20 capable EVs that use it; `min_soc`, when given, replaces the profile's
-    minimum-SoC range for every EV.
+    minimum-SoC range for every EV.  `id_token_types`, when given, are (type, share) pairs:
+    each driver's token is of a type drawn by share, numbered from the same pool, in that
+    type's format (`id_tokens.id_token_value`), instead of the pattern's.
+    `stop_with_id_token_share` is the share of drivers who end the transaction with their
+    token before they unplug.
     """
 
     def __init__(
@@ -231,6 +241,8 @@ class ArrivalProcess:
         *,
         iso15118_share: float = 1.0,
         min_soc: float | None = None,
+        id_token_types: Sequence[tuple[str, float]] | None = None,
+        stop_with_id_token_share: float = 0.0,
     ) -> None:
         if not models:
             raise ValueError("an arrival process needs at least one (EvModel, share) pair")
@@ -251,6 +263,7 @@ class ArrivalProcess:
         for name, value in (
             ("id_token_first_share", id_token_first_share),
             ("iso15118_share", iso15118_share),
+            ("stop_with_id_token_share", stop_with_id_token_share),
         ):
             if not (0.0 <= value <= 1.0):
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
@@ -270,6 +283,20 @@ class ArrivalProcess:
         self._id_first_share = float(id_token_first_share)
         self._iso_share = float(iso15118_share)
         self._min_soc = min_soc
+        self._stop_share = float(stop_with_id_token_share)
+        self._token_types: tuple[str, ...] = ()
+        self._type_cumulative = np.ones(1)
+        if id_token_types is not None:
+            type_shares = np.array([share for _, share in id_token_types], dtype=float)
+            if not len(type_shares) or (type_shares <= 0).any():
+                raise ValueError(
+                    f"id_token_types needs (type, share) pairs with shares > 0, got "
+                    f"{list(id_token_types)!r}"
+                )
+            for token_type, _ in id_token_types:
+                id_token_value(token_type, 1)  # a type no driver carries raises here
+            self._token_types = tuple(token_type for token_type, _ in id_token_types)
+            self._type_cumulative = np.cumsum(type_shares / type_shares.sum())
 
     def next_arrival(self, after_s: float) -> EvArrival | None:
         """The first EV to arrive after simulated second `after_s`; None if none ever will."""
@@ -289,6 +316,18 @@ class ArrivalProcess:
         token_index = int(rng.integers(1, self._id_count + 1))
         id_token_first = bool(rng.random() < self._id_first_share)
         uses_iso15118_20 = bool(rng.random() < self._iso_share) and model.iso15118_20
+        token_type = self._id_type
+        id_token = self._id_pattern.format(index=token_index)
+        if self._token_types:
+            pick = 0
+            if len(self._token_types) > 1:
+                pick = int(np.searchsorted(self._type_cumulative, rng.random(), side="right"))
+            token_type = self._token_types[min(pick, len(self._token_types) - 1)]
+            id_token = id_token_value(token_type, token_index)
+        stop_share = self._stop_share
+        stops_with_id_token = stop_share >= 1.0 or (
+            stop_share > 0.0 and bool(rng.random() < stop_share)
+        )
         return EvArrival(
             arrival_s=arrival_s,
             model=model,
@@ -296,10 +335,11 @@ class ArrivalProcess:
             target_soc=target_soc,
             min_soc=min_soc,
             departure_s=departure_s,
-            id_token=self._id_pattern.format(index=token_index),
-            id_token_type=self._id_type,
+            id_token=id_token,
+            id_token_type=token_type,
             id_token_first=id_token_first,
             uses_iso15118_20=uses_iso15118_20,
+            stops_with_id_token=stops_with_id_token,
         )
 
     def _time_of_integral(self, after_s: float, target: float) -> float:

@@ -541,6 +541,10 @@ class World:
                     id_token_first_share=fleet.id_token_first_share,
                     iso15118_share=fleet.iso15118_share,
                     min_soc=fleet.min_soc,
+                    id_token_types=None
+                    if fleet.id_token_types is None
+                    else list(fleet.id_token_types.items()),
+                    stop_with_id_token_share=fleet.stop_with_id_token_share,
                 )
                 for which in (0, 1)
             ]

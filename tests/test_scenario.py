@@ -195,6 +195,8 @@ ev_fleet:
   extra_models: {}
   id_token_first_share: 1
   id_tokens: {pattern: "04A{index:07X}", count: 50, type: ISO15693}
+  id_token_types: {ISO14443: 3, eMAID: 1}
+  stop_with_id_token_share: 0.5
   iso15118_share: 0.5
   min_soc: 0.25
   remote_start_plugin_delay_s: null

@@ -122,6 +122,28 @@ class EvFleetSettings(BaseModel):
     id_tokens: IdTokenPool = Field(
         default=IdTokenPool(), description="The IdTokens drivers present."
     )
+    id_token_types: dict[str, float] | None = Field(
+        default=None,
+        description=(
+            "Shares (relative weights) of the IdToken types drivers carry: ISO14443, "
+            "ISO15693, eMAID, KeyCode, Local, MacAddress, NoAuthorization (nothing to "
+            "present: the station charges without asking) and, in OCPP 2.1, EVCCID and VIN. "
+            "Each driver's token is numbered from id_tokens.count and written in its type's "
+            "format (a 7-byte UID, an eMAID, a MAC address, ...). null: every driver carries an "
+            "id_tokens token (its pattern and type)."
+        ),
+    )
+    stop_with_id_token_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of sessions (0..1) in which the driver ends the transaction by presenting "
+            "their IdToken before unplugging (use case E07: StopAuthorized, stoppedReason "
+            "Local); in the others unplugging ends it (E09). Drivers with NoAuthorization or "
+            "Central tokens have nothing to present and always unplug."
+        ),
+    )
     iso15118_share: float = Field(
         default=1.0,
         ge=0,
@@ -146,6 +168,42 @@ class EvFleetSettings(BaseModel):
             "EVConnectionTimeOut ends the attempt."
         ),
     )
+
+    @model_validator(mode="after")
+    def _types_carried(self) -> Self:
+        """Every IdToken type is one drivers can carry, with a positive share."""
+        from ev_models import CARRIED_TYPES, NOT_CARRIED
+
+        shares = self.id_token_types
+        if shares is None:
+            return self
+        carried = ", ".join(sorted(CARRIED_TYPES))
+        problems: list[tuple[tuple[str | int, ...], str, Any]] = []
+        if not shares:
+            problems.append(
+                (("id_token_types",), "name at least one type, or leave id_token_types out", None)
+            )
+        for token_type, share in shares.items():
+            where = ("id_token_types", token_type)
+            if token_type in NOT_CARRIED:
+                problems.append(
+                    (where, f"{NOT_CARRIED[token_type]}; drivers carry {carried}", token_type)
+                )
+            elif token_type not in CARRIED_TYPES:
+                close = difflib.get_close_matches(token_type, CARRIED_TYPES, n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                problems.append(
+                    (
+                        where,
+                        f"no IdToken type {token_type!r}; {hint}drivers carry {carried}",
+                        token_type,
+                    )
+                )
+            elif not share > 0:
+                problems.append((where, f"the share must be a positive number, got {share}", share))
+        if problems:
+            raise invalid_fields(problems)
+        return self
 
     @model_validator(mode="after")
     def _models_exist(self) -> Self:

@@ -237,6 +237,16 @@ class Scenario(BaseModel):
                         token_type,
                     )
                 )
+            for carried in self.ev_fleet.id_token_types or {}:
+                if carried not in OCPP_201_ID_TOKEN_TYPES:
+                    problems.append(
+                        (
+                            ("ev_fleet", "id_token_types", carried),
+                            f"{carried} tokens are new in OCPP 2.1 and a 2.0.1 CSMS would "
+                            "refuse them; use ocpp_version 2.1 or drop this type",
+                            carried,
+                        )
+                    )
         tokens = self.ev_fleet.id_tokens
         limit = ID_TOKEN_MAX_CHARS[self.ocpp_version]
         longest = max((tokens.id_token(i) for i in tokens.indices), key=len)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NO_LIMIT",
     "ActiveLimit",
+    "AuthorizeAnswered",
     "Block",
     "Booted",
     "ChargingPriorityAnswered",
@@ -127,17 +128,18 @@ class TransactionEnded(Event):
 
 @dataclass(frozen=True, slots=True)
 class TransactionEventAnswered(Event):
-    """The CSMS answered a TransactionEvent that carried an IdToken with idTokenInfo (C10, C12,
-    E05).
+    """The CSMS answered a TransactionEvent with something for the station: idTokenInfo about
+    the IdToken the event carried (C10, C12, E05), or (2.1) an updatedPersonalMessage (O).
 
-    Emitted only for such answers (the CSMS gives idTokenInfo to an event that carried an
-    IdToken): every other answer costs its delivery one dictionary lookup.
+    Emitted only for such answers: every other answer costs its delivery a dictionary lookup
+    or two.
     """
 
     evse: Evse
     transaction_id: str
-    #: The IdToken the event carried, which idTokenInfo is about.
-    id_token: IdToken
+    #: The IdToken the event carried, which idTokenInfo is about; None when the event carried
+    #: none (the answer then matters for its updatedPersonalMessage only).
+    id_token: IdToken | None
     response: Mapping[str, Any]
 
 
@@ -150,6 +152,19 @@ class ChargingPriorityAnswered(Event):
     evse: Evse
     transaction_id: str
     charging_priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeAnswered(Event):
+    """The CSMS answered an Authorize with an idTokenInfo the rest of the station may show: a
+    personalMessage for the driver (C01, O).
+
+    Emitted (and awaited) before the station acts on the answer, and only for answers that
+    carry a personalMessage, so a plain Authorize costs nothing more.
+    """
+
+    id_token: IdToken
+    id_token_info: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

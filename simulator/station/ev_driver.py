@@ -4,7 +4,8 @@ The world (simulator/world.py) decides when an EV arrives and calls `ev_arrives`
 start with no EV at the EVSE calls `remote_visit`.  The visit then plays the driver and the car:
 present the IdToken first (E03) or plug in first (E02), charge as the EV's `EvSession` allows
 under the active charging profile and the site's share, report ISO 15118-20 charging needs,
-meter at TxUpdatedInterval, and unplug at the departure time (E09).
+meter at TxUpdatedInterval, and unplug at the departure time (E09), having ended the
+transaction with their IdToken first when the scenario says so (E07, `id_reader`).
 
 Between events the task sleeps on one deadline -- the next of departure, meter value, a
 charging-curve breakpoint or a profile period boundary -- so a plugged-in EV costs nothing
@@ -19,6 +20,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from .core import ActiveLimit, ConnectorStatusChanged, StationCore
+from .id_reader import present_id_token
 from .iso15118 import charging_needs
 from .transaction import end_transaction, start_transaction, update_transaction
 
@@ -129,6 +131,8 @@ async def _play_visit(
     try:
         await _plug_in(station, evse, arrival, token, authorized, points)
         await _charge_until_departure(station, evse, arrival, departure_s)
+        if arrival.stops_with_id_token and evse.transaction is not None:
+            await present_id_token(station, evse, token)  # E07: the driver ends it first
     except BaseException:
         # The run is ending (or the station failed): keep the books, send nothing more.
         _leave(station, evse, arrival)

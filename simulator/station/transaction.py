@@ -19,10 +19,12 @@ that never gets through is dropped and counted.  A lost connection is not a fail
 the event waits in the queue for the next connection.
 
 The answer counts: one that carries idTokenInfo -- the CSMS's word on the IdToken the event
-carried -- is posted to the blocks as `TransactionEventAnswered`, on which the authorization
-block keeps its cache and deauthorizes a transaction whose token is not Accepted (C10, E05).
-One that carries only a chargingPriority for the transaction is posted as
-`ChargingPriorityAnswered`.  Every other answer costs the delivery two dictionary lookups.
+carried -- or (2.1) an updatedPersonalMessage is posted to the blocks as
+`TransactionEventAnswered`, on which the authorization block keeps its cache and deauthorizes a
+transaction whose token is not Accepted (C10, E05) and the display shows the driver's personal
+message (O).  One that carries only a chargingPriority for the transaction is posted as
+`ChargingPriorityAnswered`.  An empty answer, the common one, costs the delivery one truth test;
+any other at most three dictionary lookups.
 """
 
 from __future__ import annotations
@@ -86,7 +88,10 @@ def _event(
     stopped_reason: str | None = None,
     include_token: bool = False,
     reservation_id: int | None = None,
+    id_token: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """One TransactionEvent; it carries `id_token` when given (a driver ending their
+    authorization, E07, C09, C16), else the transaction's own IdToken with `include_token`."""
     info: dict[str, Any] = {"transactionId": transaction.id}
     if transaction.charging_state is not None:
         info["chargingState"] = transaction.charging_state
@@ -102,7 +107,9 @@ def _event(
         "transactionInfo": info,
         "evse": {"id": evse.id, "connectorId": transaction.connector_id},
     }
-    if include_token and transaction.id_token is not None:
+    if id_token is not None:
+        payload["idToken"] = id_token
+    elif include_token and transaction.id_token is not None:
         payload["idToken"] = transaction.id_token
     if reservation_id is not None:
         payload["reservationId"] = reservation_id
@@ -157,6 +164,7 @@ async def update_transaction(
     charging_state: str | None = None,
     include_token: bool = False,
     with_meter: bool = False,
+    id_token: dict[str, str] | None = None,
 ) -> None:
     transaction = evse.transaction
     if transaction is None:
@@ -180,14 +188,21 @@ async def update_transaction(
         reservation_id=station.use_reservation(evse, transaction.id_token)
         if include_token and transaction.id_token is not None
         else None,
+        id_token=id_token,
     )
     await station.send_transaction_event(payload)
 
 
 async def end_transaction(
-    station: StationCore, evse: Evse, trigger_reason: str, stopped_reason: str
+    station: StationCore,
+    evse: Evse,
+    trigger_reason: str,
+    stopped_reason: str,
+    *,
+    id_token: dict[str, str] | None = None,
 ) -> None:
-    """End `evse`'s transaction; the EVSE stops delivering power at once."""
+    """End `evse`'s transaction; the EVSE stops delivering power at once.  `id_token` is the
+    IdToken that ended it, when a driver presented one (StopAuthorized)."""
     transaction = evse.transaction
     if transaction is None:
         return
@@ -209,6 +224,7 @@ async def end_transaction(
         measurands=_sampled(station, "Ended"),
         context="Transaction.End",
         stopped_reason=stopped_reason,
+        id_token=id_token,
     )
     station.stats.transaction_ended(stopped_reason)
     evse.wake()
@@ -232,7 +248,11 @@ async def deliver_transaction_event(
             if attempt < attempts:
                 await trio.sleep(station.clock.trio_duration(interval_s * attempt))
             continue
-        if "idTokenInfo" in response and "idToken" in payload:
+        if not response:
+            pass
+        elif ("idTokenInfo" in response and "idToken" in payload) or (
+            "updatedPersonalMessage" in response
+        ):
             _answered(station, payload, response)
         elif "chargingPriority" in response:
             _prioritized(station, payload, response["chargingPriority"])
@@ -243,17 +263,17 @@ async def deliver_transaction_event(
 
 def _answered(station: StationCore, payload: dict[str, Any], response: Mapping[str, Any]) -> None:
     """Hand the CSMS's word on the IdToken an event carried to the blocks (the cache learns
-    from it; a status other than Accepted deauthorizes the transaction, E05), after the
-    delivery: a reaction that ends the transaction queues its Ended event behind this one.
-    idTokenInfo in the answer to an event without an IdToken is about nothing the station
-    sent, and is not passed on."""
+    from it; a status other than Accepted deauthorizes the transaction, E05; a personal
+    message goes to the display), after the delivery: a reaction that ends the transaction
+    queues its Ended event behind this one.  idTokenInfo in the answer to an event without an
+    IdToken is about nothing the station sent, and is not passed on."""
     evse = station.evse(payload["evse"]["id"])
     if evse is not None:
         station.post(
             TransactionEventAnswered(
                 evse,
                 payload["transactionInfo"]["transactionId"],
-                payload["idToken"],
+                payload.get("idToken"),
                 response,
             )
         )

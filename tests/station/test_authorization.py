@@ -492,3 +492,42 @@ async def test_a_full_cache_drops_expired_entries_first(autojump_clock: MockCloc
         await go_offline(station, csms)
         assert await station.authorize(first) is True
         assert await station.authorize(cards[-1]) is True
+
+
+# -- C15: an unknown IdToken offline ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_an_unknown_token_charges_offline_until_the_csms_deauthorizes_it(
+    autojump_clock: MockClock, version: OcppVersion
+) -> None:
+    """OfflineTxForUnknownIdEnabled (true by default): offline, a token neither the list nor
+    the cache knows starts a transaction; once the station is back, the CSMS's answer to the
+    queued event that carried the token (Unknown: it accepts none here) ends it (E05)."""
+    four_hour_stays = busy_site(dwell_s=4 * 3600, soc_start=0.2, target_soc=0.9)
+    async with station_on_memory_link(
+        long_backoff_config(version, retry_backoff_wait_minimum_s=3600.0),
+        CsmsConfig(accepted_id_tokens=()),
+        four_hour_stays,
+        ocpp_version=version,
+    ) as (station, csms):
+        await go_offline(station, csms)
+        since = csms.station(STATION_ID).messages_received
+        with trio.fail_after(3 * 3600):
+            ended = await csms.wait_for_message(
+                STATION_ID,
+                "TransactionEvent",
+                lambda p: p["eventType"] == "Ended" and not p.get("offline", False),
+                since=since,
+            )
+        events = _events(csms, ended["transactionInfo"]["transactionId"])
+    authorized = [e for e in events if "idToken" in e]
+    assert authorized and all(e.get("offline") for e in authorized)
+    assert any(
+        e.get("offline") and e["transactionInfo"].get("chargingState") == "Charging" for e in events
+    )
+    assert (ended["triggerReason"], ended["transactionInfo"]["stoppedReason"]) == (
+        "Deauthorized",
+        "DeAuthorized",
+    )
+    assert _between_s(authorized[0], ended) >= 3000  # it charged until the station was back

@@ -1,8 +1,9 @@
 """Block C, authorization: whether a driver's IdToken may charge, and the authorization cache.
 
 Online, the station asks the CSMS (Authorize, C01); offline -- no connection, or not yet
-Accepted -- it decides by itself.  With AuthCtrlr.Enabled false every token charges without
-asking, as on a free-vend site.
+Accepted -- it decides by itself.  An answer with a personal message for the driver is
+announced to the other blocks (`AuthorizeAnswered`: the display shows it) before it is acted
+on.  With AuthCtrlr.Enabled false every token charges without asking, as on a free-vend site.
 
 What the station knows locally decides first when AuthCtrlr says so: LocalAuthorizeOffline
 offline, LocalPreAuthorize online (C12-C14).  The local authorization list (block D, through the
@@ -22,14 +23,24 @@ least recently used (LRU) or the oldest (FIFO).  ClearCache empties it (C11), or
 while the cache is disabled.  The cache is off by default: a cache per station is a fleet's
 memory, and the CSMS turns it on with SetVariables.
 
-The CSMS's answer to a TransactionEvent counts (E05): a status other than Accepted ends the
-transaction (Deauthorized / DeAuthorized) with TxCtrlr.StopTxOnInvalidId, and without it stops
-the energy once the transaction has had TxCtrlr.MaxEnergyOnInvalidId Wh (at once with 0): the
-EV then reports SuspendedEVSE.
+The CSMS's answer to a TransactionEvent counts (E05): a status other than Accepted for the
+transaction's own token ends the transaction (Deauthorized / DeAuthorized) with
+TxCtrlr.StopTxOnInvalidId, and without it stops the energy once the transaction has had
+TxCtrlr.MaxEnergyOnInvalidId Wh (at once with 0): the EV then reports SuspendedEVSE.
 
-A driver stops charging by unplugging, never by presenting a token again, so stopping with the
-same token or one of its group (C09, E07) has no code path yet; the group of each cached and
-listed token is kept for it.
+A NoAuthorization token is the driver presenting nothing: it charges without an Authorize.
+
+Who may end a transaction by presenting a token (the `stop_authority` hook, E07, C09, C16):
+the token that started it, always and without asking anyone; a token of the same group, when
+the station knows both groups and calls the presented token valid (Accepted, or ConcurrentTx,
+the CSMS's word for a member of a group already charging); a master pass -- a valid token
+whose group is AuthCtrlr.MasterPassGroupId -- any transaction, with stoppedReason MasterPass.
+A master pass never starts a transaction.  The group of the transaction's token comes from
+the CSMS's answers about it (Authorize, TransactionEvent), kept for the transaction whether or
+not the cache is on, else from the local list or the cache; the presented token is judged by
+the local list or the cache, and when they do not call it valid the station asks the CSMS
+(Authorize, C09) -- offline it has only what they say.  With AuthCtrlr.Enabled false only the
+transaction's own token ends it.
 """
 
 from __future__ import annotations
@@ -39,18 +50,33 @@ from typing import Any
 
 from ...link import Answer
 from ..config import StationConfig
-from ..core import Block, IdToken, StationCore, TransactionEventAnswered
+from ..core import (
+    AuthorizeAnswered,
+    Block,
+    IdToken,
+    StationCore,
+    TransactionEnded,
+    TransactionEventAnswered,
+)
 from ..device_model import VariableSpec
+from ..evse import Transaction
 from ..id_tokens import TIME_BYTES, TokenInfo, token_info, token_key
 from ..transaction import end_transaction
 
-__all__ = ["BLOCK", "AuthCache"]
+__all__ = ["BLOCK", "GROUPS_PER_EVSE", "AuthCache", "AuthState"]
 
 #: AuthCacheCtrlr.Storage's maxLimit: about ninety ISO14443 cards (7-byte UIDs), 47 bytes each.
 CACHE_MAX_BYTES = 4096
 #: Token types the cache never keeps: a Central token is the CSMS's own, and a
 #: NoAuthorization token asks nothing.
 _NOT_CACHED = frozenset({"Central", "NoAuthorization"})
+#: The groups of this many recently answered tokens per EVSE are remembered for the
+#: transactions those tokens start, whether or not the cache is on (C09).
+GROUPS_PER_EVSE = 4
+#: Statuses with which a presented token may end a transaction of its group or as a master
+#: pass: Accepted, and ConcurrentTx, which a CSMS answers for a member of a group whose token
+#: is already charging -- the very case of a group stop.
+_MAY_STOP = frozenset({"Accepted", "ConcurrentTx"})
 
 
 class _Cached:
@@ -130,11 +156,31 @@ class AuthCache:
         self.bytes_used -= entry.size_bytes(key)
 
 
+class AuthState:
+    """What one station's authorization block keeps (made on the first answer worth keeping):
+    the cache, and the group of each recently answered token, by token key, in the order the
+    answers came (the oldest goes first when there are too many)."""
+
+    __slots__ = ("cache", "groups")
+
+    def __init__(self) -> None:
+        self.cache = AuthCache()
+        self.groups: dict[str, str] = {}
+
+    def remember_group(self, key: str, group: str, most: int) -> None:
+        self.groups.pop(key, None)
+        self.groups[key] = group
+        while len(self.groups) > most:
+            del self.groups[next(iter(self.groups))]
+
+
 # -- authorizing a driver ---------------------------------------------------------------------
 
 
 async def authorize(station: StationCore, id_token: IdToken) -> bool:
     """Whether `id_token` may charge now."""
+    if id_token.get("type") == "NoAuthorization":
+        return True  # the driver presented nothing: there is nothing to authorize
     model = station.device_model
     if not model.boolean("AuthCtrlr", "Enabled"):
         return True
@@ -149,35 +195,46 @@ async def authorize(station: StationCore, id_token: IdToken) -> bool:
             return decided
     if not online:
         return model.boolean("AuthCtrlr", "OfflineTxForUnknownIdEnabled")
-    response = await station.call("Authorize", {"idToken": id_token})
-    if response is None:
+    info = await _ask(station, id_token)
+    if info is None:
         # No answer: offline rules if the connection went meanwhile; a CALLERROR or a timeout
         # on a live connection refuses the driver.
         if not station.online:
             return model.boolean("AuthCtrlr", "OfflineTxForUnknownIdEnabled")
         return False
+    # A master pass stops transactions and starts none (C16).
+    return info.status == "Accepted" and not _is_master_pass(station, info.group)
+
+
+async def _ask(station: StationCore, id_token: IdToken) -> TokenInfo | None:
+    """The CSMS's answer to an Authorize of `id_token` (remembered, and shown to the driver
+    when it carries a personal message), or None when it did not answer."""
+    response = await station.call("Authorize", {"idToken": id_token})
+    if response is None:
+        return None
     info = response["idTokenInfo"]
     _remember(station, id_token, info)
-    return bool(info["status"] == "Accepted")
+    if "personalMessage" in info:
+        await station.emit(AuthorizeAnswered(id_token, info))
+    try:
+        return token_info(info)
+    except ValueError:  # an expiry that is no dateTime: the status and group still hold
+        return TokenInfo(str(info["status"]), group=_group_key(info))
 
 
-def _decide_locally(station: StationCore, id_token: IdToken, online: bool) -> bool | None:
-    """What the local list, else the cache, says of `id_token`: True or False, or None when
-    neither knows it or the CSMS is to be asked again."""
+def _known(station: StationCore, id_token: IdToken) -> tuple[TokenInfo, bool] | None:
+    """What the local list, else the cache, says of `id_token` now, with whether that store's
+    word is final (its DisablePostAuthorize); None when neither knows it."""
     model = station.device_model
     listed = station.local_id_token_info(id_token)
     if listed is not None:
-        if listed.status == "Accepted":
-            return True
-        if online and not model.boolean("LocalAuthListCtrlr", "DisablePostAuthorize"):
-            return None
-        return False
+        return listed, model.boolean("LocalAuthListCtrlr", "DisablePostAuthorize")
     if not model.boolean("AuthCacheCtrlr", "Enabled"):
         return None
-    cache = station.peek_block_state(BLOCK)
-    if cache is None:
+    state = station.peek_block_state(BLOCK)
+    if state is None:
         return None
-    cached = cache.lookup(
+    cached = state.cache.lookup(
         token_key(id_token),
         station.clock.epoch_s(),
         model.integer("AuthCacheCtrlr", "LifeTime"),
@@ -185,9 +242,19 @@ def _decide_locally(station: StationCore, id_token: IdToken, online: bool) -> bo
     )
     if cached is None:
         return None
-    if cached.status == "Accepted":
-        return True
-    if online and not model.boolean("AuthCacheCtrlr", "DisablePostAuthorize"):
+    return cached, model.boolean("AuthCacheCtrlr", "DisablePostAuthorize")
+
+
+def _decide_locally(station: StationCore, id_token: IdToken, online: bool) -> bool | None:
+    """What the local list, else the cache, says of `id_token`: True or False, or None when
+    neither knows it or the CSMS is to be asked again."""
+    found = _known(station, id_token)
+    if found is None:
+        return None
+    info, final = found
+    if info.status == "Accepted":
+        return not _is_master_pass(station, info.group)
+    if online and not final:
         return None
     return False
 
@@ -196,8 +263,19 @@ def _lru(station: StationCore) -> bool:
     return station.device_model.get("AuthCacheCtrlr", "Policy") == "LRU"
 
 
+def _group_key(info: Mapping[str, Any]) -> str | None:
+    group = info.get("groupIdToken")
+    return None if group is None else token_key(group)
+
+
 def _remember(station: StationCore, id_token: IdToken, info: Mapping[str, Any]) -> None:
-    """Keep the CSMS's answer about `id_token` in the cache, if the cache is on (C10)."""
+    """Keep the CSMS's answer about `id_token`: its group for the transaction it may start
+    (C09), and the answer in the cache, if the cache is on (C10)."""
+    group = _group_key(info)
+    if group is not None:
+        station.block_state(BLOCK).remember_group(
+            token_key(id_token), group, GROUPS_PER_EVSE * len(station.evses)
+        )
     model = station.device_model
     if not model.boolean("AuthCacheCtrlr", "Enabled") or id_token.get("type") in _NOT_CACHED:
         return
@@ -207,13 +285,76 @@ def _remember(station: StationCore, id_token: IdToken, info: Mapping[str, Any]) 
         kept = token_info(info)
     except ValueError:
         return  # an expiry that is no dateTime: nothing the station could rely on
-    station.block_state(BLOCK).store(
+    station.block_state(BLOCK).cache.store(
         token_key(id_token),
         kept,
         station.clock.epoch_s(),
         model.integer("AuthCacheCtrlr", "LifeTime"),
         CACHE_MAX_BYTES,
     )
+
+
+# -- ending a transaction with an IdToken (E07, C09, C16) --------------------------------------
+
+
+def _is_master_pass(station: StationCore, group: str | None) -> bool:
+    """Whether a token of `group` (a token key) is a master pass: its groupIdToken is
+    AuthCtrlr.MasterPassGroupId (compared as idTokens are, without regard to case)."""
+    if group is None:
+        return False
+    master = station.device_model.get("AuthCtrlr", "MasterPassGroupId")
+    return bool(master) and group.split(":", 1)[-1] == master.casefold()
+
+
+def _group_of(station: StationCore, id_token: IdToken) -> str | None:
+    """The group of a transaction's IdToken: from the CSMS's last answer about it, else from
+    the local list or the cache."""
+    key = token_key(id_token)
+    state = station.peek_block_state(BLOCK)
+    if state is not None:
+        group = state.groups.get(key)
+        if group is not None:
+            return group
+    found = _known(station, id_token)
+    return None if found is None else found[0].group
+
+
+async def _info_for_stop(station: StationCore, id_token: IdToken) -> TokenInfo | None:
+    """What the station knows of a token presented to end a transaction: the local list or
+    the cache, else -- online, or when they do not call it valid -- the CSMS's answer to an
+    Authorize (C09: the station asks to learn the token's group)."""
+    found = _known(station, id_token)
+    if found is not None:
+        known, final = found
+        if known.status in _MAY_STOP or final or not station.online:
+            return known
+    elif not station.online:
+        return None
+    asked = await _ask(station, id_token)
+    if asked is not None:
+        return asked
+    return None if found is None else found[0]
+
+
+async def stop_authority(
+    station: StationCore, transaction: Transaction, id_token: IdToken
+) -> str | None:
+    """The stoppedReason with which a driver presenting `id_token` ends `transaction`: Local
+    for its own token (E07) or a valid token of its group (C09), MasterPass for a valid token
+    of AuthCtrlr.MasterPassGroupId's group (C16); None when the token may not end it."""
+    own = transaction.id_token
+    if own is not None and token_key(own) == token_key(id_token):
+        return "Local"
+    if not station.device_model.boolean("AuthCtrlr", "Enabled"):
+        return None  # the station judges no token but the one it started with
+    info = await _info_for_stop(station, id_token)
+    if info is None or info.status not in _MAY_STOP or info.group is None:
+        return None
+    if _is_master_pass(station, info.group):
+        return "MasterPass"
+    if own is not None and info.group == _group_of(station, own):
+        return "Local"
+    return None
 
 
 # -- the CSMS's answers -----------------------------------------------------------------------
@@ -232,23 +373,29 @@ def clear_cache(station: StationCore, payload: Mapping[str, Any]) -> Answer:
                 },
             }
         )
-    cache = station.peek_block_state(BLOCK)
-    if cache is not None:
-        cache.clear()
+    state = station.peek_block_state(BLOCK)
+    if state is not None:
+        state.cache.clear()  # the groups of running transactions' tokens are no cache
     return Answer({"status": "Accepted"})
 
 
 async def _transaction_answered(station: StationCore, event: TransactionEventAnswered) -> None:
-    """The CSMS's idTokenInfo in a TransactionEvent answer: cache it, and deauthorize the
-    transaction if it is not Accepted (E05)."""
-    info = event.response["idTokenInfo"]
-    _remember(station, event.id_token, info)
+    """The CSMS's idTokenInfo in a TransactionEvent answer: remember it, and deauthorize the
+    transaction if it is not Accepted (E05) -- when it is about the transaction's own token,
+    not about one that a driver presented to end it."""
+    id_token = event.id_token
+    info = event.response.get("idTokenInfo")
+    if id_token is None or info is None:
+        return  # an answer that only updates the driver's personal message
+    _remember(station, id_token, info)
     if info["status"] == "Accepted":
         return
     evse = event.evse
     transaction = evse.transaction
     if transaction is None or transaction.id != event.transaction_id:
         return  # it ended meanwhile
+    if transaction.id_token is None or token_key(transaction.id_token) != token_key(id_token):
+        return  # the answer is about a token that ended the authorization (StopAuthorized)
     model = station.device_model
     if model.boolean("TxCtrlr", "StopTxOnInvalidId"):
         await end_transaction(station, evse, "Deauthorized", "DeAuthorized")
@@ -259,9 +406,17 @@ async def _transaction_answered(station: StationCore, event: TransactionEventAns
         evse.wake()
 
 
+async def _transaction_ended(station: StationCore, event: TransactionEnded) -> None:
+    """The group of a transaction's token was kept for that transaction; it is over."""
+    state = station.peek_block_state(BLOCK)
+    id_token = event.transaction.id_token
+    if state is not None and state.groups and id_token is not None:
+        state.groups.pop(token_key(id_token), None)
+
+
 def _cache_bytes(station: Any) -> str:
-    cache = station.peek_block_state(BLOCK)
-    return str(0 if cache is None else cache.bytes_used)
+    state = station.peek_block_state(BLOCK)
+    return str(0 if state is None else state.cache.bytes_used)
 
 
 def _variables(config: StationConfig) -> Iterator[VariableSpec]:
@@ -272,6 +427,8 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
     yield VariableSpec(auth, "LocalPreAuthorize", "boolean", "false")
     # A remote start is not authorized again by the station: a fact, not a setting.
     yield VariableSpec(auth, "AuthorizeRemoteStart", "boolean", "false", "ReadOnly")
+    # The groupIdToken of master passes (C16); empty: the station knows none.
+    yield VariableSpec(auth, "MasterPassGroupId", "string", "")
 
     cache = "AuthCacheCtrlr"
     yield VariableSpec(cache, "Available", "boolean", "true", "ReadOnly")
@@ -291,12 +448,16 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
     yield VariableSpec(cache, "DisablePostAuthorize", "boolean", "false")
 
 
-BLOCK: Block[AuthCache] = Block(
+BLOCK: Block[AuthState] = Block(
     letter="C",
     name="authorization",
     handlers={"ClearCache": clear_cache},
     variables=_variables,
-    reactions={TransactionEventAnswered: _transaction_answered},
-    new_state=AuthCache,
+    reactions={
+        TransactionEventAnswered: _transaction_answered,
+        TransactionEnded: _transaction_ended,
+    },
+    new_state=AuthState,
     authorize=authorize,
+    stop_authority=stop_authority,
 )

@@ -61,7 +61,7 @@ def _keep(
 
 async def _token_answered(station: StationCore, event: TransactionEventAnswered) -> None:
     response = event.response
-    token_priority = response["idTokenInfo"].get("chargingPriority")
+    token_priority = response.get("idTokenInfo", {}).get("chargingPriority")
     override = response.get("chargingPriority")
     if token_priority is not None or override is not None:
         _keep(station, event.evse, event.transaction_id, token_priority, override)

@@ -17,11 +17,24 @@ faults) and none for Discharging unless an EVSE is bidirectional; it offers the 
 A message leaves when its endDateTime has passed, checked whenever the messages are read (no
 timer: a message nobody asks about costs nothing), and when the transaction it was set for
 ends.  A station holds no state for this block until the CSMS sets a message.
+
+Personal messages (C01, E, O): the CSMS may give a driver a personalMessage in the idTokenInfo
+of its answer to an Authorize (`AuthorizeAnswered`) or to a TransactionEvent, and in 2.1 an
+updatedPersonalMessage in any TransactionEvent answer (running cost, a new tariff).  The
+display of the EVSE where that driver is shows it -- the EVSE whose transaction or visit holds
+their token -- in place of the one before, for as long as the driver's transaction runs; a
+message that comes before there is a transaction (the driver walks to the car, or was refused)
+shows for `UNBOUND_MESSAGE_S` unless a transaction of that token starts meanwhile and keeps it.
+A message in a format the display cannot render (SupportedFormats) is not shown.  Personal
+messages are no DisplayMessages: they have no id or priority, so GetDisplayMessages does not
+list them; what an EVSE's display shows now is its Display component's DataText (read-only,
+empty when it shows no personal message).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,10 +43,28 @@ from typing import Any
 from ...link import Answer
 from ...ocpp import ErrorCode, RpcError
 from ..config import StationConfig
-from ..core import Block, StationCore, TransactionEnded, in_parts
+from ..core import (
+    AuthorizeAnswered,
+    Block,
+    IdToken,
+    StationCore,
+    TransactionEnded,
+    TransactionEventAnswered,
+    TransactionStarted,
+    in_parts,
+)
 from ..device_model import VariableSpec
+from ..evse import Evse
+from ..id_tokens import token_key
 
-__all__ = ["BLOCK", "CAPACITY", "ITEMS_PER_MESSAGE", "LANGUAGES", "DisplayMessages"]
+__all__ = [
+    "BLOCK",
+    "CAPACITY",
+    "ITEMS_PER_MESSAGE",
+    "LANGUAGES",
+    "UNBOUND_MESSAGE_S",
+    "DisplayMessages",
+]
 
 #: How many messages the display holds (DisplayMessageCtrlr.DisplayMessages maxLimit).
 CAPACITY = 20
@@ -52,6 +83,8 @@ _STATES = {
     "2.0.1": ("Charging", "Faulted", "Idle", "Unavailable"),
 }
 _PRIORITIES = ("AlwaysFront", "InFront", "NormalCycle")
+#: Seconds a personal message shows while no transaction of its driver keeps it.
+UNBOUND_MESSAGE_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +100,28 @@ class _Stored:
         return None if found is None else str(found)
 
 
-class DisplayMessages:
-    """The messages one station holds, by id (made on the first accepted SetDisplayMessage)."""
+@dataclass(frozen=True, slots=True)
+class _Personal:
+    """A driver's personal message on an EVSE's display."""
 
-    __slots__ = ("_by_id",)
+    text: str
+    #: The key of the driver's IdToken.
+    token: str
+    #: The transaction that keeps it shown; None until there is one.
+    transaction_id: str | None
+    #: Unix time until which it shows without a transaction.
+    until_epoch_s: float
+
+
+class DisplayMessages:
+    """The messages one station holds, by id, and the personal message each EVSE's display
+    shows, by EVSE id (made on the first accepted SetDisplayMessage or personal message)."""
+
+    __slots__ = ("_by_id", "personal")
 
     def __init__(self) -> None:
         self._by_id: dict[int, _Stored] = {}
+        self.personal: dict[int, _Personal] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -269,6 +317,105 @@ async def _drop_transaction_messages(station: StationCore, event: TransactionEnd
     held = station.peek_block_state(BLOCK)
     if held is not None:
         held.drop_transaction(event.transaction.id)
+        shown = held.personal.get(event.evse.id)
+        if shown is not None and shown.transaction_id == event.transaction.id:
+            del held.personal[event.evse.id]
+
+
+# -- personal messages --------------------------------------------------------------------------
+
+
+def _showable(station: StationCore, message: Mapping[str, Any] | None) -> str | None:
+    """The text of a MessageContent the display can render, else None."""
+    if message is None:
+        return None
+    if message["format"] not in station.device_model.members(
+        "DisplayMessageCtrlr", "SupportedFormats"
+    ):
+        return None
+    return str(message["content"])
+
+
+def _same_token(held: Mapping[str, Any] | None, id_token: IdToken) -> bool:
+    return held is not None and token_key(held) == token_key(id_token)
+
+
+def _driver_evse(station: StationCore, id_token: IdToken) -> Evse | None:
+    """The EVSE where the driver of `id_token` is: the one whose transaction runs for that
+    token, else the one their visit is at."""
+    for evse in station.evses:
+        transaction = evse.transaction
+        if transaction is not None and _same_token(transaction.id_token, id_token):
+            return evse
+    for evse in station.evses:
+        visit = evse.visit
+        if visit is not None and _same_token(
+            {"idToken": visit.id_token, "type": visit.id_token_type}, id_token
+        ):
+            return evse
+    return None
+
+
+async def _authorize_answered(station: StationCore, event: AuthorizeAnswered) -> None:
+    text = _showable(station, event.id_token_info.get("personalMessage"))
+    evse = None if text is None else _driver_evse(station, event.id_token)
+    if text is None or evse is None:
+        return
+    transaction = evse.transaction
+    station.block_state(BLOCK).personal[evse.id] = _Personal(
+        text,
+        token_key(event.id_token),
+        None if transaction is None else transaction.id,
+        station.clock.epoch_s() + UNBOUND_MESSAGE_S,
+    )
+
+
+async def _transaction_answered(station: StationCore, event: TransactionEventAnswered) -> None:
+    response = event.response
+    message = response.get("updatedPersonalMessage")
+    if message is None:
+        info = response.get("idTokenInfo")
+        message = None if info is None else info.get("personalMessage")
+    text = _showable(station, message)
+    evse = event.evse
+    transaction = evse.transaction
+    if text is None or transaction is None or transaction.id != event.transaction_id:
+        return  # nothing to show, or the transaction ended meanwhile
+    token = event.id_token or transaction.id_token
+    station.block_state(BLOCK).personal[evse.id] = _Personal(
+        text, "" if token is None else token_key(token), transaction.id, math.inf
+    )
+
+
+async def _transaction_started(station: StationCore, event: TransactionStarted) -> None:
+    """A driver's transaction keeps the message they were shown on authorizing."""
+    held = station.peek_block_state(BLOCK)
+    shown = None if held is None else held.personal.get(event.evse.id)
+    id_token = event.transaction.id_token
+    if (
+        held is None
+        or shown is None
+        or shown.transaction_id is not None
+        or id_token is None
+        or shown.token != token_key(id_token)
+        or station.clock.epoch_s() >= shown.until_epoch_s
+    ):
+        return
+    held.personal[event.evse.id] = _Personal(
+        shown.text, shown.token, event.transaction.id, math.inf
+    )
+
+
+def _display_text(evse_id: int, station: Any) -> str:
+    """Display.DataText of an EVSE: the personal message its display shows now."""
+    held = station.peek_block_state(BLOCK)
+    shown = None if held is None else held.personal.get(evse_id)
+    if shown is None:
+        return ""
+    if shown.transaction_id is None:
+        return shown.text if station.clock.epoch_s() < shown.until_epoch_s else ""
+    transaction = station.evses[evse_id - 1].transaction
+    return shown.text if transaction is not None and transaction.id == shown.transaction_id else ""
 
 
 # -- the variables this block owns --------------------------------------------------------------
@@ -342,6 +489,16 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
         "ReadOnly",
         variable_instance="GetDisplayMessages",
     )
+    for evse_id in range(1, len(config.evses) + 1):
+        yield VariableSpec(
+            "Display",
+            "DataText",
+            "string",
+            "",
+            "ReadOnly",
+            evse_id=evse_id,
+            reader=functools.partial(_display_text, evse_id),
+        )
 
 
 BLOCK: Block[DisplayMessages] = Block(
@@ -354,6 +511,11 @@ BLOCK: Block[DisplayMessages] = Block(
     },
     follow_ups={"GetDisplayMessages": ("NotifyDisplayMessages",)},
     variables=_variables,
-    reactions={TransactionEnded: _drop_transaction_messages},
+    reactions={
+        TransactionEnded: _drop_transaction_messages,
+        TransactionStarted: _transaction_started,
+        TransactionEventAnswered: _transaction_answered,
+        AuthorizeAnswered: _authorize_answered,
+    },
     new_state=DisplayMessages,
 )
