@@ -97,4 +97,5 @@ def test_each_hook_of_the_station_has_a_provider() -> None:
         "use_reservation",
         "local_id_token_info",
         "charging_limit",
+        "charging_profile_refusal",
     }
