@@ -59,6 +59,7 @@ __all__ = [
     "TransactionStarted",
     "Trigger",
     "TriggerTarget",
+    "TxProfileGiven",
     "VariableChanged",
     "in_parts",
     "refused",
@@ -165,6 +166,17 @@ class AuthorizeAnswered(Event):
 
     id_token: IdToken
     id_token_info: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TxProfileGiven(Event):
+    """The CSMS gave a TxProfile for a transaction outside SetChargingProfile: with the
+    RequestStartTransaction that began it (K05, F01.FR.10).  The profile is as the CSMS sent it,
+    without a transactionId; the smart charging block installs it for `transaction`."""
+
+    evse: Evse
+    transaction: Transaction
+    profile: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +287,7 @@ class StationCore(Protocol):
     def use_reservation(self, evse: Evse, id_token: IdToken) -> int | None: ...
     def local_id_token_info(self, id_token: IdToken) -> TokenInfo | None: ...
     def charging_limit(self, evse: Evse) -> ActiveLimit: ...
+    def charging_profile_refusal(self, profile: Mapping[str, Any]) -> Answer | None: ...
     async def stop_authority(self, transaction: Transaction, id_token: IdToken) -> str | None: ...
 
 
@@ -324,7 +337,8 @@ class Block(Generic[S]):
     the message it is named after.  `new_state`
     makes the block's per-station state the first time `StationCore.block_state(block)` asks.
     The hooks (`register`, `online`, `authorize`, `local_id_token_info`, `admit`,
-    `use_reservation`, `charging_limit`, `stop_authority`) may each be provided by one block only.
+    `use_reservation`, `charging_limit`, `charging_profile_refusal`, `stop_authority`) may each
+    be provided by one block only.
     """
 
     letter: str
@@ -354,6 +368,11 @@ class Block(Generic[S]):
     local_id_token_info: Callable[[StationCore, IdToken], TokenInfo | None] | None = None
     #: What the charging profiles ask of an EVSE now.
     charging_limit: Callable[[StationCore, Evse], ActiveLimit] | None = None
+    #: Why the station would not install a charging profile whatever it is for (its schedule,
+    #: its stack level): the refusal to answer with, or None when it would.
+    charging_profile_refusal: Callable[[StationCore, Mapping[str, Any]], Answer | None] | None = (
+        None
+    )
     #: Whether a driver presenting an IdToken may stop a transaction (E07, C09, C16): the
     #: stoppedReason it ends with ("Local" for the transaction's own token or one of its
     #: group, "MasterPass" for a master pass), or None when the token may not stop it.
@@ -372,6 +391,7 @@ class Block(Generic[S]):
             "use_reservation": self.use_reservation,
             "local_id_token_info": self.local_id_token_info,
             "charging_limit": self.charging_limit,
+            "charging_profile_refusal": self.charging_profile_refusal,
             "stop_authority": self.stop_authority,
         }
         return {name: hook for name, hook in found.items() if hook is not None}

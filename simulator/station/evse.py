@@ -8,8 +8,9 @@ costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..clock import Alarm
 
@@ -72,6 +73,9 @@ class Connector:
     operative: bool = True
     #: The status the CSMS last heard (StatusNotification / NotifyEvent), None before any.
     reported_status: str | None = None
+    #: Whether the plug retention lock of this socket holds the plug in now (block F keeps it:
+    #: a captive cable has no such lock and stays False).
+    locked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,8 @@ class RemoteStart:
     remote_start_id: int
     #: The groupIdToken the request named, if any (it may claim a reservation for the group).
     group_id_token: str | None = None
+    #: The TxProfile the request carried (K05), for the transaction the remote start begins.
+    charging_profile: Mapping[str, Any] | None = None
 
 
 class ReservationHold(Protocol):

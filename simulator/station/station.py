@@ -487,6 +487,15 @@ class Station:
         limit = self._spec.registry.hooks.get("charging_limit")
         return NO_LIMIT if limit is None else limit(self, evse)
 
+    def charging_profile_refusal(self, profile: Mapping[str, Any]) -> Answer | None:
+        """Why block K would not install `profile` (its schedule, its stack level), or None;
+        None without block K, whose absence means profiles are not installed at all."""
+        refusal = self._spec.registry.hooks.get("charging_profile_refusal")
+        if refusal is None:
+            return None
+        found: Answer | None = refusal(self, profile)
+        return found
+
     async def stop_authority(self, transaction: Transaction, id_token: IdToken) -> str | None:
         """The stoppedReason with which `id_token` may stop `transaction` (block C decides: its
         own token, its group, a master pass), or None; without block C only the transaction's

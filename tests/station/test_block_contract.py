@@ -3,8 +3,10 @@ station in a state where the answer can be Accepted, and the follow-up messages 
 (`Block.follow_ups`) arrive; each message it can be triggered to send arrives when triggered.
 
 A new block adds its cases to `ACTION_CASES` and `TRIGGER_CASES`; a test below fails while an
-action or trigger of a registered block has no case.  Responses are validated against the 2.1
-schema by the embedded CSMS's link (an invalid one would be a CALLERROR here).
+action or trigger of a registered block has no case.  A trigger the station refuses (a
+SignCertificate it has no key pair for) must say why in statusInfo and send nothing.  Responses
+are validated against the 2.1 schema by the embedded CSMS's link (an invalid one would be a
+CALLERROR here).
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class Case:
     statuses: tuple[str, ...] = ("Accepted",)
     csms_config: CsmsConfig | None = None
     booted: bool = True
+    #: Scenario sections replacing those of `REMOTE_DRIVERS` (a station with sockets, say).
+    scenario: dict[str, Any] | None = None
 
 
 def request(payload: dict[str, Any]) -> Prepare:
@@ -195,6 +199,12 @@ ACTION_CASES: dict[str, Case] = {
         )
     ),
     "GetLocalListVersion": Case(request({})),
+    # A socket that locks the plug (a captive cable has no lock to release).
+    "UnlockConnector": Case(
+        request({"evseId": 1, "connectorId": 1}),
+        statuses=("Unlocked",),
+        scenario={"stations": {"count": 1, "evses": [{"connectors": ["sType2"]}]}},
+    ),
 }
 
 
@@ -220,6 +230,21 @@ TRIGGER_CASES: dict[str, Case] = {
     "TransactionEvent": Case(trigger_transaction_event),
     "FirmwareStatusNotification": Case(trigger("FirmwareStatusNotification")),
     "LogStatusNotification": Case(trigger("LogStatusNotification")),
+    "PublishFirmwareStatusNotification": Case(trigger("PublishFirmwareStatusNotification")),
+    # The station holds no key pair: no signing request to send.
+    "SignChargingStationCertificate": Case(
+        trigger("SignChargingStationCertificate"), statuses=("Rejected",)
+    ),
+    "SignV2GCertificate": Case(trigger("SignV2GCertificate"), statuses=("Rejected",)),
+    "SignV2G20Certificate": Case(trigger("SignV2G20Certificate"), statuses=("Rejected",)),
+    "SignCombinedCertificate": Case(trigger("SignCombinedCertificate"), statuses=("Rejected",)),
+}
+#: The message a trigger makes the station send, where it is not named after the trigger.
+TRIGGERED_ACTION = {
+    "SignChargingStationCertificate": "SignCertificate",
+    "SignV2GCertificate": "SignCertificate",
+    "SignV2G20Certificate": "SignCertificate",
+    "SignCombinedCertificate": "SignCertificate",
 }
 
 CLAIMED_ACTIONS = [
@@ -256,7 +281,9 @@ async def _answer_and_follow_ups(
     case: Case, action: str, follow_ups: tuple[str, ...]
 ) -> Mapping[str, Any]:
     async with station_on_memory_link(
-        csms_config=case.csms_config, scenario=REMOTE_DRIVERS, wait_booted=case.booted
+        csms_config=case.csms_config,
+        scenario={**REMOTE_DRIVERS, **(case.scenario or {})},
+        wait_booted=case.booted,
     ) as (station, csms):
         with trio.fail_after(4 * 3600):
             if not case.booted:
@@ -267,6 +294,14 @@ async def _answer_and_follow_ups(
             since = csms.station(STATION_ID).messages_received
             answer = await csms.call(STATION_ID, action, payload)
             assert answer.get("status", "Accepted") in case.statuses, answer
+        if answer.get("status", "Accepted") == "Rejected":
+            # A refusal says why, and nothing follows it.
+            assert answer["statusInfo"]["additionalInfo"], answer
+            with trio.move_on_after(FOLLOW_UP_WITHIN_S):
+                for follow_up in follow_ups:
+                    await csms.wait_for_message(STATION_ID, follow_up, since=since)
+                    pytest.fail(f"{follow_up} was sent after {action} was refused")
+            return answer
         with trio.fail_after(FOLLOW_UP_WITHIN_S):
             for follow_up in follow_ups:
                 await csms.wait_for_message(
@@ -288,4 +323,6 @@ async def test_a_claimed_action_is_answered_and_its_follow_ups_arrive(
 async def test_a_triggered_message_arrives(autojump_clock: MockClock, requested: str) -> None:
     assert requested in default_registry().triggers
     case = TRIGGER_CASES[requested]
-    await _answer_and_follow_ups(case, "TriggerMessage", (requested,))
+    await _answer_and_follow_ups(
+        case, "TriggerMessage", (TRIGGERED_ACTION.get(requested, requested),)
+    )

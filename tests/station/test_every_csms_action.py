@@ -354,6 +354,38 @@ DEMANDING_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
         "TriggerMessage",
         {"requestedMessage": "StatusNotification", "evse": {"id": 9}},
     ),
+    (
+        "TriggerMessage-evse-a-heartbeat-is-not-about",
+        "TriggerMessage",
+        {"requestedMessage": "Heartbeat", "evse": {"id": 9}},
+    ),
+    (
+        "UnlockConnector-unknown-connector",
+        "UnlockConnector",
+        {"evseId": 1, "connectorId": 7},
+    ),
+    (
+        "RequestStartTransaction-with-tx-profile",
+        "RequestStartTransaction",
+        {
+            "remoteStartId": 22,
+            "idToken": ID_TOKEN,
+            "evseId": 1,
+            "chargingProfile": {
+                "id": 5,
+                "stackLevel": 0,
+                "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Relative",
+                "chargingSchedule": [
+                    {
+                        "id": 1,
+                        "chargingRateUnit": "A",
+                        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}],
+                    }
+                ],
+            },
+        },
+    ),
     ("DataTransfer-own-vendor", "DataTransfer", {"vendorId": "fleetsim"}),
     (
         "GetBaseReport-full-inventory",

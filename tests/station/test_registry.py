@@ -98,4 +98,5 @@ def test_each_hook_of_the_station_has_a_provider() -> None:
         "local_id_token_info",
         "charging_limit",
         "stop_authority",
+        "charging_profile_refusal",
     }

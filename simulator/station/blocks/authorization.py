@@ -425,8 +425,9 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
     yield VariableSpec(auth, "OfflineTxForUnknownIdEnabled", "boolean", "true")
     yield VariableSpec(auth, "LocalAuthorizeOffline", "boolean", "false")
     yield VariableSpec(auth, "LocalPreAuthorize", "boolean", "false")
-    # A remote start is not authorized again by the station: a fact, not a setting.
-    yield VariableSpec(auth, "AuthorizeRemoteStart", "boolean", "false", "ReadOnly")
+    # Whether a RequestStartTransaction's IdToken is authorized first like a driver's (F01.FR.01,
+    # F02.FR.09): the remote control block reads it.
+    yield VariableSpec(auth, "AuthorizeRemoteStart", "boolean", "false")
     # The groupIdToken of master passes (C16); empty: the station knows none.
     yield VariableSpec(auth, "MasterPassGroupId", "string", "")
 

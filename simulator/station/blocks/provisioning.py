@@ -8,8 +8,9 @@ B11-B12  Reset, idle or with transactions (Immediate ends them, OnIdle waits for
 The block owns OCPPCommCtrlr's connection variables (heartbeat, retry back-off, message
 timeout), DeviceDataCtrlr and ClockCtrlr.  It provides the station's `register` hook (boot
 until accepted) and its `online` hook (the heartbeat).  TriggerMessage can make it send a
-BootNotification (during Pending), a Heartbeat, and the status of firmware and log transfers:
-Idle, which is the truth, since a fleetsim station never has either under way.
+BootNotification (during Pending), a Heartbeat, and the status of firmware and log transfers
+and of firmware publishing: Idle, which is the truth, since a fleetsim station never has any of
+them under way.
 """
 
 from __future__ import annotations
@@ -408,6 +409,9 @@ BLOCK: Block[ProvisioningState] = Block(
             _trigger_idle_status, "FirmwareStatusNotification"
         ),
         "LogStatusNotification": functools.partial(_trigger_idle_status, "LogStatusNotification"),
+        "PublishFirmwareStatusNotification": functools.partial(
+            _trigger_idle_status, "PublishFirmwareStatusNotification"
+        ),
     },
     variables=_variables,
     reactions={TransactionEnded: _reset_when_idle, VariableChanged: _variable_changed},

@@ -1,10 +1,13 @@
 """Block K, smart charging: the charging profiles a station holds, and the limit they set now.
 
-The CSMS installs profiles with SetChargingProfile (K01), removes them with
-ClearChargingProfile (K10) and reads them back with GetChargingProfiles (K09, answered by
-ReportChargingProfiles).  What matters to the EV is `active_limit(evse)`: the limit, V2X
-setpoint and operation mode in force at this simulated second, and when that will next change,
-so the EVSE's session task can sleep until exactly then.
+The CSMS installs profiles with SetChargingProfile (K01), or a TxProfile with the
+RequestStartTransaction that begins its transaction (K05: block F checks it against
+`charging_profile_refusal` before accepting, and hands it over as `TxProfileGiven` once the
+transaction runs), removes them with ClearChargingProfile (K10) and reads them back with
+GetChargingProfiles (K09, answered by ReportChargingProfiles).  What matters to the EV is
+`active_limit(evse)`: the limit, V2X setpoint and operation mode in force at this simulated
+second, and when that will next change, so the EVSE's session task can sleep until exactly
+then.
 
 Precedence, per EVSE: a TxProfile for the running transaction beats a TxDefaultProfile for the
 EVSE, which beats a TxDefaultProfile for the whole station (evseId 0); within a purpose the
@@ -29,7 +32,15 @@ from typing import Any
 
 from ...link import Answer
 from ..config import StationConfig
-from ..core import NO_LIMIT, ActiveLimit, Block, StationCore, TransactionEnded, refused
+from ..core import (
+    NO_LIMIT,
+    ActiveLimit,
+    Block,
+    StationCore,
+    TransactionEnded,
+    TxProfileGiven,
+    refused,
+)
 from ..device_model import VariableSpec
 from ..evse import NOMINAL_PHASE_VOLTAGE_V, Evse
 
@@ -292,6 +303,17 @@ def set_charging_profile(station: StationCore, payload: Mapping[str, Any]) -> An
         wanted = profile.get("transactionId")
         if transaction is None or wanted not in (None, transaction.id):
             return refused("TxNotFound", f"no transaction {wanted or ''} on EVSE {evse_id}")
+    refusal = _schedule_refusal(station, profile)
+    if refusal is not None:
+        return refusal
+    station.block_state(BLOCK).install(evse_id, profile, station.clock.sim_now())
+    _wake_affected(station, evse_id)
+    return Answer({"status": "Accepted"})
+
+
+def _schedule_refusal(station: StationCore, profile: Mapping[str, Any]) -> Answer | None:
+    """Why `profile` cannot be installed whatever it is for: more periods than
+    PeriodsPerSchedule, a stackLevel beyond ProfileStackLevel; None when it can."""
     periods = max(len(s["chargingSchedulePeriod"]) for s in profile["chargingSchedule"])
     allowed = station.device_model.integer("SmartChargingCtrlr", "PeriodsPerSchedule")
     if periods > allowed:
@@ -299,9 +321,7 @@ def set_charging_profile(station: StationCore, payload: Mapping[str, Any]) -> An
     levels = station.device_model.integer("SmartChargingCtrlr", "ProfileStackLevel")
     if profile["stackLevel"] > levels:
         return refused("InvalidStackLevel", f"stackLevel at most {levels}")
-    station.block_state(BLOCK).install(evse_id, profile, station.clock.sim_now())
-    _wake_affected(station, evse_id)
-    return Answer({"status": "Accepted"})
+    return None
 
 
 def _wake_affected(station: StationCore, evse_id: int) -> None:
@@ -349,6 +369,17 @@ def get_charging_profiles(station: StationCore, payload: Mapping[str, Any]) -> A
     return Answer({"status": "Accepted"}, then=report)
 
 
+async def _install_given_profile(station: StationCore, event: TxProfileGiven) -> None:
+    """The TxProfile of a RequestStartTransaction, now that its transaction runs (K05): it
+    gets the transaction's id, so it ends with it (K01.FR.37), and the EV follows it at once."""
+    evse = event.evse
+    if evse.transaction is not event.transaction:
+        return  # the transaction ended before its profile arrived
+    profile = {**event.profile, "transactionId": event.transaction.id}
+    station.block_state(BLOCK).install(evse.id, profile, station.clock.sim_now())
+    evse.wake()
+
+
 async def _clear_transaction_profiles(station: StationCore, event: TransactionEnded) -> None:
     """TxProfiles end with their transaction (K01.FR.37)."""
     profiles = station.peek_block_state(BLOCK)
@@ -388,7 +419,11 @@ BLOCK: Block[ChargingProfiles] = Block(
     },
     follow_ups={"GetChargingProfiles": ("ReportChargingProfiles",)},
     variables=_variables,
-    reactions={TransactionEnded: _clear_transaction_profiles},
+    reactions={
+        TransactionEnded: _clear_transaction_profiles,
+        TxProfileGiven: _install_given_profile,
+    },
     new_state=ChargingProfiles,
     charging_limit=active_limit,
+    charging_profile_refusal=_schedule_refusal,
 )

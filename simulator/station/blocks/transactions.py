@@ -42,7 +42,17 @@ def _trigger_transaction_event(station: StationCore, target: TriggerTarget) -> A
 
     async def send() -> None:
         for evse in busy:
-            await update_transaction(station, evse, "Trigger", with_meter=True)
+            transaction = evse.transaction
+            if transaction is None:
+                continue  # it ended meanwhile
+            # F06.FR.07: the event carries a chargingState, Idle while no EV is connected.
+            await update_transaction(
+                station,
+                evse,
+                "Trigger",
+                charging_state=transaction.charging_state or "Idle",
+                with_meter=True,
+            )
 
     return Answer({"status": "Accepted"}, then=send)
 
