@@ -39,12 +39,27 @@ from .evse import Evse, Transaction
 from .measurands import sampled_values
 
 __all__ = [
+    "LIMIT_STOPPED_REASONS",
+    "SUPPORTED_LIMITS",
+    "authorization_ended",
     "deliver_transaction_event",
     "end_transaction",
     "meter_value",
     "start_transaction",
     "update_transaction",
 ]
+
+#: The fields of a TransactionLimitType (E16) the station enforces, each reached at an exact
+#: deadline of the EVSE's visit task.  maxCost is not among them: the station computes no
+#: running cost (no local tariff), so it neither records nor confirms a cost limit (the CSMS
+#: learns which limits hold from the LimitSet event that echoes them).
+SUPPORTED_LIMITS = ("maxEnergy", "maxTime", "maxSoC")
+#: The stoppedReason of a transaction ended by reaching a limit, by its triggerReason.
+LIMIT_STOPPED_REASONS = {
+    "EnergyLimitReached": "EnergyLimitReached",
+    "TimeLimitReached": "TimeLimitReached",
+    "SoCLimitReached": "SOCLimitReached",
+}
 
 
 def meter_value(
@@ -80,12 +95,15 @@ def _event(
     stopped_reason: str | None = None,
     include_token: bool = False,
     reservation_id: int | None = None,
+    transaction_limit: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     info: dict[str, Any] = {"transactionId": transaction.id}
     if transaction.charging_state is not None:
         info["chargingState"] = transaction.charging_state
     if stopped_reason is not None:
         info["stoppedReason"] = stopped_reason
+    if transaction_limit is not None:
+        info["transactionLimit"] = transaction_limit
     if transaction.remote_start_id is not None and event_type == "Started":
         info["remoteStartId"] = transaction.remote_start_id
     payload: dict[str, Any] = {
@@ -114,12 +132,17 @@ async def start_transaction(
     *,
     id_token: dict[str, str] | None = None,
     remote_start_id: int | None = None,
+    charging_state: str | None = None,
 ) -> Transaction:
+    """Start a transaction on `evse` (the first of TxStartPoint's conditions became true, E01);
+    its chargingState is `charging_state`, else EVConnected with an EV plugged in."""
     now_s = station.clock.sim_now()
+    if charging_state is None and evse.plugged_connector is not None:
+        charging_state = "EVConnected"
     transaction = Transaction(
         station.next_transaction_id(),
         now_s,
-        charging_state="EVConnected" if evse.plugged_connector is not None else None,
+        charging_state=charging_state,
         id_token=id_token,
         remote_start_id=remote_start_id,
         connector_id=evse.plugged_connector or 1,
@@ -151,6 +174,7 @@ async def update_transaction(
     charging_state: str | None = None,
     include_token: bool = False,
     with_meter: bool = False,
+    transaction_limit: dict[str, float] | None = None,
 ) -> None:
     transaction = evse.transaction
     if transaction is None:
@@ -174,6 +198,7 @@ async def update_transaction(
         reservation_id=station.use_reservation(evse, transaction.id_token)
         if include_token and transaction.id_token is not None
         else None,
+        transaction_limit=transaction_limit,
     )
     await station.send_transaction_event(payload)
 
@@ -190,10 +215,8 @@ async def end_transaction(
     if evse.session is not None:
         evse.session.set_enabled(False, now_s)
     station.stats.energy_delivered(evse.unaccounted_wh(now_s))
-    if evse.plugged_connector is not None:
-        transaction.charging_state = "EVConnected"
-    else:
-        transaction.charging_state = None
+    # Idle: no EV is connected any more (the EV side was unplugged, or never plugged in).
+    transaction.charging_state = "EVConnected" if evse.plugged_connector is not None else "Idle"
     payload = _event(
         station,
         evse,
@@ -208,6 +231,73 @@ async def end_transaction(
     evse.wake()
     await station.send_transaction_event(payload)
     await station.emit(TransactionEnded(evse, transaction, stopped_reason))
+
+
+async def authorization_ended(
+    station: StationCore, evse: Evse, trigger_reason: str, stopped_reason: str
+) -> None:
+    """The authorization of `evse`'s transaction ended: the CSMS deauthorized it (E05), the
+    driver stopped it with an IdToken (E07, C09, C16), or the cable left the EV with
+    TxCtrlr.StopTxOnEVSideDisconnect true (E10).  The EVSE opens the power path at once.
+
+    TxStopPoint decides what becomes of the transaction (E06): Authorized or PowerPathClosed
+    among the stop points end it with `trigger_reason` and `stopped_reason`, and so does
+    EnergyTransfer while energy was flowing; otherwise it goes on without energy (chargingState
+    EVConnected) until one of its other stop points ends it.
+    """
+    transaction = evse.transaction
+    if transaction is None or transaction.authorization_ended:
+        return
+    stop_points = station.device_model.members("TxCtrlr", "TxStopPoint")
+    flowing = transaction.charging_state == "Charging"
+    if (
+        "Authorized" in stop_points
+        or "PowerPathClosed" in stop_points
+        or ("EnergyTransfer" in stop_points and flowing)
+    ):
+        await end_transaction(station, evse, trigger_reason, stopped_reason)
+        return
+    transaction.authorization_ended = True
+    session = evse.session
+    if session is not None:
+        now_s = station.clock.sim_now()
+        session.set_enabled(False, now_s)
+        station.stats.energy_delivered(evse.unaccounted_wh(now_s))
+        site = station.site
+        if site is not None:
+            site.power_changed(station, evse, now_s)
+    await update_transaction(
+        station,
+        evse,
+        trigger_reason,
+        charging_state="EVConnected" if evse.plugged_connector is not None else "Idle",
+    )
+    evse.wake()
+
+
+async def _limit_set(
+    station: StationCore, payload: Mapping[str, Any], limit: Mapping[str, Any]
+) -> None:
+    """A TransactionEventResponse set a transactionLimit (E16, OCPP 2.1): the fields the
+    station enforces replace those in force (a limit is raised or lowered, never removed), and
+    a changed limit is confirmed with an Updated event, triggerReason LimitSet.  The EVSE's
+    visit task takes the new deadlines at once."""
+    evse = station.evse(payload["evse"]["id"])
+    if evse is None:
+        return
+    transaction = evse.transaction
+    if transaction is None or transaction.id != payload["transactionInfo"]["transactionId"]:
+        return  # it ended meanwhile
+    merged = dict(transaction.limit or {})
+    for name in SUPPORTED_LIMITS:
+        value = limit.get(name)
+        if value is not None:
+            merged[name] = value
+    if merged == (transaction.limit or {}):
+        return
+    transaction.limit = merged
+    await update_transaction(station, evse, "LimitSet", transaction_limit=dict(merged))
+    evse.wake()
 
 
 async def deliver_transaction_event(
@@ -228,6 +318,8 @@ async def deliver_transaction_event(
             continue
         if "idTokenInfo" in response and "idToken" in payload:
             _answered(station, payload, response)
+        if "transactionLimit" in response and station.config.ocpp_version == "2.1":
+            await _limit_set(station, payload, response["transactionLimit"])
         return True
     station.stats.transaction_event_dropped()
     return True

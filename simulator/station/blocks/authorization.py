@@ -42,7 +42,7 @@ from ..config import StationConfig
 from ..core import Block, IdToken, StationCore, TransactionEventAnswered
 from ..device_model import VariableSpec
 from ..id_tokens import TIME_BYTES, TokenInfo, token_info, token_key
-from ..transaction import end_transaction
+from ..transaction import authorization_ended
 
 __all__ = ["BLOCK", "AuthCache"]
 
@@ -251,7 +251,8 @@ async def _transaction_answered(station: StationCore, event: TransactionEventAns
         return  # it ended meanwhile
     model = station.device_model
     if model.boolean("TxCtrlr", "StopTxOnInvalidId"):
-        await end_transaction(station, evse, "Deauthorized", "DeAuthorized")
+        # TxStopPoint decides whether the transaction ends or goes on without energy (E06).
+        await authorization_ended(station, evse, "Deauthorized", "DeAuthorized")
         return
     if transaction.energy_cap_wh is None:
         max_energy_wh = model.integer("TxCtrlr", "MaxEnergyOnInvalidId")
