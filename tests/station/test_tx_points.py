@@ -392,6 +392,7 @@ async def test_the_end_of_charging_is_reported_as_the_evs_state_changes(
 
 # -- E16: limits a 2.1 CSMS sets ----------------------------------------------------------------
 
+
 def _limits(**by_trigger: Mapping[str, Any]) -> CsmsConfig:
     """A CSMS that answers the Started event, and events with the named triggerReasons, with a
     transactionLimit."""
