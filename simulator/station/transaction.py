@@ -1,8 +1,11 @@
 """A transaction's life on the station: its TransactionEvents and their delivery (E, J).
 
-A transaction starts when the first of TxStartPoint's conditions becomes true (the EV plugged
-in, the driver authorized, or both for PowerPathClosed) and ends when the EV leaves, the CSMS
-stops it, or a reset ends it.  Each TransactionEvent carries a seqNo that runs from 0 without
+A transaction starts when the first of TxStartPoint's conditions becomes true and ends when the
+first of TxStopPoint's stops being true (E01, E06: `ev_driver` plays the conditions), when the
+CSMS stops it, or when a reset ends it.  When its authorization ends (`authorization_ended`:
+deauthorized by the CSMS, stopped with an IdToken, the cable pulled from the EV) TxStopPoint
+decides between ending it and letting it go on without energy.  Each TransactionEvent carries
+a seqNo that runs from 0 without
 gaps over the transaction, so the CSMS can tell a lost message from a late one, and the
 measurands that SampledDataCtrlr names for the Started, Updated and Ended events.
 
@@ -21,8 +24,10 @@ the event waits in the queue for the next connection.
 The answer counts: one that carries idTokenInfo -- the CSMS's word on the IdToken the event
 carried -- is posted to the blocks as `TransactionEventAnswered`, on which the authorization
 block keeps its cache and deauthorizes a transaction whose token is not Accepted (C10, E05).
-Every other answer costs the delivery one dictionary lookup (two if the CSMS adds idTokenInfo
-to answers to events that carried no IdToken).
+An answer with a transactionLimit (E16, OCPP 2.1) sets the limits the EVSE's visit task
+enforces, confirmed with an Updated event, triggerReason LimitSet.  Every other answer costs the
+delivery two dictionary lookups (three if the CSMS adds idTokenInfo to answers to events that
+carried no IdToken).
 """
 
 from __future__ import annotations

@@ -23,9 +23,10 @@ while the cache is disabled.  The cache is off by default: a cache per station i
 memory, and the CSMS turns it on with SetVariables.
 
 The CSMS's answer to a TransactionEvent counts (E05): a status other than Accepted ends the
-transaction (Deauthorized / DeAuthorized) with TxCtrlr.StopTxOnInvalidId, and without it stops
-the energy once the transaction has had TxCtrlr.MaxEnergyOnInvalidId Wh (at once with 0): the
-EV then reports SuspendedEVSE.
+transaction's authorization with TxCtrlr.StopTxOnInvalidId -- which ends the transaction
+(Deauthorized / DeAuthorized) when TxStopPoint has Authorized or PowerPathClosed, and otherwise
+opens the power path (E06) -- and without it stops the energy once the transaction has had
+TxCtrlr.MaxEnergyOnInvalidId Wh (at once with 0): the EV then reports SuspendedEVSE.
 
 A driver stops charging by unplugging, never by presenting a token again, so stopping with the
 same token or one of its group (C09, E07) has no code path yet; the group of each cached and
