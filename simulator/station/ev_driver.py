@@ -428,6 +428,8 @@ def _limit_deadline_s(
     """When, at the present power, the transaction reaches its energy cap (E05) or one of its
     limits (E16): energy and SoC grow linearly until the session's next change, where the
     visit task looks again."""
+    if transaction.limit is None and transaction.energy_cap_wh is None:
+        return math.inf
     deadline_s = math.inf
     limits = transaction.limit or {}
     max_time_s = limits.get("maxTime")
