@@ -2,44 +2,109 @@
 
 The world (simulator/world.py) decides when an EV arrives and calls `ev_arrives`; a remote
 start with no EV at the EVSE calls `remote_visit`.  The visit then plays the driver and the car:
-present the IdToken first (E03) or plug in first (E02), charge as the EV's `EvSession` allows
-under the active charging profile and the site's share, report ISO 15118-20 charging needs,
-meter at TxUpdatedInterval, and unplug at the departure time (E09), having ended the
-transaction with their IdToken first when the scenario says so (E07, `id_reader`).
+park, present the IdToken first (E03) or plug in first (E02), charge as the EV's `EvSession`
+allows under the active charging profile and the site's share, report ISO 15118-20 charging
+needs, meter at TxUpdatedInterval, and at the departure time unplug and drive off (E09, E10),
+having ended the transaction with their IdToken first when the scenario says so (E07,
+`id_reader`).
+
+Transactions start and end on conditions, the ones TxCtrlr.TxStartPoint and TxStopPoint name
+(E01, E06): the first start point to become true starts a transaction, the first stop point to
+stop being true ends it.  The visit plays each condition:
+
+- ParkingBayOccupancy: the car stands in the bay from the driver's arrival (a remote start's
+  car: from when it drives up to plug in) until it drives off after unplugging (EVDetected,
+  EVDeparted);
+- EVConnected: the cable is in the EV, from plugging in until the driver unplugs it at the EV
+  side (CablePluggedIn, EVCommunicationLost);
+- Authorized: the driver's IdToken was accepted (Authorized, RemoteStart) until the
+  authorization ends (`transaction.authorization_ended`, E05/E07/E10);
+- PowerPathClosed: both of the last two (the station closes the power path only then);
+- EnergyTransfer: energy flows (ChargingStateChanged; StoppedByEV when the EV suspends it).
+
+DataSigned is not offered: the station's meter signs no readings, so that condition never
+holds, and a station may only list the points it supports.  A transaction that ends opens the
+power path for the rest of the visit, and no second one starts on the same car.  Energy flows
+only inside a transaction: with EnergyTransfer among the start points the power path closes
+first and the transaction starts at the instant energy begins to flow.
+
+Leaving (E09, E10): the driver unplugs at the EV side.  That ends the transaction when
+TxStopPoint has EVConnected or PowerPathClosed (or EnergyTransfer while energy flowed); else
+TxCtrlr.StopTxOnEVSideDisconnect true ends its authorization (`authorization_ended`), and false
+suspends it (chargingState Idle).  A socket outlet keeps the driver's cable locked when
+OCPPCommCtrlr.UnlockOnEVSideDisconnect is false or the transaction was suspended (E10.FR.01):
+the driver walks to the station and presents the IdToken to free it, which holds the EVSE that
+much longer.  The car then drives off (ParkingBayOccupancy).  A transaction still running
+after that waits EVConnectionTimeOut for its EV to come back, then ends with EVConnectTimeout:
+no stop point saw the driver leave, and the EVSE must not stay taken for good.
+
+Limits (E16, OCPP 2.1): a transactionLimit the CSMS set (`transaction.limit`) is reached at an
+exact deadline of the visit task -- energy, time, or the SoC crossing within the EV's present
+charging segment.  Reaching one stops energy transfer (SuspendedEVSE, triggerReason
+EnergyLimitReached, TimeLimitReached or SoCLimitReached); with EnergyTransfer among the stop
+points it ends the transaction with the matching stoppedReason.  A raised limit lets energy
+flow again.
 
 Between events the task sleeps on one deadline -- the next of departure, meter value, a
-charging-curve breakpoint or a profile period boundary -- so a plugged-in EV costs nothing
-until something happens; CSMS requests and the site's load balancing wake it via `Evse.wake`.
+charging-curve breakpoint, a profile period boundary or a limit -- so a plugged-in EV costs
+nothing until something happens; CSMS requests and the site's load balancing wake it via
+`Evse.wake`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
 from .core import ActiveLimit, ConnectorStatusChanged, StationCore
+from .evse import is_socket_outlet
 from .id_reader import present_id_token
 from .iso15118 import charging_needs
-from .transaction import end_transaction, start_transaction, update_transaction
+from .transaction import (
+    LIMIT_STOPPED_REASONS,
+    authorization_ended,
+    end_transaction,
+    start_transaction,
+    update_transaction,
+)
 
 if TYPE_CHECKING:
     from ev_models import EvArrival, EvSession
 
-    from .evse import Evse, RemoteStart
+    from .evse import Evse, RemoteStart, Transaction
 
-__all__ = ["ev_arrives", "remote_visit"]
+__all__ = ["DRIVE_OFF_S", "WALK_TO_CAR_S", "ev_arrives", "remote_visit"]
 
-#: Simulated seconds from presenting the IdToken to plugging in (E03).
+#: Simulated seconds from presenting the IdToken to plugging in (E03), and from unplugging at
+#: the EV to presenting the IdToken at the station to free a locked cable (E10).
 WALK_TO_CAR_S = 20.0
+#: Simulated seconds from unplugging to the car leaving the bay, when a transaction still
+#: runs to see it (ParkingBayOccupancy); otherwise the bay's state changes nothing.
+DRIVE_OFF_S = 10.0
 #: Simulated time and trio time convert through floating point, so a task woken at a deadline
 #: may read a clock a hair before it; events this close count as reached.
 _EPS_S = 1e-6
-#: Energy this close to a transaction's energy cap counts as reached (the same rounding).
+#: Energy this close to a transaction's energy cap or limit counts as reached (the same
+#: rounding).
 _EPS_WH = 1e-3
-#: What a transaction gets once its energy cap is reached: nothing, and no V2X either.
+#: A state of charge (0..1) this close to a maxSoC limit counts as reached.
+_EPS_SOC = 1e-9
+#: What a transaction gets once its energy cap or a limit is reached: nothing, and no V2X.
 _NO_ENERGY = ActiveLimit(limit_w=0.0)
+
+
+@dataclass(slots=True)
+class _Visit:
+    """What the visit task knows of its driver beyond the EVSE's state."""
+
+    arrival: EvArrival
+    #: The IdToken the driver presents (a remote start's, once one was accepted).
+    token: dict[str, str]
+    remote_start_id: int | None = None
+    #: The driver's IdToken was accepted, or came with a remote start.
+    authorized: bool = False
 
 
 def ev_arrives(station: StationCore, evse: Evse, arrival: EvArrival) -> None:
@@ -73,6 +138,30 @@ async def _wait_until(station: StationCore, evse: Evse, sim_s: float) -> None:
         evse.wake_at_s = math.inf
 
 
+async def _sleep_until(station: StationCore, evse: Evse, sim_s: float) -> None:
+    """Sleep until simulated second `sim_s` whatever wakes the EVSE meanwhile."""
+    while station.clock.sim_now() < sim_s - _EPS_S:
+        await _wait_until(station, evse, sim_s)
+
+
+async def _runs_until(
+    station: StationCore, evse: Evse, transaction: Transaction, sim_s: float
+) -> bool:
+    """Sleep until simulated second `sim_s` unless `transaction` ends first; whether it still
+    runs then."""
+    while station.clock.sim_now() < sim_s - _EPS_S and evse.transaction is transaction:
+        await _wait_until(station, evse, sim_s)
+    return evse.transaction is transaction
+
+
+def _start_points(station: StationCore) -> tuple[str, ...]:
+    return station.device_model.members("TxCtrlr", "TxStartPoint")
+
+
+def _stop_points(station: StationCore) -> tuple[str, ...]:
+    return station.device_model.members("TxCtrlr", "TxStopPoint")
+
+
 async def _visit(
     station: StationCore, evse: Evse, arrival: EvArrival, remote: RemoteStart | None
 ) -> None:
@@ -82,24 +171,30 @@ async def _visit(
         evse.visit = None
         if station.site is not None:
             station.site.visit_ended(station, evse)
+    if evse.remote_start is not None:
+        # Accepted while the driver was leaving: the driver who asked for it comes now.
+        await remote_visit(station, evse)
 
 
 async def _play_visit(
     station: StationCore, evse: Evse, arrival: EvArrival, remote: RemoteStart | None
 ) -> None:
     clock = station.clock
-    points = station.device_model.members("TxCtrlr", "TxStartPoint")
-    token = {"idToken": arrival.id_token, "type": arrival.id_token_type}
-    authorized = False
+    visit = _Visit(arrival, {"idToken": arrival.id_token, "type": arrival.id_token_type})
     plug_in_s = clock.sim_now()
 
     if remote is not None:
-        if not await station.admit(evse, token, remote.group_id_token):
+        if not await station.admit(evse, visit.token, remote.group_id_token):
             return  # the EVSE is kept for another driver's reservation
-        authorized = True
-        if "Authorized" in points:
+        visit.authorized = True
+        visit.remote_start_id = remote.remote_start_id
+        if "Authorized" in _start_points(station):
             await start_transaction(
-                station, evse, "RemoteStart", id_token=token, remote_start_id=remote.remote_start_id
+                station,
+                evse,
+                "RemoteStart",
+                id_token=visit.token,
+                remote_start_id=remote.remote_start_id,
             )
         site = station.site
         delay_s = site.remote_start_plugin_delay_s if site is not None else None
@@ -110,93 +205,141 @@ async def _play_visit(
                 await end_transaction(station, evse, "EVConnectTimeout", "Timeout")
             return
         plug_in_s = clock.sim_now() + delay_s
-    elif arrival.id_token_first:
-        authorized = await station.admit(evse, token) and await station.authorize(token)
-        if not authorized:
-            return  # the driver was refused, or the EVSE is reserved for another, and leaves
-        if "Authorized" in points:
-            await start_transaction(station, evse, "Authorized", id_token=token)
-        plug_in_s = clock.sim_now() + WALK_TO_CAR_S
+    else:
+        await _bay_occupied(station, evse, visit)
+        if arrival.id_token_first:
+            if not (
+                await station.admit(evse, visit.token) and await station.authorize(visit.token)
+            ):
+                await _refused(station, evse)
+                return  # the driver was refused, or the EVSE is reserved for another, and leaves
+            await _authorized_before_plug_in(station, evse, visit)
+            plug_in_s = clock.sim_now() + WALK_TO_CAR_S
 
-    while clock.sim_now() < plug_in_s - _EPS_S:
-        await _wait_until(station, evse, plug_in_s)
-    if (
-        (remote is not None or arrival.id_token_first)
-        and "Authorized" in points
-        and (evse.transaction is None)
-    ):
-        return  # stopped remotely before the EV arrived
+    waiting = evse.transaction
+    await _sleep_until(station, evse, plug_in_s)
+    if waiting is not None and evse.transaction is not waiting:
+        return  # stopped (remotely, or deauthorized) before the EV was plugged in
+    if remote is not None:
+        await _bay_occupied(station, evse, visit)
 
     departure_s = max(arrival.departure_s, clock.sim_now())
     try:
-        await _plug_in(station, evse, arrival, token, authorized, points)
-        await _charge_until_departure(station, evse, arrival, departure_s)
+        await _plug_in(station, evse, visit)
+        await _charge_until_departure(station, evse, visit, departure_s)
         if arrival.stops_with_id_token and evse.transaction is not None:
-            await present_id_token(station, evse, token)  # E07: the driver ends it first
+            await present_id_token(station, evse, visit.token)  # E07: the driver ends it first
     except BaseException:
         # The run is ending (or the station failed): keep the books, send nothing more.
         _leave(station, evse, arrival)
         raise
     _leave(station, evse, arrival)
-    await _unplug(station, evse)
+    await _depart(station, evse)
 
 
-async def _plug_in(
-    station: StationCore,
-    evse: Evse,
-    arrival: EvArrival,
-    token: dict[str, str],
-    authorized: bool,
-    points: tuple[str, ...],
-) -> None:
+async def _bay_occupied(station: StationCore, evse: Evse, visit: _Visit) -> None:
+    """The car stops in the bay: a transaction starts if ParkingBayOccupancy is a start point
+    (E01, EVDetected)."""
+    if evse.transaction is None and "ParkingBayOccupancy" in _start_points(station):
+        await start_transaction(
+            station,
+            evse,
+            "EVDetected",
+            id_token=visit.token if visit.authorized else None,
+            remote_start_id=visit.remote_start_id,
+        )
+
+
+async def _refused(station: StationCore, evse: Evse) -> None:
+    """The driver's IdToken was refused: a transaction that began before it (EVConnected,
+    ParkingBayOccupancy) ends, Deauthorized."""
+    if evse.transaction is not None:
+        await end_transaction(station, evse, "Deauthorized", "DeAuthorized")
+
+
+async def _authorized_before_plug_in(station: StationCore, evse: Evse, visit: _Visit) -> None:
+    """IdToken first (E03): the driver is authorized before the EV is plugged in."""
+    visit.authorized = True
+    transaction = evse.transaction
+    if transaction is not None:  # began when the car stopped in the bay
+        transaction.id_token = visit.token
+        await update_transaction(station, evse, "Authorized", include_token=True)
+    elif "Authorized" in _start_points(station):
+        await start_transaction(station, evse, "Authorized", id_token=visit.token)
+
+
+async def _plug_in(station: StationCore, evse: Evse, visit: _Visit) -> None:
     site = station.site
     assert site is not None
     connector = next(c for c in evse.connectors if c.operative)
-    evse.session = site.new_session(station, evse, arrival)
+    evse.session = site.new_session(station, evse, visit.arrival)
     evse.accounted_wh = 0.0
     evse.reported_schedule_id = None
     evse.plugged_connector = connector.id
     await station.emit(ConnectorStatusChanged())
+    points = _start_points(station)
     if evse.transaction is not None:
         await update_transaction(station, evse, "CablePluggedIn", charging_state="EVConnected")
-    elif "EVConnected" in points or (authorized and "PowerPathClosed" in points):
+    elif "EVConnected" in points or (visit.authorized and "PowerPathClosed" in points):
         await start_transaction(
-            station, evse, "CablePluggedIn", id_token=token if authorized else None
+            station,
+            evse,
+            "CablePluggedIn",
+            id_token=visit.token if visit.authorized else None,
+            remote_start_id=visit.remote_start_id,
         )
 
     trigger_reason = "ChargingStateChanged"
-    if not authorized:
-        if not (await station.admit(evse, token) and await station.authorize(token)):
-            if evse.transaction is not None:
-                await end_transaction(station, evse, "Deauthorized", "DeAuthorized")
+    if not visit.authorized:
+        if not (await station.admit(evse, visit.token) and await station.authorize(visit.token)):
+            await _refused(station, evse)
             return
-        if evse.transaction is not None:
-            evse.transaction.id_token = token
+        visit.authorized = True
+        transaction = evse.transaction
+        if transaction is not None:
+            transaction.id_token = visit.token
             trigger_reason = "Authorized"
-        else:
-            await start_transaction(station, evse, "Authorized", id_token=token)
-    await _close_power_path(station, evse, arrival, trigger_reason)
+        elif "Authorized" in points or "PowerPathClosed" in points:
+            await start_transaction(station, evse, "Authorized", id_token=visit.token)
+    await _close_power_path(station, evse, visit, trigger_reason)
 
 
 async def _close_power_path(
-    station: StationCore, evse: Evse, arrival: EvArrival, trigger_reason: str
+    station: StationCore,
+    evse: Evse,
+    visit: _Visit,
+    trigger_reason: str,
+    *,
+    report_needs: bool = True,
 ) -> None:
     """Let energy flow; the Updated event carries the IdToken when it is new to the
-    transaction (Authorized, RemoteStart).  An ISO 15118-20 EV then reports its needs."""
+    transaction (Authorized, RemoteStart).  Without a transaction the path closes only when
+    EnergyTransfer is a start point, and the transaction starts as energy flows.  An
+    ISO 15118-20 EV then reports its needs."""
     transaction = evse.transaction
     session = evse.session
-    if transaction is None or session is None:
+    if session is None:
+        return
+    if transaction is None:
+        if "EnergyTransfer" not in _start_points(station):
+            return  # no energy outside a transaction
+    elif transaction.authorization_ended:
         return
     session.set_enabled(True, station.clock.sim_now())
-    limit = _apply_limits(station, evse, session)
-    await update_transaction(
-        station,
-        evse,
-        trigger_reason,
-        charging_state=_charging_state(evse, session, limit),
-        include_token=trigger_reason in ("Authorized", "RemoteStart"),
-    )
-    if arrival.uses_iso15118_20:
+    limit, _ = _apply_limits(station, evse, session)
+    if transaction is None:
+        if session.power_w != 0:
+            await _energy_flows(station, evse, visit)
+    else:
+        await update_transaction(
+            station,
+            evse,
+            trigger_reason,
+            charging_state=_charging_state(evse, session, limit),
+            include_token=trigger_reason in ("Authorized", "RemoteStart"),
+        )
+    arrival = visit.arrival
+    if report_needs and arrival.uses_iso15118_20:
         needs = charging_needs(
             arrival,
             station.clock.epoch_s(),
@@ -207,19 +350,40 @@ async def _close_power_path(
         await station.call("NotifyEVChargingNeeds", {"evseId": evse.id, "chargingNeeds": needs})
 
 
-def _apply_limits(station: StationCore, evse: Evse, session: EvSession) -> ActiveLimit:
-    """Feed the active charging profile (and, for LocalFrequency, the grid frequency) to the
-    EV's session; returns the limit so the caller knows when it next changes.
+async def _energy_flows(station: StationCore, evse: Evse, visit: _Visit) -> None:
+    """Energy begins to flow outside a transaction: one starts (EnergyTransfer, E01)."""
+    await start_transaction(
+        station,
+        evse,
+        "ChargingStateChanged",
+        id_token=visit.token,
+        remote_start_id=visit.remote_start_id,
+        charging_state="Charging",
+    )
 
-    A transaction the CSMS deauthorized without stopping it (E05) gets no energy once the
-    register reaches its cap: the limit is 0, which the EV reports as SuspendedEVSE, and
-    until then the moment the cap will be reached is one of the limit's changes."""
+
+def _apply_limits(
+    station: StationCore, evse: Evse, session: EvSession
+) -> tuple[ActiveLimit, str | None]:
+    """Feed the active charging profile (and, for LocalFrequency, the grid frequency) to the
+    EV's session; returns the limit, so the caller knows when it next changes, and the
+    triggerReason of the transaction limit reached (E16), if one is.
+
+    A transaction the CSMS deauthorized without stopping it (E05), or one that has reached a
+    transactionLimit (E16), gets no energy: the limit is 0, which the EV reports as
+    SuspendedEVSE.  Until then the moment the energy cap or a limit will be reached at the
+    present power is one of the limit's changes."""
     now_s = station.clock.sim_now()
     limit = station.charging_limit(evse)
     transaction = evse.transaction
-    cap_wh = None if transaction is None else transaction.energy_cap_wh
-    if cap_wh is not None and evse.register_wh(now_s) >= cap_wh - _EPS_WH:
-        limit = _NO_ENERGY
+    reached = None
+    if transaction is not None:
+        reached = _limit_reached(evse, session, transaction, now_s)
+        cap_wh = transaction.energy_cap_wh
+        if reached is not None or (
+            cap_wh is not None and evse.register_wh(now_s) >= cap_wh - _EPS_WH
+        ):
+            limit = _NO_ENERGY
     session.set_limit(limit.limit_w, now_s)
     setpoint_w = limit.setpoint_w
     site = station.site
@@ -234,17 +398,76 @@ def _apply_limits(station: StationCore, evse: Evse, session: EvSession) -> Activ
     session.set_setpoint(setpoint_w, now_s)
     if site is not None:
         site.power_changed(station, evse, now_s)
-    if cap_wh is not None and limit is not _NO_ENERGY and session.power_w > 0:
-        cap_s = now_s + (cap_wh - evse.register_wh(now_s)) * 3600.0 / session.power_w
-        if cap_s < limit.next_change_s:
-            limit = replace(limit, next_change_s=cap_s)
-    return limit
+    if transaction is not None and limit is not _NO_ENERGY:
+        deadline_s = _limit_deadline_s(evse, session, transaction, now_s)
+        if deadline_s < limit.next_change_s:
+            limit = replace(limit, next_change_s=deadline_s)
+    return limit, reached
+
+
+def _limit_reached(
+    evse: Evse, session: EvSession, transaction: Transaction, now_s: float
+) -> str | None:
+    """The triggerReason of the first transactionLimit (E16) the transaction has reached."""
+    limits = transaction.limit
+    if not limits:
+        return None
+    max_energy_wh = limits.get("maxEnergy")
+    if (
+        max_energy_wh is not None
+        and evse.register_wh(now_s) - transaction.start_register_wh >= max_energy_wh - _EPS_WH
+    ):
+        return "EnergyLimitReached"
+    max_time_s = limits.get("maxTime")
+    if max_time_s is not None and now_s >= transaction.started_s + max_time_s - _EPS_S:
+        return "TimeLimitReached"
+    max_soc_percent = limits.get("maxSoC")
+    if max_soc_percent is not None and session.soc_at(now_s) >= max_soc_percent / 100 - _EPS_SOC:
+        return "SoCLimitReached"
+    return None
+
+
+def _limit_deadline_s(
+    evse: Evse, session: EvSession, transaction: Transaction, now_s: float
+) -> float:
+    """When, at the present power, the transaction reaches its energy cap (E05) or one of its
+    limits (E16): energy and SoC grow linearly until the session's next change, where the
+    visit task looks again."""
+    if transaction.limit is None and transaction.energy_cap_wh is None:
+        return math.inf
+    deadline_s = math.inf
+    limits = transaction.limit or {}
+    max_time_s = limits.get("maxTime")
+    if max_time_s is not None:
+        deadline_s = transaction.started_s + max_time_s
+    power_w = session.power_w
+    if power_w <= 0:
+        return deadline_s
+    register_wh = evse.register_wh(now_s)
+    targets_wh = [transaction.energy_cap_wh]
+    max_energy_wh = limits.get("maxEnergy")
+    if max_energy_wh is not None:
+        targets_wh.append(transaction.start_register_wh + max_energy_wh)
+    for target_wh in targets_wh:
+        if target_wh is not None and target_wh > register_wh:
+            deadline_s = min(deadline_s, now_s + (target_wh - register_wh) * 3600.0 / power_w)
+    max_soc_percent = limits.get("maxSoC")
+    change_s = session.next_change_s()
+    if max_soc_percent is not None and now_s < change_s < math.inf:
+        soc, soc_at_change = session.soc_at(now_s), session.soc_at(change_s)
+        target = max_soc_percent / 100
+        if soc < target <= soc_at_change:
+            deadline_s = min(
+                deadline_s, now_s + (target - soc) * (change_s - now_s) / (soc_at_change - soc)
+            )
+    return deadline_s
 
 
 def _charging_state(evse: Evse, session: EvSession, limit: ActiveLimit) -> str:
     if session.power_w != 0:
         return "Charging"
-    if evse.transaction is None or evse.transaction.id_token is None:
+    transaction = evse.transaction
+    if transaction is None or transaction.id_token is None or transaction.authorization_ended:
         return "EVConnected"
     if limit.limit_w == 0 or limit.operation_mode == "Idle":
         return "SuspendedEVSE"
@@ -252,7 +475,7 @@ def _charging_state(evse: Evse, session: EvSession, limit: ActiveLimit) -> str:
 
 
 async def _charge_until_departure(
-    station: StationCore, evse: Evse, arrival: EvArrival, departure_s: float
+    station: StationCore, evse: Evse, visit: _Visit, departure_s: float
 ) -> None:
     clock = station.clock
     session = evse.session
@@ -265,21 +488,24 @@ async def _charge_until_departure(
         remote = evse.remote_start
         if remote is not None:
             evse.remote_start = None
-            await _remote_start_with_ev(station, evse, arrival, remote)
+            await _remote_start_with_ev(station, evse, visit, remote)
             continue
         change_s = session.next_change_s()
         if now_s >= change_s - _EPS_S:
             session.on_change(max(now_s, change_s))
-        limit = _apply_limits(station, evse, session)
+        limit, reached = _apply_limits(station, evse, session)
         transaction = evse.transaction
-        if transaction is not None:
-            state = _charging_state(evse, session, limit)
-            if state != transaction.charging_state and transaction.id_token is not None:
-                await update_transaction(
-                    station, evse, "ChargingStateChanged", charging_state=state
-                )
+        if transaction is None:
+            if session.power_w != 0:
+                if "EnergyTransfer" in _start_points(station):
+                    await _energy_flows(station, evse, visit)
+                else:  # the start points changed meanwhile: no energy outside a transaction
+                    session.set_enabled(False, now_s)
                 continue
-            await _report_schedule(station, evse, arrival, limit)
+        elif transaction.id_token is not None:
+            if await _report_state(station, evse, session, transaction, limit, reached):
+                continue
+            await _report_schedule(station, evse, visit.arrival, limit)
         deadline_s = min(departure_s, session.next_change_s(), limit.next_change_s)
         interval_s = station.device_model.integer("SampledDataCtrlr", "TxUpdatedInterval")
         if transaction is not None and interval_s > 0:
@@ -293,6 +519,44 @@ async def _charge_until_departure(
                 continue
             deadline_s = min(deadline_s, next_meter_s)
         await _wait_until(station, evse, deadline_s)
+
+
+async def _report_state(
+    station: StationCore,
+    evse: Evse,
+    session: EvSession,
+    transaction: Transaction,
+    limit: ActiveLimit,
+    reached: str | None,
+) -> bool:
+    """Report a new chargingState (E15: SuspendedEV when the EV is full) or a limit newly
+    reached (E16); end the transaction instead when its energy transfer stopped and
+    EnergyTransfer is a stop point (E06).  Whether an event went out."""
+    state = _charging_state(evse, session, limit)
+    newly_reached = reached is not None and reached != transaction.limit_reached
+    transaction.limit_reached = reached  # None again once a raised limit lets energy flow
+    if state == transaction.charging_state and not newly_reached:
+        return False
+    trigger_reason = reached if newly_reached and reached is not None else "ChargingStateChanged"
+    stopped = newly_reached or (transaction.charging_state == "Charging" and state != "Charging")
+    if stopped and "EnergyTransfer" in _stop_points(station):
+        await end_transaction(
+            station, evse, trigger_reason, _energy_stopped_reason(transaction, state, reached)
+        )
+    else:
+        await update_transaction(station, evse, trigger_reason, charging_state=state)
+    return True
+
+
+def _energy_stopped_reason(transaction: Transaction, state: str, reached: str | None) -> str:
+    """The stoppedReason of a transaction that ends because its energy transfer stopped."""
+    if reached is not None:
+        return LIMIT_STOPPED_REASONS[reached]
+    if state == "SuspendedEV":
+        return "StoppedByEV"
+    if transaction.energy_cap_wh is not None:
+        return "DeAuthorized"  # MaxEnergyOnInvalidId is spent (E05)
+    return "Other"  # the EVSE suspended it: a charging limit of 0, an Idle operation mode
 
 
 async def _report_schedule(
@@ -315,21 +579,26 @@ async def _report_schedule(
 
 
 async def _remote_start_with_ev(
-    station: StationCore, evse: Evse, arrival: EvArrival, remote: RemoteStart
+    station: StationCore, evse: Evse, visit: _Visit, remote: RemoteStart
 ) -> None:
     """A RequestStartTransaction for an EVSE whose EV is already plugged in (F02)."""
     token = {"idToken": remote.id_token, "type": remote.id_token_type}
     if not await station.admit(evse, token, remote.group_id_token):
         return  # the EVSE is kept for another driver's reservation
+    visit.token = token
+    visit.authorized = True
+    visit.remote_start_id = remote.remote_start_id
     transaction = evse.transaction
     if transaction is None:
-        await start_transaction(
-            station, evse, "RemoteStart", id_token=token, remote_start_id=remote.remote_start_id
-        )
+        points = _start_points(station)
+        if "Authorized" in points or "PowerPathClosed" in points:
+            await start_transaction(
+                station, evse, "RemoteStart", id_token=token, remote_start_id=remote.remote_start_id
+            )
     else:
         transaction.id_token = token
         transaction.remote_start_id = remote.remote_start_id
-    await _close_power_path(station, evse, replace(arrival, uses_iso15118_20=False), "RemoteStart")
+    await _close_power_path(station, evse, visit, "RemoteStart", report_needs=False)
 
 
 def _leave(station: StationCore, evse: Evse, arrival: EvArrival) -> None:
@@ -348,10 +617,61 @@ def _leave(station: StationCore, evse: Evse, arrival: EvArrival) -> None:
     evse.session = None
 
 
-async def _unplug(station: StationCore, evse: Evse) -> None:
-    """The driver unplugs and leaves: the transaction ends with EVDisconnected (E09)."""
+async def _depart(station: StationCore, evse: Evse) -> None:
+    """The driver unplugs at the EV side, frees a cable the station keeps locked, and drives
+    off (E06, E09, E10)."""
+    connector = evse.connector(evse.plugged_connector or 0)
+    await _ev_side_disconnect(station, evse)
+    clock = station.clock
+    if connector is not None and _cable_kept_locked(station, evse, connector.type):
+        # The driver walks to the station and presents the IdToken, which unlocks the cable.
+        await _sleep_until(station, evse, clock.sim_now() + WALK_TO_CAR_S)
+    transaction = evse.transaction
+    if transaction is None:
+        return
+    if not await _runs_until(station, evse, transaction, clock.sim_now() + DRIVE_OFF_S):
+        return
+    if "ParkingBayOccupancy" in _stop_points(station):
+        await end_transaction(station, evse, "EVDeparted", "EVDisconnected")
+        return
+    timeout_s = station.device_model.integer("TxCtrlr", "EVConnectionTimeOut")
+    if await _runs_until(station, evse, transaction, clock.sim_now() + timeout_s):
+        await end_transaction(station, evse, "EVConnectTimeout", "Timeout")
+
+
+async def _ev_side_disconnect(station: StationCore, evse: Evse) -> None:
+    """The cable leaves the EV (E09, E10).  TxStopPoint EVConnected or PowerPathClosed (or
+    EnergyTransfer, energy flowing) ends the transaction; otherwise
+    TxCtrlr.StopTxOnEVSideDisconnect true ends its authorization, which Authorized among the
+    stop points turns into its end, and false suspends it.  chargingState Idle: no EV."""
     evse.plugged_connector = None
-    if evse.transaction is not None:
-        await end_transaction(station, evse, "EVCommunicationLost", "EVDisconnected")
-    else:
+    transaction = evse.transaction
+    if transaction is None:
         await station.emit(ConnectorStatusChanged())
+        return
+    stop_points = _stop_points(station)
+    if (
+        "EVConnected" in stop_points
+        or "PowerPathClosed" in stop_points
+        or ("EnergyTransfer" in stop_points and transaction.charging_state == "Charging")
+    ):
+        await end_transaction(station, evse, "EVCommunicationLost", "EVDisconnected")
+        return
+    if station.device_model.boolean("TxCtrlr", "StopTxOnEVSideDisconnect"):
+        await authorization_ended(station, evse, "EVCommunicationLost", "EVDisconnected")
+    else:
+        await update_transaction(station, evse, "EVCommunicationLost", charging_state="Idle")
+    if evse.transaction is not None:
+        await station.emit(ConnectorStatusChanged())
+
+
+def _cable_kept_locked(station: StationCore, evse: Evse, connector_type: str) -> bool:
+    """Whether a socket outlet keeps the driver's cable locked after the EV side was
+    unplugged: OCPPCommCtrlr.UnlockOnEVSideDisconnect false, or a transaction the disconnect
+    suspended (E10.FR.01).  A cable fixed to the station has no lock of the driver's."""
+    if not is_socket_outlet(connector_type):
+        return False
+    transaction = evse.transaction
+    if transaction is not None and not transaction.authorization_ended:
+        return True
+    return not station.device_model.boolean("OCPPCommCtrlr", "UnlockOnEVSideDisconnect")

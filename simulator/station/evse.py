@@ -24,6 +24,7 @@ __all__ = [
     "RemoteStart",
     "ReservationHold",
     "Transaction",
+    "is_socket_outlet",
 ]
 
 #: Phase-to-neutral voltage of the simulated supply: what turns amperes into watts and back
@@ -60,10 +61,27 @@ class Transaction:
         override = self.priority_override
         return self.token_priority if override is None else override
 
+    #: The transaction's authorization ended (E06, E10) while TxStopPoint kept it running: the
+    #: power path is open and stays open until the transaction ends.
+    authorization_ended: bool = False
+    #: The limits in force (OCPP 2.1 TransactionLimitType, E16) that the station enforces:
+    #: maxEnergy (Wh from the start), maxTime (s from the start), maxSoC (%); None until set.
+    limit: dict[str, float] | None = None
+    #: The triggerReason of the limit last reported reached (EnergyLimitReached, ...), so it is
+    #: reported once; None while no limit is reached.
+    limit_reached: str | None = None
+
     def next_seq_no(self) -> int:
         seq_no = self.seq_no
         self.seq_no += 1
         return seq_no
+
+
+def is_socket_outlet(connector_type: str) -> bool:
+    """Whether a connector of this ConnectorEnumType is a socket outlet (s309-1P-16A, sType2,
+    ...): the driver brings the cable and the station locks it in.  The others (cType2, cCCS2,
+    ...) have their cable fixed to the station, so there is no cable of the driver's to lock."""
+    return connector_type.startswith("s")
 
 
 @dataclass(slots=True)

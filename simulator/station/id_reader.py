@@ -7,10 +7,10 @@ machinery, as a real firmware's reader handler would do it:
 
 - a token that may end the EVSE's transaction ends its authorization: a TransactionEvent with
   triggerReason StopAuthorized that carries the presented token.  When TxStopPoint holds a
-  point that the end of the authorization ends (Authorized, PowerPathClosed, EnergyTransfer),
-  that event is the Ended one, with stoppedReason Local (or MasterPass); otherwise it is an
-  Updated one, the EVSE delivers no more energy, and the transaction ends later at its own
-  stop point (the EV unplugging);
+  point that the end of the authorization ends (Authorized, PowerPathClosed, EnergyTransfer
+  while energy flows), that event is the Ended one, with stoppedReason Local (or MasterPass);
+  otherwise it is an Updated one, the EVSE opens the power path, and the transaction ends
+  later at its own stop point (the EV unplugging) -- `transaction.authorization_ended`;
 - a master pass ends every transaction of the station, as a station without a screen to
   choose from must (C16.FR.02), wherever it is presented;
 - any other token leaves the transaction as it was: the driver is refused.
@@ -25,14 +25,12 @@ from __future__ import annotations
 
 from .core import IdToken, StationCore
 from .evse import Evse, Transaction
-from .transaction import end_transaction, update_transaction
+from .transaction import authorization_ended
 
 __all__ = ["UNPRESENTABLE_TOKEN_TYPES", "present_id_token"]
 
 #: IdToken types no driver can hold to a reader.
 UNPRESENTABLE_TOKEN_TYPES = frozenset({"Central", "NoAuthorization"})
-#: TxStopPoint points that are false once the driver's authorization has ended.
-_ENDED_BY_AUTHORIZATION = frozenset({"Authorized", "PowerPathClosed", "EnergyTransfer"})
 
 
 async def present_id_token(station: StationCore, evse: Evse, id_token: IdToken) -> str | None:
@@ -67,11 +65,7 @@ async def present_id_token(station: StationCore, evse: Evse, id_token: IdToken) 
 async def _end_authorization(
     station: StationCore, evse: Evse, transaction: Transaction, id_token: IdToken, reason: str
 ) -> None:
-    points = station.device_model.members("TxCtrlr", "TxStopPoint")
-    if not points or _ENDED_BY_AUTHORIZATION.intersection(points):
-        await end_transaction(station, evse, "StopAuthorized", reason, id_token=id_token)
-        return
-    # The transaction outlives the authorization (it ends at the EV's leaving): no more energy.
-    transaction.energy_cap_wh = evse.register_wh(station.clock.sim_now())
-    await update_transaction(station, evse, "StopAuthorized", id_token=id_token)
-    evse.wake()
+    """End the authorization of `transaction` with the presented token; TxStopPoint decides
+    whether that ends the transaction (`authorization_ended`)."""
+    if evse.transaction is transaction:
+        await authorization_ended(station, evse, "StopAuthorized", reason, id_token=id_token)

@@ -1,8 +1,11 @@
 """A transaction's life on the station: its TransactionEvents and their delivery (E, J).
 
-A transaction starts when the first of TxStartPoint's conditions becomes true (the EV plugged
-in, the driver authorized, or both for PowerPathClosed) and ends when the EV leaves, the CSMS
-stops it, or a reset ends it.  Each TransactionEvent carries a seqNo that runs from 0 without
+A transaction starts when the first of TxStartPoint's conditions becomes true and ends when the
+first of TxStopPoint's stops being true (E01, E06: `ev_driver` plays the conditions), when the
+CSMS stops it, or when a reset ends it.  When its authorization ends (`authorization_ended`:
+deauthorized by the CSMS, stopped with an IdToken, the cable pulled from the EV) TxStopPoint
+decides between ending it and letting it go on without energy.  Each TransactionEvent carries
+a seqNo that runs from 0 without
 gaps over the transaction, so the CSMS can tell a lost message from a late one, and the
 measurands that SampledDataCtrlr names for the Started, Updated and Ended events.
 
@@ -23,8 +26,10 @@ carried -- or (2.1) an updatedPersonalMessage is posted to the blocks as
 `TransactionEventAnswered`, on which the authorization block keeps its cache and deauthorizes a
 transaction whose token is not Accepted (C10, E05) and the display shows the driver's personal
 message (O).  One that carries only a chargingPriority for the transaction is posted as
-`ChargingPriorityAnswered`.  An empty answer, the common one, costs the delivery one truth test;
-any other at most three dictionary lookups.
+`ChargingPriorityAnswered`.  An answer with a transactionLimit (E16, OCPP 2.1) sets the limits
+the EVSE's visit task enforces, confirmed with an Updated event, triggerReason LimitSet.  An
+empty answer, the common one, costs the delivery one truth test; any other at most four
+dictionary lookups.
 """
 
 from __future__ import annotations
@@ -47,12 +52,27 @@ from .evse import Evse, Transaction
 from .measurands import sampled_values
 
 __all__ = [
+    "LIMIT_STOPPED_REASONS",
+    "SUPPORTED_LIMITS",
+    "authorization_ended",
     "deliver_transaction_event",
     "end_transaction",
     "meter_value",
     "start_transaction",
     "update_transaction",
 ]
+
+#: The fields of a TransactionLimitType (E16) the station enforces, each reached at an exact
+#: deadline of the EVSE's visit task.  maxCost is not among them: the station computes no
+#: running cost (no local tariff), so it neither records nor confirms a cost limit (the CSMS
+#: learns which limits hold from the LimitSet event that echoes them).
+SUPPORTED_LIMITS = ("maxEnergy", "maxTime", "maxSoC")
+#: The stoppedReason of a transaction ended by reaching a limit, by its triggerReason.
+LIMIT_STOPPED_REASONS = {
+    "EnergyLimitReached": "EnergyLimitReached",
+    "TimeLimitReached": "TimeLimitReached",
+    "SoCLimitReached": "SOCLimitReached",
+}
 
 
 def meter_value(
@@ -89,6 +109,7 @@ def _event(
     include_token: bool = False,
     reservation_id: int | None = None,
     id_token: dict[str, str] | None = None,
+    transaction_limit: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """One TransactionEvent; it carries `id_token` when given (a driver ending their
     authorization, E07, C09, C16), else the transaction's own IdToken with `include_token`."""
@@ -97,6 +118,8 @@ def _event(
         info["chargingState"] = transaction.charging_state
     if stopped_reason is not None:
         info["stoppedReason"] = stopped_reason
+    if transaction_limit is not None:
+        info["transactionLimit"] = transaction_limit
     if transaction.remote_start_id is not None and event_type == "Started":
         info["remoteStartId"] = transaction.remote_start_id
     payload: dict[str, Any] = {
@@ -127,12 +150,17 @@ async def start_transaction(
     *,
     id_token: dict[str, str] | None = None,
     remote_start_id: int | None = None,
+    charging_state: str | None = None,
 ) -> Transaction:
+    """Start a transaction on `evse` (the first of TxStartPoint's conditions became true, E01);
+    its chargingState is `charging_state`, else EVConnected with an EV plugged in."""
     now_s = station.clock.sim_now()
+    if charging_state is None and evse.plugged_connector is not None:
+        charging_state = "EVConnected"
     transaction = Transaction(
         station.next_transaction_id(),
         now_s,
-        charging_state="EVConnected" if evse.plugged_connector is not None else None,
+        charging_state=charging_state,
         id_token=id_token,
         remote_start_id=remote_start_id,
         connector_id=evse.plugged_connector or 1,
@@ -165,6 +193,7 @@ async def update_transaction(
     include_token: bool = False,
     with_meter: bool = False,
     id_token: dict[str, str] | None = None,
+    transaction_limit: dict[str, float] | None = None,
 ) -> None:
     transaction = evse.transaction
     if transaction is None:
@@ -189,6 +218,7 @@ async def update_transaction(
         if include_token and transaction.id_token is not None
         else None,
         id_token=id_token,
+        transaction_limit=transaction_limit,
     )
     await station.send_transaction_event(payload)
 
@@ -211,10 +241,8 @@ async def end_transaction(
     if evse.session is not None:
         evse.session.set_enabled(False, now_s)
     station.stats.energy_delivered(evse.unaccounted_wh(now_s))
-    if evse.plugged_connector is not None:
-        transaction.charging_state = "EVConnected"
-    else:
-        transaction.charging_state = None
+    # Idle: no EV is connected any more (the EV side was unplugged, or never plugged in).
+    transaction.charging_state = "EVConnected" if evse.plugged_connector is not None else "Idle"
     payload = _event(
         station,
         evse,
@@ -230,6 +258,80 @@ async def end_transaction(
     evse.wake()
     await station.send_transaction_event(payload)
     await station.emit(TransactionEnded(evse, transaction, stopped_reason))
+
+
+async def authorization_ended(
+    station: StationCore,
+    evse: Evse,
+    trigger_reason: str,
+    stopped_reason: str,
+    *,
+    id_token: dict[str, str] | None = None,
+) -> None:
+    """The authorization of `evse`'s transaction ended: the CSMS deauthorized it (E05), the
+    driver stopped it with an IdToken (E07, C09, C16), or the cable left the EV with
+    TxCtrlr.StopTxOnEVSideDisconnect true (E10).  The EVSE opens the power path at once.
+
+    TxStopPoint decides what becomes of the transaction (E06): Authorized or PowerPathClosed
+    among the stop points end it with `trigger_reason` and `stopped_reason`, and so does
+    EnergyTransfer while energy was flowing; otherwise it goes on without energy (chargingState
+    EVConnected) until one of its other stop points ends it.  The event carries `id_token`, the
+    token a driver presented to end the authorization, when given.
+    """
+    transaction = evse.transaction
+    if transaction is None or transaction.authorization_ended:
+        return
+    stop_points = station.device_model.members("TxCtrlr", "TxStopPoint")
+    flowing = transaction.charging_state == "Charging"
+    if (
+        "Authorized" in stop_points
+        or "PowerPathClosed" in stop_points
+        or ("EnergyTransfer" in stop_points and flowing)
+    ):
+        await end_transaction(station, evse, trigger_reason, stopped_reason, id_token=id_token)
+        return
+    transaction.authorization_ended = True
+    session = evse.session
+    if session is not None:
+        now_s = station.clock.sim_now()
+        session.set_enabled(False, now_s)
+        station.stats.energy_delivered(evse.unaccounted_wh(now_s))
+        site = station.site
+        if site is not None:
+            site.power_changed(station, evse, now_s)
+    await update_transaction(
+        station,
+        evse,
+        trigger_reason,
+        charging_state="EVConnected" if evse.plugged_connector is not None else "Idle",
+        id_token=id_token,
+    )
+    evse.wake()
+
+
+async def _limit_set(
+    station: StationCore, payload: Mapping[str, Any], limit: Mapping[str, Any]
+) -> None:
+    """A TransactionEventResponse set a transactionLimit (E16, OCPP 2.1): the fields the
+    station enforces replace those in force (a limit is raised or lowered, never removed), and
+    a changed limit is confirmed with an Updated event, triggerReason LimitSet.  The EVSE's
+    visit task takes the new deadlines at once."""
+    evse = station.evse(payload["evse"]["id"])
+    if evse is None:
+        return
+    transaction = evse.transaction
+    if transaction is None or transaction.id != payload["transactionInfo"]["transactionId"]:
+        return  # it ended meanwhile
+    merged = dict(transaction.limit or {})
+    for name in SUPPORTED_LIMITS:
+        value = limit.get(name)
+        if value is not None:
+            merged[name] = value
+    if merged == (transaction.limit or {}):
+        return
+    transaction.limit = merged
+    await update_transaction(station, evse, "LimitSet", transaction_limit=dict(merged))
+    evse.wake()
 
 
 async def deliver_transaction_event(
@@ -248,14 +350,15 @@ async def deliver_transaction_event(
             if attempt < attempts:
                 await trio.sleep(station.clock.trio_duration(interval_s * attempt))
             continue
-        if not response:
-            pass
-        elif ("idTokenInfo" in response and "idToken" in payload) or (
-            "updatedPersonalMessage" in response
-        ):
-            _answered(station, payload, response)
-        elif "chargingPriority" in response:
-            _prioritized(station, payload, response["chargingPriority"])
+        if response:
+            if ("idTokenInfo" in response and "idToken" in payload) or (
+                "updatedPersonalMessage" in response
+            ):
+                _answered(station, payload, response)
+            elif "chargingPriority" in response:
+                _prioritized(station, payload, response["chargingPriority"])
+            if "transactionLimit" in response and station.config.ocpp_version == "2.1":
+                await _limit_set(station, payload, response["transactionLimit"])
         return True
     station.stats.transaction_event_dropped()
     return True

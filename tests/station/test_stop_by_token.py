@@ -324,29 +324,23 @@ async def test_when_the_ev_leaving_ends_transactions_the_token_only_ends_the_ene
     autojump_clock: MockClock,
 ) -> None:
     """With TxStopPoint EVConnected alone the end of the authorization is an Updated event
-    (StopAuthorized, the token in it), the EVSE stops delivering energy, and the transaction
-    ends when the EV leaves."""
+    (StopAuthorized, the token in it, the power path open: EVConnected), the EVSE delivers no
+    more energy, and the transaction ends when the EV leaves (E06)."""
     async with station_on_memory_link(config("2.1"), GROUP_CSMS, REMOTE_DRIVERS) as (
         station,
         csms,
     ):
-        # Set as the station's own configuration would (TxStopPoint is read-only on the wire).
-        station.device_model.store(
-            ("TxCtrlr", None, None, None, "TxStopPoint", None), "EVConnected"
-        )
+        await set_variables(csms, {("TxCtrlr", "TxStopPoint"): "EVConnected"})
         transaction_id = await charging_for(csms, CARD_A, 1, 1)
         assert await present_id_token(station, station.evses[0], CARD_B) == "Local"
-        with trio.fail_after(600):
-            suspended = await csms.wait_for_message(
-                STATION_ID,
-                "TransactionEvent",
-                lambda p: p["transactionInfo"].get("chargingState") == "SuspendedEVSE",
-            )
+        stopped_wh = station.evses[0].register_wh(station.clock.sim_now())
         event = await ended(csms, transaction_id, within_s=5 * 3600)
+        ended_wh = station.evses[0].register_wh(station.clock.sim_now())
         events = events_of(csms, transaction_id)
     [stop] = [e for e in events if e["triggerReason"] == "StopAuthorized"]
     assert (stop["eventType"], stop["idToken"]) == ("Updated", CARD_B)
-    assert stop["seqNo"] < suspended["seqNo"]
+    assert stop["transactionInfo"]["chargingState"] == "EVConnected"
+    assert ended_wh == pytest.approx(stopped_wh)
     assert (event["triggerReason"], event["transactionInfo"]["stoppedReason"]) == (
         "EVCommunicationLost",
         "EVDisconnected",

@@ -24,8 +24,10 @@ while the cache is disabled.  The cache is off by default: a cache per station i
 memory, and the CSMS turns it on with SetVariables.
 
 The CSMS's answer to a TransactionEvent counts (E05): a status other than Accepted for the
-transaction's own token ends the transaction (Deauthorized / DeAuthorized) with
-TxCtrlr.StopTxOnInvalidId, and without it stops the energy once the transaction has had
+transaction's own token ends the transaction's authorization with TxCtrlr.StopTxOnInvalidId --
+which ends the transaction (Deauthorized / DeAuthorized) when TxStopPoint has Authorized or
+PowerPathClosed, and otherwise opens the power path (E06) -- and without it stops the energy
+once the transaction has had
 TxCtrlr.MaxEnergyOnInvalidId Wh (at once with 0): the EV then reports SuspendedEVSE.
 
 A NoAuthorization token is the driver presenting nothing: it charges without an Authorize.
@@ -61,7 +63,7 @@ from ..core import (
 from ..device_model import VariableSpec
 from ..evse import Transaction
 from ..id_tokens import TIME_BYTES, TokenInfo, token_info, token_key
-from ..transaction import end_transaction
+from ..transaction import authorization_ended
 
 __all__ = ["BLOCK", "GROUPS_PER_EVSE", "AuthCache", "AuthState"]
 
@@ -398,7 +400,8 @@ async def _transaction_answered(station: StationCore, event: TransactionEventAns
         return  # the answer is about a token that ended the authorization (StopAuthorized)
     model = station.device_model
     if model.boolean("TxCtrlr", "StopTxOnInvalidId"):
-        await end_transaction(station, evse, "Deauthorized", "DeAuthorized")
+        # TxStopPoint decides whether the transaction ends or goes on without energy (E06).
+        await authorization_ended(station, evse, "Deauthorized", "DeAuthorized")
         return
     if transaction.energy_cap_wh is None:
         max_energy_wh = model.integer("TxCtrlr", "MaxEnergyOnInvalidId")

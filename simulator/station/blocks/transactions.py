@@ -8,6 +8,13 @@ TransactionEvent or MeterValues.
 
 A new TxUpdatedInterval wakes every EVSE with a transaction, so the next sample comes at the
 new interval after the last one (at once if that moment has passed), not at the old deadline.
+
+TxStartPoint and TxStopPoint are writable and read at each condition (E01, E06), so a new
+value applies from the next condition that changes; their valuesList names the points the
+station supports: every one but DataSigned, since its meter signs no readings.
+StopTxOnEVSideDisconnect (E10) is read when a cable leaves an EV, and UnlockOnEVSideDisconnect
+is writable only on a station with a socket outlet: with cables fixed to the station there is
+no cable of the driver's to lock.
 """
 
 from __future__ import annotations
@@ -18,18 +25,20 @@ from ...link import Answer
 from ..config import StationConfig
 from ..core import Block, StationCore, TriggerTarget, VariableChanged, refused
 from ..device_model import VariableSpec
+from ..evse import is_socket_outlet
 from ..measurands import MEASURANDS
 from ..transaction import meter_value, update_transaction
 
 __all__ = ["BLOCK"]
 
 _TX_UPDATED_INTERVAL = ("SampledDataCtrlr", None, None, None, "TxUpdatedInterval", None)
-#: Every point OCPP names for starting or stopping a transaction (TxStartPoint, TxStopPoint).
+#: The points the station starts and stops transactions on (TxStartPoint, TxStopPoint): all
+#: that OCPP names but DataSigned, a signed meter reading, which this station's meter never
+#: makes (`ev_driver` plays each of the others).
 _TX_POINTS = (
     "ParkingBayOccupancy",
     "EVConnected",
     "Authorized",
-    "DataSigned",
     "PowerPathClosed",
     "EnergyTransfer",
 )
@@ -102,8 +111,15 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
         min_limit=0,
         max_limit=3600,
     )
-    # The simulated driver always unplugs at both ends, so the connector is always free then.
-    yield VariableSpec(comm, "UnlockOnEVSideDisconnect", "boolean", "true", "ReadOnly")
+    # Only a socket outlet has a cable of the driver's to keep locked (ev_driver, E10).
+    sockets = any(is_socket_outlet(kind) for evse in config.evses for kind in evse.connector_types)
+    yield VariableSpec(
+        comm,
+        "UnlockOnEVSideDisconnect",
+        "boolean",
+        "true",
+        "ReadWrite" if sockets else "ReadOnly",
+    )
 
     tx = "TxCtrlr"
     yield VariableSpec(
@@ -114,7 +130,7 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
         unit="s",
         min_limit=1,
     )
-    yield VariableSpec(tx, "StopTxOnEVSideDisconnect", "boolean", "true", "ReadOnly")
+    yield VariableSpec(tx, "StopTxOnEVSideDisconnect", "boolean", "true")
     # What a TransactionEvent answer that deauthorizes the IdToken does (E05): the
     # authorization block acts on both.
     yield VariableSpec(tx, "StopTxOnInvalidId", "boolean", "true")
@@ -125,15 +141,10 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
         "TxStartPoint",
         "MemberList",
         ",".join(config.tx_start_points),
-        values_list=("EVConnected", "Authorized", "PowerPathClosed"),
+        values_list=_TX_POINTS,
     )
     yield VariableSpec(
-        tx,
-        "TxStopPoint",
-        "MemberList",
-        "EVConnected,Authorized",
-        "ReadOnly",
-        values_list=_TX_POINTS,
+        tx, "TxStopPoint", "MemberList", "EVConnected,Authorized", values_list=_TX_POINTS
     )
 
     sampled = "SampledDataCtrlr"
