@@ -61,7 +61,8 @@ async def remote_visit(station: StationCore, evse: Evse) -> None:
 
 
 async def _wait_until(station: StationCore, evse: Evse, sim_s: float) -> None:
-    """Sleep until simulated second `sim_s`, or until something wakes the EVSE."""
+    """Sleep until simulated second `sim_s`, or until something wakes the EVSE; and while the
+    station is down (rebooting), until it is up: a station that is down does nothing."""
     evse.wake_at_s = sim_s
     try:
         await evse.alarm.sleep_until(
@@ -69,6 +70,7 @@ async def _wait_until(station: StationCore, evse: Evse, sim_s: float) -> None:
         )
     finally:
         evse.wake_at_s = math.inf
+    await station.wait_up()
 
 
 async def _visit(
@@ -85,6 +87,7 @@ async def _visit(
 async def _play_visit(
     station: StationCore, evse: Evse, arrival: EvArrival, remote: RemoteStart | None
 ) -> None:
+    await station.wait_up()  # a driver who finds the station rebooting waits for it
     clock = station.clock
     points = station.device_model.members("TxCtrlr", "TxStartPoint")
     token = {"idToken": arrival.id_token, "type": arrival.id_token_type}
@@ -242,7 +245,7 @@ def _charging_state(evse: Evse, session: EvSession, limit: ActiveLimit) -> str:
         return "Charging"
     if evse.transaction is None or evse.transaction.id_token is None:
         return "EVConnected"
-    if limit.limit_w == 0 or limit.operation_mode == "Idle":
+    if not session.enabled or limit.limit_w == 0 or limit.operation_mode == "Idle":
         return "SuspendedEVSE"
     return "SuspendedEV"
 
@@ -255,6 +258,7 @@ async def _charge_until_departure(
     assert session is not None
     last_meter_s = clock.sim_now()
     while True:
+        await station.wait_up()  # the EV waits out a reboot; it may have left meanwhile
         now_s = clock.sim_now()
         if now_s >= departure_s - _EPS_S:
             return
