@@ -195,6 +195,7 @@ ACTION_CASES: dict[str, Case] = {
         )
     ),
     "GetLocalListVersion": Case(request({})),
+    "GetTransactionStatus": Case(request({})),
 }
 
 
