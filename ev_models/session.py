@@ -213,6 +213,11 @@ class EvSession:
     # -- readings -------------------------------------------------------------------------
 
     @property
+    def enabled(self) -> bool:
+        """Whether the power path is closed (`set_enabled`)."""
+        return self._enabled
+
+    @property
     def power_w(self) -> float:
         """Grid-side power now (since the last fold): positive imports, negative exports."""
         return self._power_w

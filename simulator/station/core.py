@@ -52,6 +52,7 @@ __all__ = [
     "Handler",
     "IdToken",
     "Reaction",
+    "Restarted",
     "SiteHooks",
     "StationCore",
     "TransactionEnded",
@@ -103,7 +104,26 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Booted(Event):
-    """The CSMS accepted the station on this connection; new messages may go out."""
+    """The CSMS accepted the station on this connection; new messages may go out.
+
+    `registered` is True when a BootNotification was accepted on this connection (the station
+    powered up or rebooted): a CSMS starts its view of the station afresh then, so whatever it
+    heard before no longer counts.  After a plain reconnect it is False.
+    """
+
+    registered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Restarted(Event):
+    """The station is up again after a reboot, before it reconnects.
+
+    While it was down its EVSEs delivered no energy and its EVs waited; `powered_evse_ids`
+    names the EVSEs whose power path was closed when it went down.  Blocks restore here what a
+    reboot keeps (E17: the transactions a Reset ImmediateAndResume resumes).
+    """
+
+    powered_evse_ids: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +254,8 @@ class StationCore(Protocol):
     device_model: DeviceModel
     evses: list[Evse]
     site: SiteHooks | None
+    #: TransactionEvents not yet delivered, oldest first (the offline queue, E11-E14).
+    tx_queue: list[dict[str, Any]]
     #: Registration status from the last BootNotification answer (Unknown before any).
     registration: str
     #: False while the whole station is out of service (ChangeAvailability on EVSE 0).
@@ -271,6 +293,7 @@ class StationCore(Protocol):
     def spawn(self, follow_up: FollowUp) -> bool: ...
     def set_state(self, state: str | None) -> None: ...
     def reboot(self, reason: str) -> None: ...
+    async def wait_up(self) -> None: ...
     def boot_wake_event(self) -> Any: ...
     def wake_boot(self) -> bool: ...
 

@@ -128,7 +128,8 @@ async def remote_visit(station: StationCore, evse: Evse) -> None:
 
 
 async def _wait_until(station: StationCore, evse: Evse, sim_s: float) -> None:
-    """Sleep until simulated second `sim_s`, or until something wakes the EVSE."""
+    """Sleep until simulated second `sim_s`, or until something wakes the EVSE; and while the
+    station is down (rebooting), until it is up: a station that is down does nothing."""
     evse.wake_at_s = sim_s
     try:
         await evse.alarm.sleep_until(
@@ -136,6 +137,7 @@ async def _wait_until(station: StationCore, evse: Evse, sim_s: float) -> None:
         )
     finally:
         evse.wake_at_s = math.inf
+    await station.wait_up()
 
 
 async def _sleep_until(station: StationCore, evse: Evse, sim_s: float) -> None:
@@ -179,6 +181,7 @@ async def _visit(
 async def _play_visit(
     station: StationCore, evse: Evse, arrival: EvArrival, remote: RemoteStart | None
 ) -> None:
+    await station.wait_up()  # a driver who finds the station rebooting waits for it
     clock = station.clock
     visit = _Visit(arrival, {"idToken": arrival.id_token, "type": arrival.id_token_type})
     plug_in_s = clock.sim_now()
@@ -469,7 +472,7 @@ def _charging_state(evse: Evse, session: EvSession, limit: ActiveLimit) -> str:
     transaction = evse.transaction
     if transaction is None or transaction.id_token is None or transaction.authorization_ended:
         return "EVConnected"
-    if limit.limit_w == 0 or limit.operation_mode == "Idle":
+    if not session.enabled or limit.limit_w == 0 or limit.operation_mode == "Idle":
         return "SuspendedEVSE"
     return "SuspendedEV"
 
@@ -482,6 +485,7 @@ async def _charge_until_departure(
     assert session is not None
     last_meter_s = clock.sim_now()
     while True:
+        await station.wait_up()  # the EV waits out a reboot; it may have left meanwhile
         now_s = clock.sim_now()
         if now_s >= departure_s - _EPS_S:
             return

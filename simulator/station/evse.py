@@ -89,6 +89,9 @@ class Connector:
     id: int
     type: str
     operative: bool = True
+    #: Availability the CSMS asked for while its EVSE had a transaction (ChangeAvailability
+    #: Scheduled), applied when that transaction ends.
+    scheduled_operative: bool | None = None
     #: The status the CSMS last heard (StatusNotification / NotifyEvent), None before any.
     reported_status: str | None = None
     #: Whether the plug retention lock of this socket holds the plug in now (block F keeps it:

@@ -4,7 +4,10 @@ A station lives through connections: it connects, boots (BootNotification until 
 reports its connectors, delivers the transaction events it queued while offline, then beats
 its heart until the connection drops or a Reset reboots it, and starts over with the back-off
 of OCPPCommCtrlr's RetryBackOff variables.  Its EVSEs go on meanwhile: EVs arrive and charge
-whether or not the CSMS is reachable, exactly as on a real site.
+whether or not the CSMS is reachable, exactly as on a real site.  Only a reboot stops them:
+for `config.reboot_s` the station is down, its EVSEs deliver no energy and its EVs wait (they
+stay plugged in); then the blocks restore what a reboot keeps (`Restarted`), the EVs go on,
+and the station connects and boots again.
 
 What the station does in OCPP terms is up to its functional blocks (`blocks/`, merged by
 `registry`): `Station.handle` dispatches each CSMS-initiated action to the block that claims
@@ -35,6 +38,7 @@ from .core import (
     Booted,
     Event,
     IdToken,
+    Restarted,
     SiteHooks,
     TriggerTarget,
     VariableChanged,
@@ -60,16 +64,17 @@ class Station:
     """One station; `await station.run(connect)` runs it until cancelled."""
 
     __slots__ = (
+        "_backoff",
         "_block_states",
         "_boot_wake",
         "_draining",
         "_event_ids",
         "_last_error",
         "_nursery",
-        "_rebooting",
         "_spec",
         "_synced_event",
         "_transaction_ids",
+        "_up",
         "boot_reason",
         "clock",
         "config",
@@ -132,7 +137,10 @@ class Station:
         self.tx_queue: list[dict[str, Any]] = []
         self.stats_booted_once = False
         self._draining = False
-        self._rebooting = False
+        #: Set while the station is down (rebooting): the event that it is up again.
+        self._up: trio.Event | None = None
+        #: The wait before reconnecting, which a reboot cuts short.
+        self._backoff: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         self._boot_wake: trio.Event | None = None
         self._transaction_ids = 0
@@ -203,6 +211,7 @@ class Station:
     async def _keep_connected(self, connect: Connect) -> None:
         failures = 0
         while True:
+            await self.wait_up()
             self.set_state("connecting")
             try:
                 async with connect(self) as link:
@@ -218,12 +227,11 @@ class Station:
                 self.link = None
                 self.synced = False
                 self.set_state("disconnected")
-            if self._rebooting:
-                await self.clock.sleep(self.config.reboot_s)
-                self._rebooting = False
-                self.registration = "Unknown"
-                continue
-            await self.clock.sleep(self._backoff_s(failures))
+            if self._up is not None:
+                continue  # rebooting: connect as soon as the station is up, without back-off
+            with trio.CancelScope() as self._backoff:
+                await self.clock.sleep(self._backoff_s(failures))
+            self._backoff = None
 
     def _backoff_s(self, failures: int) -> float:
         """RetryBackOff: the minimum wait doubled per failure up to RepeatTimes, plus jitter.
@@ -248,13 +256,16 @@ class Station:
         self.link = link
         with trio.CancelScope() as scope:
             link.on_closed = scope.cancel
-            if link.closed:
-                return
+            if link.closed or self._up is not None:
+                return  # closed at once, or opened while the station went down
             await self._operate(link)
 
     async def _operate(self, link: Link) -> None:
         hooks = self._spec.registry.hooks
         try:
+            # The same signal `register` follows: only a station not yet Accepted (powered up,
+            # rebooted, Pending or Rejected) sends a BootNotification on this connection.
+            registered = self.registration != "Accepted"
             register = hooks.get("register")
             if register is not None:
                 await register(self, link)
@@ -262,7 +273,7 @@ class Station:
             if self._synced_event is not None:
                 self._synced_event.set()
                 self._synced_event = None
-            await self.emit(Booted())
+            await self.emit(Booted(registered))
             await self.drain_transaction_events()
             online = hooks.get("online")
             if online is not None:
@@ -280,12 +291,56 @@ class Station:
             await self._synced_event.wait()
 
     def reboot(self, reason: str) -> None:
-        """Close the connection and boot again after `config.reboot_s` (B11/B12)."""
-        self._rebooting = True
+        """Go down now and come up again after `config.reboot_s` (B11-B13, E17).
+
+        Down, the station has no connection and its EVSEs deliver no energy; its EVs stay
+        plugged in and wait (`wait_up`).  Up again, it lets the blocks restore what a reboot
+        keeps (`Restarted`), then the EVs go on and the station connects and boots, with
+        `reason` in its BootNotification.
+        """
         self.boot_reason = reason
+        if self._up is not None:
+            return  # already going down
+        self._up = trio.Event()
+        powered = self._stop_power()
         if self.link is not None:
-            link = self.link
-            self.spawn(link.aclose)
+            self.spawn(self.link.aclose)
+        elif self._backoff is not None:
+            self._backoff.cancel()
+        self.spawn(partial(self._restart, powered))
+
+    def _stop_power(self) -> frozenset[int]:
+        """Open every EVSE's power path; the ids of those that were delivering energy."""
+        now_s = self.clock.sim_now()
+        powered = set()
+        for evse in self.evses:
+            session = evse.session
+            if session is None or not session.enabled:
+                continue
+            session.set_enabled(False, now_s)
+            self.stats.energy_delivered(evse.unaccounted_wh(now_s))
+            powered.add(evse.id)
+            if self.site is not None:
+                self.site.power_changed(self, evse, now_s)
+        return frozenset(powered)
+
+    async def _restart(self, powered_evse_ids: frozenset[int]) -> None:
+        """The reboot itself: down for `config.reboot_s`, then up with a new registration."""
+        up = self._up
+        try:
+            await self.clock.sleep(self.config.reboot_s)
+            self.registration = "Unknown"
+            await self.emit(Restarted(powered_evse_ids))
+        finally:
+            self._up = None
+            if up is not None:
+                up.set()
+
+    async def wait_up(self) -> None:
+        """Return once the station is up (at once unless it is rebooting)."""
+        up = self._up
+        if up is not None:
+            await up.wait()
 
     # -- talking to the CSMS ----------------------------------------------------------------
 

@@ -205,6 +205,7 @@ ACTION_CASES: dict[str, Case] = {
         statuses=("Unlocked",),
         scenario={"stations": {"count": 1, "evses": [{"connectors": ["sType2"]}]}},
     ),
+    "GetTransactionStatus": Case(request({})),
 }
 
 

@@ -2,10 +2,17 @@
 
 G01      StatusNotification (or NotifyEvent on the Connector's AvailabilityState, as OCPP 2.1
          prefers; the scenario chooses either or both) whenever a connector's status changes.
-         The station remembers what the CSMS last heard, so after a reconnect it reports only
-         the connectors whose status changed meanwhile.
-G03-G04  ChangeAvailability of the station, an EVSE or a connector; Scheduled when a
-         transaction runs there, applied when it ends.
+         The station remembers what the CSMS last heard, so after a plain reconnect it reports
+         only the connectors whose status changed meanwhile; after every BootNotification
+         (power-up, reboot) it reports them all, since a CSMS starts afresh on a boot.
+G03-G04  ChangeAvailability of the station, an EVSE or a connector.  An EVSE or connector
+         whose EVSE has a transaction answers Scheduled to Inoperative and changes when the
+         transaction ends (the connector asked for, not its EVSE); the whole station answers
+         Scheduled while any transaction runs, takes its idle EVSEs out of service at once and
+         the busy ones as their transactions end.  A newer request for the same station, EVSE
+         or connector replaces a scheduled one.  The three levels are independent (Operative
+         on the station brings back each EVSE's and connector's own state) and, like a
+         scheduled change, outlive reboots: a station keeps them across a Reset.
 
 The block reacts to `Booted` and `ConnectorStatusChanged` by reporting what changed, and to
 `TransactionEnded` by applying a ChangeAvailability that waited for the transaction.
@@ -26,6 +33,7 @@ from ..core import (
     TransactionEnded,
     TriggerTarget,
 )
+from ..evse import Connector, Evse
 
 __all__ = ["BLOCK"]
 
@@ -98,17 +106,14 @@ def change_availability(station: StationCore, payload: Mapping[str, Any]) -> Ans
     evse_id = target["id"] if target else 0
     connector_id = target.get("connectorId") if target else None
     if evse_id == 0:
-        busy = [evse for evse in station.evses if evse.transaction is not None]
-        if busy and not operative:
-            # The idle EVSEs go out of service now, the busy ones when their transaction ends.
-            for each in station.evses:
-                if each.transaction is None:
-                    each.operative = False
-                else:
-                    each.scheduled_operative = False
-            return Answer({"status": "Scheduled"}, then=_report_after(station))
+        busy = any(evse.transaction is not None for evse in station.evses)
+        scheduled = busy and station.operative and not operative
+        # Out of service at once: no new transaction starts anywhere, the idle EVSEs report
+        # Unavailable now and the busy ones when their transactions end (G04).
         station.operative = operative
-        return Answer({"status": "Accepted"}, then=_report_after(station))
+        return Answer(
+            {"status": "Scheduled" if scheduled else "Accepted"}, then=_report_after(station)
+        )
     evse = station.evse(evse_id)
     if evse is None or (connector_id is not None and evse.connector(connector_id) is None):
         return Answer(
@@ -124,15 +129,14 @@ def change_availability(station: StationCore, payload: Mapping[str, Any]) -> Ans
                 },
             }
         )
-    if evse.transaction is not None and not operative:
-        evse.scheduled_operative = False
+    unit: Evse | Connector | None = evse if connector_id is None else evse.connector(connector_id)
+    assert unit is not None
+    if evse.transaction is not None and unit.operative and not operative:
+        # A transaction on this EVSE, at this connector or another: the change waits for it.
+        unit.scheduled_operative = False
         return Answer({"status": "Scheduled"})
-    if connector_id is None:
-        evse.operative = operative
-    else:
-        connector = evse.connector(connector_id)
-        assert connector is not None
-        connector.operative = operative
+    unit.scheduled_operative = None
+    unit.operative = operative
     return Answer({"status": "Accepted"}, then=_report_after(station))
 
 
@@ -147,12 +151,25 @@ def _report_after(station: StationCore) -> FollowUp:
 
 
 async def _apply_scheduled(station: StationCore, event: TransactionEnded) -> None:
-    """Apply a ChangeAvailability that waited for this EVSE's transaction (G03.FR.05), then
-    report whatever the end of the transaction changed."""
+    """Apply the ChangeAvailability requests that waited for this EVSE's transaction, on the
+    EVSE and on each of its connectors (G03), then report whatever the end of the transaction
+    changed."""
     evse = event.evse
-    if evse.scheduled_operative is not None:
-        evse.operative = evse.scheduled_operative
-        evse.scheduled_operative = None
+    units: list[Evse | Connector] = [evse, *evse.connectors]
+    for unit in units:
+        if unit.scheduled_operative is not None:
+            unit.operative = unit.scheduled_operative
+            unit.scheduled_operative = None
+    await report_status_changes(station)
+
+
+async def _booted(station: StationCore, event: Booted) -> None:
+    """Report the connectors: all of them after a BootNotification, since the CSMS then
+    forgets what it heard; after a plain reconnect only those that changed meanwhile."""
+    if event.registered:
+        for evse in station.evses:
+            for connector in evse.connectors:
+                connector.reported_status = None
     await report_status_changes(station)
 
 
@@ -186,7 +203,7 @@ BLOCK: Block[None] = Block(
     follow_ups={"ChangeAvailability": ("StatusNotification",)},
     triggers={"StatusNotification": _trigger_status},
     reactions={
-        Booted: _report,
+        Booted: _booted,
         ConnectorStatusChanged: _report,
         TransactionEnded: _apply_scheduled,
     },

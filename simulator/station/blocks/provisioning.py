@@ -4,13 +4,19 @@ B01-B04  BootNotification until Accepted; while Pending or Rejected nothing else
          except what the CSMS itself triggers during Pending.
 B05-B07  SetVariables (with real effect), GetVariables, GetBaseReport answered by NotifyReport.
 B11-B12  Reset, idle or with transactions (Immediate ends them, OnIdle waits for them).
+B13/E17  Reset ImmediateAndResume (2.1): the transactions pause (an Updated event with
+         triggerReason ResetCommand, then no energy while the station is down) and resume after
+         the reboot with the same transactionId and the next seqNo (Updated, TxResumed), with
+         energy again when TxCtrlr.AllowEnergyTransferResumption says so, else SuspendedEVSE.
+         Refused while TxCtrlr.ResumptionTimeout is 0 or shorter than the reboot.  A
+         transaction still running after any other reboot ends (AbnormalCondition, Reboot).
 
 The block owns OCPPCommCtrlr's connection variables (heartbeat, retry back-off, message
-timeout), DeviceDataCtrlr and ClockCtrlr.  It provides the station's `register` hook (boot
-until accepted) and its `online` hook (the heartbeat).  TriggerMessage can make it send a
-BootNotification (during Pending), a Heartbeat, and the status of firmware and log transfers
-and of firmware publishing: Idle, which is the truth, since a fleetsim station never has any of
-them under way.
+timeout), DeviceDataCtrlr, ClockCtrlr and (2.1) TxCtrlr's resumption variables.  It provides
+the station's `register` hook (boot until accepted) and its `online` hook (the heartbeat).
+TriggerMessage can make it send a BootNotification (during Pending), a Heartbeat, and the
+status of firmware and log transfers and of firmware publishing: Idle, which is the truth,
+since a fleetsim station never has any of them under way.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from ...ocpp import CallErrorReceived, CallTimeout, ErrorCode, RpcError
 from ..config import StationConfig
 from ..core import (
     Block,
+    Restarted,
     StationCore,
     TransactionEnded,
     TriggerTarget,
@@ -36,17 +43,20 @@ from ..core import (
     refused,
 )
 from ..device_model import AttributeResult, VariableSpec
-from ..transaction import end_transaction
+from ..evse import Evse
+from ..transaction import end_transaction, update_transaction
 
 __all__ = ["BLOCK"]
 
 
 @dataclass(slots=True)
 class ProvisioningState:
-    """Per station: where the heartbeat sleeps, and whether a Reset waits for idle."""
+    """Per station: where the heartbeat sleeps, whether a Reset waits for idle, and whether
+    the reboot under way resumes the transactions (ImmediateAndResume)."""
 
     heartbeat_alarm: Alarm = field(default_factory=Alarm)
     reset_scheduled: bool = False
+    resume_after_reboot: bool = False
 
 
 #: Simulated seconds to wait before retrying a boot that got a CALLERROR or no answer.
@@ -217,7 +227,7 @@ def get_base_report(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     return Answer({"status": "Accepted"}, then=send_report)
 
 
-# -- B11-B12: Reset ----------------------------------------------------------------------------
+# -- B11-B13: Reset ----------------------------------------------------------------------------
 
 
 def reset(station: StationCore, payload: Mapping[str, Any]) -> Answer:
@@ -231,10 +241,13 @@ def reset(station: StationCore, payload: Mapping[str, Any]) -> Answer:
                 },
             }
         )
+    kind = payload["type"]
     busy = station.transactions()
+    if kind == "ImmediateAndResume" and busy:
+        return _reset_and_resume(station, busy)
     if not busy:
         return Answer({"status": "Accepted"}, then=_reboot_after_answer(station))
-    if payload["type"] == "OnIdle":
+    if kind == "OnIdle":
         station.block_state(BLOCK).reset_scheduled = True
         return Answer({"status": "Scheduled"})
 
@@ -252,6 +265,69 @@ def _reboot_after_answer(station: StationCore) -> FollowUp:
         station.reboot("RemoteReset")
 
     return reboot
+
+
+def _reset_and_resume(station: StationCore, busy: list[Evse]) -> Answer:
+    """Reset ImmediateAndResume with transactions running (B13, E17): they pause, the station
+    reboots, and they resume when it is up again -- if the reboot fits in ResumptionTimeout."""
+    timeout_s = station.device_model.integer("TxCtrlr", "ResumptionTimeout")
+    reboot_s = station.config.reboot_s
+    if timeout_s == 0:
+        return refused(
+            "NoResumption", "TxCtrlr.ResumptionTimeout is 0: this station resumes no transaction"
+        )
+    if reboot_s > timeout_s:
+        return refused(
+            "RebootTooLong",
+            f"a reboot takes {reboot_s:g} s, longer than TxCtrlr.ResumptionTimeout "
+            f"({timeout_s} s): the transactions could not be resumed",
+        )
+
+    async def pause_then_reboot() -> None:
+        # The CSMS hears why the transactions pause, with the meter reading as power stops.
+        station.block_state(BLOCK).resume_after_reboot = True
+        for evse in busy:
+            if evse.transaction is not None:
+                await update_transaction(station, evse, "ResetCommand", with_meter=True)
+        station.reboot("RemoteReset")
+
+    return Answer({"status": "Accepted"}, then=pause_then_reboot)
+
+
+async def _restarted(station: StationCore, event: Restarted) -> None:
+    """Up again after a reboot: resume the transactions an ImmediateAndResume reset paused
+    (E17: Updated, TxResumed, the same transactionId, the next seqNo); any other transaction
+    that outlived the reboot ends (AbnormalCondition, Reboot).  A pending OnIdle reset has
+    been done by this reboot."""
+    state = station.peek_block_state(BLOCK)
+    resume = False
+    if state is not None:
+        resume = state.resume_after_reboot
+        state.resume_after_reboot = False
+        state.reset_scheduled = False
+    for evse in station.transactions():
+        if resume:
+            await _resume(station, evse, evse.id in event.powered_evse_ids)
+        else:
+            await end_transaction(station, evse, "AbnormalCondition", "Reboot")
+
+
+async def _resume(station: StationCore, evse: Evse, was_powered: bool) -> None:
+    """Resume one transaction; energy flows again if it flowed before the reboot and
+    TxCtrlr.AllowEnergyTransferResumption is true, else it stays SuspendedEVSE."""
+    transaction = evse.transaction
+    assert transaction is not None
+    charging_state = transaction.charging_state
+    session = evse.session
+    if was_powered and session is not None:
+        if station.device_model.boolean("TxCtrlr", "AllowEnergyTransferResumption"):
+            session.set_enabled(True, station.clock.sim_now())
+        else:
+            charging_state = "SuspendedEVSE"
+    await update_transaction(
+        station, evse, "TxResumed", charging_state=charging_state, with_meter=True
+    )
+    evse.wake()  # the EV goes on from the state it is in now
 
 
 async def _reset_when_idle(station: StationCore, event: TransactionEnded) -> None:
@@ -373,6 +449,10 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
         yield VariableSpec(
             data, "BytesPerMessage", "integer", "65000", "ReadOnly", variable_instance=instance
         )
+    if config.ocpp_version == "2.1":
+        # E17: how long an interruption a transaction survives, and whether energy flows again.
+        yield VariableSpec("TxCtrlr", "ResumptionTimeout", "integer", "60", unit="s", min_limit=0)
+        yield VariableSpec("TxCtrlr", "AllowEnergyTransferResumption", "boolean", "true")
     yield VariableSpec("ClockCtrlr", "DateTime", "dateTime", "", "ReadOnly", reader=_clock)
     # The station keeps its own (simulated) time; it does not set it from the CSMS.
     yield VariableSpec(
@@ -414,7 +494,11 @@ BLOCK: Block[ProvisioningState] = Block(
         ),
     },
     variables=_variables,
-    reactions={TransactionEnded: _reset_when_idle, VariableChanged: _variable_changed},
+    reactions={
+        TransactionEnded: _reset_when_idle,
+        VariableChanged: _variable_changed,
+        Restarted: _restarted,
+    },
     new_state=ProvisioningState,
     register=boot_until_accepted,
     online=heartbeat_forever,

@@ -3,8 +3,9 @@
 The transaction machinery itself (events, seqNo, delivery) is the station's own
 (`station/transaction.py`), since the EV driver and other blocks start, update and end
 transactions; this block owns the variables that steer it -- TxCtrlr, SampledDataCtrlr,
-AlignedDataCtrlr and the TransactionEvent retry settings -- and makes a triggered
-TransactionEvent or MeterValues.
+AlignedDataCtrlr and the TransactionEvent retry settings -- makes a triggered
+TransactionEvent or MeterValues, and answers GetTransactionStatus (E14) from the running
+transactions and the offline queue.
 
 A new TxUpdatedInterval wakes every EVSE with a transaction, so the next sample comes at the
 new interval after the last one (at once if that moment has passed), not at the old deadline.
@@ -19,7 +20,8 @@ no cable of the driver's to lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from ...link import Answer
 from ..config import StationConfig
@@ -210,9 +212,30 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
     yield VariableSpec(aligned, "TxEndedInterval", "integer", "0", "ReadOnly", unit="s")
 
 
+# -- E14: GetTransactionStatus -------------------------------------------------------------------
+
+
+def get_transaction_status(station: StationCore, payload: Mapping[str, Any]) -> Answer:
+    """Whether a transaction still runs here and whether its TransactionEvents still wait in
+    the offline queue (any transaction's, when the request names none), so a CSMS that sees a
+    gap in the seqNos knows whether to wait for the rest (E14).  A transaction this station
+    does not know is neither ongoing nor queued."""
+    queue = station.tx_queue
+    transaction_id = payload.get("transactionId")
+    if transaction_id is None:
+        return Answer({"messagesInQueue": bool(queue)})
+    ongoing = any(
+        evse.transaction is not None and evse.transaction.id == transaction_id
+        for evse in station.evses
+    )
+    queued = any(event["transactionInfo"]["transactionId"] == transaction_id for event in queue)
+    return Answer({"ongoingIndicator": ongoing, "messagesInQueue": queued})
+
+
 BLOCK: Block[None] = Block(
     letter="E",
     name="transactions",
+    handlers={"GetTransactionStatus": get_transaction_status},
     triggers={"TransactionEvent": _trigger_transaction_event, "MeterValues": _trigger_meter_values},
     variables=_variables,
     reactions={VariableChanged: _interval_changed},
