@@ -330,7 +330,9 @@ async def _run_scenario(
     if options.report_to is None:
         # A worker's parent concludes for the whole fleet.
         aborted_by = watch.aborted_by.threshold if watch.aborted_by is not None else None
-        results = conclude(summary, options.thresholds, aborted_by=aborted_by)
+        results = conclude(
+            summary, options.thresholds, aborted_by=aborted_by, interrupted=interrupted
+        )
     if options.report_dir is not None:
         _write_reports(world, options.report_dir, scenario.name, clock)
         console.print(f"reports in {options.report_dir}")

@@ -399,7 +399,11 @@ def _read_labels(reader: _Reader, metric: Metric) -> list[tuple[str, str]]:
             raise reader.fail(f"expected a value for {name}, found {reader.found()}")
         allowed = metric.labels[name]
         if allowed is not None and value.group() not in allowed:
-            close = difflib.get_close_matches(value.group(), allowed, n=1, cutoff=0.6)
+            given = value.group()
+            # A unique prefix (Boot) or a near miss (BootNotifcation) names what was meant.
+            close = [known for known in allowed if known.lower().startswith(given.lower())]
+            if len(close) != 1:
+                close = difflib.get_close_matches(given, allowed, n=1, cutoff=0.6)
             hint = (
                 f"did you mean {close[0]}?"
                 if close
@@ -498,4 +502,4 @@ def format_figure(value: float) -> str:
     """A figure as a person writes it: 500, 0.01, 1216.691."""
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
-    return f"{value:.6g}" if abs(value) < 1e-3 else str(round(value, 4))
+    return f"{value:.6g}"

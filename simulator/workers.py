@@ -482,8 +482,16 @@ class WorkersRun:
                     errors.append(error)
         summary = self._summary(csms_url, wall_s, errors, worker_summaries)
         aborted = self._watch.aborted_by
+        unreachable = bool(finals) and all(final["csms_unreachable"] for final in finals)
+        # Workers stopped because a threshold failed report "interrupted"; the user did not.
+        interrupted = interrupted or (
+            aborted is None and any(final["interrupted"] for final in finals)
+        )
         results = conclude(
-            summary, self.thresholds, aborted_by=None if aborted is None else aborted.threshold
+            summary,
+            self.thresholds,
+            aborted_by=None if aborted is None else aborted.threshold,
+            interrupted=interrupted,
         )
         publish(
             summary,
@@ -491,11 +499,6 @@ class WorkersRun:
             self.console,
             summary_json_path=self.summary_json_path,
             junit_path=self.junit_path,
-        )
-        unreachable = bool(finals) and all(final["csms_unreachable"] for final in finals)
-        # Workers stopped because a threshold failed report "interrupted"; the user did not.
-        interrupted = interrupted or (
-            aborted is None and any(final["interrupted"] for final in finals)
         )
         return RunOutcome(
             summary,

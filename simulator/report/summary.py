@@ -60,15 +60,18 @@ def build_summary(
     return summary
 
 
-def no_station_accepted(summary: dict[str, Any]) -> str | None:
+def no_station_accepted(summary: dict[str, Any], *, interrupted: bool = False) -> str | None:
     """Why the CSMS accepted none of the stations, or None when it accepted one.
 
     A run that booted nothing measured nothing; CI must hear why: no connection, no answer,
     a CALLERROR, an answer that broke the schema, or Rejected.  Read from the summary alone,
-    so a run over worker processes says the same as one in a single process.
+    so a run over worker processes says the same as one in a single process.  A run stopped
+    (`interrupted`) before any station tried to connect has nothing to say about the CSMS.
     """
     stations = summary["stations_total"]
     if summary["stations_booted"] > 0 or stations == 0:
+        return None
+    if interrupted and summary["connection_attempts"] == 0:
         return None
     url = summary["csms_url"]
     csms = "the embedded CSMS (in memory)" if url == "memory:" else f"the CSMS at {url}"
@@ -114,13 +117,14 @@ def conclude(
     thresholds: Sequence[Threshold],
     *,
     aborted_by: Threshold | None = None,
+    interrupted: bool = False,
 ) -> list[ThresholdResult]:
     """Add the run's verdicts to `summary` and return the thresholds' results.
 
     `no_station_accepted` holds the reason, or null, and leads the errors; `thresholds` lists
     each threshold with its measured figure and whether it passed.
     """
-    reason = no_station_accepted(summary)
+    reason = no_station_accepted(summary, interrupted=interrupted)
     summary["no_station_accepted"] = reason
     if reason is not None:
         summary["errors"] = [reason, *summary["errors"]]
