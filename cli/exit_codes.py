@@ -16,11 +16,14 @@ class ExitCode(IntEnum):
 
     #: The command did what was asked: every scenario is valid, or the run met its thresholds.
     OK = 0
-    #: The run finished but at least one threshold failed, so the CSMS did not meet its target.
+    #: The run finished (or a threshold with abort_on_fail stopped it) and at least one
+    #: threshold failed, so the CSMS did not meet its target.
     THRESHOLD_FAILED = 1
     #: A scenario file or command-line value is invalid; nothing was run.
     BAD_SCENARIO = 2
-    #: The CSMS could not be reached or refused every station, so there is nothing to measure.
+    #: The CSMS accepted no station: it could not be reached, never answered a
+    #: BootNotification, answered it with a CALLERROR or Rejected every station.  Nothing was
+    #: measured, and the run says which.
     CSMS_UNREACHABLE = 3
     #: A worker process of `--workers` died before its final report; the others ran on and
     #: the summary holds its last counters.

@@ -106,6 +106,28 @@ def run(
     summary_json: Annotated[
         Path | None, typer.Option(help="Write the run summary as JSON to this file.")
     ] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=(
+                "A threshold the run must meet, such as 'p99_ms{action=BootNotification} < "
+                "500' or 'error_rate < 0.01'; repeat for more. Adds to the scenario's "
+                "thresholds; one that fails makes the exit code 1."
+            ),
+            metavar="EXPR",
+            show_default=False,
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None,
+        typer.Option(
+            help=(
+                "Write JUnit XML here: a test case per threshold and per kind of failure the "
+                "run saw, for CI test reports."
+            ),
+            metavar="PATH",
+        ),
+    ] = None,
     trace: Annotated[
         Path | None,
         typer.Option(help="Write every frame of every station as JSON lines to this file."),
@@ -182,6 +204,8 @@ def run(
         summary_json_path=summary_json,
         report_dir=report_dir,
         show_progress=progress,
+        thresholds=tuple(threshold or ()),
+        junit_path=junit,
     )
     # From here on Ctrl-C and SIGTERM stop the run with its summary, even while it loads.
     with api.stop_signals_caught(request):
@@ -203,13 +227,23 @@ def run(
             typer.echo("--fast runs against the embedded CSMS; drop --csms", err=True)
             raise typer.Exit(code=ExitCode.BAD_SCENARIO)
         outcome = api.run_fleet(plan, console)
+    raise typer.Exit(code=_exit_code(outcome))
+
+
+def _exit_code(outcome: api.RunOutcome) -> ExitCode:
+    """The one exit code of a run, the gravest first: a dead worker, a CSMS that could not
+    be reached, Ctrl-C, a CSMS that accepted no station, a failed threshold."""
     if outcome.workers_died:
-        raise typer.Exit(code=ExitCode.WORKER_DIED)
+        return ExitCode.WORKER_DIED
     if outcome.csms_unreachable:
-        raise typer.Exit(code=ExitCode.CSMS_UNREACHABLE)
+        return ExitCode.CSMS_UNREACHABLE
     if outcome.interrupted:
-        raise typer.Exit(code=ExitCode.INTERRUPTED)
-    raise typer.Exit(code=ExitCode.OK)
+        return ExitCode.INTERRUPTED
+    if outcome.no_station_accepted is not None:
+        return ExitCode.CSMS_UNREACHABLE
+    if outcome.thresholds_failed:
+        return ExitCode.THRESHOLD_FAILED
+    return ExitCode.OK
 
 
 @app.command("ev-models")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .scenario import Scenario, ScenarioError, scenario_json_schema
 from .scenario import load_scenario as _load_scenario_file
+from .thresholds import Threshold, ThresholdSyntaxError, parse_threshold
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,11 +40,14 @@ __all__ = [
     "CsmsOutcome",
     "CsmsRequest",
     "RunPlan",
+    "RunOutcome",
     "RunRefused",
     "RunRequest",
     "Scenario",
     "ScenarioError",
     "ScenarioOverrides",
+    "Threshold",
+    "command_line_thresholds",
     "ev_model_catalogue",
     "load_scenario",
     "plan_run",
@@ -116,6 +120,10 @@ class RunRequest:
     summary_json_path: Path | None = None
     report_dir: Path | None = None
     show_progress: bool = True
+    #: Threshold expressions from the command line (`--threshold`), besides the scenario's.
+    thresholds: tuple[str, ...] = ()
+    #: Write the thresholds and the failures the run saw as JUnit XML here.
+    junit_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,9 @@ class RunPlan:
     #: Worker processes this process starts (1: it runs the stations itself).
     worker_count: int
     source_addresses: tuple[str, ...]
+    #: The scenario's thresholds, then the command line's; none in a worker, whose parent
+    #: judges the whole fleet.
+    thresholds: tuple[Threshold, ...] = ()
     #: Settings the run will ignore, each as a sentence that says why and what to do.
     warnings: tuple[str, ...] = ()
 
@@ -150,8 +161,8 @@ def stop_signals_caught(request: RunRequest) -> Iterator[None]:
 def plan_run(request: RunRequest) -> RunPlan:
     """Load the scenario with its overrides, and check the flags and the machine's limits.
 
-    Raises `ScenarioError` for the scenario (or a missing password variable) and
-    `RunRefused` for the rest, before anything starts.
+    Raises `ScenarioError` for the scenario (or a missing password variable, or a
+    `--threshold` that does not parse) and `RunRefused` for the rest, before anything starts.
     """
     from .limits import PreflightError, check_fleet_fits
     from .shard import parse_shard
@@ -159,6 +170,9 @@ def plan_run(request: RunRequest) -> RunPlan:
     from .workers import plan_workers, worker_scenario
 
     scenario = load_scenario(request.scenario_path, request.overrides)
+    thresholds: tuple[Threshold, ...] = ()
+    if request.worker is None:
+        thresholds = scenario.parsed_thresholds() + command_line_thresholds(request.thresholds)
     shard = None
     worker = None
     worker_count = 1
@@ -193,7 +207,16 @@ def plan_run(request: RunRequest) -> RunPlan:
     warnings = (
         () if worker is not None else _ignored_settings(scenario, request.in_memory, worker_count)
     )
-    return RunPlan(request, scenario, shard, worker, worker_count, sources, warnings)
+    return RunPlan(
+        request,
+        scenario,
+        shard,
+        worker,
+        worker_count,
+        sources,
+        thresholds=thresholds,
+        warnings=warnings,
+    )
 
 
 def _ignored_settings(scenario: Scenario, in_memory: bool, worker_count: int) -> tuple[str, ...]:
@@ -216,6 +239,21 @@ def _ignored_settings(scenario: Scenario, in_memory: bool, worker_count: int) ->
             "--fast) for reservations",
         )
     return ()
+
+
+def command_line_thresholds(expressions: tuple[str, ...]) -> tuple[Threshold, ...]:
+    """The `--threshold` expressions, parsed; raises `ScenarioError` with every one that does
+    not parse, each pointing at the character at fault."""
+    thresholds = []
+    problems = []
+    for expression in expressions:
+        try:
+            thresholds.append(parse_threshold(expression, source="command line"))
+        except ThresholdSyntaxError as exc:
+            problems.append(f"command line: --threshold {expression!r}: {exc.explain()}")
+    if problems:
+        raise ScenarioError(problems)
+    return tuple(thresholds)
 
 
 def run_fleet(plan: RunPlan, console: Console) -> RunOutcome:
@@ -242,6 +280,8 @@ def run_fleet(plan: RunPlan, console: Console) -> RunOutcome:
         worker_index=None if plan.worker is None else plan.worker.index,
         report_to=sys.stdout.buffer if is_worker else None,
         stop_when_stdin_closes=is_worker,
+        thresholds=plan.thresholds,
+        junit_path=request.junit_path,
     )
     if request.in_memory:
         # Simulated time only: the clock jumps to the next deadline whenever every task waits.
@@ -288,6 +328,8 @@ def _run_over_workers(plan: RunPlan, console: Console) -> RunOutcome:
         show_progress=request.show_progress,
         summary_json_path=request.summary_json_path,
         shard=plan.shard,
+        thresholds=plan.thresholds,
+        junit_path=request.junit_path,
     )
     return trio.run(parent.run)
 

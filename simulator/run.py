@@ -8,6 +8,10 @@ process was still loading (stop_signals.py) stops the run as soon as it starts.
 
 When no station ever connected and the first stations have all failed, the run stops early
 and says why: a CSMS that is down does not deserve the full duration, and CI wants exit code 3.
+A run in which the CSMS accepted no station says why too (no answer, a CALLERROR, Rejected),
+and also exits 3.  Thresholds are judged on the final summary; those with abort_on_fail are
+also checked on the live figures once a second (never per message) and stop the run when one
+fails past its grace period.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,23 +42,33 @@ from .fleet import Fleet
 from .gc_tuning import tune_collector
 from .link import Link
 from .metrics import RunStatsCollector
-from .report import ProgressLine, build_summary, render_summary, write_summary_json
+from .report import ProgressLine, build_summary, conclude, publish
 from .report.files import plot_load_curve, write_sessions_csv, write_site_power_csv
 from .scenario import Scenario
 from .shard import Shard
 from .station import Connect, EvseConfig, Station, StationConfig
 from .stats import RunStats
 from .stop_signals import StopSignals, listening
+from .thresholds import Threshold, ThresholdResult, first_to_abort, format_figure
 from .trace import FrameTrace
 from .transport import CallDeadlines, ConnectionSettings, open_memory_link, open_station_link
 from .world import World
 
-__all__ = ["RunOptions", "RunOutcome", "run_scenario", "start_metrics_server", "station_config"]
+__all__ = [
+    "RunOptions",
+    "RunOutcome",
+    "ThresholdWatch",
+    "run_scenario",
+    "start_metrics_server",
+    "station_config",
+]
 
 #: Stop early when this many stations (or all, if fewer) failed to connect and none succeeded.
 UNREACHABLE_AFTER_FAILURES = 20
 #: Wall seconds a closing fleet gets before the run ends regardless.
 SHUTDOWN_GRACE_S = 5.0
+#: Run seconds between checks of the abort_on_fail thresholds on the live figures.
+THRESHOLD_CHECK_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -80,15 +96,66 @@ class RunOptions:
     #: Stop as on SIGTERM when stdin, a pipe from the parent (a worker's), closes: the parent
     #: is gone, and a worker must not run on alone.
     stop_when_stdin_closes: bool = False
+    #: Judged on the summary at the end; those with abort_on_fail also while the run goes.
+    #: A worker gets none: its parent judges the whole fleet.
+    thresholds: tuple[Threshold, ...] = ()
+    #: Write the thresholds and the failures the run saw as JUnit XML here.
+    junit_path: Path | None = None
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     summary: dict[str, Any]
+    #: No station could connect, and the run stopped early.
     csms_unreachable: bool
+    #: Stopped by a signal (not by its duration, nor by a threshold).
     interrupted: bool
     #: Worker processes (`--workers`) that ended without their final report.
     workers_died: int = 0
+    #: Why the CSMS accepted none of the stations; None when it accepted one.
+    no_station_accepted: str | None = None
+    thresholds: tuple[ThresholdResult, ...] = ()
+
+    @property
+    def thresholds_failed(self) -> bool:
+        return any(not result.passed for result in self.thresholds)
+
+
+class ThresholdWatch:
+    """Checks the abort_on_fail thresholds on the live figures on a timer; the first that
+    fails past its grace period stops the run (k6's abortOnFail with delayAbortEval)."""
+
+    def __init__(
+        self,
+        thresholds: Sequence[Threshold],
+        live_summary: Callable[[], dict[str, Any]],
+        console: Console,
+    ) -> None:
+        self.thresholds = [threshold for threshold in thresholds if threshold.abort_on_fail]
+        self._live_summary = live_summary
+        self._console = console
+        #: The threshold that stopped the run, once one has.
+        self.aborted_by: ThresholdResult | None = None
+
+    async def run(self, stop: Callable[[], None]) -> None:
+        """Check every `THRESHOLD_CHECK_EVERY_S` until one fails, then call `stop`."""
+        if not self.thresholds:
+            return
+        started = trio.current_time()
+        while True:
+            await trio.sleep(THRESHOLD_CHECK_EVERY_S)
+            run_s = trio.current_time() - started
+            failed = first_to_abort(self.thresholds, self._live_summary(), run_s)
+            if failed is not None:
+                self.aborted_by = failed
+                measured = format_figure(failed.measured or 0.0)
+                self._console.print(
+                    f"stopping: threshold {failed.threshold.text} failed after {run_s:.0f} s "
+                    f"(measured {measured}), and abort_on_fail ends the run",
+                    highlight=False,
+                )
+                stop()
+                return
 
 
 def station_config(scenario: Scenario) -> StationConfig:
@@ -169,9 +236,33 @@ async def _run_scenario(
     interrupted = False
     unreachable = False
     wall_start = time.perf_counter()
+    csms_url = scenario.csms.url
+
+    def summary_now(errors: list[str]) -> dict[str, Any]:
+        summary = build_summary(
+            stats,
+            scenario_name=scenario.name,
+            stations_total=len(stations),
+            wall_seconds=time.perf_counter() - wall_start,
+            simulated_seconds=clock.sim_now(),
+            csms_url=csms_url or "memory:",
+            ocpp_version=scenario.ocpp_version,
+            errors=errors,
+        )
+        summary["shard"] = None if shard is None else str(shard)
+        summary["workers"] = 1
+        summary["workers_died"] = 0
+        summary["ev_sessions"] = len(world.session_records)
+        summary["evs_turned_away"] = world.turned_away
+        summary["evs_with_reservation"] = world.reservations.arrived
+        summary["registrations"] = dict(
+            sorted(Counter(station.registration for station in stations).items())
+        )
+        return summary
+
+    watch = ThresholdWatch(options.thresholds, lambda: summary_now([]), console)
     try:
         async with trio.open_nursery() as services:
-            csms_url = scenario.csms.url
             csms: Csms | None = None
             if csms_url is None or options.in_memory:
                 csms = Csms(csms_config_for(scenario), clock=clock.epoch_s)
@@ -204,6 +295,7 @@ async def _run_scenario(
                     services.start_soon(_report_stats, stats, options.report_to)
                 async with trio.open_nursery() as running:
                     running.start_soon(fleet.run)
+                    running.start_soon(watch.run, run_scope.cancel)
                     if options.show_progress:
                         progress = ProgressLine(lambda: stats, len(stations), console)
                         if options.in_memory:
@@ -215,8 +307,10 @@ async def _run_scenario(
                     finally:
                         stats.stopping = True
                     running.cancel_scope.cancel()
-            interrupted = run_scope.cancelled_caught and (
-                scenario.duration_s is None or trio.current_time() < run_scope.deadline
+            interrupted = (
+                run_scope.cancelled_caught
+                and (scenario.duration_s is None or trio.current_time() < run_scope.deadline)
+                and watch.aborted_by is None
             )
             services.cancel_scope.cancel()
     finally:
@@ -230,25 +324,17 @@ async def _run_scenario(
     if unreachable:
         errors.insert(
             0,
-            f"no station could connect to {csms_url}; the first {stats.connection_failures} "
-            "attempts failed (see below), so the run stopped early",
+            f"the run stopped early: the first {stats.connection_failures} connection attempts "
+            "failed and none succeeded",
         )
-    summary = build_summary(
-        stats,
-        scenario_name=scenario.name,
-        stations_total=len(stations),
-        wall_seconds=time.perf_counter() - wall_start,
-        simulated_seconds=clock.sim_now(),
-        csms_url=csms_url or "memory:",
-        ocpp_version=scenario.ocpp_version,
-        errors=errors,
-    )
-    summary["shard"] = None if shard is None else str(shard)
-    summary["ev_sessions"] = len(world.session_records)
-    summary["evs_turned_away"] = world.turned_away
-    summary["evs_with_reservation"] = world.reservations.arrived
-    if options.summary_json_path is not None:
-        write_summary_json(summary, options.summary_json_path)
+    summary = summary_now(errors)
+    results: list[ThresholdResult] = []
+    if options.report_to is None:
+        # A worker's parent concludes for the whole fleet.
+        aborted_by = watch.aborted_by.threshold if watch.aborted_by is not None else None
+        results = conclude(
+            summary, options.thresholds, aborted_by=aborted_by, interrupted=interrupted
+        )
     if options.report_dir is not None:
         _write_reports(world, options.report_dir, scenario.name, clock)
         console.print(f"reports in {options.report_dir}")
@@ -262,8 +348,20 @@ async def _run_scenario(
                 "interrupted": interrupted,
             },
         )
-    render_summary(summary, console)
-    return RunOutcome(summary, unreachable, interrupted)
+    publish(
+        summary,
+        results,
+        console,
+        summary_json_path=options.summary_json_path,
+        junit_path=options.junit_path,
+    )
+    return RunOutcome(
+        summary,
+        unreachable,
+        interrupted,
+        no_station_accepted=summary.get("no_station_accepted"),
+        thresholds=tuple(results),
+    )
 
 
 def _seed_entropy(seed: int, shard: Shard | None, worker_index: int | None) -> tuple[int, ...]:

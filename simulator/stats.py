@@ -108,14 +108,42 @@ class ActionStats:
     duration_sum_s: float = 0.0
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "errors": self.errors,
-            "timeouts": self.timeouts,
-            "p50_ms": percentile_ms(self.round_trips_us, 0.50),
-            "p95_ms": percentile_ms(self.round_trips_us, 0.95),
-            "p99_ms": percentile_ms(self.round_trips_us, 0.99),
-        }
+        return _call_row(self.count, self.errors, self.timeouts, self.round_trips_us)
+
+
+def _call_row(
+    count: int, errors: int, timeouts: int, round_trips_us: dict[int, int]
+) -> dict[str, Any]:
+    """A row of the summary's `calls` (or its `all_calls`): counts, error rate, percentiles."""
+    return {
+        "count": count,
+        "errors": errors,
+        "timeouts": timeouts,
+        "error_rate": round((errors + timeouts) / count, 6) if count else None,
+        "p50_ms": percentile_ms(round_trips_us, 0.50),
+        "p95_ms": percentile_ms(round_trips_us, 0.95),
+        "p99_ms": percentile_ms(round_trips_us, 0.99),
+    }
+
+
+def _all_calls_row(calls: Iterable[ActionStats]) -> dict[str, Any]:
+    """The `calls` figures over every action at once; percentiles from the merged histogram."""
+    count = errors = timeouts = 0
+    merged: dict[int, int] = {}
+    for stats in calls:
+        count += stats.count
+        errors += stats.errors
+        timeouts += stats.timeouts
+        _add_counts(merged, stats.round_trips_us)
+    return _call_row(count, errors, timeouts, merged)
+
+
+def _by_action(counts: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    """{(action, code): n} as {action: {code: n}}, sorted, as the summary JSON shows it."""
+    table: dict[str, dict[str, int]] = {}
+    for (action, code), count in sorted(counts.items()):
+        table.setdefault(action, {})[code] = count
+    return table
 
 
 #: The plain number attributes of `RunStats`, and its dictionaries of counts, for `to_wire`.
@@ -398,12 +426,16 @@ class RunStats:
             "messages_sent": self.messages_sent,
             "messages_received": self.messages_received,
             "calls": {action: s.summary() for action, s in sorted(self.calls.items())},
+            "all_calls": _all_calls_row(self.calls.values()),
             "callerrors_received": self.callerrors_received,
+            "callerrors": _by_action(self.callerrors),
             "csms_schema_violations": self.csms_schema_violations,
+            "schema_violations": _by_action(self.violations),
             "frames_dropped": self.frames_dropped,
             "connection_attempts": self.connection_attempts,
             "connection_failures": self.connection_failures,
             "station_failures": self.station_failures,
+            "station_failures_by_error": dict(sorted(self.station_failures_by_error.items())),
             "transactions_started": self.transactions_started,
             "transactions_ended": self.transactions_ended,
             "transaction_events_dropped": self.transaction_events_dropped,

@@ -57,12 +57,13 @@ from rich.console import Console
 from .children import lines, python_command, stop_children
 from .limits import processes_for_sockets
 from .metrics import RunStatsCollector
-from .report import ProgressLine, build_summary, render_summary, write_summary_json
-from .run import RunOutcome, start_metrics_server
+from .report import ProgressLine, build_summary, conclude, publish
+from .run import RunOutcome, ThresholdWatch, start_metrics_server
 from .scenario import Scenario
 from .shard import Shard
 from .stats import RunStats
 from .stop_signals import StopSignals, listening
+from .thresholds import Threshold
 
 __all__ = [
     "WorkerDied",
@@ -196,6 +197,8 @@ class WorkersRun:
         show_progress: bool = True,
         summary_json_path: Path | None = None,
         shard: Shard | None = None,
+        thresholds: Sequence[Threshold] = (),
+        junit_path: Path | None = None,
     ) -> None:
         """`worker_command(w, csms_url)` is the command line of worker w;
         `csms_command(processes)` starts the embedded CSMS when the scenario names none."""
@@ -204,6 +207,8 @@ class WorkersRun:
         self.show_progress = show_progress
         self.summary_json_path = summary_json_path
         self.shard = shard
+        self.thresholds = tuple(thresholds)
+        self.junit_path = junit_path
         self._worker_command = worker_command
         self._csms_command = csms_command
         stations = scenario.stations
@@ -221,6 +226,8 @@ class WorkersRun:
         #: Around the start of the embedded CSMS, which a stop abandons.
         self._starting = trio.CancelScope()
         self.died: list[WorkerDied] = []
+        self._wall_start = time.perf_counter()
+        self._watch = ThresholdWatch(self.thresholds, self._live_summary, console)
 
     # -- the totals -----------------------------------------------------------------------
 
@@ -247,7 +254,7 @@ class WorkersRun:
     async def _run(self, signals: StopSignals) -> RunOutcome:
         collector = RunStatsCollector(lambda: [worker.stats for worker in self._workers])
         REGISTRY.register(collector)
-        wall_start = time.perf_counter()
+        self._wall_start = wall_start = time.perf_counter()
         csms_url = self.scenario.csms.url
         try:
             async with trio.open_nursery() as services:
@@ -275,6 +282,7 @@ class WorkersRun:
         if self.show_progress:
             progress = ProgressLine(self.combined, self.scenario.stations.count, self.console)
             services.start_soon(progress.run)
+        services.start_soon(self._watch.run, self._tell_workers_to_stop)
         async with trio.open_nursery() as running:
             for worker in self._workers:
                 running.start_soon(self._run_worker, worker, csms_url)
@@ -430,20 +438,13 @@ class WorkersRun:
 
     # -- the end --------------------------------------------------------------------------
 
-    def _outcome(self, csms_url: str, wall_s: float, interrupted: bool) -> RunOutcome:
-        total = self.combined()
-        finals = [worker.final for worker in self._workers if worker.final is not None]
-        worker_summaries = [final["summary"] for final in finals]
-        errors = [str(died) for died in self.died]
-        seen: set[str] = set()
-        for summary in worker_summaries:
-            for error in summary["errors"]:
-                if error not in seen and len(seen) < 5:
-                    seen.add(error)
-                    errors.append(error)
+    def _summary(
+        self, csms_url: str, wall_s: float, errors: list[str], worker_summaries: list[Any]
+    ) -> dict[str, Any]:
+        """The fleet's summary from the workers' counters and (final) summaries."""
         scenario = self.scenario
         summary = build_summary(
-            total,
+            self.combined(),
             scenario_name=scenario.name,
             stations_total=scenario.stations.count,
             wall_seconds=wall_s,
@@ -460,9 +461,53 @@ class WorkersRun:
         summary["evs_with_reservation"] = sum(
             s.get("evs_with_reservation", 0) for s in worker_summaries
         )
-        if self.summary_json_path is not None:
-            write_summary_json(summary, self.summary_json_path)
-        render_summary(summary, self.console)
+        registrations: dict[str, int] = {}
+        for worker_summary in worker_summaries:
+            for status, count in worker_summary.get("registrations", {}).items():
+                registrations[status] = registrations.get(status, 0) + count
+        summary["registrations"] = dict(sorted(registrations.items()))
+        return summary
+
+    def _live_summary(self) -> dict[str, Any]:
+        """The summary of the counters the workers last reported, for the thresholds that
+        abort a run; figures only the final reports carry (EV sessions) are 0 in it."""
+        return self._summary("", time.perf_counter() - self._wall_start, [], [])
+
+    def _outcome(self, csms_url: str, wall_s: float, interrupted: bool) -> RunOutcome:
+        finals = [worker.final for worker in self._workers if worker.final is not None]
+        worker_summaries = [final["summary"] for final in finals]
+        errors = [str(died) for died in self.died]
+        seen: set[str] = set()
+        for summary in worker_summaries:
+            for error in summary["errors"]:
+                if error not in seen and len(seen) < 5:
+                    seen.add(error)
+                    errors.append(error)
+        summary = self._summary(csms_url, wall_s, errors, worker_summaries)
+        aborted = self._watch.aborted_by
         unreachable = bool(finals) and all(final["csms_unreachable"] for final in finals)
-        interrupted = interrupted or any(final["interrupted"] for final in finals)
-        return RunOutcome(summary, unreachable, interrupted, workers_died=len(self.died))
+        # Workers stopped because a threshold failed report "interrupted"; the user did not.
+        interrupted = interrupted or (
+            aborted is None and any(final["interrupted"] for final in finals)
+        )
+        results = conclude(
+            summary,
+            self.thresholds,
+            aborted_by=None if aborted is None else aborted.threshold,
+            interrupted=interrupted,
+        )
+        publish(
+            summary,
+            results,
+            self.console,
+            summary_json_path=self.summary_json_path,
+            junit_path=self.junit_path,
+        )
+        return RunOutcome(
+            summary,
+            unreachable,
+            interrupted,
+            workers_died=len(self.died),
+            no_station_accepted=summary["no_station_accepted"],
+            thresholds=tuple(results),
+        )

@@ -222,6 +222,9 @@ embedded_csms:
   priority_share: 0.2
   charging_priority: 3
 metrics_port: 9464
+thresholds:
+  - {expr: "p99_ms{action=BootNotification} < 500", abort_on_fail: false, delay_abort_eval_s: 0}
+  - {expr: "error_rate < 0.01", abort_on_fail: true, delay_abort_eval_s: 30}
 """
 
 
@@ -286,13 +289,13 @@ def test_an_unknown_key_is_reported_on_its_own_line_with_the_keys_allowed_there(
           evses:
             - max_power_w: 7400
               conectors: [cType2]
-        thresholds: {}
+        criteria: {}
         """
     ) == [
         "s.yaml:6 stations.evses[0].conectors: unknown key; did you mean connectors?",
-        "s.yaml:7 thresholds: unknown key; expected one of name, description, seed, speed, "
+        "s.yaml:7 criteria: unknown key; expected one of name, description, seed, speed, "
         "duration_s, start, ocpp_version, csms, stations, sites, ev_fleet, grid, embedded_csms, "
-        "metrics_port",
+        "metrics_port, thresholds",
     ]
 
 

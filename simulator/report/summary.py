@@ -2,10 +2,15 @@
 
 The JSON is a contract for CI: its keys are documented in the README and only ever added to.
 Energy is in Wh, as OCPP meters it; latencies in milliseconds.
+
+`conclude` adds the verdicts a CI job acts on: why the CSMS accepted no station, when it
+accepted none (the run then exits 3), and each threshold with its measured figure.
+`publish` writes the JSON and JUnit files and prints the summary.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +19,18 @@ from rich.console import Console
 from rich.table import Table
 
 from ..stats import RunStats
+from ..thresholds import Threshold, ThresholdResult, evaluate, format_figure
+from .junit import write_junit
 
-__all__ = ["SUMMARY_VERSION", "build_summary", "render_summary", "write_summary_json"]
+__all__ = [
+    "SUMMARY_VERSION",
+    "build_summary",
+    "conclude",
+    "no_station_accepted",
+    "publish",
+    "render_summary",
+    "write_summary_json",
+]
 
 SUMMARY_VERSION = 1
 
@@ -43,6 +58,95 @@ def build_summary(
     summary["simulated_seconds"] = round(simulated_seconds, 3)
     summary["errors"] = errors
     return summary
+
+
+def no_station_accepted(summary: dict[str, Any], *, interrupted: bool = False) -> str | None:
+    """Why the CSMS accepted none of the stations, or None when it accepted one.
+
+    A run that booted nothing measured nothing; CI must hear why: no connection, no answer,
+    a CALLERROR, an answer that broke the schema, or Rejected.  Read from the summary alone,
+    so a run over worker processes says the same as one in a single process.  A run stopped
+    (`interrupted`) before any station tried to connect has nothing to say about the CSMS.
+    """
+    stations = summary["stations_total"]
+    if summary["stations_booted"] > 0 or stations == 0:
+        return None
+    if interrupted and summary["connection_attempts"] == 0:
+        return None
+    url = summary["csms_url"]
+    csms = "the embedded CSMS (in memory)" if url == "memory:" else f"the CSMS at {url}"
+    prefix = f"{csms} accepted none of the {stations} stations"
+    attempts = summary["connection_attempts"]
+    if attempts == 0:
+        return f"{prefix}: the run ended before any station tried to connect"
+    if summary["stations_connected_peak"] == 0:
+        failures = summary["connection_failures"]
+        return (
+            f"{prefix}: no station could connect to {url} ({failures} of {attempts} "
+            "connection attempts failed; the errors below say how)"
+        )
+    reasons = []
+    registrations = summary.get("registrations", {})
+    if registrations.get("Rejected"):
+        reasons.append(
+            f"it answered Rejected to the BootNotification of {registrations['Rejected']} stations"
+        )
+    if registrations.get("Pending"):
+        reasons.append(f"it left {registrations['Pending']} stations Pending")
+    for code, count in summary.get("callerrors", {}).get("BootNotification", {}).items():
+        reasons.append(f"it answered {count} BootNotifications with CALLERROR {code}")
+    violations = summary.get("schema_violations", {}).get("BootNotification", {})
+    for code, count in violations.items():
+        reasons.append(f"{count} of its answers to BootNotification broke the OCPP schema ({code})")
+    boots = summary["calls"].get("BootNotification", {})
+    if boots.get("timeouts"):
+        reasons.append(
+            f"it did not answer {boots['timeouts']} BootNotifications within csms.call_timeout_s"
+        )
+    if not reasons:
+        reasons.append(
+            "no BootNotification had been answered when the run ended"
+            if boots.get("count")
+            else "no station had sent its BootNotification when the run ended"
+        )
+    return f"{prefix}: " + "; ".join(reasons)
+
+
+def conclude(
+    summary: dict[str, Any],
+    thresholds: Sequence[Threshold],
+    *,
+    aborted_by: Threshold | None = None,
+    interrupted: bool = False,
+) -> list[ThresholdResult]:
+    """Add the run's verdicts to `summary` and return the thresholds' results.
+
+    `no_station_accepted` holds the reason, or null, and leads the errors; `thresholds` lists
+    each threshold with its measured figure and whether it passed.
+    """
+    reason = no_station_accepted(summary, interrupted=interrupted)
+    summary["no_station_accepted"] = reason
+    if reason is not None:
+        summary["errors"] = [reason, *summary["errors"]]
+    results = evaluate(thresholds, summary, aborted_by=aborted_by)
+    summary["thresholds"] = [result.to_json() for result in results]
+    return results
+
+
+def publish(
+    summary: dict[str, Any],
+    results: Sequence[ThresholdResult],
+    console: Console,
+    *,
+    summary_json_path: Path | None = None,
+    junit_path: Path | None = None,
+) -> None:
+    """Write the summary JSON and the JUnit report where asked, and print the summary."""
+    if summary_json_path is not None:
+        write_summary_json(summary, summary_json_path)
+    if junit_path is not None:
+        write_junit(summary, results, junit_path)
+    render_summary(summary, console)
 
 
 def write_summary_json(summary: dict[str, Any], path: Path) -> None:
@@ -86,3 +190,26 @@ def render_summary(summary: dict[str, Any], console: Console) -> None:
     )
     for error in summary["errors"]:
         console.print(f"[red]error:[/red] {error}", highlight=False)
+    _render_thresholds(summary.get("thresholds", []), console)
+
+
+def _render_thresholds(thresholds: list[dict[str, Any]], console: Console) -> None:
+    if not thresholds:
+        return
+    table = Table(title="thresholds", title_justify="left")
+    table.add_column("threshold")
+    table.add_column("measured", justify="right")
+    table.add_column("verdict")
+    for row in thresholds:
+        measured = row["measured"]
+        verdict = "[green]pass[/green]" if row["passed"] else "[red]FAIL[/red]"
+        if row["aborted_run"]:
+            verdict += " (stopped the run)"
+        shown = "-" if measured is None else format_figure(measured)
+        table.add_row(row["threshold"], shown, verdict)
+    console.print(table)
+    failed = sum(not row["passed"] for row in thresholds)
+    if failed:
+        console.print(f"[red]{failed} of {len(thresholds)} thresholds failed[/red]")
+    else:
+        console.print(f"[green]all {len(thresholds)} thresholds passed[/green]")

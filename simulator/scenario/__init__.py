@@ -14,12 +14,12 @@ where a reader adds or fixes it.
 The field descriptions are the reference documentation: `fleetsim schema` prints them as a JSON
 Schema that editors use for completion and hover help.
 
-One module per section of the file: `csms`, `stations`, `sites`, `ev_fleet`, `grid` and
-`embedded_csms`; `root` holds `Scenario` itself, with the top-level run settings and the rules
-that span sections.  Around them: `base` (the model config every model shares, and how
-validators report problems), `patterns` (the `{index}` format strings of ids and tokens),
-`ranges` (the intervals sessions draw from), `errors` (`ScenarioError` and the wording of
-pydantic's errors), `loader` (YAML with line marks) and `schema` (the JSON Schema).
+One module per section of the file: `csms`, `stations`, `sites`, `ev_fleet`, `grid`,
+`embedded_csms` and `thresholds`; `root` holds `Scenario` itself, with the top-level run settings
+and the rules that span sections. Around them: `base` (the model config every model shares, and how
+validators report problems), `patterns` (the `{index}` format strings of ids and tokens), `ranges`
+(the intervals sessions draw from), `errors` (`ScenarioError` and the wording of pydantic's
+errors), `loader` (YAML with line marks) and `schema` (the JSON Schema).
 """
 
 from .csms import CsmsSettings
@@ -33,6 +33,7 @@ from .root import Scenario
 from .schema import scenario_json_schema
 from .sites import SiteKind, SiteSpec
 from .stations import ConnectorStatusReport, ConnectorType, EvseSpec, StationsSettings, TxStartPoint
+from .thresholds import ThresholdSpec
 
 __all__ = [
     "ConnectorStatusReport",
@@ -52,6 +53,7 @@ __all__ = [
     "SiteSpec",
     "SocRange",
     "StationsSettings",
+    "ThresholdSpec",
     "TxStartPoint",
     "load_scenario",
     "scenario_json_schema",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
@@ -23,6 +23,10 @@ from .ev_fleet import ID_TOKEN_MAX_CHARS, OCPP_201_ID_TOKEN_TYPES, EvFleetSettin
 from .grid import GridSettings
 from .sites import SiteSpec
 from .stations import OCPP_201_CONNECTOR_TYPES, StationsSettings
+from .thresholds import ThresholdItem
+
+if TYPE_CHECKING:
+    from ..thresholds import Threshold
 
 __all__ = ["Scenario"]
 
@@ -95,6 +99,14 @@ class Scenario(BaseModel):
         description=(
             "TCP port for the Prometheus metrics endpoint (0 picks a free port); null serves "
             "no metrics."
+        ),
+    )
+    thresholds: tuple[ThresholdItem, ...] = Field(
+        default=(),
+        description=(
+            "What the run must achieve for exit code 0: threshold expressions such as "
+            "'p99_ms{action=BootNotification} < 500' or 'error_rate < 0.01', or mappings "
+            "{expr, abort_on_fail, delay_abort_eval_s}. --threshold adds more."
         ),
     )
 
@@ -302,6 +314,10 @@ class Scenario(BaseModel):
                     for loc, message in user_errors(exc, type(self))
                 ]
             ) from exc
+
+    def parsed_thresholds(self) -> tuple[Threshold, ...]:
+        """The scenario's thresholds, parsed (they were checked when the scenario loaded)."""
+        return tuple(item.threshold() for item in self.thresholds)
 
     def resolved_password(self) -> str | None:
         """The HTTP Basic password: csms.password, or the variable csms.password_env names."""
