@@ -10,7 +10,14 @@ tested with plain numbers.
 """
 
 from .catalogue import CatalogueError, EvModel, Source, ac_curve, load_catalogue
-from .id_tokens import CARRIED_TYPES, NOT_CARRIED, OCPP_21_ONLY_TYPES, id_token_value
+from .id_tokens import (
+    CARRIED_TYPES,
+    NOT_CARRIED,
+    OCPP_21_ONLY_TYPES,
+    drivers_id_tokens,
+    id_token_value,
+    pool_id_token,
+)
 from .population import SITE_PROFILES, ArrivalProcess, EvArrival, SiteKind, SiteProfile
 from .session import EvSession, Supply
 
@@ -29,6 +36,8 @@ __all__ = [
     "Source",
     "Supply",
     "ac_curve",
+    "drivers_id_tokens",
     "id_token_value",
     "load_catalogue",
+    "pool_id_token",
 ]

@@ -26,9 +26,16 @@ a payment terminal or protocol fleetsim does not model, so no driver carries one
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["CARRIED_TYPES", "NOT_CARRIED", "OCPP_21_ONLY_TYPES", "id_token_value"]
+__all__ = [
+    "CARRIED_TYPES",
+    "NOT_CARRIED",
+    "OCPP_21_ONLY_TYPES",
+    "drivers_id_tokens",
+    "id_token_value",
+    "pool_id_token",
+]
 
 _NAMESPACE = uuid.UUID("6f1c5e0a-3c1b-4e0e-9a8e-5f2c1d7b9a10")
 #: Odd multipliers: multiplication by an odd number is a bijection modulo a power of two, so
@@ -126,3 +133,29 @@ def id_token_value(token_type: str, index: int) -> str:
         known = ", ".join(sorted(CARRIED_TYPES))
         raise ValueError(f"drivers carry no {token_type!r} tokens; the types are {known}")
     return make(index)
+
+
+def pool_id_token(pattern: str, index: int, token_type: str | None = None) -> str:
+    """The idToken driver number `index` (from 1) of a pool presents: the pool's `pattern`
+    with that number, or, when the pool's drivers carry typed tokens (`id_token_types`), the
+    token of that number in `token_type`'s format.  The one place that says what a driver
+    presents, so a CSMS that lists the drivers' tokens lists exactly those."""
+    if token_type is None:
+        return pattern.format(index=index)
+    return id_token_value(token_type, index)
+
+
+def drivers_id_tokens(
+    pattern: str, count: int, pool_type: str, token_types: Sequence[str] | None = None
+) -> Iterator[tuple[str, str]]:
+    """Every (idToken, type) the drivers of a pool of `count` may present, driver by driver
+    from number 1, each driver's `token_types` in the order given (without them, the
+    pattern's token of `pool_type`).  NoAuthorization drivers present nothing, so they have
+    no token here."""
+    for index in range(1, count + 1):
+        if token_types is None:
+            yield pool_id_token(pattern, index), pool_type
+            continue
+        for token_type in token_types:
+            if token_type != "NoAuthorization":
+                yield pool_id_token(pattern, index, token_type), token_type

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 from .catalogue import EvModel
-from .id_tokens import id_token_value
+from .id_tokens import id_token_value, pool_id_token
 
 __all__ = ["SITE_PROFILES", "ArrivalProcess", "EvArrival", "SiteKind", "SiteProfile"]
 
@@ -317,13 +317,13 @@ class ArrivalProcess:
         id_token_first = bool(rng.random() < self._id_first_share)
         uses_iso15118_20 = bool(rng.random() < self._iso_share) and model.iso15118_20
         token_type = self._id_type
-        id_token = self._id_pattern.format(index=token_index)
+        id_token = pool_id_token(self._id_pattern, token_index)
         if self._token_types:
             pick = 0
             if len(self._token_types) > 1:
                 pick = int(np.searchsorted(self._type_cumulative, rng.random(), side="right"))
             token_type = self._token_types[min(pick, len(self._token_types) - 1)]
-            id_token = id_token_value(token_type, token_index)
+            id_token = pool_id_token(self._id_pattern, token_index, token_type)
         stop_share = self._stop_share
         stops_with_id_token = stop_share >= 1.0 or (
             stop_share > 0.0 and bool(rng.random() < stop_share)
