@@ -221,6 +221,8 @@ embedded_csms:
   reserve_grace_s: 600
   priority_share: 0.2
   charging_priority: 3
+  local_list: {entries: 200, items_per_message: 50}
+  display_message: {text: "Welcome: 0.39 EUR/kWh", language: de, id: 4}
 metrics_port: 9464
 thresholds:
   - {expr: "p99_ms{action=BootNotification} < 500", abort_on_fail: false, delay_abort_eval_s: 0}

@@ -4,10 +4,17 @@
 every station-initiated action with a schema-valid response (`responses.py`), records what each
 station did (`StationState`), and drives stations with CSMS-initiated CALLs (`call`).  What it
 answers is set by `CsmsConfig` and its boot policies; what it does on its own (smart charging,
-V2X profiles) by `CsmsConfig.reactions`, and what it does for the world's drivers who book
-ahead (ReserveNow) by `DriverReservations`.
+V2X profiles, the local list and display message pushed after a boot) by
+`CsmsConfig.reactions`, and what it does for the world's drivers who book ahead (ReserveNow)
+by `DriverReservations`.
 """
 
+from .boot_pushes import (
+    DisplayMessagePush,
+    LocalListPush,
+    boot_push_reactions,
+    combine_reactions,
+)
 from .csms import Csms, CsmsStatistics, StationNotConnected, UnknownStation
 from .policy import AcceptAfter, AlwaysAnswer, BootDecision, BootPolicy, BootStatus, CsmsConfig
 from .reservations import DriverReservations
@@ -23,12 +30,16 @@ __all__ = [
     "Csms",
     "CsmsConfig",
     "CsmsStatistics",
+    "DisplayMessagePush",
     "DriverReservations",
+    "LocalListPush",
     "Reaction",
     "ReceivedMessage",
     "StationNotConnected",
     "StationState",
     "TransactionRecord",
     "UnknownStation",
+    "boot_push_reactions",
+    "combine_reactions",
     "smart_charging_reactions",
 ]

@@ -19,6 +19,7 @@ returning Unix seconds: wall time by default, the fleet's simulated time when th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import ssl
 import time
@@ -99,6 +100,10 @@ class CsmsStatistics:
     #: Connections that ended with an unexpected error, each also logged.
     connection_errors: int
     messages_received: int
+    #: What came of the CSMS's own pushes after a boot (`boot_pushes.py`), by outcome:
+    #: `local_list_sent`, `local_list_current` (the station held the CSMS's version),
+    #: `local_list_failed`, `display_message_set`, `display_message_failed`.
+    pushes: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 
 class Csms:
@@ -126,6 +131,7 @@ class Csms:
         self._connection_errors = 0
         self._messages_received = 0
         self._reaction_failures = 0
+        self._pushes: dict[str, int] = {}
 
     @property
     def config(self) -> CsmsConfig:
@@ -156,7 +162,16 @@ class Csms:
             handshakes_rejected=dict(self._handshakes_rejected),
             connection_errors=self._connection_errors,
             messages_received=self._messages_received,
+            pushes=dict(self._pushes),
         )
+
+    def id_token_info(self, id_token: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The idTokenInfo this CSMS gives `id_token` (an IdTokenType) in an Authorize answer."""
+        return self._responses.id_token_info(id_token)
+
+    def count_push(self, outcome: str) -> None:
+        """Count one outcome of the CSMS's own pushes (`CsmsStatistics.pushes`)."""
+        self._pushes[outcome] = self._pushes.get(outcome, 0) + 1
 
     # -- serving --------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import itertools
 import json
 import os
 import signal
@@ -53,6 +54,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ev_models import drivers_id_tokens
+
 from ..children import (
     discard_output,
     lines,
@@ -62,6 +65,12 @@ from ..children import (
 )
 from ..gc_tuning import tune_collector
 from ..limits import raise_open_file_limit
+from .boot_pushes import (
+    DisplayMessagePush,
+    LocalListPush,
+    boot_push_reactions,
+    combine_reactions,
+)
 from .csms import Csms, CsmsStatistics
 from .policy import CsmsConfig
 from .server import bind_reuse_port
@@ -77,6 +86,7 @@ __all__ = [
     "WorkerCommand",
     "csms_config_for",
     "embedded_csms_command",
+    "local_list_for",
     "process_command",
     "run_processes",
     "serve_in_this_process",
@@ -123,7 +133,8 @@ class CsmsProcessFailed(Exception):
 def csms_config_for(scenario: Scenario) -> CsmsConfig:
     """The embedded CSMS of `scenario`: its heartbeat interval, password, the share of
     transactions it deauthorizes, the drivers it ranks with a chargingPriority, and its
-    reactions.  (Reservations for drivers who book ahead are the world's to ask for:
+    reactions (smart charging, V2X, the local list and display message it pushes at boot).
+    (Reservations for drivers who book ahead are the world's to ask for:
     `reservations.DriverReservations`, in the run's own process.)
 
     The one place that turns a scenario into CSMS settings, so `fleetsim run` (embedded CSMS)
@@ -139,13 +150,45 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
         deauthorize_share=embedded.deauthorize_share,
         priority_share=embedded.priority_share,
         charging_priority=embedded.charging_priority,
-        reactions=smart_charging_reactions(
-            tx_limit_w=embedded.tx_limit_w,
-            v2x_operation_mode=embedded.v2x_operation_mode,
-            v2x_setpoint_w=embedded.v2x_setpoint_w,
-            v2x_max_power_w=embedded.v2x_max_power_w,
-            nominal_hz=float(scenario.grid.nominal_hz),
+        reactions=combine_reactions(
+            smart_charging_reactions(
+                tx_limit_w=embedded.tx_limit_w,
+                v2x_operation_mode=embedded.v2x_operation_mode,
+                v2x_setpoint_w=embedded.v2x_setpoint_w,
+                v2x_max_power_w=embedded.v2x_max_power_w,
+                nominal_hz=float(scenario.grid.nominal_hz),
+            ),
+            boot_push_reactions(
+                local_list=local_list_for(scenario),
+                display_message=None
+                if embedded.display_message is None
+                else DisplayMessagePush(
+                    embedded.display_message.text,
+                    embedded.display_message.language,
+                    embedded.display_message.id,
+                ),
+            ),
         ),
+    )
+
+
+def local_list_for(scenario: Scenario) -> LocalListPush | None:
+    """The local list of `embedded_csms.local_list`: the first `entries` of the tokens the
+    scenario's drivers present, made by the function that makes each driver's token."""
+    settings = scenario.embedded_csms.local_list
+    if settings is None:
+        return None
+    pool = scenario.ev_fleet.id_tokens
+    types = scenario.ev_fleet.id_token_types
+    tokens = drivers_id_tokens(
+        pool.pattern, pool.count, pool.type, None if types is None else list(types)
+    )
+    return LocalListPush(
+        [
+            {"idToken": value, "type": token_type}
+            for value, token_type in itertools.islice(tokens, settings.entries)
+        ],
+        settings.items_per_message,
     )
 
 

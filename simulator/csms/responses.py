@@ -142,7 +142,9 @@ class Responses:
     def _now(self) -> str:
         return format_timestamp(self._clock())
 
-    def _id_token_info(self, id_token: Mapping[str, Any]) -> Mapping[str, Any]:
+    def id_token_info(self, id_token: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What this CSMS says of `id_token` (an IdTokenType): the idTokenInfo of its
+        Authorize answers, which a local list it pushes carries too."""
         accepted = self._accepted_id_tokens
         if (
             accepted is None
@@ -177,7 +179,7 @@ class Responses:
         return {"currentTime": self._now()}
 
     def _authorize(self, station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
-        response: dict[str, Any] = {"idTokenInfo": self._id_token_info(payload["idToken"])}
+        response: dict[str, Any] = {"idTokenInfo": self.id_token_info(payload["idToken"])}
         if "certificate" in payload or "iso15118CertificateHashData" in payload:
             response["certificateStatus"] = "Accepted"
         return response
@@ -190,7 +192,7 @@ class Responses:
             return _EMPTY
         if self._deauthorize_below and self._deauthorized(payload):
             return _TRANSACTION_DEAUTHORIZED
-        return {"idTokenInfo": self._id_token_info(id_token)}
+        return {"idTokenInfo": self.id_token_info(id_token)}
 
     def _deauthorized(self, payload: Mapping[str, Any]) -> bool:
         """Whether this transaction is one of the `deauthorize_share` the CSMS refuses: a hash

@@ -1,6 +1,7 @@
 """The `embedded_csms` section: what fleetsim's own CSMS does beyond answering everything
 Accepted (smart charging, V2X profiles, deauthorizing some transactions, reserving EVSEs for
-drivers who book ahead, ranking drivers with a chargingPriority)."""
+drivers who book ahead, ranking drivers with a chargingPriority, and what it pushes to each
+station after its boot: the drivers' local authorization list and a display message)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,65 @@ from pydantic import BaseModel, Field, field_validator
 from .base import MODEL_CONFIG, invalid
 from .ranges import Range
 
-__all__ = ["EmbeddedCsmsSettings"]
+__all__ = ["DisplayMessageSettings", "EmbeddedCsmsSettings", "LocalListSettings"]
+
+#: LocalAuthListCtrlr.Entries' maxLimit and ItemsPerMessage of fleetsim's stations.
+LOCAL_LIST_MAX_ENTRIES = 256
+LOCAL_LIST_ITEMS_PER_MESSAGE = 100
+#: MessageContentType.content's maxLength in OCPP 2.0.1 (2.1 allows 1024).
+DISPLAY_MESSAGE_MAX_CHARS = 512
+
+
+class LocalListSettings(BaseModel):
+    """The local authorization list the embedded CSMS keeps on every station (D01)."""
+
+    model_config = MODEL_CONFIG
+
+    entries: int = Field(
+        default=LOCAL_LIST_MAX_ENTRIES,
+        ge=1,
+        le=LOCAL_LIST_MAX_ENTRIES,
+        description=(
+            "How many of the drivers' IdTokens the list holds: those of drivers 1, 2, ... of "
+            "ev_fleet.id_tokens (each driver's token of every id_token_types type, "
+            "NoAuthorization aside), all of them when they are fewer. At most 256, the "
+            "stations' LocalAuthListCtrlr.Entries maxLimit."
+        ),
+    )
+    items_per_message: int = Field(
+        default=LOCAL_LIST_ITEMS_PER_MESSAGE,
+        ge=1,
+        le=LOCAL_LIST_ITEMS_PER_MESSAGE,
+        description=(
+            "Entries per SendLocalList: the list goes as a Full update, then Differential "
+            "updates with the next versions. At most 100, the stations' "
+            "LocalAuthListCtrlr.ItemsPerMessage."
+        ),
+    )
+
+
+class DisplayMessageSettings(BaseModel):
+    """A message the embedded CSMS sets on every station's display after boot (O01)."""
+
+    model_config = MODEL_CONFIG
+
+    text: str = Field(
+        min_length=1,
+        max_length=DISPLAY_MESSAGE_MAX_CHARS,
+        description="What the display shows, e.g. a welcome or the tariff (UTF-8 text).",
+    )
+    language: str = Field(
+        default="en",
+        min_length=2,
+        max_length=8,
+        description=(
+            "The text's language, an RFC 5646 code; fleetsim's displays offer en, de, fr, nl, "
+            "es and it, and refuse others."
+        ),
+    )
+    id: int = Field(
+        default=1, ge=0, description="The message's id; setting it again after a boot replaces it."
+    )
 
 
 class EmbeddedCsmsSettings(BaseModel):
@@ -108,6 +167,24 @@ class EmbeddedCsmsSettings(BaseModel):
         description=(
             "The chargingPriority given to priority_share of the drivers: -9..9, higher "
             "charges first; every other driver has the default, 0."
+        ),
+    )
+
+    local_list: LocalListSettings | None = Field(
+        default=None,
+        description=(
+            "Keep the drivers' IdTokens in a local authorization list on every station, so "
+            "they charge offline where AuthCtrlr.LocalAuthorizeOffline allows it: after each "
+            "Accepted BootNotification the CSMS asks GetLocalListVersion and, unless the "
+            "station holds the CSMS's version (as after a Reset), sends the list with "
+            "SendLocalList. {} takes the defaults. null: no list, and a boot costs nothing more."
+        ),
+    )
+    display_message: DisplayMessageSettings | None = Field(
+        default=None,
+        description=(
+            "Set this message on every station's display (SetDisplayMessage, priority "
+            "NormalCycle) after each Accepted BootNotification. null: none."
         ),
     )
 
