@@ -24,9 +24,18 @@ from simulator.csms.policy import AcceptAfter
 from simulator.station import Station
 from simulator.station.blocks import BLOCKS
 from simulator.station.registry import default_registry
-from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
+from tests.helpers import STATION_ID, station_on_memory_link
+from tests.station.steps import (
+    DISPLAY_MESSAGE,
+    ID_TOKEN,
+    REMOTE_DRIVERS,
+    RESERVATION,
+    cache_enabled,
+    displayed_message,
+    reserved,
+    running_transaction,
+)
 
-ID_TOKEN = {"idToken": "04A2B3C4D5E6F7", "type": "ISO14443"}
 NOW = "2026-01-15T12:00:00Z"
 TX_DEFAULT_PROFILE = {
     "id": 13,
@@ -42,15 +51,6 @@ TX_DEFAULT_PROFILE = {
         }
     ],
 }
-#: The remote start's driver plugs in after a minute (and an EV is drawn for them).
-REMOTE_DRIVERS: dict[str, Any] = {
-    "ev_fleet": {
-        "models": {"test-ev": 1.0},
-        "extra_models": {"test-ev": TEST_EV},
-        "remote_start_plugin_delay_s": 60,
-    }
-}
-
 Prepare = Callable[[Station, Csms], Awaitable[dict[str, Any]]]
 
 
@@ -73,21 +73,6 @@ def request(payload: dict[str, Any]) -> Prepare:
     return prepare
 
 
-async def running_transaction(csms: Csms) -> str:
-    """Start a transaction remotely and return its id once its Started event has arrived."""
-    since = csms.station(STATION_ID).messages_received
-    answer = await csms.call(
-        STATION_ID,
-        "RequestStartTransaction",
-        {"remoteStartId": 41, "idToken": ID_TOKEN, "evseId": 1},
-    )
-    assert answer["status"] == "Accepted"
-    started = await csms.wait_for_message(
-        STATION_ID, "TransactionEvent", lambda p: p["eventType"] == "Started", since=since
-    )
-    return str(started["transactionInfo"]["transactionId"])
-
-
 async def installed_profile(csms: Csms) -> None:
     answer = await csms.call(
         STATION_ID, "SetChargingProfile", {"evseId": 1, "chargingProfile": TX_DEFAULT_PROFILE}
@@ -101,18 +86,6 @@ def after_profile(payload: dict[str, Any]) -> Prepare:
         return payload
 
     return prepare
-
-
-DISPLAY_MESSAGE = {
-    "id": 7,
-    "priority": "NormalCycle",
-    "message": {"format": "UTF8", "language": "en", "content": "Welcome"},
-}
-
-
-async def displayed_message(csms: Csms) -> None:
-    answer = await csms.call(STATION_ID, "SetDisplayMessage", {"message": DISPLAY_MESSAGE})
-    assert answer["status"] == "Accepted"
 
 
 def after_display_message(payload: dict[str, Any]) -> Prepare:
@@ -131,34 +104,16 @@ async def own_vendor(station: Station, csms: Csms) -> dict[str, Any]:
     return {"vendorId": station.config.vendor}
 
 
-#: A reservation of EVSE 1 for the rest of the (simulated) day.
-RESERVATION = {"id": 7, "evseId": 1, "expiryDateTime": "2026-01-15T23:00:00Z", "idToken": ID_TOKEN}
-
-
-async def reserved(station: Station, csms: Csms) -> dict[str, Any]:
-    answer = await csms.call(STATION_ID, "ReserveNow", RESERVATION)
-    assert answer["status"] == "Accepted"
-    return {"reservationId": RESERVATION["id"]}
-
-
 HEARTBEAT = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
 
 
-async def cache_enabled(station: Station, csms: Csms) -> dict[str, Any]:
-    answer = await csms.call(
-        STATION_ID,
-        "SetVariables",
-        {
-            "setVariableData": [
-                {
-                    "component": {"name": "AuthCacheCtrlr"},
-                    "variable": {"name": "Enabled"},
-                    "attributeValue": "true",
-                }
-            ]
-        },
-    )
-    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
+async def reservation_made(station: Station, csms: Csms) -> dict[str, Any]:
+    await reserved(csms)
+    return {"reservationId": RESERVATION["id"]}
+
+
+async def with_cache(station: Station, csms: Csms) -> dict[str, Any]:
+    await cache_enabled(csms)
     return {}
 
 
@@ -185,8 +140,8 @@ ACTION_CASES: dict[str, Case] = {
     "GetDisplayMessages": Case(after_display_message({"requestId": 3})),
     "ClearDisplayMessage": Case(after_display_message({"id": 7})),
     "ReserveNow": Case(request(RESERVATION)),
-    "CancelReservation": Case(reserved),
-    "ClearCache": Case(cache_enabled),
+    "CancelReservation": Case(reservation_made),
+    "ClearCache": Case(with_cache),
     "SendLocalList": Case(
         request(
             {

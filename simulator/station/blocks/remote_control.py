@@ -86,9 +86,12 @@ def _authorized(transaction: Transaction) -> bool:
 
 
 def _free_for_remote_start(station: StationCore, evse: Evse) -> bool:
+    """Whether `evse` can take a remote start: in service, with a connector in service (an
+    EVSE whose connectors are all Inoperative has nowhere to charge), and not claimed."""
     return (
         station.operative
         and evse.operative
+        and any(connector.operative for connector in evse.connectors)
         and evse.remote_start is None
         and (evse.transaction is None or evse.transaction.id_token is None)
         and not _authorizing(station, evse)
