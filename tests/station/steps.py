@@ -61,7 +61,8 @@ async def arrives(
         return await csms.wait_for_message(STATION_ID, action, predicate, since=since)
 
 
-async def set_variable(csms: Csms, component: str, variable: str, value: str) -> None:
+async def set_variable_statuses(csms: Csms, values: Mapping[tuple[str, str], str]) -> list[str]:
+    """SetVariables of (component, variable) -> value; the attributeStatus of each."""
     answer = await csms.call(
         STATION_ID,
         "SetVariables",
@@ -72,10 +73,21 @@ async def set_variable(csms: Csms, component: str, variable: str, value: str) ->
                     "variable": {"name": variable},
                     "attributeValue": value,
                 }
+                for (component, variable), value in values.items()
             ]
         },
     )
-    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted", answer
+    return [result["attributeStatus"] for result in answer["setVariableResult"]]
+
+
+async def set_variables(csms: Csms, values: Mapping[tuple[str, str], str]) -> None:
+    """SetVariables that the station must accept, every one."""
+    statuses = await set_variable_statuses(csms, values)
+    assert statuses == ["Accepted"] * len(values), (values, statuses)
+
+
+async def set_variable(csms: Csms, component: str, variable: str, value: str) -> None:
+    await set_variables(csms, {(component, variable): value})
 
 
 async def get_variable(

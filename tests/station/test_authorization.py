@@ -20,6 +20,7 @@ from simulator.ocpp import OcppVersion
 from simulator.station import Station, StationConfig
 from simulator.station.blocks import authorization
 from tests.helpers import STATION_ID, T0, busy_site, station_on_memory_link
+from tests.station.steps import get_variable, set_variables
 
 VERSIONS: tuple[OcppVersion, ...] = ("2.1", "2.0.1")
 CARD = {"idToken": "CARD0001", "type": "ISO14443"}
@@ -38,36 +39,6 @@ def long_backoff_config(version: OcppVersion, **overrides: Any) -> StationConfig
         "retry_backoff_random_range_s": 0.0,
     }
     return StationConfig(**(settings | overrides))
-
-
-async def set_variables(csms: Csms, values: Mapping[tuple[str, str], str]) -> None:
-    answer = await csms.call(
-        STATION_ID,
-        "SetVariables",
-        {
-            "setVariableData": [
-                {
-                    "component": {"name": component},
-                    "variable": {"name": variable},
-                    "attributeValue": value,
-                }
-                for (component, variable), value in values.items()
-            ]
-        },
-    )
-    statuses = [result["attributeStatus"] for result in answer["setVariableResult"]]
-    assert statuses == ["Accepted"] * len(values), answer
-
-
-async def get_variable(csms: Csms, component: str, variable: str) -> str:
-    answer = await csms.call(
-        STATION_ID,
-        "GetVariables",
-        {"getVariableData": [{"component": {"name": component}, "variable": {"name": variable}}]},
-    )
-    [result] = answer["getVariableResult"]
-    assert result["attributeStatus"] == "Accepted", result
-    return str(result["attributeValue"])
 
 
 async def go_offline(station: Station, csms: Csms) -> None:

@@ -18,6 +18,7 @@ from simulator.ocpp import OcppVersion
 from simulator.station import Station
 from simulator.station.ev_driver import ev_arrives
 from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
+from tests.station.steps import get_variable, set_variable
 
 VERSIONS = pytest.mark.parametrize("version", ["2.1", "2.0.1"])
 DRIVER = {"idToken": "DRIVER-1", "type": "ISO14443"}
@@ -81,39 +82,6 @@ async def nothing_arrives(csms: Csms, action: str, since: int, within_s: float) 
     with trio.move_on_after(within_s):
         message = await csms.wait_for_message(STATION_ID, action, since=since)
         pytest.fail(f"unexpected {action}: {message}")
-
-
-async def get_variable(
-    csms: Csms, component: str, variable: str, evse: Mapping[str, int] | None = None
-) -> str:
-    component_json: dict[str, Any] = {"name": component}
-    if evse is not None:
-        component_json["evse"] = evse
-    answer = await csms.call(
-        STATION_ID,
-        "GetVariables",
-        {"getVariableData": [{"component": component_json, "variable": {"name": variable}}]},
-    )
-    result = answer["getVariableResult"][0]
-    assert result["attributeStatus"] == "Accepted", result
-    return str(result["attributeValue"])
-
-
-async def set_variable(csms: Csms, component: str, variable: str, value: str) -> None:
-    answer = await csms.call(
-        STATION_ID,
-        "SetVariables",
-        {
-            "setVariableData": [
-                {
-                    "component": {"name": component},
-                    "variable": {"name": variable},
-                    "attributeValue": value,
-                }
-            ]
-        },
-    )
-    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted", answer
 
 
 async def lock_active(csms: Csms) -> str:

@@ -17,6 +17,7 @@ from simulator.ocpp import OcppVersion
 from simulator.station import Station
 from simulator.station.ev_driver import ev_arrives
 from tests.helpers import STATION_ID, TEST_EV, busy_site, station_on_memory_link
+from tests.station.steps import set_variable
 
 VERSIONS = pytest.mark.parametrize("version", ["2.1", "2.0.1"])
 DRIVER = {"idToken": "DRIVER-1", "type": "ISO14443"}
@@ -75,23 +76,6 @@ async def evse_state(csms: Csms, evse_id: int) -> str:
         },
     )
     return str(answer["getVariableResult"][0]["attributeValue"])
-
-
-async def set_variable(csms: Csms, component: str, variable: str, value: str) -> None:
-    answer = await csms.call(
-        STATION_ID,
-        "SetVariables",
-        {
-            "setVariableData": [
-                {
-                    "component": {"name": component},
-                    "variable": {"name": variable},
-                    "attributeValue": value,
-                }
-            ]
-        },
-    )
-    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
 
 
 def driver_arrives(

@@ -21,6 +21,7 @@ from simulator.csms import Csms, CsmsConfig
 from simulator.ocpp import CallErrorReceived, ErrorCode, OcppVersion, RpcError
 from simulator.station import Station, StationConfig
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
+from tests.station.steps import set_variable
 
 VERSIONS = pytest.mark.parametrize("version", ["2.1", "2.0.1"])
 #: EVs that charge for the whole of a two-hour stay (40 kWh from 10 % at 11 kW).
@@ -83,23 +84,6 @@ async def charging_transaction(csms: Csms) -> str:
             of_transaction(transaction_id, triggerReason="MeterValuePeriodic"),
         )
     return transaction_id
-
-
-async def set_variable(csms: Csms, component: str, variable: str, value: str) -> None:
-    answer = await csms.call(
-        STATION_ID,
-        "SetVariables",
-        {
-            "setVariableData": [
-                {
-                    "component": {"name": component},
-                    "variable": {"name": variable},
-                    "attributeValue": value,
-                }
-            ]
-        },
-    )
-    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
 
 
 def assert_gap_free_and_monotonic(events: list[Payload]) -> list[float]:

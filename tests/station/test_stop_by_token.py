@@ -21,7 +21,7 @@ from simulator.ocpp import OcppVersion
 from simulator.station import Station, StationConfig
 from simulator.station.id_reader import present_id_token
 from tests.helpers import STATION_ID, TEST_EV, busy_site, station_on_memory_link
-from tests.station.test_authorization import set_variables
+from tests.station.steps import set_variables
 
 VERSIONS: tuple[OcppVersion, ...] = ("2.1", "2.0.1")
 CARD_A = {"idToken": "04A1A1A1A1A1A1", "type": "ISO14443"}

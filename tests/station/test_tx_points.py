@@ -20,6 +20,7 @@ from simulator.ocpp import OcppVersion
 from simulator.station import EvseConfig, Station, StationConfig
 from simulator.station.ev_driver import DRIVE_OFF_S, WALK_TO_CAR_S
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
+from tests.station.steps import set_variable_statuses
 
 VERSIONS: tuple[OcppVersion, ...] = ("2.1", "2.0.1")
 # Test EVs that each want 4 kWh (20 % to 30 % of 40 kWh at 11 kW) and stay 30 minutes.
@@ -36,32 +37,13 @@ def _config(version: OcppVersion, **overrides: Any) -> StationConfig:
     return StationConfig(**({"ocpp_version": version, "meter_interval_s": 300} | overrides))
 
 
-async def _set(csms: Csms, values: Mapping[tuple[str, str], str]) -> list[str]:
-    """SetVariables; the attributeStatus of each value."""
-    answer = await csms.call(
-        STATION_ID,
-        "SetVariables",
-        {
-            "setVariableData": [
-                {
-                    "component": {"name": component},
-                    "variable": {"name": variable},
-                    "attributeValue": value,
-                }
-                for (component, variable), value in values.items()
-            ]
-        },
-    )
-    return [result["attributeStatus"] for result in answer["setVariableResult"]]
-
-
 async def _set_points(csms: Csms, *, start: str | None = None, stop: str | None = None) -> None:
     values = {}
     if start is not None:
         values["TxCtrlr", "TxStartPoint"] = start
     if stop is not None:
         values["TxCtrlr", "TxStopPoint"] = stop
-    assert await _set(csms, values) == ["Accepted"] * len(values)
+    assert await set_variable_statuses(csms, values) == ["Accepted"] * len(values)
 
 
 def _events(csms: Csms, transaction_id: str) -> list[Event]:
@@ -188,7 +170,9 @@ async def test_data_signed_is_refused_since_the_meter_signs_nothing(
 ) -> None:
     async with station_on_memory_link() as (_, csms):
         for variable in ("TxStartPoint", "TxStopPoint"):
-            assert await _set(csms, {("TxCtrlr", variable): "DataSigned"}) == ["Rejected"]
+            assert await set_variable_statuses(csms, {("TxCtrlr", variable): "DataSigned"}) == [
+                "Rejected"
+            ]
 
 
 # -- E06: stop points ---------------------------------------------------------------------------
@@ -321,7 +305,7 @@ async def test_an_ev_side_disconnect_deauthorizes_or_suspends_the_transaction(
 ) -> None:
     async with station_on_memory_link(_config(version), scenario=CABLE_FIRST) as (_, csms):
         await _set_points(csms, stop="Authorized")
-        assert await _set(
+        assert await set_variable_statuses(
             csms, {("TxCtrlr", "StopTxOnEVSideDisconnect"): stop_tx_on_ev_side_disconnect}
         ) == ["Accepted"]
         events = await _next_transaction(csms, csms.station(STATION_ID).messages_received)
@@ -341,9 +325,9 @@ async def test_a_socket_outlet_keeps_the_drivers_cable_locked_per_unlock_on_ev_s
     config = _config(version, evses=(EvseConfig(connector_types=("sType2",)),))
     async with station_on_memory_link(config, scenario=CABLE_FIRST) as (_, csms):
         await _set_points(csms, stop="ParkingBayOccupancy")
-        assert await _set(csms, {("OCPPCommCtrlr", "UnlockOnEVSideDisconnect"): unlock}) == [
-            "Accepted"
-        ]
+        assert await set_variable_statuses(
+            csms, {("OCPPCommCtrlr", "UnlockOnEVSideDisconnect"): unlock}
+        ) == ["Accepted"]
         events = await _next_transaction(csms, csms.station(STATION_ID).messages_received)
     assert _steps(events)[-2:] == [
         ("Updated", "EVCommunicationLost", "Idle", None),
@@ -359,9 +343,9 @@ async def test_a_station_whose_cables_are_fixed_has_no_lock_to_configure(
     autojump_clock: MockClock,
 ) -> None:
     async with station_on_memory_link() as (_, csms):
-        assert await _set(csms, {("OCPPCommCtrlr", "UnlockOnEVSideDisconnect"): "false"}) == [
-            "Rejected"
-        ]
+        assert await set_variable_statuses(
+            csms, {("OCPPCommCtrlr", "UnlockOnEVSideDisconnect"): "false"}
+        ) == ["Rejected"]
 
 
 # -- E15: the end of charging -------------------------------------------------------------------
