@@ -426,6 +426,10 @@ class Site:
             entry[2].set_droop(response_w, now_s)
         return None
 
+    def grid_frequency_hz(self) -> float:
+        """The frequency of the grid model now, as the site's meters read it."""
+        return self.world.frequency_hz
+
     # -- the load-test loop (loop_idle_s) ---------------------------------------------------
 
     def visit_ended(self, station: StationCore, evse: Evse) -> None:

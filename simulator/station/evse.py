@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NOMINAL_PHASE_VOLTAGE_V",
     "Connector",
+    "EndedMeterValues",
     "Evse",
     "RemoteStart",
     "ReservationHold",
@@ -70,11 +71,53 @@ class Transaction:
     #: The triggerReason of the limit last reported reached (EnergyLimitReached, ...), so it is
     #: reported once; None while no limit is reached.
     limit_reached: str | None = None
+    #: The meter values its Ended event will carry besides the last one (TxEndedInterval of
+    #: SampledDataCtrlr and AlignedDataCtrlr); None while there are none.
+    ended_meter_values: EndedMeterValues | None = None
 
     def next_seq_no(self) -> int:
         seq_no = self.seq_no
         self.seq_no += 1
         return seq_no
+
+
+class EndedMeterValues:
+    """The samples a transaction keeps for its Ended event, at most `LIMIT` of them.
+
+    Two series feed it: SampledDataCtrlr.TxEndedInterval's, numbered from the start (0 is the
+    start itself), and AlignedDataCtrlr.TxEndedInterval's clock-aligned ones, numbered as they
+    come.  Once more than `LIMIT` are kept, the stride doubles: samples whose number is not a
+    multiple of it go, and only multiples are kept from then on.  A long transaction so keeps
+    evenly spaced samples over its whole length, each on its series' grid.
+    """
+
+    __slots__ = ("_aligned_taken", "_kept", "_stride")
+
+    #: A 24-hour transaction at 15-minute intervals keeps all its 96 samples.
+    LIMIT = 128
+
+    def __init__(self) -> None:
+        #: (number in its series, MeterValueType), oldest first.
+        self._kept: list[tuple[int, dict[str, Any]]] = []
+        self._stride = 1
+        self._aligned_taken = 0
+
+    def add(self, meter_value: dict[str, Any], number: int | None = None) -> None:
+        """Keep sample `number` of the sampled series, or with None the next clock-aligned
+        one, unless the stride leaves it out."""
+        if number is None:
+            number = self._aligned_taken
+            self._aligned_taken += 1
+        if number % self._stride:
+            return
+        self._kept.append((number, meter_value))
+        if len(self._kept) > self.LIMIT:
+            self._stride *= 2
+            self._kept = [kept for kept in self._kept if kept[0] % self._stride == 0]
+
+    def meter_values(self) -> list[dict[str, Any]]:
+        """The kept MeterValueTypes in time order."""
+        return sorted((kept[1] for kept in self._kept), key=lambda value: value["timestamp"])
 
 
 def is_socket_outlet(connector_type: str) -> bool:

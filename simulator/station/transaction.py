@@ -48,7 +48,7 @@ from .core import (
     TransactionEventAnswered,
     TransactionStarted,
 )
-from .evse import Evse, Transaction
+from .evse import EndedMeterValues, Evse, Transaction
 from .measurands import sampled_values
 
 __all__ = [
@@ -58,6 +58,9 @@ __all__ = [
     "deliver_transaction_event",
     "end_transaction",
     "meter_value",
+    "record_ended_sample",
+    "sampled_ended_interval_s",
+    "send_clock_aligned",
     "start_transaction",
     "update_transaction",
 ]
@@ -76,11 +79,22 @@ LIMIT_STOPPED_REASONS = {
 
 
 def meter_value(
-    station: StationCore, evse: Evse, measurands: tuple[str, ...], context: str
+    station: StationCore,
+    evse: Evse,
+    measurands: tuple[str, ...],
+    context: str,
+    *,
+    at_s: float | None = None,
 ) -> dict[str, Any]:
-    """One MeterValueType of `evse` now, with the measurands asked for."""
-    sampled = sampled_values(evse, measurands, context, station.clock.sim_now())
-    return {"timestamp": station.clock.timestamp(), "sampledValue": sampled}
+    """One MeterValueType of `evse` with the measurands asked for, read now and stamped now
+    or, with `at_s`, stamped at simulated second `at_s` (a clock-aligned boundary the station
+    latched this very instant: its readings are taken now, never from the past, which the
+    piecewise-linear session cannot replay once it has moved on)."""
+    clock = station.clock
+    now_s = clock.sim_now()
+    stamp_s = now_s if at_s is None else at_s
+    sampled = sampled_values(station, evse, measurands, context, max(now_s, stamp_s))
+    return {"timestamp": clock.timestamp(stamp_s), "sampledValue": sampled}
 
 
 def _sampled(station: StationCore, event_type: str) -> tuple[str, ...]:
@@ -110,9 +124,13 @@ def _event(
     reservation_id: int | None = None,
     id_token: dict[str, str] | None = None,
     transaction_limit: dict[str, float] | None = None,
+    at_s: float | None = None,
+    meter_values: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One TransactionEvent; it carries `id_token` when given (a driver ending their
-    authorization, E07, C09, C16), else the transaction's own IdToken with `include_token`."""
+    authorization, E07, C09, C16), else the transaction's own IdToken with `include_token`.
+    Its meterValue holds `meter_values` (taken earlier) followed by a sample of `measurands`
+    now; it is stamped now, or at simulated second `at_s`."""
     info: dict[str, Any] = {"transactionId": transaction.id}
     if transaction.charging_state is not None:
         info["chargingState"] = transaction.charging_state
@@ -124,7 +142,7 @@ def _event(
         info["remoteStartId"] = transaction.remote_start_id
     payload: dict[str, Any] = {
         "eventType": event_type,
-        "timestamp": station.clock.timestamp(),
+        "timestamp": station.clock.timestamp(at_s),
         "triggerReason": trigger_reason,
         "seqNo": transaction.next_seq_no(),
         "transactionInfo": info,
@@ -136,11 +154,74 @@ def _event(
         payload["idToken"] = transaction.id_token
     if reservation_id is not None:
         payload["reservationId"] = reservation_id
+    values = [value for value in meter_values or () if value["sampledValue"]]
     if measurands:
-        sample = meter_value(station, evse, measurands, context)
+        sample = meter_value(station, evse, measurands, context, at_s=at_s)
         if sample["sampledValue"]:
-            payload["meterValue"] = [sample]
+            values.append(sample)
+    if values:
+        payload["meterValue"] = values
     return payload
+
+
+def sampled_ended_interval_s(station: StationCore) -> int:
+    """SampledDataCtrlr.TxEndedInterval when the Ended event is to carry samples at it: the
+    sampled data are enabled and name measurands for it; else 0."""
+    model = station.device_model
+    interval_s = model.integer("SampledDataCtrlr", "TxEndedInterval")
+    if (
+        interval_s <= 0
+        or not model.boolean("SampledDataCtrlr", "Enabled")
+        or not model.members("SampledDataCtrlr", "TxEndedMeasurands")
+    ):
+        return 0
+    return interval_s
+
+
+def record_ended_sample(
+    station: StationCore,
+    evse: Evse,
+    transaction: Transaction,
+    context: str,
+    *,
+    number: int | None = None,
+    at_s: float | None = None,
+) -> None:
+    """Keep a sample for `transaction`'s Ended event (J02): sample `number` of the
+    SampledDataCtrlr.TxEndedInterval series, of SampledDataCtrlr.TxEndedMeasurands, or without
+    a number the next clock-aligned one, of AlignedDataCtrlr.TxEndedMeasurands; stamped at
+    `at_s` (default: now).  At most `EndedMeterValues.LIMIT` are kept."""
+    component = "SampledDataCtrlr" if number is not None else "AlignedDataCtrlr"
+    measurands = station.device_model.members(component, "TxEndedMeasurands")
+    if not measurands:
+        return
+    kept = transaction.ended_meter_values
+    if kept is None:
+        kept = transaction.ended_meter_values = EndedMeterValues()
+    kept.add(meter_value(station, evse, measurands, context, at_s=at_s), number)
+
+
+async def send_clock_aligned(
+    station: StationCore, evse: Evse, sample: dict[str, Any], at_s: float
+) -> None:
+    """A clock-aligned sample of an EVSE with a transaction goes out as an Updated event,
+    triggerReason MeterValueClock, stamped at the boundary `at_s` (J01)."""
+    transaction = evse.transaction
+    if transaction is None:
+        return
+    station.stats.energy_delivered(evse.unaccounted_wh(station.clock.sim_now()))
+    payload = _event(
+        station,
+        evse,
+        transaction,
+        "Updated",
+        "MeterValueClock",
+        measurands=(),
+        context="Sample.Clock",
+        at_s=at_s,
+        meter_values=[sample],
+    )
+    await station.send_transaction_event(payload)
 
 
 async def start_transaction(
@@ -167,6 +248,9 @@ async def start_transaction(
         start_register_wh=evse.register_wh(now_s),
     )
     evse.transaction = transaction
+    if sampled_ended_interval_s(station) > 0:
+        # The Ended event's series of samples begins with the start (J02, TxEndedInterval).
+        record_ended_sample(station, evse, transaction, "Transaction.Begin", number=0)
     payload = _event(
         station,
         evse,
@@ -243,6 +327,8 @@ async def end_transaction(
     station.stats.energy_delivered(evse.unaccounted_wh(now_s))
     # Idle: no EV is connected any more (the EV side was unplugged, or never plugged in).
     transaction.charging_state = "EVConnected" if evse.plugged_connector is not None else "Idle"
+    kept = transaction.ended_meter_values
+    transaction.ended_meter_values = None
     payload = _event(
         station,
         evse,
@@ -253,6 +339,7 @@ async def end_transaction(
         context="Transaction.End",
         stopped_reason=stopped_reason,
         id_token=id_token,
+        meter_values=None if kept is None else kept.meter_values(),
     )
     station.stats.transaction_ended(stopped_reason)
     evse.wake()

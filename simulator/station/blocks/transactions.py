@@ -1,4 +1,5 @@
-"""Blocks E and J as the CSMS sees them: the transaction and metering settings, and triggers.
+"""Blocks E and J as the CSMS sees them: the transaction and metering settings, triggers, and
+the station's metering clock.
 
 The transaction machinery itself (events, seqNo, delivery) is the station's own
 (`station/transaction.py`), since the EV driver and other blocks start, update and end
@@ -16,22 +17,62 @@ station supports: every one but DataSigned, since its meter signs no readings.
 StopTxOnEVSideDisconnect (E10) is read when a cable leaves an EV, and UnlockOnEVSideDisconnect
 is writable only on a station with a socket outlet: with cables fixed to the station there is
 no cable of the driver's to lock.
+
+Clock-aligned data (J01): every AlignedDataCtrlr.Interval seconds of the simulated wall clock,
+counted from midnight UTC of each simulated day (the last interval of a day ends at midnight
+when Interval does not divide a day), each EVSE samples AlignedDataCtrlr.Measurands, context
+Sample.Clock, stamped on the boundary: an EVSE with a transaction sends them in an Updated
+TransactionEvent, triggerReason MeterValueClock (queued offline like any transaction event), one
+without sends a MeterValues (only while online: a clock-aligned MeterValues is not a
+transaction message and is not queued).  The station has no main meter of its own, so it sends
+no evseId 0 values.  The Ended event (J02) carries, before its Transaction.End sample, the
+samples taken every SampledDataCtrlr.TxEndedInterval from the start (the first is the start,
+Transaction.Begin) and at every AlignedDataCtrlr.TxEndedInterval boundary (Sample.Clock), of
+the respective TxEndedMeasurands; a TxEndedInterval of 0 sends the end value alone (the start
+value went out in the Started event).  Each controller's Enabled false stops its samples.
+
+These boundaries are one timer per station, the metering clock: a task that sleeps on one
+`Alarm` until the earliest boundary due and ends when none is (Interval 0 and no TxEnded
+series: the default), so a fleet that asks for no clock-aligned data holds no task and no state
+for it.  A changed Interval, TxEndedInterval or Enabled wakes it, and it sleeps again until
+the next boundary under the new values: a new Interval takes effect at its next boundary.
+Stations that share a boundary (a whole fleet at :00, :15, ...) are woken together by the
+shared timer heap of `simulator.clock`, so the boundary costs one trio wake-up and each
+station's messages.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from ...clock import Alarm, SimClock
 from ...link import Answer
 from ..config import StationConfig
-from ..core import Block, StationCore, TriggerTarget, VariableChanged, refused
+from ..core import (
+    Block,
+    Booted,
+    StationCore,
+    TransactionStarted,
+    TriggerTarget,
+    VariableChanged,
+    refused,
+)
 from ..device_model import VariableSpec
-from ..evse import is_socket_outlet
+from ..evse import Evse, is_socket_outlet
 from ..measurands import MEASURANDS
-from ..transaction import meter_value, update_transaction
+from ..transaction import (
+    meter_value,
+    record_ended_sample,
+    sampled_ended_interval_s,
+    send_clock_aligned,
+    update_transaction,
+)
 
-__all__ = ["BLOCK"]
+__all__ = ["BLOCK", "aligned_boundary_s"]
 
 _TX_UPDATED_INTERVAL = ("SampledDataCtrlr", None, None, None, "TxUpdatedInterval", None)
 #: The points the station starts and stops transactions on (TxStartPoint, TxStopPoint): all
@@ -84,11 +125,171 @@ def _trigger_meter_values(station: StationCore, target: TriggerTarget) -> Answer
     return Answer({"status": "Accepted"}, then=send)
 
 
-async def _interval_changed(station: StationCore, event: VariableChanged) -> None:
-    if event.key == _TX_UPDATED_INTERVAL:
+async def _variable_changed(station: StationCore, event: VariableChanged) -> None:
+    key = event.key
+    if key == _TX_UPDATED_INTERVAL:
         for evse in station.evses:
             if evse.transaction is not None:
                 evse.wake()
+    elif key in _METER_CLOCK_KEYS:
+        _arm(station)
+
+
+# -- J01, J02: the metering clock ----------------------------------------------------------------
+
+_DAY_S = 86_400
+#: Boundaries this close (simulated seconds) are one instant: the timestamps' resolution.
+_SAME_S = 1e-3
+#: The variables the metering clock's boundaries follow.
+_METER_CLOCK_KEYS = frozenset(
+    (component, None, None, None, variable, None)
+    for component, variable in (
+        ("AlignedDataCtrlr", "Enabled"),
+        ("AlignedDataCtrlr", "Interval"),
+        ("AlignedDataCtrlr", "TxEndedInterval"),
+        ("AlignedDataCtrlr", "TxEndedMeasurands"),
+        ("SampledDataCtrlr", "Enabled"),
+        ("SampledDataCtrlr", "TxEndedInterval"),
+        ("SampledDataCtrlr", "TxEndedMeasurands"),
+    )
+)
+#: What falls due at a boundary: clock-aligned values to send, a clock-aligned sample for the
+#: Ended events, a transaction's sample every SampledDataCtrlr.TxEndedInterval.
+_ALIGNED, _ALIGNED_ENDED, _SAMPLED_ENDED = "aligned", "aligned-ended", "sampled-ended"
+#: (simulated second, what, the EVSE of a transaction's sample, the sample's number).
+_Due = tuple[float, str, Evse | None, int]
+
+
+@dataclass(slots=True)
+class _MeterClock:
+    """A station's metering clock, made the first time something is to be timed."""
+
+    alarm: Alarm = field(default_factory=Alarm)
+    #: Whether its task runs (sleeping or sending).
+    running: bool = False
+    #: The last boundary handled (simulated seconds), never handled twice.
+    done_s: float = -math.inf
+
+
+def aligned_boundary_s(clock: SimClock, interval_s: int, after_s: float) -> float:
+    """The first boundary of `interval_s` clock-aligned intervals after simulated second
+    `after_s`: intervals are evenly spaced per day from midnight (UTC) of the simulated wall
+    clock, and a day's last interval ends at the next midnight."""
+    origin_s = clock.epoch_s(0.0)
+    epoch_s = origin_s + after_s
+    day_s = math.floor(epoch_s / _DAY_S) * _DAY_S
+    count = math.floor((epoch_s - day_s) / interval_s) + 1
+    return min(day_s + count * interval_s, day_s + _DAY_S) - origin_s
+
+
+def _schedule(station: StationCore, after_s: float) -> list[_Due]:
+    """The next boundary of each series the station keeps now, after simulated second
+    `after_s`; empty when there is nothing to time."""
+    model = station.device_model
+    clock = station.clock
+    due: list[_Due] = []
+    if model.boolean("AlignedDataCtrlr", "Enabled"):
+        interval_s = model.integer("AlignedDataCtrlr", "Interval")
+        if interval_s > 0:
+            due.append((aligned_boundary_s(clock, interval_s, after_s), _ALIGNED, None, 0))
+        ended_s = model.integer("AlignedDataCtrlr", "TxEndedInterval")
+        if (
+            ended_s > 0
+            and model.members("AlignedDataCtrlr", "TxEndedMeasurands")
+            and any(evse.transaction is not None for evse in station.evses)
+        ):
+            due.append((aligned_boundary_s(clock, ended_s, after_s), _ALIGNED_ENDED, None, 0))
+    sampled_s = sampled_ended_interval_s(station)
+    if sampled_s > 0:
+        for evse in station.evses:
+            transaction = evse.transaction
+            if transaction is not None:
+                # Sample 0 is the start itself, which start_transaction took.
+                number = max(1, math.floor((after_s - transaction.started_s) / sampled_s) + 1)
+                due_s = transaction.started_s + number * sampled_s
+                due.append((due_s, _SAMPLED_ENDED, evse, number))
+    return due
+
+
+def _arm(station: StationCore) -> None:
+    """Make the metering clock follow the station's settings and transactions: wake it, or
+    start it when something is to be timed."""
+    state = station.peek_block_state(BLOCK)
+    if state is not None and state.running:
+        state.alarm.wake()
+        return
+    # A clock that starts now takes its first boundary after now.
+    after_s = station.clock.sim_now()
+    if state is not None:
+        after_s = max(after_s, state.done_s)
+    if not _schedule(station, after_s):
+        return
+    state = station.block_state(BLOCK)
+    state.done_s = after_s
+    state.running = station.spawn(partial(_run_meter_clock, station, state))
+
+
+async def _run_meter_clock(station: StationCore, state: _MeterClock) -> None:
+    """Sleep until the next boundary, handle what falls due there, repeat; end when nothing is
+    to be timed.  A boundary missed (the settings changed, the station was busy) is not
+    replayed: the clock goes on from now."""
+    clock = station.clock
+    try:
+        while True:
+            now_s = clock.sim_now()
+            due = _schedule(station, max(state.done_s, now_s - _SAME_S))
+            if not due:
+                return
+            due_s = min(item[0] for item in due)
+            if due_s > now_s + _SAME_S:
+                await state.alarm.sleep_until(clock.trio_deadline(due_s))
+                continue  # the boundary came, or something changed: look again
+            state.done_s = due_s
+            await _meter_at(station, due_s, [item for item in due if item[0] <= due_s + _SAME_S])
+    finally:
+        state.running = False
+
+
+async def _meter_at(station: StationCore, boundary_s: float, due: list[_Due]) -> None:
+    """Take every sample due at `boundary_s` at once, then send those that go out."""
+    model = station.device_model
+    outgoing: list[tuple[Evse, Any, dict[str, Any]]] = []
+    for _, what, evse, number in due:
+        if what == _ALIGNED:
+            measurands = model.members("AlignedDataCtrlr", "Measurands")
+            for each in station.evses:
+                sample = meter_value(station, each, measurands, "Sample.Clock", at_s=boundary_s)
+                if sample["sampledValue"]:
+                    outgoing.append((each, each.transaction, sample))
+        elif what == _ALIGNED_ENDED:
+            for each in station.evses:
+                if each.transaction is not None:
+                    record_ended_sample(
+                        station, each, each.transaction, "Sample.Clock", at_s=boundary_s
+                    )
+        elif evse is not None and evse.transaction is not None:
+            record_ended_sample(
+                station,
+                evse,
+                evse.transaction,
+                "Sample.Periodic",
+                number=number,
+                at_s=boundary_s,
+            )
+    for evse, transaction, sample in outgoing:
+        if transaction is None:
+            if station.online:
+                await station.call("MeterValues", {"evseId": evse.id, "meterValue": [sample]})
+        elif evse.transaction is transaction:
+            await send_clock_aligned(station, evse, sample, boundary_s)
+
+
+async def _booted(station: StationCore, event: Booted) -> None:
+    _arm(station)
+
+
+async def _transaction_started(station: StationCore, event: TransactionStarted) -> None:
+    _arm(station)
 
 
 def _variables(config: StationConfig) -> Iterator[VariableSpec]:
@@ -186,14 +387,16 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
         "Energy.Active.Import.Register",
         values_list=measurands,
     )
-    # The Ended event carries one sample at the end, no intervals: TxEndedInterval 0.
-    yield VariableSpec(sampled, "TxEndedInterval", "integer", "0", "ReadOnly", unit="s")
+    # 0: the Ended event carries the end value alone (the metering clock takes the others).
+    yield VariableSpec(
+        sampled, "TxEndedInterval", "integer", "0", unit="s", min_limit=0, max_limit=_DAY_S
+    )
 
     aligned = "AlignedDataCtrlr"
-    # No clock-aligned meter values are sent (Interval 0); the aligned measurands are what a
-    # triggered MeterValues samples.
-    yield VariableSpec(aligned, "Enabled", "boolean", "true", "ReadOnly")
-    yield VariableSpec(aligned, "Interval", "integer", "0", "ReadOnly", unit="s")
+    # Interval 0: no clock-aligned values until the CSMS (or the scenario) asks for them; the
+    # aligned measurands are also what a triggered MeterValues samples.
+    yield VariableSpec(aligned, "Enabled", "boolean", "true")
+    yield VariableSpec(aligned, "Interval", "integer", "0", unit="s", min_limit=0, max_limit=_DAY_S)
     yield VariableSpec(
         aligned,
         "Measurands",
@@ -205,11 +408,12 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
         aligned,
         "TxEndedMeasurands",
         "MemberList",
-        "",
-        "ReadOnly",
+        "Energy.Active.Import.Register",
         values_list=measurands,
     )
-    yield VariableSpec(aligned, "TxEndedInterval", "integer", "0", "ReadOnly", unit="s")
+    yield VariableSpec(
+        aligned, "TxEndedInterval", "integer", "0", unit="s", min_limit=0, max_limit=_DAY_S
+    )
 
 
 # -- E14: GetTransactionStatus -------------------------------------------------------------------
@@ -232,11 +436,16 @@ def get_transaction_status(station: StationCore, payload: Mapping[str, Any]) -> 
     return Answer({"ongoingIndicator": ongoing, "messagesInQueue": queued})
 
 
-BLOCK: Block[None] = Block(
+BLOCK: Block[_MeterClock] = Block(
     letter="E",
     name="transactions",
     handlers={"GetTransactionStatus": get_transaction_status},
     triggers={"TransactionEvent": _trigger_transaction_event, "MeterValues": _trigger_meter_values},
     variables=_variables,
-    reactions={VariableChanged: _interval_changed},
+    reactions={
+        VariableChanged: _variable_changed,
+        Booted: _booted,
+        TransactionStarted: _transaction_started,
+    },
+    new_state=_MeterClock,
 )
