@@ -67,6 +67,18 @@ class SimClock:
         self._cached_second = -1
         self._cached_text = ""
 
+    def shifted(self, offset_s: float) -> SimClock:
+        """This clock with its wall-clock time `offset_s` seconds later: the same simulated
+        seconds and timers, other timestamps.  A station that sets its clock from the CSMS
+        (ClockCtrlr.TimeSource Heartbeat) keeps one of its own, while the fleet shares one."""
+        clock = SimClock.__new__(SimClock)
+        clock.speed = self.speed
+        clock._start_epoch_s = self._start_epoch_s + offset_s
+        clock._trio_origin = self._trio_origin
+        clock._cached_second = -1
+        clock._cached_text = ""
+        return clock
+
     def start(self) -> None:
         """Pin simulated second 0 to the current trio time."""
         self._trio_origin = trio.current_time()

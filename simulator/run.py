@@ -16,12 +16,13 @@ fails past its grace period.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -40,7 +41,7 @@ from .csms.processes import csms_config_for
 from .des import EventPump
 from .fleet import Fleet
 from .gc_tuning import tune_collector
-from .link import Link
+from .link import ConnectError, Link
 from .metrics import RunStatsCollector
 from .report import ProgressLine, build_summary, conclude, publish
 from .report.files import plot_load_curve, write_sessions_csv, write_site_power_csv
@@ -186,6 +187,7 @@ def station_config(scenario: Scenario) -> StationConfig:
         # TLS (wss://) is security profile 2; ws:// with or without a password is profile 1.
         security_profile=2 if (csms.url or "").startswith("wss://") else 1,
         message_timeout_s=csms.call_timeout_s,
+        variable_values=tuple(stations.variables.items()),
     )
 
 
@@ -412,6 +414,8 @@ def _connector(
         validate = scenario.csms.validate_outgoing
 
         def connect_in_memory(station: Station) -> AbstractAsyncContextManager[Link]:
+            if station.connection_profile is not None:
+                return _unreachable_in_memory(station)
             return open_memory_link(
                 station.id,
                 serve,
@@ -436,9 +440,10 @@ def _connector(
     sources = options.source_addresses
 
     def connect_websocket(station: Station) -> AbstractAsyncContextManager[Link]:
+        profile = station.connection_profile
         return open_station_link(
             station.id,
-            settings,
+            settings if profile is None else _profile_settings(settings, profile),
             station.handle,
             spawn=station.spawn,
             observer=stats,
@@ -447,6 +452,30 @@ def _connector(
         )
 
     return connect_websocket
+
+
+def _profile_settings(
+    settings: ConnectionSettings, profile: Mapping[str, Any]
+) -> ConnectionSettings:
+    """How a station reaches the CSMS of a network profile the CSMS gave it (B09/B10)."""
+    return dataclasses.replace(
+        settings,
+        csms_url=profile["ocppCsmsUrl"],
+        basic_auth_password=profile.get("basicAuthPassword", settings.basic_auth_password),
+    )
+
+
+@asynccontextmanager
+async def _unreachable_in_memory(station: Station) -> AsyncIterator[Link]:
+    """A network profile's CSMS, which an in-memory run cannot reach: only the embedded CSMS
+    is there, so the station falls back to its other profiles as a real one would (B10)."""
+    url = station.connection_profile["ocppCsmsUrl"] if station.connection_profile else "?"
+    raise ConnectError(
+        f"station {station.id}: {url} (from SetNetworkProfile) cannot be reached in an "
+        "in-memory run, where only the embedded CSMS exists",
+        "refused",
+    )
+    yield  # pragma: no cover - never reached; makes this a generator
 
 
 async def _watch_reachability(stats: RunStats, stations_total: int) -> bool:

@@ -169,6 +169,9 @@ stations:
       connectors: [cCCS2]
       supply: DC
       bidirectional: true
+  variables:
+    OCPPCommCtrlr.MessageAttempts[TransactionEvent]: "5"
+    DeviceDataCtrlr.ItemsPerMessage[GetReport]: "20"
 sites:
   - name: depot
     kind: depot

@@ -224,6 +224,26 @@ class Scenario(BaseModel):
         return start
 
     @model_validator(mode="after")
+    def _variables_exist(self) -> Self:
+        """stations.variables names variables a station has, with values they take."""
+        if not self.stations.variables:
+            return self
+        from ..station.config import StationConfig
+        from ..station.registry import RegistryError, default_registry
+
+        problems: list[tuple[Loc, str, Any]] = []
+        for name, value in self.stations.variables.items():
+            config = StationConfig(ocpp_version=self.ocpp_version, variable_values=((name, value),))
+            try:
+                default_registry().variables(config)
+            except RegistryError as exc:
+                message = str(exc).removeprefix("stations.variables: ")
+                problems.append((("stations", "variables", name), message, value))
+        if problems:
+            raise invalid_fields(problems)
+        return self
+
+    @model_validator(mode="after")
     def _fits_ocpp_version(self) -> Self:
         """Values that OCPP 2.1 allows but the chosen version's schema would reject."""
         problems: list[tuple[Loc, str, Any]] = []

@@ -200,6 +200,15 @@ class StationsSettings(BaseModel):
         min_length=1,
         description="The EVSEs of every station, numbered from 1 in this order.",
     )
+    variables: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Device-model values every station starts with, by Component.Variable or "
+            "Component.Variable[Instance] (e.g. OCPPCommCtrlr.HeartbeatInterval: '60', "
+            "DeviceDataCtrlr.ItemsPerMessage[GetReport]: '20'): any variable the CSMS may "
+            "set, and the read-only ones the station acts on."
+        ),
+    )
 
     @field_validator("id_pattern")
     @classmethod

@@ -50,6 +50,9 @@ class StationConfig:
     ev_connection_timeout_s: int = 120
     #: Simulated seconds a reboot takes (Reset), between closing and reopening the connection.
     reboot_s: float = 5.0
+    #: Device-model values the scenario sets, as ("Component.Variable[Instance]", value):
+    #: they replace the defaults of every station built from this configuration.
+    variable_values: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [point for point in self.tx_start_points if point not in TX_POINTS]

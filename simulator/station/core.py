@@ -267,6 +267,9 @@ class StationCore(Protocol):
     boot_reason: str
     #: True once the counter of booted stations has counted this one.
     stats_booted_once: bool
+    #: The connectionData of the network profile (B09/B10) the station connects with now;
+    #: None for the CSMS the scenario names.
+    connection_profile: Mapping[str, Any] | None
 
     @property
     def online(self) -> bool: ...
@@ -363,8 +366,8 @@ class Block(Generic[S]):
     the message it is named after.  `new_state`
     makes the block's per-station state the first time `StationCore.block_state(block)` asks.
     The hooks (`register`, `online`, `authorize`, `local_id_token_info`, `admit`,
-    `use_reservation`, `charging_limit`, `charging_profile_refusal`, `stop_authority`) may each
-    be provided by one block only.
+    `use_reservation`, `charging_limit`, `charging_profile_refusal`, `stop_authority`,
+    `network_profile`) may each be provided by one block only.
     """
 
     letter: str
@@ -405,6 +408,9 @@ class Block(Generic[S]):
     stop_authority: Callable[[StationCore, Transaction, IdToken], Awaitable[str | None]] | None = (
         None
     )
+    #: The network profile to connect with after that many failed attempts in a row (B10):
+    #: its connectionData, or None for the CSMS the scenario names.
+    network_profile: Callable[[StationCore, int], Mapping[str, Any] | None] | None = None
 
     @property
     def hooks(self) -> dict[str, Any]:
@@ -419,5 +425,6 @@ class Block(Generic[S]):
             "charging_limit": self.charging_limit,
             "charging_profile_refusal": self.charging_profile_refusal,
             "stop_authority": self.stop_authority,
+            "network_profile": self.network_profile,
         }
         return {name: hook for name, hook in found.items() if hook is not None}

@@ -7,6 +7,15 @@ read from the station's live state (`VariableSpec.reader`), such as a connector'
 AvailabilityState, so they can never disagree with what the station reports elsewhere.
 
 Values are strings, as OCPP carries them; `DeviceModel.integer` and friends convert on read.
+
+A variable whose new value only takes effect after a reboot (`VariableSpec.reboot_required`,
+such as the network connection priority) keeps the value in effect until then: SetVariables
+answers RebootRequired and the new value waits in `DeviceModel.pending` until
+`apply_pending` (the provisioning block calls it when the station comes up again).
+
+`on_change` is called with a variable's key whenever the value in effect of a stored variable
+changes: when the CSMS sets it, and when a pending value takes effect after a reboot.  Variables
+read live (`reader`) change with the station's state and are not announced there.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ATTRIBUTE_TYPES",
     "AttributeResult",
     "DeviceModel",
     "DeviceModelSpec",
@@ -25,6 +35,9 @@ __all__ = [
 
 #: (component name, component instance, evse id, connector id, variable name, variable instance)
 VariableKey = tuple[str, str | None, int | None, int | None, str, str | None]
+
+#: The attribute types of OCPP's AttributeEnumType.
+ATTRIBUTE_TYPES = ("Actual", "Target", "MinSet", "MaxSet")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +59,16 @@ class VariableSpec:
     values_list: tuple[str, ...] = ()
     #: Reads the live value from the station instead of a stored one.
     reader: Callable[[Any], str] | None = None
+    #: Whether a monitor may be set on the variable (variableCharacteristics.supportsMonitoring).
+    supports_monitoring: bool = False
+    #: Whether a new value takes effect only after the next reboot (SetVariables answers
+    #: RebootRequired and the value in effect stays until then).
+    reboot_required: bool = False
+    #: Read-only attributes besides Actual, as (type, value): the MaxSet of an EVSE's power.
+    other_attributes: tuple[tuple[str, str], ...] = ()
+    #: Whether a scenario may set the value although the CSMS may not (a read-only variable
+    #: that station code reads, such as DeviceDataCtrlr.ItemsPerMessage).
+    configurable: bool = False
 
     @property
     def key(self) -> VariableKey:
@@ -78,7 +101,7 @@ class VariableSpec:
     def characteristics_json(self) -> dict[str, Any]:
         characteristics: dict[str, Any] = {
             "dataType": self.data_type,
-            "supportsMonitoring": False,
+            "supportsMonitoring": self.supports_monitoring,
         }
         if self.unit is not None:
             characteristics["unit"] = self.unit
@@ -176,6 +199,38 @@ class DeviceModelSpec:
         self._parsed[cache_key] = value
         return value
 
+    def matching(
+        self,
+        component_variables: Iterable[Mapping[str, Any]] = (),
+        component_criteria: Iterable[str] = (),
+        values: Callable[[VariableSpec], str] | None = None,
+    ) -> list[VariableSpec]:
+        """The variables a custom report (B08) names, in the device model's order.
+
+        A ComponentVariableType names a component by name; a field it leaves out (instance,
+        EVSE, connector, the variable, the variable's instance) matches any, so
+        `{"component": {"name": "EVSE"}}` is every variable of every EVSE.  A criterion
+        (Active, Available, Enabled, Problem) keeps the components whose variable of that name
+        reads "true" (`values` gives a variable's value in effect).  With both, a variable must
+        satisfy both.
+        """
+        wanted = list(component_variables)
+        chosen = [
+            spec
+            for spec in self.variables
+            if not wanted or any(_names(spec, item) for item in wanted)
+        ]
+        criteria = set(component_criteria)
+        if not criteria:
+            return chosen
+        if values is None:
+            raise ValueError("component criteria need the values of the variables")
+        flagged: set[tuple[str, str | None, int | None, int | None]] = set()
+        for spec in self.variables:
+            if spec.variable in criteria and values(spec) == "true":
+                flagged.add(spec.key[:4])
+        return [spec for spec in chosen if spec.key[:4] in flagged]
+
     def lookup(self, component: Mapping[str, Any], variable: Mapping[str, Any]) -> VariableKey:
         """The key of an OCPP ComponentType/VariableType pair."""
         evse = component.get("evse")
@@ -189,6 +244,30 @@ class DeviceModelSpec:
         )
 
 
+def _names(spec: VariableSpec, item: Mapping[str, Any]) -> bool:
+    """Whether a ComponentVariableType names `spec` (a field left out matches any)."""
+    component = item["component"]
+    if component["name"] != spec.component:
+        return False
+    instance = component.get("instance")
+    if instance is not None and instance != spec.component_instance:
+        return False
+    evse = component.get("evse")
+    if evse is not None:
+        if evse["id"] != spec.evse_id:
+            return False
+        connector_id = evse.get("connectorId")
+        if connector_id is not None and connector_id != spec.connector_id:
+            return False
+    variable = item.get("variable")
+    if variable is None:
+        return True
+    if variable["name"] != spec.variable:
+        return False
+    variable_instance = variable.get("instance")
+    return variable_instance is None or variable_instance == spec.variable_instance
+
+
 @dataclass(slots=True)
 class DeviceModel:
     """One station's device model: the shared spec plus the values that were changed."""
@@ -196,8 +275,12 @@ class DeviceModel:
     spec: DeviceModelSpec
     owner: Any = None
     changed: dict[VariableKey, str] = field(default_factory=dict)
-    #: Called with the key after the CSMS set a variable, so its effect applies at once.
+    #: Called with the key after the value in effect of a stored variable changed (the CSMS
+    #: set it, or a pending value took effect after a reboot), so its effect applies at once.
     on_change: Callable[[VariableKey], None] | None = None
+    #: Values set for variables that take effect after the next reboot; None (no dictionary)
+    #: on a station that has none.
+    pending: dict[VariableKey, str] | None = None
 
     def value(self, spec: VariableSpec) -> str:
         if spec.reader is not None:
@@ -267,6 +350,9 @@ class DeviceModel:
             status = "UnknownVariable" if self.spec.has_component(key) else "UnknownComponent"
             return AttributeResult(status)
         if attribute_type != "Actual":
+            for other_type, other_value in spec.other_attributes:
+                if other_type == attribute_type:
+                    return AttributeResult("Accepted", other_value)
             return AttributeResult("NotSupportedAttributeType")
         if spec.mutability == "WriteOnly":
             return AttributeResult("Rejected", reason="WriteOnly")
@@ -281,12 +367,24 @@ class DeviceModel:
             status = "UnknownVariable" if self.spec.has_component(key) else "UnknownComponent"
             return AttributeResult(status)
         if attribute_type != "Actual":
+            if any(other_type == attribute_type for other_type, _ in spec.other_attributes):
+                return AttributeResult("Rejected", reason="ReadOnly")
             return AttributeResult("NotSupportedAttributeType")
         if spec.mutability == "ReadOnly" or spec.reader is not None:
             return AttributeResult("Rejected", reason="ReadOnly")
         problem = spec.check_value(value)
         if problem is not None:
             return AttributeResult("Rejected", reason=problem)
+        if spec.reboot_required:
+            pending = self.pending
+            if value == self.value(spec):
+                if pending is not None:
+                    pending.pop(spec.key, None)
+                return AttributeResult("Accepted")  # already in effect: nothing waits
+            if pending is None:
+                pending = self.pending = {}
+            pending[spec.key] = value
+            return AttributeResult("RebootRequired")
         if value == spec.default:
             self.changed.pop(key, None)
         else:
@@ -295,6 +393,23 @@ class DeviceModel:
             self.on_change(key)
         return AttributeResult("Accepted")
 
+    def pending_value(self, key: VariableKey) -> str | None:
+        """The value set for `key` that takes effect after the next reboot, if any."""
+        return None if self.pending is None else self.pending.get(key)
+
+    def apply_pending(self) -> list[VariableKey]:
+        """Put the values waiting for a reboot into effect (the station has just rebooted);
+        the keys whose value changed, each announced through `on_change`."""
+        pending = self.pending
+        if not pending:
+            return []
+        self.pending = None
+        for key, value in pending.items():
+            self.store(key, value)
+            if self.on_change is not None:
+                self.on_change(key)
+        return list(pending)
+
     def report(self, report_base: str) -> Iterator[dict[str, Any]]:
         """ReportDataType entries for GetBaseReport (B07)."""
         for spec in self.spec.variables:
@@ -302,12 +417,19 @@ class DeviceModel:
                 continue
             if report_base == "SummaryInventory" and spec.variable != "AvailabilityState":
                 continue
-            attribute: dict[str, Any] = {"type": "Actual", "mutability": spec.mutability}
-            if spec.mutability != "WriteOnly":
-                attribute["value"] = self.value(spec)
-            yield {
-                "component": spec.component_json(),
-                "variable": spec.variable_json(),
-                "variableAttribute": [attribute],
-                "variableCharacteristics": spec.characteristics_json(),
-            }
+            yield self.report_entry(spec)
+
+    def report_entry(self, spec: VariableSpec) -> dict[str, Any]:
+        """The ReportDataType of one variable: its attributes and characteristics."""
+        attribute: dict[str, Any] = {"type": "Actual", "mutability": spec.mutability}
+        if spec.mutability != "WriteOnly":
+            attribute["value"] = self.value(spec)
+        attributes = [attribute]
+        for other_type, other_value in spec.other_attributes:
+            attributes.append({"type": other_type, "value": other_value, "mutability": "ReadOnly"})
+        return {
+            "component": spec.component_json(),
+            "variable": spec.variable_json(),
+            "variableAttribute": attributes,
+            "variableCharacteristics": spec.characteristics_json(),
+        }

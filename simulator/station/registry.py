@@ -8,7 +8,9 @@ that would make which one answers depend on the order of a list.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,14 @@ from .config import StationConfig
 from .core import Block, Event, Handler, Reaction, Trigger
 from .device_model import DeviceModelSpec, VariableKey, VariableSpec
 
-__all__ = ["Registry", "StationSpec", "default_registry", "station_spec"]
+__all__ = [
+    "Registry",
+    "RegistryError",
+    "StationSpec",
+    "default_registry",
+    "station_spec",
+    "with_scenario_values",
+]
 
 
 class RegistryError(ValueError):
@@ -102,7 +111,52 @@ class Registry:
                     )
                 owners[spec.key] = f"block {block.name}"
                 found.append(spec)
+        if config.variable_values:
+            found = with_scenario_values(found, config.variable_values)
         return found
+
+
+#: `Component.Variable` or `Component.Variable[Instance]`, as a scenario names a variable.
+_VARIABLE_NAME = re.compile(
+    r"^(?P<component>[A-Za-z0-9_]+)\.(?P<variable>[A-Za-z0-9_]+)"
+    r"(?:\[(?P<instance>[A-Za-z0-9_.]+)\])?$"
+)
+
+
+def with_scenario_values(
+    variables: list[VariableSpec], values: Sequence[tuple[str, str]]
+) -> list[VariableSpec]:
+    """`variables` with the defaults the scenario sets (stations.variables).
+
+    A scenario may set what the CSMS may set, and the read-only values station code acts on
+    (`VariableSpec.configurable`), checked as SetVariables would check them; the rest are
+    facts about the station (its model, its EVSEs) that come from the scenario's other fields.
+    """
+    by_key = {spec.key: index for index, spec in enumerate(variables)}
+    found = list(variables)
+    for name, value in values:
+        match = _VARIABLE_NAME.match(name)
+        if match is None:
+            raise RegistryError(
+                f"stations.variables: {name!r} is not a variable name; write "
+                "Component.Variable or Component.Variable[Instance], e.g. "
+                "OCPPCommCtrlr.HeartbeatInterval or DeviceDataCtrlr.ItemsPerMessage[GetReport]"
+            )
+        key = (match["component"], None, None, None, match["variable"], match["instance"])
+        index = by_key.get(key)
+        if index is None:
+            raise RegistryError(f"stations.variables: the device model has no variable {name}")
+        spec = found[index]
+        if spec.reader is not None or (spec.mutability == "ReadOnly" and not spec.configurable):
+            raise RegistryError(
+                f"stations.variables: {name} is read-only and describes the station itself; "
+                "set it through the scenario's station fields, if at all"
+            )
+        problem = spec.check_value(value)
+        if problem is not None:
+            raise RegistryError(f"stations.variables: {name}: {problem}")
+        found[index] = dataclasses.replace(spec, default=value)
+    return found
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ class Station:
         "boot_reason",
         "clock",
         "config",
+        "connection_profile",
         "device_model",
         "evses",
         "id",
@@ -129,6 +130,8 @@ class Station:
         self.boot_reason = "PowerUp"
         self.state: str | None = None
         self.link: Link | None = None
+        #: The network profile the station connects with (B10); None: the scenario's CSMS.
+        self.connection_profile: Mapping[str, Any] | None = None
         #: True once, on this connection, the station is Accepted, has reported its connectors
         #: and sent what it queued; only then do new messages go straight out.
         self.synced = False
@@ -210,8 +213,11 @@ class Station:
 
     async def _keep_connected(self, connect: Connect) -> None:
         failures = 0
+        choose_profile = self._spec.registry.hooks.get("network_profile")
         while True:
             await self.wait_up()
+            if choose_profile is not None:
+                self.connection_profile = choose_profile(self, failures)
             self.set_state("connecting")
             try:
                 async with connect(self) as link:

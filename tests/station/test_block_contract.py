@@ -118,10 +118,26 @@ async def with_cache(station: Station, csms: Csms) -> dict[str, Any]:
 
 
 #: Per CSMS-initiated action a registered block claims (TriggerMessage: `TRIGGER_CASES`).
+async def network_profile(station: Station, csms: Csms) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "ocppVersion": "OCPP20" if station.config.ocpp_version == "2.0.1" else "OCPP21",
+        "ocppTransport": "JSON",
+        "ocppInterface": "Wired0",
+        "ocppCsmsUrl": "ws://127.0.0.1:9999/ocpp",
+        "messageTimeout": round(station.config.message_timeout_s),
+        "securityProfile": station.security_profile,
+    }
+    return {"configurationSlot": 2, "connectionData": data}
+
+
 ACTION_CASES: dict[str, Case] = {
     "GetVariables": Case(request({"getVariableData": [HEARTBEAT]})),
     "SetVariables": Case(request({"setVariableData": [{**HEARTBEAT, "attributeValue": "60"}]})),
     "GetBaseReport": Case(request({"requestId": 1, "reportBase": "FullInventory"})),
+    "GetReport": Case(
+        request({"requestId": 2, "componentVariable": [{"component": {"name": "EVSE"}}]})
+    ),
+    "SetNetworkProfile": Case(network_profile),
     "Reset": Case(request({"type": "Immediate"})),
     "ChangeAvailability": Case(request({"operationalStatus": "Inoperative", "evse": {"id": 1}})),
     "RequestStartTransaction": Case(

@@ -99,4 +99,5 @@ def test_each_hook_of_the_station_has_a_provider() -> None:
         "charging_limit",
         "stop_authority",
         "charging_profile_refusal",
+        "network_profile",
     }

@@ -3,6 +3,15 @@
 B01-B04  BootNotification until Accepted; while Pending or Rejected nothing else is sent,
          except what the CSMS itself triggers during Pending.
 B05-B07  SetVariables (with real effect), GetVariables, GetBaseReport answered by NotifyReport.
+         A variable whose new value takes effect after a reboot (NetworkConfigurationPriority)
+         answers RebootRequired and keeps the value in effect until the station reboots.
+B08      GetReport with componentVariable and componentCriteria filters; EmptyResultSet when
+         nothing matches.  Every report is cut into NotifyReport parts of at most
+         DeviceDataCtrlr.ItemsPerMessage[GetReport] entries and BytesPerMessage[GetReport]
+         bytes, with seqNo and tbc.
+B09/B10  SetNetworkProfile stores a connection profile in a slot; after a reboot the station
+         connects through the slots of NetworkConfigurationPriority in order, giving each
+         NetworkProfileConnectionAttempts attempts before falling back to the next.
 B11-B12  Reset, idle or with transactions (Immediate ends them, OnIdle waits for them).
 B13/E17  Reset ImmediateAndResume (2.1): the transactions pause (an Updated event with
          triggerReason ResetCommand, then no energy while the station is down) and resume after
@@ -12,8 +21,12 @@ B13/E17  Reset ImmediateAndResume (2.1): the transactions pause (an Updated even
          transaction still running after any other reboot ends (AbnormalCondition, Reboot).
 
 The block owns OCPPCommCtrlr's connection variables (heartbeat, retry back-off, message
-timeout), DeviceDataCtrlr, ClockCtrlr and (2.1) TxCtrlr's resumption variables.  It provides
-the station's `register` hook (boot until accepted) and its `online` hook (the heartbeat).
+timeout, network profiles), DeviceDataCtrlr, ClockCtrlr and (2.1) TxCtrlr's resumption
+variables.  It provides the station's `register` hook (boot until accepted), its `online` hook
+(the heartbeat) and its `network_profile` hook (which CSMS to connect to).  With
+ClockCtrlr.TimeSource naming Heartbeat before RealTimeClock, the currentTime of the CSMS's
+BootNotification and Heartbeat answers sets the station's clock: the fleet shares one
+simulated clock, so the station keeps that clock shifted by the difference.
 TriggerMessage can make it send a BootNotification (during Pending), a Heartbeat, and the
 status of firmware and log transfers and of firmware publishing: Idle, which is the truth,
 since a fleetsim station never has any of them under way.
@@ -21,14 +34,16 @@ since a fleetsim station never has any of them under way.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
-from ...clock import Alarm
+from ...clock import Alarm, SimClock
 from ...link import Answer, FollowUp, Link
 from ...ocpp import CallErrorReceived, CallTimeout, ErrorCode, RpcError
 from ..config import StationConfig
@@ -42,7 +57,7 @@ from ..core import (
     in_parts,
     refused,
 )
-from ..device_model import AttributeResult, VariableSpec
+from ..device_model import AttributeResult, VariableKey, VariableSpec
 from ..evse import Evse
 from ..transaction import end_transaction, update_transaction
 
@@ -57,6 +72,12 @@ class ProvisioningState:
     heartbeat_alarm: Alarm = field(default_factory=Alarm)
     reset_scheduled: bool = False
     resume_after_reboot: bool = False
+    #: The network connection profiles the CSMS stored (B09), by configuration slot.
+    network_profiles: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: The slot of the connection being tried or in use (B10).
+    connecting_slot: int | None = None
+    #: The fleet's clock, kept while the station runs on a clock set from the CSMS.
+    own_clock: SimClock | None = None
 
 
 #: Simulated seconds to wait before retrying a boot that got a CALLERROR or no answer.
@@ -92,6 +113,7 @@ async def boot_until_accepted(station: StationCore, link: Link) -> None:
         status = response["status"]
         interval_s = int(response["interval"])
         if status == "Accepted":
+            take_csms_time(station, response.get("currentTime"))
             station.registration = "Accepted"
             station.set_state("accepted")
             if interval_s > 0:
@@ -124,7 +146,51 @@ async def heartbeat_forever(station: StationCore) -> None:
         deadline = trio.current_time() + station.clock.trio_duration(interval_s)
         if await alarm.sleep_until(deadline):
             continue  # the interval changed: start a new one from now
-        await station.call("Heartbeat", {})
+        response = await station.call("Heartbeat", {})
+        if response is not None:
+            take_csms_time(station, response.get("currentTime"))
+
+
+# -- time from the CSMS -----------------------------------------------------------------------
+
+
+def _time_from_csms(station: StationCore) -> bool:
+    """Whether ClockCtrlr.TimeSource puts Heartbeat (the CSMS's time) before the station's own
+    real-time clock."""
+    sources = station.device_model.members("ClockCtrlr", "TimeSource")
+    if "Heartbeat" not in sources:
+        return False
+    return "RealTimeClock" not in sources or (
+        sources.index("Heartbeat") < sources.index("RealTimeClock")
+    )
+
+
+def take_csms_time(station: StationCore, current_time: Any) -> None:
+    """Set the station's clock to the CSMS's `currentTime` when TimeSource says so.
+
+    A CSMS whose currentTime cannot be read leaves the clock as it was.
+    """
+    if not isinstance(current_time, str) or not _time_from_csms(station):
+        return
+    try:
+        csms_epoch_s = dt.datetime.fromisoformat(current_time.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return
+    offset_s = csms_epoch_s - station.clock.epoch_s()
+    if abs(offset_s) < 0.001:
+        return
+    state = station.block_state(BLOCK)
+    if state.own_clock is None:
+        state.own_clock = station.clock
+    station.clock = station.clock.shifted(offset_s)
+
+
+def _restore_own_clock(station: StationCore) -> None:
+    """Back to the fleet's clock once TimeSource no longer takes the CSMS's time."""
+    state = station.peek_block_state(BLOCK)
+    if state is not None and state.own_clock is not None and not _time_from_csms(station):
+        station.clock = state.own_clock
+        state.own_clock = None
 
 
 # -- B05-B07: the device model over OCPP ------------------------------------------------------
@@ -191,7 +257,11 @@ def set_variables(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     for item in items:
         attribute_type = item.get("attributeType", "Actual")
         key = model.spec.lookup(item["component"], item["variable"])
-        outcome = model.write(key, item["attributeValue"], attribute_type)
+        problem = _priority_problem(station, item["attributeValue"]) if key == _PRIORITY else None
+        if problem is not None:
+            outcome = AttributeResult("Rejected", reason=problem)
+        else:
+            outcome = model.write(key, item["attributeValue"], attribute_type)
         results.append(_variable_result(item, attribute_type, outcome))
     return Answer({"setVariableResult": results})
 
@@ -203,28 +273,177 @@ def get_base_report(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     report_base = payload["reportBase"]
     if report_base not in _REPORT_BASES:
         return Answer({"status": "NotSupported"})
-    request_id = payload["requestId"]
+    specs = [
+        spec
+        for spec in station.device_model.spec.variables
+        if not (report_base == "ConfigurationInventory" and spec.mutability == "ReadOnly")
+        and not (report_base == "SummaryInventory" and spec.variable != "AvailabilityState")
+    ]
+    return Answer({"status": "Accepted"}, then=_reporter(station, payload["requestId"], specs))
+
+
+def get_report(station: StationCore, payload: Mapping[str, Any]) -> Answer:
+    """A custom report (B08): the variables the componentVariable entries name, of the
+    components that meet every componentCriteria; EmptyResultSet when none do."""
+    wanted = payload.get("componentVariable", ())
+    _check_items(station, list(wanted), "GetReport")
+    model = station.device_model
+    specs = model.spec.matching(wanted, payload.get("componentCriteria", ()), model.value)
+    if not specs:
+        return Answer({"status": "EmptyResultSet"})
+    return Answer({"status": "Accepted"}, then=_reporter(station, payload["requestId"], specs))
+
+
+#: Bytes of an OCPP-J CALL around its payload: `[2,"<message id>","NotifyReport",` and `]`.
+_FRAME_BYTES = 64
+
+
+def _reporter(station: StationCore, request_id: int, specs: Sequence[VariableSpec]) -> FollowUp:
+    """What follows an accepted report request: the NotifyReport parts, the values read as
+    they are sent."""
 
     async def send_report() -> None:
-        items = list(station.device_model.report(report_base))
-        per_message = station.device_model.integer(
-            "DeviceDataCtrlr", "ItemsPerMessage", "GetReport"
-        )
+        model = station.device_model
+        items = [model.report_entry(spec) for spec in specs]
+        per_message = model.integer("DeviceDataCtrlr", "ItemsPerMessage", "GetReport")
+        bytes_per_message = model.integer("DeviceDataCtrlr", "BytesPerMessage", "GetReport")
         generated_at = station.clock.timestamp()
-        chunks = in_parts(items, per_message)
-        for seq_no, chunk in enumerate(chunks):
+        heading = {"requestId": request_id, "generatedAt": generated_at, "seqNo": len(items)}
+        room_bytes = (
+            bytes_per_message
+            - _FRAME_BYTES
+            - len(_json(heading))
+            - len(',"tbc":false,"reportData":[]')
+        )
+        parts = report_parts(items, per_message, room_bytes)
+        for seq_no, part in enumerate(parts):
             message: dict[str, Any] = {
                 "requestId": request_id,
                 "generatedAt": generated_at,
                 "seqNo": seq_no,
-                "tbc": seq_no < len(chunks) - 1,
+                "tbc": seq_no < len(parts) - 1,
             }
-            if chunk:
-                message["reportData"] = chunk
+            if part:
+                message["reportData"] = list(part)
             if await station.call("NotifyReport", message, before_sync=True) is None:
                 return
 
-    return Answer({"status": "Accepted"}, then=send_report)
+    return send_report
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def report_parts(
+    items: Sequence[dict[str, Any]], per_message: int, room_bytes: int
+) -> list[Sequence[dict[str, Any]]]:
+    """`items` in parts of at most `per_message` entries whose JSON fits in `room_bytes`
+    (an entry larger than that on its own goes alone: it cannot be cut)."""
+    parts: list[Sequence[dict[str, Any]]] = []
+    for counted in in_parts(items, max(per_message, 1)):
+        start = 0
+        used = 0
+        for index, item in enumerate(counted):
+            size = len(_json(item)) + (1 if index > start else 0)
+            if index > start and used + size > room_bytes:
+                parts.append(counted[start:index])
+                start, used = index, size - 1
+            else:
+                used += size
+        parts.append(counted[start:])
+    return parts
+
+
+# -- B09/B10: network connection profiles ------------------------------------------------------
+
+_COMM = "OCPPCommCtrlr"
+_PRIORITY: VariableKey = (_COMM, None, None, None, "NetworkConfigurationPriority", None)
+#: The configuration slots a station has; slot 1 holds the CSMS of the scenario.
+_SLOTS = ("0", "1", "2")
+_SCENARIO_SLOT = 1
+
+
+def _priority_problem(station: StationCore, value: str) -> str | None:
+    """Why NetworkConfigurationPriority cannot be `value`: a slot it lists holds no profile."""
+    state = station.peek_block_state(BLOCK)
+    profiles = state.network_profiles if state is not None else {}
+    for member in value.split(","):
+        if member.isdigit() and int(member) != _SCENARIO_SLOT and int(member) not in profiles:
+            return f"slot {member} holds no network profile; send SetNetworkProfile for it first"
+    return None
+
+
+def set_network_profile(station: StationCore, payload: Mapping[str, Any]) -> Answer:
+    """Store a network connection profile in a slot (B09); it is used once
+    NetworkConfigurationPriority lists the slot and the station has rebooted (B10)."""
+    slot = payload["configurationSlot"]
+    data = payload["connectionData"]
+    if str(slot) not in _SLOTS:
+        return refused(
+            "InvalidValue",
+            f"configurationSlot {slot} is not a slot of this station ({', '.join(_SLOTS)})",
+        )
+    state = station.block_state(BLOCK)
+    active = state.connecting_slot if state.connecting_slot is not None else _SCENARIO_SLOT
+    if slot == active:
+        return refused(
+            "InvalidValue",
+            f"the station is connected through slot {slot}; store the new profile in another "
+            "slot and list it in OCPPCommCtrlr.NetworkConfigurationPriority",
+        )
+    problem = _profile_problem(station, data)
+    if problem is not None:
+        return refused("InvalidValue", problem)
+    state.network_profiles[slot] = dict(data)
+    return Answer({"status": "Accepted"})
+
+
+def _profile_problem(station: StationCore, data: Mapping[str, Any]) -> str | None:
+    """Why the station could not connect with the profile `data` as it says, or None."""
+    if data.get("ocppTransport", "JSON") != "JSON":
+        return "fleetsim stations speak OCPP-J (JSON) only"
+    if station.config.ocpp_version == "2.0.1" and data.get("ocppVersion") != "OCPP20":
+        return "this station speaks OCPP 2.0.1 (ocppVersion OCPP20)"
+    url = str(data["ocppCsmsUrl"])
+    if not url.startswith(("ws://", "wss://")):
+        return f"ocppCsmsUrl {url[:200]!r} is not a ws:// or wss:// URL"
+    profile = data["securityProfile"]
+    current = station.security_profile
+    if profile < current:
+        return f"securityProfile {profile} is lower than the current one ({current})"
+    if profile != current:
+        return f"fleetsim stations connect with security profile {current} only"
+    timeout_s = data.get("messageTimeout")
+    if timeout_s is not None and timeout_s != round(station.config.message_timeout_s):
+        return (
+            f"messageTimeout {timeout_s} s differs from this station's "
+            f"{station.config.message_timeout_s:.0f} s, which a profile cannot change"
+        )
+    identity = data.get("identity")
+    if identity is not None and identity != station.id:
+        return f"the station's identity is {station.id}, not {identity[:48]}"
+    return None
+
+
+def _network_profile(station: StationCore, failures: int) -> Mapping[str, Any] | None:
+    """The profile to connect with after `failures` failed attempts in a row (B10): the slots
+    of NetworkConfigurationPriority in order, NetworkProfileConnectionAttempts attempts each,
+    then round again.  None: the scenario's CSMS (slot 1 unless a profile replaced it)."""
+    state = station.peek_block_state(BLOCK)
+    if state is None or not state.network_profiles:
+        return None
+    model = station.device_model
+    profiles = state.network_profiles
+    slots = [
+        int(member)
+        for member in model.members("OCPPCommCtrlr", "NetworkConfigurationPriority")
+        if int(member) in profiles or int(member) == _SCENARIO_SLOT
+    ] or [_SCENARIO_SLOT]
+    attempts = max(1, model.integer("OCPPCommCtrlr", "NetworkProfileConnectionAttempts"))
+    slot = slots[(failures // attempts) % len(slots)]
+    state.connecting_slot = slot
+    return profiles.get(slot)
 
 
 # -- B11-B13: Reset ----------------------------------------------------------------------------
@@ -298,7 +517,8 @@ async def _restarted(station: StationCore, event: Restarted) -> None:
     """Up again after a reboot: resume the transactions an ImmediateAndResume reset paused
     (E17: Updated, TxResumed, the same transactionId, the next seqNo); any other transaction
     that outlived the reboot ends (AbnormalCondition, Reboot).  A pending OnIdle reset has
-    been done by this reboot."""
+    been done by this reboot.  Values set with RebootRequired take effect first."""
+    station.device_model.apply_pending()  # values that wait for a reboot take effect now
     state = station.peek_block_state(BLOCK)
     resume = False
     if state is not None:
@@ -338,9 +558,14 @@ async def _reset_when_idle(station: StationCore, event: TransactionEnded) -> Non
         station.reboot("RemoteReset")
 
 
+_TIME_SOURCE: VariableKey = ("ClockCtrlr", None, None, None, "TimeSource", None)
+
+
 async def _variable_changed(station: StationCore, event: VariableChanged) -> None:
     if event.key == _HEARTBEAT:
         station.block_state(BLOCK).heartbeat_alarm.wake()
+    elif event.key == _TIME_SOURCE:
+        _restore_own_clock(station)
 
 
 # -- TriggerMessage ---------------------------------------------------------------------------
@@ -355,7 +580,9 @@ def _trigger_boot(station: StationCore, target: TriggerTarget) -> Answer:
 
 def _trigger_heartbeat(station: StationCore, target: TriggerTarget) -> Answer:
     async def send() -> None:
-        await station.call("Heartbeat", {}, before_sync=True)
+        response = await station.call("Heartbeat", {}, before_sync=True)
+        if response is not None:
+            take_csms_time(station, response.get("currentTime"))
 
     return Answer({"status": "Accepted"}, then=send)
 
@@ -423,16 +650,18 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
         min_limit=0,
         max_limit=20,
     )
-    # One network connection profile, tried until it works: read-only facts.
+    # B10: the slots the station connects through, in order, from its next reboot on.
     yield VariableSpec(
         comm,
         "NetworkConfigurationPriority",
         "SequenceList",
-        "1",
-        "ReadOnly",
-        values_list=("0", "1", "2"),
+        str(_SCENARIO_SLOT),
+        values_list=_SLOTS,
+        reboot_required=True,
     )
-    yield VariableSpec(comm, "NetworkProfileConnectionAttempts", "integer", "3", "ReadOnly")
+    yield VariableSpec(
+        comm, "NetworkProfileConnectionAttempts", "integer", "3", min_limit=1, max_limit=100
+    )
     yield VariableSpec(
         comm,
         "FileTransferProtocols",
@@ -443,32 +672,39 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
     )
     data = "DeviceDataCtrlr"
     for instance in ("GetReport", "GetVariables", "SetVariables"):
+        # A scenario may set these: the station cuts reports and refuses requests by them.
         yield VariableSpec(
-            data, "ItemsPerMessage", "integer", "100", "ReadOnly", variable_instance=instance
+            data,
+            "ItemsPerMessage",
+            "integer",
+            "100",
+            "ReadOnly",
+            variable_instance=instance,
+            min_limit=1,
+            configurable=True,
         )
         yield VariableSpec(
-            data, "BytesPerMessage", "integer", "65000", "ReadOnly", variable_instance=instance
+            data,
+            "BytesPerMessage",
+            "integer",
+            "65000",
+            "ReadOnly",
+            variable_instance=instance,
+            min_limit=1024,
+            configurable=instance == "GetReport",
         )
     if config.ocpp_version == "2.1":
         # E17: how long an interruption a transaction survives, and whether energy flows again.
         yield VariableSpec("TxCtrlr", "ResumptionTimeout", "integer", "60", unit="s", min_limit=0)
         yield VariableSpec("TxCtrlr", "AllowEnergyTransferResumption", "boolean", "true")
     yield VariableSpec("ClockCtrlr", "DateTime", "dateTime", "", "ReadOnly", reader=_clock)
-    # The station keeps its own (simulated) time; it does not set it from the CSMS.
+    # The station keeps its own (simulated) time, or takes the CSMS's with Heartbeat first.
     yield VariableSpec(
         "ClockCtrlr",
         "TimeSource",
         "SequenceList",
         "RealTimeClock",
-        "ReadOnly",
-        values_list=(
-            "Heartbeat",
-            "NTP",
-            "GPS",
-            "RealTimeClock",
-            "MobileNetwork",
-            "RadioTimeTransmitter",
-        ),
+        values_list=("Heartbeat", "RealTimeClock"),
     )
 
 
@@ -479,9 +715,15 @@ BLOCK: Block[ProvisioningState] = Block(
         "GetVariables": get_variables,
         "SetVariables": set_variables,
         "GetBaseReport": get_base_report,
+        "GetReport": get_report,
+        "SetNetworkProfile": set_network_profile,
         "Reset": reset,
     },
-    follow_ups={"GetBaseReport": ("NotifyReport",), "Reset": ("BootNotification",)},
+    follow_ups={
+        "GetBaseReport": ("NotifyReport",),
+        "GetReport": ("NotifyReport",),
+        "Reset": ("BootNotification",),
+    },
     triggers={
         "BootNotification": _trigger_boot,
         "Heartbeat": _trigger_heartbeat,
@@ -502,4 +744,5 @@ BLOCK: Block[ProvisioningState] = Block(
     new_state=ProvisioningState,
     register=boot_until_accepted,
     online=heartbeat_forever,
+    network_profile=_network_profile,
 )
