@@ -9,6 +9,7 @@ ahead (ReserveNow) by `DriverReservations`.
 """
 
 from .csms import Csms, CsmsStatistics, StationNotConnected, UnknownStation
+from .firmware_rollout import FirmwareRollout
 from .policy import AcceptAfter, AlwaysAnswer, BootDecision, BootPolicy, BootStatus, CsmsConfig
 from .reservations import DriverReservations
 from .smart_charging import Reaction, smart_charging_reactions
@@ -24,6 +25,7 @@ __all__ = [
     "CsmsConfig",
     "CsmsStatistics",
     "DriverReservations",
+    "FirmwareRollout",
     "Reaction",
     "ReceivedMessage",
     "StationNotConnected",

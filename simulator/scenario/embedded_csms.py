@@ -1,6 +1,6 @@
 """The `embedded_csms` section: what fleetsim's own CSMS does beyond answering everything
 Accepted (smart charging, V2X profiles, deauthorizing some transactions, reserving EVSEs for
-drivers who book ahead, ranking drivers with a chargingPriority)."""
+drivers who book ahead, ranking drivers with a chargingPriority, rolling out firmware)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from .base import MODEL_CONFIG, invalid
+from .firmware import FirmwareRolloutSettings
 from .ranges import Range
 
 __all__ = ["EmbeddedCsmsSettings"]
@@ -108,6 +109,15 @@ class EmbeddedCsmsSettings(BaseModel):
         description=(
             "The chargingPriority given to priority_share of the drivers: -9..9, higher "
             "charges first; every other driver has the default, 0."
+        ),
+    )
+
+    firmware_rollout: FirmwareRolloutSettings | None = Field(
+        default=None,
+        description=(
+            "Send UpdateFirmware to a share of the stations at one moment of the run and count "
+            "how each update ends (L01). Needs the embedded CSMS in the run's own process (no "
+            "csms.url, no --workers); otherwise it is ignored with a warning."
         ),
     )
 

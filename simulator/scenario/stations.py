@@ -9,6 +9,7 @@ from typing import Literal, Self, get_args
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .base import MODEL_CONFIG, invalid, invalid_fields
+from .firmware import FirmwareSettings
 from .patterns import check_index_pattern
 
 __all__ = [
@@ -199,6 +200,12 @@ class StationsSettings(BaseModel):
         default=(EvseSpec(),),
         min_length=1,
         description="The EVSEs of every station, numbered from 1 in this order.",
+    )
+    firmware: FirmwareSettings = Field(
+        default=FirmwareSettings(),
+        description=(
+            "How firmware updates go on the stations: step durations and failure shares (L01-L04)."
+        ),
     )
 
     @field_validator("id_pattern")

@@ -264,6 +264,9 @@ class StationCore(Protocol):
     boot_reason: str
     #: True once the counter of booted stations has counted this one.
     stats_booted_once: bool
+    #: The firmware the station runs (BootNotification's firmwareVersion); block L installs
+    #: new firmware.
+    firmware_version: str
 
     @property
     def online(self) -> bool: ...

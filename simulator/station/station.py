@@ -80,6 +80,7 @@ class Station:
         "config",
         "device_model",
         "evses",
+        "firmware_version",
         "id",
         "index",
         "link",
@@ -127,6 +128,7 @@ class Station:
         self._block_states: dict[str, Any] | None = None
         self.registration = "Unknown"
         self.boot_reason = "PowerUp"
+        self.firmware_version = config.firmware_version
         self.state: str | None = None
         self.link: Link | None = None
         #: True once, on this connection, the station is Accepted, has reported its connectors

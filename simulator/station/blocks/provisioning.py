@@ -15,8 +15,8 @@ The block owns OCPPCommCtrlr's connection variables (heartbeat, retry back-off, 
 timeout), DeviceDataCtrlr, ClockCtrlr and (2.1) TxCtrlr's resumption variables.  It provides
 the station's `register` hook (boot until accepted) and its `online` hook (the heartbeat).
 TriggerMessage can make it send a BootNotification (during Pending), a Heartbeat, and the
-status of firmware and log transfers and of firmware publishing: Idle, which is the truth,
-since a fleetsim station never has any of them under way.
+status of log transfers: Idle, which is the truth, since a fleetsim station never has one under
+way.  (Firmware transfers are block L's: `firmware.py`.)
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def boot_payload(station: StationCore) -> dict[str, Any]:
             "model": config.model,
             "vendorName": config.vendor,
             "serialNumber": station.id[-25:],
-            "firmwareVersion": config.firmware_version,
+            "firmwareVersion": station.firmware_version,
         },
     }
 
@@ -485,13 +485,7 @@ BLOCK: Block[ProvisioningState] = Block(
     triggers={
         "BootNotification": _trigger_boot,
         "Heartbeat": _trigger_heartbeat,
-        "FirmwareStatusNotification": functools.partial(
-            _trigger_idle_status, "FirmwareStatusNotification"
-        ),
         "LogStatusNotification": functools.partial(_trigger_idle_status, "LogStatusNotification"),
-        "PublishFirmwareStatusNotification": functools.partial(
-            _trigger_idle_status, "PublishFirmwareStatusNotification"
-        ),
     },
     variables=_variables,
     reactions={
