@@ -169,6 +169,15 @@ stations:
       connectors: [cCCS2]
       supply: DC
       bidirectional: true
+  firmware:
+    download_s: 90
+    verify_s: 2
+    install_s: 300
+    download_failure_share: 0.04
+    invalid_signature_share: 0.01
+    install_failure_share: 0.03
+    install_verification_failure_share: 0.02
+    local_controller: false
 sites:
   - name: depot
     kind: depot
@@ -221,6 +230,16 @@ embedded_csms:
   reserve_grace_s: 600
   priority_share: 0.2
   charging_priority: 3
+  firmware_rollout:
+    at_s: 3600
+    share: 0.5
+    location: "https://firmware.example.com/acme-4.3.0.bin"
+    request_id: 12
+    signed: true
+    retries: 2
+    retry_interval_s: 120
+    install_after_s: 1800
+    max_parallel: 50
 metrics_port: 9464
 thresholds:
   - {expr: "p99_ms{action=BootNotification} < 500", abort_on_fail: false, delay_abort_eval_s: 0}

@@ -5,20 +5,27 @@ supersede each other, publishing as a Local Controller, and a fleet-wide rollout
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from pydantic import ValidationError
 from trio.testing import MockClock
+from typer.testing import CliRunner
 
+from cli.exit_codes import ExitCode
+from cli.main import app
 from simulator.clock import SimClock
 from simulator.csms import Csms, CsmsConfig, FirmwareRollout
 from simulator.csms.firmware_rollout import FINAL_STATUSES
 from simulator.link import Link
 from simulator.ocpp import OcppVersion
 from simulator.run import station_config
+from simulator.scenario import FirmwareSettings
 from simulator.station import Station
 from simulator.station.blocks.firmware import step_fails
 from simulator.stats import RunStats
@@ -183,7 +190,7 @@ async def test_signed_firmware_is_verified_and_a_bad_signature_stops_the_update(
 async def test_a_signing_certificate_that_is_no_certificate_is_refused(
     autojump_clock: MockClock, version: OcppVersion
 ) -> None:
-    async with station_on_memory_link(ocpp_version=version) as (station, csms):
+    async with station_on_memory_link(ocpp_version=version) as (_station, csms):
         since = csms.station(STATION_ID).messages_received
         answer = await csms.call(
             STATION_ID,
@@ -381,7 +388,7 @@ async def test_a_new_update_cancels_a_downloading_one_but_not_an_installing_one(
 async def test_a_trigger_reports_the_update_under_way_with_its_request_id(
     autojump_clock: MockClock, version: OcppVersion
 ) -> None:
-    async with station_on_memory_link(ocpp_version=version) as (station, csms):
+    async with station_on_memory_link(ocpp_version=version) as (_station, csms):
         assert (await csms.call(STATION_ID, "UpdateFirmware", update_request(9)))[
             "status"
         ] == "Accepted"
@@ -407,7 +414,7 @@ PUBLISH_ENDS = frozenset({"Published", "DownloadFailed", "InvalidChecksum", "Pub
 async def test_a_station_that_is_no_local_controller_refuses_to_publish(
     autojump_clock: MockClock, version: OcppVersion
 ) -> None:
-    async with station_on_memory_link(ocpp_version=version) as (station, csms):
+    async with station_on_memory_link(ocpp_version=version) as (_station, csms):
         since = csms.station(STATION_ID).messages_received
         answer = await csms.call(STATION_ID, "PublishFirmware", PUBLISH)
         assert answer["status"] == "Rejected"
@@ -426,7 +433,7 @@ async def test_a_local_controller_publishes_and_unpublishes_firmware(
     autojump_clock: MockClock, version: OcppVersion
 ) -> None:
     async with station_on_memory_link(scenario=LOCAL_CONTROLLER, ocpp_version=version) as (
-        station,
+        _station,
         csms,
     ):
         since = csms.station(STATION_ID).messages_received
@@ -461,7 +468,7 @@ async def test_a_publication_with_a_bad_checksum_is_not_published(
     autojump_clock: MockClock, version: OcppVersion
 ) -> None:
     scenario = firmware_section(local_controller=True, invalid_signature_share=1.0)
-    async with station_on_memory_link(scenario=scenario, ocpp_version=version) as (station, csms):
+    async with station_on_memory_link(scenario=scenario, ocpp_version=version) as (_station, csms):
         since = csms.station(STATION_ID).messages_received
         assert (await csms.call(STATION_ID, "PublishFirmware", PUBLISH))["status"] == "Accepted"
         reports = await statuses_until(
@@ -588,3 +595,46 @@ async def test_a_rollout_across_100_stations_with_10_percent_failures_reports_ea
         assert outcomes["Installed"] == FLEET - failed
         assert sum(outcomes.values()) == FLEET
         assert set(outcomes) <= FINAL_STATUSES
+
+
+# -- the scenario ---------------------------------------------------------------------------------
+
+
+def test_failure_shares_that_add_up_to_more_than_one_are_refused() -> None:
+    with pytest.raises(ValidationError, match=r"add up to 1\.2"):
+        FirmwareSettings(download_failure_share=0.7, install_failure_share=0.5)
+
+
+def test_a_fast_run_rolls_out_firmware_and_reports_how_it_went(tmp_path: Path) -> None:
+    scenario = tmp_path / "rollout.yaml"
+    scenario.write_text(
+        json.dumps(
+            {
+                "name": "rollout",
+                "seed": 3,
+                "start": "2026-01-15T08:00:00Z",
+                "duration_s": 3600,
+                "stations": {"count": 20, "firmware": {"install_failure_share": 0.2}},
+                "sites": [{"name": "lot", "arrivals_per_evse_per_day": 0}],
+                "embedded_csms": {"firmware_rollout": {"at_s": 600, "share": 0.5}},
+            }
+        )
+    )
+    summary_path = tmp_path / "summary.json"
+    result = CliRunner().invoke(
+        app,
+        ["run", str(scenario), "--fast", "--no-progress", "--summary-json", str(summary_path)],
+    )
+    assert result.exit_code == ExitCode.OK, result.output
+    summary = json.loads(summary_path.read_text())
+    rollout = summary["firmware_rollout"]
+    picked = sum(
+        FirmwareRollout(location=LOCATION, share=0.5).picks(f"CP{i:05d}") for i in range(1, 21)
+    )
+    assert 0 < picked < 20
+    assert rollout["answers"] == {"Accepted": picked}
+    outcomes = rollout["outcomes"]
+    assert sum(outcomes.values()) == picked
+    assert set(outcomes) <= {"Installed", "InstallationFailed"}
+    assert outcomes.get("InstallationFailed", 0) > 0
+    assert summary["station_failures"] == 0, summary["errors"]

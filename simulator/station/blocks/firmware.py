@@ -212,9 +212,9 @@ def update_firmware(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     return Answer({"status": status}, then=run)
 
 
-async def _run_update(station: StationCore, update: _Update) -> bool:
-    """The update's steps; True when it ended here (failed), False when the station reboots
-    into the new firmware (the update ends with Installed after the boot)."""
+async def _run_update(station: StationCore, update: _Update) -> None:
+    """The update's steps, up to a failure or to the reboot into the new firmware (the update
+    then ends with Installed after the boot: `_booted`)."""
     clock = station.clock
     settings = station.config.firmware
     request_id = update.request_id
@@ -222,7 +222,7 @@ async def _run_update(station: StationCore, update: _Update) -> bool:
         await _report(station, update, "DownloadScheduled")
         await clock.sleep_until(update.retrieve_at_s)
     if not await _download(station, update, _report, "download", settings.download_failure_share):
-        return True
+        return
     if update.signed:
         await clock.sleep(settings.verify_s)
         if step_fails(station.id, request_id, "signature", 0, settings.invalid_signature_share):
@@ -232,7 +232,7 @@ async def _run_update(station: StationCore, update: _Update) -> bool:
                 "InvalidFirmwareSignature",
                 f"UpdateFirmware {request_id}: the signature of {update.version} does not match",
             )
-            return True
+            return
         await _report(station, update, "SignatureVerified")
     if update.install_at_s is not None and update.install_at_s > clock.sim_now():
         await _report(station, update, "InstallScheduled")
@@ -242,14 +242,13 @@ async def _run_update(station: StationCore, update: _Update) -> bool:
     await clock.sleep(settings.install_s)
     if step_fails(station.id, request_id, "install", 0, settings.install_failure_share):
         await _report(station, update, "InstallationFailed", final=True)
-        return True
+        return
     if step_fails(station.id, request_id, "verify", 0, settings.install_verification_failure_share):
         await _report(station, update, "InstallVerificationFailed", final=True)
-        return True
+        return
     await _report(station, update, "InstallRebooting")
     station.firmware_version = update.version
     station.reboot("FirmwareUpdate")
-    return False
 
 
 async def _download(
