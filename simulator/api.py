@@ -223,22 +223,37 @@ def _ignored_settings(scenario: Scenario, in_memory: bool, worker_count: int) ->
     """What the scenario asks for that this run cannot do, said before it starts.
 
     Drivers reserve through the embedded CSMS of the run's own process (csms/reservations.py):
-    a CSMS elsewhere cannot be made to send ReserveNow."""
-    if scenario.embedded_csms.reserve_share == 0 or in_memory:
+    a CSMS elsewhere cannot be made to send ReserveNow; the same holds for a firmware rollout."""
+    if in_memory:
         return ()
+    found: list[str] = []
+    if scenario.embedded_csms.firmware_rollout is not None:
+        if scenario.csms.url is not None:
+            found.append(
+                "embedded_csms.firmware_rollout is ignored: this run's stations connect to "
+                f"{scenario.csms.url}; send UpdateFirmware from that CSMS, or run without "
+                "csms.url (or with --fast) for the embedded CSMS's rollout"
+            )
+        elif worker_count > 1:
+            found.append(
+                "embedded_csms.firmware_rollout is ignored: with --workers the embedded CSMS "
+                "runs in processes of its own; run with --workers 1 (or --fast) for the rollout"
+            )
+    if scenario.embedded_csms.reserve_share == 0:
+        return tuple(found)
     if scenario.csms.url is not None:
-        return (
+        found.append(
             "embedded_csms.reserve_share is ignored: drivers reserve through the embedded CSMS, "
             f"and this run's stations connect to {scenario.csms.url}, which fleetsim cannot make "
-            "send ReserveNow; run without csms.url (or with --fast) for reservations",
+            "send ReserveNow; run without csms.url (or with --fast) for reservations"
         )
-    if worker_count > 1:
-        return (
+    elif worker_count > 1:
+        found.append(
             "embedded_csms.reserve_share is ignored: with --workers the embedded CSMS runs in "
             "processes of its own, which the drivers cannot reach; run with --workers 1 (or "
-            "--fast) for reservations",
+            "--fast) for reservations"
         )
-    return ()
+    return tuple(found)
 
 
 def command_line_thresholds(expressions: tuple[str, ...]) -> tuple[Threshold, ...]:

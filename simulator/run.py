@@ -36,7 +36,7 @@ from ev_models import load_catalogue
 
 from .children import discard_output, wait_parent_gone
 from .clock import SimClock
-from .csms import Csms, DriverReservations
+from .csms import Csms, DriverReservations, FirmwareRollout
 from .csms.processes import csms_config_for
 from .des import EventPump
 from .fleet import Fleet
@@ -47,7 +47,7 @@ from .report import ProgressLine, build_summary, conclude, publish
 from .report.files import plot_load_curve, write_sessions_csv, write_site_power_csv
 from .scenario import Scenario
 from .shard import Shard
-from .station import Connect, EvseConfig, Station, StationConfig
+from .station import Connect, EvseConfig, FirmwareConfig, Station, StationConfig
 from .stats import RunStats
 from .stop_signals import StopSignals, listening
 from .thresholds import Threshold, ThresholdResult, first_to_abort, format_figure
@@ -188,7 +188,35 @@ def station_config(scenario: Scenario) -> StationConfig:
         security_profile=2 if (csms.url or "").startswith("wss://") else 1,
         message_timeout_s=csms.call_timeout_s,
         variable_values=tuple(stations.variables.items()),
+        firmware=FirmwareConfig(**stations.firmware.model_dump()),
     )
+
+
+def firmware_rollout(scenario: Scenario) -> FirmwareRollout | None:
+    """The embedded CSMS's firmware rollout of `scenario`, if it asks for one."""
+    settings = scenario.embedded_csms.firmware_rollout
+    if settings is None:
+        return None
+    return FirmwareRollout(
+        location=settings.location,
+        request_id=settings.request_id,
+        share=settings.share,
+        signed=settings.signed,
+        retries=settings.retries,
+        retry_interval_s=settings.retry_interval_s,
+        install_after_s=settings.install_after_s,
+        max_parallel=settings.max_parallel,
+    )
+
+
+async def _roll_out_firmware(
+    scenario: Scenario, rollout: FirmwareRollout, csms: Csms, clock: SimClock
+) -> None:
+    """Send the rollout's UpdateFirmware when its moment of simulated time comes."""
+    settings = scenario.embedded_csms.firmware_rollout
+    assert settings is not None
+    await clock.sleep_until(settings.at_s)
+    await rollout.roll_out(csms, clock.epoch_s())
 
 
 def start_metrics_server(port: int, console: Console) -> None:
@@ -236,6 +264,7 @@ async def _run_scenario(
         seed_entropy=_seed_entropy(scenario.seed, shard, options.worker_index),
     )
     interrupted = False
+    rollout: FirmwareRollout | None = None
     unreachable = False
     wall_start = time.perf_counter()
     csms_url = scenario.csms.url
@@ -257,6 +286,8 @@ async def _run_scenario(
         summary["ev_sessions"] = len(world.session_records)
         summary["evs_turned_away"] = world.turned_away
         summary["evs_with_reservation"] = world.reservations.arrived
+        if rollout is not None:
+            summary["firmware_rollout"] = rollout.summary()
         summary["registrations"] = dict(
             sorted(Counter(station.registration for station in stations).items())
         )
@@ -267,8 +298,20 @@ async def _run_scenario(
         async with trio.open_nursery() as services:
             csms: Csms | None = None
             if csms_url is None or options.in_memory:
-                csms = Csms(csms_config_for(scenario), clock=clock.epoch_s)
+                csms_config = csms_config_for(scenario)
+                rollout = firmware_rollout(scenario)
+                if rollout is not None:
+                    csms_config = dataclasses.replace(
+                        csms_config,
+                        response_overrides={
+                            **csms_config.response_overrides,
+                            **rollout.response_overrides(),
+                        },
+                    )
+                csms = Csms(csms_config, clock=clock.epoch_s)
                 world.reservation_desk = DriverReservations(csms)
+                if rollout is not None:
+                    services.start_soon(_roll_out_firmware, scenario, rollout, csms, clock)
                 if not options.in_memory:
                     port = await services.start(csms.serve, "127.0.0.1", 0)
                     csms_url = f"ws://127.0.0.1:{port}/ocpp"

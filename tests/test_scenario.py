@@ -172,6 +172,15 @@ stations:
   variables:
     OCPPCommCtrlr.MessageAttempts[TransactionEvent]: "5"
     DeviceDataCtrlr.ItemsPerMessage[GetReport]: "20"
+  firmware:
+    download_s: 90
+    verify_s: 2
+    install_s: 300
+    download_failure_share: 0.04
+    invalid_signature_share: 0.01
+    install_failure_share: 0.03
+    install_verification_failure_share: 0.02
+    local_controller: false
 sites:
   - name: depot
     kind: depot
@@ -226,6 +235,16 @@ embedded_csms:
   charging_priority: 3
   local_list: {entries: 200, items_per_message: 50}
   display_message: {text: "Welcome: 0.39 EUR/kWh", language: de, id: 4}
+  firmware_rollout:
+    at_s: 3600
+    share: 0.5
+    location: "https://firmware.example.com/acme-4.3.0.bin"
+    request_id: 12
+    signed: true
+    retries: 2
+    retry_interval_s: 120
+    install_after_s: 1800
+    max_parallel: 50
 metrics_port: 9464
 thresholds:
   - {expr: "p99_ms{action=BootNotification} < 500", abort_on_fail: false, delay_abort_eval_s: 0}

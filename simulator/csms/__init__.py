@@ -16,6 +16,7 @@ from .boot_pushes import (
     combine_reactions,
 )
 from .csms import Csms, CsmsStatistics, StationNotConnected, UnknownStation
+from .firmware_rollout import FirmwareRollout
 from .policy import AcceptAfter, AlwaysAnswer, BootDecision, BootPolicy, BootStatus, CsmsConfig
 from .reservations import DriverReservations
 from .smart_charging import Reaction, smart_charging_reactions
@@ -33,6 +34,7 @@ __all__ = [
     "DisplayMessagePush",
     "DriverReservations",
     "LocalListPush",
+    "FirmwareRollout",
     "Reaction",
     "ReceivedMessage",
     "StationNotConnected",

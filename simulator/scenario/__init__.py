@@ -26,6 +26,7 @@ from .csms import CsmsSettings
 from .embedded_csms import EmbeddedCsmsSettings
 from .errors import ScenarioError
 from .ev_fleet import EvFleetSettings, IdTokenPool
+from .firmware import FirmwareRolloutSettings, FirmwareSettings
 from .grid import DerEventSpec, FrequencyEventSpec, GridSettings
 from .loader import load_scenario
 from .ranges import Range, SocRange
@@ -43,6 +44,8 @@ __all__ = [
     "EmbeddedCsmsSettings",
     "EvFleetSettings",
     "EvseSpec",
+    "FirmwareRolloutSettings",
+    "FirmwareSettings",
     "FrequencyEventSpec",
     "GridSettings",
     "IdTokenPool",

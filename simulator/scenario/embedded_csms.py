@@ -1,7 +1,8 @@
 """The `embedded_csms` section: what fleetsim's own CSMS does beyond answering everything
 Accepted (smart charging, V2X profiles, deauthorizing some transactions, reserving EVSEs for
-drivers who book ahead, ranking drivers with a chargingPriority, and what it pushes to each
-station after its boot: the drivers' local authorization list and a display message)."""
+drivers who book ahead, ranking drivers with a chargingPriority, rolling out firmware, and what
+it pushes to each station after its boot: the drivers' local authorization list and a display
+message)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from .base import MODEL_CONFIG, invalid
+from .firmware import FirmwareRolloutSettings
 from .ranges import Range
 
 __all__ = ["DisplayMessageSettings", "EmbeddedCsmsSettings", "LocalListSettings"]
@@ -185,6 +187,12 @@ class EmbeddedCsmsSettings(BaseModel):
         description=(
             "Set this message on every station's display (SetDisplayMessage, priority "
             "NormalCycle) after each Accepted BootNotification. null: none."
+    firmware_rollout: FirmwareRolloutSettings | None = Field(
+        default=None,
+        description=(
+            "Send UpdateFirmware to a share of the stations at one moment of the run and count "
+            "how each update ends (L01). Needs the embedded CSMS in the run's own process (no "
+            "csms.url, no --workers); otherwise it is ignored with a warning."
         ),
     )
 

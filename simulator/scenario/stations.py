@@ -9,6 +9,7 @@ from typing import Literal, Self, get_args
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .base import MODEL_CONFIG, invalid, invalid_fields
+from .firmware import FirmwareSettings
 from .patterns import check_index_pattern
 
 __all__ = [
@@ -207,6 +208,10 @@ class StationsSettings(BaseModel):
             "Component.Variable[Instance] (e.g. OCPPCommCtrlr.HeartbeatInterval: '60', "
             "DeviceDataCtrlr.ItemsPerMessage[GetReport]: '20'): any variable the CSMS may "
             "set, and the read-only ones the station acts on."
+    firmware: FirmwareSettings = Field(
+        default=FirmwareSettings(),
+        description=(
+            "How firmware updates go on the stations: step durations and failure shares (L01-L04)."
         ),
     )
 

@@ -5,7 +5,7 @@ stations of a fleet share.  The OCPP behaviour lives in the blocks of `blocks/`,
 station only through `core.StationCore`; `registry` merges them.
 """
 
-from .config import EvseConfig, StationConfig
+from .config import EvseConfig, FirmwareConfig, StationConfig
 from .station import Connect, Station
 
-__all__ = ["Connect", "EvseConfig", "Station", "StationConfig"]
+__all__ = ["Connect", "EvseConfig", "FirmwareConfig", "Station", "StationConfig"]

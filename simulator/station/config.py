@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..ocpp import OcppVersion
 
-__all__ = ["EvseConfig", "StationConfig"]
+__all__ = ["EvseConfig", "FirmwareConfig", "StationConfig"]
 
 TX_POINTS = ("EVConnected", "Authorized", "PowerPathClosed")
 CONNECTOR_STATUS_REPORTS = ("status_notification", "notify_event", "both")
@@ -24,6 +24,24 @@ class EvseConfig:
     connector_types: tuple[str, ...] = ("cType2",)
     supply: str = "AC"
     bidirectional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareConfig:
+    """How firmware transfers go on the stations (block L): how long each step takes in
+    simulated seconds, and what share of them fails.  Each share is drawn per station, request
+    and attempt, so a run is reproducible (see the scenario's `stations.firmware`)."""
+
+    download_s: float = 60.0
+    verify_s: float = 5.0
+    install_s: float = 120.0
+    download_failure_share: float = 0.0
+    invalid_signature_share: float = 0.0
+    install_failure_share: float = 0.0
+    install_verification_failure_share: float = 0.0
+    #: Whether the stations are Local Controllers, which publish firmware to the stations
+    #: behind them (PublishFirmware, L03-L04).
+    local_controller: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,7 @@ class StationConfig:
     #: Device-model values the scenario sets, as ("Component.Variable[Instance]", value):
     #: they replace the defaults of every station built from this configuration.
     variable_values: tuple[tuple[str, str], ...] = ()
+    firmware: FirmwareConfig = FirmwareConfig()
 
     def __post_init__(self) -> None:
         unknown = [point for point in self.tx_start_points if point not in TX_POINTS]

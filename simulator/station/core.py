@@ -270,6 +270,9 @@ class StationCore(Protocol):
     #: The connectionData of the network profile (B09/B10) the station connects with now;
     #: None for the CSMS the scenario names.
     connection_profile: Mapping[str, Any] | None
+    #: The firmware the station runs (BootNotification's firmwareVersion); block L installs
+    #: new firmware.
+    firmware_version: str
 
     @property
     def online(self) -> bool: ...

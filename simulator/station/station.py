@@ -81,6 +81,7 @@ class Station:
         "connection_profile",
         "device_model",
         "evses",
+        "firmware_version",
         "id",
         "index",
         "link",
@@ -128,6 +129,7 @@ class Station:
         self._block_states: dict[str, Any] | None = None
         self.registration = "Unknown"
         self.boot_reason = "PowerUp"
+        self.firmware_version = config.firmware_version
         self.state: str | None = None
         self.link: Link | None = None
         #: The network profile the station connects with (B10); None: the scenario's CSMS.

@@ -117,6 +117,30 @@ async def with_cache(station: Station, csms: Csms) -> dict[str, Any]:
     return {}
 
 
+#: A station that publishes firmware to the stations behind it (L03, L04).
+LOCAL_CONTROLLER: dict[str, Any] = {
+    "stations": {"count": 1, "firmware": {"local_controller": True}}
+}
+PUBLISH = {
+    "location": "https://firmware.example.com/fleetsim-0.2.bin",
+    "checksum": "9e107d9d372bb6826bd81d3542a419d6",
+    "requestId": 6,
+}
+
+
+async def published(station: Station, csms: Csms) -> dict[str, Any]:
+    """Publish firmware and return the UnpublishFirmware request once it is Published."""
+    since = csms.station(STATION_ID).messages_received
+    assert (await csms.call(STATION_ID, "PublishFirmware", PUBLISH))["status"] == "Accepted"
+    await csms.wait_for_message(
+        STATION_ID,
+        "PublishFirmwareStatusNotification",
+        lambda p: p["status"] == "Published",
+        since=since,
+    )
+    return {"checksum": PUBLISH["checksum"]}
+
+
 #: Per CSMS-initiated action a registered block claims (TriggerMessage: `TRIGGER_CASES`).
 async def network_profile(station: Station, csms: Csms) -> dict[str, Any]:
     data: dict[str, Any] = {
@@ -177,6 +201,19 @@ ACTION_CASES: dict[str, Case] = {
         scenario={"stations": {"count": 1, "evses": [{"connectors": ["sType2"]}]}},
     ),
     "GetTransactionStatus": Case(request({})),
+    "UpdateFirmware": Case(
+        request(
+            {
+                "requestId": 5,
+                "firmware": {
+                    "location": "https://firmware.example.com/fleetsim-0.2.bin",
+                    "retrieveDateTime": NOW,
+                },
+            }
+        )
+    ),
+    "PublishFirmware": Case(request(PUBLISH), scenario=LOCAL_CONTROLLER),
+    "UnpublishFirmware": Case(published, statuses=("Unpublished",), scenario=LOCAL_CONTROLLER),
 }
 
 

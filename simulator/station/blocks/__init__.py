@@ -2,8 +2,10 @@
 
 Adding a block is one new module that exports `BLOCK` and one line here.  The order is the
 order in which blocks react to a station event: availability first (a transaction's end is
-reported before anything else happens), provisioning last (an OnIdle reset reboots the station
-only after every other block has done what the event asked of it).
+reported before anything else happens), firmware after it (an update installed by a reboot is
+reported Installed after the connectors' status, as after any boot), provisioning last (an
+OnIdle reset reboots the station only after every other block has done what the event asked of
+it).
 """
 
 from . import (
@@ -13,6 +15,7 @@ from . import (
     data_transfer,
     der_control,
     display_messages,
+    firmware,
     local_auth_list,
     provisioning,
     remote_control,
@@ -35,6 +38,7 @@ BLOCKS = (
     der_control.BLOCK,  # R
     display_messages.BLOCK,  # O
     security.BLOCK,  # A
+    firmware.BLOCK,  # L
     provisioning.BLOCK,  # B
 )
 

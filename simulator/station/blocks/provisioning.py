@@ -28,8 +28,8 @@ ClockCtrlr.TimeSource naming Heartbeat before RealTimeClock, the currentTime of 
 BootNotification and Heartbeat answers sets the station's clock: the fleet shares one
 simulated clock, so the station keeps that clock shifted by the difference.
 TriggerMessage can make it send a BootNotification (during Pending), a Heartbeat, and the
-status of firmware and log transfers and of firmware publishing: Idle, which is the truth,
-since a fleetsim station never has any of them under way.
+status of log transfers: Idle, which is the truth, since a fleetsim station never has one under
+way.  (Firmware transfers are block L's: `firmware.py`.)
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def boot_payload(station: StationCore) -> dict[str, Any]:
             "model": config.model,
             "vendorName": config.vendor,
             "serialNumber": station.id[-25:],
-            "firmwareVersion": config.firmware_version,
+            "firmwareVersion": station.firmware_version,
         },
     }
 
@@ -727,13 +727,7 @@ BLOCK: Block[ProvisioningState] = Block(
     triggers={
         "BootNotification": _trigger_boot,
         "Heartbeat": _trigger_heartbeat,
-        "FirmwareStatusNotification": functools.partial(
-            _trigger_idle_status, "FirmwareStatusNotification"
-        ),
         "LogStatusNotification": functools.partial(_trigger_idle_status, "LogStatusNotification"),
-        "PublishFirmwareStatusNotification": functools.partial(
-            _trigger_idle_status, "PublishFirmwareStatusNotification"
-        ),
     },
     variables=_variables,
     reactions={
