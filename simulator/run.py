@@ -186,6 +186,8 @@ def station_config(scenario: Scenario) -> StationConfig:
         # TLS (wss://) is security profile 2; ws:// with or without a password is profile 1.
         security_profile=2 if (csms.url or "").startswith("wss://") else 1,
         message_timeout_s=csms.call_timeout_s,
+        log_upload_s=stations.log_upload.duration_s,
+        log_upload_failure_share=stations.log_upload.failure_share,
     )
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "ConnectorStatusReport",
     "ConnectorType",
     "EvseSpec",
+    "LogUploadSettings",
     "OCPP_201_CONNECTOR_TYPES",
     "StationsSettings",
     "TxStartPoint",
@@ -121,6 +122,29 @@ _DC_CONNECTORS = frozenset(
 )
 
 
+class LogUploadSettings(BaseModel):
+    """How the stations' log uploads go (GetLog, N01); simulated, no traffic leaves the
+    machine."""
+
+    model_config = MODEL_CONFIG
+
+    duration_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Simulated seconds one attempt to upload a log takes.",
+    )
+    failure_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of upload attempts (0..1) that fail; which ones is drawn from the station, "
+            "the requestId and the attempt, so a run is reproducible. A failed attempt is "
+            "retried as GetLog's retries and retryInterval say, then reported UploadFailure."
+        ),
+    )
+
+
 class StationsSettings(BaseModel):
     """The stations of the fleet: how many, their ids, what they report and how they behave."""
 
@@ -199,6 +223,10 @@ class StationsSettings(BaseModel):
         default=(EvseSpec(),),
         min_length=1,
         description="The EVSEs of every station, numbered from 1 in this order.",
+    )
+    log_upload: LogUploadSettings = Field(
+        default=LogUploadSettings(),
+        description="How long the stations' simulated log uploads take and how often they fail.",
     )
 
     @field_validator("id_pattern")

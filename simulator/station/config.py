@@ -50,6 +50,10 @@ class StationConfig:
     ev_connection_timeout_s: int = 120
     #: Simulated seconds a reboot takes (Reset), between closing and reopening the connection.
     reboot_s: float = 5.0
+    #: Simulated seconds one attempt to upload a log takes (GetLog; the upload is simulated).
+    log_upload_s: float = 30.0
+    #: Share (0..1) of log upload attempts that fail.
+    log_upload_failure_share: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [point for point in self.tx_start_points if point not in TX_POINTS]

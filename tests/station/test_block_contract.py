@@ -206,6 +206,18 @@ ACTION_CASES: dict[str, Case] = {
         scenario={"stations": {"count": 1, "evses": [{"connectors": ["sType2"]}]}},
     ),
     "GetTransactionStatus": Case(request({})),
+    "GetLog": Case(
+        request(
+            {
+                "logType": "DiagnosticsLog",
+                "requestId": 5,
+                "log": {"remoteLocation": "https://csms.example.com/logs"},
+            }
+        )
+    ),
+    "CustomerInformation": Case(
+        request({"requestId": 8, "report": True, "clear": False, "idToken": ID_TOKEN})
+    ),
 }
 
 

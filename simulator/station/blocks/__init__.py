@@ -12,6 +12,7 @@ from . import (
     charging_priority,
     data_transfer,
     der_control,
+    diagnostics,
     display_messages,
     local_auth_list,
     provisioning,
@@ -35,6 +36,7 @@ BLOCKS = (
     der_control.BLOCK,  # R
     display_messages.BLOCK,  # O
     security.BLOCK,  # A
+    diagnostics.BLOCK,  # N
     provisioning.BLOCK,  # B
 )
 

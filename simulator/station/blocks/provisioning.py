@@ -488,7 +488,6 @@ BLOCK: Block[ProvisioningState] = Block(
         "FirmwareStatusNotification": functools.partial(
             _trigger_idle_status, "FirmwareStatusNotification"
         ),
-        "LogStatusNotification": functools.partial(_trigger_idle_status, "LogStatusNotification"),
         "PublishFirmwareStatusNotification": functools.partial(
             _trigger_idle_status, "PublishFirmwareStatusNotification"
         ),
