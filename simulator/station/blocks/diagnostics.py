@@ -65,6 +65,12 @@ DATA_PER_MESSAGE = 512
 #: The logs a station keeps.
 _LOG_TYPES = ("DiagnosticsLog", "SecurityLog")
 #: URL schemes by the names OCPPCommCtrlr.FileTransferProtocols lists them.
+#: statusInfo.reasonCode (at most 20 characters) of each status that says why (2.1).
+_REASON_CODES = {
+    "BadMessage": "InvalidURL",
+    "NotSupportedOperation": "UnsupportedProtocol",
+    "UploadFailure": "UploadFailed",
+}
 _PROTOCOLS = {"ftp": "FTP", "ftps": "FTPS", "http": "HTTP", "https": "HTTPS", "sftp": "SFTP"}
 
 
@@ -146,7 +152,10 @@ async def _notify(
     if request_id is not None:
         payload["requestId"] = request_id
     if reason is not None and station.config.ocpp_version != "2.0.1":
-        payload["statusInfo"] = {"reasonCode": status, "additionalInfo": reason[:1024]}
+        payload["statusInfo"] = {
+            "reasonCode": _REASON_CODES[status],
+            "additionalInfo": reason[:1024],
+        }
     await station.call("LogStatusNotification", payload)
 
 
@@ -159,35 +168,42 @@ async def _run_upload(
     retry_interval_s: float,
 ) -> None:
     """The upload, on simulated time; `cancelled` is the requestId of the upload it replaced."""
+    if cancelled is not None:
+        await _notify(station, "AcceptedCanceled", cancelled)
+    if upload.cancelled:
+        return
+    outcome = await _attempts(station, upload, remote_location, retries, retry_interval_s)
+    if outcome is None:
+        return  # cancelled
+    # The upload is over before the CSMS hears so: a GetLog it sends on hearing it starts a
+    # new upload rather than cancelling this one.
     state = station.block_state(BLOCK)
-    try:
-        if cancelled is not None:
-            await _notify(station, "AcceptedCanceled", cancelled)
-        if upload.cancelled:
-            return
-        problem = _destination_problem(station, remote_location)
-        if problem is not None:
-            await _notify(station, problem[0], upload.request_id, problem[1])
-            return
-        attempts = 1 + retries
-        for attempt in range(attempts):
-            if attempt and not await upload.wait(station, retry_interval_s):
-                return
-            await _notify(station, "Uploading", upload.request_id)
-            if not await upload.wait(station, station.config.log_upload_s):
-                return
-            if not _upload_fails(station, upload.request_id, attempt):
-                await _notify(station, "Uploaded", upload.request_id)
-                return
-        await _notify(
-            station,
-            "UploadFailure",
-            upload.request_id,
-            f"the upload to {remote_location} failed {attempts} times",
-        )
-    finally:
-        if state.upload is upload:
-            state.upload = None
+    if state.upload is upload:
+        state.upload = None
+    await _notify(station, outcome[0], upload.request_id, outcome[1])
+
+
+async def _attempts(
+    station: StationCore,
+    upload: _Upload,
+    remote_location: str,
+    retries: int,
+    retry_interval_s: float,
+) -> tuple[str, str | None] | None:
+    """Try to upload; the final status and why, or None when the upload was cancelled."""
+    problem = _destination_problem(station, remote_location)
+    if problem is not None:
+        return problem
+    attempts = 1 + retries
+    for attempt in range(attempts):
+        if attempt and not await upload.wait(station, retry_interval_s):
+            return None
+        await _notify(station, "Uploading", upload.request_id)
+        if not await upload.wait(station, station.config.log_upload_s):
+            return None
+        if not _upload_fails(station, upload.request_id, attempt):
+            return "Uploaded", None
+    return "UploadFailure", f"the upload to {remote_location} failed {attempts} times"
 
 
 def _log_span(station: StationCore, log: Mapping[str, Any]) -> tuple[float, float] | None:
