@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import trio
-from trio.testing import MockClock
+from trio.testing import MockClock, wait_all_tasks_blocked
 
-from simulator.csms import Csms
+from simulator.csms import Csms, CsmsConfig
+from simulator.csms.log_collection import LogCollection
 from simulator.ocpp import OcppVersion
 from simulator.run import station_config
 from tests.helpers import STATION_ID, one_station_scenario, station_on_memory_link
@@ -239,3 +240,25 @@ async def test_a_reboot_ends_the_upload(autojump_clock: MockClock) -> None:
             await station.wait_synced()
         await trio.sleep(1200)
         assert [p["status"] for p in _all_statuses(csms)] == ["Uploading"]
+
+
+@pytest.mark.parametrize(("share", "asked"), [(1.0, True), (0.0, False)])
+async def test_the_embedded_csms_collects_logs_after_the_time_of_day(
+    autojump_clock: MockClock, share: float, asked: bool
+) -> None:
+    collection = LogCollection(12 * 3600 + 30 * 60, share, "SecurityLog", "https://logs.example")
+    csms_config = CsmsConfig(heartbeat_interval_s=300, reactions=collection.reactions())
+    async with station_on_memory_link(config("2.1", upload_s=20), csms_config) as (_s, csms):
+        with trio.move_on_after(3600) as waited:
+            get_log = await csms.wait_for_message(
+                STATION_ID, "LogStatusNotification", lambda p: p["status"] == "Uploaded"
+            )
+        if not asked:
+            assert waited.cancelled_caught and collection.requests_sent == 0
+            return
+        # Asked at the first Heartbeat after 12:30 (the run starts at 12:00), not before.
+        assert 30 * 60 <= trio.current_time() <= 40 * 60
+        assert get_log["requestId"] == 1
+        assert collection.requests_sent == 1
+        await wait_all_tasks_blocked()  # the CSMS's reaction to the last status has run
+        assert collection.statuses == {"Uploading": 1, "Uploaded": 1}
