@@ -189,6 +189,8 @@ def station_config(scenario: Scenario) -> StationConfig:
         message_timeout_s=csms.call_timeout_s,
         variable_values=tuple(stations.variables.items()),
         firmware=FirmwareConfig(**stations.firmware.model_dump()),
+        log_upload_s=stations.log_upload.duration_s,
+        log_upload_failure_share=stations.log_upload.failure_share,
     )
 
 

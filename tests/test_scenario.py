@@ -161,6 +161,7 @@ stations:
   meter_interval_s: 30
   tx_start_points: [PowerPathClosed]
   connector_status_report: both
+  log_upload: {duration_s: 45, failure_share: 0.1}
   evses:
     - {max_power_w: 11000, phases: 1, connectors: [cType2, sType2], supply: null,
        bidirectional: false}
@@ -245,6 +246,8 @@ embedded_csms:
     retry_interval_s: 120
     install_after_s: 1800
     max_parallel: 50
+  log_collection: {time_of_day: "03:30", share: 0.25, log_type: SecurityLog,
+                   remote_location: "https://logs.example/upload"}
 metrics_port: 9464
 thresholds:
   - {expr: "p99_ms{action=BootNotification} < 500", abort_on_fail: false, delay_abort_eval_s: 0}

@@ -72,6 +72,7 @@ from .boot_pushes import (
     combine_reactions,
 )
 from .csms import Csms, CsmsStatistics
+from .log_collection import LogCollection
 from .policy import CsmsConfig
 from .server import bind_reuse_port
 from .smart_charging import smart_charging_reactions
@@ -133,9 +134,9 @@ class CsmsProcessFailed(Exception):
 def csms_config_for(scenario: Scenario) -> CsmsConfig:
     """The embedded CSMS of `scenario`: its heartbeat interval, password, the share of
     transactions it deauthorizes, the drivers it ranks with a chargingPriority, and its
-    reactions (smart charging, V2X, the local list and display message it pushes at boot).
-    (Reservations for drivers who book ahead are the world's to ask for:
-    `reservations.DriverReservations`, in the run's own process.)
+    reactions (smart charging, V2X, the local list and display message it pushes at boot, the
+    daily log collection).  (Reservations for drivers who book ahead are the world's to ask
+    for: `reservations.DriverReservations`, in the run's own process.)
 
     The one place that turns a scenario into CSMS settings, so `fleetsim run` (embedded CSMS)
     and `fleetsim csms --scenario` answer stations the same way.  Messages are not recorded:
@@ -143,6 +144,33 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
     `ScenarioError` when `csms.password_env` names an unset variable.
     """
     embedded = scenario.embedded_csms
+    tables = [
+        smart_charging_reactions(
+            tx_limit_w=embedded.tx_limit_w,
+            v2x_operation_mode=embedded.v2x_operation_mode,
+            v2x_setpoint_w=embedded.v2x_setpoint_w,
+            v2x_max_power_w=embedded.v2x_max_power_w,
+            nominal_hz=float(scenario.grid.nominal_hz),
+        ),
+        boot_push_reactions(
+            local_list=local_list_for(scenario),
+            display_message=None
+            if embedded.display_message is None
+            else DisplayMessagePush(
+                embedded.display_message.text,
+                embedded.display_message.language,
+                embedded.display_message.id,
+            ),
+        ),
+    ]
+    logs = embedded.log_collection
+    if logs is not None:
+        tables.append(
+            LogCollection(
+                logs.time_of_day_s, logs.share, logs.log_type, logs.remote_location
+            ).reactions()
+        )
+    reactions = combine_reactions(*tables)
     return CsmsConfig(
         heartbeat_interval_s=scenario.stations.heartbeat_interval_s,
         record_messages=False,
@@ -150,25 +178,7 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
         deauthorize_share=embedded.deauthorize_share,
         priority_share=embedded.priority_share,
         charging_priority=embedded.charging_priority,
-        reactions=combine_reactions(
-            smart_charging_reactions(
-                tx_limit_w=embedded.tx_limit_w,
-                v2x_operation_mode=embedded.v2x_operation_mode,
-                v2x_setpoint_w=embedded.v2x_setpoint_w,
-                v2x_max_power_w=embedded.v2x_max_power_w,
-                nominal_hz=float(scenario.grid.nominal_hz),
-            ),
-            boot_push_reactions(
-                local_list=local_list_for(scenario),
-                display_message=None
-                if embedded.display_message is None
-                else DisplayMessagePush(
-                    embedded.display_message.text,
-                    embedded.display_message.language,
-                    embedded.display_message.id,
-                ),
-            ),
-        ),
+        reactions=reactions,
     )
 
 

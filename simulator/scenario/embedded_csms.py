@@ -14,7 +14,12 @@ from .base import MODEL_CONFIG, invalid
 from .firmware import FirmwareRolloutSettings
 from .ranges import Range
 
-__all__ = ["DisplayMessageSettings", "EmbeddedCsmsSettings", "LocalListSettings"]
+__all__ = [
+    "DisplayMessageSettings",
+    "EmbeddedCsmsSettings",
+    "LocalListSettings",
+    "LogCollectionSettings",
+]
 
 #: LocalAuthListCtrlr.Entries' maxLimit and ItemsPerMessage of fleetsim's stations.
 LOCAL_LIST_MAX_ENTRIES = 256
@@ -73,6 +78,43 @@ class DisplayMessageSettings(BaseModel):
     id: int = Field(
         default=1, ge=0, description="The message's id; setting it again after a boot replaces it."
     )
+
+
+class LogCollectionSettings(BaseModel):
+    """A daily log collection: GetLog to a share of the stations at a time of day (N01)."""
+
+    model_config = MODEL_CONFIG
+
+    time_of_day: str = Field(
+        default="02:00",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description=(
+            "HH:MM, UTC, of simulated time: each day, each chosen station is asked at its first "
+            "Heartbeat after this time (never in the first moments of the run)."
+        ),
+    )
+    share: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Share of the stations (0..1, by station id) asked for a log every day.",
+    )
+    log_type: Literal["DiagnosticsLog", "SecurityLog"] = Field(
+        default="DiagnosticsLog", description="The log asked for."
+    )
+    remote_location: str = Field(
+        default="https://logs.fleetsim.invalid/upload",
+        min_length=1,
+        description=(
+            "Where the stations are told to upload (the station id is appended); the upload "
+            "is simulated, nothing is sent there."
+        ),
+    )
+
+    @property
+    def time_of_day_s(self) -> int:
+        hours, minutes = self.time_of_day.split(":")
+        return int(hours) * 3600 + int(minutes) * 60
 
 
 class EmbeddedCsmsSettings(BaseModel):
@@ -187,12 +229,21 @@ class EmbeddedCsmsSettings(BaseModel):
         description=(
             "Set this message on every station's display (SetDisplayMessage, priority "
             "NormalCycle) after each Accepted BootNotification. null: none."
+        ),
+    )
     firmware_rollout: FirmwareRolloutSettings | None = Field(
         default=None,
         description=(
             "Send UpdateFirmware to a share of the stations at one moment of the run and count "
             "how each update ends (L01). Needs the embedded CSMS in the run's own process (no "
             "csms.url, no --workers); otherwise it is ignored with a warning."
+        ),
+    )
+    log_collection: LogCollectionSettings | None = Field(
+        default=None,
+        description=(
+            "Collect logs from a share of the stations every day (GetLog, answered by "
+            "LogStatusNotification); null collects none."
         ),
     )
 

@@ -16,6 +16,7 @@ __all__ = [
     "ConnectorStatusReport",
     "ConnectorType",
     "EvseSpec",
+    "LogUploadSettings",
     "OCPP_201_CONNECTOR_TYPES",
     "StationsSettings",
     "TxStartPoint",
@@ -122,6 +123,29 @@ _DC_CONNECTORS = frozenset(
 )
 
 
+class LogUploadSettings(BaseModel):
+    """How the stations' log uploads go (GetLog, N01); simulated, no traffic leaves the
+    machine."""
+
+    model_config = MODEL_CONFIG
+
+    duration_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Simulated seconds one attempt to upload a log takes.",
+    )
+    failure_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of upload attempts (0..1) that fail; which ones is drawn from the station, "
+            "the requestId and the attempt, so a run is reproducible. A failed attempt is "
+            "retried as GetLog's retries and retryInterval say, then reported UploadFailure."
+        ),
+    )
+
+
 class StationsSettings(BaseModel):
     """The stations of the fleet: how many, their ids, what they report and how they behave."""
 
@@ -208,11 +232,17 @@ class StationsSettings(BaseModel):
             "Component.Variable[Instance] (e.g. OCPPCommCtrlr.HeartbeatInterval: '60', "
             "DeviceDataCtrlr.ItemsPerMessage[GetReport]: '20'): any variable the CSMS may "
             "set, and the read-only ones the station acts on."
+        ),
+    )
     firmware: FirmwareSettings = Field(
         default=FirmwareSettings(),
         description=(
             "How firmware updates go on the stations: step durations and failure shares (L01-L04)."
         ),
+    )
+    log_upload: LogUploadSettings = Field(
+        default=LogUploadSettings(),
+        description="How long the stations' simulated log uploads take and how often they fail.",
     )
 
     @field_validator("id_pattern")

@@ -72,6 +72,10 @@ class StationConfig:
     #: they replace the defaults of every station built from this configuration.
     variable_values: tuple[tuple[str, str], ...] = ()
     firmware: FirmwareConfig = FirmwareConfig()
+    #: Simulated seconds one attempt to upload a log takes (GetLog; the upload is simulated).
+    log_upload_s: float = 30.0
+    #: Share (0..1) of log upload attempts that fail.
+    log_upload_failure_share: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [point for point in self.tx_start_points if point not in TX_POINTS]

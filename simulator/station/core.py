@@ -318,6 +318,9 @@ class StationCore(Protocol):
     ) -> bool: ...
     def use_reservation(self, evse: Evse, id_token: IdToken) -> int | None: ...
     def local_id_token_info(self, id_token: IdToken) -> TokenInfo | None: ...
+    def cached_id_token_info(
+        self, id_token: IdToken, *, forget: bool = False
+    ) -> TokenInfo | None: ...
     def charging_limit(self, evse: Evse) -> ActiveLimit: ...
     def charging_profile_refusal(self, profile: Mapping[str, Any]) -> Answer | None: ...
     async def stop_authority(self, transaction: Transaction, id_token: IdToken) -> str | None: ...
@@ -368,9 +371,10 @@ class Block(Generic[S]):
     read by code that acts on it: `tests/station/test_honest_variables.py`).  A trigger sends
     the message it is named after.  `new_state`
     makes the block's per-station state the first time `StationCore.block_state(block)` asks.
-    The hooks (`register`, `online`, `authorize`, `local_id_token_info`, `admit`,
-    `use_reservation`, `charging_limit`, `charging_profile_refusal`, `stop_authority`,
-    `network_profile`) may each be provided by one block only.
+    The hooks (`register`, `online`, `authorize`, `local_id_token_info`,
+    `cached_id_token_info`, `admit`, `use_reservation`, `charging_limit`,
+    `charging_profile_refusal`, `stop_authority`, `network_profile`) may each be provided by
+    one block only.
     """
 
     letter: str
@@ -398,6 +402,9 @@ class Block(Generic[S]):
     #: What the local authorization list says of an IdToken now: its entry, or None when the
     #: list is off, has no entry for it or the entry has expired.
     local_id_token_info: Callable[[StationCore, IdToken], TokenInfo | None] | None = None
+    #: What the authorization cache holds about an IdToken (its entry as stored, expired or
+    #: not; None without one), and, with `forget`, removes it (N09, N10: a customer's data).
+    cached_id_token_info: Callable[[StationCore, IdToken, bool], TokenInfo | None] | None = None
     #: What the charging profiles ask of an EVSE now.
     charging_limit: Callable[[StationCore, Evse], ActiveLimit] | None = None
     #: Why the station would not install a charging profile whatever it is for (its schedule,
@@ -425,6 +432,7 @@ class Block(Generic[S]):
             "admit": self.admit,
             "use_reservation": self.use_reservation,
             "local_id_token_info": self.local_id_token_info,
+            "cached_id_token_info": self.cached_id_token_info,
             "charging_limit": self.charging_limit,
             "charging_profile_refusal": self.charging_profile_refusal,
             "stop_authority": self.stop_authority,

@@ -545,6 +545,15 @@ class Station:
         found: TokenInfo | None = lookup(self, id_token)
         return found
 
+    def cached_id_token_info(self, id_token: IdToken, *, forget: bool = False) -> TokenInfo | None:
+        """The authorization cache's entry for `id_token` as stored (block C; None without
+        one), removed from the cache when `forget` (a customer's data cleared, N10)."""
+        lookup = self._spec.registry.hooks.get("cached_id_token_info")
+        if lookup is None:
+            return None
+        found: TokenInfo | None = lookup(self, id_token, forget)
+        return found
+
     def charging_limit(self, evse: Evse) -> ActiveLimit:
         """What the charging profiles ask of `evse` now (block K; no limit without one)."""
         limit = self._spec.registry.hooks.get("charging_limit")

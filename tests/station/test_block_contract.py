@@ -214,6 +214,18 @@ ACTION_CASES: dict[str, Case] = {
     ),
     "PublishFirmware": Case(request(PUBLISH), scenario=LOCAL_CONTROLLER),
     "UnpublishFirmware": Case(published, statuses=("Unpublished",), scenario=LOCAL_CONTROLLER),
+    "GetLog": Case(
+        request(
+            {
+                "logType": "DiagnosticsLog",
+                "requestId": 5,
+                "log": {"remoteLocation": "https://csms.example.com/logs"},
+            }
+        )
+    ),
+    "CustomerInformation": Case(
+        request({"requestId": 8, "report": True, "clear": False, "idToken": ID_TOKEN})
+    ),
 }
 
 

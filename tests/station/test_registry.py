@@ -96,6 +96,7 @@ def test_each_hook_of_the_station_has_a_provider() -> None:
         "admit",
         "use_reservation",
         "local_id_token_info",
+        "cached_id_token_info",
         "charging_limit",
         "stop_authority",
         "charging_profile_refusal",

@@ -14,6 +14,7 @@ from . import (
     charging_priority,
     data_transfer,
     der_control,
+    diagnostics,
     display_messages,
     firmware,
     local_auth_list,
@@ -39,6 +40,7 @@ BLOCKS = (
     display_messages.BLOCK,  # O
     security.BLOCK,  # A
     firmware.BLOCK,  # L
+    diagnostics.BLOCK,  # N
     provisioning.BLOCK,  # B
 )
 

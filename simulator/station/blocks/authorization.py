@@ -144,6 +144,15 @@ class AuthCache:
         self._entries[key] = entry
         self.bytes_used += size
 
+    def peek(self, key: str) -> TokenInfo | None:
+        """The entry of `key` as stored, expired or not, without using it."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry.info
+
+    def discard(self, key: str) -> None:
+        if key in self._entries:
+            self._remove(key)
+
     def clear(self) -> None:
         self._entries.clear()
         self.bytes_used = 0
@@ -381,6 +390,18 @@ def clear_cache(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     return Answer({"status": "Accepted"})
 
 
+def cached_id_token_info(station: StationCore, id_token: IdToken, forget: bool) -> TokenInfo | None:
+    """What the cache holds about `id_token` (N09), removed with `forget` (N10)."""
+    state = station.peek_block_state(BLOCK)
+    if state is None:
+        return None
+    key = token_key(id_token)
+    found = state.cache.peek(key)
+    if forget:
+        state.cache.discard(key)
+    return found
+
+
 async def _transaction_answered(station: StationCore, event: TransactionEventAnswered) -> None:
     """The CSMS's idTokenInfo in a TransactionEvent answer: remember it, and deauthorize the
     transaction if it is not Accepted (E05) -- when it is about the transaction's own token,
@@ -464,4 +485,5 @@ BLOCK: Block[AuthState] = Block(
     new_state=AuthState,
     authorize=authorize,
     stop_authority=stop_authority,
+    cached_id_token_info=cached_id_token_info,
 )

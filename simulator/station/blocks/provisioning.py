@@ -27,15 +27,14 @@ variables.  It provides the station's `register` hook (boot until accepted), its
 ClockCtrlr.TimeSource naming Heartbeat before RealTimeClock, the currentTime of the CSMS's
 BootNotification and Heartbeat answers sets the station's clock: the fleet shares one
 simulated clock, so the station keeps that clock shifted by the difference.
-TriggerMessage can make it send a BootNotification (during Pending), a Heartbeat, and the
-status of log transfers: Idle, which is the truth, since a fleetsim station never has one under
-way.  (Firmware transfers are block L's: `firmware.py`.)
+TriggerMessage can make it send a BootNotification (during Pending) and a Heartbeat; the status
+of firmware transfers is block L's (`firmware.py`), that of log uploads block N's
+(`diagnostics.py`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -587,13 +586,6 @@ def _trigger_heartbeat(station: StationCore, target: TriggerTarget) -> Answer:
     return Answer({"status": "Accepted"}, then=send)
 
 
-def _trigger_idle_status(action: str, station: StationCore, target: TriggerTarget) -> Answer:
-    async def send() -> None:
-        await station.call(action, {"status": "Idle"}, before_sync=True)
-
-    return Answer({"status": "Accepted"}, then=send)
-
-
 # -- the variables this block owns --------------------------------------------------------------
 
 
@@ -727,7 +719,6 @@ BLOCK: Block[ProvisioningState] = Block(
     triggers={
         "BootNotification": _trigger_boot,
         "Heartbeat": _trigger_heartbeat,
-        "LogStatusNotification": functools.partial(_trigger_idle_status, "LogStatusNotification"),
     },
     variables=_variables,
     reactions={
