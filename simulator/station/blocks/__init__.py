@@ -14,6 +14,7 @@ from . import (
     der_control,
     display_messages,
     local_auth_list,
+    monitoring,
     provisioning,
     remote_control,
     reservation,
@@ -34,6 +35,7 @@ BLOCKS = (
     data_transfer.BLOCK,  # P
     der_control.BLOCK,  # R
     display_messages.BLOCK,  # O
+    monitoring.BLOCK,  # N
     security.BLOCK,  # A
     provisioning.BLOCK,  # B
 )
