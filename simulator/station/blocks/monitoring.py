@@ -869,6 +869,8 @@ async def _open_streams(
             int(params.get("values", 0)),
         )
         state.next_stream_id += 1
+        # Known from the moment it is asked for: a CSMS may adjust it as soon as it answers.
+        state.streams[stream.id] = stream
         answer = await station.call(
             "OpenPeriodicEventStream",
             {
@@ -880,12 +882,13 @@ async def _open_streams(
             },
         )
         if answer is None or answer.get("status") != "Accepted":
+            state.streams.pop(stream.id, None)
             continue
         if state.monitors.get(monitor.id) is not monitor:
+            state.streams.pop(stream.id, None)
             await _close_stream(station, stream.id)
             continue
         monitor.stream = stream
-        state.streams[stream.id] = stream
         station.spawn(functools.partial(_run_stream, station, stream))
 
 
