@@ -386,6 +386,8 @@ class Site:
             share_w = shares[key] if demands[key] > 0 else None
             session.set_share(share_w, now_s)
             self._account(key, session.power_w, now_s)
+            if evse.power_watch is not None:
+                evse.power_may_have_changed()
             if session.next_change_s() < evse.wake_at_s:
                 evse.wake()
 

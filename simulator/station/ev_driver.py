@@ -401,6 +401,8 @@ def _apply_limits(
     session.set_setpoint(setpoint_w, now_s)
     if site is not None:
         site.power_changed(station, evse, now_s)
+    if evse.power_watch is not None:
+        evse.power_may_have_changed()
     if transaction is not None and limit is not _NO_ENERGY:
         deadline_s = _limit_deadline_s(evse, session, transaction, now_s)
         if deadline_s < limit.next_change_s:
@@ -619,6 +621,8 @@ def _leave(station: StationCore, evse: Evse, arrival: EvArrival) -> None:
     if site is not None:
         site.session_ended(station, evse, arrival, now_s)
     evse.session = None
+    if evse.power_watch is not None:
+        evse.power_may_have_changed()
 
 
 async def _depart(station: StationCore, evse: Evse) -> None:

@@ -8,7 +8,7 @@ costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -205,6 +205,15 @@ class Evse:
     wake_at_s: float = float("inf")
     #: Where the visit task sleeps between events (`ev_driver._wait_until`).
     alarm: Alarm = field(default_factory=Alarm, repr=False, compare=False)
+    #: Called after the EVSE's power may have changed, while a variable monitor watches a
+    #: value that follows it (block N); None otherwise, so an unwatched EVSE pays one test.
+    power_watch: Callable[[Evse], None] | None = field(default=None, repr=False, compare=False)
+
+    def power_may_have_changed(self) -> None:
+        """Tell the monitors watching this EVSE, if any, that its power may have changed."""
+        watch = self.power_watch
+        if watch is not None:
+            watch(self)
 
     @property
     def power_w(self) -> float:

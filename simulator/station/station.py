@@ -330,6 +330,8 @@ class Station:
             powered.add(evse.id)
             if self.site is not None:
                 self.site.power_changed(self, evse, now_s)
+            if evse.power_watch is not None:
+                evse.power_may_have_changed()
         return frozenset(powered)
 
     async def _restart(self, powered_evse_ids: frozenset[int]) -> None:
@@ -383,6 +385,18 @@ class Station:
             return await link.call(action, payload)
         except (CallErrorReceived, CallTimeout, LinkClosed):
             return None
+
+    async def send(self, action: str, payload: Mapping[str, Any]) -> bool:
+        """Send an unconfirmed SEND frame (OCPP 2.1: NotifyPeriodicEventStream); False when
+        the station is not online, since a SEND has no offline queue and no answer."""
+        link = self.link
+        if link is None or not self.online:
+            return False
+        try:
+            await link.send(action, payload)
+        except LinkClosed:
+            return False
+        return True
 
     async def send_transaction_event(self, payload: dict[str, Any]) -> None:
         """Queue a TransactionEvent and deliver the queue if the station is online.

@@ -141,6 +141,32 @@ async def published(station: Station, csms: Csms) -> dict[str, Any]:
     return {"checksum": PUBLISH["checksum"]}
 
 
+POWER_MONITOR = {
+    "component": {"name": "EVSE", "evse": {"id": 1}},
+    "variable": {"name": "Power"},
+    "type": "Delta",
+    "value": 1000,
+    "severity": 5,
+}
+
+
+async def monitor_to_clear(station: Station, csms: Csms) -> dict[str, Any]:
+    answer = await csms.call(
+        STATION_ID, "SetVariableMonitoring", {"setMonitoringData": [POWER_MONITOR]}
+    )
+    return {"id": [answer["setMonitoringResult"][0]["id"]]}
+
+
+async def open_stream(station: Station, csms: Csms) -> dict[str, Any]:
+    """A periodic monitor whose values go out on a stream the CSMS accepted."""
+    since = csms.station(STATION_ID).messages_received
+    monitor = {**POWER_MONITOR, "type": "Periodic", "value": 60}
+    monitor["periodicEventStream"] = {"interval": 300, "values": 5}
+    await csms.call(STATION_ID, "SetVariableMonitoring", {"setMonitoringData": [monitor]})
+    opened = await csms.wait_for_message(STATION_ID, "OpenPeriodicEventStream", since=since)
+    return {"id": opened["constantStreamData"]["id"], "params": {"interval": 60, "values": 2}}
+
+
 #: Per CSMS-initiated action a registered block claims (TriggerMessage: `TRIGGER_CASES`).
 async def network_profile(station: Station, csms: Csms) -> dict[str, Any]:
     data: dict[str, Any] = {
@@ -226,6 +252,13 @@ ACTION_CASES: dict[str, Case] = {
     "CustomerInformation": Case(
         request({"requestId": 8, "report": True, "clear": False, "idToken": ID_TOKEN})
     ),
+    "SetVariableMonitoring": Case(request({"setMonitoringData": [POWER_MONITOR]})),
+    "ClearVariableMonitoring": Case(monitor_to_clear),
+    "SetMonitoringBase": Case(request({"monitoringBase": "All"})),
+    "SetMonitoringLevel": Case(request({"severity": 5})),
+    "GetMonitoringReport": Case(request({"requestId": 4})),
+    "GetPeriodicEventStream": Case(request({})),
+    "AdjustPeriodicEventStream": Case(open_stream),
 }
 
 

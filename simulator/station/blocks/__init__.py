@@ -18,6 +18,7 @@ from . import (
     display_messages,
     firmware,
     local_auth_list,
+    monitoring,
     provisioning,
     remote_control,
     reservation,
@@ -38,6 +39,7 @@ BLOCKS = (
     data_transfer.BLOCK,  # P
     der_control.BLOCK,  # R
     display_messages.BLOCK,  # O
+    monitoring.BLOCK,  # N
     security.BLOCK,  # A
     firmware.BLOCK,  # L
     diagnostics.BLOCK,  # N
