@@ -22,7 +22,7 @@ from .evse import NOMINAL_PHASE_VOLTAGE_V
 if TYPE_CHECKING:
     from .config import StationConfig
 
-__all__ = ["component_variables"]
+__all__ = ["component_variables", "decimal_text"]
 
 
 def _station_state(station: Any) -> str:
@@ -38,14 +38,14 @@ def _connector_status(evse_id: int, connector_id: int, station: Any) -> str:
 
 
 def _evse_power(evse_id: int, station: Any) -> str:
-    return f"{station.evse(evse_id).power_w:.1f}"
+    return decimal_text(station.evse(evse_id).power_w)
 
 
 def _station_power(station: Any) -> str:
-    return f"{sum(evse.power_w for evse in station.evses):.1f}"
+    return decimal_text(sum(evse.power_w for evse in station.evses))
 
 
-def _decimal(value: float) -> str:
+def decimal_text(value: float) -> str:
     """A decimal as OCPP text, without an exponent: 22000, 7400.5."""
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
@@ -86,7 +86,7 @@ def component_variables(config: StationConfig) -> list[VariableSpec]:
             unit="W",
             reader=_station_power,
             supports_monitoring=True,
-            other_attributes=(("MaxSet", _decimal(station_max_w)),),
+            other_attributes=(("MaxSet", decimal_text(station_max_w)),),
         )
     )
     # No component of the station is ever faulted in the simulation.
@@ -119,7 +119,7 @@ def component_variables(config: StationConfig) -> list[VariableSpec]:
                 max_limit=evse.max_power_w,
                 reader=functools.partial(_evse_power, evse_id),
                 supports_monitoring=True,
-                other_attributes=(("MaxSet", _decimal(evse.max_power_w)),),
+                other_attributes=(("MaxSet", decimal_text(evse.max_power_w)),),
             )
         )
         add(

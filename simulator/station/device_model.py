@@ -59,8 +59,10 @@ class VariableSpec:
     values_list: tuple[str, ...] = ()
     #: Reads the live value from the station instead of a stored one.
     reader: Callable[[Any], str] | None = None
-    #: Whether a monitor may be set on the variable (variableCharacteristics.supportsMonitoring).
-    supports_monitoring: bool = False
+    #: Whether a monitor may be set on the variable (variableCharacteristics.supportsMonitoring);
+    #: None: a stored value may be watched (it changes only when set), a live one (`reader`)
+    #: only where its owner says the station sees it change.
+    supports_monitoring: bool | None = None
     #: Whether a new value takes effect only after the next reboot (SetVariables answers
     #: RebootRequired and the value in effect stays until then).
     reboot_required: bool = False
@@ -92,6 +94,13 @@ class VariableSpec:
             component["evse"] = evse
         return component
 
+    @property
+    def monitorable(self) -> bool:
+        """Whether a monitor may be set on the variable (see `supports_monitoring`)."""
+        if self.supports_monitoring is not None:
+            return self.supports_monitoring
+        return self.reader is None and self.mutability != "WriteOnly"
+
     def variable_json(self) -> dict[str, Any]:
         variable: dict[str, Any] = {"name": self.variable}
         if self.variable_instance is not None:
@@ -101,7 +110,7 @@ class VariableSpec:
     def characteristics_json(self) -> dict[str, Any]:
         characteristics: dict[str, Any] = {
             "dataType": self.data_type,
-            "supportsMonitoring": self.supports_monitoring,
+            "supportsMonitoring": self.monitorable,
         }
         if self.unit is not None:
             characteristics["unit"] = self.unit

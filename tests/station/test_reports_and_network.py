@@ -120,7 +120,7 @@ async def test_a_custom_report_contains_exactly_the_requested_components(
             if item["variable"]["name"] == "Power"
         )
         attributes = {a["type"]: a["value"] for a in power["variableAttribute"]}
-        assert attributes == {"Actual": "0.0", "MaxSet": "22000"}
+        assert attributes == {"Actual": "0", "MaxSet": "22000"}
         assert power["variableCharacteristics"]["supportsMonitoring"] is True
 
 

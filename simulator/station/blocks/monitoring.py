@@ -51,6 +51,7 @@ import trio
 from ...clock import Alarm
 from ...link import Answer
 from ...ocpp import ErrorCode, RpcError
+from ..components import decimal_text
 from ..config import StationConfig
 from ..core import (
     Block,
@@ -196,7 +197,7 @@ class MonitoringState:
 
 
 def _evse_power(evse: Evse) -> str:
-    return f"{evse.power_w:g}"
+    return decimal_text(evse.power_w)
 
 
 #: Variables whose Actual value follows the simulation rather than a stored setting, read from
@@ -637,7 +638,7 @@ def _refusal(
             return "Rejected", f"monitor {monitor_id} is built in; see SetMonitoringBase", None
     if spec.mutability == "WriteOnly":
         return "Rejected", f"{spec.variable} is write-only: its value cannot be watched", None
-    if not getattr(spec, "supports_monitoring", True):
+    if not spec.monitorable:
         return "Rejected", f"{spec.component}.{spec.variable} does not support monitoring", None
     numeric = spec.data_type in _NUMERIC
     if (monitor_type in _THRESHOLDS or monitor_type in _TARGETS) and not numeric:
