@@ -276,7 +276,7 @@ async def test_the_scenario_sets_the_transaction_limit_and_heartbeat() -> None:
     config = csms_config_for(scenario)
     assert config.heartbeat_interval_s == scenario.stations.heartbeat_interval_s
     assert config.record_messages is False
-    assert set(config.reactions) == {"TransactionEvent"}
+    assert set(config.reactions) == {"TransactionEvent", "BootNotification"}
     csms = RecordingCsms()
     started = {"eventType": "Started", "evse": {"id": 1}, "transactionInfo": {"transactionId": "T"}}
     await config.reactions["TransactionEvent"](csms, "CP1", started, {})
