@@ -114,9 +114,13 @@ class SimClock:
         """The OCPP timestamp of simulated second `sim_s` (default: now).
 
         The date-time part is formatted once per simulated second and reused, because
-        thousands of stations stamp their messages within the same second.
+        thousands of stations stamp their messages within the same second.  (The rounding is
+        `_whole_and_millis`', written out: this runs for every message.)
         """
-        whole, millis = _whole_and_millis(self.epoch_s(sim_s))
+        whole, millis = divmod(
+            round((self._start_epoch_s + (self.sim_now() if sim_s is None else sim_s)) * 1000),
+            1000,
+        )
         if whole != self._cached_second:
             self._cached_second = whole
             self._cached_text = _seconds_text(whole)

@@ -341,8 +341,11 @@ class TriggerTarget:
 Handler = Callable[[StationCore, Mapping[str, Any]], Answer]
 #: Produces one `requestedMessage` of TriggerMessage: the answer, and the message as `then`.
 Trigger = Callable[[StationCore, TriggerTarget], Answer]
-#: A block's reaction to a station event, awaited in the registry's order.
-Reaction = Callable[[StationCore, Any], Awaitable[None]]
+#: A block's reaction to a station event, called in the registry's order.  A reaction that has
+#: nothing to wait for is a plain function returning None; one that must wait (send a message)
+#: returns what to await -- an `async def` does so always, a plain function only when it has
+#: something to do, so that an event most blocks ignore costs no task and no coroutine.
+Reaction = Callable[[StationCore, Any], Awaitable[None] | None]
 
 _NOTHING: Mapping[Any, Any] = MappingProxyType({})
 

@@ -20,7 +20,7 @@ them.  Blocks see the station only through `core.StationCore`.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -505,12 +505,27 @@ class Station:
     async def emit(self, event: Event) -> None:
         """Deliver `event` to every block that reacts to it, in the registry's order."""
         for reaction in self._spec.registry.reactions.get(type(event), ()):
-            await reaction(self, event)
+            pending = reaction(self, event)
+            if pending is not None:
+                await pending
 
     def post(self, event: Event) -> None:
-        """`emit` from code that cannot wait (a handler, the world): in the station's nursery."""
-        if self._spec.registry.reactions.get(type(event)):
-            self.spawn(partial(self.emit, event))
+        """`emit` from code that cannot wait (a handler, the world).  The reactions are called
+        now; what they must wait for is awaited in order in a task of the station's nursery,
+        which is only started when one of them has something to wait for."""
+        reactions = self._spec.registry.reactions.get(type(event))
+        if not reactions:
+            return
+        pending: list[Awaitable[None]] = []
+        for reaction in reactions:
+            waits = reaction(self, event)
+            if waits is not None:
+                pending.append(waits)
+        if pending and not self.spawn(partial(_await_in_turn, pending)):
+            for waits in pending:  # the station is stopping: nothing will run them
+                close = getattr(waits, "close", None)
+                if close is not None:
+                    close()
 
     def block_state(self, block: Block[S]) -> S:
         """`block`'s state on this station, made by the block's `new_state` on first use."""
@@ -608,3 +623,9 @@ class Station:
             return False
         self._boot_wake.set()
         return True
+
+
+async def _await_in_turn(pending: list[Awaitable[None]]) -> None:
+    """What posted reactions wait for, one after the other, in the registry's order."""
+    for waits in pending:
+        await waits

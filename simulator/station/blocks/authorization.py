@@ -47,7 +47,7 @@ transaction's own token ends it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from typing import Any
 
 from ...link import Answer
@@ -402,35 +402,37 @@ def cached_id_token_info(station: StationCore, id_token: IdToken, forget: bool) 
     return found
 
 
-async def _transaction_answered(station: StationCore, event: TransactionEventAnswered) -> None:
+def _transaction_answered(
+    station: StationCore, event: TransactionEventAnswered
+) -> Awaitable[None] | None:
     """The CSMS's idTokenInfo in a TransactionEvent answer: remember it, and deauthorize the
     transaction if it is not Accepted (E05) -- when it is about the transaction's own token,
     not about one that a driver presented to end it."""
     id_token = event.id_token
     info = event.response.get("idTokenInfo")
     if id_token is None or info is None:
-        return  # an answer that only updates the driver's personal message
+        return None  # an answer that only updates the driver's personal message
     _remember(station, id_token, info)
     if info["status"] == "Accepted":
-        return
+        return None
     evse = event.evse
     transaction = evse.transaction
     if transaction is None or transaction.id != event.transaction_id:
-        return  # it ended meanwhile
+        return None  # it ended meanwhile
     if transaction.id_token is None or token_key(transaction.id_token) != token_key(id_token):
-        return  # the answer is about a token that ended the authorization (StopAuthorized)
+        return None  # the answer is about a token that ended the authorization (StopAuthorized)
     model = station.device_model
     if model.boolean("TxCtrlr", "StopTxOnInvalidId"):
         # TxStopPoint decides whether the transaction ends or goes on without energy (E06).
-        await authorization_ended(station, evse, "Deauthorized", "DeAuthorized")
-        return
+        return authorization_ended(station, evse, "Deauthorized", "DeAuthorized")
     if transaction.energy_cap_wh is None:
         max_energy_wh = model.integer("TxCtrlr", "MaxEnergyOnInvalidId")
         transaction.energy_cap_wh = transaction.start_register_wh + max_energy_wh
         evse.wake()
+    return None
 
 
-async def _transaction_ended(station: StationCore, event: TransactionEnded) -> None:
+def _transaction_ended(station: StationCore, event: TransactionEnded) -> None:
     """The group of a transaction's token was kept for that transaction; it is over."""
     state = station.peek_block_state(BLOCK)
     id_token = event.transaction.id_token

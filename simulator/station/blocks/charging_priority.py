@@ -59,7 +59,7 @@ def _keep(
         site.power_changed(station, evse, station.clock.sim_now())
 
 
-async def _token_answered(station: StationCore, event: TransactionEventAnswered) -> None:
+def _token_answered(station: StationCore, event: TransactionEventAnswered) -> None:
     response = event.response
     token_priority = response.get("idTokenInfo", {}).get("chargingPriority")
     override = response.get("chargingPriority")
@@ -67,7 +67,7 @@ async def _token_answered(station: StationCore, event: TransactionEventAnswered)
         _keep(station, event.evse, event.transaction_id, token_priority, override)
 
 
-async def _transaction_answered(station: StationCore, event: ChargingPriorityAnswered) -> None:
+def _transaction_answered(station: StationCore, event: ChargingPriorityAnswered) -> None:
     _keep(station, event.evse, event.transaction_id, None, event.charging_priority)
 
 

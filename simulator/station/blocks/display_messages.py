@@ -313,7 +313,7 @@ def clear_display_message(station: StationCore, payload: Mapping[str, Any]) -> A
     return Answer({"status": "Accepted" if cleared else "Unknown"})
 
 
-async def _drop_transaction_messages(station: StationCore, event: TransactionEnded) -> None:
+def _drop_transaction_messages(station: StationCore, event: TransactionEnded) -> None:
     held = station.peek_block_state(BLOCK)
     if held is not None:
         held.drop_transaction(event.transaction.id)
@@ -370,7 +370,7 @@ async def _authorize_answered(station: StationCore, event: AuthorizeAnswered) ->
     )
 
 
-async def _transaction_answered(station: StationCore, event: TransactionEventAnswered) -> None:
+def _transaction_answered(station: StationCore, event: TransactionEventAnswered) -> None:
     response = event.response
     message = response.get("updatedPersonalMessage")
     if message is None:

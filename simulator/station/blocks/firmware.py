@@ -300,7 +300,7 @@ async def _wait_for_no_transaction(station: StationCore) -> None:
             await station.clock.sleep(_QUEUE_LOOK_S)
 
 
-async def _transaction_ended(station: StationCore, event: TransactionEnded) -> None:
+def _transaction_ended(station: StationCore, event: TransactionEnded) -> None:
     state = station.peek_block_state(BLOCK)
     if state is not None and state.idle is not None and not station.transactions():
         state.idle.set()

@@ -506,7 +506,7 @@ async def _booted(station: StationCore, event: Booted) -> None:
             state.sending = False
 
 
-async def _status_changed(station: StationCore, event: ConnectorStatusChanged) -> None:
+def _status_changed(station: StationCore, event: ConnectorStatusChanged) -> None:
     state = station.peek_block_state(BLOCK)
     if state is None:
         return

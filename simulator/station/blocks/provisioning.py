@@ -549,7 +549,7 @@ async def _resume(station: StationCore, evse: Evse, was_powered: bool) -> None:
     evse.wake()  # the EV goes on from the state it is in now
 
 
-async def _reset_when_idle(station: StationCore, event: TransactionEnded) -> None:
+def _reset_when_idle(station: StationCore, event: TransactionEnded) -> None:
     """An OnIdle Reset reboots the station once its last transaction has ended (B12)."""
     state = station.peek_block_state(BLOCK)
     if state is not None and state.reset_scheduled and not station.transactions():

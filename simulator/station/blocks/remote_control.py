@@ -30,7 +30,7 @@ messages that are about one (F06.FR.03): for the others a named EVSE, known or n
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -318,7 +318,7 @@ def unlock_connector(station: StationCore, payload: Mapping[str, Any]) -> Answer
     return Answer({"status": "Unlocked"}, then=tell)
 
 
-async def _transaction_started(station: StationCore, event: TransactionStarted) -> None:
+def _transaction_started(station: StationCore, event: TransactionStarted) -> Awaitable[None] | None:
     """Lock the plug of a transaction that starts with it in; hand a remote start's TxProfile
     to block K (K05)."""
     evse = event.evse
@@ -329,15 +329,16 @@ async def _transaction_started(station: StationCore, event: TransactionStarted) 
             connector.locked = True
     state = station.peek_block_state(BLOCK)
     if state is None:
-        return
+        return None
     remote = state.profiles.pop(evse.id, None)
     if remote is None or remote.charging_profile is None:
-        return
+        return None
     if _is_remote_starts(event.transaction, remote):
-        await station.emit(TxProfileGiven(evse, event.transaction, remote.charging_profile))
+        return station.emit(TxProfileGiven(evse, event.transaction, remote.charging_profile))
+    return None
 
 
-async def _connectors_changed(station: StationCore, event: ConnectorStatusChanged) -> None:
+def _connectors_changed(station: StationCore, event: ConnectorStatusChanged) -> None:
     """A plug went in or out: a socket without a plug is open; the plug of an authorized
     transaction is held (one that arrives after its transaction began)."""
     if not _station_has_locks(station.config):
@@ -354,7 +355,7 @@ async def _connectors_changed(station: StationCore, event: ConnectorStatusChange
                 connector.locked = True
 
 
-async def _transaction_ended(station: StationCore, event: TransactionEnded) -> None:
+def _transaction_ended(station: StationCore, event: TransactionEnded) -> None:
     """The transaction is over: release its plug so the driver can take the cable."""
     connector = event.evse.connector(event.transaction.connector_id)
     if connector is not None:

@@ -45,7 +45,7 @@ not sent later.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -491,18 +491,23 @@ async def _await_transaction(
 # -- H04: the EVSE goes out of service ----------------------------------------------------------
 
 
-async def _remove_unservable(station: StationCore, event: object) -> None:
+def _remove_unservable(station: StationCore, event: object) -> Awaitable[None] | None:
     """End, as Removed, the reservations that no EVSE in service can serve any more."""
     state = station.peek_block_state(BLOCK)
     if state is None or not state.book:
-        return
+        return None
     gone = state.unservable(station)
+    if not gone:
+        return None
     for reservation in gone:
         state.end(station, reservation)
+    return _announce_removed(station, gone)
+
+
+async def _announce_removed(station: StationCore, gone: list[Reservation]) -> None:
     for reservation in gone:
         await _status_update(station, reservation.id, "Removed")
-    if gone:
-        await station.emit(ConnectorStatusChanged())
+    await station.emit(ConnectorStatusChanged())
 
 
 def _variables(config: StationConfig) -> Iterator[VariableSpec]:

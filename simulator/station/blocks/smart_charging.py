@@ -380,7 +380,7 @@ async def _install_given_profile(station: StationCore, event: TxProfileGiven) ->
     evse.wake()
 
 
-async def _clear_transaction_profiles(station: StationCore, event: TransactionEnded) -> None:
+def _clear_transaction_profiles(station: StationCore, event: TransactionEnded) -> None:
     """TxProfiles end with their transaction (K01.FR.37)."""
     profiles = station.peek_block_state(BLOCK)
     if profiles is not None:

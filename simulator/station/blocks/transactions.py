@@ -288,7 +288,7 @@ async def _booted(station: StationCore, event: Booted) -> None:
     _arm(station)
 
 
-async def _transaction_started(station: StationCore, event: TransactionStarted) -> None:
+def _transaction_started(station: StationCore, event: TransactionStarted) -> None:
     _arm(station)
 
 
