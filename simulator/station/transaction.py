@@ -424,18 +424,27 @@ async def _limit_set(
 async def deliver_transaction_event(
     station: StationCore, link: Link, payload: dict[str, Any]
 ) -> bool:
-    """Send one queued TransactionEvent (E13); False when the connection went first."""
-    model = station.device_model
-    attempts = max(1, model.integer("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent"))
-    interval_s = model.integer("OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent")
-    for attempt in range(1, attempts + 1):
+    """Send one queued TransactionEvent (E13); False when the connection went first.
+
+    The retry settings are read when an attempt fails, not before each event: almost every
+    event goes through at the first attempt."""
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             response = await link.call("TransactionEvent", payload)
         except LinkClosed:
             return False
         except (CallErrorReceived, CallTimeout):
-            if attempt < attempts:
-                await trio.sleep(station.clock.trio_duration(interval_s * attempt))
+            model = station.device_model
+            attempts = model.integer("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent")
+            if attempt >= max(1, attempts):
+                station.stats.transaction_event_dropped()
+                return True
+            interval_s = model.integer(
+                "OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent"
+            )
+            await trio.sleep(station.clock.trio_duration(interval_s * attempt))
             continue
         if response:
             if ("idTokenInfo" in response and "idToken" in payload) or (
@@ -447,8 +456,6 @@ async def deliver_transaction_event(
             if "transactionLimit" in response and station.config.ocpp_version == "2.1":
                 await _limit_set(station, payload, response["transactionLimit"])
         return True
-    station.stats.transaction_event_dropped()
-    return True
 
 
 def _answered(station: StationCore, payload: dict[str, Any], response: Mapping[str, Any]) -> None:
