@@ -45,6 +45,7 @@ from .link import ConnectError, Link
 from .metrics import RunStatsCollector
 from .report import ProgressLine, build_summary, conclude, publish
 from .report.files import plot_load_curve, write_sessions_csv, write_site_power_csv
+from .report.records import RunFrame, SiteFacts
 from .scenario import Scenario
 from .shard import Shard
 from .station import Connect, EvseConfig, FirmwareConfig, Station, StationConfig
@@ -353,6 +354,10 @@ async def _run_scenario(
                         unreachable = await _watch_reachability(stats, len(stations))
                     finally:
                         stats.stopping = True
+                        # A run that reached its duration stopped at the deadline, whichever
+                        # task trio cancels first.
+                        stopped_at = min(trio.current_time(), run_scope.deadline)
+                        world.stop((stopped_at - clock.trio_origin) * clock.speed)
                     running.cancel_scope.cancel()
             interrupted = (
                 run_scope.cancelled_caught
@@ -554,10 +559,18 @@ async def _stop_when_parent_is_gone(run_scope: trio.CancelScope, console: Consol
 def _write_reports(world: World, directory: Path, title: str, clock: SimClock) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     start_epoch_s = clock.epoch_s(0.0)
-    write_sessions_csv(world.session_records, directory / "sessions.csv")
-    write_site_power_csv(world.power_samples, start_epoch_s, directory / "site_power.csv")
+    frame = RunFrame(
+        start_epoch_s,
+        world.end_s,
+        tuple(
+            SiteFacts(site.name, round(site.spec.utc_offset_h * 3600), site.capacity_w)
+            for site in world.sites
+        ),
+    )
+    write_sessions_csv(world.session_records, directory / "sessions.csv", frame)
+    write_site_power_csv(world.power_samples, start_epoch_s, directory / "site_power.csv", frame)
     plot_load_curve(
-        world.power_samples, world.marks, start_epoch_s, directory / "load_curve.png", title
+        world.power_samples, world.marks, start_epoch_s, directory / "load_curve.png", title, frame
     )
 
 

@@ -506,6 +506,9 @@ class World:
             tuple(DerEvent(e.at_s, e.duration_s, e.kind, e.value) for e in grid.der_events)
         )
         self.session_records: list[SessionRecord] = []
+        #: The moment the run stopped (`stop`), simulated seconds; the reports end there.
+        self.end_s = 0.0
+        self._stopped_s: float | None = None
         self.power_samples: list[SitePowerSample] = []
         self.marks: list[GridEventMark] = [
             GridEventMark(e.at_s, e.at_s + e.duration_s, f"{e.frequency_hz:g} Hz")
@@ -700,9 +703,16 @@ class World:
         self._last_row[site.name] = len(self.power_samples)
         self.power_samples.append(sample)
 
+    def stop(self, at_s: float) -> None:
+        """The run stopped at `at_s`: what the record holds from then on is the shutdown (EVs
+        still charging end their sessions), which the reports leave out."""
+        if self._stopped_s is None:
+            self._stopped_s = at_s
+
     def end(self) -> None:
         """Close the record at the end of the run: one last row per site."""
         now_s = self.clock.sim_now()
+        self.end_s = now_s if self._stopped_s is None else min(self._stopped_s, now_s)
         for site in self.sites:
             self.record_power(site, now_s)
 

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..clock import format_timestamp
-from .records import GridEventMark, SessionRecord, SitePowerSample
+from .records import GridEventMark, RunFrame, SessionRecord, SiteFacts, SitePowerSample
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -50,8 +50,9 @@ SESSIONS_COLUMNS = (
     "energy_exported_wh",
     "battery_kwh",
     "peak_kw",
+    "cut_off",
 )
-SITE_POWER_COLUMNS = ("time", "site", "import_w", "export_w", "frequency_hz")
+SITE_POWER_COLUMNS = ("time", "local_time", "site", "import_w", "export_w", "frequency_hz")
 
 #: Sites drawn and named one by one; the rest share one "others" line, so that a fleet of
 #: dozens of sites still gives a legend and a plot that can be read.
@@ -89,13 +90,20 @@ def _write_rows(header: Sequence[str], rows: Iterable[Sequence[str]], path: Path
     path.write_bytes(buffer.getvalue().encode("utf-8"))
 
 
-def write_sessions_csv(records: Iterable[SessionRecord], path: Path) -> None:
+def write_sessions_csv(
+    records: Iterable[SessionRecord], path: Path, frame: RunFrame | None = None
+) -> None:
     """One row per EV visit, in order of arrival (then station, then EVSE).
+
+    `cut_off` is `true` for a visit the end of the run interrupted: its departure is the
+    moment the run stopped, not the driver's, and its energy and final SoC fall short of what
+    the visit would have come to.  Without `frame` no visit is known to be cut off.
 
     Sessions end in whatever order the EVs leave, and with several stations in several tasks
     that order is not reproducible; sorting by content is.  The whole formatted row breaks any
     remaining tie, so even identical keys cannot reorder the file.
     """
+    end_text = None if frame is None else format_timestamp(frame.start_epoch_s + frame.end_s)
     keyed = [
         (
             (record.arrival, record.station_id, record.evse_id),
@@ -112,6 +120,8 @@ def write_sessions_csv(records: Iterable[SessionRecord], path: Path) -> None:
                 _decimal(record.energy_exported_wh, 1),
                 _decimal(record.battery_kwh, 2),
                 _decimal(record.peak_kw, 2),
+                # RFC 3339 UTC texts of one format sort as the instants they name.
+                "true" if end_text is not None and record.departure >= end_text else "false",
             ),
         )
         for record in records
@@ -121,19 +131,29 @@ def write_sessions_csv(records: Iterable[SessionRecord], path: Path) -> None:
 
 
 def write_site_power_csv(
-    samples: Iterable[SitePowerSample], start_epoch_s: float, path: Path
+    samples: Iterable[SitePowerSample],
+    start_epoch_s: float,
+    path: Path,
+    frame: RunFrame | None = None,
 ) -> None:
-    """Each site's power steps, by time and then site, with wall-clock UTC times.
+    """Each site's power steps, by time and then site, in UTC and in the site's local time.
 
     Times are written as timestamps rather than seconds since the start, so the file lines up
-    with the CSMS's own logs and with `sessions.csv`.  Power has 0.1 W and frequency 1 mHz
-    resolution: finer than any meter reports, coarse enough to hide float noise.
+    with the CSMS's own logs (`time`, UTC, as OCPP stamps messages) and with what people at
+    the site saw on their clocks (`local_time`, the same instant with the site's UTC offset).
+    Power has 0.1 W and frequency 1 mHz resolution: finer than any meter reports, coarse
+    enough to hide float noise.  With `frame`, each site's last row is the moment the run
+    stopped, with the power still flowing then (see `RunFrame`).
     """
+    offsets_s = _offsets_s(frame)
+    if frame is not None:
+        samples = _until_end(samples, frame.end_s)
     keyed = [
         (
             (sample.time_s, sample.site),
             (
                 format_timestamp(start_epoch_s + sample.time_s),
+                _local_timestamp(start_epoch_s + sample.time_s, offsets_s.get(sample.site, 0)),
                 sample.site,
                 _decimal(sample.import_w, 1),
                 _decimal(sample.export_w, 1),
@@ -144,6 +164,63 @@ def write_site_power_csv(
     ]
     keyed.sort()
     _write_rows(SITE_POWER_COLUMNS, (row for _, row in keyed), path)
+
+
+def _offsets_s(frame: RunFrame | None) -> dict[str, int]:
+    return {} if frame is None else {site.name: site.utc_offset_s for site in frame.sites}
+
+
+def _local_timestamp(epoch_s: float, offset_s: int) -> str:
+    """RFC 3339 with the site's offset (`2026-01-15T13:00:00.000+01:00`), milliseconds as in
+    `format_timestamp`, so the two columns name the same instant to the millisecond."""
+    whole, millis = divmod(round(epoch_s * 1000), 1000)
+    zone = dt.timezone(dt.timedelta(seconds=offset_s))
+    local = dt.datetime.fromtimestamp(whole, zone)
+    sign, minutes = ("-", -offset_s // 60) if offset_s < 0 else ("+", offset_s // 60)
+    return (
+        f"{local.strftime('%Y-%m-%dT%H:%M:%S')}.{millis:03d}"
+        f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    )
+
+
+def _until_end(samples: Iterable[SitePowerSample], end_s: float) -> list[SitePowerSample]:
+    """The record up to the run's end, closed by one row per site at `end_s`.
+
+    Rows from `end_s` on are the shutdown (every EV still charging counted as gone); the
+    closing row keeps the power that flowed until the run stopped, so neither the CSV nor the
+    plot shows a drop to 0 W that no site made.  The frequency is the one at the end.
+    """
+    before: list[SitePowerSample] = []
+    last: dict[str, SitePowerSample] = {}
+    frequency_at_end: dict[str, float] = {}
+    for sample in sorted(samples, key=lambda one: (one.time_s, one.site)):
+        if sample.time_s < end_s:
+            before.append(sample)
+            last[sample.site] = sample
+        else:
+            frequency_at_end.setdefault(sample.site, sample.frequency_hz)
+    closing = [
+        SitePowerSample(
+            end_s,
+            site,
+            held.import_w if held is not None else 0.0,
+            held.export_w if held is not None else 0.0,
+            frequency_at_end.get(site, held.frequency_hz if held is not None else 0.0),
+        )
+        for site in sorted(set(last) | set(frequency_at_end))
+        for held in (last.get(site),)
+    ]
+    return before + closing
+
+
+def _within(events: Sequence[GridEventMark], end_s: float) -> list[GridEventMark]:
+    """The events that began before the run stopped, cut at its end: a shortened run must not
+    draw the events it never reached."""
+    return [
+        GridEventMark(event.start_s, min(event.end_s, end_s), event.label)
+        for event in events
+        if event.start_s < end_s
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,11 +281,26 @@ def _grid_frequency(
     return unique_s, sums / counts
 
 
-def _date_label(first_epoch_s: float, last_epoch_s: float) -> str:
+def _date_label(first_epoch_s: float, last_epoch_s: float, zone: str) -> str:
+    """`first_epoch_s` and `last_epoch_s` are already shifted to the zone's local time."""
     first = dt.datetime.fromtimestamp(first_epoch_s, dt.UTC).date()
     last = dt.datetime.fromtimestamp(last_epoch_s, dt.UTC).date()
     dates = first.isoformat() if first == last else f"{first.isoformat()} to {last.isoformat()}"
-    return f"Time of day, UTC ({dates})"
+    return f"Time of day, {zone} ({dates})"
+
+
+def _plot_zone(frame: RunFrame | None) -> tuple[int, str]:
+    """The offset the time axis uses and its name: the sites' local time when they share one,
+    UTC when they do not (one axis cannot show two clocks)."""
+    offsets_s = {site.utc_offset_s for site in frame.sites} if frame is not None else set()
+    if len(offsets_s) != 1:
+        return 0, "UTC" if len(offsets_s) <= 1 else "UTC (the sites keep different local times)"
+    (offset_s,) = offsets_s
+    if offset_s == 0:
+        return 0, "UTC"
+    sign = "-" if offset_s < 0 else "+"
+    hours, rest_s = divmod(abs(offset_s), 3600)
+    return offset_s, f"local time, UTC{sign}{hours:02d}:{rest_s // 60:02d}"
 
 
 def _mark_events(axes: Axes, events: Sequence[GridEventMark], to_x: _ToX, span_s: float) -> None:
@@ -304,15 +396,18 @@ def plot_load_curve(
     start_epoch_s: float,
     path: Path,
     title: str,
+    frame: RunFrame | None = None,
 ) -> None:
     """Draw each site's power over the run, with grid frequency and events, as a PNG.
 
     Power is net (import minus export) in kW, so charging rises above zero and V2G feeding
     sinks below it.  Each line is a step (a sample holds until the next one); the total is a
     shaded area with a dark outline, and the frequency sits on its own axis on the right.
-    The figure is 12 x 6 inches at 150 dpi (1800 x 900 pixels).
+    The figure is 12 x 6 inches at 150 dpi (1800 x 900 pixels).  With `frame` the axis runs
+    from the run's start to the moment it stopped, in the sites' local time, and each site's
+    capacity limit is drawn as a dashed line in its colour.
     """
-    figure = _load_curve_figure(samples, events, start_epoch_s, title)
+    figure = _load_curve_figure(samples, events, start_epoch_s, title, frame)
     path.parent.mkdir(parents=True, exist_ok=True)
     # No "Software" tag, so the same run gives the same bytes whatever matplotlib wrote it.
     figure.savefig(path, format="png", dpi=_DPI, metadata={"Software": None})
@@ -323,6 +418,7 @@ def _load_curve_figure(
     events: Sequence[GridEventMark],
     start_epoch_s: float,
     title: str,
+    frame: RunFrame | None = None,
 ) -> Figure:
     """The load curve as a matplotlib figure, laid out and ready to save.
 
@@ -335,17 +431,39 @@ def _load_curve_figure(
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, MultipleLocator
 
-    ordered = sorted(samples, key=lambda sample: (sample.time_s, sample.site))
+    if frame is not None:
+        ordered = _until_end(samples, frame.end_s)
+        events = _within(events, frame.end_s)
+    else:
+        ordered = sorted(samples, key=lambda sample: (sample.time_s, sample.site))
+    offset_s, zone = _plot_zone(frame)
+    # The axis reads the sites' clock: shift the epoch, and the UTC arithmetic of `_ToX`
+    # gives local times of day and local midnights.
+    start_epoch_s += offset_s
     figure = Figure(figsize=_FIGURE_SIZE_IN, dpi=_DPI)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    times_s, frequency_hz = _grid_frequency(ordered) if ordered else (np.array([]), np.array([]))
+    # Frequency gets its own panel under the power: drawn on a twin axis it hid behind the
+    # power, and a 30 s dip in a day was lost.  Only a frequency that moved gets one.
+    moved = bool(ordered) and not math.isclose(
+        float(frequency_hz.min()), float(frequency_hz.max()), abs_tol=1e-6
+    )
+    if moved:
+        axes, frequency_axes = figure.subplots(
+            2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1)}
+        )
+    else:
+        axes, frequency_axes = figure.add_subplot(), None
     axes.set_title(title, fontsize=13, loc="left")
     axes.set_ylabel("Site power (kW; import +, export \N{MINUS SIGN})")
 
-    moments_s = [sample.time_s for sample in ordered]
-    moments_s += [moment for event in events for moment in (event.start_s, event.end_s)]
-    first_s = min(moments_s, default=0.0)
-    end_s = max(moments_s, default=0.0)
+    if frame is not None:
+        first_s, end_s = 0.0, frame.end_s
+    else:
+        moments_s = [sample.time_s for sample in ordered]
+        moments_s += [moment for event in events for moment in (event.start_s, event.end_s)]
+        first_s = min(moments_s, default=0.0)
+        end_s = max(moments_s, default=0.0)
     if end_s <= first_s:
         # A single instant still deserves a visible step.
         end_s = first_s + 60.0
@@ -356,9 +474,9 @@ def _load_curve_figure(
     handles: list[Line2D | Patch] = []
     frequency_line = None
     if ordered:
-        handles += _draw_power(axes, ordered, to_x, end_s)
-        frequency_line = _draw_frequency(axes, ordered, to_x, end_s)
-        if frequency_line is not None:
+        handles += _draw_power(axes, ordered, to_x, end_s, () if frame is None else frame.sites)
+        if frequency_axes is not None:
+            frequency_line = _draw_frequency(frequency_axes, times_s, frequency_hz, to_x, end_s)
             handles.append(frequency_line)
     else:
         axes.text(
@@ -374,9 +492,12 @@ def _load_curve_figure(
         axes.set_yticks([])
     if events:
         _mark_events(axes, events, to_x, span_s)
+        if frequency_axes is not None:
+            _shade_events(frequency_axes, events, to_x, span_s)
         handles.append(Patch(facecolor=_GRID_COLOUR, alpha=_EVENT_ALPHA, label="grid event"))
 
     axes.set_xlim(to_x(first_s), to_x(end_s))
+    bottom = axes if frequency_axes is None else frequency_axes
     if ordered or events:
         tick_step_s = _tick_step_s(span_s)
         with_seconds = tick_step_s < 60
@@ -387,26 +508,40 @@ def _load_curve_figure(
     else:
         # Nothing happened, so no time of day deserves a tick.
         axes.set_xticks([])
-    axes.set_xlabel(_date_label(start_epoch_s + first_s, start_epoch_s + end_s))
-    axes.grid(True, color="0.88", linewidth=0.8)
-    axes.set_axisbelow(True)
+    bottom.set_xlabel(_date_label(start_epoch_s + first_s, start_epoch_s + end_s, zone))
+    for one in (axes, frequency_axes):
+        if one is not None:
+            one.grid(True, color="0.88", linewidth=0.8)
+            one.set_axisbelow(True)
     if handles:
-        # Outside the plot, right of the frequency axis if there is one, so it hides no data.
+        # Outside the plot, so it hides no data.
         axes.legend(
             handles=handles,
             loc="upper left",
-            bbox_to_anchor=(1.01 if frequency_line is None else 1.08, 1.0),
+            bbox_to_anchor=(1.01, 1.0),
             fontsize=9,
             frameon=False,
         )
-    figure.tight_layout()
+    # The legend sits outside the plot, in a right margin kept for it.
+    right = 0.8 if handles else 0.97
+    if frequency_axes is None:
+        figure.tight_layout(rect=(0.0, 0.0, right, 1.0))
+    else:
+        # tight_layout cannot lay out a shared pair of panels; these margins fit the labels.
+        figure.subplots_adjust(left=0.07, right=right, top=0.93, bottom=0.1, hspace=0.08)
     return figure
 
 
 def _draw_power(
-    axes: Axes, ordered: Sequence[SitePowerSample], to_x: _ToX, end_s: float
+    axes: Axes,
+    ordered: Sequence[SitePowerSample],
+    to_x: _ToX,
+    end_s: float,
+    sites: Sequence[SiteFacts] = (),
 ) -> list[Line2D]:
-    """The named sites, "others" and the total; returns their legend handles, total first."""
+    """The named sites, "others" and the total, and each named site's capacity limit as a
+    dashed line in its colour; returns the legend handles, total first."""
+    capacity_w = {site.name: site.capacity_w for site in sites if site.capacity_w is not None}
     series = _site_series(ordered, end_s)
     named, rest = series[:_NAMED_SITES], series[_NAMED_SITES:]
     grid_s = np.unique(np.append(np.array([sample.time_s for sample in ordered]), end_s))
@@ -426,6 +561,20 @@ def _draw_power(
         )
         handles.append(line)
         lowest_kw, highest_kw = _extend(lowest_kw, highest_kw, net_kw)
+        limit_w = capacity_w.get(site.site)
+        if limit_w is not None:
+            limit_kw = limit_w / 1000.0
+            (limit,) = axes.plot(
+                to_x.many(np.array([to_x.first_s, end_s])),
+                [limit_kw, limit_kw],
+                color=colour,
+                linestyle=(0, (5, 3)),
+                linewidth=1.0,
+                zorder=2,
+                label=f"{_short(site.site)} limit ({limit_kw:g} kW)",
+            )
+            handles.append(limit)
+            highest_kw = max(highest_kw, limit_kw)
     if rest:
         others_kw = sum((site.on(grid_s) for site in rest), np.zeros_like(grid_s)) / 1000.0
         noun = "site" if len(rest) == 1 else "sites"
@@ -467,37 +616,50 @@ def _draw_power(
     return handles
 
 
+def _shade_events(axes: Axes, events: Sequence[GridEventMark], to_x: _ToX, span_s: float) -> None:
+    """The event spans on the frequency panel too (at least 0.5 % of the plot wide), unlabelled:
+    the power panel above names them."""
+    min_width_s = span_s * 0.005
+    for event in events:
+        middle_s = (event.start_s + event.end_s) / 2
+        half_width_s = max(event.end_s - event.start_s, min_width_s) / 2
+        axes.axvspan(
+            to_x(middle_s - half_width_s),
+            to_x(middle_s + half_width_s),
+            color=_GRID_COLOUR,
+            alpha=_EVENT_ALPHA,
+            linewidth=0,
+            zorder=0,
+        )
+
+
 def _draw_frequency(
-    axes: Axes, ordered: Sequence[SitePowerSample], to_x: _ToX, end_s: float
-) -> Line2D | None:
-    """Grid frequency on a right-hand axis, or nothing if it never moved.
+    frequency_axes: Axes,
+    times_s: npt.NDArray[np.float64],
+    frequency_hz: npt.NDArray[np.float64],
+    to_x: _ToX,
+    end_s: float,
+) -> Line2D:
+    """Grid frequency on its own panel under the power, where no power line can cover it.
 
     The axis spans at least 0.5 Hz, so ordinary noise of a few mHz looks like the band it is
-    and a real excursion stands out.  The frequency is drawn behind the power lines: a day of
-    one-second samples is a busy line, and the power is what the plot is about.
+    and a real excursion stands out as a spike the panel's full height.
     """
-    times_s, frequency_hz = _grid_frequency(ordered)
     lowest_hz, highest_hz = float(frequency_hz.min()), float(frequency_hz.max())
-    if math.isclose(lowest_hz, highest_hz, abs_tol=1e-6):
-        return None
-    frequency_axes = axes.twinx()
-    axes.set_zorder(frequency_axes.get_zorder() + 1)
-    axes.patch.set_visible(False)
     (line,) = frequency_axes.plot(
         to_x.many(np.append(times_s, end_s)),
         np.append(frequency_hz, frequency_hz[-1]),
         drawstyle="steps-post",
         color=_GRID_COLOUR,
-        linewidth=0.7,
-        alpha=0.7,
+        linewidth=1.0,
         label="grid frequency",
+        zorder=3,
     )
     middle_hz = (lowest_hz + highest_hz) / 2
     half_span_hz = max((highest_hz - lowest_hz) * 0.6, 0.25)
     frequency_axes.set_ylim(middle_hz - half_span_hz, middle_hz + half_span_hz)
     frequency_axes.set_ylabel("Grid frequency (Hz)", color=_GRID_COLOUR)
     frequency_axes.tick_params(axis="y", colors=_GRID_COLOUR)
-    frequency_axes.spines["right"].set_color(_GRID_COLOUR)
     return line
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GridEventMark", "SessionRecord", "SitePowerSample"]
+__all__ = ["GridEventMark", "RunFrame", "SessionRecord", "SiteFacts", "SitePowerSample"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +60,29 @@ class GridEventMark:
     end_s: float
     #: Short text shown at the span, such as "49.8 Hz dip".
     label: str
+
+
+@dataclass(frozen=True, slots=True)
+class SiteFacts:
+    """What a report must know of a site besides its power: its clock and its limit."""
+
+    name: str
+    #: The site's local time as an offset from UTC, seconds (the scenario's `utc_offset_h`).
+    utc_offset_s: int = 0
+    #: The grid connection limit, W; None when the site has none.
+    capacity_w: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunFrame:
+    """When the run began and stopped, and its sites: what bounds and labels every report.
+
+    `end_s` is the moment the run stopped.  Whatever the record holds from that moment on is
+    the stations shutting down (EVs still plugged in count as leaving, so their power drops to
+    0 W): it says nothing of the sites and the reports leave it out.
+    """
+
+    start_epoch_s: float
+    #: Simulated seconds from the start to the moment the run stopped.
+    end_s: float
+    sites: tuple[SiteFacts, ...] = ()

@@ -103,6 +103,7 @@ def test_sessions_csv_has_the_documented_columns_in_order(tmp_path: Path) -> Non
         "energy_exported_wh",
         "battery_kwh",
         "peak_kw",
+        "cut_off",
     ]
     assert row == [
         "CP0001",
@@ -117,6 +118,7 @@ def test_sessions_csv_has_the_documented_columns_in_order(tmp_path: Path) -> Non
         "0.0",
         "441.00",
         "150.00",
+        "false",
     ]
 
 
@@ -167,7 +169,7 @@ def test_a_rounding_error_below_zero_is_written_as_zero(tmp_path: Path) -> None:
     )  # fmt: skip
     write_sessions_csv([record], tmp_path / "sessions.csv")
     row = rows(tmp_path / "sessions.csv")[1]
-    assert row[8:] == ["0.0", "0.0", "60.00", "0.00"]
+    assert row[8:] == ["0.0", "0.0", "60.00", "0.00", "false"]
 
 
 def test_site_power_csv_has_rfc3339_millisecond_times_in_order_of_time_then_site(
@@ -185,12 +187,15 @@ def test_site_power_csv_has_rfc3339_millisecond_times_in_order_of_time_then_site
     )
     header, *body = rows(path)
     assert header == list(SITE_POWER_COLUMNS)
-    assert header == ["time", "site", "import_w", "export_w", "frequency_hz"]
+    assert header == ["time", "local_time", "site", "import_w", "export_w", "frequency_hz"]
     assert body == [
-        ["2025-11-24T00:00:00.000Z", "depot-south", "0.0", "3500.0", "50.012"],
-        ["2025-11-24T00:01:30.250Z", "depot-north", "22000.0", "0.0", "49.980"],
-        ["2025-11-24T00:01:30.250Z", "depot-south", "11000.0", "0.0", "49.980"],
-    ]
+        ["2025-11-24T00:00:00.000Z", "2025-11-24T00:00:00.000+00:00", "depot-south", "0.0",
+         "3500.0", "50.012"],
+        ["2025-11-24T00:01:30.250Z", "2025-11-24T00:01:30.250+00:00", "depot-north",
+         "22000.0", "0.0", "49.980"],
+        ["2025-11-24T00:01:30.250Z", "2025-11-24T00:01:30.250+00:00", "depot-south",
+         "11000.0", "0.0", "49.980"],
+    ]  # fmt: skip
     assert all(RFC3339_MS.match(row[0]) for row in body)
 
 
@@ -274,7 +279,8 @@ def test_dozens_of_sites_name_the_top_eight_by_energy_and_group_the_rest() -> No
 def test_the_time_axis_reads_as_time_of_day_in_utc() -> None:
     samples, events = depot_day()
     figure = _load_curve_figure(samples, events, START_EPOCH_S, "Depot day")
-    axes = figure.axes[0]
+    # The frequency panel under the power carries the time axis.
+    axes = figure.axes[-1]
     figure.canvas.draw()
     first_x, last_x = axes.get_xlim()
     ticks = [
@@ -284,5 +290,5 @@ def test_the_time_axis_reads_as_time_of_day_in_utc() -> None:
     ]
     assert ticks == [f"{hour:02d}:00" for hour in range(0, 24, 2)]
     assert axes.get_xlabel() == "Time of day, UTC (2025-11-24)"
-    assert "kW" in axes.get_ylabel()
+    assert "kW" in figure.axes[0].get_ylabel()
     assert figure.axes[1].get_ylabel() == "Grid frequency (Hz)"
