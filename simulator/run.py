@@ -366,6 +366,8 @@ async def _run_scenario(
             trace.close()
     for station in stations:
         station.account_energy()
+    # What the simulation made but the CSMS never got: events left in the offline queues.
+    stats.transaction_events_unsent = sum(len(station.tx_queue) for station in stations)
     world.end()
     errors = _distinct_errors(stations, fleet.failures)
     if unreachable:
