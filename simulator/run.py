@@ -344,7 +344,16 @@ async def _run_scenario(
                     running.start_soon(fleet.run)
                     running.start_soon(watch.run, run_scope.cancel)
                     if options.show_progress:
-                        progress = ProgressLine(lambda: stats, len(stations), console)
+                        progress = ProgressLine(
+                            lambda: stats,
+                            len(stations),
+                            console,
+                            clock=clock,
+                            duration_s=scenario.duration_s,
+                            site_power_w=lambda: {
+                                site.name: (site.import_w, site.export_w) for site in world.sites
+                            },
+                        )
                         if options.in_memory:
                             running.start_soon(progress.run_simulated, clock)
                         else:
