@@ -345,7 +345,16 @@ async def _run_scenario(
                     running.start_soon(fleet.run)
                     running.start_soon(watch.run, run_scope.cancel)
                     if options.show_progress:
-                        progress = ProgressLine(lambda: stats, len(stations), console)
+                        progress = ProgressLine(
+                            lambda: stats,
+                            len(stations),
+                            console,
+                            clock=clock,
+                            duration_s=scenario.duration_s,
+                            site_power_w=lambda: {
+                                site.name: (site.import_w, site.export_w) for site in world.sites
+                            },
+                        )
                         if options.in_memory:
                             running.start_soon(progress.run_simulated, clock)
                         else:
@@ -371,6 +380,8 @@ async def _run_scenario(
             trace.close()
     for station in stations:
         station.account_energy()
+    # What the simulation made but the CSMS never got: events left in the offline queues.
+    stats.transaction_events_unsent = sum(len(station.tx_queue) for station in stations)
     world.end()
     errors = _distinct_errors(stations, fleet.failures)
     if unreachable:

@@ -152,6 +152,12 @@ _WIRE_COUNTERS = (
     "messages_received",
     "transactions_started",
     "transaction_events_dropped",
+    "transaction_events_acknowledged",
+    "transactions_started_acknowledged",
+    "transactions_ended_acknowledged",
+    "transactions_started_offline",
+    "transaction_events_queued_offline",
+    "transaction_events_unsent",
     "energy_delivered_wh",
     "stations_connected",
     "stations_connected_peak",
@@ -206,6 +212,16 @@ class RunStats:
         self.transactions_started = 0
         self.transactions_ended_by_reason: dict[str, int] = {}
         self.transaction_events_dropped = 0
+        #: What the CSMS confirmed: TransactionEvents it answered with a CALLRESULT, and of
+        #: those the Started and Ended ones.  The counters above count what the simulation did.
+        self.transaction_events_acknowledged = 0
+        self.transactions_started_acknowledged = 0
+        self.transactions_ended_acknowledged = 0
+        #: Transactions that began while their station was not online, and the events made
+        #: offline (queued for the next boot), and those still queued when the run ended.
+        self.transactions_started_offline = 0
+        self.transaction_events_queued_offline = 0
+        self.transaction_events_unsent = 0
         self.energy_delivered_wh = 0.0
         self.station_failures_by_error: dict[str, int] = {}
         self.stations_connected = 0
@@ -293,6 +309,21 @@ class RunStats:
     def transaction_event_dropped(self) -> None:
         """A TransactionEvent the CSMS refused MessageAttempts times (E13)."""
         self.transaction_events_dropped += 1
+
+    def transaction_event_acknowledged(self, event_type: str) -> None:
+        """The CSMS answered a TransactionEvent with a CALLRESULT: it heard of it."""
+        self.transaction_events_acknowledged += 1
+        if event_type == "Started":
+            self.transactions_started_acknowledged += 1
+        elif event_type == "Ended":
+            self.transactions_ended_acknowledged += 1
+
+    def transaction_event_queued_offline(self, event_type: str) -> None:
+        """A TransactionEvent was made while its station was offline (E12): it waits in the
+        station's queue for the next boot."""
+        self.transaction_events_queued_offline += 1
+        if event_type == "Started":
+            self.transactions_started_offline += 1
 
     def energy_delivered(self, energy_wh: float) -> None:
         if energy_wh > 0:
@@ -440,4 +471,10 @@ class RunStats:
             "transactions_ended": self.transactions_ended,
             "transaction_events_dropped": self.transaction_events_dropped,
             "energy_delivered_wh": round(self.energy_delivered_wh, 3),
+            "transaction_events_acknowledged": self.transaction_events_acknowledged,
+            "transactions_started_acknowledged": self.transactions_started_acknowledged,
+            "transactions_ended_acknowledged": self.transactions_ended_acknowledged,
+            "transactions_started_offline": self.transactions_started_offline,
+            "transaction_events_queued_offline": self.transaction_events_queued_offline,
+            "transaction_events_unsent": self.transaction_events_unsent,
         }

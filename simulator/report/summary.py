@@ -181,16 +181,37 @@ def render_summary(summary: dict[str, Any], console: Console) -> None:
         f"peak {summary['stations_connected_peak']} connected; "
         f"messages {summary['messages_sent']} sent, {summary['messages_received']} received "
         f"({(summary['messages_sent'] + summary['messages_received']) / wall_s:.0f}/s); "
-        f"transactions {summary['transactions_started']} started, "
-        f"{summary['transactions_ended']} ended; "
-        f"energy {summary['energy_delivered_wh'] / 1000:.1f} kWh; "
         f"CALLERRORs {summary['callerrors_received']}, "
-        f"schema violations from the CSMS {summary['csms_schema_violations']}; "
+        f"schema violations from the CSMS {summary['csms_schema_violations']}, "
+        f"failed connections {summary['connection_failures']}; "
         f"{summary['wall_seconds']:.1f} s wall, {summary['simulated_seconds']:.0f} s simulated"
     )
+    for line in delivery_lines(summary):
+        console.print(line, highlight=False, markup=False)
     for error in summary["errors"]:
         console.print(f"[red]error:[/red] {error}", highlight=False)
     _render_thresholds(summary.get("thresholds", []), console)
+
+
+def delivery_lines(summary: dict[str, Any]) -> list[str]:
+    """What the CSMS acknowledged, then what the simulation did, so that a CSMS that heard
+    nothing is never credited with transactions the stations only simulated."""
+    acknowledged = (
+        "delivered to the CSMS (acknowledged): transactions "
+        f"{summary.get('transactions_started_acknowledged', 0)} started, "
+        f"{summary.get('transactions_ended_acknowledged', 0)} ended; "
+        f"TransactionEvents {summary.get('transaction_events_acknowledged', 0)}"
+    )
+    simulated = (
+        f"simulated: transactions {summary['transactions_started']} started "
+        f"({summary.get('transactions_started_offline', 0)} while offline), "
+        f"{summary['transactions_ended']} ended; "
+        f"energy {summary['energy_delivered_wh'] / 1000:.1f} kWh into EVs; TransactionEvents "
+        f"{summary.get('transaction_events_queued_offline', 0)} queued offline, "
+        f"{summary.get('transaction_events_unsent', 0)} never sent, "
+        f"{summary.get('transaction_events_dropped', 0)} given up"
+    )
+    return [acknowledged, simulated]
 
 
 def _render_thresholds(thresholds: list[dict[str, Any]], console: Console) -> None:

@@ -407,6 +407,7 @@ class Station:
         """
         if not self.online:
             payload["offline"] = True
+            self.stats.transaction_event_queued_offline(payload["eventType"])
         self.tx_queue.append(payload)
         await self.drain_transaction_events()
 

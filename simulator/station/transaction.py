@@ -446,6 +446,7 @@ async def deliver_transaction_event(
             )
             await trio.sleep(station.clock.trio_duration(interval_s * attempt))
             continue
+        station.stats.transaction_event_acknowledged(payload["eventType"])
         if response:
             if ("idTokenInfo" in response and "idToken" in payload) or (
                 "updatedPersonalMessage" in response
