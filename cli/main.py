@@ -367,3 +367,6 @@ def csms_command(
         typer.echo(f"error: {outcome.error}", err=True)
         bad = outcome.bad_arguments
         raise typer.Exit(code=ExitCode.BAD_SCENARIO if bad else ExitCode.WORKER_DIED)
+    if outcome.interrupted:
+        # The same rule as `fleetsim run`: stopped by Ctrl-C or SIGTERM is 130.
+        raise typer.Exit(code=ExitCode.INTERRUPTED)

@@ -389,6 +389,8 @@ class CsmsOutcome:
     error: str | None = None
     #: The host, the port or another argument was unusable, so nothing was served.
     bad_arguments: bool = False
+    #: SIGINT or SIGTERM stopped it (Ctrl-C), which exits 130 as `fleetsim run` does.
+    interrupted: bool = False
 
 
 def serve_csms(request: CsmsRequest) -> CsmsOutcome:
@@ -422,9 +424,9 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
                 request.process_number,
                 request.until_stdin_closes,
             )
-            serve_in_this_process(config, options)
+            interrupted = serve_in_this_process(config, options)
         else:
-            run_processes(
+            interrupted = run_processes(
                 partial(
                     process_command,
                     host=request.host,
@@ -443,4 +445,4 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
         return CsmsOutcome(str(exc), bad_arguments=True)
     except CsmsProcessFailed as exc:
         return CsmsOutcome(str(exc), bad_arguments=exc.bad_arguments)
-    return CsmsOutcome()
+    return CsmsOutcome(interrupted=interrupted)
