@@ -59,9 +59,7 @@ def test_the_facade_loads_a_scenario_with_the_flags_that_were_given() -> None:
     assert overridden.speed == plain.speed
 
 
-def test_pointing_the_quickstart_at_a_csms_says_it_runs_in_real_time_and_how_to_keep_its_clock() -> (
-    None
-):
+def test_quickstart_pointed_at_a_csms_runs_in_real_time_and_says_how_to_keep_its_clock() -> None:
     path = ROOT / "scenarios" / "quickstart.yaml"
     pointed = api.plan_run(
         api.RunRequest(
