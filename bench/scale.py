@@ -24,6 +24,14 @@ the figures are fleetsim's:
 The round-trip percentiles of the fleet workloads come from the Prometheus histogram over the
 window (bucket upper bounds, as a Grafana panel computes them: "p99 ≤ 5 ms").
 
+CPU figures are only worth as much as the machine under them, and the same machine can run
+three times slower on another day.  So every run first measures a reference, the CPU a bare
+trio-websocket client spends per round trip (bench/roundtrip.py's `bare` mode, at the
+back-to-back size), and every CPU figure is printed beside it and as a ratio to it: µs per
+CALL or per round trip divided by the reference's µs per round trip, and a CPU share as the
+bare round trips per second that the same CPU would have paid for.  The ratios hold from one
+day (and machine) to the next where the absolute figures do not.
+
     python bench/scale.py                 # the whole benchmark, about 30 minutes
     python bench/scale.py --smoke         # every workload small and short, one run (CI)
 """
@@ -214,7 +222,9 @@ _FLEET_COLUMNS = (
     ("p95_ms_bucket", "p95 ms≤", "{:g}"),
     ("p99_ms_bucket", "p99 ms≤", "{:g}"),
     ("client_cpu_percent", "CPU %", "{:.1f}"),
+    ("client_cpu_bare_round_trips_per_s", "≙ bare rt/s", "{:,.0f}"),
     ("cpu_us_per_call", "µs/CALL", "{:.0f}"),
+    ("cpu_us_per_call_over_bare", "x bare", "{:.2f}"),
     ("rss_mb", "RSS MB", "{:,.0f}"),
     ("rss_kb_per_station", "KB/station", "{:.1f}"),
 )
@@ -238,12 +248,47 @@ def _fleet_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
 WORKLOADS = ("nominal", "reference", "largest", "half_load", "back_to_back", "idle")
 
 
+def _bare_reference(plan: Plan) -> dict[str, Any]:
+    """The machine's yardstick for this run: a bare trio-websocket client's CPU per round trip,
+    measured now, so that every CPU figure can be stated as a ratio to it."""
+    measured = _roundtrip(plan, "bare")["bare"]
+    return {
+        "stations": plan.roundtrip_stations,
+        "cpu_us_per_round_trip": measured["median"]["cpu_us_per_round_trip"],
+        "runs": measured["runs"],
+    }
+
+
+def _over_bare(cpu_us: float, bare_us: float) -> float:
+    """µs of CPU per CALL or round trip, as a multiple of the bare client's."""
+    return cpu_us / bare_us
+
+
+def _bare_round_trips_per_s(cpu_percent: float, bare_us: float) -> float:
+    """A share of a core (%), as the bare round trips per second that CPU would pay for."""
+    return cpu_percent / 100 * 1e6 / bare_us
+
+
+def _relate_fleet_figures(median: dict[str, Any], bare_us: float) -> None:
+    """Add the fleet workload's CPU figures as ratios to the reference, beside the figures."""
+    median["cpu_us_per_call_over_bare"] = _over_bare(median["cpu_us_per_call"], bare_us)
+    median["client_cpu_bare_round_trips_per_s"] = _bare_round_trips_per_s(
+        median["client_cpu_percent"], bare_us
+    )
+
+
 def _verdicts(report: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """The goals, each from the workloads it needs (those not run are left out)."""
-    verdicts: dict[str, Any] = {}
+    bare_us = report["bare_reference"]["cpu_us_per_round_trip"]
+    verdicts: dict[str, Any] = {"bare_reference_cpu_us_per_round_trip": bare_us}
     if "reference" in report:
         reference = report["reference"]["median"]
         verdicts["reference_cpu_percent"] = reference["client_cpu_percent"]
+        verdicts["reference_cpu_bare_round_trips_per_s"] = reference[
+            "client_cpu_bare_round_trips_per_s"
+        ]
+        verdicts["reference_cpu_us_per_call"] = reference["cpu_us_per_call"]
+        verdicts["reference_cpu_us_per_call_over_bare"] = reference["cpu_us_per_call_over_bare"]
         verdicts["reference_rss_mb"] = reference["rss_mb"]
         verdicts["reference_ramp_up_s"] = reference["ramp_up_s"]
         verdicts["reference_connection_failures"] = reference["connection_failures"]
@@ -263,27 +308,41 @@ def _verdicts(report: dict[str, Any], plan: Plan) -> dict[str, Any]:
     if "back_to_back" in report:
         cases = report["back_to_back"]
         fleetsim_us = cases["fleetsim"]["median"]["cpu_us_per_round_trip"]
-        bare_us = cases["bare"]["median"]["cpu_us_per_round_trip"]
+        case_bare_us = cases["bare"]["median"]["cpu_us_per_round_trip"]
         baseline_us = cases["baseline"]["median"]["cpu_us_per_round_trip"]
         verdicts["cpu_us_per_round_trip"] = {
-            "bare": bare_us,
+            "bare": case_bare_us,
             "fleetsim": fleetsim_us,
             "baseline": baseline_us,
         }
         verdicts["fleetsim_default_gc_cpu_us_per_round_trip"] = cases["fleetsim-default-gc"][
             "median"
         ]["cpu_us_per_round_trip"]
-        verdicts["fleetsim_over_bare_cpu_per_round_trip"] = fleetsim_us / bare_us
+        verdicts["cpu_per_round_trip_over_bare_reference"] = {
+            name: _over_bare(cases[name]["median"]["cpu_us_per_round_trip"], bare_us)
+            for name in ("bare", "fleetsim", "fleetsim-default-gc", "baseline")
+        }
+        verdicts["fleetsim_over_bare_cpu_per_round_trip"] = fleetsim_us / case_bare_us
         verdicts["baseline_over_fleetsim_cpu_per_round_trip"] = baseline_us / fleetsim_us
     if "idle" in report:
         idle_percent = report["idle"]["idle"]["median"]["idle_cpu_percent"]
-        verdicts["idle_cpu_percent_per_1000_stations"] = (
-            idle_percent * 1000 / plan.roundtrip_stations
+        idle_per_1000 = idle_percent * 1000 / plan.roundtrip_stations
+        verdicts["idle_cpu_percent_per_1000_stations"] = idle_per_1000
+        verdicts["idle_cpu_bare_round_trips_per_s_per_1000_stations"] = _bare_round_trips_per_s(
+            idle_per_1000, bare_us
         )
     return verdicts
 
 
 def _print_verdicts(verdicts: dict[str, Any], plan: Plan) -> None:
+    bare_us = verdicts["bare_reference_cpu_us_per_round_trip"]
+    if "reference_cpu_percent" in verdicts:
+        print(
+            f"reference workload: {verdicts['reference_cpu_percent']:.1f} % of a core "
+            f"(≙ {verdicts['reference_cpu_bare_round_trips_per_s']:,.0f} bare round trips/s), "
+            f"{verdicts['reference_cpu_us_per_call']:.0f} µs per CALL "
+            f"({verdicts['reference_cpu_us_per_call_over_bare']:.2f}x bare)"
+        )
     if "largest_share_of_nominal_rate" in verdicts:
         held = verdicts["largest_share_of_nominal_rate"]
         print(
@@ -305,10 +364,18 @@ def _print_verdicts(verdicts: dict[str, Any], plan: Plan) -> None:
             f"{verdicts['fleetsim_over_bare_cpu_per_round_trip']:.2f}x, baseline / fleetsim "
             f"{verdicts['baseline_over_fleetsim_cpu_per_round_trip']:.2f}x"
         )
+        over = verdicts["cpu_per_round_trip_over_bare_reference"]
+        print(
+            f"  the same over the reference ({bare_us:.1f} µs): bare {over['bare']:.2f}x, "
+            f"fleetsim {over['fleetsim']:.2f}x, fleetsim with the default collector "
+            f"{over['fleetsim-default-gc']:.2f}x, baseline {over['baseline']:.2f}x"
+        )
     if "idle_cpu_percent_per_1000_stations" in verdicts:
         print(
             f"idle: {verdicts['idle_cpu_percent_per_1000_stations']:.2f} % of a core per 1,000 "
-            "booted stations between heartbeats"
+            "booted stations between heartbeats (≙ "
+            f"{verdicts['idle_cpu_bare_round_trips_per_s_per_1000_stations']:,.1f} bare round "
+            "trips/s)"
         )
 
 
@@ -344,6 +411,14 @@ def main() -> None:
         "runs": plan.runs,
         "smoke": args.smoke,
     }
+    print(
+        f"bare reference: a bare trio-websocket client, {plan.roundtrip_stations:,} stations "
+        "back to back",
+        flush=True,
+    )
+    report["bare_reference"] = _bare_reference(plan)
+    bare_us = report["bare_reference"]["cpu_us_per_round_trip"]
+    print(f"  {bare_us:.1f} µs of CPU per round trip: every CPU figure below is set against it")
     fleet_rows = []
     for workload in (plan.nominal, plan.reference, plan.largest, plan.half_load):
         key = workload.name.replace(" ", "_")
@@ -351,6 +426,7 @@ def main() -> None:
             continue
         print(f"{workload.name}: {workload.stations:,} stations", flush=True)
         measured = _repeat(plan, lambda w=workload: _fleet_run(w, plan), workload.name)
+        _relate_fleet_figures(measured["median"], bare_us)
         report[key] = {"workload": workload.__dict__, **measured}
         fleet_rows.append((workload.name, measured["median"]))
     if "back_to_back" in args.only:
@@ -362,6 +438,7 @@ def main() -> None:
     report["verdicts"] = _verdicts(report, plan)
 
     print()
+    print(f"bare reference: {bare_us:.1f} µs of CPU per round trip on this machine, this run")
     if fleet_rows:
         for line in _fleet_table(fleet_rows):
             print(line)

@@ -94,7 +94,28 @@ def run(
     duration: Annotated[
         float | None, typer.Option(help="Wall seconds the run lasts.", metavar="SECONDS")
     ] = None,
-    speed: Annotated[float | None, typer.Option(help="Simulated seconds per wall second.")] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            help=(
+                "Simulated seconds per wall second [default: the scenario's; 1 when --csms "
+                "points a scenario without csms.url at a CSMS]."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Simulated start: now, or a date and time with a time zone "
+                "(2026-01-15T06:00:00Z) [default: the scenario's; now when --csms points a "
+                "scenario without csms.url at a CSMS]."
+            ),
+            metavar="now|DATETIME",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the scenario's randomness.")] = None,
     ocpp_version: Annotated[
         str | None, typer.Option("--ocpp-version", help="2.1 or 2.0.1.")
@@ -194,6 +215,7 @@ def run(
             ocpp_version=ocpp_version,
             csms_url=csms,
             metrics_port=metrics_port,
+            start=start,
         ),
         shard=shard,
         workers=workers,
@@ -367,3 +389,6 @@ def csms_command(
         typer.echo(f"error: {outcome.error}", err=True)
         bad = outcome.bad_arguments
         raise typer.Exit(code=ExitCode.BAD_SCENARIO if bad else ExitCode.WORKER_DIED)
+    if outcome.interrupted:
+        # The same rule as `fleetsim run`: stopped by Ctrl-C or SIGTERM is 130.
+        raise typer.Exit(code=ExitCode.INTERRUPTED)

@@ -77,6 +77,8 @@ class ScenarioOverrides:
     ocpp_version: str | None = None
     csms_url: str | None = None
     metrics_port: int | None = None
+    #: `now`, or a simulated start with a time zone (2026-01-15T06:00:00Z).
+    start: str | None = None
 
 
 def load_scenario(path: Path, overrides: ScenarioOverrides | None = None) -> Scenario:
@@ -169,7 +171,8 @@ def plan_run(request: RunRequest) -> RunPlan:
     from .transport import parse_source_addresses
     from .workers import plan_workers, worker_scenario
 
-    scenario = load_scenario(request.scenario_path, request.overrides)
+    written = _load_scenario_file(request.scenario_path)
+    scenario = written.with_overrides(**dataclasses.asdict(request.overrides))
     thresholds: tuple[Threshold, ...] = ()
     if request.worker is None:
         thresholds = scenario.parsed_thresholds() + command_line_thresholds(request.thresholds)
@@ -205,7 +208,10 @@ def plan_run(request: RunRequest) -> RunPlan:
         raise RunRefused(str(exc)) from exc
     # A worker's parent has said it already, to the person who started the run.
     warnings = (
-        () if worker is not None else _ignored_settings(scenario, request.in_memory, worker_count)
+        ()
+        if worker is not None
+        else _real_time_note(written, scenario)
+        + _ignored_settings(scenario, request.in_memory, worker_count)
     )
     return RunPlan(
         request,
@@ -216,6 +222,28 @@ def plan_run(request: RunRequest) -> RunPlan:
         sources,
         thresholds=thresholds,
         warnings=warnings,
+    )
+
+
+def _real_time_note(written: Scenario, scenario: Scenario) -> tuple[str, ...]:
+    """The sentence that says a scenario written for the embedded CSMS runs in real time
+    because `--csms` pointed it elsewhere, when that changed its speed or start."""
+    if written.csms.url is not None or scenario.csms.url is None:
+        return ()
+    changed = []
+    keep = []
+    if scenario.speed != written.speed:
+        changed.append(f"speed {scenario.speed:g} instead of {written.speed:g}")
+        keep.append(f"--speed {written.speed:g}")
+    if written.start is not None and scenario.start != written.start:
+        changed.append(f"starting now instead of at {written.start.isoformat()}")
+        keep.append(f"--start {written.start.isoformat()}")
+    if not changed:
+        return ()
+    return (
+        f"--csms points a scenario written for the embedded CSMS at {scenario.csms.url}, so it "
+        f"runs in real time ({', '.join(changed)}) and its timestamps and heartbeats match that "
+        f"CSMS's clock; give {' or '.join(keep)} to keep the scenario's",
     )
 
 
@@ -313,10 +341,14 @@ def _run_over_workers(plan: RunPlan, console: Console) -> RunOutcome:
 
     request = plan.request
     overrides = request.overrides
+    scenario = plan.scenario
     passed_on = _flags(
         stations=overrides.stations,
         duration=overrides.duration_s,
-        speed=overrides.speed,
+        # Resolved here: a worker gets `--csms` even for the embedded CSMS, which alone would
+        # make it run in real time (Scenario.with_overrides).
+        speed=scenario.speed,
+        start="now" if scenario.start is None else scenario.start.isoformat(),
         seed=overrides.seed,
         ocpp_version=overrides.ocpp_version,
         shard=request.shard,
@@ -389,6 +421,8 @@ class CsmsOutcome:
     error: str | None = None
     #: The host, the port or another argument was unusable, so nothing was served.
     bad_arguments: bool = False
+    #: SIGINT or SIGTERM stopped it (Ctrl-C), which exits 130 as `fleetsim run` does.
+    interrupted: bool = False
 
 
 def serve_csms(request: CsmsRequest) -> CsmsOutcome:
@@ -422,9 +456,9 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
                 request.process_number,
                 request.until_stdin_closes,
             )
-            serve_in_this_process(config, options)
+            interrupted = serve_in_this_process(config, options)
         else:
-            run_processes(
+            interrupted = run_processes(
                 partial(
                     process_command,
                     host=request.host,
@@ -443,4 +477,4 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
         return CsmsOutcome(str(exc), bad_arguments=True)
     except CsmsProcessFailed as exc:
         return CsmsOutcome(str(exc), bad_arguments=exc.bad_arguments)
-    return CsmsOutcome()
+    return CsmsOutcome(interrupted=interrupted)

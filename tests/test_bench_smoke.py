@@ -25,7 +25,9 @@ FLEET_FIGURES = (
     "p95_ms_bucket",
     "p99_ms_bucket",
     "client_cpu_percent",
+    "client_cpu_bare_round_trips_per_s",
     "cpu_us_per_call",
+    "cpu_us_per_call_over_bare",
     "rss_mb",
     "rss_kb_per_station",
 )
@@ -55,14 +57,36 @@ def test_the_smoke_benchmark_runs_every_workload(tmp_path: Path) -> None:
     # Both worker processes' memory counts: one process of 300 stations is far below this.
     assert report["largest"]["median"]["rss_mb"] > report["reference"]["median"]["rss_mb"]
 
+    # The machine's yardstick, measured in the same run, and every CPU figure set against it.
+    bare_us = report["bare_reference"]["cpu_us_per_round_trip"]
+    assert bare_us > 0
+    reference = report["reference"]["median"]
+    assert reference["cpu_us_per_call_over_bare"] == pytest.approx(
+        reference["cpu_us_per_call"] / bare_us
+    )
+    assert reference["client_cpu_bare_round_trips_per_s"] == pytest.approx(
+        reference["client_cpu_percent"] / 100 * 1e6 / bare_us
+    )
+
     verdicts = report["verdicts"]
+    assert verdicts["bare_reference_cpu_us_per_round_trip"] == bare_us
+    assert set(verdicts["cpu_per_round_trip_over_bare_reference"]) == {
+        "bare",
+        "fleetsim",
+        "fleetsim-default-gc",
+        "baseline",
+    }
     for name in (
         "largest_share_of_nominal_rate",
         "half_load_latency_overhead_ms_at_most",
         "fleetsim_over_bare_cpu_per_round_trip",
         "baseline_over_fleetsim_cpu_per_round_trip",
         "idle_cpu_percent_per_1000_stations",
+        "idle_cpu_bare_round_trips_per_s_per_1000_stations",
+        "reference_cpu_us_per_call_over_bare",
+        "reference_cpu_bare_round_trips_per_s",
     ):
         assert math.isfinite(verdicts[name]), name
     assert set(verdicts["cpu_us_per_round_trip"]) == {"bare", "fleetsim", "baseline"}
     assert "fleetsim / bare" in finished.stdout and "workload" in finished.stdout
+    assert "bare reference:" in finished.stdout and "x bare" in finished.stdout

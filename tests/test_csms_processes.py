@@ -159,11 +159,30 @@ async def test_two_processes_share_the_port_and_both_serve_stations(tmp_path: Pa
     # The kernel spread the connections: each process accepted some (all 40 on one process
     # would happen with probability 2 / 2**40).
     assert len(counts) == 2 and min(counts) > 0, counts
-    assert process.returncode == 0, (tmp_path / "stderr").read_text()
+    assert process.returncode == ExitCode.INTERRUPTED, (tmp_path / "stderr").read_text()
     assert rest[-1] == "stopped"
     for number, pid in pids.items():
         final = f"process {number} (pid {pid}) accepted {counts[number]} connections"
         assert any(line.startswith(final) for line in rest), rest
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+async def test_a_stop_signal_ends_the_csms_with_the_exit_code_of_a_stopped_run(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    """`fleetsim csms` and `fleetsim run` follow one rule: stopped by Ctrl-C (or SIGTERM), the
+    process exits 130, so a script tells a stop from a clean end the same way for both."""
+    async with csms_process([], tmp_path / "stderr") as (process, lines, port):
+        async with AsyncExitStack() as stack:
+            _connection, answer = await boot(stack, port, "CP01")
+            assert answer["status"] == "Accepted"
+        process.send_signal(stop_signal)
+        with trio.fail_after(WAIT_S):
+            rest = await lines.rest()
+            await process.wait()
+    assert process.returncode == ExitCode.INTERRUPTED, (tmp_path / "stderr").read_text()
+    assert rest[-1] == "stopped"
 
 
 @pytest.mark.slow

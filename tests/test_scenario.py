@@ -695,6 +695,46 @@ def test_flags_that_were_not_given_change_nothing() -> None:
     assert scenario.with_overrides(speed=None, stations=None) == scenario
 
 
+NOON = dt.datetime(2026, 1, 15, 12, tzinfo=dt.UTC)
+
+
+def test_a_scenario_for_the_embedded_csms_runs_in_real_time_against_another() -> None:
+    written = minimal(speed=10, start="2026-01-15T12:00:00Z")
+
+    pointed = written.with_overrides(csms_url="ws://csms/ocpp")
+
+    assert (pointed.speed, pointed.start, pointed.csms.url) == (1.0, None, "ws://csms/ocpp")
+    # Against the embedded CSMS the scenario's clock holds.
+    assert (written.with_overrides(stations=5).speed, written.start) == (10, NOON)
+
+
+def test_speed_and_start_flags_win_over_the_real_time_default() -> None:
+    written = minimal(speed=10, start="2026-01-15T12:00:00Z")
+
+    kept = written.with_overrides(
+        csms_url="ws://csms/ocpp", speed=10, start="2026-01-15T13:00:00+01:00"
+    )
+    assert (kept.speed, kept.start) == (10, NOON)
+    assert written.with_overrides(start="now").start is None
+
+
+def test_a_scenario_that_names_its_csms_keeps_its_speed_and_start() -> None:
+    written = minimal(csms={"url": "ws://a/ocpp"}, speed=30, start="2026-01-15T12:00:00Z")
+
+    pointed = written.with_overrides(csms_url="ws://b/ocpp")
+
+    assert (pointed.speed, pointed.start, pointed.csms.url) == (30, NOON, "ws://b/ocpp")
+
+
+def test_a_start_flag_without_a_time_zone_is_refused() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        minimal().with_overrides(start="2026-01-15T12:00:00")
+
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith("command line: start: ")
+    assert "2026-01-15T12:00:00Z" in caught.value.problems[0]
+
+
 def test_overrides_are_validated_with_the_rest_of_the_scenario() -> None:
     scenario = minimal(stations={"count": 5, "id_pattern": "X" * 45 + "{index}"})
 

@@ -241,21 +241,25 @@ class ServeOptions:
     until_stdin_closes: bool = False
 
 
-def serve_in_this_process(config: CsmsConfig, options: ServeOptions) -> None:
-    """Serve until SIGINT or SIGTERM (or, in a worker, until stdin closes).
+def serve_in_this_process(config: CsmsConfig, options: ServeOptions) -> bool:
+    """Serve until SIGINT or SIGTERM (or, in a worker, until stdin closes); True when a signal
+    stopped it, so the command exits as `fleetsim run` does on Ctrl-C.
 
     Prints the `embedded CSMS on ...` line once listening, a status line every
     `options.status_interval_s`, and `stopped` at the end; a worker prints the same as JSON
     lines.  Raises `CannotListen` when the address cannot be listened on.
     """
     raise_open_file_limit()
-    failure = trio.run(_serve, config, options)
+    failure, signalled = trio.run(_serve, config, options)
     if failure is not None:
         raise CannotListen(_listen_error(options.host, options.port, failure))
+    return signalled
 
 
-async def _serve(config: CsmsConfig, options: ServeOptions) -> OSError | None:
+async def _serve(config: CsmsConfig, options: ServeOptions) -> tuple[OSError | None, bool]:
+    """Serve; the error that kept it from listening, and whether a stop signal ended it."""
     csms = Csms(config)
+    signalled: list[int] = []
     worker = options.process_number is not None
     # The receiver is open before anything is served, so a signal at any moment stops the
     # process cleanly (without it, SIGTERM would kill it and SIGINT raise anywhere).
@@ -267,7 +271,7 @@ async def _serve(config: CsmsConfig, options: ServeOptions) -> OSError | None:
                 )
             except OSError as exc:
                 nursery.cancel_scope.cancel()
-                return exc
+                return exc, False
             # Start-up is over: what lives now (schemas, modules) is frozen out of collections,
             # and young collections run less often.  With 1,000 stations sending back to back
             # this cut the CPU per round trip by a quarter (bench/csms_capacity.py).
@@ -282,12 +286,12 @@ async def _serve(config: CsmsConfig, options: ServeOptions) -> OSError | None:
                     f"ws://{options.host}:{port}/ocpp/<station id>); Ctrl-C stops it"
                 )
             nursery.start_soon(_report_status, csms, worker, options.status_interval_s)
-            nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope)
+            nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope, signalled)
     if worker:
         _write_event("stopped", **_counters(csms.statistics()))
     else:
         _say("stopped")
-    return None
+    return None, bool(signalled)
 
 
 async def _report_status(csms: Csms, worker: bool, interval_s: float) -> None:
@@ -303,8 +307,11 @@ async def _report_status(csms: Csms, worker: bool, interval_s: float) -> None:
             )
 
 
-async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
-    async for _ in signals:
+async def _cancel_on_signal(
+    signals: AsyncIterator[int], scope: trio.CancelScope, caught: list[int]
+) -> None:
+    async for signum in signals:
+        caught.append(signum)
         scope.cancel()
         return
 
@@ -382,6 +389,8 @@ class _Supervisor:
     #: Cancelled to end the serving phase: by a signal, or by a process that died.
     serving: trio.CancelScope = field(default_factory=trio.CancelScope)
     stop_signal: int = signal.SIGTERM
+    #: A SIGINT or SIGTERM ended serving (not a process that died, nor stdin closing).
+    signalled: bool = False
     stopping: bool = False
     failure: CsmsProcessFailed | None = None
 
@@ -438,9 +447,10 @@ def run_processes(
     status_interval_s: float = 10.0,
     password: str | None = None,
     until_stdin_closes: bool = False,
-) -> None:
+) -> bool:
     """Run `processes` CSMS processes on `host:port` until SIGINT or SIGTERM (or, with
-    `until_stdin_closes`, until stdin closes); see the module docstring.
+    `until_stdin_closes`, until stdin closes); see the module docstring.  True when a signal
+    stopped them.
     `worker_command(number, port)` is the command line of one process, which must listen with
     SO_REUSEPORT and speak the worker protocol of `serve_in_this_process`; `password` reaches
     the processes as FLEETSIM_CSMS_PASSWORD in their environment.
@@ -462,6 +472,7 @@ def run_processes(
             sock.close()
     if supervisor.failure is not None:
         raise supervisor.failure
+    return supervisor.signalled
 
 
 def _reserve_port(host: str, port: int) -> tuple[list[socket.socket], int]:
@@ -650,6 +661,7 @@ async def _forward_signals(supervisor: _Supervisor) -> None:
         async for signum in signals:
             if not supervisor.stopping and not supervisor.serving.cancel_called:
                 supervisor.stop_signal = signum
+                supervisor.signalled = True
                 supervisor.serving.cancel()
                 continue
             for child in supervisor.processes:

@@ -28,7 +28,10 @@ from .thresholds import ThresholdItem
 if TYPE_CHECKING:
     from ..thresholds import Threshold
 
-__all__ = ["Scenario"]
+__all__ = ["REAL_TIME", "Scenario"]
+
+#: What a scenario written for the embedded CSMS runs at when `--csms` points it elsewhere.
+REAL_TIME: dict[str, Any] = {"speed": 1.0, "start": None}
 
 
 class Scenario(BaseModel):
@@ -50,7 +53,8 @@ class Scenario(BaseModel):
         gt=0,
         description=(
             "Simulated seconds per wall second: 1 is real time, 60 runs a simulated hour in a "
-            "minute. Timeouts in csms stay in wall seconds."
+            "minute. Timeouts in csms stay in wall seconds. Without csms.url it is for the "
+            "embedded CSMS: --csms runs such a scenario at 1 unless --speed is given."
         ),
     )
     duration_s: float | None = Field(
@@ -62,7 +66,8 @@ class Scenario(BaseModel):
         default=None,
         description=(
             "Simulated date and time at which the run starts, with a time zone "
-            "(2026-01-15T06:00:00Z); null starts at the current time."
+            "(2026-01-15T06:00:00Z); null starts at the current time. Without csms.url it is "
+            "for the embedded CSMS: --csms starts such a scenario now unless --start is given."
         ),
     )
     ocpp_version: OcppVersion = Field(
@@ -305,8 +310,15 @@ class Scenario(BaseModel):
         ocpp_version: str | None = None,
         csms_url: str | None = None,
         metrics_port: int | None = None,
+        start: str | None = None,
     ) -> Scenario:
         """A copy with the command-line flags that were given (not None) applied.
+
+        `start` is `now` or a date and time with a time zone.  A scenario without csms.url is
+        written for the embedded CSMS, whose clock is the scenario's own; pointed at another
+        CSMS with `csms_url`, it runs in real time from now (speed 1, start now), so that
+        timestamps match that CSMS's logs and heartbeats come as often as it asks, unless
+        `speed` or `start` say otherwise.  A scenario with csms.url keeps its speed and start.
 
         The result is validated again, since an override can break a rule that spans fields
         (more stations than the id pattern can number, a connector type the other OCPP version
@@ -320,7 +332,11 @@ class Scenario(BaseModel):
             "ocpp_version": ocpp_version,
             "metrics_port": metrics_port,
         }
+        if csms_url is not None and self.csms.url is None:
+            data.update(REAL_TIME)
         data.update({key: value for key, value in top_level.items() if value is not None})
+        if start is not None:
+            data["start"] = None if start == "now" else start
         if stations is not None:
             data["stations"]["count"] = stations
         if csms_url is not None:

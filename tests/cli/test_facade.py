@@ -59,6 +59,31 @@ def test_the_facade_loads_a_scenario_with_the_flags_that_were_given() -> None:
     assert overridden.speed == plain.speed
 
 
+def test_quickstart_pointed_at_a_csms_runs_in_real_time_and_says_how_to_keep_its_clock() -> None:
+    path = ROOT / "scenarios" / "quickstart.yaml"
+    pointed = api.plan_run(
+        api.RunRequest(
+            scenario_path=path, overrides=api.ScenarioOverrides(csms_url="ws://csms:9000/ocpp")
+        )
+    )
+    assert (pointed.scenario.speed, pointed.scenario.start) == (1.0, None)
+    (note,) = [warning for warning in pointed.warnings if warning.startswith("--csms")]
+    assert "--speed 10 or --start 2026-01-15T12:00:00+00:00" in note
+
+    kept = api.plan_run(
+        api.RunRequest(
+            scenario_path=path,
+            overrides=api.ScenarioOverrides(
+                csms_url="ws://csms:9000/ocpp", speed=10, start="2026-01-15T12:00:00Z"
+            ),
+        )
+    )
+    assert kept.scenario.speed == 10
+    assert not [warning for warning in kept.warnings if warning.startswith("--csms")]
+    embedded = api.plan_run(api.RunRequest(scenario_path=path))
+    assert embedded.scenario.speed == 10 and embedded.warnings == ()
+
+
 def test_the_facade_refuses_a_bad_flag_before_starting_anything() -> None:
     request = api.RunRequest(
         scenario_path=ROOT / "scenarios" / "quickstart.yaml", workers="2", in_memory=True
