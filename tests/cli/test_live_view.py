@@ -117,6 +117,9 @@ def test_a_csms_that_never_answers_is_credited_with_no_transaction(
             str(scenario),
             "--csms",
             silent_csms_url,
+            # The scenario's own clock, not real time from now (the default against a CSMS).
+            "--speed",
+            "2000",
             "--duration",
             "6",
             "--summary-json",
