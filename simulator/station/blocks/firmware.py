@@ -26,7 +26,12 @@ L03/L04  PublishFirmware, on a Local Controller only (`FirmwareConfig.local_cont
          answers PublishFirmware Rejected, saying why: it publishes nothing.
 
 SecurityEventNotification reports FirmwareUpdated, InvalidFirmwareSignature and
-InvalidFirmwareSigningCertificate, as the security events list asks.
+InvalidFirmwareSigningCertificate, as the security events list asks; block A sends them, and
+queues them while the station is offline (A04.FR.02).  A FirmwareStatusNotification or
+PublishFirmwareStatusNotification made while offline is not queued: OCPP asks a station to
+queue transaction-related messages and security events only (the others just with
+OCPPCommCtrlr.QueueAllMessages, which this station does not offer), and a CSMS that missed one
+asks for the current status with TriggerMessage.
 
 Nothing leaves the machine: the firmware location is never fetched.  Each step takes the
 simulated time of the scenario (`stations.firmware`), and whether a step fails is drawn per
@@ -52,6 +57,7 @@ from ..core import (
     Booted,
     ConnectorStatusChanged,
     Restarted,
+    SecurityEventOccurred,
     StationCore,
     TransactionEnded,
     TriggerTarget,
@@ -170,10 +176,8 @@ async def _report_publication(
 
 
 async def _security_event(station: StationCore, kind: str, tech_info: str) -> None:
-    await station.call(
-        "SecurityEventNotification",
-        {"type": kind, "timestamp": station.clock.timestamp(), "techInfo": tech_info[:255]},
-    )
+    """Hand a security event to block A, which reports it even if the station is offline."""
+    await station.emit(SecurityEventOccurred(kind, station.clock.timestamp(), tech_info[:255]))
 
 
 # -- L01/L02: UpdateFirmware ----------------------------------------------------------------------
