@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 import trio
 from trio.testing import MockClock
 
+from simulator.clock import SimClock
 from simulator.csms import Csms, CsmsConfig
+from simulator.link import ConnectError, Link
 from simulator.ocpp import ErrorCode, OcppVersion, RpcError
-from tests.helpers import STATION_ID, busy_site, station_on_memory_link
+from simulator.run import station_config
+from simulator.station import Station
+from simulator.stats import RunStats
+from simulator.transport import open_memory_link
+from tests.helpers import STATION_ID, T0, busy_site, one_station_scenario, station_on_memory_link
 from tests.station.steps import (
     REMOTE_DRIVERS,
     arrives,
@@ -157,25 +164,47 @@ async def test_retry_back_off_wait_minimum_and_random_range_set_the_reconnect_de
 
 
 async def test_retry_back_off_repeat_times_caps_the_doubling(autojump_clock: MockClock) -> None:
-    """The wait after the n-th failed attempt doubles up to RepeatTimes times, then stays.
+    """After the connection drops, the CSMS refuses the station's next attempts: the waits
+    between them double RetryBackOffRepeatTimes times, then stay."""
+    clock = SimClock(T0)
+    clock.start()
+    csms = Csms(CsmsConfig(), clock=clock.epoch_s)
+    stats = RunStats()
+    station = Station(STATION_ID, 1, station_config(one_station_scenario()), clock, stats)
+    refusing = [0]
+    attempts_s: list[float] = []
 
-    A failed attempt is what the link layer raises; the wait a station takes after one is read
-    from its device model when it needs it, so the value set over OCPP is the one applied.
-    """
-    async with station_on_memory_link() as (station, csms):
+    def connect(s: Station) -> AbstractAsyncContextManager[Link]:
+        attempts_s.append(clock.sim_now())
+        if refusing[0] > 0:
+            refusing[0] -= 1
+            raise ConnectError("the CSMS refuses connections", "refused")
+        return open_memory_link(s.id, csms.attach, s.handle, spawn=s.spawn, observer=stats)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(station.run, connect)
+        with trio.fail_after(3600):
+            await station.wait_synced()
         await set_variables(
             csms,
             {
                 ("OCPPCommCtrlr", "RetryBackOffWaitMinimum"): "10",
                 ("OCPPCommCtrlr", "RetryBackOffRandomRange"): "0",
-                ("OCPPCommCtrlr", "RetryBackOffRepeatTimes"): "1",
+                ("OCPPCommCtrlr", "RetryBackOffRepeatTimes"): "2",
             },
         )
-        capped = [station._backoff_s(failures) for failures in range(1, 5)]
-        await set_variables(csms, {("OCPPCommCtrlr", "RetryBackOffRepeatTimes"): "3"})
-        doubled = [station._backoff_s(failures) for failures in range(1, 5)]
-    assert capped == [10, 20, 20, 20]
-    assert doubled == [10, 20, 40, 80]
+        refusing[0] = 5
+        await csms.disconnect(STATION_ID)
+        attempts_s[:] = [clock.sim_now()]  # the drop, then the attempts
+        with trio.fail_after(3600):
+            while len(attempts_s) < 7:
+                await trio.sleep(1)
+            await csms.wait_connected(STATION_ID)
+        nursery.cancel_scope.cancel()
+    gaps_s = [later - earlier for earlier, later in itertools.pairwise(attempts_s)]
+    # The drop itself is no failure (the first attempt waits the minimum); each refused
+    # attempt doubles the wait, twice at most; the sixth attempt connects.
+    assert gaps_s == pytest.approx([10, 10, 20, 40, 40, 40])
 
 
 @VERSIONS
