@@ -53,6 +53,7 @@ __all__ = [
     "IdToken",
     "Reaction",
     "Restarted",
+    "SecurityEventOccurred",
     "SiteHooks",
     "StationCore",
     "TransactionEnded",
@@ -204,6 +205,17 @@ class VariableChanged(Event):
     """The CSMS set a device-model variable (SetVariables accepted it)."""
 
     key: VariableKey
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityEventOccurred(Event):
+    """A security event of the OCPP list happened (FirmwareUpdated, InvalidFirmwareSignature,
+    ...); block A reports it in a SecurityEventNotification, queued while the station is
+    offline (A04.FR.02).  `timestamp` is when it happened, not when it is sent."""
+
+    kind: str
+    timestamp: str
+    tech_info: str = ""
 
 
 @dataclass(frozen=True, slots=True)

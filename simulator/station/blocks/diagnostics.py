@@ -18,8 +18,11 @@ does not say).  A remoteLocation that is no URL ends the upload with BadMessage;
 protocol is not in OCPPCommCtrlr.FileTransferProtocols with NotSupportedOperation.  A new
 GetLog while an upload runs cancels it: the answer is AcceptedCanceled, the cancelled upload's
 requestId gets an AcceptedCanceled notification and the new upload begins.  A reboot ends an
-upload without a word, as a real station loses it.  TriggerMessage LogStatusNotification
-answers Uploading with the requestId while an upload runs, and Idle otherwise.
+upload without a word, as a real station loses it.  A LogStatusNotification made while the
+station is offline is not queued: OCPP queues transaction-related messages and security events,
+the rest only with OCPPCommCtrlr.QueueAllMessages, which this station does not offer.
+TriggerMessage LogStatusNotification answers Uploading with the requestId while an upload runs,
+and Idle otherwise, which is how a CSMS that missed a status learns the current one.
 
 CustomerInformation names a customer by idToken, customerIdentifier or customerCertificate.
 What the station holds about an idToken: the authorization cache's entry (block C, through the

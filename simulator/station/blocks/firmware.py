@@ -13,6 +13,12 @@ L01/L02  UpdateFirmware runs the status sequence on simulated time, each step re
          A signingCertificate that is not a PEM certificate is answered InvalidCertificate.
          A new UpdateFirmware cancels one that has not begun installing (AcceptedCanceled,
          L01.FR.24) and is Rejected while one installs (L01.FR.27).
+         While the installation waits for transactions to end, every EVSE without one is taken
+         out of service, and so is each EVSE whose transaction ends meanwhile (L01.FR.07): its
+         connectors report Unavailable and no new driver is admitted there.  They come back
+         once the new firmware is up (before the station boots and reports its connectors), or
+         at once when the update fails or is superseded.  Only EVSEs that were in service are
+         taken, so a ChangeAvailability Inoperative made before the update outlives it.
 L03/L04  PublishFirmware, on a Local Controller only (`FirmwareConfig.local_controller`):
          Downloading, Downloaded (or DownloadFailed, with retries), ChecksumVerified (or
          InvalidChecksum), then Published with the location the stations behind it download
@@ -20,7 +26,12 @@ L03/L04  PublishFirmware, on a Local Controller only (`FirmwareConfig.local_cont
          answers PublishFirmware Rejected, saying why: it publishes nothing.
 
 SecurityEventNotification reports FirmwareUpdated, InvalidFirmwareSignature and
-InvalidFirmwareSigningCertificate, as the security events list asks.
+InvalidFirmwareSigningCertificate, as the security events list asks; block A sends them, and
+queues them while the station is offline (A04.FR.02).  A FirmwareStatusNotification or
+PublishFirmwareStatusNotification made while offline is not queued: OCPP asks a station to
+queue transaction-related messages and security events only (the others just with
+OCPPCommCtrlr.QueueAllMessages, which this station does not offer), and a CSMS that missed one
+asks for the current status with TriggerMessage.
 
 Nothing leaves the machine: the firmware location is never fetched.  Each step takes the
 simulated time of the scenario (`stations.firmware`), and whether a step fails is drawn per
@@ -41,7 +52,17 @@ from typing import Any
 import trio
 
 from ...link import Answer
-from ..core import Block, Booted, StationCore, TransactionEnded, TriggerTarget, refused
+from ..core import (
+    Block,
+    Booted,
+    ConnectorStatusChanged,
+    Restarted,
+    SecurityEventOccurred,
+    StationCore,
+    TransactionEnded,
+    TriggerTarget,
+    refused,
+)
 
 __all__ = ["BLOCK", "firmware_version_of", "step_fails"]
 
@@ -90,6 +111,8 @@ class FirmwareState:
     publication: _Publication | None = None
     #: Set when the last transaction has ended, for an installation that waits for it.
     idle: trio.Event | None = None
+    #: EVSEs this block took out of service while an installation waits (L01.FR.07).
+    held_evse_ids: list[int] = field(default_factory=list)
 
 
 # -- deterministic draws and names ---------------------------------------------------------------
@@ -153,10 +176,8 @@ async def _report_publication(
 
 
 async def _security_event(station: StationCore, kind: str, tech_info: str) -> None:
-    await station.call(
-        "SecurityEventNotification",
-        {"type": kind, "timestamp": station.clock.timestamp(), "techInfo": tech_info[:255]},
-    )
+    """Hand a security event to block A, which reports it even if the station is offline."""
+    await station.emit(SecurityEventOccurred(kind, station.clock.timestamp(), tech_info[:255]))
 
 
 # -- L01/L02: UpdateFirmware ----------------------------------------------------------------------
@@ -206,8 +227,13 @@ def update_firmware(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     )
 
     async def run() -> None:
-        with update.scope:
-            await _run_update(station, update)
+        try:
+            with update.scope:
+                await _run_update(station, update)
+        finally:
+            if update.status != "InstallRebooting":
+                # Failed or superseded: the old firmware runs on, and so does charging.
+                _release_held_evses(station)
 
     return Answer({"status": status}, then=run)
 
@@ -287,6 +313,8 @@ async def _wait_for_no_transaction(station: StationCore) -> None:
     """
     state = station.block_state(BLOCK)
     waited = False
+    if station.transactions():
+        _hold_idle_evses(station)
     while station.transactions():
         state.idle = trio.Event()
         await state.idle.wait()
@@ -300,10 +328,48 @@ async def _wait_for_no_transaction(station: StationCore) -> None:
             await station.clock.sleep(_QUEUE_LOOK_S)
 
 
+def _hold_idle_evses(station: StationCore) -> None:
+    """L01.FR.07: take every EVSE in service without a transaction out of service while the
+    installation waits, and say so (block G reports the connectors' new status)."""
+    state = station.block_state(BLOCK)
+    held = [evse for evse in station.evses if evse.operative and evse.transaction is None]
+    if not held:
+        return
+    for evse in held:
+        evse.operative = False
+        state.held_evse_ids.append(evse.id)
+    station.post(ConnectorStatusChanged())
+
+
+def _release_held_evses(station: StationCore) -> None:
+    """Put the EVSEs `_hold_idle_evses` took back in service."""
+    state = station.peek_block_state(BLOCK)
+    if state is None or not state.held_evse_ids:
+        return
+    for evse_id in state.held_evse_ids:
+        evse = station.evse(evse_id)
+        if evse is not None:
+            evse.operative = True
+    state.held_evse_ids.clear()
+    station.post(ConnectorStatusChanged())
+
+
 def _transaction_ended(station: StationCore, event: TransactionEnded) -> None:
     state = station.peek_block_state(BLOCK)
-    if state is not None and state.idle is not None and not station.transactions():
+    if state is None or state.idle is None:
+        return
+    # The EVSE is free now; until the new firmware is installed no transaction starts there.
+    _hold_idle_evses(station)
+    if not station.transactions():
         state.idle.set()
+
+
+def _restarted(station: StationCore, event: Restarted) -> None:
+    """Up on the new firmware: the EVSEs held for the installation are back in service before
+    the station boots, so the connectors it reports after BootNotification are Available."""
+    state = station.peek_block_state(BLOCK)
+    if state is not None and state.update is not None and state.update.status == "InstallRebooting":
+        _release_held_evses(station)
 
 
 async def _booted(station: StationCore, event: Booted) -> None:
@@ -437,6 +503,6 @@ BLOCK: Block[FirmwareState] = Block(
         "FirmwareStatusNotification": _trigger_firmware_status,
         "PublishFirmwareStatusNotification": _trigger_publish_status,
     },
-    reactions={TransactionEnded: _transaction_ended, Booted: _booted},
+    reactions={TransactionEnded: _transaction_ended, Booted: _booted, Restarted: _restarted},
     new_state=FirmwareState,
 )

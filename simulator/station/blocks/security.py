@@ -4,6 +4,13 @@ SecurityCtrlr reports the security profile of the connection the station really 
 HTTP Basic auth over ws://, 2: TLS over wss://), the organization of its certificates and how
 many it holds (none: the station keeps no certificate store).  All are read-only facts.
 
+A04 SecurityEventNotification: a security event another block reports (`SecurityEventOccurred`:
+the firmware events of block L) goes to the CSMS with the time it happened.  While the station is
+offline the events are queued, and the queue goes out first, in order, once the station is
+Accepted again (A04.FR.02: queued with guaranteed delivery).  An event the CSMS answers with a
+CALLERROR or not at all while the connection holds counts as delivered: sending it again would
+be answered the same way.  At most MAX_QUEUED_EVENTS wait; beyond that the oldest give way.
+
 TriggerMessage for a SignCertificate (A02, A03, M02: the station's, its V2G, both, or the
 ISO 15118-20 V2G certificate) is Rejected, saying why: the station holds no key pair, so it has
 no certificate signing request to send.
@@ -13,14 +20,60 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...link import Answer
 from ..config import StationConfig
-from ..core import Block, StationCore, TriggerTarget, refused
+from ..core import Block, Booted, SecurityEventOccurred, StationCore, TriggerTarget, refused
 from ..device_model import VariableSpec
 
-__all__ = ["BLOCK"]
+__all__ = ["BLOCK", "MAX_QUEUED_EVENTS"]
+
+#: Security events kept for a CSMS the station cannot reach; a station offline for long drops
+#: the oldest first, so its memory stays bounded.
+MAX_QUEUED_EVENTS = 1000
+
+
+@dataclass(slots=True)
+class SecurityState:
+    """Per station that ever had a security event to report."""
+
+    #: SecurityEventNotification payloads not yet delivered, oldest first.
+    queue: list[dict[str, Any]] = field(default_factory=list)
+    sending: bool = False
+
+
+async def _event_occurred(station: StationCore, event: SecurityEventOccurred) -> None:
+    state = station.block_state(BLOCK)
+    payload: dict[str, Any] = {"type": event.kind, "timestamp": event.timestamp}
+    if event.tech_info:
+        payload["techInfo"] = event.tech_info
+    state.queue.append(payload)
+    del state.queue[:-MAX_QUEUED_EVENTS]
+    await _deliver(station, state)
+
+
+async def _booted(station: StationCore, event: Booted) -> None:
+    """Accepted again: what was queued offline goes out now, oldest first."""
+    state = station.peek_block_state(BLOCK)
+    if state is not None and state.queue:
+        await _deliver(station, state)
+
+
+async def _deliver(station: StationCore, state: SecurityState) -> None:
+    """Send the queue in order; stop, keeping the rest, when the connection is lost."""
+    if state.sending or not station.online:
+        return
+    state.sending = True
+    try:
+        while state.queue:
+            answer = await station.call("SecurityEventNotification", state.queue[0])
+            if answer is None and not station.online:
+                return  # offline again: sent after the next reconnect
+            state.queue.pop(0)
+    finally:
+        state.sending = False
 
 
 def _security_profile(station: Any) -> str:
@@ -52,7 +105,7 @@ _SIGN_TRIGGERS = {
     "SignCombinedCertificate": "ChargingStationCertificate and V2GCertificate",
 }
 
-BLOCK: Block[None] = Block(
+BLOCK: Block[SecurityState] = Block(
     letter="A",
     name="security",
     triggers={
@@ -60,4 +113,6 @@ BLOCK: Block[None] = Block(
         for requested, certificate in _SIGN_TRIGGERS.items()
     },
     variables=_variables,
+    reactions={SecurityEventOccurred: _event_occurred, Booted: _booted},
+    new_state=SecurityState,
 )
