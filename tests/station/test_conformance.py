@@ -1,12 +1,15 @@
-"""Conformance: every CSMS-initiated action of blocks C, D, E, F, G, H and O, in each state of
-the station that changes its answer, on a running station of each OCPP version.
+"""Conformance: every CSMS-initiated action of blocks B, C, D, E, F, G, H, J, L, N and O, in each
+state of the station that changes its answer, on a running station of each OCPP version.
 
 One row per (action, state): how to bring the station there, the request, the status the
 specification names for that state, the messages that must follow, and a check of the state
 that follows, read back over OCPP where the protocol can tell (GetVariables,
-GetLocalListVersion, GetDisplayMessages, GetTransactionStatus, the connector status the CSMS
-heard).  The answer validates against the version's schema because the CSMS's link checks it:
-an invalid answer fails the call as a CALLERROR.  A row without follow-ups says the station
+GetLocalListVersion, GetDisplayMessages, GetTransactionStatus, GetMonitoringReport, a triggered
+status notification, the connector status the CSMS heard).  Follow-ups that come as a sequence
+(NotifyReport parts, the FirmwareStatusNotifications of an update through its reboot, the
+LogStatusNotifications of an upload) must arrive in the order the row lists them.  The answer
+validates against the version's schema because the CSMS's link checks it: an invalid answer
+fails the call as a CALLERROR.  A row without follow-ups says the station
 sends nothing: a refusal, or an action whose effect is only state; the test waits past
 `QUIET_S` of simulated time and fails on anything but the station's own periodic messages.
 
@@ -48,6 +51,7 @@ from tests.station.steps import (
     reserved,
     running_transaction,
     set_variable,
+    set_variable_statuses,
     stopped_transaction,
 )
 
@@ -114,6 +118,8 @@ class Row:
     versions: tuple[OcppVersion, ...] = BOTH
     csms_config: CsmsConfig | None = None
     within_s: float = FOLLOW_UP_WITHIN_S
+    #: The scenario, where the station must differ from `STATION` (a Local Controller).
+    scenario: Mapping[str, Any] | None = None
 
     def expected_status(self, version: OcppVersion) -> str | None:
         if self.status is None or isinstance(self.status, str):
@@ -483,6 +489,555 @@ def started_by_remote(evse_id: int = 1, **fields: Any) -> Expect:
         evse={"id": evse_id, "connectorId": 1},
         **fields,
     )
+
+
+# -- B, J, L, N: the device model, meter values, firmware, diagnostics and monitoring -----------
+
+HEARTBEAT = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+PRIORITY = {
+    "component": {"name": "OCPPCommCtrlr"},
+    "variable": {"name": "NetworkConfigurationPriority"},
+}
+ALIGNED_INTERVAL = {"component": {"name": "AlignedDataCtrlr"}, "variable": {"name": "Interval"}}
+EVSE_1_POWER = {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"}}
+#: A station that publishes firmware to the stations behind it (L03, L04).
+LOCAL_CONTROLLER: dict[str, Any] = {
+    **STATION,
+    "stations": {**STATION["stations"], "firmware": {"local_controller": True}},
+}
+FIRMWARE_URL = "https://firmware.example.com/fleetsim-0.2.bin"
+#: The version `FIRMWARE_URL` installs: its file name without the extension.
+NEW_FIRMWARE = "fleetsim-0.2"
+PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUFAKE\n-----END CERTIFICATE-----\n"
+PUBLISH = {
+    "location": FIRMWARE_URL,
+    "checksum": "9e107d9d372bb6826bd81d3542a419d6",
+    "requestId": 6,
+}
+LOG_URL = "https://csms.example.com/logs"
+DAY_BEFORE = ("2026-01-14T00:00:00Z", "2026-01-14T06:00:00Z")
+
+
+def variables(*items: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"getVariableData": [{**item, **fields} for item in items]}
+
+
+def setting(item: Mapping[str, Any], value: str) -> dict[str, Any]:
+    return {"setVariableData": [{**item, "attributeValue": value}]}
+
+
+def named(component: str, variable: str) -> dict[str, Any]:
+    return {"component": {"name": component}, "variable": {"name": variable}}
+
+
+def results(key: str, *statuses: str, field_: str = "attributeStatus") -> StateCheck:
+    """The answer lists one result per item of the request, with these statuses."""
+
+    async def check(outcome: Outcome) -> None:
+        assert [result[field_] for result in outcome.answer[key]] == list(statuses), outcome.answer
+
+    return check
+
+
+def both(*checks: StateCheck) -> StateCheck:
+    async def check(outcome: Outcome) -> None:
+        for each in checks:
+            await each(outcome)
+
+    return check
+
+
+def reads(item: Mapping[str, Any], value: str) -> StateCheck:
+    """GetVariables reads `value` for `item` afterwards."""
+
+    async def check(outcome: Outcome) -> None:
+        component = item["component"]
+        assert (
+            await get_variable(
+                outcome.csms, component["name"], item["variable"]["name"], component.get("evse")
+            )
+            == value
+        )
+
+    return check
+
+
+async def charging_power_read(outcome: Outcome) -> None:
+    [result] = outcome.answer["getVariableResult"]
+    assert result["attributeStatus"] == "Accepted", result
+    assert float(result["attributeValue"]) > 0, result
+
+
+def heartbeat_at(value: str) -> Prepare:
+    """HeartbeatInterval set to `value`; the request reads it."""
+
+    async def prepare(station: Station, csms: Csms) -> dict[str, Any]:
+        await set_variable(csms, "OCPPCommCtrlr", "HeartbeatInterval", value)
+        return variables(HEARTBEAT)
+
+    return prepare
+
+
+def profile_data(version: OcppVersion, station: Station, **fields: Any) -> dict[str, Any]:
+    return {
+        "ocppVersion": "OCPP20" if version == "2.0.1" else "OCPP21",
+        "ocppTransport": "JSON",
+        "ocppInterface": "Wired0",
+        "ocppCsmsUrl": "ws://127.0.0.1:9999/ocpp",
+        "messageTimeout": round(station.config.message_timeout_s),
+        "securityProfile": station.security_profile,
+        **fields,
+    }
+
+
+def network_profile(slot: int, **fields: Any) -> Prepare:
+    async def prepare(station: Station, csms: Csms) -> dict[str, Any]:
+        data = profile_data(station.config.ocpp_version, station, **fields)
+        return {"configurationSlot": slot, "connectionData": data}
+
+    return prepare
+
+
+async def profile_in_slot_2(station: Station, csms: Csms) -> dict[str, Any]:
+    payload = await network_profile(2)(station, csms)
+    answer = await csms.call(STATION_ID, "SetNetworkProfile", payload)
+    assert answer["status"] == "Accepted", answer
+    return setting(PRIORITY, "2,1")
+
+
+async def slot_2_stored(outcome: Outcome) -> None:
+    """The stored profile lets the priority list name slot 2 (a new value that waits for the
+    next reboot), which it could not before."""
+    statuses = await set_variable_statuses(
+        outcome.csms, {("OCPPCommCtrlr", "NetworkConfigurationPriority"): "2,1"}
+    )
+    assert statuses == ["RebootRequired"]
+
+
+async def priority_unchanged(outcome: Outcome) -> None:
+    assert await get_variable(outcome.csms, "OCPPCommCtrlr", "NetworkConfigurationPriority") == "1"
+
+
+def report_done(request_id: int) -> Expect:
+    """The last NotifyReport of request `request_id` (tbc false)."""
+    return Expect(
+        "NotifyReport",
+        f"request {request_id}, last part",
+        lambda p: p["requestId"] == request_id and not p.get("tbc", False),
+    )
+
+
+def reported(csms: Csms, action: str, key: str, request_id: int, since: int) -> list[Payload]:
+    """The entries of every part of a report, checked to be numbered 0.. and to end there."""
+    parts = [
+        m.payload
+        for m in csms.station(STATION_ID).messages_since(since)
+        if m.action == action and m.payload["requestId"] == request_id
+    ]
+    assert [part["seqNo"] for part in parts] == list(range(len(parts))), parts
+    assert [part.get("tbc", False) for part in parts] == [True] * (len(parts) - 1) + [False]
+    return [entry for part in parts for entry in part.get(key, ())]
+
+
+def report_holds(check: Callable[[list[Payload]], bool]) -> StateCheck:
+    """The NotifyReport parts of the request hold entries that pass `check`."""
+
+    async def state(outcome: Outcome) -> None:
+        entries = reported(
+            outcome.csms, "NotifyReport", "reportData", outcome.request["requestId"], outcome.since
+        )
+        assert check(entries), entries
+
+    return state
+
+
+def only_components(*names: str) -> Callable[[list[Payload]], bool]:
+    return lambda entries: bool(entries) and {e["component"]["name"] for e in entries} == set(names)
+
+
+def writable_only(entries: list[Payload]) -> bool:
+    """Every variable reported has a writable Actual value."""
+    return bool(entries) and all(
+        attribute["mutability"] != "ReadOnly"
+        for entry in entries
+        for attribute in entry["variableAttribute"]
+        if attribute.get("type", "Actual") == "Actual"
+    )
+
+
+def availability_only(entries: list[Payload]) -> bool:
+    return bool(entries) and {e["variable"]["name"] for e in entries} == {"AvailabilityState"}
+
+
+def booted(reason: str, **fields: Any) -> Expect:
+    return Expect(
+        "BootNotification",
+        f"reason {reason} {fields}",
+        lambda p: (
+            p["reason"] == reason
+            and all(p["chargingStation"].get(k) == v for k, v in fields.items())
+        ),
+    )
+
+
+async def idle_after_stop(outcome: Outcome) -> None:
+    """A Reset OnIdle waits for the transaction, then reboots."""
+    csms = outcome.csms
+    await nothing_more(csms, outcome.since, "BootNotification")
+    transaction = outcome.station.evses[0].transaction
+    assert transaction is not None
+    since = messages_now(csms)
+    await stopped_transaction(csms, transaction.id)
+    await arrives(csms, "BootNotification", lambda p: p["reason"] == "RemoteReset", since=since)
+
+
+async def no_resumption(csms: Csms) -> None:
+    await set_variable(csms, "TxCtrlr", "ResumptionTimeout", "0")
+    await running_transaction(csms, charging=True)
+
+
+def meter_values_of(evse_id: int, context: str) -> Expect:
+    return Expect(
+        "MeterValues",
+        f"EVSE {evse_id}, {context}",
+        lambda p: (
+            p["evseId"] == evse_id
+            and all(
+                sample.get("context") == context
+                for value in p["meterValue"]
+                for sample in value["sampledValue"]
+            )
+        ),
+    )
+
+
+async def no_meter_values_of_evse_1(outcome: Outcome) -> None:
+    """During a transaction its EVSE's clock-aligned values go in TransactionEvents only."""
+    sent = outcome.csms.station(STATION_ID).messages_since(outcome.since)
+    assert not [m for m in sent if m.action == "MeterValues" and m.payload["evseId"] == 1]
+
+
+def firmware(request_id: int, *statuses: str) -> tuple[Expect, ...]:
+    return tuple(
+        Expect(
+            "FirmwareStatusNotification",
+            f"{status} of request {request_id}",
+            lambda p, s=status: p["status"] == s and p.get("requestId") == request_id,
+        )
+        for status in statuses
+    )
+
+
+def update(request_id: int = 5, **fields: Any) -> dict[str, Any]:
+    return {
+        "requestId": request_id,
+        "firmware": {"location": FIRMWARE_URL, "retrieveDateTime": AN_HOUR_AGO, **fields},
+    }
+
+
+#: The whole of an update that succeeds: the reboot into the new firmware, then Installed.
+INSTALLED = (
+    *firmware(5, "Downloading", "Downloaded", "Installing", "InstallRebooting"),
+    booted("FirmwareUpdate", firmwareVersion=NEW_FIRMWARE),
+    *firmware(5, "Installed"),
+    Expect(
+        "SecurityEventNotification", "FirmwareUpdated", lambda p: p["type"] == "FirmwareUpdated"
+    ),
+)
+
+
+def updating(until: str, **fields: Any) -> Callable[[Csms], Awaitable[None]]:
+    """UpdateFirmware 5, Accepted, and on its way: `until` reported."""
+
+    async def step(csms: Csms) -> None:
+        since = messages_now(csms)
+        answer = await csms.call(STATION_ID, "UpdateFirmware", update(**fields))
+        assert answer["status"] == "Accepted", answer
+        await arrives(
+            csms, "FirmwareStatusNotification", lambda p: p["status"] == until, since=since
+        )
+
+    return step
+
+
+async def installs_once_idle(outcome: Outcome) -> None:
+    """L01.FR.06: no installation while the transaction runs; it begins once it has ended."""
+    csms = outcome.csms
+
+    def installing(p: Payload) -> bool:
+        return p["status"] == "Installing"
+
+    await trio.sleep(QUIET_S)
+    sent = csms.station(STATION_ID).messages_since(outcome.since)
+    assert not [
+        m for m in sent if m.action == "FirmwareStatusNotification" and installing(m.payload)
+    ]
+    transaction = outcome.station.evses[0].transaction
+    assert transaction is not None
+    since = messages_now(csms)
+    await stopped_transaction(csms, transaction.id)
+    await arrives(csms, "FirmwareStatusNotification", installing, since=since)
+
+
+def publication(*statuses: str, request_id: int = 6) -> tuple[Expect, ...]:
+    return tuple(
+        Expect(
+            "PublishFirmwareStatusNotification",
+            f"{status} of request {request_id}",
+            lambda p, s=status: p["status"] == s and p.get("requestId") == request_id,
+        )
+        for status in statuses
+    )
+
+
+def publishing(until: str) -> Callable[[Csms], Awaitable[None]]:
+    async def step(csms: Csms) -> None:
+        since = messages_now(csms)
+        answer = await csms.call(STATION_ID, "PublishFirmware", PUBLISH)
+        assert answer["status"] == "Accepted", answer
+        await arrives(
+            csms, "PublishFirmwareStatusNotification", lambda p: p["status"] == until, since=since
+        )
+
+    return step
+
+
+async def publication_idle(outcome: Outcome) -> None:
+    """Unpublished: the station reports no publication."""
+    since = messages_now(outcome.csms)
+    answer = await outcome.csms.call(
+        STATION_ID, "TriggerMessage", {"requestedMessage": "PublishFirmwareStatusNotification"}
+    )
+    assert answer["status"] == "Accepted", answer
+    report = await arrives(outcome.csms, "PublishFirmwareStatusNotification", since=since)
+    assert report["status"] == "Idle", report
+
+
+def get_log(request_id: int = 5, log_type: str = "DiagnosticsLog", **log: Any) -> dict[str, Any]:
+    return {
+        "logType": log_type,
+        "requestId": request_id,
+        "log": {"remoteLocation": LOG_URL, **log},
+    }
+
+
+def log_status(status: str, request_id: int | None = 5) -> Expect:
+    return Expect(
+        "LogStatusNotification",
+        f"{status} of request {request_id}",
+        lambda p: p["status"] == status and p.get("requestId") == request_id,
+    )
+
+
+async def uploading(csms: Csms) -> None:
+    since = messages_now(csms)
+    answer = await csms.call(STATION_ID, "GetLog", get_log())
+    assert answer["status"] == "Accepted", answer
+    await arrives(csms, "LogStatusNotification", lambda p: p["status"] == "Uploading", since=since)
+
+
+def names_file(log_type: str) -> StateCheck:
+    async def check(outcome: Outcome) -> None:
+        filename = outcome.answer["filename"]
+        assert STATION_ID in filename and log_type in filename, outcome.answer
+
+    return check
+
+
+async def no_file(outcome: Outcome) -> None:
+    assert "filename" not in outcome.answer, outcome.answer
+
+
+def customer(**fields: Any) -> dict[str, Any]:
+    return {"requestId": 8, "report": True, "clear": False, "idToken": ID_TOKEN, **fields}
+
+
+def customer_data(*phrases: str) -> Expect:
+    return Expect(
+        "NotifyCustomerInformation",
+        f"request 8 tells {phrases}",
+        lambda p: p["requestId"] == 8 and all(phrase in p["data"] for phrase in phrases),
+    )
+
+
+def with_cached(payload: Mapping[str, Any]) -> Prepare:
+    async def prepare(station: Station, csms: Csms) -> dict[str, Any]:
+        await cached_token(station, csms)
+        return dict(payload)
+
+    return prepare
+
+
+def monitor(item: Mapping[str, Any] = EVSE_1_POWER, **fields: Any) -> dict[str, Any]:
+    return {**item, "type": "UpperThreshold", "value": 1000, "severity": 5, **fields}
+
+
+def monitors(*items: Mapping[str, Any]) -> dict[str, Any]:
+    return {"setMonitoringData": list(items)}
+
+
+def event(trigger: str, variable: str, **fields: Any) -> Expect:
+    """A NotifyEvent from a monitor of `variable`, with this trigger."""
+
+    def matches(payload: Payload) -> bool:
+        return any(
+            data["trigger"] == trigger
+            and data["variable"]["name"] == variable
+            and "variableMonitoringId" in data
+            and all(data.get(key) == value for key, value in fields.items())
+            for data in payload["eventData"]
+        )
+
+    return Expect("NotifyEvent", f"{trigger} of {variable} {fields}", matches)
+
+
+def monitoring(*items: Mapping[str, Any]) -> Callable[[Csms], Awaitable[None]]:
+    """SetVariableMonitoring of `items`, each Accepted."""
+
+    async def step(csms: Csms) -> None:
+        answer = await csms.call(STATION_ID, "SetVariableMonitoring", monitors(*items))
+        statuses = [result["status"] for result in answer["setMonitoringResult"]]
+        assert statuses == ["Accepted"] * len(items), answer
+
+    return step
+
+
+async def monitor_ids(csms: Csms, request_id: int = 91, **criteria: Any) -> list[int]:
+    """The ids GetMonitoringReport lists; [] for EmptyResultSet."""
+    since = messages_now(csms)
+    answer = await csms.call(
+        STATION_ID, "GetMonitoringReport", {"requestId": request_id, **criteria}
+    )
+    if answer["status"] == "EmptyResultSet":
+        return []
+    assert answer["status"] == "Accepted", answer
+    await arrives(
+        csms,
+        "NotifyMonitoringReport",
+        lambda p: p["requestId"] == request_id and not p.get("tbc", False),
+        since=since,
+    )
+    entries = reported(csms, "NotifyMonitoringReport", "monitor", request_id, since)
+    return sorted(m["id"] for entry in entries for m in entry["variableMonitoring"])
+
+
+#: The hard-wired over-power monitors of EVSEs 1 and 2: always there.
+HARD_WIRED = [1, 2]
+
+
+def monitors_listed(*ids: int) -> StateCheck:
+    async def check(outcome: Outcome) -> None:
+        assert await monitor_ids(outcome.csms) == sorted(ids)
+
+    return check
+
+
+async def custom_monitor(csms: Csms) -> int:
+    answer = await csms.call(STATION_ID, "SetVariableMonitoring", monitors(monitor()))
+    [result] = answer["setMonitoringResult"]
+    assert result["status"] == "Accepted", answer
+    return int(result["id"])
+
+
+def custom_then(build: Callable[[int], Mapping[str, Any]]) -> Prepare:
+    async def prepare(station: Station, csms: Csms) -> dict[str, Any]:
+        return dict(build(await custom_monitor(csms)))
+
+    return prepare
+
+
+async def custom_gone(outcome: Outcome) -> None:
+    assert await monitor_ids(outcome.csms) == HARD_WIRED
+
+
+def monitoring_report(request_id: int, *ids: int) -> Expect:
+    return Expect(
+        "NotifyMonitoringReport",
+        f"request {request_id} lists {ids}",
+        lambda p: (
+            p["requestId"] == request_id
+            and sorted(m["id"] for entry in p["monitor"] for m in entry["variableMonitoring"])
+            == list(ids)
+        ),
+    )
+
+
+def level_is(level: str) -> StateCheck:
+    async def check(outcome: Outcome) -> None:
+        assert await get_variable(outcome.csms, "MonitoringCtrlr", "ActiveMonitoringLevel") == level
+
+    return check
+
+
+async def periodic_power_monitor(csms: Csms) -> None:
+    await monitoring(monitor(type="Periodic", value=60))(csms)
+
+
+#: A periodic monitor of EVSE 1's power whose values go out on a periodic event stream.
+STREAMED = monitor(type="Periodic", value=60, periodicEventStream={"interval": 300, "values": 5})
+
+
+async def stream_open(csms: Csms) -> int:
+    since = messages_now(csms)
+    await monitoring(STREAMED)(csms)
+    opened = await arrives(csms, "OpenPeriodicEventStream", since=since)
+    await trio.testing.wait_all_tasks_blocked()
+    return int(opened["constantStreamData"]["id"])
+
+
+def stream_then(build: Callable[[int], Mapping[str, Any]]) -> Prepare:
+    async def prepare(station: Station, csms: Csms) -> dict[str, Any]:
+        return dict(build(await stream_open(csms)))
+
+    return prepare
+
+
+async def streamed_monitor(station: Station, csms: Csms) -> dict[str, Any]:
+    await stream_open(csms)
+    return {"id": [await _streamed_monitor_id(csms)]}
+
+
+async def _streamed_monitor_id(csms: Csms) -> int:
+    answer = await csms.call(STATION_ID, "GetPeriodicEventStream", {})
+    [stream] = answer["constantStreamData"]
+    return int(stream["variableMonitoringId"])
+
+
+def stream_values(count: int) -> Expect:
+    return Expect("NotifyPeriodicEventStream", f"{count} values", lambda p: len(p["data"]) == count)
+
+
+async def one_stream_listed(outcome: Outcome) -> None:
+    [stream] = outcome.answer["constantStreamData"]
+    assert stream["params"] == {"interval": 300, "values": 5}, stream
+
+
+async def cache_kept(outcome: Outcome) -> None:
+    assert await get_variable(outcome.csms, "AuthCacheCtrlr", "Storage") != "0"
+
+
+async def delta_fires(outcome: Outcome) -> None:
+    """The monitor saw nothing change until the value moves by more than its delta."""
+    since = messages_now(outcome.csms)
+    await set_variable(outcome.csms, "OCPPCommCtrlr", "HeartbeatInterval", "305")
+    await trio.testing.wait_all_tasks_blocked()
+    assert not [
+        m
+        for m in outcome.csms.station(STATION_ID).messages_since(since)
+        if m.action == "NotifyEvent"
+    ]
+    await set_variable(outcome.csms, "OCPPCommCtrlr", "HeartbeatInterval", "60")
+    expect = event("Delta", "HeartbeatInterval", actualValue="60")
+    await arrives(outcome.csms, "NotifyEvent", expect.predicate, since=since)
+
+
+async def all_base(csms: Csms) -> None:
+    answer = await csms.call(STATION_ID, "SetMonitoringBase", {"monitoringBase": "All"})
+    assert answer["status"] == "Accepted", answer
+
+
+async def no_streams(outcome: Outcome) -> None:
+    assert "constantStreamData" not in outcome.answer, outcome.answer
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -1103,6 +1658,775 @@ ROWS: list[Row] = [
         "Unknown",
         then=messages_listed(7),
     ),
+    # B: GetVariables (B06)
+    Row(
+        "GetVariables",
+        "a value set",
+        heartbeat_at("60"),
+        None,
+        answer={
+            "getVariableResult": [
+                {
+                    **HEARTBEAT,
+                    "attributeStatus": "Accepted",
+                    "attributeValue": "60",
+                }
+            ]
+        },
+    ),
+    Row(
+        "GetVariables",
+        "EVSE power while charging",
+        with_transaction(lambda tx: variables(EVSE_1_POWER)),
+        None,
+        then=charging_power_read,
+    ),
+    Row(
+        "GetVariables",
+        "unknown component and variable",
+        request(
+            variables(named("NoSuchCtrlr", "Enabled"), named("OCPPCommCtrlr", "NoSuchVariable"))
+        ),
+        None,
+        then=results("getVariableResult", "UnknownComponent", "UnknownVariable"),
+    ),
+    Row(
+        "GetVariables",
+        "attribute type not kept",
+        request(variables(HEARTBEAT, attributeType="Target")),
+        None,
+        then=results("getVariableResult", "NotSupportedAttributeType"),
+    ),
+    # B: SetVariables (B05)
+    Row(
+        "SetVariables",
+        "a writable value",
+        request(setting(HEARTBEAT, "60")),
+        None,
+        then=both(results("setVariableResult", "Accepted"), reads(HEARTBEAT, "60")),
+    ),
+    Row(
+        "SetVariables",
+        "a value out of range",
+        request(setting(HEARTBEAT, "-5")),
+        None,
+        then=both(results("setVariableResult", "Rejected"), reads(HEARTBEAT, "300")),
+    ),
+    Row(
+        "SetVariables",
+        "a read-only value",
+        request(setting(named("MonitoringCtrlr", "ActiveMonitoringLevel"), "3")),
+        None,
+        then=both(
+            results("setVariableResult", "Rejected"),
+            reads(named("MonitoringCtrlr", "ActiveMonitoringLevel"), "9"),
+        ),
+    ),
+    Row(
+        "SetVariables",
+        "unknown component and variable",
+        request(
+            {
+                "setVariableData": [
+                    {**named("NoSuchCtrlr", "Enabled"), "attributeValue": "true"},
+                    {**named("OCPPCommCtrlr", "NoSuchVariable"), "attributeValue": "1"},
+                ]
+            }
+        ),
+        None,
+        then=results("setVariableResult", "UnknownComponent", "UnknownVariable"),
+    ),
+    Row(
+        "SetVariables",
+        "network priority, the slot holds a profile",
+        profile_in_slot_2,
+        None,
+        then=both(results("setVariableResult", "RebootRequired"), priority_unchanged),
+    ),
+    Row(
+        "SetVariables",
+        "network priority, the slot holds no profile",
+        request(setting(PRIORITY, "2,1")),
+        None,
+        then=both(results("setVariableResult", "Rejected"), priority_unchanged),
+    ),
+    # J: clock-aligned data (J01) once SetVariables gives it an interval
+    Row(
+        "SetVariables",
+        "aligned data interval, EVSEs idle",
+        request(setting(ALIGNED_INTERVAL, "60")),
+        None,
+        follow_ups=(meter_values_of(1, "Sample.Clock"),),
+        then=results("setVariableResult", "Accepted"),
+    ),
+    Row(
+        "SetVariables",
+        "aligned data interval, transaction running",
+        with_transaction(lambda tx: setting(ALIGNED_INTERVAL, "60")),
+        None,
+        follow_ups=(tx_event("Updated", "MeterValueClock"),),
+        then=both(results("setVariableResult", "Accepted"), no_meter_values_of_evse_1),
+    ),
+    # B: GetBaseReport (B07), GetReport (B08)
+    Row(
+        "GetBaseReport",
+        "full inventory",
+        request({"requestId": 3, "reportBase": "FullInventory"}),
+        "Accepted",
+        follow_ups=(report_done(3),),
+        then=report_holds(lambda entries: len(entries) > 50),
+    ),
+    Row(
+        "GetBaseReport",
+        "configuration inventory",
+        request({"requestId": 3, "reportBase": "ConfigurationInventory"}),
+        "Accepted",
+        follow_ups=(report_done(3),),
+        then=report_holds(writable_only),
+    ),
+    Row(
+        "GetBaseReport",
+        "summary inventory",
+        request({"requestId": 3, "reportBase": "SummaryInventory"}),
+        "Accepted",
+        follow_ups=(report_done(3),),
+        then=report_holds(availability_only),
+    ),
+    Row(
+        "GetReport",
+        "a component",
+        request({"requestId": 4, "componentVariable": [{"component": {"name": "EVSE"}}]}),
+        "Accepted",
+        follow_ups=(report_done(4),),
+        then=report_holds(only_components("EVSE")),
+    ),
+    Row(
+        "GetReport",
+        "a variable of an available component",
+        request(
+            {
+                "requestId": 4,
+                "componentVariable": [named("MonitoringCtrlr", "Enabled")],
+                "componentCriteria": ["Available"],
+            }
+        ),
+        "Accepted",
+        follow_ups=(report_done(4),),
+        then=report_holds(lambda entries: [e["variable"]["name"] for e in entries] == ["Enabled"]),
+    ),
+    Row(
+        "GetReport",
+        "unknown component",
+        request({"requestId": 4, "componentVariable": [{"component": {"name": "NoSuchCtrlr"}}]}),
+        "EmptyResultSet",
+    ),
+    # B: SetNetworkProfile (B09)
+    Row(
+        "SetNetworkProfile",
+        "a free slot",
+        network_profile(2),
+        "Accepted",
+        then=slot_2_stored,
+    ),
+    Row(
+        "SetNetworkProfile",
+        "the slot in use",
+        network_profile(1),
+        "Rejected",
+        reason="InvalidValue",
+        then=priority_unchanged,
+    ),
+    Row(
+        "SetNetworkProfile",
+        "a slot the station lacks",
+        network_profile(7),
+        "Rejected",
+        reason="InvalidValue",
+    ),
+    Row(
+        "SetNetworkProfile",
+        "a URL that is no websocket",
+        network_profile(2, ocppCsmsUrl="https://csms.example.com/ocpp"),
+        "Rejected",
+        reason="InvalidValue",
+    ),
+    # B: Reset (B11, B12, B13)
+    Row(
+        "Reset",
+        "idle, Immediate",
+        request({"type": "Immediate"}),
+        "Accepted",
+        follow_ups=(booted("RemoteReset"), status_of(1, "Available")),
+    ),
+    Row(
+        "Reset",
+        "idle, OnIdle",
+        request({"type": "OnIdle"}),
+        "Accepted",
+        follow_ups=(booted("RemoteReset"),),
+    ),
+    Row(
+        "Reset",
+        "transaction running, Immediate",
+        with_transaction(lambda tx: {"type": "Immediate"}),
+        "Accepted",
+        follow_ups=(
+            tx_event("Ended", "ResetCommand", stoppedReason="ImmediateReset"),
+            booted("RemoteReset"),
+        ),
+    ),
+    Row(
+        "Reset",
+        "transaction running, OnIdle",
+        with_transaction(lambda tx: {"type": "OnIdle"}),
+        "Scheduled",
+        then=idle_after_stop,
+    ),
+    Row(
+        "Reset",
+        "transaction running, ImmediateAndResume",
+        with_transaction(lambda tx: {"type": "ImmediateAndResume"}),
+        "Accepted",
+        follow_ups=(
+            tx_event("Updated", "ResetCommand"),
+            booted("RemoteReset"),
+            tx_event("Updated", "TxResumed"),
+        ),
+        versions=ONLY_21,
+    ),
+    Row(
+        "Reset",
+        "transaction running, no resumption",
+        after(no_resumption, {"type": "ImmediateAndResume"}),
+        "Rejected",
+        reason="NoResumption",
+        versions=ONLY_21,
+    ),
+    Row(
+        "Reset",
+        "one EVSE",
+        request({"type": "Immediate", "evseId": 1}),
+        "Rejected",
+        reason="UnsupportedRequest",
+    ),
+    # J: TriggerMessage MeterValues (F06 for J); L, N: the status triggers
+    Row(
+        "TriggerMessage",
+        "meter values of a charging EVSE",
+        with_transaction(lambda tx: {"requestedMessage": "MeterValues", "evse": {"id": 1}}),
+        "Accepted",
+        follow_ups=(meter_values_of(1, "Trigger"),),
+    ),
+    Row(
+        "TriggerMessage",
+        "no firmware update",
+        request({"requestedMessage": "FirmwareStatusNotification"}),
+        "Accepted",
+        follow_ups=(
+            Expect("FirmwareStatusNotification", "Idle", lambda p: p == {"status": "Idle"}),
+        ),
+    ),
+    Row(
+        "TriggerMessage",
+        "firmware download scheduled",
+        after(
+            updating("DownloadScheduled", retrieveDateTime="2026-01-15T18:00:00Z"),
+            {"requestedMessage": "FirmwareStatusNotification"},
+        ),
+        "Accepted",
+        follow_ups=firmware(5, "DownloadScheduled"),
+    ),
+    Row(
+        "TriggerMessage",
+        "no log upload",
+        request({"requestedMessage": "LogStatusNotification"}),
+        "Accepted",
+        follow_ups=(Expect("LogStatusNotification", "Idle", lambda p: p == {"status": "Idle"}),),
+    ),
+    Row(
+        "TriggerMessage",
+        "log uploading",
+        after(uploading, {"requestedMessage": "LogStatusNotification"}),
+        "Accepted",
+        follow_ups=(log_status("Uploading"), log_status("Uploaded")),
+    ),
+    # L: UpdateFirmware (L01, L02)
+    Row(
+        "UpdateFirmware",
+        "idle",
+        request(update()),
+        "Accepted",
+        follow_ups=INSTALLED,
+        within_s=600,
+    ),
+    Row(
+        "UpdateFirmware",
+        "idle, signed firmware",
+        request(update(signature="c2lnbmF0dXJl", signingCertificate=PEM)),
+        "Accepted",
+        follow_ups=(
+            *firmware(5, "Downloading", "Downloaded", "SignatureVerified", "Installing"),
+            booted("FirmwareUpdate", firmwareVersion=NEW_FIRMWARE),
+            *firmware(5, "Installed"),
+        ),
+        within_s=600,
+    ),
+    Row(
+        "UpdateFirmware",
+        "idle, download and install later",
+        request(update(retrieveDateTime=IN_FIVE_MINUTES, installDateTime="2026-01-15T12:20:00Z")),
+        "Accepted",
+        follow_ups=(
+            *firmware(5, "DownloadScheduled", "Downloading", "Downloaded", "InstallScheduled"),
+            *firmware(5, "Installing", "InstallRebooting", "Installed"),
+        ),
+        within_s=1800,
+    ),
+    Row(
+        "UpdateFirmware",
+        "transaction running",
+        with_transaction(lambda tx: update()),
+        "Accepted",
+        follow_ups=firmware(5, "Downloading", "Downloaded"),
+        then=installs_once_idle,
+    ),
+    Row(
+        "UpdateFirmware",
+        "an update scheduled",
+        after(updating("DownloadScheduled", retrieveDateTime="2026-01-15T18:00:00Z"), update(6)),
+        "AcceptedCanceled",
+        follow_ups=firmware(6, "Downloading", "Downloaded", "Installing", "Installed"),
+        within_s=600,
+    ),
+    Row(
+        "UpdateFirmware",
+        "an update installing",
+        after(updating("Installing"), update(6)),
+        "Rejected",
+        reason="InstallInProgress",
+        follow_ups=(
+            *firmware(5, "InstallRebooting"),
+            booted("FirmwareUpdate", firmwareVersion=NEW_FIRMWARE),
+            *firmware(5, "Installed"),
+        ),
+        within_s=600,
+    ),
+    Row(
+        "UpdateFirmware",
+        "a signing certificate that is none",
+        request(update(signature="c2lnbmF0dXJl", signingCertificate="not a certificate")),
+        "InvalidCertificate",
+        reason="InvalidCertificate",
+        follow_ups=(
+            Expect(
+                "SecurityEventNotification",
+                "InvalidFirmwareSigningCertificate",
+                lambda p: p["type"] == "InvalidFirmwareSigningCertificate",
+            ),
+        ),
+        never=("FirmwareStatusNotification",),
+    ),
+    # L: PublishFirmware (L03), UnpublishFirmware (L04), on a Local Controller
+    Row(
+        "PublishFirmware",
+        "local controller, nothing published",
+        request(PUBLISH),
+        "Accepted",
+        follow_ups=publication("Downloading", "Downloaded", "ChecksumVerified", "Published"),
+        scenario=LOCAL_CONTROLLER,
+    ),
+    Row(
+        "PublishFirmware",
+        "local controller, a publication downloading",
+        after(publishing("Downloading"), {**PUBLISH, "requestId": 7}),
+        "Rejected",
+        reason="InProgress",
+        follow_ups=publication("Downloaded", "Published"),
+        scenario=LOCAL_CONTROLLER,
+    ),
+    Row(
+        "PublishFirmware",
+        "not a local controller",
+        request(PUBLISH),
+        "Rejected",
+        reason="UnsupportedRequest",
+    ),
+    Row(
+        "UnpublishFirmware",
+        "published",
+        after(publishing("Published"), {"checksum": PUBLISH["checksum"]}),
+        "Unpublished",
+        then=publication_idle,
+        scenario=LOCAL_CONTROLLER,
+    ),
+    Row(
+        "UnpublishFirmware",
+        "downloading",
+        after(publishing("Downloading"), {"checksum": PUBLISH["checksum"]}),
+        "DownloadOngoing",
+        follow_ups=publication("Published"),
+        scenario=LOCAL_CONTROLLER,
+    ),
+    Row(
+        "UnpublishFirmware",
+        "another checksum published",
+        after(publishing("Published"), {"checksum": "0" * 32}),
+        "NoFirmware",
+        scenario=LOCAL_CONTROLLER,
+    ),
+    Row(
+        "UnpublishFirmware",
+        "nothing published",
+        request({"checksum": PUBLISH["checksum"]}),
+        "NoFirmware",
+    ),
+    # N: GetLog (N01)
+    Row(
+        "GetLog",
+        "no upload",
+        request(get_log()),
+        "Accepted",
+        follow_ups=(log_status("Uploading"), log_status("Uploaded")),
+        then=names_file("DiagnosticsLog"),
+    ),
+    Row(
+        "GetLog",
+        "security log",
+        request(get_log(log_type="SecurityLog")),
+        "Accepted",
+        follow_ups=(log_status("Uploading"), log_status("Uploaded")),
+        then=names_file("SecurityLog"),
+    ),
+    Row(
+        "GetLog",
+        "an upload running",
+        after(uploading, get_log(6)),
+        "AcceptedCanceled",
+        follow_ups=(
+            log_status("AcceptedCanceled"),
+            log_status("Uploading", 6),
+            log_status("Uploaded", 6),
+        ),
+    ),
+    Row(
+        "GetLog",
+        "a span before the station started",
+        request(get_log(oldestTimestamp=DAY_BEFORE[0], latestTimestamp=DAY_BEFORE[1])),
+        "Accepted",
+        then=no_file,
+    ),
+    Row(
+        "GetLog",
+        "oldest after latest",
+        request(get_log(oldestTimestamp=DAY_BEFORE[1], latestTimestamp=DAY_BEFORE[0])),
+        "Rejected",
+        reason="InvalidValue",
+    ),
+    Row(
+        "GetLog",
+        "a location that is no URL",
+        request(get_log(remoteLocation="logs on the server")),
+        "Accepted",
+        follow_ups=(log_status("BadMessage"),),
+    ),
+    Row(
+        "GetLog",
+        "a protocol the station lacks",
+        request(get_log(remoteLocation="gopher://csms.example.com/logs")),
+        "Accepted",
+        follow_ups=(log_status("NotSupportedOperation"),),
+    ),
+    Row(
+        "GetLog",
+        "data collector log",
+        request(get_log(log_type="DataCollectorLog")),
+        "Rejected",
+        reason="UnsupportedRequest",
+        versions=ONLY_21,
+    ),
+    # N: CustomerInformation (N09, N10)
+    Row(
+        "CustomerInformation",
+        "token cached, report",
+        with_cached(customer()),
+        "Accepted",
+        follow_ups=(customer_data("authorization cache"),),
+        then=cache_kept,
+    ),
+    Row(
+        "CustomerInformation",
+        "token cached, report and clear",
+        with_cached(customer(clear=True)),
+        "Accepted",
+        follow_ups=(customer_data("authorization cache", "cleared"),),
+        then=cache_emptied,
+    ),
+    Row(
+        "CustomerInformation",
+        "token cached, clear",
+        with_cached(customer(report=False, clear=True)),
+        "Accepted",
+        then=cache_emptied,
+    ),
+    Row(
+        "CustomerInformation",
+        "token charging",
+        with_transaction(lambda tx: customer()),
+        "Accepted",
+        follow_ups=(customer_data("transaction"),),
+    ),
+    Row(
+        "CustomerInformation",
+        "token unknown",
+        request(customer()),
+        "Accepted",
+        follow_ups=(customer_data("no data held"),),
+    ),
+    Row(
+        "CustomerInformation",
+        "neither report nor clear",
+        request(customer(report=False)),
+        "Rejected",
+        reason="InvalidValue",
+    ),
+    Row(
+        "CustomerInformation",
+        "no customer named",
+        request({"requestId": 8, "report": True, "clear": False}),
+        "Invalid",
+        reason="MissingParam",
+    ),
+    # N: SetVariableMonitoring (N02), NotifyEvent (N07)
+    Row(
+        "SetVariableMonitoring",
+        "threshold below the power drawn",
+        with_transaction(lambda tx: monitors(monitor())),
+        None,
+        follow_ups=(event("Alerting", "Power", cleared=False),),
+        then=results("setMonitoringResult", "Accepted", field_="status"),
+    ),
+    Row(
+        "SetVariableMonitoring",
+        "threshold, EVSE idle",
+        request(monitors(monitor())),
+        None,
+        then=both(
+            results("setMonitoringResult", "Accepted", field_="status"),
+            monitors_listed(*HARD_WIRED, 100),
+        ),
+    ),
+    Row(
+        "SetVariableMonitoring",
+        "periodic",
+        request(monitors(monitor(type="Periodic", value=60))),
+        None,
+        follow_ups=(event("Periodic", "Power"), event("Periodic", "Power")),
+        then=results("setMonitoringResult", "Accepted", field_="status"),
+        within_s=150,
+    ),
+    Row(
+        "SetVariableMonitoring",
+        "delta on a stored value",
+        request(monitors({**HEARTBEAT, "type": "Delta", "value": 10, "severity": 5})),
+        None,
+        then=delta_fires,
+    ),
+    Row(
+        "SetVariableMonitoring",
+        "unknown component and variable",
+        request(
+            monitors(
+                monitor(named("NoSuchCtrlr", "Power")),
+                monitor(named("OCPPCommCtrlr", "NoSuchVariable")),
+            )
+        ),
+        None,
+        then=results("setMonitoringResult", "UnknownComponent", "UnknownVariable", field_="status"),
+    ),
+    Row(
+        "SetVariableMonitoring",
+        "threshold on a text",
+        request(
+            monitors(
+                monitor(
+                    {
+                        "component": {"name": "EVSE", "evse": {"id": 1}},
+                        "variable": {"name": "AvailabilityState"},
+                    }
+                )
+            )
+        ),
+        None,
+        then=results("setMonitoringResult", "UnsupportedMonitorType", field_="status"),
+    ),
+    Row(
+        "SetVariableMonitoring",
+        "the same monitor twice",
+        after(monitoring(monitor()), monitors(monitor())),
+        None,
+        then=both(
+            results("setMonitoringResult", "Duplicate", field_="status"),
+            monitors_listed(*HARD_WIRED, 100),
+        ),
+    ),
+    Row(
+        "SetVariableMonitoring",
+        "periodic, no interval",
+        request(monitors(monitor(type="Periodic", value=0))),
+        None,
+        then=results("setMonitoringResult", "Rejected", field_="status"),
+    ),
+    Row(
+        "SetVariableMonitoring",
+        "target delta, no target",
+        request(monitors(monitor(HEARTBEAT, type="TargetDelta", value=5))),
+        None,
+        then=results("setMonitoringResult", "UnsupportedMonitorType", field_="status"),
+        versions=ONLY_21,
+    ),
+    Row(
+        "SetVariableMonitoring",
+        "periodic, on a stream",
+        request(monitors(STREAMED)),
+        None,
+        follow_ups=(
+            Expect(
+                "OpenPeriodicEventStream",
+                "stream of monitor 100",
+                lambda p: p["constantStreamData"]["variableMonitoringId"] == 100,
+            ),
+            stream_values(5),
+        ),
+        never=("NotifyEvent",),
+        within_s=900,
+        versions=ONLY_21,
+    ),
+    # N: ClearVariableMonitoring (N05)
+    Row(
+        "ClearVariableMonitoring",
+        "a custom monitor",
+        custom_then(lambda monitor_id: {"id": [monitor_id]}),
+        None,
+        then=both(results("clearMonitoringResult", "Accepted", field_="status"), custom_gone),
+    ),
+    Row(
+        "ClearVariableMonitoring",
+        "a monitor on a stream",
+        streamed_monitor,
+        None,
+        follow_ups=(Expect("ClosePeriodicEventStream", "the stream", lambda p: p["id"] >= 0),),
+        then=results("clearMonitoringResult", "Accepted", field_="status"),
+        versions=ONLY_21,
+    ),
+    Row(
+        "ClearVariableMonitoring",
+        "unknown and hard-wired monitors",
+        request({"id": [99, 1]}),
+        None,
+        then=both(
+            results("clearMonitoringResult", "NotFound", "Rejected", field_="status"),
+            monitors_listed(*HARD_WIRED),
+        ),
+    ),
+    # N: SetMonitoringBase (N03), SetMonitoringLevel (N04)
+    Row(
+        "SetMonitoringBase",
+        "factory default, All",
+        request({"monitoringBase": "All"}),
+        "Accepted",
+        then=monitors_listed(1, 2, 3, 4, 5, 6),
+    ),
+    Row(
+        "SetMonitoringBase",
+        "a custom monitor, HardWiredOnly",
+        after(monitoring(monitor()), {"monitoringBase": "HardWiredOnly"}),
+        "Accepted",
+        then=monitors_listed(*HARD_WIRED),
+    ),
+    Row(
+        "SetMonitoringBase",
+        "All, FactoryDefault",
+        after(all_base, {"monitoringBase": "FactoryDefault"}),
+        "Accepted",
+        then=monitors_listed(*HARD_WIRED),
+    ),
+    Row(
+        "SetMonitoringLevel",
+        "a periodic monitor of severity 5, level 4",
+        after(periodic_power_monitor, {"severity": 4}),
+        "Accepted",
+        then=level_is("4"),
+    ),
+    Row(
+        "SetMonitoringLevel",
+        "severity out of range",
+        request({"severity": 10}),
+        "Rejected",
+        reason="InvalidValue",
+        then=level_is("9"),
+    ),
+    # N: GetMonitoringReport (N02)
+    Row(
+        "GetMonitoringReport",
+        "factory default",
+        request({"requestId": 4}),
+        "Accepted",
+        follow_ups=(monitoring_report(4, *HARD_WIRED),),
+    ),
+    Row(
+        "GetMonitoringReport",
+        "a custom monitor, its variable asked for",
+        after(
+            monitoring(monitor(EVSE_1_POWER, type="Delta")),
+            {
+                "requestId": 4,
+                "componentVariable": [EVSE_1_POWER],
+                "monitoringCriteria": ["DeltaMonitoring"],
+            },
+        ),
+        "Accepted",
+        follow_ups=(monitoring_report(4, 100),),
+    ),
+    Row(
+        "GetMonitoringReport",
+        "no periodic monitor",
+        request({"requestId": 4, "monitoringCriteria": ["PeriodicMonitoring"]}),
+        "EmptyResultSet",
+    ),
+    # N (2.1): GetPeriodicEventStream (N13), AdjustPeriodicEventStream (N14)
+    Row(
+        "GetPeriodicEventStream",
+        "no stream",
+        request({}),
+        None,
+        then=no_streams,
+        versions=ONLY_21,
+    ),
+    Row(
+        "GetPeriodicEventStream",
+        "a stream open",
+        stream_then(lambda stream_id: {}),
+        None,
+        then=one_stream_listed,
+        versions=ONLY_21,
+    ),
+    Row(
+        "AdjustPeriodicEventStream",
+        "a stream open",
+        stream_then(lambda stream_id: {"id": stream_id, "params": {"interval": 0, "values": 2}}),
+        "Accepted",
+        follow_ups=(stream_values(2), stream_values(2)),
+        within_s=300,
+        versions=ONLY_21,
+    ),
+    Row(
+        "AdjustPeriodicEventStream",
+        "no such stream",
+        request({"id": 42, "params": {"interval": 60}}),
+        "Rejected",
+        reason="UnknownStream",
+        versions=ONLY_21,
+    ),
 ]
 
 #: The CSMS-initiated actions of the blocks this table covers; each must have rows.
@@ -1121,6 +2445,24 @@ ACTIONS = (
     "SetDisplayMessage",
     "GetDisplayMessages",
     "ClearDisplayMessage",
+    "GetVariables",
+    "SetVariables",
+    "GetBaseReport",
+    "GetReport",
+    "SetNetworkProfile",
+    "Reset",
+    "UpdateFirmware",
+    "PublishFirmware",
+    "UnpublishFirmware",
+    "GetLog",
+    "CustomerInformation",
+    "SetVariableMonitoring",
+    "ClearVariableMonitoring",
+    "SetMonitoringBase",
+    "SetMonitoringLevel",
+    "GetMonitoringReport",
+    "GetPeriodicEventStream",
+    "AdjustPeriodicEventStream",
 )
 
 
@@ -1161,7 +2503,7 @@ async def _settled(station: Station, csms: Csms) -> None:
 @pytest.mark.parametrize(("row", "version"), _cases())
 async def test_action_in_state(autojump_clock: MockClock, row: Row, version: OcppVersion) -> None:
     async with station_on_memory_link(
-        csms_config=row.csms_config, scenario=STATION, ocpp_version=version
+        csms_config=row.csms_config, scenario=row.scenario or STATION, ocpp_version=version
     ) as (station, csms):
         with trio.fail_after(3600):
             await _settled(station, csms)
