@@ -223,6 +223,16 @@ class EvSession:
         return self._power_w
 
     @property
+    def limit_w(self) -> float | None:
+        """The charging limit in force (`set_limit`), None when no profile limits the EV."""
+        return self._limit_w
+
+    @property
+    def setpoint_w(self) -> float | None:
+        """The V2X setpoint in force (`set_setpoint`), None when there is none."""
+        return self._setpoint_w
+
+    @property
     def peak_w(self) -> float:
         """The highest import power of the session so far."""
         return self._peak_w
