@@ -248,6 +248,11 @@ class EvSession:
         """State of charge (0..1) at simulated second `t_s` (no earlier than the last fold)."""
         return self._project(t_s)[0]
 
+    def readings_at(self, t_s: float) -> tuple[float, float, float]:
+        """(SoC, imported Wh, exported Wh) at `t_s`, in one projection: what a metrics scrape
+        of a whole fleet reads per EV."""
+        return self._project(t_s)
+
     def imported_wh_at(self, t_s: float) -> float:
         """Energy imported from the grid since plug-in, up to `t_s`."""
         return self._project(t_s)[1]

@@ -121,9 +121,68 @@ SOC_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: Kinds of fault fleetsim injects; none yet.  Until there are, the faults counter is one
 #: series without a kind (the fleet's total, 0), so a dashboard's panel reads 0.
 FAULT_KINDS: tuple[str, ...] = ()
-POWER_DIRECTIONS = ("import", "export")
+#: The CALLs every station of every run sends: their exchange, latency and error series exist
+#: from the first scrape, so a panel of them reads 0, not "No data".  Others appear when used.
+CORE_STATION_ACTIONS = (
+    "Authorize",
+    "BootNotification",
+    "Heartbeat",
+    "MeterValues",
+    "StatusNotification",
+    "TransactionEvent",
+)
+#: The CSMS's requests the embedded CSMS's scenarios send most; exported at zero likewise.
+CORE_CSMS_ACTIONS = (
+    "GetVariables",
+    "RequestStartTransaction",
+    "RequestStopTransaction",
+    "SetChargingProfile",
+    "SetVariables",
+    "TriggerMessage",
+)
+#: How a CSMS request to a station ended (`RunStats.incoming_done`).
+INCOMING_OUTCOMES = ("ok", "callerror", "invalid")
+#: TransactionEvent stoppedReason (ReasonEnumType of OCPP 2.0.1 and 2.1).
+STOPPED_REASONS = (
+    "DeAuthorized",
+    "EmergencyStop",
+    "EnergyLimitReached",
+    "EVDisconnected",
+    "GroundFault",
+    "ImmediateReset",
+    "Local",
+    "LocalOutOfCredit",
+    "MasterPass",
+    "Other",
+    "OvercurrentFault",
+    "PowerLoss",
+    "PowerQuality",
+    "Reboot",
+    "Remote",
+    "ReqEnergyTransferRejected",
+    "SOCLimitReached",
+    "StoppedByEV",
+    "TimeLimitReached",
+    "Timeout",
+)
 
 _KNOWN_CODES = frozenset(code.value for code in ErrorCode)
+_KNOWN_EXCHANGES = (
+    *(
+        (action, "station_to_csms", outcome)
+        for action in CORE_STATION_ACTIONS
+        for outcome in OUTCOMES
+        if outcome != "sent"
+    ),
+    *(
+        (action, "csms_to_station", outcome)
+        for action in CORE_CSMS_ACTIONS
+        for outcome in INCOMING_OUTCOMES
+    ),
+)
+_KNOWN_ERRORS = tuple(
+    (action, code) for action in CORE_STATION_ACTIONS for code in sorted(_KNOWN_CODES)
+)
 
 
 def error_code_label(code: str) -> str:
@@ -398,14 +457,18 @@ class RunStatsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snapshots = [source.snapshot() for source in self._sources()]
 
-        def labelled(spec: MetricSpec, key: str, known: Iterable[str] = ()) -> Metric:
+        def labelled(spec: MetricSpec, key: str, known: Iterable[Any] = ()) -> Metric:
             family = _family(spec)
             values = _sum_by_key(
                 {k if isinstance(k, tuple) else (k,): v for k, v in snap[key].items()}
                 for snap in snapshots
             )
             for label in known:
-                values.setdefault((label,), 0)
+                values.setdefault(label if isinstance(label, tuple) else (label,), 0)
+            if not values:
+                # No label value is known in advance: one series without it, the total (0),
+                # so that a panel reads 0 until the first one comes.
+                values[("",) * len(spec.labels)] = 0
             for labels, value in sorted(values.items()):
                 family.add_metric(list(labels), value)
             return family
@@ -416,17 +479,17 @@ class RunStatsCollector(Collector):
             return family
 
         yield labelled(STATIONS, "stations_by_state", STATION_STATES)
-        yield labelled(MESSAGES, "exchanges")
+        yield labelled(MESSAGES, "exchanges", _KNOWN_EXCHANGES)
         websocket = _family(WEBSOCKET_MESSAGES)
         websocket.add_metric(["sent"], sum(snap["messages_sent"] for snap in snapshots))
         websocket.add_metric(["received"], sum(snap["messages_received"] for snap in snapshots))
         yield websocket
         yield labelled(CONNECTION_ATTEMPTS, "connection_attempts_by_outcome", CONNECTION_OUTCOMES)
-        yield labelled(CALLERRORS_RECEIVED, "callerrors")
-        yield labelled(CSMS_SCHEMA_VIOLATIONS, "violations")
+        yield labelled(CALLERRORS_RECEIVED, "callerrors", _KNOWN_ERRORS)
+        yield labelled(CSMS_SCHEMA_VIOLATIONS, "violations", _KNOWN_ERRORS)
         yield labelled(FRAMES_DROPPED, "frames_dropped_by_reason", ("unreadable", "late"))
         yield single(TRANSACTIONS_STARTED, "transactions_started")
-        yield labelled(TRANSACTIONS_ENDED, "transactions_ended_by_reason")
+        yield labelled(TRANSACTIONS_ENDED, "transactions_ended_by_reason", STOPPED_REASONS)
         yield single(TRANSACTION_EVENTS_DROPPED, "transaction_events_dropped")
         yield single(ENERGY_DELIVERED, "energy_delivered_wh", 3600.0)
         yield labelled(STATION_FAILURES, "station_failures_by_error")
@@ -454,6 +517,8 @@ class RunStatsCollector(Collector):
                 for index, count in enumerate(counts):
                     into[0][index] += count
                 merged[action] = (into[0], into[1] + total_s)
+        for action in CORE_STATION_ACTIONS:
+            merged.setdefault(action, ([0] * len(bounds), 0.0))
         for action, (counts, total_s) in sorted(merged.items()):
             cumulative = 0
             buckets = []
@@ -551,17 +616,19 @@ def read_fleet_state(world: Any, stations: Sequence[Any], wire: Any) -> dict[str
             plugged += 1
             if session.power_w > 0:
                 charging += 1
-            soc = session.soc_at(now_s)
+            soc, session_imported_wh, session_exported_wh = session.readings_at(now_s)
             soc_sum += soc
             soc_buckets[bisect_left(SOC_BUCKETS, soc)] += 1
-            imported_wh += session.imported_wh_at(now_s)
-            exported_wh += session.exported_wh_at(now_s)
-            if session.limit_w is not None:
+            imported_wh += session_imported_wh
+            exported_wh += session_exported_wh
+            session_limit_w = session.limit_w
+            if session_limit_w is not None:
                 limited += 1
-                limit_w += session.limit_w
-            if session.setpoint_w is not None:
+                limit_w += session_limit_w
+            session_setpoint_w = session.setpoint_w
+            if session_setpoint_w is not None:
                 v2x += 1
-                setpoint_w += session.setpoint_w
+                setpoint_w += session_setpoint_w
         row.update(
             evs_plugged_in=plugged,
             evs_charging=charging,
