@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import trio
 from prometheus_client.core import (
     CounterMetricFamily,
+    GaugeHistogramMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
@@ -121,6 +122,8 @@ SOC_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: Kinds of fault fleetsim injects; none yet.  Until there are, the faults counter is one
 #: series without a kind (the fleet's total, 0), so a dashboard's panel reads 0.
 FAULT_KINDS: tuple[str, ...] = ()
+#: The `direction` of site power and energy: into the EVs from the grid, and back (V2X).
+POWER_DIRECTIONS = ("import", "export")
 #: The CALLs every station of every run sends: their exchange, latency and error series exist
 #: from the first scrape, so a panel of them reads 0, not "No data".  Others appear when used.
 CORE_STATION_ACTIONS = (
@@ -336,8 +339,8 @@ GRID_FREQUENCY = MetricSpec(
 )
 EV_SOC = MetricSpec(
     "fleetsim_plugged_in_ev_soc_ratio",
-    "State of charge (0..1) of the EVs plugged in now, as a histogram (sampled at the scrape).",
-    "histogram",
+    "State of charge (0..1) of the EVs plugged in now: a gauge histogram, read at the scrape.",
+    "gaugehistogram",
 )
 CHARGING_LIMIT = MetricSpec(
     "fleetsim_site_charging_limit_watts",
@@ -719,8 +722,8 @@ class FleetStateCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         for spec in FLEET_METRICS:
-            if spec.kind == "histogram":
-                yield HistogramMetricFamily(spec.name, spec.documentation, labels=spec.labels)
+            if spec.kind == "gaugehistogram":
+                yield GaugeHistogramMetricFamily(spec.name, spec.documentation, labels=spec.labels)
             else:
                 yield _family(spec)
 
@@ -750,14 +753,25 @@ class FleetStateCollector(Collector):
         power = _family(SITE_POWER)
         energy = _family(SITE_ENERGY)
         for name, row in sites:
-            power.add_metric([name, "import"], row["import_w"])
-            power.add_metric([name, "export"], row["export_w"])
-            energy.add_metric([name, "import"], row["imported_j"])
-            energy.add_metric([name, "export"], row["exported_j"])
+            for direction, power_key, energy_key in zip(
+                POWER_DIRECTIONS,
+                ("import_w", "export_w"),
+                ("imported_j", "exported_j"),
+                strict=True,
+            ):
+                power.add_metric([name, direction], row[power_key])
+                energy.add_metric([name, direction], row[energy_key])
         yield power
         yield energy
         yield plain(GRID_FREQUENCY, state["grid_frequency_hz"])
-        yield _histogram(EV_SOC, [([], SOC_BUCKETS, state["soc_buckets"], state["soc_sum"])])
+        soc = GaugeHistogramMetricFamily(EV_SOC.name, EV_SOC.documentation)
+        cumulative = 0
+        buckets = []
+        for bound, count in zip((*SOC_BUCKETS, math.inf), state["soc_buckets"], strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if math.isinf(bound) else repr(bound), cumulative))
+        soc.add_metric([], buckets, state["soc_sum"])
+        yield soc
         yield per_site(CHARGING_LIMIT, "limit_w")
         yield per_site(EVS_LIMITED, "evs_limited")
         yield per_site(V2X_SETPOINT, "setpoint_w")

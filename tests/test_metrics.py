@@ -177,7 +177,7 @@ def test_a_fleet_of_3000_has_as_many_series_as_one_of_100(tmp_path: Path) -> Non
     assert large['fleetsim_der_events_active{kind="UnderFrequency"}'] == 1
     assert large['fleetsim_site_energy_joules_total{direction="import",site="residential"}'] > 0
     assert (
-        large["fleetsim_plugged_in_ev_soc_ratio_count"]
+        large["fleetsim_plugged_in_ev_soc_ratio_gcount"]
         == large['fleetsim_evs_plugged_in{site="residential"}']
     )
     assert large['fleetsim_evs_with_v2x_setpoint{site="residential"}'] >= 0
@@ -341,7 +341,7 @@ def test_a_scrape_of_30000_stations_takes_under_100_ms_and_200_kb() -> None:
     assert series["fleetsim_ocpp_calls_in_flight"] == 10_000
     assert series["fleetsim_offline_queue_messages"] == 3_000
     assert series['fleetsim_evs_with_charging_limit{site="south"}'] == 3_750
-    assert series["fleetsim_plugged_in_ev_soc_ratio_count"] == 30_000
+    assert series["fleetsim_plugged_in_ev_soc_ratio_gcount"] == 30_000
     assert len(text) < 200_000, len(text)
     print(f"30,000 stations: {len(text)} bytes in {elapsed_s * 1000:.1f} ms")
     assert elapsed_s < 0.100, f"a scrape took {elapsed_s * 1000:.0f} ms"
