@@ -16,6 +16,8 @@ run: $(STAMP)
 	$(BIN)/fleetsim run scenarios/quickstart.yaml
 
 test: $(STAMP)
+	command -v prometheus >/dev/null || (apt-get update && apt-get install -y --no-install-recommends prometheus) \
+		|| echo "prometheus could not be installed: tests/test_prometheus.py will be skipped"
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
