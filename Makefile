@@ -22,6 +22,8 @@ run: $(RUN_STAMP)
 	$(BIN)/fleetsim run scenarios/quickstart.yaml
 
 test: $(DEV_STAMP)
+	command -v prometheus >/dev/null || (apt-get update && apt-get install -y --no-install-recommends prometheus) \
+		|| echo "prometheus could not be installed: tests/test_prometheus.py will be skipped"
 	$(BIN)/pytest -q
 
 lint: $(DEV_STAMP)

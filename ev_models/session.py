@@ -223,6 +223,16 @@ class EvSession:
         return self._power_w
 
     @property
+    def limit_w(self) -> float | None:
+        """The charging limit in force (`set_limit`), None when no profile limits the EV."""
+        return self._limit_w
+
+    @property
+    def setpoint_w(self) -> float | None:
+        """The V2X setpoint in force (`set_setpoint`), None when there is none."""
+        return self._setpoint_w
+
+    @property
     def peak_w(self) -> float:
         """The highest import power of the session so far."""
         return self._peak_w
@@ -237,6 +247,11 @@ class EvSession:
     def soc_at(self, t_s: float) -> float:
         """State of charge (0..1) at simulated second `t_s` (no earlier than the last fold)."""
         return self._project(t_s)[0]
+
+    def readings_at(self, t_s: float) -> tuple[float, float, float]:
+        """(SoC, imported Wh, exported Wh) at `t_s`, in one projection: what a metrics scrape
+        of a whole fleet reads per EV."""
+        return self._project(t_s)
 
     def imported_wh_at(self, t_s: float) -> float:
         """Energy imported from the grid since plug-in, up to `t_s`."""

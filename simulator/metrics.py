@@ -13,22 +13,40 @@ stations split over workers still export one set of totals.
 
 Label values known in advance are exported at zero from the start, so a dashboard's `rate()`
 sees the first increment.
+
+What the world and the stations already hold -- site power, plugged-in EVs, their SoC, the
+charging limits and V2X setpoints in force, the grid frequency, CALLs in flight, the offline
+queues, the simulated clock -- is not counted at all: `read_fleet_state` reads it on the trio
+thread when Prometheus scrapes (`FleetStateCollector`), in one pass over the plugged-in EVs and
+one over the stations, with no per-station label.
+
+With `--workers N` each worker sends its parent its counters and its `read_fleet_state` once a
+second; the parent's endpoint exports the fleet's figures, combined as each `MetricSpec.combine`
+says: `sum` for counts, power, energy and histograms; `max` for the simulated clock and the DER
+events in force (every worker runs the whole grid schedule); `mean` for the grid frequency
+(every worker models the same grid).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import trio
 from prometheus_client.core import (
     CounterMetricFamily,
+    GaugeHistogramMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
+
+from grid_models.der import DER_KINDS
 
 from .ocpp.errors import ErrorCode
 
@@ -41,6 +59,13 @@ class Snapshots(Protocol):
 
 __all__ = [
     "ALL_METRICS",
+    "FLEET_METRICS",
+    "FleetStateCollector",
+    "SOC_BUCKETS",
+    "combine_fleet_states",
+    "empty_fleet_state",
+    "read_fleet_state",
+    "scrape_on_trio_thread",
     "CALL_DURATION",
     "CALL_DURATION_BUCKETS_S",
     "CALLERRORS_RECEIVED",
@@ -90,7 +115,77 @@ CALL_DURATION_BUCKETS_S = (
     30.0,
 )
 
+#: Reconnecting takes one round trip on a LAN and seconds through a loaded TLS terminator.
+CONNECT_DURATION_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: State of charge in tenths: a fleet's SoC spread is what a dashboard shows, not one EV's.
+SOC_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: Kinds of fault fleetsim injects; none yet.  Until there are, the faults counter is one
+#: series without a kind (the fleet's total, 0), so a dashboard's panel reads 0.
+FAULT_KINDS: tuple[str, ...] = ()
+#: The `direction` of site power and energy: into the EVs from the grid, and back (V2X).
+POWER_DIRECTIONS = ("import", "export")
+#: The CALLs every station of every run sends: their exchange, latency and error series exist
+#: from the first scrape, so a panel of them reads 0, not "No data".  Others appear when used.
+CORE_STATION_ACTIONS = (
+    "Authorize",
+    "BootNotification",
+    "Heartbeat",
+    "MeterValues",
+    "StatusNotification",
+    "TransactionEvent",
+)
+#: The CSMS's requests the embedded CSMS's scenarios send most; exported at zero likewise.
+CORE_CSMS_ACTIONS = (
+    "GetVariables",
+    "RequestStartTransaction",
+    "RequestStopTransaction",
+    "SetChargingProfile",
+    "SetVariables",
+    "TriggerMessage",
+)
+#: How a CSMS request to a station ended (`RunStats.incoming_done`).
+INCOMING_OUTCOMES = ("ok", "callerror", "invalid")
+#: TransactionEvent stoppedReason (ReasonEnumType of OCPP 2.0.1 and 2.1).
+STOPPED_REASONS = (
+    "DeAuthorized",
+    "EmergencyStop",
+    "EnergyLimitReached",
+    "EVDisconnected",
+    "GroundFault",
+    "ImmediateReset",
+    "Local",
+    "LocalOutOfCredit",
+    "MasterPass",
+    "Other",
+    "OvercurrentFault",
+    "PowerLoss",
+    "PowerQuality",
+    "Reboot",
+    "Remote",
+    "ReqEnergyTransferRejected",
+    "SOCLimitReached",
+    "StoppedByEV",
+    "TimeLimitReached",
+    "Timeout",
+)
+
 _KNOWN_CODES = frozenset(code.value for code in ErrorCode)
+_KNOWN_EXCHANGES = (
+    *(
+        (action, "station_to_csms", outcome)
+        for action in CORE_STATION_ACTIONS
+        for outcome in OUTCOMES
+        if outcome != "sent"
+    ),
+    *(
+        (action, "csms_to_station", outcome)
+        for action in CORE_CSMS_ACTIONS
+        for outcome in INCOMING_OUTCOMES
+    ),
+)
+_KNOWN_ERRORS = tuple(
+    (action, code) for action in CORE_STATION_ACTIONS for code in sorted(_KNOWN_CODES)
+)
 
 
 def error_code_label(code: str) -> str:
@@ -106,6 +201,8 @@ class MetricSpec:
     documentation: str
     kind: str
     labels: tuple[str, ...] = ()
+    #: How the parent of `--workers` combines the workers' values: sum, max or mean.
+    combine: str = "sum"
 
 
 STATIONS = MetricSpec(
@@ -186,6 +283,130 @@ STATION_FAILURES = MetricSpec(
     ("error",),
 )
 
+CONNECT_DURATION = MetricSpec(
+    "fleetsim_connect_duration_seconds",
+    "Time to open a station's connection (TCP, TLS, WebSocket handshake), successful ones.",
+    "histogram",
+)
+RECONNECTS = MetricSpec(
+    "fleetsim_reconnects_total",
+    "Connections the stations lost while the run went on; each sends its station reconnecting.",
+    "counter",
+)
+CALLS_IN_FLIGHT = MetricSpec(
+    "fleetsim_ocpp_calls_in_flight",
+    "Station CALLs sent and not yet answered (at most one per station, as OCPP-J allows).",
+    "gauge",
+)
+OFFLINE_QUEUE = MetricSpec(
+    "fleetsim_offline_queue_messages",
+    "TransactionEvents the stations hold for the CSMS and have not delivered (E11-E14).",
+    "gauge",
+)
+WEBSOCKET_BYTES = MetricSpec(
+    "fleetsim_websocket_bytes_total",
+    "Bytes of WebSocket frames the stations wrote and read (0 in an in-memory run).",
+    "counter",
+    ("direction",),
+)
+EVS_PLUGGED_IN = MetricSpec(
+    "fleetsim_evs_plugged_in", "EVs plugged in now, by site.", "gauge", ("site",)
+)
+EVS_CHARGING = MetricSpec(
+    "fleetsim_evs_charging",
+    "EVs plugged in and drawing power from the grid now, by site.",
+    "gauge",
+    ("site",),
+)
+SITE_POWER = MetricSpec(
+    "fleetsim_site_power_watts",
+    "Power at the site's grid connection in simulated watts: import into the EVs, export from "
+    "them (V2X), by site.",
+    "gauge",
+    ("site", "direction"),
+)
+SITE_ENERGY = MetricSpec(
+    "fleetsim_site_energy_joules_total",
+    "Energy through the site's grid connection, imported and exported, in joules.",
+    "counter",
+    ("site", "direction"),
+)
+GRID_FREQUENCY = MetricSpec(
+    "fleetsim_grid_frequency_hertz",
+    "Frequency of the simulated grid now.",
+    "gauge",
+    combine="mean",
+)
+EV_SOC = MetricSpec(
+    "fleetsim_plugged_in_ev_soc_ratio",
+    "State of charge (0..1) of the EVs plugged in now: a gauge histogram, read at the scrape.",
+    "gaugehistogram",
+)
+CHARGING_LIMIT = MetricSpec(
+    "fleetsim_site_charging_limit_watts",
+    "Sum of the charging limits that installed charging profiles put on the site's plugged-in "
+    "EVs now.",
+    "gauge",
+    ("site",),
+)
+EVS_LIMITED = MetricSpec(
+    "fleetsim_evs_with_charging_limit",
+    "Plugged-in EVs under a charging limit from a charging profile now, by site.",
+    "gauge",
+    ("site",),
+)
+V2X_SETPOINT = MetricSpec(
+    "fleetsim_site_v2x_setpoint_watts",
+    "Sum of the V2X setpoints in force at the site (positive charges, negative discharges).",
+    "gauge",
+    ("site",),
+)
+EVS_V2X = MetricSpec(
+    "fleetsim_evs_with_v2x_setpoint",
+    "Plugged-in EVs following a V2X setpoint now, by site.",
+    "gauge",
+    ("site",),
+)
+DER_EVENTS_ACTIVE = MetricSpec(
+    "fleetsim_der_events_active",
+    "Grid (DER) events of the scenario in force now, by kind.",
+    "gauge",
+    ("kind",),
+    combine="max",
+)
+SIMULATED_TIME = MetricSpec(
+    "fleetsim_simulated_time_seconds",
+    "The simulated clock, as seconds since the Unix epoch.",
+    "gauge",
+    combine="max",
+)
+FAULTS_INJECTED = MetricSpec(
+    "fleetsim_faults_injected_total",
+    "Faults fleetsim injected into the run, by kind.",
+    "counter",
+    ("kind",),
+)
+
+#: The metrics `FleetStateCollector` reads at scrape time from the world and the stations.
+FLEET_METRICS = (
+    CALLS_IN_FLIGHT,
+    OFFLINE_QUEUE,
+    WEBSOCKET_BYTES,
+    EVS_PLUGGED_IN,
+    EVS_CHARGING,
+    SITE_POWER,
+    SITE_ENERGY,
+    GRID_FREQUENCY,
+    EV_SOC,
+    CHARGING_LIMIT,
+    EVS_LIMITED,
+    V2X_SETPOINT,
+    EVS_V2X,
+    DER_EVENTS_ACTIVE,
+    SIMULATED_TIME,
+    FAULTS_INJECTED,
+)
+
 ALL_METRICS = (
     STATIONS,
     MESSAGES,
@@ -200,6 +421,9 @@ ALL_METRICS = (
     TRANSACTION_EVENTS_DROPPED,
     ENERGY_DELIVERED,
     STATION_FAILURES,
+    CONNECT_DURATION,
+    RECONNECTS,
+    *FLEET_METRICS,
 )
 
 
@@ -226,6 +450,8 @@ class RunStatsCollector(Collector):
     def describe(self) -> Iterator[Metric]:
         # Without describe(), registering would call collect() once to learn the names.
         for spec in ALL_METRICS:
+            if spec in FLEET_METRICS:
+                continue
             if spec.kind == "histogram":
                 yield HistogramMetricFamily(spec.name, spec.documentation, labels=spec.labels)
             else:
@@ -234,14 +460,18 @@ class RunStatsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snapshots = [source.snapshot() for source in self._sources()]
 
-        def labelled(spec: MetricSpec, key: str, known: Iterable[str] = ()) -> Metric:
+        def labelled(spec: MetricSpec, key: str, known: Iterable[Any] = ()) -> Metric:
             family = _family(spec)
             values = _sum_by_key(
                 {k if isinstance(k, tuple) else (k,): v for k, v in snap[key].items()}
                 for snap in snapshots
             )
             for label in known:
-                values.setdefault((label,), 0)
+                values.setdefault(label if isinstance(label, tuple) else (label,), 0)
+            if not values:
+                # No label value is known in advance: one series without it, the total (0),
+                # so that a panel reads 0 until the first one comes.
+                values[("",) * len(spec.labels)] = 0
             for labels, value in sorted(values.items()):
                 family.add_metric(list(labels), value)
             return family
@@ -252,21 +482,30 @@ class RunStatsCollector(Collector):
             return family
 
         yield labelled(STATIONS, "stations_by_state", STATION_STATES)
-        yield labelled(MESSAGES, "exchanges")
+        yield labelled(MESSAGES, "exchanges", _KNOWN_EXCHANGES)
         websocket = _family(WEBSOCKET_MESSAGES)
         websocket.add_metric(["sent"], sum(snap["messages_sent"] for snap in snapshots))
         websocket.add_metric(["received"], sum(snap["messages_received"] for snap in snapshots))
         yield websocket
         yield labelled(CONNECTION_ATTEMPTS, "connection_attempts_by_outcome", CONNECTION_OUTCOMES)
-        yield labelled(CALLERRORS_RECEIVED, "callerrors")
-        yield labelled(CSMS_SCHEMA_VIOLATIONS, "violations")
+        yield labelled(CALLERRORS_RECEIVED, "callerrors", _KNOWN_ERRORS)
+        yield labelled(CSMS_SCHEMA_VIOLATIONS, "violations", _KNOWN_ERRORS)
         yield labelled(FRAMES_DROPPED, "frames_dropped_by_reason", ("unreadable", "late"))
         yield single(TRANSACTIONS_STARTED, "transactions_started")
-        yield labelled(TRANSACTIONS_ENDED, "transactions_ended_by_reason")
+        yield labelled(TRANSACTIONS_ENDED, "transactions_ended_by_reason", STOPPED_REASONS)
         yield single(TRANSACTION_EVENTS_DROPPED, "transaction_events_dropped")
         yield single(ENERGY_DELIVERED, "energy_delivered_wh", 3600.0)
         yield labelled(STATION_FAILURES, "station_failures_by_error")
         yield self._durations(snapshots)
+        yield single(RECONNECTS, "reconnects")
+        counts = [0] * (len(CONNECT_DURATION_BUCKETS_S) + 1)
+        total_s = 0.0
+        for snap in snapshots:
+            buckets, sum_s = snap["connect_durations"]
+            for index, count in enumerate(buckets):
+                counts[index] += count
+            total_s += sum_s
+        yield _histogram(CONNECT_DURATION, [([], CONNECT_DURATION_BUCKETS_S, counts, total_s)])
 
     @staticmethod
     def _durations(snapshots: list[dict[str, Any]]) -> Metric:
@@ -281,6 +520,8 @@ class RunStatsCollector(Collector):
                 for index, count in enumerate(counts):
                     into[0][index] += count
                 merged[action] = (into[0], into[1] + total_s)
+        for action in CORE_STATION_ACTIONS:
+            merged.setdefault(action, ([0] * len(bounds), 0.0))
         for action, (counts, total_s) in sorted(merged.items()):
             cumulative = 0
             buckets = []
@@ -289,3 +530,260 @@ class RunStatsCollector(Collector):
                 buckets.append(("+Inf" if math.isinf(bound) else repr(bound), cumulative))
             family.add_metric([action], buckets, total_s)
         return family
+
+
+def _histogram(
+    spec: MetricSpec,
+    series: Iterable[tuple[list[str], Sequence[float], Sequence[int], float]],
+) -> Metric:
+    """A histogram family from non-cumulative bucket counts (the last one +Inf)."""
+    family = HistogramMetricFamily(spec.name, spec.documentation, labels=spec.labels)
+    for labels, bounds, counts, total in series:
+        cumulative = 0
+        buckets = []
+        for bound, count in zip((*bounds, math.inf), counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if math.isinf(bound) else repr(bound), cumulative))
+        family.add_metric(labels, buckets, total)
+    return family
+
+
+# -- the fleet's state, read when Prometheus scrapes ---------------------------------------
+
+
+def empty_fleet_state(site_names: Iterable[str] = ()) -> dict[str, Any]:
+    """The state of a fleet that has done nothing yet: every known series at 0."""
+    return {
+        "calls_in_flight": 0,
+        "offline_queue": 0,
+        "bytes_sent": 0,
+        "bytes_received": 0,
+        "grid_frequency_hz": 0.0,
+        "simulated_time_s": 0.0,
+        "der_events_active": dict.fromkeys(DER_KINDS, 0),
+        "soc_buckets": [0] * (len(SOC_BUCKETS) + 1),
+        "soc_sum": 0.0,
+        "faults_injected": dict.fromkeys(FAULT_KINDS, 0),
+        "sites": {name: _empty_site() for name in site_names},
+    }
+
+
+def _empty_site() -> dict[str, float]:
+    return {
+        "evs_plugged_in": 0,
+        "evs_charging": 0,
+        "import_w": 0.0,
+        "export_w": 0.0,
+        "imported_j": 0.0,
+        "exported_j": 0.0,
+        "limit_w": 0.0,
+        "evs_limited": 0,
+        "setpoint_w": 0.0,
+        "evs_v2x": 0,
+    }
+
+
+def read_fleet_state(world: Any, stations: Sequence[Any], wire: Any) -> dict[str, Any]:
+    """What the world (`world.World`) and the stations hold now, as plain JSON-able data.
+
+    Runs on the trio thread (the simulated clock reads trio's), at a scrape or once a second in
+    a worker: one pass over the plugged-in EVs and one over the stations, nothing counted per
+    message.  `wire` is the process's `transport.websocket.WIRE_BYTES`.
+    """
+    clock = world.clock
+    now_s = clock.sim_now()
+    state = empty_fleet_state()
+    in_flight = queued = 0
+    for station in stations:
+        link = station.link
+        if link is not None and getattr(link, "call_in_flight", False):
+            in_flight += 1
+        queued += len(station.tx_queue)
+    state["calls_in_flight"] = in_flight
+    state["offline_queue"] = queued
+    state["bytes_sent"] = wire.sent
+    state["bytes_received"] = wire.received
+    state["grid_frequency_hz"] = float(world.frequency_hz)
+    state["simulated_time_s"] = clock.epoch_s(now_s)
+    for event in world.der.active_at(now_s):
+        state["der_events_active"][event.kind] += 1
+    soc_buckets = state["soc_buckets"]
+    soc_sum = 0.0
+    for site in world.sites:
+        row = _empty_site()
+        imported_wh = site.imported_wh_ended
+        exported_wh = site.exported_wh_ended
+        plugged = charging = limited = v2x = 0
+        limit_w = setpoint_w = 0.0
+        for session in site.plugged_in():
+            plugged += 1
+            if session.power_w > 0:
+                charging += 1
+            soc, session_imported_wh, session_exported_wh = session.readings_at(now_s)
+            soc_sum += soc
+            soc_buckets[bisect_left(SOC_BUCKETS, soc)] += 1
+            imported_wh += session_imported_wh
+            exported_wh += session_exported_wh
+            session_limit_w = session.limit_w
+            if session_limit_w is not None:
+                limited += 1
+                limit_w += session_limit_w
+            session_setpoint_w = session.setpoint_w
+            if session_setpoint_w is not None:
+                v2x += 1
+                setpoint_w += session_setpoint_w
+        row.update(
+            evs_plugged_in=plugged,
+            evs_charging=charging,
+            import_w=site.import_w,
+            export_w=site.export_w,
+            imported_j=imported_wh * 3600.0,
+            exported_j=exported_wh * 3600.0,
+            limit_w=limit_w,
+            evs_limited=limited,
+            setpoint_w=setpoint_w,
+            evs_v2x=v2x,
+        )
+        state["sites"][site.name] = row
+    state["soc_sum"] = soc_sum
+    return state
+
+
+def _add_into(into: dict[str, Any], part: dict[str, Any]) -> None:
+    for key, value in part.items():
+        if isinstance(value, dict):
+            _add_into(into.setdefault(key, {}), value)
+        elif isinstance(value, list):
+            target = into.setdefault(key, [0] * len(value))
+            for index, item in enumerate(value):
+                target[index] += item
+        else:
+            into[key] = into.get(key, 0) + value
+
+
+def combine_fleet_states(
+    states: Iterable[dict[str, Any]], site_names: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The fleet's state from its workers' (see the module docstring for each figure's rule)."""
+    states = list(states)
+    total = empty_fleet_state(site_names)
+    for state in states:
+        _add_into(total, {k: v for k, v in state.items() if k not in _NOT_SUMMED})
+    total["simulated_time_s"] = max((s["simulated_time_s"] for s in states), default=0.0)
+    total["grid_frequency_hz"] = (
+        sum(s["grid_frequency_hz"] for s in states) / len(states) if states else 0.0
+    )
+    for kind in total["der_events_active"]:
+        total["der_events_active"][kind] = max(
+            (s["der_events_active"].get(kind, 0) for s in states), default=0
+        )
+    return total
+
+
+#: The figures `combine_fleet_states` does not add up (max or mean; see FLEET_METRICS).
+_NOT_SUMMED = frozenset({"simulated_time_s", "grid_frequency_hz", "der_events_active"})
+
+
+def scrape_on_trio_thread(
+    token: trio.lowlevel.TrioToken, read: Callable[[], dict[str, Any]]
+) -> Callable[[], list[dict[str, Any]]]:
+    """A source for `FleetStateCollector` that runs `read` on the trio thread of `token`.
+
+    The metrics endpoint answers in its own thread, and the world is trio's to read: the scrape
+    hands `read` to the trio loop and waits for it.  Once the run is over, the last state read
+    stands.
+    """
+    last: list[dict[str, Any]] = []
+
+    def source() -> list[dict[str, Any]]:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            with contextlib.suppress(trio.RunFinishedError):
+                last[:] = [trio.from_thread.run_sync(read, trio_token=token)]
+        else:
+            last[:] = [read()]  # already on the trio thread (a test reading the registry)
+        return list(last)
+
+    return source
+
+
+class FleetStateCollector(Collector):
+    """Exports `FLEET_METRICS` from the states `sources()` returns, combined across workers.
+
+    `site_names` are the scenario's sites: their series exist before any state is read.
+    """
+
+    def __init__(
+        self, sources: Callable[[], Iterable[dict[str, Any]]], site_names: Iterable[str] = ()
+    ) -> None:
+        self._sources = sources
+        self._site_names = tuple(site_names)
+
+    def describe(self) -> Iterator[Metric]:
+        for spec in FLEET_METRICS:
+            if spec.kind == "gaugehistogram":
+                yield GaugeHistogramMetricFamily(spec.name, spec.documentation, labels=spec.labels)
+            else:
+                yield _family(spec)
+
+    def collect(self) -> Iterator[Metric]:
+        state = combine_fleet_states(self._sources(), self._site_names)
+        sites = sorted(state["sites"].items())
+
+        def plain(spec: MetricSpec, value: float) -> Metric:
+            family = _family(spec)
+            family.add_metric([], value)
+            return family
+
+        def per_site(spec: MetricSpec, key: str) -> Metric:
+            family = _family(spec)
+            for name, row in sites:
+                family.add_metric([name], row[key])
+            return family
+
+        yield plain(CALLS_IN_FLIGHT, state["calls_in_flight"])
+        yield plain(OFFLINE_QUEUE, state["offline_queue"])
+        wire = _family(WEBSOCKET_BYTES)
+        wire.add_metric(["sent"], state["bytes_sent"])
+        wire.add_metric(["received"], state["bytes_received"])
+        yield wire
+        yield per_site(EVS_PLUGGED_IN, "evs_plugged_in")
+        yield per_site(EVS_CHARGING, "evs_charging")
+        power = _family(SITE_POWER)
+        energy = _family(SITE_ENERGY)
+        for name, row in sites:
+            for direction, power_key, energy_key in zip(
+                POWER_DIRECTIONS,
+                ("import_w", "export_w"),
+                ("imported_j", "exported_j"),
+                strict=True,
+            ):
+                power.add_metric([name, direction], row[power_key])
+                energy.add_metric([name, direction], row[energy_key])
+        yield power
+        yield energy
+        yield plain(GRID_FREQUENCY, state["grid_frequency_hz"])
+        soc = GaugeHistogramMetricFamily(EV_SOC.name, EV_SOC.documentation)
+        cumulative = 0
+        buckets = []
+        for bound, count in zip((*SOC_BUCKETS, math.inf), state["soc_buckets"], strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if math.isinf(bound) else repr(bound), cumulative))
+        soc.add_metric([], buckets, state["soc_sum"])
+        yield soc
+        yield per_site(CHARGING_LIMIT, "limit_w")
+        yield per_site(EVS_LIMITED, "evs_limited")
+        yield per_site(V2X_SETPOINT, "setpoint_w")
+        yield per_site(EVS_V2X, "evs_v2x")
+        der = _family(DER_EVENTS_ACTIVE)
+        for kind, count in sorted(state["der_events_active"].items()):
+            der.add_metric([kind], count)
+        yield der
+        yield plain(SIMULATED_TIME, state["simulated_time_s"])
+        faults = _family(FAULTS_INJECTED)
+        for kind, count in sorted(state["faults_injected"].items()):
+            faults.add_metric([kind], count)
+        if not state["faults_injected"]:
+            faults.add_metric([""], 0)
+        yield faults

@@ -42,7 +42,12 @@ from .des import EventPump
 from .fleet import Fleet
 from .gc_tuning import tune_collector
 from .link import ConnectError, Link
-from .metrics import RunStatsCollector
+from .metrics import (
+    FleetStateCollector,
+    RunStatsCollector,
+    read_fleet_state,
+    scrape_on_trio_thread,
+)
 from .report import ProgressLine, build_summary, conclude, publish
 from .report.files import plot_load_curve, write_sessions_csv, write_site_power_csv
 from .report.records import RunFrame, SiteFacts
@@ -54,6 +59,7 @@ from .stop_signals import StopSignals, listening
 from .thresholds import Threshold, ThresholdResult, first_to_abort, format_figure
 from .trace import FrameTrace
 from .transport import CallDeadlines, ConnectionSettings, open_memory_link, open_station_link
+from .transport.websocket import WIRE_BYTES
 from .world import World
 
 __all__ = [
@@ -266,6 +272,15 @@ async def _run_scenario(
         catalogue,
         seed_entropy=_seed_entropy(scenario.seed, shard, options.worker_index),
     )
+
+    def fleet_state() -> dict[str, Any]:
+        return read_fleet_state(world, stations, WIRE_BYTES)
+
+    state_collector = FleetStateCollector(
+        scrape_on_trio_thread(trio.lowlevel.current_trio_token(), fleet_state),
+        [site.name for site in world.sites],
+    )
+    REGISTRY.register(state_collector)
     interrupted = False
     rollout: FirmwareRollout | None = None
     unreachable = False
@@ -340,7 +355,7 @@ async def _run_scenario(
                 if options.stop_when_stdin_closes:
                     services.start_soon(_stop_when_parent_is_gone, run_scope, console)
                 if options.report_to is not None:
-                    services.start_soon(_report_stats, stats, options.report_to)
+                    services.start_soon(_report_stats, stats, fleet_state, options.report_to)
                 async with trio.open_nursery() as running:
                     running.start_soon(fleet.run)
                     running.start_soon(watch.run, run_scope.cancel)
@@ -376,6 +391,7 @@ async def _run_scenario(
             services.cancel_scope.cancel()
     finally:
         REGISTRY.unregister(collector)
+        REGISTRY.unregister(state_collector)
         if trace is not None:
             trace.close()
     for station in stations:
@@ -406,6 +422,7 @@ async def _run_scenario(
             options.report_to,
             {
                 "final": stats.to_wire(),
+                "state": fleet_state(),
                 "summary": summary,
                 "csms_unreachable": unreachable,
                 "interrupted": interrupted,
@@ -442,10 +459,12 @@ def _seed_entropy(seed: int, shard: Shard | None, worker_index: int | None) -> t
 REPORT_EVERY_S = 1.0
 
 
-async def _report_stats(stats: RunStats, report_to: BinaryIO) -> None:
+async def _report_stats(
+    stats: RunStats, fleet_state: Callable[[], dict[str, Any]], report_to: BinaryIO
+) -> None:
     while True:
         await trio.sleep(REPORT_EVERY_S)
-        _write_report_line(report_to, {"stats": stats.to_wire()})
+        _write_report_line(report_to, {"stats": stats.to_wire(), "state": fleet_state()})
 
 
 def _write_report_line(report_to: BinaryIO, message: dict[str, Any]) -> None:
@@ -488,7 +507,7 @@ def _connector(
                 validate_outgoing=validate,
             )
 
-        return connect_in_memory
+        return _timed(connect_in_memory, stats)
     settings = ConnectionSettings(
         csms_url=csms_url,
         ocpp_version=scenario.ocpp_version,
@@ -512,7 +531,21 @@ def _connector(
             source_address=sources[station.index % len(sources)] if sources else None,
         )
 
-    return connect_websocket
+    return _timed(connect_websocket, stats)
+
+
+def _timed(connect: Connect, stats: RunStats) -> Connect:
+    """`connect`, reporting how long each connection that opens took to open (once per
+    connection, never per message)."""
+
+    @asynccontextmanager
+    async def timed(station: Station) -> AsyncIterator[Link]:
+        started = trio.current_time()
+        async with connect(station) as link:
+            stats.connected(trio.current_time() - started)
+            yield link
+
+    return timed
 
 
 def _profile_settings(

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .metrics import CALL_DURATION_BUCKETS_S, error_code_label
+from .metrics import CALL_DURATION_BUCKETS_S, CONNECT_DURATION_BUCKETS_S, error_code_label
 from .trace import FrameTrace
 
 __all__ = ["ActionStats", "LinkObserver", "NullObserver", "RunStats", "percentile_ms"]
@@ -162,6 +162,8 @@ _WIRE_COUNTERS = (
     "stations_connected",
     "stations_connected_peak",
     "stations_booted",
+    "reconnects",
+    "connect_duration_sum_s",
 )
 _WIRE_MAPS = (
     "exchanges",
@@ -227,6 +229,11 @@ class RunStats:
         self.stations_connected = 0
         self.stations_connected_peak = 0
         self.stations_booted = 0
+        #: Connections lost while the run went on (each one sends its station reconnecting).
+        self.reconnects = 0
+        #: Non-cumulative counts per bucket of `CONNECT_DURATION_BUCKETS_S`, then +Inf.
+        self.connect_duration_buckets = [0] * (len(CONNECT_DURATION_BUCKETS_S) + 1)
+        self.connect_duration_sum_s = 0.0
         #: Set when the run ends: CALLs cut short by our own shutdown are not CSMS errors.
         self.stopping = False
 
@@ -293,6 +300,13 @@ class RunStats:
             )
         elif was_connected and not is_connected:
             self.stations_connected -= 1
+            if not self.stopping:
+                self.reconnects += 1
+
+    def connected(self, duration_s: float) -> None:
+        """A connection opened (TCP, TLS and the WebSocket handshake) in `duration_s`."""
+        self.connect_duration_buckets[bisect_left(CONNECT_DURATION_BUCKETS_S, duration_s)] += 1
+        self.connect_duration_sum_s += duration_s
 
     def station_booted(self) -> None:
         self.stations_booted += 1
@@ -379,6 +393,8 @@ class RunStats:
             "transaction_events_dropped": self.transaction_events_dropped,
             "energy_delivered_wh": self.energy_delivered_wh,
             "station_failures_by_error": dict(self.station_failures_by_error),
+            "reconnects": self.reconnects,
+            "connect_durations": (list(self.connect_duration_buckets), self.connect_duration_sum_s),
             "durations": {
                 action: (list(stats.duration_buckets), stats.duration_sum_s)
                 for action, stats in list(self.calls.items())
@@ -405,6 +421,7 @@ class RunStats:
                 ]
                 for action, stats in self.calls.items()
             },
+            "connect_duration_buckets": self.connect_duration_buckets,
         }
 
     @classmethod
@@ -415,6 +432,7 @@ class RunStats:
             setattr(stats, name, value)
         for name, pairs in data["maps"].items():
             setattr(stats, name, {_key(key): count for key, count in pairs})
+        stats.connect_duration_buckets = list(data["connect_duration_buckets"])
         for action, (count, errors, timeouts, rounded, buckets, sum_s) in data["calls"].items():
             stats.calls[action] = ActionStats(
                 count, errors, timeouts, {int(us): n for us, n in rounded}, list(buckets), sum_s
@@ -435,6 +453,8 @@ class RunStats:
                 setattr(total, name, getattr(total, name) + getattr(part, name))
             for name in _WIRE_MAPS:
                 _add_counts(getattr(total, name), getattr(part, name))
+            for bucket, count in enumerate(part.connect_duration_buckets):
+                total.connect_duration_buckets[bucket] += count
             for action, stats in part.calls.items():
                 into_stats = total.calls.get(action)
                 if into_stats is None:

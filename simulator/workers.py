@@ -12,7 +12,9 @@ longer kill it without a report (stop_signals.py), then its counters (`RunStats.
 a second, and its summary and outcome as the last line (or, when it was stopped before its run
 started, `{"stopped_before_start": true}`).  The parent keeps the latest counters of
 each worker: its Prometheus endpoint sums them (`RunStatsCollector` over the workers'
-recorders), its progress line shows their sum, and the end-of-run summary is built from the
+recorders, and `FleetStateCollector` over the fleet states they send with them: sums,
+but the simulated clock's and the DER events' maximum and the grid frequency's mean), its
+progress line shows their sum, and the end-of-run summary is built from the
 sum of the final counters, whose round-trip histograms add up exactly, so percentiles stay
 right over the whole fleet.
 
@@ -56,7 +58,7 @@ from rich.console import Console
 
 from .children import lines, python_command, stop_children
 from .limits import processes_for_sockets
-from .metrics import RunStatsCollector
+from .metrics import FleetStateCollector, RunStatsCollector
 from .report import ProgressLine, build_summary, conclude, publish
 from .run import RunOutcome, ThresholdWatch, start_metrics_server
 from .scenario import Scenario
@@ -176,6 +178,8 @@ class _Worker:
     block: range
     stats: RunStats = field(default_factory=RunStats)
     final: dict[str, Any] | None = None
+    #: Its last `metrics.read_fleet_state`, None before its first report.
+    state: dict[str, Any] | None = None
     process: trio.Process | None = None
     #: It wrote its ready line: a stop signal no longer kills it without a report.
     ready: bool = False
@@ -254,6 +258,11 @@ class WorkersRun:
     async def _run(self, signals: StopSignals) -> RunOutcome:
         collector = RunStatsCollector(lambda: [worker.stats for worker in self._workers])
         REGISTRY.register(collector)
+        state_collector = FleetStateCollector(
+            lambda: [worker.state for worker in self._workers if worker.state is not None],
+            [site.name for site in self.scenario.sites],
+        )
+        REGISTRY.register(state_collector)
         self._wall_start = wall_start = time.perf_counter()
         csms_url = self.scenario.csms.url
         try:
@@ -269,6 +278,7 @@ class WorkersRun:
                 services.cancel_scope.cancel()
         finally:
             REGISTRY.unregister(collector)
+            REGISTRY.unregister(state_collector)
         wall_s = time.perf_counter() - wall_start
         return self._outcome(csms_url or "", wall_s, self._stop_requested)
 
@@ -341,6 +351,8 @@ class WorkersRun:
     def _take_report(self, worker: _Worker, line: bytes) -> None:
         try:
             message = orjson.loads(line)
+            if "state" in message:
+                worker.state = message["state"]
             if "stats" in message:
                 worker.stats = RunStats.from_wire(message["stats"])
                 connected = sum(w.stats.stations_connected for w in self._workers)

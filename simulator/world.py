@@ -142,6 +142,10 @@ class Site:
         self._last_balance_s = -math.inf
         self.import_w = 0.0
         self.export_w = 0.0
+        #: Energy of the sessions that have ended; with the plugged-in EVs' own energy, the
+        #: site's totals (`fleetsim_site_energy_joules_total`), summed once per session.
+        self.imported_wh_ended = 0.0
+        self.exported_wh_ended = 0.0
         self._next_station = 0
         self.turned_away = 0
         self._loop_rng = loop_rng
@@ -282,6 +286,10 @@ class Site:
 
     # -- sessions (SiteHooks) -------------------------------------------------------------
 
+    def plugged_in(self) -> list[EvSession]:
+        """The sessions of the EVs plugged in now (a copy: metrics read it at scrape time)."""
+        return [entry[2] for entry in list(self._active.values())]
+
     def new_session(self, station: StationCore, evse: Evse, arrival: EvArrival) -> EvSession:
         now_s = self.world.clock.sim_now()
         session = EvSession(
@@ -335,6 +343,8 @@ class Site:
         session = entry[2]
         imported_wh = session.imported_wh_at(now_s)
         exported_wh = session.exported_wh_at(now_s)
+        self.imported_wh_ended += imported_wh
+        self.exported_wh_ended += exported_wh
         self.world.session_records.append(
             SessionRecord(
                 station_id=station.id,

@@ -1,8 +1,9 @@
-"""The Grafana dashboard and its provisioning files agree with `simulator.metrics`.
+"""The Grafana dashboards and their provisioning files agree with `simulator.metrics`.
 
-Every PromQL expression may name only series that `ALL_METRICS` exports, group and match only
-by labels those metrics carry, and filter on the dashboard's `job` variable.  Renaming a metric
-or a label in metrics.py without updating dashboards/fleetsim.json fails here.
+Every PromQL expression (of a panel or an annotation) may name only series that `ALL_METRICS`
+exports, group and match only by labels those metrics carry, and filter on the dashboard's
+`job` and `instance` variables.  Renaming a metric or a label in metrics.py without updating
+the dashboards fails here; tests/test_prometheus.py runs every query against a real run.
 """
 
 from __future__ import annotations
@@ -17,28 +18,37 @@ from typing import Any
 import pytest
 import yaml
 
+from grid_models.der import DER_KINDS
 from simulator import metrics
 from simulator.metrics import ALL_METRICS, MetricSpec
 
 DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards"
-DASHBOARD_JSON = DASHBOARDS / "fleetsim.json"
+#: Each dashboard file with its uid and title.
+DASHBOARD_FILES = {
+    "fleetsim.json": ("fleetsim-overview", "fleetsim: fleet overview"),
+    "fleetsim-energy.json": ("fleetsim-energy", "fleetsim: energy and grid"),
+}
 GRAFANA_DASHBOARD_DIR = "/var/lib/grafana/dashboards"
 
 #: Labels Prometheus adds to every scraped series.
 TARGET_LABELS = frozenset({"job", "instance"})
-METRIC_NAME = re.compile(r"fleetsim_[a-z_]+")
-SELECTOR = re.compile(r"(fleetsim_[a-z_]+)\s*(\{[^}]*\})?")
+METRIC_NAME = re.compile(r"fleetsim_[a-z0-9_]+")
+SELECTOR = re.compile(r"(fleetsim_[a-z0-9_]+)\s*(\{[^}]*\})?")
 MATCHER = re.compile(r'\s*([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 #: `sum by (a, b) (...)`: the grouping labels and the opening parenthesis of the argument.
 PREFIX_GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)\s*\(")
 ANY_GROUPING = re.compile(r"\b(?:by|without)\s*\(")
 JOB_FILTER = ("job", "=~", "$job")
+INSTANCE_FILTER = ("instance", "=~", "$instance")
 
 #: Label values that metrics.py fixes in advance; a matcher on these must name real ones.
 KNOWN_VALUES: dict[tuple[str, str], Sequence[str]] = {
     (metrics.STATIONS.name, "state"): metrics.STATION_STATES,
     (metrics.MESSAGES.name, "outcome"): metrics.OUTCOMES,
     (metrics.CONNECTION_ATTEMPTS.name, "outcome"): metrics.CONNECTION_OUTCOMES,
+    (metrics.SITE_POWER.name, "direction"): metrics.POWER_DIRECTIONS,
+    (metrics.SITE_ENERGY.name, "direction"): metrics.POWER_DIRECTIONS,
+    (metrics.DER_EVENTS_ACTIVE.name, "kind"): DER_KINDS,
 }
 
 
@@ -51,6 +61,10 @@ def series_labels(specs: Sequence[MetricSpec]) -> dict[str, frozenset[str]]:
             series[f"{spec.name}_bucket"] = labels | {"le"}
             series[f"{spec.name}_sum"] = labels
             series[f"{spec.name}_count"] = labels
+        elif spec.kind == "gaugehistogram":
+            series[f"{spec.name}_bucket"] = labels | {"le"}
+            series[f"{spec.name}_gsum"] = labels
+            series[f"{spec.name}_gcount"] = labels
         else:
             series[spec.name] = labels
     return series
@@ -103,6 +117,8 @@ def expression_problems(expr: str, specs: Sequence[MetricSpec] = ALL_METRICS) ->
             continue
         if JOB_FILTER not in matchers:
             problems.append(f'{name} is selected without job=~"$job"')
+        if INSTANCE_FILTER not in matchers:
+            problems.append(f'{name} is selected without instance=~"$instance"')
         for label, op, value in matchers:
             if label not in series[name]:
                 problems.append(f"{name} has no label {label}")
@@ -134,9 +150,37 @@ def _all_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from _all_panels(panel.get("panels", []))
 
 
+def load_dashboards() -> dict[str, dict[str, Any]]:
+    """Every dashboard of dashboards/, by file name."""
+    return {
+        name: json.loads((DASHBOARDS / name).read_text(encoding="utf-8"))
+        for name in DASHBOARD_FILES
+    }
+
+
+def dashboard_queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) of every panel target and every Prometheus annotation of `dashboard`."""
+    for panel in _all_panels(dashboard["panels"]):
+        for target in panel.get("targets", []):
+            yield f"panel {panel['title']!r}", target["expr"]
+    for annotation in dashboard["annotations"]["list"]:
+        if "expr" in annotation:
+            yield f"annotation {annotation['name']!r}", annotation["expr"]
+
+
+def test_dashboards_folder_holds_exactly_the_known_dashboards() -> None:
+    assert sorted(path.name for path in DASHBOARDS.glob("*.json")) == sorted(DASHBOARD_FILES)
+
+
+@pytest.fixture(scope="module", params=sorted(DASHBOARD_FILES))
+def dashboard_file(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
 @pytest.fixture(scope="module")
-def dashboard() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(DASHBOARD_JSON.read_text(encoding="utf-8"))
+def dashboard(dashboard_file: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((DASHBOARDS / dashboard_file).read_text(encoding="utf-8"))
     return loaded
 
 
@@ -150,15 +194,10 @@ def query_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [panel for panel in panels if panel["type"] != "row"]
 
 
-def _expressions(query_panels: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
-    for panel in query_panels:
-        for target in panel["targets"]:
-            yield panel["title"], target["expr"]
-
-
-def test_dashboard_is_identified_and_templated(dashboard: dict[str, Any]) -> None:
-    assert dashboard["uid"] == "fleetsim-overview"
-    assert dashboard["title"] == "fleetsim: fleet overview"
+def test_dashboard_is_identified_and_templated(
+    dashboard_file: str, dashboard: dict[str, Any]
+) -> None:
+    assert (dashboard["uid"], dashboard["title"]) == DASHBOARD_FILES[dashboard_file]
     assert dashboard["id"] is None, "an exported dashboard carries no database id"
     variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
@@ -168,6 +207,11 @@ def test_dashboard_is_identified_and_templated(dashboard: dict[str, Any]) -> Non
     assert job["definition"] == "label_values(fleetsim_stations, job)"
     assert job["query"]["query"] == job["definition"]
     assert METRIC_NAME.findall(job["definition"])[0] in series_labels(ALL_METRICS)
+    instance = variables["instance"]
+    assert instance["type"] == "query"
+    assert instance["definition"] == 'label_values(fleetsim_stations{job=~"$job"}, instance)'
+    assert instance["query"]["query"] == instance["definition"]
+    assert instance["includeAll"] and instance["multi"]
 
 
 def test_every_panel_has_a_title_a_description_and_a_query(
@@ -196,26 +240,44 @@ def test_panel_ids_are_unique(panels: list[dict[str, Any]]) -> None:
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
 
 
-def test_expressions_use_only_exported_metrics_and_labels(
-    query_panels: list[dict[str, Any]],
-) -> None:
+def test_expressions_use_only_exported_metrics_and_labels(dashboard: dict[str, Any]) -> None:
     problems = [
-        f"{title}: {problem}: {expr}"
-        for title, expr in _expressions(query_panels)
+        f"{where}: {problem}: {expr}"
+        for where, expr in dashboard_queries(dashboard)
         for problem in expression_problems(expr)
     ]
     assert not problems, "\n".join(problems)
 
 
-def test_every_exported_metric_is_on_the_dashboard(query_panels: list[dict[str, Any]]) -> None:
-    used = {name for _, expr in _expressions(query_panels) for name in METRIC_NAME.findall(expr)}
+def test_annotations_query_the_datasource_variable(dashboard: dict[str, Any]) -> None:
+    for annotation in dashboard["annotations"]["list"]:
+        if "expr" in annotation:
+            assert annotation["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_the_energy_dashboard_marks_der_events() -> None:
+    energy = load_dashboards()["fleetsim-energy.json"]
+    (der,) = [a for a in energy["annotations"]["list"] if "expr" in a]
+    assert metrics.DER_EVENTS_ACTIVE.name in der["expr"]
+    assert der["enable"] and der["titleFormat"] == "{{kind}}"
+
+
+def test_every_exported_metric_is_on_a_dashboard() -> None:
+    used = {
+        name
+        for dashboard in load_dashboards().values()
+        for _, expr in dashboard_queries(dashboard)
+        for name in METRIC_NAME.findall(expr)
+    }
     # A histogram counts as shown when any of its series is.
     missing = [spec.name for spec in ALL_METRICS if not used & series_labels([spec]).keys()]
     assert not missing, f"metrics without a panel: {missing}"
 
 
 def test_the_checks_catch_a_renamed_metric_or_label() -> None:
-    expr = 'sum by (state) (fleetsim_stations{job=~"$job", state="accepted"})'
+    expr = (
+        'sum by (state) (fleetsim_stations{job=~"$job", instance=~"$instance", state="accepted"})'
+    )
     assert expression_problems(expr) == []
     renamed = [
         replace(spec, name="fleetsim_station_states") if spec is metrics.STATIONS else spec
@@ -229,21 +291,29 @@ def test_the_checks_catch_a_renamed_metric_or_label() -> None:
     assert len(expression_problems(expr, relabelled)) == 2  # the matcher and the grouping
 
 
+#: The selector every expression needs, abbreviated as {F in the cases below.
+FILTERS = '{job=~"$job", instance=~"$instance"'
+
+
 @pytest.mark.parametrize(
     "expr",
     [
         "sum(fleetsim_stations)",  # no job filter
-        'sum(fleetsim_stations{job=~"$job"}) - sum(fleetsim_transactions_started_total)',
-        'rate(fleetsim_ocpp_call_duration_seconds{job=~"$job"}[1m])',  # histogram's base name
-        'rate(fleetsim_websocket_messages{job=~"$job"}[1m])',  # counter without _total
-        'sum by (le) (fleetsim_stations{job=~"$job"})',  # le only on _bucket
-        'sum by (action) (rate(fleetsim_connection_attempts_total{job=~"$job"}[1m]))',
-        'fleetsim_stations{job=~"$job", state="online"}',  # no such state
-        'sum(fleetsim_stations{job=~"$job"}) by (state)',  # grouping after the argument
+        'sum(fleetsim_stations{job=~"$job"})',  # no instance filter
+        'fleetsim_site_power_watts{F, direction="in"}',  # import or export
+        'max by (kind) (fleetsim_der_events_active{F, site="a"})',  # no site label
+        "sum(fleetsim_plugged_in_ev_soc_ratio_count{F})",  # a gauge histogram has _gcount
+        "sum(fleetsim_stations{F}) - sum(fleetsim_transactions_started_total)",
+        "rate(fleetsim_ocpp_call_duration_seconds{F}[1m])",  # histogram's base name
+        "rate(fleetsim_websocket_messages{F}[1m])",  # counter without _total
+        "sum by (le) (fleetsim_stations{F})",  # le only on _bucket
+        "sum by (action) (rate(fleetsim_connection_attempts_total{F}[1m]))",
+        'fleetsim_stations{F, state="online"}',  # no such state
+        "sum(fleetsim_stations{F}) by (state)",  # grouping after the argument
     ],
 )
 def test_the_checks_reject(expr: str) -> None:
-    assert expression_problems(expr)
+    assert expression_problems(expr.replace("{F", FILTERS))
 
 
 def test_grafana_provisioning_points_at_prometheus_and_the_dashboard_folder() -> None:

@@ -138,6 +138,11 @@ class RpcLink:
         self._closed_event: trio.Event | None = None
 
     @property
+    def call_in_flight(self) -> bool:
+        """Whether a CALL of ours awaits its answer (read at scrape time, never per message)."""
+        return self._call_turn.held
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

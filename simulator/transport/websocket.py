@@ -43,6 +43,8 @@ __all__ = [
     "HandshakeFailed",
     "HandshakeRejected",
     "StationWebSocket",
+    "WIRE_BYTES",
+    "WireBytes",
     "open_station_websocket",
 ]
 
@@ -137,6 +139,22 @@ class _ProtocolViolation(Exception):
         self.reason = reason
 
 
+class WireBytes:
+    """Bytes every station WebSocket of this process wrote and read, frame headers included
+    (the handshake is not).  One addition per frame or per read, on objects the frame path
+    already holds; `fleetsim_websocket_bytes_total` reads these when Prometheus scrapes."""
+
+    __slots__ = ("received", "sent")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received = 0
+
+
+#: The process's totals; a process runs one fleet, so one pair of counters serves it.
+WIRE_BYTES = WireBytes()
+
+
 class StationWebSocket:
     """An open client WebSocket; a `TextChannel` for `RpcLink` (see the module docstring).
 
@@ -204,6 +222,7 @@ class StationWebSocket:
         else:
             turn.held = True
         try:
+            WIRE_BYTES.sent += len(frame)
             fd = self._fd
             if fd is None:
                 try:
@@ -255,6 +274,7 @@ class StationWebSocket:
                 if not data:
                     self._peer_gone("the CSMS closed the connection without a Close frame")
                     raise LinkClosed(f"WebSocket closed: {self._closed_reason}")
+                WIRE_BYTES.received += len(data)
                 self._buffer = self._buffer + data if self._buffer else data
         finally:
             self._reading = False

@@ -127,11 +127,21 @@ def test_three_workers_run_the_fleet_once_with_one_summary_and_endpoint(tmp_path
         )
         try:
             booted_on_endpoint = _wait_for_metric(run, metrics_port, ACCEPTED, lambda v: v == 31)
+            # The fleet's state, read in each worker and combined by the parent: bytes add up,
+            # the simulated clock is the latest worker's.
+            bytes_sent = _wait_for_metric(
+                run, metrics_port, 'fleetsim_websocket_bytes_total{direction="sent"}', bool
+            )
+            simulated_time_s = _wait_for_metric(
+                run, metrics_port, "fleetsim_simulated_time_seconds", bool
+            )
             output, _ = run.communicate(timeout=WAIT_S)
         finally:
             run.kill()
     assert run.returncode == 0, output
     assert booted_on_endpoint == 31, output
+    assert bytes_sent > 31 * 100, "31 BootNotifications at least"
+    assert simulated_time_s > 1.7e9, "the simulated clock as Unix time, not seconds into the run"
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["workers"] == 3
     assert summary["workers_died"] == 0
