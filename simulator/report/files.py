@@ -309,19 +309,10 @@ def _mark_events(axes: Axes, events: Sequence[GridEventMark], to_x: _ToX, span_s
     A 30 s dip in a day-long run is a fraction of a pixel wide, so every span is drawn at least
     0.5 % of the plot wide, centred on the event.  Labels that would collide move down a row.
     """
-    min_width_s = span_s * 0.005
     row_ends: list[float] = []
     for event in sorted(events, key=lambda one: (one.start_s, one.end_s, one.label)):
+        _shade_event(axes, event, to_x, span_s)
         middle_s = (event.start_s + event.end_s) / 2
-        half_width_s = max(event.end_s - event.start_s, min_width_s) / 2
-        axes.axvspan(
-            to_x(middle_s - half_width_s),
-            to_x(middle_s + half_width_s),
-            color=_GRID_COLOUR,
-            alpha=_EVENT_ALPHA,
-            linewidth=0,
-            zorder=0,
-        )
         # Width of the label as a fraction of the plot, from a typical glyph width at 8 pt.
         half_label = len(event.label) * 0.0032 + 0.005
         centre = (middle_s - to_x.first_s) / span_s
@@ -619,18 +610,23 @@ def _draw_power(
 def _shade_events(axes: Axes, events: Sequence[GridEventMark], to_x: _ToX, span_s: float) -> None:
     """The event spans on the frequency panel too (at least 0.5 % of the plot wide), unlabelled:
     the power panel above names them."""
-    min_width_s = span_s * 0.005
     for event in events:
-        middle_s = (event.start_s + event.end_s) / 2
-        half_width_s = max(event.end_s - event.start_s, min_width_s) / 2
-        axes.axvspan(
-            to_x(middle_s - half_width_s),
-            to_x(middle_s + half_width_s),
-            color=_GRID_COLOUR,
-            alpha=_EVENT_ALPHA,
-            linewidth=0,
-            zorder=0,
-        )
+        _shade_event(axes, event, to_x, span_s)
+
+
+def _shade_event(axes: Axes, event: GridEventMark, to_x: _ToX, span_s: float) -> None:
+    """One event's span, at least 0.5 % of the plot wide, centred on the event: a 30 s dip in
+    a day-long run would otherwise be a fraction of a pixel."""
+    middle_s = (event.start_s + event.end_s) / 2
+    half_width_s = max(event.end_s - event.start_s, span_s * 0.005) / 2
+    axes.axvspan(
+        to_x(middle_s - half_width_s),
+        to_x(middle_s + half_width_s),
+        color=_GRID_COLOUR,
+        alpha=_EVENT_ALPHA,
+        linewidth=0,
+        zorder=0,
+    )
 
 
 def _draw_frequency(

@@ -31,6 +31,7 @@ __all__ = [
     "DeviceModelSpec",
     "VariableKey",
     "VariableSpec",
+    "names_variable",
 ]
 
 #: (component name, component instance, evse id, connector id, variable name, variable instance)
@@ -227,7 +228,7 @@ class DeviceModelSpec:
         chosen = [
             spec
             for spec in self.variables
-            if not wanted or any(_names(spec, item) for item in wanted)
+            if not wanted or any(names_variable(item, spec) for item in wanted)
         ]
         criteria = set(component_criteria)
         if not criteria:
@@ -253,7 +254,7 @@ class DeviceModelSpec:
         )
 
 
-def _names(spec: VariableSpec, item: Mapping[str, Any]) -> bool:
+def names_variable(item: Mapping[str, Any], spec: VariableSpec) -> bool:
     """Whether a ComponentVariableType names `spec` (a field left out matches any)."""
     component = item["component"]
     if component["name"] != spec.component:

@@ -62,7 +62,7 @@ from ..core import (
     in_parts,
     refused,
 )
-from ..device_model import VariableKey, VariableSpec
+from ..device_model import VariableKey, VariableSpec, names_variable
 from ..evse import Evse
 
 __all__ = ["BLOCK", "Monitor", "MonitoringState", "builtin_monitors"]
@@ -783,28 +783,6 @@ def clear_variable_monitoring(station: StationCore, payload: Mapping[str, Any]) 
 # -- N02: GetMonitoringReport -------------------------------------------------------------------
 
 
-def _matches(spec: VariableSpec, wanted: Mapping[str, Any]) -> bool:
-    """Whether the variable is one a componentVariable entry names (absent fields match all)."""
-    component = wanted["component"]
-    if component["name"] != spec.component:
-        return False
-    if "instance" in component and component["instance"] != spec.component_instance:
-        return False
-    evse = component.get("evse")
-    if evse is not None:
-        if evse["id"] != spec.evse_id:
-            return False
-        if "connectorId" in evse and evse["connectorId"] != spec.connector_id:
-            return False
-    variable = wanted.get("variable")
-    if variable is not None:
-        if variable["name"] != spec.variable:
-            return False
-        if "instance" in variable and variable["instance"] != spec.variable_instance:
-            return False
-    return True
-
-
 def get_monitoring_report(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     request_id = payload["requestId"]
     criteria = payload.get("monitoringCriteria")
@@ -816,7 +794,7 @@ def get_monitoring_report(station: StationCore, payload: Mapping[str, Any]) -> A
     for monitor in sorted(_all_monitors(station), key=lambda m: m.id):
         if types is not None and monitor.type not in types:
             continue
-        if wanted and not any(_matches(monitor.spec, entry) for entry in wanted):
+        if wanted and not any(names_variable(entry, monitor.spec) for entry in wanted):
             continue
         grouped.setdefault(monitor.key, []).append(monitor)
     if not grouped:
