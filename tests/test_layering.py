@@ -182,21 +182,23 @@ def test_the_models_build_no_ocpp_payload() -> None:
 
 
 def test_blocks_see_the_station_protocol_not_the_station_nor_each_other() -> None:
+    folder = ROOT / "simulator/station/blocks"
     blocks = [
-        path for path in python_files("simulator/station/blocks") if path.name != "__init__.py"
+        path for path in python_files("simulator/station/blocks") if path != folder / "__init__.py"
     ]
     assert blocks
+
+    def block_of(path: Path) -> str:
+        """A block is a module of the folder or a package in it, whose modules share it."""
+        return f"simulator.station.blocks.{path.relative_to(folder).parts[0].removesuffix('.py')}"
+
     found = violations(blocks, ("simulator.station.station", "simulator.station.registry"))
     found += [
         f"{path.relative_to(ROOT)} imports {name}"
         for path in blocks
         for name in sorted(imports_of(path))
         if name in ("simulator.station", "simulator.station.blocks")
-        or any(
-            is_within(name, f"simulator.station.blocks.{other.stem}")
-            for other in blocks
-            if other != path
-        )
+        or any(is_within(name, other) for other in {block_of(b) for b in blocks} - {block_of(path)})
     ]
     assert not found, "blocks import simulator/station/core.py, not Station:\n" + "\n".join(found)
 

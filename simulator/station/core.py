@@ -51,6 +51,7 @@ __all__ = [
     "GridEvent",
     "Handler",
     "IdToken",
+    "LimitShaper",
     "Reaction",
     "Restarted",
     "SecurityEventOccurred",
@@ -89,6 +90,9 @@ class ActiveLimit:
     profile_id: int | None = None
     #: The schedule of the TxProfile in force, which an ISO 15118 EV picks and reports.
     tx_schedule: Mapping[str, Any] | None = None
+    #: The chargingSchedulePeriod in force as the CSMS sent it (its V2X fields: setpoints,
+    #: curves, baseline), None when no profile of the EVSE's own is in force.
+    period: Mapping[str, Any] | None = None
 
 
 NO_LIMIT = ActiveLimit()
@@ -335,6 +339,7 @@ class StationCore(Protocol):
         self, id_token: IdToken, *, forget: bool = False
     ) -> TokenInfo | None: ...
     def charging_limit(self, evse: Evse) -> ActiveLimit: ...
+    def transaction_cost(self, evse: Evse, transaction: Transaction) -> float | None: ...
     def charging_profile_refusal(self, profile: Mapping[str, Any]) -> Answer | None: ...
     async def stop_authority(self, transaction: Transaction, id_token: IdToken) -> str | None: ...
 
@@ -353,6 +358,9 @@ class TriggerTarget:
 Handler = Callable[[StationCore, Mapping[str, Any]], Answer]
 #: Produces one `requestedMessage` of TriggerMessage: the answer, and the message as `then`.
 Trigger = Callable[[StationCore, TriggerTarget], Answer]
+#: Reshapes what the charging profiles ask of an EVSE (a DER curve at the present voltage, a
+#: V2X signal): takes the limit so far and returns it, or a new one.
+LimitShaper = Callable[[StationCore, Evse, ActiveLimit], ActiveLimit]
 #: A block's reaction to a station event, called in the registry's order.  A reaction that has
 #: nothing to wait for is a plain function returning None; one that must wait (send a message)
 #: returns what to await -- an `async def` does so always, a plain function only when it has
@@ -389,8 +397,8 @@ class Block(Generic[S]):
     makes the block's per-station state the first time `StationCore.block_state(block)` asks.
     The hooks (`register`, `online`, `authorize`, `local_id_token_info`,
     `cached_id_token_info`, `admit`, `use_reservation`, `charging_limit`,
-    `charging_profile_refusal`, `stop_authority`, `network_profile`) may each be provided by
-    one block only.
+    `charging_profile_refusal`, `stop_authority`, `network_profile`, `transaction_cost`) may
+    each be provided by one block only; `shape_limit` by any number of blocks.
     """
 
     letter: str
@@ -437,6 +445,13 @@ class Block(Generic[S]):
     #: The network profile to connect with after that many failed attempts in a row (B10):
     #: its connectionData, or None for the CSMS the scenario names.
     network_profile: Callable[[StationCore, int], Mapping[str, Any] | None] | None = None
+    #: The running cost of a transaction now, in the tariff's currency (block I); None when
+    #: no tariff applies to it.
+    transaction_cost: Callable[[StationCore, Evse, Transaction], float | None] | None = None
+    #: Applied after `charging_limit`, by every block that has one, in the registry's order:
+    #: what the block's own state (DER controls, V2X signals) makes of the profiles' limit.
+    #: Not a hook: several blocks may shape the limit.
+    shape_limit: LimitShaper | None = None
 
     @property
     def hooks(self) -> dict[str, Any]:
@@ -453,5 +468,6 @@ class Block(Generic[S]):
             "charging_profile_refusal": self.charging_profile_refusal,
             "stop_authority": self.stop_authority,
             "network_profile": self.network_profile,
+            "transaction_cost": self.transaction_cost,
         }
         return {name: hook for name, hook in found.items() if hook is not None}

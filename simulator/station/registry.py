@@ -18,7 +18,7 @@ from typing import Any
 from .blocks import BLOCKS
 from .components import component_variables
 from .config import StationConfig
-from .core import Block, Event, Handler, Reaction, Trigger
+from .core import Block, Event, Handler, LimitShaper, Reaction, Trigger
 from .device_model import DeviceModelSpec, VariableKey, VariableSpec
 
 __all__ = [
@@ -55,6 +55,8 @@ class Registry:
     triggers: Mapping[str, Trigger]
     reactions: Mapping[type[Event], tuple[Reaction, ...]]
     hooks: Mapping[str, Any]
+    #: Every block's `shape_limit`, in the registry's order.
+    limit_shapers: tuple[LimitShaper, ...] = ()
 
     @classmethod
     def merge(cls, blocks: Sequence[Block[Any]]) -> Registry:
@@ -63,6 +65,7 @@ class Registry:
         triggers: dict[str, Trigger] = {}
         reactions: dict[type[Event], list[Reaction]] = {}
         hooks: dict[str, Any] = {}
+        shapers: list[LimitShaper] = []
         names: set[str] = set()
         claimed: dict[tuple[str, str], Block[Any]] = {}
 
@@ -87,6 +90,8 @@ class Registry:
             for hook_name, hook in block.hooks.items():
                 claim("hook", hook_name, block)
                 hooks[hook_name] = hook
+            if block.shape_limit is not None:
+                shapers.append(block.shape_limit)
         return cls(
             blocks=tuple(blocks),
             handlers=handlers,
@@ -94,6 +99,7 @@ class Registry:
             triggers=triggers,
             reactions={kind: tuple(found) for kind, found in reactions.items()},
             hooks=hooks,
+            limit_shapers=tuple(shapers),
         )
 
     def variables(self, config: StationConfig) -> list[VariableSpec]:

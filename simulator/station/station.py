@@ -585,9 +585,22 @@ class Station:
         return found
 
     def charging_limit(self, evse: Evse) -> ActiveLimit:
-        """What the charging profiles ask of `evse` now (block K; no limit without one)."""
-        limit = self._spec.registry.hooks.get("charging_limit")
-        return NO_LIMIT if limit is None else limit(self, evse)
+        """What the charging profiles ask of `evse` now (block K; no limit without one), as
+        the blocks that shape it (DER controls, V2X signals) make it."""
+        registry = self._spec.registry
+        profiles = registry.hooks.get("charging_limit")
+        limit: ActiveLimit = NO_LIMIT if profiles is None else profiles(self, evse)
+        for shape in registry.limit_shapers:
+            limit = shape(self, evse, limit)
+        return limit
+
+    def transaction_cost(self, evse: Evse, transaction: Transaction) -> float | None:
+        """The running cost of `transaction` now (block I), or None without a tariff."""
+        cost = self._spec.registry.hooks.get("transaction_cost")
+        if cost is None:
+            return None
+        found: float | None = cost(self, evse, transaction)
+        return found
 
     def charging_profile_refusal(self, profile: Mapping[str, Any]) -> Answer | None:
         """Why block K would not install `profile` (its schedule, its stack level), or None;

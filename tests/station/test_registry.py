@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -12,8 +13,9 @@ from simulator.link import Answer
 from simulator.ocpp import CSMS_INITIATED
 from simulator.station import StationConfig
 from simulator.station.blocks import BLOCKS
-from simulator.station.core import Block, Event, StationCore, TriggerTarget
+from simulator.station.core import ActiveLimit, Block, Event, StationCore, TriggerTarget
 from simulator.station.device_model import VariableSpec
+from simulator.station.evse import Evse
 from simulator.station.registry import Registry, RegistryError, default_registry, station_spec
 
 
@@ -77,6 +79,27 @@ def test_two_blocks_claiming_one_trigger_or_hook_are_refused() -> None:
                 Block(letter="Y", name="second", charging_limit=limit),
             ]
         )
+
+
+def test_several_blocks_shape_the_charging_limit_in_the_registry_order() -> None:
+    def halve(station: StationCore, evse: Evse, limit: ActiveLimit) -> ActiveLimit:
+        return replace(limit, limit_w=(limit.limit_w or 0.0) / 2)
+
+    def cap(station: StationCore, evse: Evse, limit: ActiveLimit) -> ActiveLimit:
+        return replace(limit, limit_w=min(limit.limit_w or 0.0, 1000.0))
+
+    registry = Registry.merge(
+        [
+            *BLOCKS,
+            Block(letter="X", name="halve", shape_limit=halve),
+            Block(letter="Y", name="cap", shape_limit=cap),
+        ]
+    )
+    assert registry.limit_shapers[-2:] == (halve, cap)
+    limit = ActiveLimit(limit_w=4000.0)
+    for shape in registry.limit_shapers[-2:]:
+        limit = shape(None, None, limit)  # type: ignore[arg-type]
+    assert limit.limit_w == 1000.0
 
 
 def test_two_blocks_declaring_one_variable_are_refused() -> None:

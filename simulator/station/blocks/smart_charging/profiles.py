@@ -1,0 +1,136 @@
+"""The charging profiles one station holds (block K's state), and how the block finds them.
+
+A station's block state is keyed by the block's name, so `profiles_of` and `peek_profiles` reach
+the same store from every module of the block without importing the assembled `BLOCK`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ...core import Block, StationCore
+
+__all__ = ["ChargingProfiles", "Installed", "epoch_s", "peek_profiles", "profiles_of"]
+
+
+@dataclass(slots=True)
+class Installed:
+    evse_id: int
+    profile: Mapping[str, Any]
+    installed_s: float
+
+    @property
+    def id(self) -> int:
+        return int(self.profile["id"])
+
+    @property
+    def purpose(self) -> str:
+        return str(self.profile["chargingProfilePurpose"])
+
+    @property
+    def stack_level(self) -> int:
+        return int(self.profile["stackLevel"])
+
+
+def epoch_s(text: str) -> float:
+    """Seconds since the epoch of an OCPP dateTime."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class ChargingProfiles:
+    """The profiles one station holds (created on first use: most stations never get any)."""
+
+    __slots__ = ("_installed",)
+
+    def __init__(self) -> None:
+        self._installed: list[Installed] = []
+
+    def __len__(self) -> int:
+        return len(self._installed)
+
+    def install(self, evse_id: int, profile: Mapping[str, Any], now_s: float) -> None:
+        """Add `profile`, replacing one with the same id, or with the same purpose, stack
+        level and EVSE (K01.FR.05, K01.FR.06)."""
+        purpose, level = profile["chargingProfilePurpose"], profile["stackLevel"]
+        self._installed = [
+            p
+            for p in self._installed
+            if p.id != profile["id"]
+            and not (p.evse_id == evse_id and p.purpose == purpose and p.stack_level == level)
+        ]
+        self._installed.append(Installed(evse_id, profile, now_s))
+
+    def clear(self, profile_id: int | None, criteria: Mapping[str, Any] | None) -> int:
+        """Remove the profiles that match; return how many went."""
+
+        def matches(p: Installed) -> bool:
+            if profile_id is not None:
+                return p.id == profile_id
+            if criteria is None:
+                return True
+            if "evseId" in criteria and p.evse_id != criteria["evseId"]:
+                return False
+            if (
+                "chargingProfilePurpose" in criteria
+                and p.purpose != criteria["chargingProfilePurpose"]
+            ):
+                return False
+            return not ("stackLevel" in criteria and p.stack_level != criteria["stackLevel"])
+
+        kept = [p for p in self._installed if not matches(p)]
+        removed = len(self._installed) - len(kept)
+        self._installed = kept
+        return removed
+
+    def clear_transaction(self, transaction_id: str) -> None:
+        """TxProfiles end with their transaction (K01.FR.37)."""
+        self._installed = [
+            p
+            for p in self._installed
+            if not (
+                p.purpose == "TxProfile"
+                and p.profile.get("transactionId") in (None, transaction_id)
+            )
+        ]
+
+    def matching(self, evse_id: int | None, criteria: Mapping[str, Any]) -> list[Installed]:
+        ids = criteria.get("chargingProfileId")
+        found = []
+        for p in self._installed:
+            if evse_id is not None and p.evse_id != evse_id:
+                continue
+            if ids and p.id not in ids:
+                continue
+            if (
+                "chargingProfilePurpose" in criteria
+                and p.purpose != criteria["chargingProfilePurpose"]
+            ):
+                continue
+            if "stackLevel" in criteria and p.stack_level != criteria["stackLevel"]:
+                continue
+            if criteria.get("chargingLimitSource") and "CSO" not in criteria["chargingLimitSource"]:
+                continue
+            found.append(p)
+        return found
+
+    def for_evse(self, evse_id: int) -> list[Installed]:
+        return [p for p in self._installed if p.evse_id in (evse_id, 0)]
+
+
+#: The key of the block's per-station state: the same name as the assembled block.
+STATE_KEY: Block[ChargingProfiles] = Block(
+    letter="K", name="smart_charging", new_state=ChargingProfiles
+)
+
+
+def profiles_of(station: StationCore) -> ChargingProfiles:
+    """The station's profiles, made on first use."""
+    return station.block_state(STATE_KEY)
+
+
+def peek_profiles(station: StationCore) -> ChargingProfiles | None:
+    """The station's profiles if it ever held any (reading creates nothing)."""
+    return station.peek_block_state(STATE_KEY)
