@@ -21,6 +21,9 @@ class Installed:
     evse_id: int
     profile: Mapping[str, Any]
     installed_s: float
+    #: Who set it (ChargingLimitSourceEnumType): CSO for what the CSMS sent; EMS, SO or Other
+    #: for external constraints (K11-K14).
+    source: str = "CSO"
 
     @property
     def id(self) -> int:
@@ -43,15 +46,20 @@ def epoch_s(text: str) -> float:
 class ChargingProfiles:
     """The profiles one station holds (created on first use: most stations never get any)."""
 
-    __slots__ = ("_installed",)
+    __slots__ = ("_installed", "priority_evse_ids")
 
     def __init__(self) -> None:
         self._installed: list[Installed] = []
+        #: EVSEs on which priority charging is active (K21-K22): their PriorityCharging
+        #: profile, if any, rules instead of the transaction's.
+        self.priority_evse_ids: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._installed)
 
-    def install(self, evse_id: int, profile: Mapping[str, Any], now_s: float) -> None:
+    def install(
+        self, evse_id: int, profile: Mapping[str, Any], now_s: float, *, source: str = "CSO"
+    ) -> None:
         """Add `profile`, replacing one with the same id, or with the same purpose, stack
         level and EVSE (K01.FR.05, K01.FR.06)."""
         purpose, level = profile["chargingProfilePurpose"], profile["stackLevel"]
@@ -61,7 +69,7 @@ class ChargingProfiles:
             if p.id != profile["id"]
             and not (p.evse_id == evse_id and p.purpose == purpose and p.stack_level == level)
         ]
-        self._installed.append(Installed(evse_id, profile, now_s))
+        self._installed.append(Installed(evse_id, profile, now_s, source))
 
     def clear(self, profile_id: int | None, criteria: Mapping[str, Any] | None) -> int:
         """Remove the profiles that match; return how many went."""
