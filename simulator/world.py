@@ -109,6 +109,15 @@ class _Booking:
     arrived: bool = False
 
 
+def _bounded_by_energy(evse: Evse) -> bool:
+    """Whether `evse`'s transaction stops at an energy, SoC or cost its visit task computed a
+    deadline for at the power it had: more power brings that moment forward."""
+    transaction = evse.transaction
+    return transaction is not None and (
+        transaction.limit is not None or transaction.energy_cap_wh is not None
+    )
+
+
 def _priority(evse: Evse) -> int:
     transaction = evse.transaction
     return 0 if transaction is None else transaction.charging_priority
@@ -394,11 +403,14 @@ class Site:
         shares = allocate_by_priority(demands, priorities, self.capacity_w)
         for key, (_, evse, session) in self._active.items():
             share_w = shares[key] if demands[key] > 0 else None
+            power_before_w = session.power_w
             session.set_share(share_w, now_s)
             self._account(key, session.power_w, now_s)
             if evse.power_watch is not None:
                 evse.power_may_have_changed()
-            if session.next_change_s() < evse.wake_at_s:
+            if session.next_change_s() < evse.wake_at_s or (
+                session.power_w > power_before_w and _bounded_by_energy(evse)
+            ):
                 evse.wake()
 
     def _account(self, key: _Key, power_w: float, now_s: float) -> None:
