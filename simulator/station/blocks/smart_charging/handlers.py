@@ -307,7 +307,7 @@ def get_composite_schedule(station: StationCore, payload: Mapping[str, Any]) -> 
     duration_s = int(payload["duration"])
     if duration_s <= 0:
         return refused("InvalidValue", f"duration {duration_s}; ask for at least one second")
-    now_s = float(math.floor(station.clock.sim_now()))
+    now_s = station.clock.sim_now()
     profiles = peek_profiles(station)
     store = profiles if profiles is not None else ChargingProfiles()
     view = station_view(station, store)
@@ -319,10 +319,12 @@ def get_composite_schedule(station: StationCore, payload: Mapping[str, Any]) -> 
         "duration": duration_s,
         "scheduleStart": station.clock.timestamp(now_s),
         "chargingRateUnit": unit,
-        "chargingSchedulePeriod": [
-            _ocpp_period(entry, now_s, unit, rated_w, view.voltage_v, version_21)
-            for entry in periods
-        ],
+        "chargingSchedulePeriod": _whole_seconds(
+            [
+                _ocpp_period(entry, now_s, unit, rated_w, view.voltage_v, version_21)
+                for entry in periods
+            ]
+        ),
     }
     return Answer({"status": "Accepted", "schedule": schedule})
 
@@ -338,6 +340,18 @@ _PASSED_FIELDS = (
     "v2xFreqWattCurve",
     "v2xSignalWattCurve",
 )
+
+
+def _whole_seconds(periods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The periods with their startPeriods in whole seconds (as the schema has them), a period
+    shorter than that giving way to the next."""
+    kept: list[dict[str, Any]] = []
+    for period in periods:
+        if kept and kept[-1]["startPeriod"] == period["startPeriod"]:
+            kept[-1] = period
+        else:
+            kept.append(period)
+    return kept
 
 
 def _ocpp_period(
