@@ -19,9 +19,9 @@ How the profiles merge, for one EVSE at one instant:
   TxDefaultProfile, else the station's TxDefaultProfile; on an EVSE where priority charging
   is active (`priority_evse_ids`, K21) a PriorityCharging profile in force replaces them.
   Its period gives the operation mode and V2X setpoints; its limit is capped by the above.
-- evseId 0 reports the station's total: the station cap, or the sum of the EVSEs' limits when
-  that is lower.  Where nothing limits, the composite reports the EVSE's (station's) rated
-  power, as the schema wants a limit.
+- evseId 0 reports the station's total: the station cap, or the sum of what the EVSEs may draw
+  (each its limit, at most its rated power) when that is lower.  Where nothing limits an EVSE,
+  its composite reports its rated power, as the schema wants a limit.
 
 Kinds: Absolute from startSchedule; Recurring Daily/Weekly from the latest recurrence of
 startSchedule (a daily schedule running past midnight goes on into the next day until its
@@ -331,18 +331,16 @@ def _station_instant(
     at_s: float,
     window_start_s: float | None,
 ) -> Instant:
-    """The station's total: its cap, or the sum of its EVSEs' limits when lower."""
+    """The station's total: its cap, or the sum of what its EVSEs may draw (each its limit or,
+    where none is lower, its rated power) when that is lower."""
     phases = max((evse.phases for evse in view.evses), default=3)
     winners = _winners(profiles, view, None, at_s, window_start_s)
     next_change_s = winners.next_change_s
-    total_w: float | None = 0.0
+    total_w = 0.0
     for evse in view.evses:
         own = instant(profiles, view, evse.id, at_s, window_start_s)
         next_change_s = min(next_change_s, own.next_change_s)
-        if own.limit_w is None or total_w is None:
-            total_w = None
-        else:
-            total_w += own.limit_w
+        total_w += evse.max_power_w if own.limit_w is None else min(own.limit_w, evse.max_power_w)
     limit = _lowest(_station_cap_w(winners, phases, view.voltage_v), total_w)
     return Instant(limit, phases, None, "W", None, next_change_s)
 
