@@ -9,10 +9,11 @@ import pytest
 import trio
 from trio.testing import MockClock
 
+from simulator.csms.processes import csms_config_for
 from simulator.ocpp import OcppVersion
 from simulator.station import EvseConfig, StationConfig
 from simulator.station.blocks.smart_charging.profiles import epoch_s, peek_profiles, profiles_of
-from tests.helpers import STATION_ID, busy_site, station_on_memory_link
+from tests.helpers import STATION_ID, busy_site, one_station_scenario, station_on_memory_link
 
 BOTH = ("2.1", "2.0.1")
 ONLY_21 = ("2.1",)
@@ -638,3 +639,48 @@ async def test_the_21_purposes_and_kinds_are_accepted_and_reported_by_source(
         assert by_criteria["status"] == "Accepted"
         left = sorted(p.id for p in profiles_of(station).installed)
         assert left == [81, 82, 83]
+
+
+# -- the embedded CSMS's daily TxDefaultProfile -------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.0.1"])
+async def test_the_embedded_csms_installs_its_daily_default_after_boot(
+    autojump_clock: MockClock, version: OcppVersion
+) -> None:
+    scenario = one_station_scenario(
+        {
+            "embedded_csms": {
+                "tx_default_profile": {
+                    "periods": [
+                        {"at": "17:00", "limit_w": 7_400},
+                        {"at": "21:00", "limit_w": 11_000},
+                    ]
+                }
+            }
+        },
+        ocpp_version=version,
+    )
+    csms_config = csms_config_for(scenario)
+    config = StationConfig(ocpp_version=version)
+    async with station_on_memory_link(config, csms_config, ocpp_version=version) as (
+        station,
+        csms,
+    ):
+        with trio.fail_after(60):
+            while csms.statistics().pushes.get("tx_default_profile_set", 0) < 1:
+                await trio.sleep(1)
+        answer = await csms.call(
+            STATION_ID,
+            "GetCompositeSchedule",
+            {"evseId": 1, "duration": 86_400, "chargingRateUnit": "W"},
+        )
+        schedule = answer["schedule"]
+        elapsed_s = station.clock.sim_now()
+        # Simulated time starts at 12:00 UTC: 11 kW (the day before's last period, past
+        # midnight) until 17:00, 7.4 kW until 21:00, then 11 kW through the night.
+        periods = schedule["chargingSchedulePeriod"]
+        assert [p["limit"] for p in periods] == [11_000.0, 7_400.0, 11_000.0]
+        assert periods[0]["startPeriod"] == 0
+        assert periods[1]["startPeriod"] == pytest.approx(5 * 3600 - elapsed_s, abs=1)
+        assert periods[2]["startPeriod"] == pytest.approx(9 * 3600 - elapsed_s, abs=1)

@@ -344,11 +344,14 @@ _PASSED_FIELDS = (
 
 def _whole_seconds(periods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The periods with their startPeriods in whole seconds (as the schema has them), a period
-    shorter than that giving way to the next."""
+    shorter than that giving way to the next, and one that reports what the one before does
+    (another profile's period of the same limit) merged into it."""
     kept: list[dict[str, Any]] = []
     for period in periods:
         if kept and kept[-1]["startPeriod"] == period["startPeriod"]:
             kept[-1] = period
+        elif kept and {**kept[-1], "startPeriod": 0} == {**period, "startPeriod": 0}:
+            continue
         else:
             kept.append(period)
     return kept
