@@ -246,6 +246,13 @@ embedded_csms:
     retry_interval_s: 120
     install_after_s: 1800
     max_parallel: 50
+  tx_default_profile:
+    periods:
+      - {at: "00:00", limit_w: 22000}
+      - {at: "17:00", limit_w: 7400}
+      - {at: "21:00", limit_w: 11000}
+    id: 901
+    stack_level: 1
   log_collection: {time_of_day: "03:30", share: 0.25, log_type: SecurityLog,
                    remote_location: "https://logs.example/upload"}
 metrics_port: 9464

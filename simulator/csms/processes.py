@@ -71,6 +71,7 @@ from .boot_pushes import (
     boot_push_reactions,
     combine_reactions,
 )
+from .charging_profiles import TxDefaultProfilePush, tx_default_profile_reactions
 from .csms import Csms, CsmsStatistics
 from .log_collection import LogCollection
 from .policy import CsmsConfig
@@ -92,6 +93,7 @@ __all__ = [
     "run_processes",
     "serve_in_this_process",
     "standalone_csms_config",
+    "tx_default_profile_for",
 ]
 
 #: The counters a worker reports, in the order the supervisor's lines name them.
@@ -162,6 +164,7 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
                 embedded.display_message.id,
             ),
         ),
+        tx_default_profile_reactions(tx_default_profile_for(scenario)),
     ]
     logs = embedded.log_collection
     if logs is not None:
@@ -179,6 +182,18 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
         priority_share=embedded.priority_share,
         charging_priority=embedded.charging_priority,
         reactions=reactions,
+    )
+
+
+def tx_default_profile_for(scenario: Scenario) -> TxDefaultProfilePush | None:
+    """The daily TxDefaultProfile of `embedded_csms.tx_default_profile`, or None."""
+    settings = scenario.embedded_csms.tx_default_profile
+    if settings is None:
+        return None
+    return TxDefaultProfilePush(
+        [(period.at_s, period.limit_w) for period in settings.periods],
+        profile_id=settings.id,
+        stack_level=settings.stack_level,
     )
 
 

@@ -19,6 +19,8 @@ __all__ = [
     "EmbeddedCsmsSettings",
     "LocalListSettings",
     "LogCollectionSettings",
+    "TxDefaultPeriod",
+    "TxDefaultProfileSettings",
 ]
 
 #: LocalAuthListCtrlr.Entries' maxLimit and ItemsPerMessage of fleetsim's stations.
@@ -115,6 +117,57 @@ class LogCollectionSettings(BaseModel):
     def time_of_day_s(self) -> int:
         hours, minutes = self.time_of_day.split(":")
         return int(hours) * 3600 + int(minutes) * 60
+
+
+class TxDefaultPeriod(BaseModel):
+    """One period of the daily TxDefaultProfile: from a time of day on, a limit."""
+
+    model_config = MODEL_CONFIG
+
+    at: str = Field(
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="HH:MM, UTC, of simulated time: when the period begins each day.",
+    )
+    limit_w: float = Field(gt=0, description="The limit of each EVSE's transaction, W.")
+
+    @property
+    def at_s(self) -> int:
+        hours, minutes = self.at.split(":")
+        return int(hours) * 3600 + int(minutes) * 60
+
+
+class TxDefaultProfileSettings(BaseModel):
+    """A daily TxDefaultProfile the embedded CSMS installs on every station after boot (K01)."""
+
+    model_config = MODEL_CONFIG
+
+    periods: list[TxDefaultPeriod] = Field(
+        min_length=1,
+        max_length=24,
+        description=(
+            "The day's periods in ascending time; before the first, the last one of the day "
+            "before goes on (at most 24, the stations' SmartChargingCtrlr.PeriodsPerSchedule)."
+        ),
+    )
+    id: int = Field(
+        default=900,
+        ge=1,
+        description="The profile's id; installing it again after a boot replaces it.",
+    )
+    stack_level: int = Field(
+        default=0, ge=0, le=10, description="Its stackLevel (at most ProfileStackLevel, 10)."
+    )
+
+    @field_validator("periods")
+    @classmethod
+    def _ascending(cls, periods: list[TxDefaultPeriod]) -> list[TxDefaultPeriod]:
+        starts = [period.at_s for period in periods]
+        if starts != sorted(set(starts)):
+            raise invalid(
+                "the periods' times must ascend and differ, e.g. 00:00, 17:00, 21:00; got "
+                + ", ".join(period.at for period in periods)
+            )
+        return periods
 
 
 class EmbeddedCsmsSettings(BaseModel):
@@ -237,6 +290,14 @@ class EmbeddedCsmsSettings(BaseModel):
             "Send UpdateFirmware to a share of the stations at one moment of the run and count "
             "how each update ends (L01). Needs the embedded CSMS in the run's own process (no "
             "csms.url, no --workers); otherwise it is ignored with a warning."
+        ),
+    )
+    tx_default_profile: TxDefaultProfileSettings | None = Field(
+        default=None,
+        description=(
+            "Install this daily TxDefaultProfile for the whole station (evseId 0, Recurring "
+            "Daily, W) on every station after each Accepted BootNotification, e.g. a lower "
+            "limit in the evening peak; the EVs follow it at every period boundary. null: none."
         ),
     )
     log_collection: LogCollectionSettings | None = Field(

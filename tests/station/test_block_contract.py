@@ -201,6 +201,7 @@ ACTION_CASES: dict[str, Case] = {
             {"requestId": 2, "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"}}
         )
     ),
+    "GetCompositeSchedule": Case(after_profile({"evseId": 1, "duration": 3600})),
     "DataTransfer": Case(own_vendor),
     "SetDisplayMessage": Case(request({"message": DISPLAY_MESSAGE})),
     "GetDisplayMessages": Case(after_display_message({"requestId": 3})),

@@ -46,16 +46,25 @@ def epoch_s(text: str) -> float:
 class ChargingProfiles:
     """The profiles one station holds (created on first use: most stations never get any)."""
 
-    __slots__ = ("_installed", "priority_evse_ids")
+    __slots__ = ("_installed", "priority_evse_ids", "selected_schedule_ids")
 
     def __init__(self) -> None:
         self._installed: list[Installed] = []
         #: EVSEs on which priority charging is active (K21-K22): their PriorityCharging
         #: profile, if any, rules instead of the transaction's.
         self.priority_evse_ids: set[int] = set()
+        #: The chargingSchedule id an ISO 15118 EV picked among a profile's schedules (2.1
+        #: allows up to three), by EVSE; an EVSE without an entry uses each profile's first.
+        #: Whoever sets it wakes the EVSE.
+        self.selected_schedule_ids: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._installed)
+
+    @property
+    def installed(self) -> list[Installed]:
+        """Every installed profile, oldest first (read, do not change)."""
+        return self._installed
 
     def install(
         self, evse_id: int, profile: Mapping[str, Any], now_s: float, *, source: str = "CSO"
@@ -72,9 +81,13 @@ class ChargingProfiles:
         self._installed.append(Installed(evse_id, profile, now_s, source))
 
     def clear(self, profile_id: int | None, criteria: Mapping[str, Any] | None) -> int:
-        """Remove the profiles that match; return how many went."""
+        """Remove the profiles the CSMS names, by id or by criteria (all of them when it names
+        none); return how many went.  External constraints are not the CSMS's to clear: they
+        belong to whoever set them (K10)."""
 
         def matches(p: Installed) -> bool:
+            if p.purpose == "ChargingStationExternalConstraints":
+                return False
             if profile_id is not None:
                 return p.id == profile_id
             if criteria is None:
@@ -105,6 +118,8 @@ class ChargingProfiles:
         ]
 
     def matching(self, evse_id: int | None, criteria: Mapping[str, Any]) -> list[Installed]:
+        """The profiles GetChargingProfiles asks for: of EVSE `evse_id` (0: the station's
+        own; None: all), matching every criterion given (K09)."""
         ids = criteria.get("chargingProfileId")
         found = []
         for p in self._installed:
@@ -119,13 +134,20 @@ class ChargingProfiles:
                 continue
             if "stackLevel" in criteria and p.stack_level != criteria["stackLevel"]:
                 continue
-            if criteria.get("chargingLimitSource") and "CSO" not in criteria["chargingLimitSource"]:
+            sources = criteria.get("chargingLimitSource")
+            if sources and p.source not in sources:
                 continue
             found.append(p)
         return found
 
     def for_evse(self, evse_id: int) -> list[Installed]:
         return [p for p in self._installed if p.evse_id in (evse_id, 0)]
+
+    def by_id(self, profile_id: int) -> Installed | None:
+        for p in self._installed:
+            if p.id == profile_id:
+                return p
+        return None
 
 
 #: The key of the block's per-station state: the same name as the assembled block.
