@@ -34,7 +34,12 @@ def set_charging_profile(station: StationCore, payload: Mapping[str, Any]) -> An
         return refused("InvalidValue", f"a {purpose} needs an EVSE, not evseId 0")
     if evse_id != 0 and purpose == "ChargingStationMaxProfile":
         return refused("InvalidValue", "a ChargingStationMaxProfile is for evseId 0")
-    if purpose not in ("TxProfile", "TxDefaultProfile", "ChargingStationMaxProfile"):
+    if purpose not in (
+        "TxProfile",
+        "TxDefaultProfile",
+        "ChargingStationMaxProfile",
+        "PriorityCharging",
+    ):
         return refused("UnsupportedRequest", f"{purpose} profiles are not supported")
     if purpose == "TxProfile":
         evse = station.evse(evse_id)
@@ -88,16 +93,16 @@ def get_charging_profiles(station: StationCore, payload: Mapping[str, Any]) -> A
     if not found:
         return Answer({"status": "NoProfiles"})
     request_id = payload["requestId"]
-    by_evse: dict[int, list[Mapping[str, Any]]] = {}
+    by_evse: dict[tuple[int, str], list[Mapping[str, Any]]] = {}
     for installed in found:
-        by_evse.setdefault(installed.evse_id, []).append(installed.profile)
+        by_evse.setdefault((installed.evse_id, installed.source), []).append(installed.profile)
 
     async def report() -> None:
         groups = sorted(by_evse.items())
-        for index, (group_evse, group) in enumerate(groups):
+        for index, ((group_evse, source), group) in enumerate(groups):
             message: dict[str, Any] = {
                 "requestId": request_id,
-                "chargingLimitSource": "CSO",
+                "chargingLimitSource": source,
                 "evseId": group_evse,
                 "chargingProfile": group,
             }

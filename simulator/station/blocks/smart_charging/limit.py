@@ -113,6 +113,10 @@ def active_limit(station: StationCore, evse: Evse) -> ActiveLimit:
             ):
                 continue
             rank = 3
+        elif purpose == "PriorityCharging":
+            if evse.id not in profiles.priority_evse_ids:
+                continue
+            rank = 4  # priority charging replaces the TxProfile and TxDefaultProfile (K21)
         elif purpose == "TxDefaultProfile":
             rank = 2 if installed.evse_id == evse.id else 1
         elif purpose in ("ChargingStationMaxProfile", "ChargingStationExternalConstraints"):

@@ -75,6 +75,8 @@ class ChargingProfiles:
         """Remove the profiles that match; return how many went."""
 
         def matches(p: Installed) -> bool:
+            if p.source != "CSO":
+                return False  # an external system's limit is its to lift, not the CSMS's
             if profile_id is not None:
                 return p.id == profile_id
             if criteria is None:
@@ -119,13 +121,24 @@ class ChargingProfiles:
                 continue
             if "stackLevel" in criteria and p.stack_level != criteria["stackLevel"]:
                 continue
-            if criteria.get("chargingLimitSource") and "CSO" not in criteria["chargingLimitSource"]:
+            if (
+                criteria.get("chargingLimitSource")
+                and p.source not in criteria["chargingLimitSource"]
+            ):
                 continue
             found.append(p)
         return found
 
     def for_evse(self, evse_id: int) -> list[Installed]:
         return [p for p in self._installed if p.evse_id in (evse_id, 0)]
+
+    def remove_external(self, profile_id: int) -> bool:
+        """Remove the profile an external system set (K13: its limit lifted); whether it was
+        there.  ClearChargingProfile leaves such profiles alone."""
+        kept = [p for p in self._installed if not (p.id == profile_id and p.source != "CSO")]
+        removed = len(kept) != len(self._installed)
+        self._installed = kept
+        return removed
 
 
 #: The key of the block's per-station state: the same name as the assembled block.
