@@ -62,8 +62,13 @@ def _installed(station: StationCore, source: str) -> Installed | None:
     return found[0] if found else None
 
 
-def _running(station: StationCore) -> dict[int, float | None]:
-    return {evse.id: station.charging_limit(evse).limit_w for evse in station.transactions()}
+def _running(station: StationCore) -> dict[int, float]:
+    """The limit on each running transaction, W (no limit: what the EVSE can give)."""
+    limits = {}
+    for evse in station.transactions():
+        limit_w = station.charging_limit(evse).limit_w
+        limits[evse.id] = evse.max_power_w if limit_w is None else min(limit_w, evse.max_power_w)
+    return limits
 
 
 def external_limit_changed(
@@ -133,12 +138,11 @@ def _notification(
     return payload
 
 
-def _significant(station: StationCore, before_w: float | None, after_w: float | None) -> bool:
-    """Whether a transaction's limit moved by at least LimitChangeSignificance per cent (a
-    limit coming or going always counts)."""
-    if before_w == after_w:
+def _significant(station: StationCore, before_w: float, after_w: float | None) -> bool:
+    """Whether a transaction's limit moved by at least LimitChangeSignificance per cent."""
+    if after_w is None or before_w == after_w:
         return False
-    if before_w is None or after_w is None or before_w == 0:
+    if before_w == 0:
         return True
     significance = float(station.device_model.get("SmartChargingCtrlr", "LimitChangeSignificance"))
     return abs(after_w - before_w) / before_w * 100.0 >= significance
