@@ -1,4 +1,4 @@
-"""Dynamic charging profiles (K28): updated by the CSMS or pulled by the station, followed at once."""
+"""Dynamic charging profiles (K28): updated by the CSMS or pulled by the station."""
 
 from __future__ import annotations
 
