@@ -29,14 +29,14 @@ def curtailed_site(*, external_limits: bool = True) -> dict[str, Any]:
     return scenario
 
 
-async def _set_variable(csms: Any, name: str, value: str) -> None:
+async def _set_variable(csms: Any, component: str, name: str, value: str) -> None:
     answer = await csms.call(
         STATION_ID,
         "SetVariables",
         {
             "setVariableData": [
                 {
-                    "component": {"name": "SmartChargingCtrlr"},
+                    "component": {"name": component},
                     "variable": {"name": name},
                     "attributeValue": value,
                 }
@@ -110,7 +110,7 @@ async def test_with_schedules_the_notification_carries_the_limit(
     autojump_clock: MockClock,
 ) -> None:
     async with station_on_memory_link(scenario=curtailed_site()) as (_station, csms):
-        await _set_variable(csms, "NotifyChargingLimitWithSchedules", "true")
+        await _set_variable(csms, "SmartChargingCtrlr", "NotifyChargingLimitWithSchedules", "true")
         with trio.fail_after(CURTAILED_AT_S + 60):
             notified = await csms.wait_for_message(STATION_ID, "NotifyChargingLimit")
         schedule = notified["chargingSchedule"][0]
@@ -122,7 +122,7 @@ async def test_a_change_below_limit_change_significance_sends_no_rate_change(
     autojump_clock: MockClock,
 ) -> None:
     async with station_on_memory_link(scenario=curtailed_site()) as (station, csms):
-        await _set_variable(csms, "LimitChangeSignificance", "100")
+        await _set_variable(csms, "SmartChargingCtrlr", "LimitChangeSignificance", "100")
         with trio.fail_after(CURTAILED_AT_S + 60):
             await csms.wait_for_message(STATION_ID, "NotifyChargingLimit")
         await trio.sleep(60)
