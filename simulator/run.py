@@ -198,6 +198,7 @@ def station_config(scenario: Scenario) -> StationConfig:
         firmware=FirmwareConfig(**stations.firmware.model_dump()),
         log_upload_s=stations.log_upload.duration_s,
         log_upload_failure_share=stations.log_upload.failure_share,
+        priority_button_share=scenario.ev_fleet.priority_button_share,
     )
 
 

@@ -12,6 +12,13 @@ When the site's connection limits the EVs, the site serves transactions the CSMS
 higher (chargingPriority, kept on the `Transaction`) first, each rank sharing fairly what the
 ranks above it left (grid_models.site.allocate_by_priority).
 
+A site's connection limit may change during the run (`capacity_changes`, a grid operator's
+curtailment).  Where the site's energy management speaks to its stations (`external_limits`),
+it does not balance the EVs itself: it hands each station its share of the limit (by its EVSEs)
+as an external limit (`ExternalLimitChanged`, source EMS, K11-K14), which the station enforces
+and reports to the CSMS.  Doing both would limit the EVs twice, once by their fair share of the
+connection and again by the station's; the stations' limits already hold the site's total.
+
 Drivers who reserve ahead (`embedded_csms.reserve_share`) book through the CSMS, as through its
 app: some minutes before such a driver arrives, the world picks a free EVSE at the site and
 asks the `ReservationDesk` -- the embedded CSMS in this process -- to reserve it (ReserveNow for
@@ -46,7 +53,7 @@ from .des import EventPump
 from .report.records import GridEventMark, SessionRecord, SitePowerSample
 from .scenario import Scenario, SiteSpec
 from .station import Station
-from .station.core import ActiveLimit, GridEvent, StationCore
+from .station.core import ActiveLimit, ExternalLimitChanged, GridEvent, StationCore
 from .station.ev_driver import ev_arrives
 from .station.evse import Evse, RemoteStart
 
@@ -141,6 +148,9 @@ class Site:
         self.spec = spec
         self.stations = stations
         self.capacity_w = None if spec.capacity_kw is None else spec.capacity_kw * 1000.0
+        #: The limit the site's load balancer shares among its EVs: none where the site hands
+        #: its stations external limits instead (`external_limits`), which hold the total.
+        self.balanced_w = None if spec.external_limits else self.capacity_w
         self.arrivals = arrivals
         self.remote_arrivals = remote_arrivals
         self._active: dict[_Key, tuple[StationCore, Evse, EvSession]] = {}
@@ -314,9 +324,9 @@ class Site:
         key = (station.id, evse.id)
         self._active[key] = (station, evse, session)
         self._power_w[key] = 0.0
-        if self.capacity_w is not None:
+        if self.balanced_w is not None:
             # Until the next balancing cycle a new EV gets what the connection has left.
-            session.set_share(max(0.0, self.capacity_w - self.import_w + self.export_w), now_s)
+            session.set_share(max(0.0, self.balanced_w - self.import_w + self.export_w), now_s)
         return session
 
     def power_changed(self, station: StationCore, evse: Evse, now_s: float) -> None:
@@ -329,7 +339,7 @@ class Site:
             return
         session = entry[2]
         self._account(key, session.power_w, now_s)
-        if self.capacity_w is None:
+        if self.balanced_w is None:
             return
         demand_w = session.demand_w
         priority = _priority(evse)
@@ -371,7 +381,7 @@ class Site:
             )
         )
         self.world.unsubscribe_frequency(key)
-        if self.capacity_w is not None and self._active:
+        if self.balanced_w is not None and self._active:
             self._request_balance(now_s)
 
     # -- load balancing -------------------------------------------------------------------
@@ -400,9 +410,9 @@ class Site:
             self._demand_w[key] = demand_w
             demands[key] = demand_w
             priorities[key] = _priority(evse)
-        shares = allocate_by_priority(demands, priorities, self.capacity_w)
+        shares = allocate_by_priority(demands, priorities, self.balanced_w)
         for key, (_, evse, session) in self._active.items():
-            share_w = shares[key] if demands[key] > 0 else None
+            share_w = shares[key] if demands[key] > 0 and self.balanced_w is not None else None
             power_before_w = session.power_w
             session.set_share(share_w, now_s)
             self._account(key, session.power_w, now_s)
@@ -412,6 +422,32 @@ class Site:
                 session.power_w > power_before_w and _bounded_by_energy(evse)
             ):
                 evse.wake()
+
+    # -- the connection limit and the stations' external limits (K11-K14) ------------------
+
+    def set_capacity(self, capacity_w: float | None, is_grid_critical: bool = False) -> None:
+        """The connection limit changes (a scripted curtailment): the load balancer shares the
+        new one, or, with `external_limits`, each station gets its new share as an external
+        limit."""
+        self.capacity_w = capacity_w
+        if self.spec.external_limits:
+            self.report_external_limits(is_grid_critical)
+            return
+        self.balanced_w = capacity_w
+        if self._active:
+            self._request_balance(self.world.clock.sim_now())
+
+    def report_external_limits(self, is_grid_critical: bool = False) -> None:
+        """Tell each station its share of the connection limit, by its EVSEs (None: lifted).
+        A station that is down keeps the limit all the same and reports it once up."""
+        evses = sum(len(station.evses) for station in self.stations)
+        for station in self.stations:
+            share_w = (
+                None
+                if self.capacity_w is None
+                else self.capacity_w * len(station.evses) / max(evses, 1)
+            )
+            station.post(ExternalLimitChanged(share_w, "EMS", is_grid_critical))
 
     def _account(self, key: _Key, power_w: float, now_s: float) -> None:
         """Keep the site's import and export totals by differences: O(1) per change."""
@@ -625,6 +661,18 @@ class World:
                         site.schedule_loop_arrival(station, evse, 0.0)
             elif site.spec.arrivals_per_evse_per_day > 0:
                 self.pump.process(self._arrivals(site))
+        for site in self.sites:
+            if site.spec.external_limits and site.capacity_w is not None:
+                self.pump.call_at(0.0, site.report_external_limits)
+            for change in site.spec.capacity_changes:
+                self.pump.call_at(
+                    change.at_s,
+                    partial(
+                        site.set_capacity,
+                        None if change.capacity_kw is None else change.capacity_kw * 1000.0,
+                        change.is_grid_critical,
+                    ),
+                )
         self.pump.process(self._grid())
         for event in self.der.events:
             self.pump.process(self._der_event(event))

@@ -187,6 +187,8 @@ sites:
     kind: depot
     stations: 1
     capacity_kw: 300
+    capacity_changes: [{at_s: 3600, capacity_kw: 150, is_grid_critical: true}]
+    external_limits: true
     arrivals_per_evse_per_day: 1.5
     utc_offset_h: 1
     dwell_s: {min: 600, max: 600}
@@ -197,6 +199,8 @@ sites:
     kind: public
     stations: null
     capacity_kw: null
+    capacity_changes: []
+    external_limits: false
     arrivals_per_evse_per_day: 4
     utc_offset_h: 0
     dwell_s: {min: 30, max: 60}
@@ -210,6 +214,7 @@ ev_fleet:
   id_tokens: {pattern: "04A{index:07X}", count: 50, type: ISO15693}
   id_token_types: {ISO14443: 3, eMAID: 1}
   stop_with_id_token_share: 0.5
+  priority_button_share: 0.1
   iso15118_share: 0.5
   min_soc: 0.25
   remote_start_plugin_delay_s: null

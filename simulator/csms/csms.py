@@ -52,6 +52,9 @@ from .waiting import MessagePredicate, MessageWaiters, StationEvents
 __all__ = ["Csms", "CsmsStatistics", "StationNotConnected", "UnknownStation"]
 
 _log = logging.getLogger(__name__)
+#: CSMS-initiated actions whose accepted values the CSMS keeps, to answer the station's
+#: PullDynamicScheduleUpdate with (K28).
+_DYNAMIC_ACTIONS = frozenset({"SetChargingProfile", "UpdateDynamicSchedule"})
 
 #: How long closing a replaced or finished connection may take before it is abandoned.
 _CLOSE_TIMEOUT_S = 2.0
@@ -260,7 +263,10 @@ class Csms:
         link = self._links.get(station_id)
         if link is None:
             raise StationNotConnected(station_id, station_id in self._stations)
-        return await link.call(action, payload, timeout_s=timeout_s)
+        answer = await link.call(action, payload, timeout_s=timeout_s)
+        if action in _DYNAMIC_ACTIONS and answer.get("status") == "Accepted":
+            self._stations[station_id].remember_dynamic_schedule(action, payload)
+        return answer
 
     async def disconnect(self, station_id: str) -> None:
         """Close a station's connection from the CSMS side, as a CSMS restart would."""

@@ -21,7 +21,9 @@ code can run every use case to its end:
     NotifyEVChargingNeeds       NoChargingProfile (2.1) / Rejected (2.0.1): this CSMS computes
                                 no schedules, and says so rather than promise one (K15-K17)
     NotifyEVChargingSchedule, OpenPeriodicEventStream, VatNumberValidation   Accepted
-    PullDynamicScheduleUpdate   Accepted with no scheduleUpdate: keep the current values
+    PullDynamicScheduleUpdate   Accepted with the values this CSMS last set or sent for the
+                                Dynamic profile (K28); Rejected, InvalidProfile, for a profile
+                                it never set
     everything else             an empty payload, all their response schemas require
 
 The placeholders are base64 text, not real EXI or DER: fleetsim's EVs are simulated and pass
@@ -235,6 +237,22 @@ def _accepted(station: StationState, payload: Mapping[str, Any]) -> Mapping[str,
     return _ACCEPTED
 
 
+def _pull_dynamic_schedule_update(
+    station: StationState, payload: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    profile_id = payload["chargingProfileId"]
+    kept = (station.dynamic_schedules or {}).get(profile_id)
+    if kept is None:
+        return {
+            "status": "Rejected",
+            "statusInfo": {
+                "reasonCode": "InvalidProfile",
+                "additionalInfo": f"this CSMS set no Dynamic charging profile {profile_id}",
+            },
+        }
+    return {"status": "Accepted", "scheduleUpdate": dict(kept)}
+
+
 def _get_15118_ev_certificate(
     station: StationState, payload: Mapping[str, Any]
 ) -> Mapping[str, Any]:
@@ -278,7 +296,7 @@ _STATIC_RESPONDERS: dict[str, Responder] = {
     "NotifyEVChargingNeeds": _notify_ev_charging_needs,
     "NotifyEVChargingSchedule": _accepted,
     "OpenPeriodicEventStream": _accepted,
-    "PullDynamicScheduleUpdate": _accepted,
+    "PullDynamicScheduleUpdate": _pull_dynamic_schedule_update,
     "SignCertificate": _accepted,
     "VatNumberValidation": _vat_number_validation,
 }

@@ -76,6 +76,14 @@ def _evse_connector(evse: Mapping[str, Any]) -> tuple[int, int] | None:
     return int(evse["id"]), int(connector_id)
 
 
+#: The fields of a ChargingScheduleUpdateType (K28).
+_UPDATE_FIELDS = frozenset(
+    f"{name}{phase}"
+    for name in ("limit", "dischargeLimit", "setpoint", "setpointReactive")
+    for phase in ("", "_L2", "_L3")
+)
+
+
 class StationState:
     """Everything recorded about one station id, across all its connections."""
 
@@ -87,6 +95,7 @@ class StationState:
         "connections",
         "connectors",
         "disconnections",
+        "dynamic_schedules",
         "frames_dropped",
         "internal_errors",
         "last_boot_reason",
@@ -135,6 +144,28 @@ class StationState:
         self.frames_dropped = 0
         #: Requests the CSMS itself failed to answer (a bug, or an override that raised).
         self.internal_errors = 0
+        #: The values of each Dynamic charging profile this CSMS set or last updated on the
+        #: station, by profile id: what it answers a PullDynamicScheduleUpdate with (K28).
+        #: None until it sets one.
+        self.dynamic_schedules: dict[int, Mapping[str, Any]] | None = None
+
+    def remember_dynamic_schedule(self, action: str, payload: Mapping[str, Any]) -> None:
+        """Keep the values a SetChargingProfile of a Dynamic profile or an
+        UpdateDynamicSchedule the station accepted puts in force."""
+        if action == "UpdateDynamicSchedule":
+            profile_id, update = payload["chargingProfileId"], payload["scheduleUpdate"]
+        else:
+            profile = payload["chargingProfile"]
+            if profile.get("chargingProfileKind") != "Dynamic":
+                return
+            period = profile["chargingSchedule"][0]["chargingSchedulePeriod"][0]
+            profile_id = profile["id"]
+            update = {name: value for name, value in period.items() if name in _UPDATE_FIELDS}
+        if self.dynamic_schedules is None:
+            self.dynamic_schedules = {}
+        kept = dict(self.dynamic_schedules.get(profile_id, {}))
+        kept.update(update)
+        self.dynamic_schedules[profile_id] = kept
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"

@@ -144,6 +144,17 @@ class EvFleetSettings(BaseModel):
             "Central tokens have nothing to present and always unplug."
         ),
     )
+    priority_button_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of sessions (0..1) in which the driver presses the station's priority "
+            "charging button two minutes into the transaction (OCPP 2.1 use case K22): where "
+            "the EVSE has a PriorityCharging profile (embedded_csms.priority_charging_limit_w "
+            "pushes one) the station charges by it and sends NotifyPriorityCharging."
+        ),
+    )
     iso15118_share: float = Field(
         default=1.0,
         ge=0,

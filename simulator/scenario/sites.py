@@ -9,9 +9,24 @@ from pydantic import BaseModel, Field, model_validator
 from .base import MODEL_CONFIG, invalid_fields
 from .ranges import Range, SocRange
 
-__all__ = ["SiteKind", "SiteSpec"]
+__all__ = ["CapacityChange", "SiteKind", "SiteSpec"]
 
 SiteKind = Literal["depot", "workplace", "public", "highway"]
+
+
+class CapacityChange(BaseModel):
+    """A scripted change of a site's grid connection limit (a grid operator's curtailment)."""
+
+    model_config = MODEL_CONFIG
+
+    at_s: float = Field(ge=0, description="Simulated seconds after the start when it changes.")
+    capacity_kw: float | None = Field(
+        gt=0, description="The connection limit from then on, kW; null lifts the limit."
+    )
+    is_grid_critical: bool = Field(
+        default=False,
+        description="Whether the limit is critical for the grid (NotifyChargingLimit says so).",
+    )
 
 
 class SiteSpec(BaseModel):
@@ -44,6 +59,24 @@ class SiteSpec(BaseModel):
         description=(
             "Grid connection limit of the site in kW, shared by its charging EVs (local load "
             "balancing); null is unlimited."
+        ),
+    )
+    capacity_changes: tuple[CapacityChange, ...] = Field(
+        default=(),
+        description=(
+            "Scripted changes of capacity_kw over the run, as a grid operator curtailing the "
+            "connection would make them."
+        ),
+    )
+    external_limits: bool = Field(
+        default=False,
+        description=(
+            "The site's energy management hands each station its share of the connection "
+            "limit (by its EVSEs) as an external limit (OCPP K11-K14, source EMS): the station "
+            "keeps it as a ChargingStationExternalConstraints profile, reports it with "
+            "NotifyChargingLimit and ClearedChargingLimit, and its EVs draw no more.  The "
+            "site then does no load balancing of its own (the limits already hold the total); "
+            "false: the site shares the connection among its EVs without telling the stations."
         ),
     )
     arrivals_per_evse_per_day: float = Field(

@@ -76,6 +76,8 @@ class StationConfig:
     log_upload_s: float = 30.0
     #: Share (0..1) of log upload attempts that fail.
     log_upload_failure_share: float = 0.0
+    #: Share (0..1) of drivers who press the priority charging button (K22).
+    priority_button_share: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [point for point in self.tx_start_points if point not in TX_POINTS]

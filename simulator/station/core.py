@@ -48,6 +48,7 @@ __all__ = [
     "ChargingPriorityAnswered",
     "ConnectorStatusChanged",
     "Event",
+    "ExternalLimitChanged",
     "GridEvent",
     "Handler",
     "IdToken",
@@ -228,6 +229,17 @@ class GridEvent(Event):
 
     event: DerEvent
     ended: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalLimitChanged(Event):
+    """An external system -- the site's energy management (K11-K14) -- set or changed the limit
+    on the station's total power to `limit_w`, or with None lifted it."""
+
+    limit_w: float | None
+    #: The ChargingLimitSourceEnumType the station reports: EMS, SO or Other.
+    source: str = "EMS"
+    is_grid_critical: bool = False
 
 
 # -- the world around the station ---------------------------------------------------------------

@@ -80,6 +80,25 @@ async def installed_profile(csms: Csms) -> None:
     assert answer["status"] == "Accepted"
 
 
+async def dynamic_profile_set(station: Station, csms: Csms) -> dict[str, Any]:
+    profile = {**TX_DEFAULT_PROFILE, "id": 14, "chargingProfileKind": "Dynamic"}
+    answer = await csms.call(
+        STATION_ID, "SetChargingProfile", {"evseId": 1, "chargingProfile": profile}
+    )
+    assert answer["status"] == "Accepted"
+    return {"chargingProfileId": 14, "scheduleUpdate": {"limit": 2_000}}
+
+
+async def priority_profile_for_a_transaction(station: Station, csms: Csms) -> dict[str, Any]:
+    transaction_id = await running_transaction(csms)
+    profile = {**TX_DEFAULT_PROFILE, "id": 15, "chargingProfilePurpose": "PriorityCharging"}
+    answer = await csms.call(
+        STATION_ID, "SetChargingProfile", {"evseId": 1, "chargingProfile": profile}
+    )
+    assert answer["status"] == "Accepted"
+    return {"transactionId": transaction_id, "activate": True}
+
+
 def after_profile(payload: dict[str, Any]) -> Prepare:
     async def prepare(station: Station, csms: Csms) -> dict[str, Any]:
         await installed_profile(csms)
@@ -202,6 +221,8 @@ ACTION_CASES: dict[str, Case] = {
         )
     ),
     "GetCompositeSchedule": Case(after_profile({"evseId": 1, "duration": 3600})),
+    "UpdateDynamicSchedule": Case(dynamic_profile_set),
+    "UsePriorityCharging": Case(priority_profile_for_a_transaction),
     "DataTransfer": Case(own_vendor),
     "SetDisplayMessage": Case(request({"message": DISPLAY_MESSAGE})),
     "GetDisplayMessages": Case(after_display_message({"requestId": 3})),

@@ -28,6 +28,10 @@ from tests.helpers import STATION_ID, station_on_memory_link
 
 #: (component, variable) -> "module::test" that sets it and checks what follows.
 CASES: dict[tuple[str, str], str] = {
+    ("SmartChargingCtrlr", "NotifyChargingLimitWithSchedules"): "test_external_limits::"
+    "test_with_schedules_the_notification_carries_the_limit",
+    ("SmartChargingCtrlr", "LimitChangeSignificance"): "test_external_limits::"
+    "test_a_change_below_limit_change_significance_sends_no_rate_change",
     ("OCPPCommCtrlr", "MessageAttempts"): "test_writable_variable_effects::"
     "test_message_attempts_and_interval_set_over_ocpp_pace_the_retries",
     ("OCPPCommCtrlr", "MessageAttemptInterval"): "test_writable_variable_effects::"

@@ -17,7 +17,23 @@ the CSMS.
 
 from __future__ import annotations
 
-from ...core import Block, TransactionEnded, TxProfileGiven
+from collections.abc import Awaitable, Iterator
+from typing import Any
+
+from ...config import StationConfig
+from ...core import (
+    Block,
+    Booted,
+    ExternalLimitChanged,
+    Reaction,
+    StationCore,
+    TransactionEnded,
+    TransactionStarted,
+    TxProfileGiven,
+)
+from ...device_model import VariableSpec
+from .dynamic import pulls_after_boot, update_dynamic_schedule, with_dynamic_pulls
+from .external import external_limit_changed, external_variables, report_after_boot
 from .handlers import (
     clear_charging_profile,
     clear_transaction_profiles,
@@ -29,24 +45,53 @@ from .handlers import (
     variables,
 )
 from .limit import active_limit
+from .priority import end_priority_charging, press_priority_button, use_priority_charging
 from .profiles import ChargingProfiles
 
 __all__ = ["BLOCK", "ChargingProfiles"]
+
+
+def _in_turn(*reactions: Reaction) -> Reaction:
+    """One reaction made of several modules' reactions to the same event, in this order."""
+
+    def react(station: StationCore, event: Any) -> Awaitable[None] | None:
+        pending = [w for w in (reaction(station, event) for reaction in reactions) if w is not None]
+        if not pending:
+            return None
+        return _await_all(pending)
+
+    return react
+
+
+async def _await_all(pending: list[Awaitable[None]]) -> None:
+    for waits in pending:
+        await waits
+
+
+def _all_variables(config: StationConfig) -> Iterator[VariableSpec]:
+    yield from variables(config)
+    yield from external_variables(config)
+
 
 BLOCK: Block[ChargingProfiles] = Block(
     letter="K",
     name="smart_charging",
     handlers={
-        "SetChargingProfile": set_charging_profile,
-        "ClearChargingProfile": clear_charging_profile,
+        "SetChargingProfile": with_dynamic_pulls(set_charging_profile),
+        "ClearChargingProfile": with_dynamic_pulls(clear_charging_profile),
         "GetChargingProfiles": get_charging_profiles,
         "GetCompositeSchedule": get_composite_schedule,
+        "UpdateDynamicSchedule": update_dynamic_schedule,
+        "UsePriorityCharging": use_priority_charging,
     },
     follow_ups={"GetChargingProfiles": ("ReportChargingProfiles",)},
-    variables=variables,
+    variables=_all_variables,
     reactions={
-        TransactionEnded: clear_transaction_profiles,
+        TransactionEnded: _in_turn(clear_transaction_profiles, end_priority_charging),
         TxProfileGiven: install_given_profile,
+        TransactionStarted: press_priority_button,
+        ExternalLimitChanged: external_limit_changed,
+        Booted: _in_turn(pulls_after_boot, report_after_boot),
     },
     new_state=ChargingProfiles,
     charging_limit=active_limit,

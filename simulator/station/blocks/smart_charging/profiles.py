@@ -86,8 +86,8 @@ class ChargingProfiles:
         belong to whoever set them (K10)."""
 
         def matches(p: Installed) -> bool:
-            if p.purpose == "ChargingStationExternalConstraints":
-                return False
+            if p.source != "CSO":
+                return False  # an external system's limit is its to lift, not the CSMS's
             if profile_id is not None:
                 return p.id == profile_id
             if criteria is None:
@@ -148,6 +148,14 @@ class ChargingProfiles:
             if p.id == profile_id:
                 return p
         return None
+
+    def remove_external(self, profile_id: int) -> bool:
+        """Remove the profile an external system set (K13: its limit lifted); whether it was
+        there.  ClearChargingProfile leaves such profiles alone."""
+        kept = [p for p in self._installed if not (p.id == profile_id and p.source != "CSO")]
+        removed = len(kept) != len(self._installed)
+        self._installed = kept
+        return removed
 
 
 #: The key of the block's per-station state: the same name as the assembled block.
