@@ -19,7 +19,9 @@ code can run every use case to its end:
     GetCertificateStatus        Accepted, with a placeholder ocspResult
     GetCertificateChainStatus   Good for every certificate asked about, next update in a day
     NotifyEVChargingNeeds       NoChargingProfile (2.1) / Rejected (2.0.1): this CSMS computes
-                                no schedules, and says so rather than promise one (K15-K17)
+                                no schedules, and says so rather than promise one (K15-K17);
+                                Accepted for a bidirectional EV's needs when it steers them
+                                (`steers_bidirectional_evs`) and their EVSE has a transaction
     NotifyEVChargingSchedule, OpenPeriodicEventStream, VatNumberValidation   Accepted
     PullDynamicScheduleUpdate   Accepted with no scheduleUpdate: keep the current values
     everything else             an empty payload, all their response schemas require
@@ -39,6 +41,7 @@ from typing import Any
 from ..clock import format_timestamp
 from ..ocpp import ErrorCode, RpcError
 from .policy import BootPolicy, CsmsConfig
+from .smart_charging import running_transaction_id, wants_v2x
 from .state import StationState
 
 __all__ = ["ANSWERED_ACTIONS", "Responses"]
@@ -121,6 +124,8 @@ class Responses:
         table: dict[str, Responder] = dict(_STATIC_RESPONDERS)
         for action, method_name in _CONFIGURED_RESPONDERS.items():
             table[action] = getattr(self, method_name)
+        if config.steers_bidirectional_evs:
+            table["NotifyEVChargingNeeds"] = _notify_ev_charging_needs_steered
         for action, override in config.response_overrides.items():
             table[action] = _wrap_override(override)
         self._table = table
@@ -252,6 +257,14 @@ def _notify_ev_charging_needs(
     if station.version == "2.0.1":
         return {"status": "Rejected"}
     return {"status": "NoChargingProfile"}
+
+
+def _notify_ev_charging_needs_steered(
+    station: StationState, payload: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    if wants_v2x(payload) and running_transaction_id(station, payload["evseId"]) is not None:
+        return _ACCEPTED
+    return _notify_ev_charging_needs(station, payload)
 
 
 def _vat_number_validation(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
