@@ -603,6 +603,8 @@ async def _charge_until_departure(
                 last_meter_s = next_meter_s if behind_s < interval_s else now_s
                 continue
             deadline_s = min(deadline_s, next_meter_s)
+        if evse.visit is not visit.arrival:
+            continue  # the driver changed the needs while the EV was reporting
         await _wait_until(station, evse, deadline_s)
 
 
