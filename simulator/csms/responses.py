@@ -41,10 +41,9 @@ from typing import Any
 from ..clock import format_timestamp
 from ..ocpp import ErrorCode, RpcError
 from .policy import BootPolicy, CsmsConfig
-from .smart_charging import running_transaction_id, wants_v2x
 from .state import StationState
 
-__all__ = ["ANSWERED_ACTIONS", "Responses"]
+__all__ = ["ANSWERED_ACTIONS", "Responses", "running_transaction_id", "wants_v2x"]
 
 Responder = Callable[[StationState, Mapping[str, Any]], Mapping[str, Any]]
 
@@ -257,6 +256,21 @@ def _notify_ev_charging_needs(
     if station.version == "2.0.1":
         return {"status": "Rejected"}
     return {"status": "NoChargingProfile"}
+
+
+def wants_v2x(needs_request: Mapping[str, Any]) -> bool:
+    """Whether a NotifyEVChargingNeeds asks for a bidirectional (`_BPT`) energy transfer."""
+    mode = needs_request["chargingNeeds"].get("requestedEnergyTransfer", "")
+    return str(mode).endswith("_BPT")
+
+
+def running_transaction_id(station: StationState, evse_id: int) -> str | None:
+    """The transaction running on `evse_id` as the station's TransactionEvents told: the last
+    one started there that has not ended."""
+    for record in reversed(list(station.transactions.values())):
+        if record.evse_id == evse_id and not record.ended:
+            return record.transaction_id
+    return None
 
 
 def _notify_ev_charging_needs_steered(

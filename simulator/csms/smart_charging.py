@@ -20,11 +20,12 @@ import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .responses import running_transaction_id, wants_v2x
+
 if TYPE_CHECKING:
     from .csms import Csms
-    from .state import StationState
 
-__all__ = ["Reaction", "running_transaction_id", "smart_charging_reactions", "wants_v2x"]
+__all__ = ["Reaction", "smart_charging_reactions"]
 
 #: What to do after answering one message: (csms, station id, request, response).
 Reaction = Callable[["Csms", str, Mapping[str, Any], Mapping[str, Any]], Awaitable[None]]
@@ -47,21 +48,6 @@ def _tx_profile(
     if transaction_id is not None:
         profile["transactionId"] = transaction_id
     return profile
-
-
-def wants_v2x(needs_request: Mapping[str, Any]) -> bool:
-    """Whether a NotifyEVChargingNeeds asks for a bidirectional (`_BPT`) energy transfer."""
-    mode = needs_request["chargingNeeds"].get("requestedEnergyTransfer", "")
-    return str(mode).endswith("_BPT")
-
-
-def running_transaction_id(station: StationState, evse_id: int) -> str | None:
-    """The transaction running on `evse_id` as the station's TransactionEvents told: the last
-    one started there that has not ended."""
-    for record in reversed(list(station.transactions.values())):
-        if record.evse_id == evse_id and not record.ended:
-            return record.transaction_id
-    return None
 
 
 def smart_charging_reactions(
