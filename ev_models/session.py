@@ -171,6 +171,18 @@ class EvSession:
         self._setpoint_w = value
         self._recompute()
 
+    def set_target_soc(self, target_soc: float, now_s: float) -> None:
+        """The SoC the EV charges to without a setpoint (the driver changed it, K17); a V2X
+        setpoint still charges up to the full battery and discharges down to `min_soc`."""
+        if not (0.0 <= target_soc <= 1.0):
+            raise ValueError(f"target_soc must be in [0, 1], got {target_soc!r}")
+        if target_soc == self.target_soc:
+            self._check_time(now_s)
+            return
+        self._fold(now_s)
+        self.target_soc = float(target_soc)
+        self._recompute()
+
     def set_share(self, share_w: float | None, now_s: float) -> None:
         """This EV's share of the site's grid connection in W; None means unconstrained."""
         value = _optional_number("share_w", share_w)

@@ -28,6 +28,7 @@ from trio_websocket import ConnectionRejected, WebSocketConnection, open_websock
 from cli.exit_codes import ExitCode
 from simulator.csms import Csms, CsmsConfig
 from simulator.csms.processes import csms_config_for, standalone_csms_config
+from simulator.csms.state import StationState
 from simulator.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -282,6 +283,10 @@ class RecordingCsms:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, Mapping[str, Any]]] = []
+        self.stations: dict[str, StationState] = {}
+
+    def station(self, station_id: str) -> StationState:
+        return self.stations.setdefault(station_id, StationState(station_id))
 
     async def call_quietly(
         self, station_id: str, action: str, payload: Mapping[str, Any]
@@ -317,10 +322,27 @@ def test_the_scenario_sets_the_share_of_transactions_deauthorized() -> None:
 async def test_the_scenario_sets_the_v2x_profile_at_its_nominal_frequency() -> None:
     config = csms_config_for(load_scenario(ROOT / "scenarios" / "v2x-frequency-event.yaml"))
     assert set(config.reactions) == {"NotifyEVChargingNeeds"}
+    assert config.steers_bidirectional_evs
     csms = RecordingCsms()
+    csms.station("HOME-0001").record_request(
+        "TransactionEvent",
+        {
+            "eventType": "Started",
+            "timestamp": "2026-01-15T12:00:00Z",
+            "triggerReason": "Authorized",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "T1"},
+            "evse": {"id": 1},
+        },
+    )
     needs = {"evseId": 1, "chargingNeeds": {"requestedEnergyTransfer": "AC_BPT"}}
-    await config.reactions["NotifyEVChargingNeeds"](csms, "HOME-0001", needs, {})
-    [(_, _, payload)] = csms.sent
+    await config.reactions["NotifyEVChargingNeeds"](
+        csms, "HOME-0001", needs, {"status": "Accepted"}
+    )
+    [(_, allowed_action, allowed), (_, _, payload)] = csms.sent
+    assert allowed_action == "NotifyAllowedEnergyTransfer"
+    assert allowed == {"transactionId": "T1", "allowedEnergyTransfer": ["AC_BPT"]}
+    assert payload["chargingProfile"]["transactionId"] == "T1"
     [period] = payload["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"]
     assert period["operationMode"] == "LocalFrequency"
     curve = period["v2xFreqWattCurve"]

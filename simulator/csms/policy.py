@@ -129,6 +129,10 @@ class CsmsConfig:
     response_overrides: Mapping[str, ResponseOverride] = field(default_factory=dict)
     #: What the CSMS does after answering an action, by action (see smart_charging.py).
     reactions: Mapping[str, Any] = field(default_factory=dict)
+    #: The CSMS sends a V2X TxProfile for a bidirectional EV's charging needs (a reaction of
+    #: smart_charging.py), so it answers such needs Accepted -- a profile will come -- while
+    #: their EVSE has a transaction running for the profile to belong to.
+    steers_bidirectional_evs: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.heartbeat_interval_s, bool) or not isinstance(

@@ -182,6 +182,7 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
         priority_share=embedded.priority_share,
         charging_priority=embedded.charging_priority,
         reactions=reactions,
+        steers_bidirectional_evs=embedded.v2x_operation_mode is not None,
     )
 
 

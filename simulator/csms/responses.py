@@ -19,7 +19,9 @@ code can run every use case to its end:
     GetCertificateStatus        Accepted, with a placeholder ocspResult
     GetCertificateChainStatus   Good for every certificate asked about, next update in a day
     NotifyEVChargingNeeds       NoChargingProfile (2.1) / Rejected (2.0.1): this CSMS computes
-                                no schedules, and says so rather than promise one (K15-K17)
+                                no schedules, and says so rather than promise one (K15-K17);
+                                Accepted for a bidirectional EV's needs when it steers them
+                                (`steers_bidirectional_evs`) and their EVSE has a transaction
     NotifyEVChargingSchedule, OpenPeriodicEventStream, VatNumberValidation   Accepted
     PullDynamicScheduleUpdate   Accepted with the values this CSMS last set or sent for the
                                 Dynamic profile (K28); Rejected, InvalidProfile, for a profile
@@ -43,7 +45,7 @@ from ..ocpp import ErrorCode, RpcError
 from .policy import BootPolicy, CsmsConfig
 from .state import StationState
 
-__all__ = ["ANSWERED_ACTIONS", "Responses"]
+__all__ = ["ANSWERED_ACTIONS", "Responses", "running_transaction_id", "wants_v2x"]
 
 Responder = Callable[[StationState, Mapping[str, Any]], Mapping[str, Any]]
 
@@ -123,6 +125,8 @@ class Responses:
         table: dict[str, Responder] = dict(_STATIC_RESPONDERS)
         for action, method_name in _CONFIGURED_RESPONDERS.items():
             table[action] = getattr(self, method_name)
+        if config.steers_bidirectional_evs:
+            table["NotifyEVChargingNeeds"] = _notify_ev_charging_needs_steered
         for action, override in config.response_overrides.items():
             table[action] = _wrap_override(override)
         self._table = table
@@ -270,6 +274,29 @@ def _notify_ev_charging_needs(
     if station.version == "2.0.1":
         return {"status": "Rejected"}
     return {"status": "NoChargingProfile"}
+
+
+def wants_v2x(needs_request: Mapping[str, Any]) -> bool:
+    """Whether a NotifyEVChargingNeeds asks for a bidirectional (`_BPT`) energy transfer."""
+    mode = needs_request["chargingNeeds"].get("requestedEnergyTransfer", "")
+    return str(mode).endswith("_BPT")
+
+
+def running_transaction_id(station: StationState, evse_id: int) -> str | None:
+    """The transaction running on `evse_id` as the station's TransactionEvents told: the last
+    one started there that has not ended."""
+    for record in reversed(list(station.transactions.values())):
+        if record.evse_id == evse_id and not record.ended:
+            return record.transaction_id
+    return None
+
+
+def _notify_ev_charging_needs_steered(
+    station: StationState, payload: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    if wants_v2x(payload) and running_transaction_id(station, payload["evseId"]) is not None:
+        return _ACCEPTED
+    return _notify_ev_charging_needs(station, payload)
 
 
 def _vat_number_validation(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:

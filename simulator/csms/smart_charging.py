@@ -1,12 +1,17 @@
 """What the embedded CSMS does on its own initiative: smart charging and V2X profiles.
 
 A real CSMS does not only answer; it also steers.  With `tx_limit_w` the embedded CSMS sends a
-TxProfile capping each new transaction, and with `v2x_operation_mode` it answers a
-bidirectional EV's charging needs (NotifyEVChargingNeeds with an `_BPT` transfer mode) by
-sending a TxProfile in that V2X mode: a fixed CentralSetpoint, or a LocalFrequency curve that
-charges at half power within 20 mHz of nominal, falls linearly to full discharge at 49.8 Hz
-(59.8 Hz) and rises to full charge at 50.2 Hz (60.2 Hz).  Each reaction runs after the CSMS
-has answered the message that caused it, as on a real CSMS.
+TxProfile capping each new transaction, and with `v2x_operation_mode` it steers a
+bidirectional EV's charging needs (NotifyEVChargingNeeds with an `_BPT` transfer mode): it
+answers them Accepted (`CsmsConfig.steers_bidirectional_evs`: a profile will come), allows the
+transaction the EV's bidirectional mode (NotifyAllowedEnergyTransfer, Q01: without it the
+station charges only) and sends a TxProfile for that transaction in the V2X mode: a fixed
+CentralSetpoint, or a LocalFrequency curve that charges at half power within 20 mHz of nominal,
+falls linearly to full discharge at 49.8 Hz (59.8 Hz) and rises to full charge at 50.2 Hz
+(60.2 Hz).  A TxProfile belongs to a transaction (K01.FR.03: the CSMS names it), which the CSMS
+finds from the needs' EVSE in what it recorded of the station's TransactionEvents; with none
+running there, it answers NoChargingProfile and sends nothing.  Each reaction runs after the
+CSMS has answered the message that caused it, as on a real CSMS.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from .responses import running_transaction_id, wants_v2x
 
 if TYPE_CHECKING:
     from .csms import Csms
@@ -77,8 +84,21 @@ def smart_charging_reactions(
         async def steer_bidirectional_ev(
             csms: Csms, station_id: str, request: Mapping[str, Any], response: Mapping[str, Any]
         ) -> None:
-            mode = request["chargingNeeds"].get("requestedEnergyTransfer", "")
-            if not str(mode).endswith("_BPT"):
+            if not wants_v2x(request) or response.get("status") != "Accepted":
+                return
+            evse_id = request["evseId"]
+            transaction_id = running_transaction_id(csms.station(station_id), evse_id)
+            if transaction_id is None:
+                return
+            allowed = await csms.call_quietly(
+                station_id,
+                "NotifyAllowedEnergyTransfer",
+                {
+                    "transactionId": transaction_id,
+                    "allowedEnergyTransfer": [request["chargingNeeds"]["requestedEnergyTransfer"]],
+                },
+            )
+            if allowed is None or allowed.get("status") != "Accepted":
                 return
             period: dict[str, Any] = {"startPeriod": 0, "operationMode": v2x_operation_mode}
             if v2x_operation_mode == "CentralSetpoint":
@@ -91,11 +111,11 @@ def smart_charging_reactions(
                     {"frequency": nominal_hz + 0.02, "power": baseline_w},
                     {"frequency": nominal_hz + 0.2, "power": v2x_max_power_w},
                 ]
-            profile = _tx_profile(None, period, stack_level=1)
+            profile = _tx_profile(transaction_id, period, stack_level=1)
             await csms.call_quietly(
                 station_id,
                 "SetChargingProfile",
-                {"evseId": request["evseId"], "chargingProfile": profile},
+                {"evseId": evse_id, "chargingProfile": profile},
             )
 
         reactions["NotifyEVChargingNeeds"] = steer_bidirectional_ev

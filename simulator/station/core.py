@@ -184,14 +184,18 @@ class ChargingPriorityAnswered(Event):
 @dataclass(frozen=True, slots=True)
 class AuthorizeAnswered(Event):
     """The CSMS answered an Authorize with an idTokenInfo the rest of the station may show: a
-    personalMessage for the driver (C01, O).
+    personalMessage for the driver (C01, O), or (2.1) the energy transfer modes it allows (Q01).
 
     Emitted (and awaited) before the station acts on the answer, and only for answers that
-    carry a personalMessage, so a plain Authorize costs nothing more.
+    carry a personalMessage or an allowedEnergyTransfer, so a plain Authorize costs nothing
+    more.
     """
 
     id_token: IdToken
     id_token_info: Mapping[str, Any]
+    #: (2.1) The energy transfer modes the CSMS allows this IdToken (Q01), when it named them;
+    #: an answer that does is announced even without a personalMessage.
+    allowed_energy_transfer: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,12 +56,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .core import ActiveLimit, ConnectorStatusChanged, StationCore
 from .evse import is_socket_outlet
 from .id_reader import present_id_token
-from .iso15118 import charging_needs
+from .iso15118 import charging_needs, pick_schedule
 from .transaction import (
     LIMIT_STOPPED_REASONS,
     authorization_ended,
@@ -75,7 +75,14 @@ if TYPE_CHECKING:
 
     from .evse import Evse, RemoteStart, Transaction
 
-__all__ = ["DRIVE_OFF_S", "WALK_TO_CAR_S", "ev_arrives", "remote_visit"]
+__all__ = [
+    "DRIVE_OFF_S",
+    "SCHEDULE_WAIT_S",
+    "WALK_TO_CAR_S",
+    "change_needs",
+    "ev_arrives",
+    "remote_visit",
+]
 
 #: Simulated seconds from presenting the IdToken to plugging in (E03), and from unplugging at
 #: the EV to presenting the IdToken at the station to free a locked cable (E10).
@@ -93,6 +100,10 @@ _EPS_WH = 1e-3
 _EPS_SOC = 1e-9
 #: What a transaction gets once its energy cap or a limit is reached: nothing, and no V2X.
 _NO_ENERGY = ActiveLimit(limit_w=0.0)
+#: Simulated seconds an ISO 15118 EV waits for the TxProfile the CSMS promised (answering its
+#: charging needs Accepted or Processing) before it charges under the station's own limits:
+#: ISO 15118's 60 s sequence timeout for a schedule still being computed.
+SCHEDULE_WAIT_S = 60.0
 
 
 @dataclass(slots=True)
@@ -105,6 +116,9 @@ class _Visit:
     remote_start_id: int | None = None
     #: The driver's IdToken was accepted, or came with a remote start.
     authorized: bool = False
+    #: Until when the EV holds its energy for the TxProfile the CSMS promised (K15); None when
+    #: it waits for none.
+    schedule_wait_until_s: float | None = None
 
 
 def ev_arrives(station: StationCore, evse: Evse, arrival: EvArrival) -> None:
@@ -329,6 +343,8 @@ async def _close_power_path(
     elif transaction.authorization_ended:
         return
     session.set_enabled(True, station.clock.sim_now())
+    if report_needs and visit.arrival.uses_iso15118_20:
+        await report_charging_needs(station, evse, visit)
     limit, _ = _apply_limits(station, evse, session)
     if transaction is None:
         if session.power_w != 0:
@@ -341,16 +357,61 @@ async def _close_power_path(
             charging_state=_charging_state(evse, session, limit),
             include_token=trigger_reason in ("Authorized", "RemoteStart"),
         )
-    arrival = visit.arrival
-    if report_needs and arrival.uses_iso15118_20:
-        needs = charging_needs(
-            arrival,
-            station.clock.epoch_s(),
-            supply=evse.supply,
-            evse_max_w=evse.max_power_w,
-            ocpp_version=station.config.ocpp_version,
-        )
-        await station.call("NotifyEVChargingNeeds", {"evseId": evse.id, "chargingNeeds": needs})
+
+
+async def report_charging_needs(station: StationCore, evse: Evse, visit: _Visit) -> None:
+    """An ISO 15118 EV reports its needs (K15, K18; again when they change, K17) and acts on
+    the answer: Accepted or Processing, a TxProfile is coming, so the EV holds its energy for
+    it (at most SCHEDULE_WAIT_S); NoChargingProfile (2.1) or Rejected, it charges under the
+    station's own limits at once.  No answer counts as NoChargingProfile."""
+    session = evse.session
+    if session is None:
+        return
+    needs = charging_needs(
+        visit.arrival,
+        station.clock.epoch_s(),
+        supply=evse.supply,
+        evse_max_w=evse.max_power_w,
+        ocpp_version=station.config.ocpp_version,
+        now_s=station.clock.sim_now(),
+        soc=session.soc_at(station.clock.sim_now()),
+    )
+    answer = await station.call(
+        "NotifyEVChargingNeeds", {"evseId": evse.id, "chargingNeeds": needs}
+    )
+    status = None if answer is None else answer.get("status")
+    evse.reported_schedule_id = None  # the schedule that answers these needs is reported anew
+    if status in ("Accepted", "Processing") and station.charging_limit(evse).tx_schedule is None:
+        visit.schedule_wait_until_s = station.clock.sim_now() + SCHEDULE_WAIT_S
+        session.set_enabled(False, station.clock.sim_now())
+    else:
+        visit.schedule_wait_until_s = None
+
+
+async def change_needs(
+    station: StationCore,
+    evse: Evse,
+    *,
+    departure_s: float | None = None,
+    target_soc: float | None = None,
+) -> bool:
+    """The driver changes the departure time or the target SoC of the EV at `evse` (K17: the
+    EV renegotiates): the EV charges to the new target, leaves at the new time and, if it
+    speaks ISO 15118-20, reports its new needs.  False when no EV is there."""
+    arrival = evse.visit
+    session = evse.session
+    if arrival is None or session is None:
+        return False
+    now_s = station.clock.sim_now()
+    changed = replace(
+        arrival,
+        departure_s=arrival.departure_s if departure_s is None else max(departure_s, now_s),
+        target_soc=arrival.target_soc if target_soc is None else target_soc,
+    )
+    evse.visit = changed
+    session.set_target_soc(changed.target_soc, now_s)
+    evse.wake()
+    return True
 
 
 async def _energy_flows(station: StationCore, evse: Evse, visit: _Visit) -> None:
@@ -489,6 +550,13 @@ async def _charge_until_departure(
     while True:
         await station.wait_up()  # the EV waits out a reboot; it may have left meanwhile
         now_s = clock.sim_now()
+        changed = evse.visit
+        if changed is not None and changed is not visit.arrival:  # the driver changed the needs
+            visit.arrival = changed
+            departure_s = max(changed.departure_s, now_s)
+            if changed.uses_iso15118_20:
+                await report_charging_needs(station, evse, visit)
+            continue
         if now_s >= departure_s - _EPS_S:
             return
         remote = evse.remote_start
@@ -500,6 +568,13 @@ async def _charge_until_departure(
         if now_s >= change_s - _EPS_S:
             session.on_change(max(now_s, change_s))
         limit, reached = _apply_limits(station, evse, session)
+        wait_until_s = visit.schedule_wait_until_s
+        if wait_until_s is not None and (
+            limit.tx_schedule is not None or now_s >= wait_until_s - _EPS_S
+        ):
+            visit.schedule_wait_until_s = wait_until_s = None  # the promised profile came
+            session.set_enabled(True, now_s)
+            limit, reached = _apply_limits(station, evse, session)
         transaction = evse.transaction
         if transaction is None:
             if session.power_w != 0:
@@ -511,8 +586,12 @@ async def _charge_until_departure(
         elif transaction.id_token is not None:
             if await _report_state(station, evse, session, transaction, limit, reached):
                 continue
+            if await _report_operation_mode(station, evse, transaction, limit):
+                continue
             await _report_schedule(station, evse, visit.arrival, limit)
         deadline_s = min(departure_s, session.next_change_s(), limit.next_change_s)
+        if wait_until_s is not None:
+            deadline_s = min(deadline_s, wait_until_s)
         interval_s = station.device_model.integer("SampledDataCtrlr", "TxUpdatedInterval")
         if transaction is not None and interval_s > 0:
             next_meter_s = last_meter_s + interval_s
@@ -524,6 +603,8 @@ async def _charge_until_departure(
                 last_meter_s = next_meter_s if behind_s < interval_s else now_s
                 continue
             deadline_s = min(deadline_s, next_meter_s)
+        if evse.visit is not visit.arrival:
+            continue  # the driver changed the needs while the EV was reporting
         await _wait_until(station, evse, deadline_s)
 
 
@@ -554,6 +635,22 @@ async def _report_state(
     return True
 
 
+async def _report_operation_mode(
+    station: StationCore, evse: Evse, transaction: Transaction, limit: ActiveLimit
+) -> bool:
+    """(2.1) A new operation mode in force (a TxProfile period, V2X authorized or not):
+    an Updated event, triggerReason OperationModeChanged, whose transactionInfo names it; every
+    later event of the transaction names it too.  Whether an event went out."""
+    mode = limit.operation_mode
+    if mode == (transaction.operation_mode or "ChargingOnly") or limit is _NO_ENERGY:
+        return False
+    if station.config.ocpp_version != "2.1":
+        return False
+    transaction.operation_mode = mode
+    await update_transaction(station, evse, "OperationModeChanged")
+    return True
+
+
 def _energy_stopped_reason(transaction: Transaction, state: str, reached: str | None) -> str:
     """The stoppedReason of a transaction that ends because its energy transfer stopped."""
     if reached is not None:
@@ -576,12 +673,21 @@ async def _report_schedule(
     ):
         return
     evse.reported_schedule_id = limit.profile_id
-    schedule = dict(limit.tx_schedule)
+    # Block K's limit exposes the TxProfile's first schedule only (it limits by that one), so
+    # that is the choice the EV has until K offers the others with a per-EVSE selection.
+    picked = pick_schedule([limit.tx_schedule], evse.max_power_w)
+    schedule = dict(picked)
     schedule.pop("startSchedule", None)
-    await station.call(
-        "NotifyEVChargingSchedule",
-        {"timeBase": station.clock.timestamp(), "evseId": evse.id, "chargingSchedule": schedule},
-    )
+    payload: dict[str, Any] = {
+        "timeBase": station.clock.timestamp(),
+        "evseId": evse.id,
+        "chargingSchedule": schedule,
+    }
+    if station.config.ocpp_version == "2.1":
+        payload["selectedChargingScheduleId"] = picked["id"]
+    else:  # 2.0.1's schedule has no fields of 2.1
+        schedule.pop("limitAtSoC", None)
+    await station.call("NotifyEVChargingSchedule", payload)
 
 
 async def _remote_start_with_ev(

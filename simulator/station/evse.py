@@ -71,6 +71,9 @@ class Transaction:
     #: The triggerReason of the limit last reported reached (EnergyLimitReached, ...), so it is
     #: reported once; None while no limit is reached.
     limit_reached: str | None = None
+    #: (2.1) The V2X operation mode in force, once the station reported one in
+    #: transactionInfo.operationMode (Q); None while it never left ChargingOnly.
+    operation_mode: str | None = None
     #: The meter values its Ended event will carry besides the last one (TxEndedInterval of
     #: SampledDataCtrlr and AlignedDataCtrlr); None while there are none.
     ended_meter_values: EndedMeterValues | None = None

@@ -15,7 +15,7 @@ catalogue (`ev_models`); turning them into OCPP is the station's business, so it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from ev_models import EvArrival, EvModel
@@ -24,7 +24,7 @@ from ..clock import format_timestamp
 from ..ocpp import OcppVersion
 from .evse import NOMINAL_PHASE_VOLTAGE_V
 
-__all__ = ["charging_needs"]
+__all__ = ["charging_needs", "pick_schedule"]
 
 #: The smallest AC charging current IEC 61851-1 signals.
 MIN_AC_CURRENT_A = 6
@@ -172,3 +172,38 @@ def _knee_soc(model: EvModel) -> float:
         if power_w < peak_w:
             return soc
     return 1.0
+
+
+def pick_schedule(schedules: Sequence[Mapping[str, Any]], evse_max_w: float) -> Mapping[str, Any]:
+    """The chargingSchedule an ISO 15118 EV picks among those of a TxProfile (2.1: up to 3,
+    K15/K18): the one that lets it take the most energy in its first hour -- each period's
+    limit capped at the EVSE's rating, amperes counted at the nominal voltage on three
+    phases -- the first on a tie.  The EV reports its pick in NotifyEVChargingSchedule
+    (`selectedChargingScheduleId`, 2.1)."""
+    if not schedules:
+        raise ValueError("a TxProfile has at least one chargingSchedule")
+
+    def first_hour_wh(schedule: Mapping[str, Any]) -> float:
+        in_watts = schedule.get("chargingRateUnit", "W") == "W"
+        factor = 1.0 if in_watts else 3 * NOMINAL_PHASE_VOLTAGE_V
+        periods = sorted(schedule["chargingSchedulePeriod"], key=lambda p: p["startPeriod"])
+        energy_wh = 0.0
+        for index, period in enumerate(periods):
+            start_s = min(float(period["startPeriod"]), 3600.0)
+            end_s = (
+                min(float(periods[index + 1]["startPeriod"]), 3600.0)
+                if index + 1 < len(periods)
+                else 3600.0
+            )
+            limit = period.get("limit", period.get("setpoint"))
+            power_w = evse_max_w if limit is None else min(float(limit) * factor, evse_max_w)
+            energy_wh += max(power_w, 0.0) * (end_s - start_s) / 3600.0
+        return energy_wh
+
+    best = schedules[0]
+    best_wh = first_hour_wh(best)
+    for schedule in schedules[1:]:
+        energy_wh = first_hour_wh(schedule)
+        if energy_wh > best_wh:
+            best, best_wh = schedule, energy_wh
+    return best

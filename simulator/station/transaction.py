@@ -138,6 +138,8 @@ def _event(
         info["stoppedReason"] = stopped_reason
     if transaction_limit is not None:
         info["transactionLimit"] = transaction_limit
+    if transaction.operation_mode is not None:  # set on 2.1 stations only
+        info["operationMode"] = transaction.operation_mode
     if transaction.remote_start_id is not None and event_type == "Started":
         info["remoteStartId"] = transaction.remote_start_id
     payload: dict[str, Any] = {

@@ -131,6 +131,13 @@ async def reservation_made(station: Station, csms: Csms) -> dict[str, Any]:
     return {"reservationId": RESERVATION["id"]}
 
 
+async def allowed_energy_transfer(station: Station, csms: Csms) -> dict[str, Any]:
+    return {
+        "transactionId": await running_transaction(csms),
+        "allowedEnergyTransfer": ["AC_BPT"],
+    }
+
+
 async def with_cache(station: Station, csms: Csms) -> dict[str, Any]:
     await cache_enabled(csms)
     return {}
@@ -213,6 +220,8 @@ ACTION_CASES: dict[str, Case] = {
         request({"remoteStartId": 11, "idToken": ID_TOKEN, "evseId": 1})
     ),
     "RequestStopTransaction": Case(stop_request),
+    "NotifyAllowedEnergyTransfer": Case(allowed_energy_transfer),
+    "AFRRSignal": Case(request({"timestamp": "2026-01-15T12:05:00Z", "signal": 10})),
     "SetChargingProfile": Case(request({"evseId": 1, "chargingProfile": TX_DEFAULT_PROFILE})),
     "ClearChargingProfile": Case(after_profile({"chargingProfileId": 13})),
     "GetChargingProfiles": Case(

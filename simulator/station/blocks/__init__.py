@@ -25,12 +25,14 @@ from . import (
     security,
     smart_charging,
     transactions,
+    v2x,
 )
 
 BLOCKS = (
     availability.BLOCK,  # G
     smart_charging.BLOCK,  # K
     charging_priority.BLOCK,  # K (chargingPriority)
+    v2x.BLOCK,  # Q
     transactions.BLOCK,  # E, J
     authorization.BLOCK,  # C
     local_auth_list.BLOCK,  # D

@@ -225,8 +225,11 @@ async def _ask(station: StationCore, id_token: IdToken) -> TokenInfo | None:
         return None
     info = response["idTokenInfo"]
     _remember(station, id_token, info)
-    if "personalMessage" in info:
-        await station.emit(AuthorizeAnswered(id_token, info))
+    allowed = response.get("allowedEnergyTransfer")
+    if "personalMessage" in info or allowed is not None:
+        await station.emit(
+            AuthorizeAnswered(id_token, info, None if allowed is None else tuple(allowed))
+        )
     try:
         return token_info(info)
     except ValueError:  # an expiry that is no dateTime: the status and group still hold
