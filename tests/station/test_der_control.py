@@ -3,6 +3,7 @@ reads back, clears, and sees act on the EVs' power (R04, R05)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,11 +14,12 @@ from trio.testing import MockClock
 from ev_models import EvArrival, load_catalogue
 from grid_models import DER_KINDS, DerEvent, DerKind
 from simulator.csms import Csms
+from simulator.csms.processes import csms_config_for
 from simulator.ocpp import OcppVersion, schema_set
 from simulator.station import Station
 from simulator.station.blocks.der_control import der_alarm_payload, der_event_data
 from simulator.station.ev_driver import ev_arrives
-from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
+from tests.helpers import STATION_ID, TEST_EV, one_station_scenario, station_on_memory_link
 
 TS = "2026-01-15T19:00:00Z"
 
@@ -486,3 +488,44 @@ async def test_a_must_trip_curve_stops_the_output_and_enter_service_brings_it_ba
             assert started["controlId"] == "lv-trip"
             assert trio.current_time() == pytest.approx(3000 + 60, abs=1)
             assert await power_at(csms, 3300) == pytest.approx(EV_W)
+
+
+# -- the embedded CSMS's DER curve (embedded_csms.der_control) ------------------------------------
+
+
+@pytest.mark.parametrize("when", ["after_boot", "on_alarm"])
+async def test_the_embedded_csms_curve_limits_the_ev_during_a_grid_event(
+    autojump_clock: MockClock, when: str
+) -> None:
+    sections = {
+        **grid_event_scenario("UnderFrequency", 49.2),
+        "embedded_csms": {
+            "der_control": {"after_boot": when == "after_boot", "on_alarm": when == "on_alarm"}
+        },
+    }
+    config = dataclasses.replace(
+        csms_config_for(one_station_scenario(sections)), record_messages=True
+    )
+    async with station_on_memory_link(csms_config=config, scenario=sections) as (station, csms):
+        arrive(station)
+        max_w = station.evses[0].max_power_w
+        with trio.fail_after(4000):
+            assert await power_at(csms, 600) == pytest.approx(EV_W)
+            # The default curve: 0 % at 49.0 Hz to 100 % at 49.8 Hz, so 25 % at 49.2 Hz.
+            assert await power_at(csms, 1860) == pytest.approx(0.25 * max_w)
+            assert await power_at(csms, 3060) == pytest.approx(EV_W)
+        assert csms.statistics().pushes == {"der_control_set": 1}
+
+
+async def test_the_embedded_csms_sets_no_der_curve_on_a_2_0_1_station(
+    autojump_clock: MockClock,
+) -> None:
+    sections = {**grid_event_scenario("UnderFrequency", 49.5), "embedded_csms": {"der_control": {}}}
+    built = one_station_scenario(sections, ocpp_version="2.0.1")
+    config = dataclasses.replace(csms_config_for(built), record_messages=True)
+    async with station_on_memory_link(
+        csms_config=config, scenario=sections, ocpp_version="2.0.1"
+    ) as (_station, csms):
+        with trio.fail_after(2000):
+            await csms.wait_for_message(STATION_ID, "NotifyEvent")
+        assert csms.statistics().pushes == {}
