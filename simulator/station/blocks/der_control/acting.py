@@ -203,9 +203,12 @@ async def review(station: StationCore) -> None:
     reading = grid_reading(station)
     if state.trip is None:
         for control_type in sorted(STOPPING | CEASING):
-            control = state.in_force(control_type, now_s)
-            trip_at_s = None if control is None else _trip_at_s(station, control, reading)
-            if control is None or trip_at_s is None:
+            trip_control = state.in_force(control_type, now_s)
+            if trip_control is None:
+                continue
+            control = trip_control
+            trip_at_s = _trip_at_s(station, control, reading)
+            if trip_at_s is None:
                 continue
             if trip_at_s <= now_s:
                 state.trip = Trip(control.control_id, control_type in CEASING)
