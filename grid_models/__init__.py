@@ -7,7 +7,8 @@ tested with plain numbers; the world (`simulator/world.py`) puts them on the sim
   process calibrated to published grid statistics, with scripted `FrequencyEvent`s.
 - `droop`: `DroopCurve` (deadband, linear, saturating) and `FreqWattCurve` (OCPP 2.1
   `v2xFreqWattCurve`), the response of an EV to the frequency.
-- `der`: `DerEvent` and `DerSchedule`, the grid excursions a station reports.
+- `der`: `DerEvent` and `DerSchedule`, the grid excursions a station reports, and `grid_at`,
+  the frequency and voltage they leave at a site.
 - `site`: `allocate` (water-filling share of a connection limit), `allocate_by_priority`,
   `SiteCapacity`, `SiteMeter`.
 """
@@ -20,6 +21,8 @@ from .der import (
     DerEvent,
     DerKind,
     DerSchedule,
+    GridReading,
+    grid_at,
 )
 from .droop import (
     DEFAULT_DEADBAND_HZ,
@@ -52,6 +55,8 @@ __all__ = [
     "DerEvent",
     "DerKind",
     "DerSchedule",
+    "GridReading",
+    "grid_at",
     "DroopCurve",
     "FreqWattCurve",
     "FrequencyEvent",

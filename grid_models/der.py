@@ -22,6 +22,8 @@ __all__ = [
     "DerEvent",
     "DerKind",
     "DerSchedule",
+    "GridReading",
+    "grid_at",
 ]
 
 DerKind = Literal["UnderFrequency", "OverFrequency", "UnderVoltage", "OverVoltage"]
@@ -205,3 +207,30 @@ def _check_against_nominal(event: DerEvent, nominal: float) -> None:
             f"{where}: {event.value:g} {event.unit} is more than {limit:.0%} from the nominal "
             f"{nominal:g} {event.unit}; check the value and the nominal"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GridReading:
+    """The frequency and the phase voltage at a grid connection at one moment."""
+
+    frequency_hz: float
+    voltage_v: float
+
+
+def grid_at(
+    events: Iterable[DerEvent], *, nominal_hz: float, nominal_voltage_v: float
+) -> GridReading:
+    """What a site's meters read while `events` are in effect: the value of the latest-started
+    event of each quantity, nominal for a quantity no event moves.
+
+    The frequency model (grid_models.frequency) adds noise and its own scripted dips for the
+    V2X frequency response; the DER events are the excursions a station's protection and DER
+    curves see, and between them the grid is at its nominal values.
+    """
+    frequency_hz, voltage_v = nominal_hz, nominal_voltage_v
+    for event in sorted(events, key=lambda e: e.start_s):
+        if event.is_frequency:
+            frequency_hz = event.value
+        else:
+            voltage_v = event.value
+    return GridReading(frequency_hz, voltage_v)

@@ -490,6 +490,11 @@ class Site:
         """The frequency of the grid model now, as the site's meters read it."""
         return self.world.frequency_hz
 
+    def grid_excursions(self) -> tuple[DerEvent, ...]:
+        """The scripted DER events in effect now: the voltage and frequency excursions a
+        station's DER controls (block R) act on."""
+        return self.world.der.active_at(self.world.clock.sim_now())
+
     # -- the load-test loop (loop_idle_s) ---------------------------------------------------
 
     def visit_ended(self, station: StationCore, evse: Evse) -> None:

@@ -260,6 +260,8 @@ embedded_csms:
     stack_level: 1
   log_collection: {time_of_day: "03:30", share: 0.25, log_type: SecurityLog,
                    remote_location: "https://logs.example/upload"}
+  der_control: {control_type: VoltWatt, curve: [[90, 40], [95, 100]], priority: 2,
+                control_id: grid-vw, after_boot: false, on_alarm: true}
 metrics_port: 9464
 thresholds:
   - {expr: "p99_ms{action=BootNotification} < 500", abort_on_fail: false, delay_abort_eval_s: 0}

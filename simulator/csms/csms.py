@@ -105,7 +105,8 @@ class CsmsStatistics:
     messages_received: int
     #: What came of the CSMS's own pushes after a boot (`boot_pushes.py`), by outcome:
     #: `local_list_sent`, `local_list_current` (the station held the CSMS's version),
-    #: `local_list_failed`, `display_message_set`, `display_message_failed`.
+    #: `local_list_failed`, `display_message_set`, `display_message_failed`,
+    #: `der_control_set`, `der_control_failed`.
     pushes: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 

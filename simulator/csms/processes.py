@@ -73,6 +73,7 @@ from .boot_pushes import (
 )
 from .charging_profiles import TxDefaultProfilePush, tx_default_profile_reactions
 from .csms import Csms, CsmsStatistics
+from .der_controls import DerCurvePush, default_curve
 from .log_collection import LogCollection
 from .policy import CsmsConfig
 from .server import bind_reuse_port
@@ -137,8 +138,8 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
     """The embedded CSMS of `scenario`: its heartbeat interval, password, the share of
     transactions it deauthorizes, the drivers it ranks with a chargingPriority, and its
     reactions (smart charging, V2X, the local list and display message it pushes at boot, the
-    daily log collection).  (Reservations for drivers who book ahead are the world's to ask
-    for: `reservations.DriverReservations`, in the run's own process.)
+    daily log collection, the DER curve it sets).  (Reservations for drivers who book ahead
+    are the world's to ask for: `reservations.DriverReservations`, in the run's own process.)
 
     The one place that turns a scenario into CSMS settings, so `fleetsim run` (embedded CSMS)
     and `fleetsim csms --scenario` answer stations the same way.  Messages are not recorded:
@@ -166,6 +167,18 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
         ),
         tx_default_profile_reactions(tx_default_profile_for(scenario)),
     ]
+    der = embedded.der_control
+    if der is not None:
+        tables.append(
+            DerCurvePush(
+                der.control_type,
+                der.curve or default_curve(der.control_type, float(scenario.grid.nominal_hz)),
+                der.priority,
+                der.control_id,
+                der.after_boot,
+                der.on_alarm,
+            ).reactions()
+        )
     logs = embedded.log_collection
     if logs is not None:
         tables.append(

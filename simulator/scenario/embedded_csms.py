@@ -15,6 +15,7 @@ from .firmware import FirmwareRolloutSettings
 from .ranges import Range
 
 __all__ = [
+    "DerControlSettings",
     "DisplayMessageSettings",
     "EmbeddedCsmsSettings",
     "LocalListSettings",
@@ -168,6 +169,48 @@ class TxDefaultProfileSettings(BaseModel):
                 + ", ".join(period.at for period in periods)
             )
         return periods
+class DerControlSettings(BaseModel):
+    """A DER curve the CSMS sets on each OCPP 2.1 station (SetDERControl, R04), as a default
+    control: after its boot, when it reports a grid event (NotifyDERAlarm), or both."""
+
+    model_config = MODEL_CONFIG
+
+    control_type: Literal["FreqWatt", "VoltWatt"] = Field(
+        default="FreqWatt",
+        description=(
+            "FreqWatt: x in Hz; VoltWatt: x in percent of the nominal voltage.  y is the share "
+            "of the EVSE's maximum power (PctMaxW) the EV may take or give at x."
+        ),
+    )
+    curve: list[tuple[float, float]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10,
+        description=(
+            "The curve's (x, y) points.  null: for FreqWatt 0 % at 1 Hz below nominal rising "
+            "to 100 % at 0.2 Hz below; for VoltWatt 50 % at 90 % of nominal, 100 % at 95 %."
+        ),
+    )
+    priority: int = Field(default=1, ge=0, description="The control's priority (0 is highest).")
+    control_id: str = Field(
+        default="fleetsim-der", min_length=1, max_length=36, description="The controlId sent."
+    )
+    after_boot: bool = Field(
+        default=True, description="Send the curve after each Accepted BootNotification."
+    )
+    on_alarm: bool = Field(
+        default=True,
+        description="Send the curve when a station reports that a grid event began.",
+    )
+
+    @field_validator("curve")
+    @classmethod
+    def _percentages(
+        cls, curve: list[tuple[float, float]] | None
+    ) -> list[tuple[float, float]] | None:
+        if curve is not None and any(not 0 <= y <= 100 for _, y in curve):
+            raise invalid("each point's y is a percentage of the EVSE's maximum power: 0 to 100")
+        return curve
 
 
 class EmbeddedCsmsSettings(BaseModel):
@@ -305,6 +348,13 @@ class EmbeddedCsmsSettings(BaseModel):
         description=(
             "Collect logs from a share of the stations every day (GetLog, answered by "
             "LogStatusNotification); null collects none."
+        ),
+    )
+    der_control: DerControlSettings | None = Field(
+        default=None,
+        description=(
+            "Set a DER curve (FreqWatt or VoltWatt) on each OCPP 2.1 station after its boot "
+            "and/or when it reports a grid event; null sets none."
         ),
     )
 

@@ -268,6 +268,10 @@ class SiteHooks(Protocol):
         """The grid frequency at the site now (the Frequency measurand)."""
         ...
 
+    def grid_excursions(self) -> tuple[DerEvent, ...]:
+        """The scripted DER events in effect at the site now (what DER controls act on)."""
+        ...
+
     @property
     def remote_start_plugin_delay_s(self) -> float | None: ...
 

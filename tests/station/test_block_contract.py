@@ -193,6 +193,30 @@ async def open_stream(station: Station, csms: Csms) -> dict[str, Any]:
     return {"id": opened["constantStreamData"]["id"], "params": {"interval": 60, "values": 2}}
 
 
+#: A default frequency-watt curve for the DER control cases.
+DER_CURVE: dict[str, Any] = {
+    "isDefault": True,
+    "controlId": "fw-1",
+    "controlType": "FreqWatt",
+    "curve": {
+        "priority": 1,
+        "yUnit": "PctMaxW",
+        "curveData": [{"x": 49.5, "y": 0}, {"x": 50.0, "y": 100}],
+    },
+}
+
+
+async def der_curve_set(station: Station, csms: Csms) -> dict[str, Any]:
+    answer = await csms.call(STATION_ID, "SetDERControl", DER_CURVE)
+    assert answer["status"] == "Accepted"
+    return {"isDefault": True, "controlId": "fw-1"}
+
+
+async def der_curve_to_get(station: Station, csms: Csms) -> dict[str, Any]:
+    await der_curve_set(station, csms)
+    return {"requestId": 8, "controlType": "FreqWatt"}
+
+
 #: Per CSMS-initiated action a registered block claims (TriggerMessage: `TRIGGER_CASES`).
 async def network_profile(station: Station, csms: Csms) -> dict[str, Any]:
     data: dict[str, Any] = {
@@ -234,6 +258,9 @@ ACTION_CASES: dict[str, Case] = {
     "UsePriorityCharging": Case(priority_profile_for_a_transaction),
     "DataTransfer": Case(own_vendor),
     "SetDisplayMessage": Case(request({"message": DISPLAY_MESSAGE})),
+    "SetDERControl": Case(request(DER_CURVE)),
+    "GetDERControl": Case(der_curve_to_get),
+    "ClearDERControl": Case(der_curve_set),
     "GetDisplayMessages": Case(after_display_message({"requestId": 3})),
     "ClearDisplayMessage": Case(after_display_message({"id": 7})),
     "ReserveNow": Case(request(RESERVATION)),

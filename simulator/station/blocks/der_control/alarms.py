@@ -1,4 +1,4 @@
-"""Block R, DER control: what a station says when its grid connection leaves normal limits.
+"""What a station says when its grid connection leaves normal limits (R05).
 
 The world tells a station that a DER event began or ended (`GridEvent`); an online OCPP 2.1
 station reports it with NotifyDERAlarm (R05), the start and, with `alarmEnded`, the end.  An
@@ -15,9 +15,9 @@ from typing import Any
 
 from grid_models import DerEvent
 
-from ..core import Block, GridEvent, StationCore
+from ...core import GridEvent, StationCore
 
-__all__ = ["BLOCK", "der_alarm_payload", "der_event_data"]
+__all__ = ["der_alarm_payload", "der_event_data", "report_grid_event"]
 
 #: The device-model variable whose monitor sees each kind of excursion.
 _VARIABLE = {"Frequency": "Frequency", "Voltage": "ACVoltage"}
@@ -67,6 +67,7 @@ def der_event_data(
 
 
 async def report_grid_event(station: StationCore, grid_event: GridEvent) -> None:
+    """NotifyDERAlarm (2.1) or a NotifyEvent (2.0.1) for the start or the end of an event."""
     if not station.online:
         return
     timestamp = station.clock.timestamp()
@@ -76,6 +77,3 @@ async def report_grid_event(station: StationCore, grid_event: GridEvent) -> None
         return
     entry = der_event_data(event, station.next_event_id(), timestamp, ended=ended)
     await station.call("NotifyEvent", {"generatedAt": timestamp, "seqNo": 0, "eventData": [entry]})
-
-
-BLOCK: Block[None] = Block(letter="R", name="der_control", reactions={GridEvent: report_grid_event})
