@@ -24,6 +24,7 @@ from . import (
     reservation,
     security,
     smart_charging,
+    tariff,
     transactions,
 )
 
@@ -32,6 +33,7 @@ BLOCKS = (
     smart_charging.BLOCK,  # K
     charging_priority.BLOCK,  # K (chargingPriority)
     transactions.BLOCK,  # E, J
+    tariff.BLOCK,  # I
     authorization.BLOCK,  # C
     local_auth_list.BLOCK,  # D
     remote_control.BLOCK,  # F
