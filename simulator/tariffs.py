@@ -473,6 +473,8 @@ class CostMeter:
         power_w = energy_wh * 3600.0 / charging_s if charging_s > 0 else 0.0
         tariff_id = self.tariff["tariffId"]
         key = (tariff_id, price_key(self.tariff, start_s, self.usage, power_w, self.evse_kind))
+        if self._key is None and self.periods and self.periods[-1].tariff_id == tariff_id:
+            self._key = key  # the period a tariff change opened
         if key != self._key or not self.periods:
             self.periods.append(Period(start_s, tariff_id))
             self._key = key
@@ -489,6 +491,8 @@ class CostMeter:
         """Price from the last `advance` on with `tariff` (ChangeTransactionTariff, I11)."""
         self.tariff = tariff
         self.tariffs[tariff["tariffId"]] = tariff
+        # The new tariff's first period starts now, even before it has any usage.
+        self.periods.append(Period(self.mark_s, tariff["tariffId"]))
         self._key = None
 
     def total_cost(self) -> dict[str, Any]:
