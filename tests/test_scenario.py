@@ -246,6 +246,8 @@ embedded_csms:
     retry_interval_s: 120
     install_after_s: 1800
     max_parallel: 50
+  default_tariff: {currency: EUR, price_kwh: 0.39, price_minute: 0.02, idle_price_minute: 0.1,
+                   fixed: 1.0}
   log_collection: {time_of_day: "03:30", share: 0.25, log_type: SecurityLog,
                    remote_location: "https://logs.example/upload"}
 metrics_port: 9464

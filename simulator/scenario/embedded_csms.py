@@ -15,6 +15,7 @@ from .firmware import FirmwareRolloutSettings
 from .ranges import Range
 
 __all__ = [
+    "DefaultTariffSettings",
     "DisplayMessageSettings",
     "EmbeddedCsmsSettings",
     "LocalListSettings",
@@ -78,6 +79,32 @@ class DisplayMessageSettings(BaseModel):
     id: int = Field(
         default=1, ge=0, description="The message's id; setting it again after a boot replaces it."
     )
+
+
+class DefaultTariffSettings(BaseModel):
+    """The default tariff the embedded CSMS sets on every OCPP 2.1 station after boot (I07)."""
+
+    model_config = MODEL_CONFIG
+
+    currency: str = Field(
+        default="EUR",
+        min_length=3,
+        max_length=3,
+        description=(
+            "ISO 4217 code; the stations' TariffCostCtrlr.Currency must be the same (EUR) or "
+            "they refuse the tariff."
+        ),
+    )
+    price_kwh: float = Field(default=0.39, ge=0, description="Price per kWh, excluding tax.")
+    price_minute: float = Field(
+        default=0.0, ge=0, description="Price per minute while energy flows, excluding tax."
+    )
+    idle_price_minute: float = Field(
+        default=0.0,
+        ge=0,
+        description="Price per minute of a transaction without energy flowing (parking).",
+    )
+    fixed: float = Field(default=0.0, ge=0, description="A fee per transaction.")
 
 
 class LogCollectionSettings(BaseModel):
@@ -237,6 +264,15 @@ class EmbeddedCsmsSettings(BaseModel):
             "Send UpdateFirmware to a share of the stations at one moment of the run and count "
             "how each update ends (L01). Needs the embedded CSMS in the run's own process (no "
             "csms.url, no --workers); otherwise it is ignored with a warning."
+        ),
+    )
+    default_tariff: DefaultTariffSettings | None = Field(
+        default=None,
+        description=(
+            "Set this tariff on every OCPP 2.1 station after each Accepted BootNotification "
+            "(SetDefaultTariff, evseId 0), so every transaction reports its running and final "
+            "cost (costDetails); the CSMS prices each final cost again and counts whether it "
+            "agrees (cost_agreed, cost_disagreed). {} takes the defaults. null: no tariff."
         ),
     )
     log_collection: LogCollectionSettings | None = Field(

@@ -8,16 +8,20 @@ out by hand in the comments.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from trio.testing import MockClock
 
 from simulator.csms import Csms, CsmsConfig
+from simulator.csms.processes import csms_config_for
+from simulator.csms.tariffs import DEFAULT_TARIFF_ID, agrees, default_tariff
 from simulator.ocpp import OcppVersion
-from tests.helpers import STATION_ID, station_on_memory_link
+from tests.helpers import STATION_ID, one_station_scenario, station_on_memory_link
 from tests.station.conformance import STATION
 from tests.station.steps import (
     arrives,
@@ -201,3 +205,52 @@ async def test_get_and_clear_tariffs_follow_what_was_set(autojump_clock: MockClo
         {"tariffId": "flat", "tariffKind": "DefaultTariff", "evseIds": [0]}
     ]
     assert duplicate["status"] == "DuplicateTariffId"
+
+
+# -- the embedded CSMS: a default tariff for every station, and its own price of each cost ------
+
+
+async def test_the_embedded_csms_sets_its_tariff_and_agrees_with_the_final_cost(
+    autojump_clock: MockClock,
+) -> None:
+    scenario = one_station_scenario(
+        {"embedded_csms": {"default_tariff": {"price_kwh": 0.39, "idle_price_minute": 0.1}}}
+    )
+    config = csms_config_for(scenario)
+    config = dataclasses.replace(config, record_messages=True)
+    async with station_on_memory_link(csms_config=config, scenario=STATION) as (_, csms):
+        with trio.fail_after(3 * 3600):
+            await csms.wait_for_message(STATION_ID, "StatusNotification")
+            await trio.testing.wait_all_tasks_blocked()
+            transaction_id = await running_transaction(csms, charging=True)
+            await trio.sleep(1800)
+            ended = await stopped_transaction(csms, transaction_id)
+            await trio.testing.wait_all_tasks_blocked()
+        pushes = csms.statistics().pushes
+    assert pushes.get("default_tariff_set") == 1
+    assert pushes.get("cost_agreed") == 1
+    assert "cost_disagreed" not in pushes
+    # 1 min idle x 0.10 = 0.10; 30 min at 11 kW = 5.5 kWh x 0.39 = 2.145 -> 2.15
+    assert ended["costDetails"]["totalCost"]["total"]["exclTax"] == 2.25
+
+
+def test_a_final_cost_that_does_not_add_up_is_a_disagreement() -> None:
+    tariff = default_tariff(
+        currency="EUR", price_kwh=0.40, price_minute=0.0, idle_price_minute=0.0, fixed=0.0
+    )
+    details: dict[str, Any] = {
+        "chargingPeriods": [
+            {
+                "startPeriod": "2026-01-15T12:00:00.000Z",
+                "tariffId": DEFAULT_TARIFF_ID,
+                "dimensions": [{"type": "Energy", "volume": 10000.0}],
+            }
+        ],
+        "totalCost": {"currency": "EUR", "typeOfCost": "NormalCost", "total": {"exclTax": 4.00}},
+        "totalUsage": {"energy": 10000.0, "chargingTime": 3600, "idleTime": 0},
+    }
+    known = {DEFAULT_TARIFF_ID: tariff}
+    assert agrees(known, details) is True  # 10 kWh x 0.40
+    details["totalCost"]["total"]["exclTax"] = 3.50
+    assert agrees(known, details) is False
+    assert agrees({}, details) is None
