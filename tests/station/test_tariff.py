@@ -254,3 +254,60 @@ def test_a_final_cost_that_does_not_add_up_is_a_disagreement() -> None:
     details["totalCost"]["total"]["exclTax"] = 3.50
     assert agrees(known, details) is False
     assert agrees({}, details) is None
+
+
+async def _set_instance(
+    csms: Csms, component: str, variable: str, instance: str | None, value: str
+) -> None:
+    named: dict[str, str] = {"name": variable}
+    if instance is not None:
+        named["instance"] = instance
+    answer = await csms.call(
+        STATION_ID,
+        "SetVariables",
+        {
+            "setVariableData": [
+                {
+                    "component": {"name": component},
+                    "variable": named,
+                    "attributeValue": value,
+                }
+            ]
+        },
+    )
+    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted", answer
+
+
+async def test_the_tariff_cost_controller_variables_act(autojump_clock: MockClock) -> None:
+    """TariffCostCtrlr.Currency refuses tariffs in another currency, Enabled[Tariff] false
+    refuses tariffs, Enabled[Cost] false meters nothing, and Interval[Cost] paces RunningCost
+    events."""
+    async with station_on_memory_link(scenario=STATION) as (_, csms):
+        with trio.fail_after(3 * 3600):
+            await _set_instance(csms, "TariffCostCtrlr", "Currency", None, "USD")
+            in_euros = await csms.call(
+                STATION_ID, "SetDefaultTariff", {"evseId": 0, "tariff": FLAT}
+            )
+            await _set_instance(csms, "TariffCostCtrlr", "Currency", None, "EUR")
+            await _set_instance(csms, "TariffCostCtrlr", "Enabled", "Tariff", "false")
+            disabled = await csms.call(
+                STATION_ID, "SetDefaultTariff", {"evseId": 0, "tariff": FLAT}
+            )
+            await _set_instance(csms, "TariffCostCtrlr", "Enabled", "Tariff", "true")
+            await _set_default(csms, FLAT)
+            await _set_instance(csms, "TariffCostCtrlr", "Enabled", "Cost", "false")
+            unmetered = await running_transaction(csms, charging=True)
+            await trio.sleep(300)
+            await stopped_transaction(csms, unmetered)
+            await _set_instance(csms, "TariffCostCtrlr", "Enabled", "Cost", "true")
+            await _set_instance(csms, "TariffCostCtrlr", "Interval", "Cost", "600")
+            metered = await running_transaction(csms, charging=True, remote_start_id=42)
+            await trio.sleep(1900)
+            await stopped_transaction(csms, metered)
+        unmetered_events = _events(csms, unmetered)
+        running = [e for e in _events(csms, metered) if e["triggerReason"] == "RunningCost"]
+    assert in_euros["statusInfo"]["reasonCode"] == "InvalidCurrency"
+    assert disabled["statusInfo"]["reasonCode"] == "Disabled"
+    assert all("costDetails" not in e for e in unmetered_events)
+    assert len(running) == 3  # every 600 s of a transaction of about 1960 s
+    assert all("costDetails" in e for e in running)

@@ -67,9 +67,7 @@ def variables(config: StationConfig) -> Iterator[VariableSpec]:
 
 
 def _enabled(station: StationCore, instance: str) -> bool:
-    return (
-        station.device_model.get("TariffCostCtrlr", "Enabled", variable_instance=instance) == "true"
-    )
+    return station.device_model.boolean("TariffCostCtrlr", "Enabled", instance)
 
 
 def _refusal(station: StationCore, tariff: Mapping[str, Any]) -> Answer | None:
