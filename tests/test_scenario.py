@@ -258,6 +258,8 @@ embedded_csms:
       - {at: "21:00", limit_w: 11000}
     id: 901
     stack_level: 1
+  default_tariff: {currency: EUR, price_kwh: 0.39, price_minute: 0.02, idle_price_minute: 0.1,
+                   fixed: 1.0}
   log_collection: {time_of_day: "03:30", share: 0.25, log_type: SecurityLog,
                    remote_location: "https://logs.example/upload"}
   der_control: {control_type: VoltWatt, curve: [[90, 40], [95, 100]], priority: 2,

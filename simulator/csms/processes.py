@@ -78,6 +78,7 @@ from .log_collection import LogCollection
 from .policy import CsmsConfig
 from .server import bind_reuse_port
 from .smart_charging import smart_charging_reactions
+from .tariffs import default_tariff, tariff_reactions
 
 if TYPE_CHECKING:
     from ..scenario import Scenario
@@ -178,6 +179,19 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
                 der.after_boot,
                 der.on_alarm,
             ).reactions()
+        )
+    tariff = embedded.default_tariff
+    if tariff is not None:
+        tables.append(
+            tariff_reactions(
+                default_tariff(
+                    currency=tariff.currency,
+                    price_kwh=tariff.price_kwh,
+                    price_minute=tariff.price_minute,
+                    idle_price_minute=tariff.idle_price_minute,
+                    fixed=tariff.fixed,
+                )
+            )
         )
     logs = embedded.log_collection
     if logs is not None:

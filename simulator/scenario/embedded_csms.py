@@ -16,6 +16,7 @@ from .ranges import Range
 
 __all__ = [
     "DerControlSettings",
+    "DefaultTariffSettings",
     "DisplayMessageSettings",
     "EmbeddedCsmsSettings",
     "LocalListSettings",
@@ -81,6 +82,32 @@ class DisplayMessageSettings(BaseModel):
     id: int = Field(
         default=1, ge=0, description="The message's id; setting it again after a boot replaces it."
     )
+
+
+class DefaultTariffSettings(BaseModel):
+    """The default tariff the embedded CSMS sets on every OCPP 2.1 station after boot (I07)."""
+
+    model_config = MODEL_CONFIG
+
+    currency: str = Field(
+        default="EUR",
+        min_length=3,
+        max_length=3,
+        description=(
+            "ISO 4217 code; the stations' TariffCostCtrlr.Currency must be the same (EUR) or "
+            "they refuse the tariff."
+        ),
+    )
+    price_kwh: float = Field(default=0.39, ge=0, description="Price per kWh, excluding tax.")
+    price_minute: float = Field(
+        default=0.0, ge=0, description="Price per minute while energy flows, excluding tax."
+    )
+    idle_price_minute: float = Field(
+        default=0.0,
+        ge=0,
+        description="Price per minute of a transaction without energy flowing (parking).",
+    )
+    fixed: float = Field(default=0.0, ge=0, description="A fee per transaction.")
 
 
 class LogCollectionSettings(BaseModel):
@@ -169,6 +196,8 @@ class TxDefaultProfileSettings(BaseModel):
                 + ", ".join(period.at for period in periods)
             )
         return periods
+
+
 class DerControlSettings(BaseModel):
     """A DER curve the CSMS sets on each OCPP 2.1 station (SetDERControl, R04), as a default
     control: after its boot, when it reports a grid event (NotifyDERAlarm), or both."""
@@ -341,6 +370,15 @@ class EmbeddedCsmsSettings(BaseModel):
             "Install this daily TxDefaultProfile for the whole station (evseId 0, Recurring "
             "Daily, W) on every station after each Accepted BootNotification, e.g. a lower "
             "limit in the evening peak; the EVs follow it at every period boundary. null: none."
+        ),
+    )
+    default_tariff: DefaultTariffSettings | None = Field(
+        default=None,
+        description=(
+            "Set this tariff on every OCPP 2.1 station after each Accepted BootNotification "
+            "(SetDefaultTariff, evseId 0), so every transaction reports its running and final "
+            "cost (costDetails); the CSMS prices each final cost again and counts whether it "
+            "agrees (cost_agreed, cost_disagreed). {} takes the defaults. null: no tariff."
         ),
     )
     log_collection: LogCollectionSettings | None = Field(

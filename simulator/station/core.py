@@ -360,6 +360,8 @@ class StationCore(Protocol):
     ) -> TokenInfo | None: ...
     def charging_limit(self, evse: Evse) -> ActiveLimit: ...
     def transaction_cost(self, evse: Evse, transaction: Transaction) -> float | None: ...
+    def cost_details(self, evse: Evse, transaction: Transaction) -> dict[str, Any] | None: ...
+    def cost_reached_s(self, evse: Evse, transaction: Transaction, max_cost: float) -> float: ...
     def charging_profile_refusal(self, profile: Mapping[str, Any]) -> Answer | None: ...
     async def stop_authority(self, transaction: Transaction, id_token: IdToken) -> str | None: ...
 
@@ -417,7 +419,8 @@ class Block(Generic[S]):
     makes the block's per-station state the first time `StationCore.block_state(block)` asks.
     The hooks (`register`, `online`, `authorize`, `local_id_token_info`,
     `cached_id_token_info`, `admit`, `use_reservation`, `charging_limit`,
-    `charging_profile_refusal`, `stop_authority`, `network_profile`, `transaction_cost`) may
+    `charging_profile_refusal`, `stop_authority`, `network_profile`, `transaction_cost`,
+    `cost_details`, `cost_reached_s`) may
     each be provided by one block only; `shape_limit` by any number of blocks.
     """
 
@@ -468,6 +471,12 @@ class Block(Generic[S]):
     #: The running cost of a transaction now, in the tariff's currency (block I); None when
     #: no tariff applies to it.
     transaction_cost: Callable[[StationCore, Evse, Transaction], float | None] | None = None
+    #: The costDetails of a TransactionEvent of a transaction (OCPP 2.1, block I): its
+    #: running cost so far; None when no tariff applies to it.
+    cost_details: Callable[[StationCore, Evse, Transaction], dict[str, Any] | None] | None = None
+    #: The simulated second at which a transaction's running cost reaches a maxCost limit at
+    #: the present power and prices (E16, block I); inf when it never will or has no tariff.
+    cost_reached_s: Callable[[StationCore, Evse, Transaction, float], float] | None = None
     #: Applied after `charging_limit`, by every block that has one, in the registry's order:
     #: what the block's own state (DER controls, V2X signals) makes of the profiles' limit.
     #: Not a hook: several blocks may shape the limit.
@@ -489,5 +498,7 @@ class Block(Generic[S]):
             "stop_authority": self.stop_authority,
             "network_profile": self.network_profile,
             "transaction_cost": self.transaction_cost,
+            "cost_details": self.cost_details,
+            "cost_reached_s": self.cost_reached_s,
         }
         return {name: hook for name, hook in found.items() if hook is not None}

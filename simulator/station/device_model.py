@@ -331,8 +331,10 @@ class DeviceModel:
         )
         return value
 
-    def boolean(self, component: str, variable: str) -> bool:
-        value: bool = self._converted((component, None, None, None, variable, None), "bool")
+    def boolean(self, component: str, variable: str, variable_instance: str | None = None) -> bool:
+        value: bool = self._converted(
+            (component, None, None, None, variable, variable_instance), "bool"
+        )
         return value
 
     def members(self, component: str, variable: str) -> tuple[str, ...]:

@@ -39,11 +39,11 @@ after that waits EVConnectionTimeOut for its EV to come back, then ends with EVC
 no stop point saw the driver leave, and the EVSE must not stay taken for good.
 
 Limits (E16, OCPP 2.1): a transactionLimit the CSMS set (`transaction.limit`) is reached at an
-exact deadline of the visit task -- energy, time, or the SoC crossing within the EV's present
-charging segment.  Reaching one stops energy transfer (SuspendedEVSE, triggerReason
-EnergyLimitReached, TimeLimitReached or SoCLimitReached); with EnergyTransfer among the stop
-points it ends the transaction with the matching stoppedReason.  A raised limit lets energy
-flow again.
+exact deadline of the visit task -- energy, time, the SoC crossing within the EV's present
+charging segment, or the running cost (maxCost, under a tariff: block I says when).  Reaching
+one stops energy transfer (SuspendedEVSE, triggerReason EnergyLimitReached, TimeLimitReached,
+SoCLimitReached or CostLimitReached); with EnergyTransfer among the stop points it ends the
+transaction with the matching stoppedReason.  A raised limit lets energy flow again.
 
 Between events the task sleeps on one deadline -- the next of departure, meter value, a
 charging-curve breakpoint, a profile period boundary or a limit -- so a plugged-in EV costs
@@ -98,6 +98,8 @@ _EPS_S = 1e-6
 _EPS_WH = 1e-3
 #: A state of charge (0..1) this close to a maxSoC limit counts as reached.
 _EPS_SOC = 1e-9
+#: A running cost this close to a maxCost limit counts as reached (the same rounding).
+_EPS_COST = 1e-6
 #: What a transaction gets once its energy cap or a limit is reached: nothing, and no V2X.
 _NO_ENERGY = ActiveLimit(limit_w=0.0)
 #: Simulated seconds an ISO 15118 EV waits for the TxProfile the CSMS promised (answering its
@@ -442,7 +444,7 @@ def _apply_limits(
     transaction = evse.transaction
     reached = None
     if transaction is not None:
-        reached = _limit_reached(evse, session, transaction, now_s)
+        reached = _limit_reached(station, evse, session, transaction, now_s)
         cap_wh = transaction.energy_cap_wh
         if reached is not None or (
             cap_wh is not None and evse.register_wh(now_s) >= cap_wh - _EPS_WH
@@ -465,14 +467,14 @@ def _apply_limits(
     if evse.power_watch is not None:
         evse.power_may_have_changed()
     if transaction is not None and limit is not _NO_ENERGY:
-        deadline_s = _limit_deadline_s(evse, session, transaction, now_s)
+        deadline_s = _limit_deadline_s(station, evse, session, transaction, now_s)
         if deadline_s < limit.next_change_s:
             limit = replace(limit, next_change_s=deadline_s)
     return limit, reached
 
 
 def _limit_reached(
-    evse: Evse, session: EvSession, transaction: Transaction, now_s: float
+    station: StationCore, evse: Evse, session: EvSession, transaction: Transaction, now_s: float
 ) -> str | None:
     """The triggerReason of the first transactionLimit (E16) the transaction has reached."""
     limits = transaction.limit
@@ -490,11 +492,16 @@ def _limit_reached(
     max_soc_percent = limits.get("maxSoC")
     if max_soc_percent is not None and session.soc_at(now_s) >= max_soc_percent / 100 - _EPS_SOC:
         return "SoCLimitReached"
+    max_cost = limits.get("maxCost")
+    if max_cost is not None:
+        cost = station.transaction_cost(evse, transaction)
+        if cost is not None and cost >= max_cost - _EPS_COST:
+            return "CostLimitReached"
     return None
 
 
 def _limit_deadline_s(
-    evse: Evse, session: EvSession, transaction: Transaction, now_s: float
+    station: StationCore, evse: Evse, session: EvSession, transaction: Transaction, now_s: float
 ) -> float:
     """When, at the present power, the transaction reaches its energy cap (E05) or one of its
     limits (E16): energy and SoC grow linearly until the session's next change, where the
@@ -506,6 +513,9 @@ def _limit_deadline_s(
     max_time_s = limits.get("maxTime")
     if max_time_s is not None:
         deadline_s = transaction.started_s + max_time_s
+    max_cost = limits.get("maxCost")
+    if max_cost is not None:
+        deadline_s = min(deadline_s, station.cost_reached_s(evse, transaction, max_cost))
     power_w = session.power_w
     if power_w <= 0:
         return deadline_s

@@ -19,6 +19,7 @@ them.  Blocks see the station only through `core.StationCore`.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -600,6 +601,22 @@ class Station:
         if cost is None:
             return None
         found: float | None = cost(self, evse, transaction)
+        return found
+
+    def cost_details(self, evse: Evse, transaction: Transaction) -> dict[str, Any] | None:
+        """The costDetails of `transaction` now (block I), or None without a tariff."""
+        details = self._spec.registry.hooks.get("cost_details")
+        if details is None:
+            return None
+        found: dict[str, Any] | None = details(self, evse, transaction)
+        return found
+
+    def cost_reached_s(self, evse: Evse, transaction: Transaction, max_cost: float) -> float:
+        """When `transaction`'s running cost reaches `max_cost` (block I); inf without one."""
+        reached = self._spec.registry.hooks.get("cost_reached_s")
+        if reached is None:
+            return math.inf
+        found: float = reached(self, evse, transaction, max_cost)
         return found
 
     def charging_profile_refusal(self, profile: Mapping[str, Any]) -> Answer | None:

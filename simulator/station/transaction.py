@@ -66,15 +66,17 @@ __all__ = [
 ]
 
 #: The fields of a TransactionLimitType (E16) the station enforces, each reached at an exact
-#: deadline of the EVSE's visit task.  maxCost is not among them: the station computes no
-#: running cost (no local tariff), so it neither records nor confirms a cost limit (the CSMS
-#: learns which limits hold from the LimitSet event that echoes them).
-SUPPORTED_LIMITS = ("maxEnergy", "maxTime", "maxSoC")
-#: The stoppedReason of a transaction ended by reaching a limit, by its triggerReason.
+#: deadline of the EVSE's visit task.  maxCost counts only for a transaction with a running
+#: cost (a tariff, block I); without one the station neither records nor confirms it (the
+#: CSMS learns which limits hold from the LimitSet event that echoes them).
+SUPPORTED_LIMITS = ("maxEnergy", "maxTime", "maxSoC", "maxCost")
+#: The stoppedReason of a transaction ended by reaching a limit, by its triggerReason.  A cost
+#: limit is a credit limit the station enforces itself: LocalOutOfCredit.
 LIMIT_STOPPED_REASONS = {
     "EnergyLimitReached": "EnergyLimitReached",
     "TimeLimitReached": "TimeLimitReached",
     "SoCLimitReached": "SOCLimitReached",
+    "CostLimitReached": "LocalOutOfCredit",
 }
 
 
@@ -163,6 +165,13 @@ def _event(
             values.append(sample)
     if values:
         payload["meterValue"] = values
+    if event_type != "Started" and station.config.ocpp_version == "2.1":
+        # The running cost (I12), and in the Ended event the final one, of a transaction
+        # under a tariff; a station without tariffs pays one hook call per event.
+        details = station.cost_details(evse, transaction)
+        if details is not None:
+            payload["costDetails"] = details
+            info["tariffId"] = details["chargingPeriods"][-1]["tariffId"]
     return payload
 
 
@@ -414,8 +423,11 @@ async def _limit_set(
     merged = dict(transaction.limit or {})
     for name in SUPPORTED_LIMITS:
         value = limit.get(name)
-        if value is not None:
-            merged[name] = value
+        if value is None:
+            continue
+        if name == "maxCost" and station.transaction_cost(evse, transaction) is None:
+            continue  # no tariff, no running cost to hold against it
+        merged[name] = value
     if merged == (transaction.limit or {}):
         return
     transaction.limit = merged

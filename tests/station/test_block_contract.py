@@ -123,6 +123,26 @@ async def own_vendor(station: Station, csms: Csms) -> dict[str, Any]:
     return {"vendorId": station.config.vendor}
 
 
+TARIFF = {"tariffId": "flat", "currency": "EUR", "energy": {"prices": [{"priceKwh": 0.40}]}}
+
+
+def after_tariff(payload: dict[str, Any]) -> Prepare:
+    async def prepare(station: Station, csms: Csms) -> dict[str, Any]:
+        await csms.call(STATION_ID, "SetDefaultTariff", {"evseId": 0, "tariff": TARIFF})
+        return payload
+
+    return prepare
+
+
+async def tariff_change(station: Station, csms: Csms) -> dict[str, Any]:
+    tariff = {**TARIFF, "tariffId": "driver"}
+    return {"transactionId": await running_transaction(csms), "tariff": tariff}
+
+
+async def cost_update(station: Station, csms: Csms) -> dict[str, Any]:
+    return {"transactionId": await running_transaction(csms), "totalCost": 1.25}
+
+
 HEARTBEAT = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
 
 
@@ -231,6 +251,11 @@ async def network_profile(station: Station, csms: Csms) -> dict[str, Any]:
 
 
 ACTION_CASES: dict[str, Case] = {
+    "SetDefaultTariff": Case(request({"evseId": 0, "tariff": TARIFF})),
+    "GetTariffs": Case(after_tariff({"evseId": 1})),
+    "ClearTariffs": Case(after_tariff({"tariffIds": ["flat"]})),
+    "ChangeTransactionTariff": Case(tariff_change),
+    "CostUpdated": Case(cost_update),
     "GetVariables": Case(request({"getVariableData": [HEARTBEAT]})),
     "SetVariables": Case(request({"setVariableData": [{**HEARTBEAT, "attributeValue": "60"}]})),
     "GetBaseReport": Case(request({"requestId": 1, "reportBase": "FullInventory"})),

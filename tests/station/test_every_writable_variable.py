@@ -118,6 +118,9 @@ CASES: dict[tuple[str, str], str] = {
     "test_immediate_and_resume_is_rejected_when_it_cannot_resume",
     ("TxCtrlr", "AllowEnergyTransferResumption"): "test_reset_resume::"
     "test_without_energy_transfer_resumption_the_transaction_resumes_suspended",
+    ("TariffCostCtrlr", "Enabled"): "test_tariff::test_the_tariff_cost_controller_variables_act",
+    ("TariffCostCtrlr", "Currency"): "test_tariff::test_the_tariff_cost_controller_variables_act",
+    ("TariffCostCtrlr", "Interval"): "test_tariff::test_the_tariff_cost_controller_variables_act",
     ("ClockCtrlr", "TimeSource"): "test_reports_and_network::"
     "test_time_source_heartbeat_sets_the_station_clock_from_the_csms",
 }
@@ -196,7 +199,7 @@ def as_read(model: DeviceModel, spec: VariableSpec) -> Any:
     if spec.data_type == "integer":
         return model.integer(spec.component, spec.variable, instance)
     if spec.data_type == "boolean":
-        return model.boolean(spec.component, spec.variable)
+        return model.boolean(spec.component, spec.variable, instance)
     if spec.data_type in ("MemberList", "SequenceList"):
         return model.members(spec.component, spec.variable)
     return model.get(spec.component, spec.variable, variable_instance=instance)

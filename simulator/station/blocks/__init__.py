@@ -24,6 +24,7 @@ from . import (
     reservation,
     security,
     smart_charging,
+    tariff,
     transactions,
     v2x,
 )
@@ -34,6 +35,7 @@ BLOCKS = (
     charging_priority.BLOCK,  # K (chargingPriority)
     v2x.BLOCK,  # Q
     transactions.BLOCK,  # E, J
+    tariff.BLOCK,  # I
     authorization.BLOCK,  # C
     local_auth_list.BLOCK,  # D
     remote_control.BLOCK,  # F

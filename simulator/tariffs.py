@@ -1,0 +1,578 @@
+"""Tariff arithmetic of OCPP 2.1 (block I): what a transaction costs under a TariffType.
+
+Both sides use it: a station's tariff block keeps a `CostMeter` per transaction that has a
+tariff and reports its running and final cost as costDetails; the embedded CSMS prices the
+chargingPeriods of that report again with `price` and the tariff it sent, and counts a
+disagreement.  Pure functions of the tariff and the usage: no trio, no station, no clock.
+
+A transaction's usage is cut into periods; a period starts wherever the price in force may
+change (a time-of-day or date boundary of a condition, an energy step, a duration threshold, a
+new tariff, charging starting or stopping) and holds the energy (Wh), the time energy flowed
+and the idle time (s) of its span.  `price` evaluates each price list (energy, chargingTime,
+idleTime) at the period's start -- the time of day and day of week in UTC, the usage before it
+and its average charging power -- and takes the first price element whose conditions all hold;
+the fixed fee is chosen at the start of the transaction.  Times of day and dates are read in
+UTC: the simulated stations keep their clocks and tariffs in UTC.
+
+Money: each component (fixed, energy, chargingTime, idleTime) is priced unrounded, then its
+exclTax and inclTax are rounded half-up to cents; totals are the sums of the rounded
+components, so the report adds up.  Taxes stack as the schema says: stack 0 is charged on the
+net price, stack 1 on the price with stack 0's tax, and so on.  A tariff's minCost/maxCost
+bound the total excluding tax (typeOfCost MinCost/MaxCost).  The limit arithmetic (E16 maxCost)
+uses the unrounded total including tax.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+__all__ = [
+    "COMPONENTS",
+    "CostMeter",
+    "Period",
+    "Usage",
+    "conditions_hold",
+    "fixed_conditions_hold",
+    "next_boundary_s",
+    "periods_from_cost_details",
+    "price",
+    "tariff_refusal",
+]
+
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+#: The TariffType fields with time or energy prices, and the TotalCostType field of each.
+COMPONENTS = (("energy", "energy"), ("chargingTime", "chargingTime"), ("idleTime", "idleTime"))
+#: Conditions this arithmetic evaluates; a tariff with others (minCurrent, maxCurrent,
+#: paymentBrand, paymentRecognition) is refused ConditionNotSupported.
+SUPPORTED_CONDITIONS = frozenset(
+    {
+        "startTimeOfDay",
+        "endTimeOfDay",
+        "dayOfWeek",
+        "validFromDate",
+        "validToDate",
+        "evseKind",
+        "minEnergy",
+        "maxEnergy",
+        "minPower",
+        "maxPower",
+        "minTime",
+        "maxTime",
+        "minChargingTime",
+        "maxChargingTime",
+        "minIdleTime",
+        "maxIdleTime",
+        "customData",
+    }
+)
+_DAY_S = 86400.0
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a transaction used before some instant: its duration, energy, charging and idle
+    time."""
+
+    elapsed_s: float = 0.0
+    energy_wh: float = 0.0
+    charging_s: float = 0.0
+    idle_s: float = 0.0
+
+
+@dataclass(slots=True)
+class Period:
+    """A span of a transaction priced as one: from `start_s` (epoch seconds) to the next."""
+
+    start_s: float
+    tariff_id: str
+    energy_wh: float = 0.0
+    charging_s: float = 0.0
+    idle_s: float = 0.0
+
+    @property
+    def power_w(self) -> float:
+        """Average power while energy flowed (0 for an idle period)."""
+        return self.energy_wh * 3600.0 / self.charging_s if self.charging_s > 0 else 0.0
+
+
+def _minute_of_day(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _utc(epoch_s: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC)
+
+
+def _calendar_holds(conditions: Mapping[str, Any], at: dt.datetime) -> bool:
+    """Time of day, day of week and date window of `conditions` at `at` (UTC)."""
+    days = conditions.get("dayOfWeek")
+    if days is not None and DAYS[at.weekday()] not in days:
+        return False
+    day = at.date().isoformat()
+    valid_from = conditions.get("validFromDate")
+    if valid_from is not None and day < valid_from:
+        return False
+    valid_to = conditions.get("validToDate")
+    if valid_to is not None and day >= valid_to:
+        return False
+    start_text, end_text = conditions.get("startTimeOfDay"), conditions.get("endTimeOfDay")
+    if start_text is None and end_text is None:
+        return True
+    minute = at.hour * 60 + at.minute + at.second / 60.0
+    start = 0 if start_text is None else _minute_of_day(start_text)
+    end = 24 * 60 if end_text is None or end_text == "00:00" else _minute_of_day(end_text)
+    if start <= end:
+        return start <= minute < end
+    return minute >= start or minute < end  # wraps past midnight
+
+
+def conditions_hold(
+    conditions: Mapping[str, Any] | None,
+    at_s: float,
+    usage: Usage,
+    power_w: float,
+    evse_kind: str,
+) -> bool:
+    """Whether all of a TariffConditionsType's restrictions hold at epoch second `at_s`, after
+    `usage`, at `power_w`, on an EVSE of `evse_kind` (AC, DC).  min is inclusive, max
+    exclusive."""
+    if not conditions:
+        return True
+    kind = conditions.get("evseKind")
+    if kind is not None and kind != evse_kind:
+        return False
+    for name, value in (
+        ("Energy", usage.energy_wh),
+        ("Power", power_w),
+        ("Time", usage.elapsed_s),
+        ("ChargingTime", usage.charging_s),
+        ("IdleTime", usage.idle_s),
+    ):
+        low = conditions.get("min" + name)
+        if low is not None and value < low:
+            return False
+        high = conditions.get("max" + name)
+        if high is not None and value >= high:
+            return False
+    return _calendar_holds(conditions, _utc(at_s))
+
+
+def fixed_conditions_hold(
+    conditions: Mapping[str, Any] | None, at_s: float, evse_kind: str
+) -> bool:
+    """Whether a TariffConditionsFixedType holds at the start of a transaction (epoch `at_s`).
+    A payment brand or recognition never matches: the stations take no ad-hoc payment here."""
+    if not conditions:
+        return True
+    if "paymentBrand" in conditions or "paymentRecognition" in conditions:
+        return False
+    kind = conditions.get("evseKind")
+    if kind is not None and kind != evse_kind:
+        return False
+    return _calendar_holds(conditions, _utc(at_s))
+
+
+def _pick(
+    tariff: Mapping[str, Any],
+    component: str,
+    at_s: float,
+    usage: Usage,
+    power_w: float,
+    evse_kind: str,
+) -> Mapping[str, Any] | None:
+    """The first price element of `component` whose conditions hold, or None."""
+    part = tariff.get(component)
+    if part is None:
+        return None
+    for element in part["prices"]:
+        if conditions_hold(element.get("conditions"), at_s, usage, power_w, evse_kind):
+            found: Mapping[str, Any] = element
+            return found
+    return None
+
+
+def price_key(
+    tariff: Mapping[str, Any], at_s: float, usage: Usage, power_w: float, evse_kind: str
+) -> tuple[int, int, int]:
+    """Which element of each price list applies (-1: none): periods with the same key are
+    priced alike and may be one period."""
+    key = []
+    for component, _ in COMPONENTS:
+        part = tariff.get(component)
+        index = -1
+        if part is not None:
+            for number, element in enumerate(part["prices"]):
+                if conditions_hold(element.get("conditions"), at_s, usage, power_w, evse_kind):
+                    index = number
+                    break
+        key.append(index)
+    return (key[0], key[1], key[2])
+
+
+def _taxed(net: float, tax_rates: Sequence[Mapping[str, Any]] | None) -> float:
+    """`net` with its stacked taxes."""
+    if not tax_rates:
+        return net
+    amount = net
+    for stack in sorted({int(rate.get("stack", 0)) for rate in tax_rates}):
+        percent = sum(
+            float(rate["tax"]) for rate in tax_rates if int(rate.get("stack", 0)) == stack
+        )
+        amount += amount * percent / 100.0
+    return amount
+
+
+def _cents(value: float) -> float:
+    return float(Decimal(repr(value)).quantize(_CENT, rounding=ROUND_HALF_UP))
+
+
+def _unrounded(
+    tariffs: Mapping[str, Mapping[str, Any]], periods: Sequence[Period], evse_kind: str
+) -> tuple[dict[str, tuple[float, float]], Mapping[str, Any]]:
+    """Per TotalCostType component, (exclTax, inclTax) unrounded; and the last tariff."""
+    parts: dict[str, list[float]] = {}
+    first = periods[0]
+    tariff = tariffs[first.tariff_id]
+    fixed = tariff.get("fixedFee")
+    if fixed is not None:
+        for element in fixed["prices"]:
+            if fixed_conditions_hold(element.get("conditions"), first.start_s, evse_kind):
+                net = float(element["priceFixed"])
+                parts["fixed"] = [net, _taxed(net, fixed.get("taxRates"))]
+                break
+    energy_wh = charging_s = idle_s = 0.0
+    for period in periods:
+        tariff = tariffs[period.tariff_id]
+        usage = Usage(period.start_s - first.start_s, energy_wh, charging_s, idle_s)
+        power_w = period.power_w
+        for component, total_field in COMPONENTS:
+            element = _pick(tariff, component, period.start_s, usage, power_w, evse_kind)
+            if element is None:
+                continue
+            if component == "energy":
+                net = period.energy_wh / 1000.0 * float(element["priceKwh"])
+            elif component == "chargingTime":
+                net = period.charging_s / 60.0 * float(element["priceMinute"])
+            else:
+                net = period.idle_s / 60.0 * float(element["priceMinute"])
+            summed = parts.setdefault(total_field, [0.0, 0.0])
+            summed[0] += net
+            summed[1] += _taxed(net, tariff[component].get("taxRates"))
+        energy_wh += period.energy_wh
+        charging_s += period.charging_s
+        idle_s += period.idle_s
+    return {name: (value[0], value[1]) for name, value in parts.items()}, tariff
+
+
+def price(
+    tariffs: Mapping[str, Mapping[str, Any]], periods: Sequence[Period], evse_kind: str = "AC"
+) -> dict[str, Any]:
+    """The TotalCostType of `periods`, each priced by the tariff it names in `tariffs`; the
+    fixed fee is the first period's tariff's, minCost/maxCost the last one's."""
+    if not periods:
+        raise ValueError("a cost needs at least one period")
+    parts, last = _unrounded(tariffs, periods, evse_kind)
+    total: dict[str, Any] = {"currency": last["currency"], "typeOfCost": "NormalCost"}
+    excl = incl = 0.0
+    for name, (net, gross) in parts.items():
+        rounded_net, rounded_gross = _cents(net), _cents(gross)
+        total[name] = {"exclTax": rounded_net, "inclTax": rounded_gross}
+        excl += rounded_net
+        incl += rounded_gross
+    excl, incl = _cents(excl), _cents(incl)
+    for bound, kind, beyond in (("minCost", "MinCost", -1), ("maxCost", "MaxCost", 1)):
+        limit = last.get(bound)
+        if limit is not None and "exclTax" in limit:
+            bound_excl = float(limit["exclTax"])
+            if (excl - bound_excl) * beyond > 0:
+                ratio = incl / excl if excl else 1.0
+                excl = bound_excl
+                incl = float(limit.get("inclTax", _cents(bound_excl * ratio)))
+                total["typeOfCost"] = kind
+    total["total"] = {"exclTax": excl, "inclTax": incl}
+    return total
+
+
+def _raw_total(
+    tariffs: Mapping[str, Mapping[str, Any]], periods: Sequence[Period], evse_kind: str
+) -> float:
+    """The unrounded total including tax, within minCost/maxCost."""
+    parts, last = _unrounded(tariffs, periods, evse_kind)
+    incl = sum(gross for _, gross in parts.values())
+    excl = sum(net for net, _ in parts.values())
+    for bound, beyond in (("minCost", -1), ("maxCost", 1)):
+        limit = last.get(bound)
+        if (
+            limit is not None
+            and "exclTax" in limit
+            and (excl - float(limit["exclTax"])) * beyond > 0
+        ):
+            incl = float(limit.get("inclTax", limit["exclTax"]))
+    return incl
+
+
+def _conditions_of(tariff: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    found = []
+    for component, _ in COMPONENTS:
+        part = tariff.get(component)
+        if part is not None:
+            found += [e["conditions"] for e in part["prices"] if e.get("conditions")]
+    return found
+
+
+def energy_steps_wh(tariff: Mapping[str, Any]) -> list[float]:
+    """The energies (Wh from the start) at which an energy condition of `tariff` flips."""
+    steps = {
+        float(value)
+        for conditions in _conditions_of(tariff)
+        for name in ("minEnergy", "maxEnergy")
+        if (value := conditions.get(name)) is not None
+    }
+    return sorted(steps)
+
+
+def _next_minute_of_day_s(after_s: float, minute: int) -> float:
+    at = _utc(after_s)
+    midnight = dt.datetime(at.year, at.month, at.day, tzinfo=dt.UTC).timestamp()
+    candidate = midnight + minute * 60.0
+    return candidate if candidate > after_s else candidate + _DAY_S
+
+
+def next_boundary_s(
+    tariff: Mapping[str, Any], after_s: float, started_s: float, usage: Usage, charging: bool
+) -> float:
+    """The first epoch second after `after_s` at which a time-bound condition of `tariff` may
+    flip: a time of day, midnight (day of week, dates), a duration threshold (reached at the
+    present charging or idle state); inf when none.  Energy and power are not time-bound."""
+    found = math.inf
+    for conditions in _conditions_of(tariff):
+        for name in ("startTimeOfDay", "endTimeOfDay"):
+            text = conditions.get(name)
+            if text is not None:
+                found = min(found, _next_minute_of_day_s(after_s, _minute_of_day(text)))
+        if any(k in conditions for k in ("dayOfWeek", "validFromDate", "validToDate")):
+            found = min(found, _next_minute_of_day_s(after_s, 0))
+        for name, used_s, runs in (
+            ("Time", after_s - started_s, True),
+            ("ChargingTime", usage.charging_s, charging),
+            ("IdleTime", usage.idle_s, not charging),
+        ):
+            if not runs:
+                continue
+            for bound in ("min" + name, "max" + name):
+                threshold = conditions.get(bound)
+                if threshold is not None and threshold > used_s:
+                    found = min(found, after_s + (threshold - used_s))
+    return found
+
+
+def tariff_refusal(tariff: Mapping[str, Any], max_elements: int) -> tuple[str, str] | None:
+    """(status, why) when a station cannot take `tariff`: more price elements in a list than
+    `max_elements` (TooManyElements) or a condition it does not evaluate
+    (ConditionNotSupported); None when it can."""
+    for name in ("energy", "chargingTime", "idleTime", "fixedFee"):
+        part = tariff.get(name)
+        if part is not None and len(part["prices"]) > max_elements:
+            return (
+                "TooManyElements",
+                f"{name} has {len(part['prices'])} prices; at most {max_elements}",
+            )
+    for conditions in _conditions_of(tariff):
+        unknown = sorted(set(conditions) - SUPPORTED_CONDITIONS)
+        if unknown:
+            return "ConditionNotSupported", f"conditions {', '.join(unknown)} are not supported"
+    fixed = tariff.get("fixedFee")
+    for element in fixed["prices"] if fixed is not None else ():
+        conditions = element.get("conditions") or {}
+        for name in ("paymentBrand", "paymentRecognition"):
+            if name in conditions:
+                return "ConditionNotSupported", f"{name} is not supported: no ad-hoc payment"
+    return None
+
+
+def periods_from_cost_details(details: Mapping[str, Any], epoch_of: Any) -> list[Period]:
+    """The periods of a costDetails' chargingPeriods (dimensions Energy, ChargingTime,
+    IdleTIme); `epoch_of` turns a timestamp into epoch seconds."""
+    periods = []
+    for entry in details.get("chargingPeriods", ()):
+        volumes = {d["type"]: float(d["volume"]) for d in entry.get("dimensions", ())}
+        periods.append(
+            Period(
+                epoch_of(entry["startPeriod"]),
+                entry.get("tariffId", ""),
+                volumes.get("Energy", 0.0),
+                volumes.get("ChargingTime", 0.0),
+                volumes.get("IdleTIme", 0.0),
+            )
+        )
+    return periods
+
+
+@dataclass(slots=True)
+class CostMeter:
+    """The usage of one transaction under its tariff(s), advanced at events.
+
+    `advance` closes the span since the last call: energy flowed during it as `charging` said
+    at that call (the station advances whenever a TransactionEvent reports a new charging
+    state, so the flag holds over each span).  A span is split where an energy step of the
+    tariff falls inside it (time shared in proportion); consecutive spans priced alike are
+    one period.
+    """
+
+    tariff: Mapping[str, Any]
+    started_s: float
+    mark_wh: float
+    evse_kind: str = "AC"
+    charging: bool = False
+    mark_s: float = 0.0
+    tariffs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    periods: list[Period] = field(default_factory=list)
+    energy_wh: float = 0.0
+    charging_s: float = 0.0
+    idle_s: float = 0.0
+    _key: tuple[str, tuple[int, int, int]] | None = None
+
+    def __post_init__(self) -> None:
+        self.mark_s = self.started_s
+        self.tariffs[self.tariff["tariffId"]] = self.tariff
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(self.mark_s - self.started_s, self.energy_wh, self.charging_s, self.idle_s)
+
+    def advance(self, now_s: float, register_wh: float, charging: bool) -> None:
+        """Account for the span up to epoch `now_s` (meter at `register_wh`); energy flows from
+        now on when `charging`."""
+        span_s = now_s - self.mark_s
+        used_wh = max(0.0, register_wh - self.mark_wh)
+        if span_s > 0 or used_wh > 0 or not self.periods:
+            cuts = [
+                step - self.energy_wh
+                for step in energy_steps_wh(self.tariff)
+                if self.energy_wh < step < self.energy_wh + used_wh
+            ]
+            done_wh = 0.0
+            for cut_wh in [*cuts, used_wh]:
+                part_wh = cut_wh - done_wh
+                share = part_wh / used_wh if used_wh > 0 else 1.0
+                self._add(span_s * share, part_wh)
+                done_wh = cut_wh
+        self.mark_wh = register_wh
+        self.charging = charging
+
+    def _add(self, span_s: float, energy_wh: float) -> None:
+        start_s = self.mark_s
+        charging_s = span_s if self.charging else 0.0
+        power_w = energy_wh * 3600.0 / charging_s if charging_s > 0 else 0.0
+        tariff_id = self.tariff["tariffId"]
+        key = (tariff_id, price_key(self.tariff, start_s, self.usage, power_w, self.evse_kind))
+        if self._key is None and self.periods and self.periods[-1].tariff_id == tariff_id:
+            self._key = key  # the period a tariff change opened
+        if key != self._key or not self.periods:
+            self.periods.append(Period(start_s, tariff_id))
+            self._key = key
+        period = self.periods[-1]
+        period.energy_wh += energy_wh
+        period.charging_s += charging_s
+        period.idle_s += span_s - charging_s
+        self.energy_wh += energy_wh
+        self.charging_s += charging_s
+        self.idle_s += span_s - charging_s
+        self.mark_s = start_s + span_s
+
+    def change_tariff(self, tariff: Mapping[str, Any]) -> None:
+        """Price from the last `advance` on with `tariff` (ChangeTransactionTariff, I11)."""
+        self.tariff = tariff
+        self.tariffs[tariff["tariffId"]] = tariff
+        # The new tariff's first period starts now, even before it has any usage.
+        self.periods.append(Period(self.mark_s, tariff["tariffId"]))
+        self._key = None
+
+    def total_cost(self) -> dict[str, Any]:
+        """TotalCostType of the usage so far."""
+        return price(
+            self.tariffs,
+            self.periods or [Period(self.started_s, self.tariff["tariffId"])],
+            self.evse_kind,
+        )
+
+    def running_total(self) -> float:
+        """The total including tax so far, unrounded (for E16 maxCost)."""
+        periods = self.periods or [Period(self.started_s, self.tariff["tariffId"])]
+        return _raw_total(self.tariffs, periods, self.evse_kind)
+
+    def rate_per_s(self, power_w: float) -> float:
+        """What a second costs from now on, including tax, at `power_w` while energy flows."""
+        key = price_key(
+            self.tariff, self.mark_s, self.usage, power_w if self.charging else 0.0, self.evse_kind
+        )
+        rate = 0.0
+        for (component, _), index in zip(COMPONENTS, key, strict=True):
+            if index < 0:
+                continue
+            part = self.tariff[component]
+            element = part["prices"][index]
+            if component == "energy":
+                net = (
+                    max(0.0, power_w) / 3_600_000.0 * float(element["priceKwh"])
+                    if self.charging
+                    else 0.0
+                )
+            elif component == "chargingTime":
+                net = float(element["priceMinute"]) / 60.0 if self.charging else 0.0
+            else:
+                net = 0.0 if self.charging else float(element["priceMinute"]) / 60.0
+            rate += _taxed(net, part.get("taxRates"))
+        return rate
+
+    def next_change_s(self, power_w: float) -> float:
+        """When the price in force may change next: a time-bound boundary, or the next energy
+        step at `power_w`; inf when never."""
+        found = next_boundary_s(self.tariff, self.mark_s, self.started_s, self.usage, self.charging)
+        if self.charging and power_w > 0:
+            for step in energy_steps_wh(self.tariff):
+                if step > self.energy_wh:
+                    found = min(found, self.mark_s + (step - self.energy_wh) * 3600.0 / power_w)
+                    break
+        return found
+
+    def cost_details(self, timestamp_of: Any) -> dict[str, Any]:
+        """CostDetailsType of the usage so far; `timestamp_of` formats an epoch second."""
+        periods = [
+            Period(
+                p.start_s,
+                p.tariff_id,
+                round(p.energy_wh, 3),
+                round(p.charging_s, 3),
+                round(p.idle_s, 3),
+            )
+            for p in self.periods or [Period(self.started_s, self.tariff["tariffId"])]
+        ]
+        # Priced from the volumes as reported, so whoever prices the report again agrees.
+        return {
+            "chargingPeriods": [
+                {
+                    "startPeriod": timestamp_of(p.start_s),
+                    "tariffId": p.tariff_id,
+                    "dimensions": [
+                        {"type": "Energy", "volume": p.energy_wh},
+                        {"type": "ChargingTime", "volume": p.charging_s},
+                        {"type": "IdleTIme", "volume": p.idle_s},
+                    ],
+                }
+                for p in periods
+            ],
+            "totalCost": price(self.tariffs, periods, self.evse_kind),
+            "totalUsage": {
+                "energy": round(self.energy_wh, 3),
+                "chargingTime": round(self.mark_s - self.started_s),
+                "idleTime": round(self.idle_s),
+            },
+        }

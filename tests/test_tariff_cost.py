@@ -1,0 +1,162 @@
+"""The tariff arithmetic (OCPP 2.1 I) against costs worked out by hand.
+
+Every expected number here was computed on paper from the tariff in the test, never by the
+code under test.  2026-01-15 is a Thursday; times are UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from simulator.tariffs import CostMeter, Period, price, tariff_refusal
+
+
+def at(hhmm: str, day: str = "2026-01-15") -> float:
+    return dt.datetime.fromisoformat(f"{day}T{hhmm}:00+00:00").timestamp()
+
+
+#: 0.30/kWh from 12:00 to 13:00, 0.40/kWh otherwise, both plus 20 % VAT; 0.02 per minute
+#: charging, 0.10 per minute idle, a 1.00 start fee.
+DAY_NIGHT: dict[str, Any] = {
+    "tariffId": "day-night",
+    "currency": "EUR",
+    "energy": {
+        "prices": [
+            {"priceKwh": 0.30, "conditions": {"startTimeOfDay": "12:00", "endTimeOfDay": "13:00"}},
+            {"priceKwh": 0.40},
+        ],
+        "taxRates": [{"type": "VAT", "tax": 20}],
+    },
+    "chargingTime": {"prices": [{"priceMinute": 0.02}]},
+    "idleTime": {"prices": [{"priceMinute": 0.10}]},
+    "fixedFee": {"prices": [{"priceFixed": 1.00}]},
+}
+
+
+def test_a_session_across_a_time_of_day_boundary_costs_what_the_tariff_says() -> None:
+    # 11 kW from 12:30 to 13:30 (5.5 kWh before 13:00, 5.5 kWh after), then 15 minutes idle.
+    meter = CostMeter(DAY_NIGHT, at("12:30"), 0.0, charging=True)
+    assert meter.next_change_s(11000.0) == at("13:00")  # the boundary is known ahead
+    meter.advance(at("13:00"), 5500.0, True)
+    meter.advance(at("13:30"), 11000.0, False)
+    meter.advance(at("13:45"), 11000.0, False)
+    cost = meter.total_cost()
+    # energy 5.5 x 0.30 + 5.5 x 0.40 = 3.85, with VAT 4.62; 60 min x 0.02 = 1.20;
+    # 15 min x 0.10 = 1.50; fixed 1.00.  Total 7.55 without tax, 8.32 with.
+    assert cost["fixed"] == {"exclTax": 1.00, "inclTax": 1.00}
+    assert cost["energy"] == {"exclTax": 3.85, "inclTax": 4.62}
+    assert cost["chargingTime"] == {"exclTax": 1.20, "inclTax": 1.20}
+    assert cost["idleTime"] == {"exclTax": 1.50, "inclTax": 1.50}
+    assert cost["total"] == {"exclTax": 7.55, "inclTax": 8.32}
+    assert cost["typeOfCost"] == "NormalCost"
+    assert [p.start_s for p in meter.periods] == [at("12:30"), at("13:00")]
+
+
+def test_the_running_cost_halfway_is_the_part_used_so_far() -> None:
+    meter = CostMeter(DAY_NIGHT, at("12:30"), 0.0, charging=True)
+    meter.advance(at("12:45"), 2750.0, True)
+    # 2.75 kWh x 0.30 = 0.825 (x 1.2 = 0.99); 15 min x 0.02 = 0.30; fixed 1.00.
+    assert meter.total_cost()["total"] == {"exclTax": 2.13, "inclTax": 2.29}
+    assert meter.running_total() == pytest.approx(0.99 + 0.30 + 1.00)
+
+
+def test_the_price_of_a_day_of_the_week_holds_on_that_day_only() -> None:
+    weekend = {
+        "tariffId": "weekend",
+        "currency": "EUR",
+        "energy": {
+            "prices": [
+                {"priceKwh": 0.20, "conditions": {"dayOfWeek": ["Saturday", "Sunday"]}},
+                {"priceKwh": 0.50},
+            ]
+        },
+    }
+    thursday = price({"weekend": weekend}, [Period(at("10:00"), "weekend", 10000.0, 3600.0)])
+    saturday = price(
+        {"weekend": weekend}, [Period(at("10:00", "2026-01-17"), "weekend", 10000.0, 3600.0)]
+    )
+    assert thursday["total"]["exclTax"] == 5.00  # 10 kWh x 0.50
+    assert saturday["total"]["exclTax"] == 2.00  # 10 kWh x 0.20
+
+
+def test_an_energy_step_inside_a_span_splits_it_at_that_energy() -> None:
+    stepped = {
+        "tariffId": "stepped",
+        "currency": "EUR",
+        "energy": {
+            "prices": [
+                {"priceKwh": 0.30, "conditions": {"maxEnergy": 10000}},
+                {"priceKwh": 0.50, "conditions": {"minEnergy": 10000}},
+            ]
+        },
+    }
+    meter = CostMeter(stepped, at("09:00"), 0.0, charging=True)
+    meter.advance(at("11:00"), 16000.0, True)  # one span across the 10 kWh step
+    # 10 kWh x 0.30 + 6 kWh x 0.50 = 3.00 + 3.00
+    assert meter.total_cost()["total"]["exclTax"] == 6.00
+    assert [round(p.energy_wh) for p in meter.periods] == [10000, 6000]
+
+
+def test_a_price_for_high_power_applies_only_at_that_power() -> None:
+    fast = {
+        "tariffId": "fast",
+        "currency": "EUR",
+        "energy": {
+            "prices": [
+                {"priceKwh": 0.30, "conditions": {"maxPower": 11000}},
+                {"priceKwh": 0.60},
+            ]
+        },
+    }
+    slow = price({"fast": fast}, [Period(at("10:00"), "fast", 7400.0, 3600.0)])  # 7.4 kW
+    quick = price({"fast": fast}, [Period(at("10:00"), "fast", 22000.0, 3600.0)])  # 22 kW
+    assert slow["total"]["exclTax"] == 2.22  # 7.4 x 0.30
+    assert quick["total"]["exclTax"] == 13.20  # 22 x 0.60
+
+
+def test_stacked_taxes_and_a_minimum_cost() -> None:
+    taxed = {
+        "tariffId": "taxed",
+        "currency": "EUR",
+        "energy": {
+            "prices": [{"priceKwh": 1.00}],
+            "taxRates": [{"type": "State", "tax": 10}, {"type": "City", "tax": 10, "stack": 1}],
+        },
+        "minCost": {"exclTax": 5.00, "inclTax": 6.05},
+    }
+    big = price({"taxed": taxed}, [Period(at("10:00"), "taxed", 10000.0, 3600.0)])
+    # 10.00, +10 % = 11.00, +10 % on that = 12.10
+    assert big["total"] == {"exclTax": 10.00, "inclTax": 12.10}
+    small = price({"taxed": taxed}, [Period(at("10:00"), "taxed", 1000.0, 600.0)])
+    assert small["total"] == {"exclTax": 5.00, "inclTax": 6.05}
+    assert small["typeOfCost"] == "MinCost"
+
+
+def test_a_changed_tariff_prices_what_follows() -> None:
+    meter = CostMeter(DAY_NIGHT, at("14:00"), 0.0, charging=True)
+    meter.advance(at("14:30"), 5000.0, True)
+    cheaper = {"tariffId": "driver", "currency": "EUR", "energy": {"prices": [{"priceKwh": 0.10}]}}
+    meter.change_tariff(cheaper)
+    meter.advance(at("15:00"), 10000.0, True)
+    # fixed 1.00; 5 kWh x 0.40 = 2.00 (2.40 with VAT); 30 min x 0.02 = 0.60; 5 kWh x 0.10 = 0.50
+    assert meter.total_cost()["total"] == {"exclTax": 4.10, "inclTax": 4.50}
+
+
+def test_what_a_station_cannot_evaluate_is_refused() -> None:
+    current = {
+        "tariffId": "amps",
+        "currency": "EUR",
+        "energy": {"prices": [{"priceKwh": 0.3, "conditions": {"minCurrent": 16}}]},
+    }
+    assert tariff_refusal(current, 10) is not None
+    assert tariff_refusal(current, 10)[0] == "ConditionNotSupported"  # type: ignore[index]
+    many = {
+        "tariffId": "many",
+        "currency": "EUR",
+        "energy": {"prices": [{"priceKwh": 0.3}] * 3},
+    }
+    assert tariff_refusal(many, 2) == ("TooManyElements", "energy has 3 prices; at most 2")
+    assert tariff_refusal(DAY_NIGHT, 10) is None
