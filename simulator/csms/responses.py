@@ -20,7 +20,10 @@ code can run every use case to its end:
     GetCertificateChainStatus   Good for every certificate asked about, next update in a day
     NotifyEVChargingNeeds       NoChargingProfile (2.1) / Rejected (2.0.1): this CSMS computes
                                 no schedules, and says so rather than promise one (K15-K17)
-    NotifyEVChargingSchedule, OpenPeriodicEventStream, VatNumberValidation   Accepted
+    NotifyEVChargingSchedule, OpenPeriodicEventStream   Accepted
+    VatNumberValidation         Accepted, with the company registered under it, for a number
+                                that looks like an EU VAT number (two letters, then 2-13
+                                letters and digits); else Rejected, with a reasonCode (C18)
     PullDynamicScheduleUpdate   Accepted with no scheduleUpdate: keep the current values
     everything else             an empty payload, all their response schemas require
 
@@ -32,6 +35,7 @@ NotifyPeriodicEventStream is a SEND and gets no answer at all.
 from __future__ import annotations
 
 import base64
+import re
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -254,8 +258,29 @@ def _notify_ev_charging_needs(
     return {"status": "NoChargingProfile"}
 
 
+#: What an EU VAT number looks like: the country's two letters, then 2 to 13 letters and digits.
+_VAT_NUMBER = re.compile(r"^[A-Z]{2}[0-9A-Z]{2,13}$")
+
+
 def _vat_number_validation(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
-    response: dict[str, Any] = {"vatNumber": payload["vatNumber"], "status": "Accepted"}
+    """This CSMS has no tax register: a number that looks valid belongs to a company it makes
+    up from the number, any other is refused."""
+    vat_number = str(payload["vatNumber"])
+    response: dict[str, Any] = {"vatNumber": vat_number}
+    if _VAT_NUMBER.fullmatch(vat_number.replace(" ", "").upper()):
+        response["status"] = "Accepted"
+        response["company"] = {
+            "name": f"Company {vat_number}"[:50],
+            "address1": "1 Main Street",
+            "city": "Amsterdam",
+            "country": "Netherlands",
+        }
+    else:
+        response["status"] = "Rejected"
+        response["statusInfo"] = {
+            "reasonCode": "InvalidValue",
+            "additionalInfo": "not a VAT number: two letters, then 2 to 13 letters and digits",
+        }
     if "evseId" in payload:
         response["evseId"] = payload["evseId"]
     return response

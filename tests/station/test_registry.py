@@ -124,4 +124,5 @@ def test_each_hook_of_the_station_has_a_provider() -> None:
         "stop_authority",
         "charging_profile_refusal",
         "network_profile",
+        "pay_ad_hoc",
     }

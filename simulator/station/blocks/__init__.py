@@ -19,6 +19,7 @@ from . import (
     firmware,
     local_auth_list,
     monitoring,
+    payment,
     provisioning,
     remote_control,
     reservation,
@@ -33,6 +34,7 @@ BLOCKS = (
     charging_priority.BLOCK,  # K (chargingPriority)
     transactions.BLOCK,  # E, J
     authorization.BLOCK,  # C
+    payment.BLOCK,  # C17-C25
     local_auth_list.BLOCK,  # D
     remote_control.BLOCK,  # F
     reservation.BLOCK,  # H
