@@ -194,6 +194,7 @@ ACTION_CASES: dict[str, Case] = {
         request({"remoteStartId": 11, "idToken": ID_TOKEN, "evseId": 1})
     ),
     "RequestStopTransaction": Case(stop_request),
+    "NotifyWebPaymentStarted": Case(request({"evseId": 1, "timeout": 120})),
     "SetChargingProfile": Case(request({"evseId": 1, "chargingProfile": TX_DEFAULT_PROFILE})),
     "ClearChargingProfile": Case(after_profile({"chargingProfileId": 13})),
     "GetChargingProfiles": Case(

@@ -35,7 +35,8 @@ tells the station with NotifyWebPaymentStarted that a web payment for an EVSE ha
 how many seconds it may take.  The station shows the EVSE as awaiting it
 (WebPaymentsCtrlr.Active of that EVSE reads true) until a transaction starts there -- the
 CSMS's RequestStartTransaction with the payment's DirectPayment IdToken -- or the timeout
-passes, after which it expects nothing more (counted `web_timeout`).  The request names an EVSE
+passes, after which it expects nothing more (counted `web_timeout`).  An EVSE with a
+transaction, or out of service, cannot take the web payer and shows nothing.  The request names an EVSE
 the station has, or it is answered with a CALLERROR; the response has no status to refuse with.
 
 OCPP 2.0.1 has none of this: a 2.0.1 station has no terminal, no PaymentCtrlr and never sends
@@ -301,6 +302,8 @@ def _notify_web_payment_started(station: StationCore, payload: Mapping[str, Any]
             f"the station has no EVSE {evse_id} for a web payment to start a transaction on",
         )
     timeout_s = max(0, int(payload["timeout"]))
+    if evse.transaction is not None or not evse.operative:
+        return Answer({})  # the EVSE cannot take the web payer: nothing to wait for
     state = station.block_state(BLOCK)
     ends_s = station.clock.sim_now() + timeout_s
     state.web[evse_id] = ends_s
