@@ -36,8 +36,9 @@ how many seconds it may take.  The station shows the EVSE as awaiting it
 (WebPaymentsCtrlr.Active of that EVSE reads true) until a transaction starts there -- the
 CSMS's RequestStartTransaction with the payment's DirectPayment IdToken -- or the timeout
 passes, after which it expects nothing more (counted `web_timeout`).  An EVSE with a
-transaction, or out of service, cannot take the web payer and shows nothing.  The request names an EVSE
-the station has, or it is answered with a CALLERROR; the response has no status to refuse with.
+transaction, or out of service, cannot take the web payer and shows nothing.  The request
+names an EVSE the station has, or it is answered with a CALLERROR; the response has no status
+to refuse with.
 
 OCPP 2.0.1 has none of this: a 2.0.1 station has no terminal, no PaymentCtrlr and never sends
 NotifySettlement or VatNumberValidation.  Left out: C19 (a card payment cancelled before a
