@@ -53,6 +53,7 @@ import math
 import zlib
 from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -339,7 +340,7 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
             "false",
             mutability="ReadOnly",
             evse_id=evse_id,
-            reader=lambda station, evse_id=evse_id: _boolean(web_payment_pending(station, evse_id)),
+            reader=partial(_web_payment_shown, evse_id=evse_id),
             supports_monitoring=False,
         )
     payment = config.payment
@@ -358,8 +359,9 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
     yield VariableSpec(terminal, "Available", "boolean", "true", mutability="ReadOnly")
 
 
-def _boolean(value: bool) -> str:
-    return "true" if value else "false"
+def _web_payment_shown(station: StationCore, evse_id: int) -> str:
+    """WebPaymentsCtrlr.Active of an EVSE, read live."""
+    return "true" if web_payment_pending(station, evse_id) else "false"
 
 
 BLOCK: Block[PaymentState] = Block(
