@@ -54,6 +54,7 @@ from .report.records import RunFrame, SiteFacts
 from .scenario import Scenario
 from .shard import Shard
 from .station import Connect, EvseConfig, FirmwareConfig, Station, StationConfig
+from .station.config import PaymentConfig
 from .stats import RunStats
 from .stop_signals import StopSignals, listening
 from .thresholds import Threshold, ThresholdResult, first_to_abort, format_figure
@@ -199,6 +200,24 @@ def station_config(scenario: Scenario) -> StationConfig:
         log_upload_s=stations.log_upload.duration_s,
         log_upload_failure_share=stations.log_upload.failure_share,
         priority_button_share=scenario.ev_fleet.priority_button_share,
+        payment=_payment_config(scenario),
+    )
+
+
+def _payment_config(scenario: Scenario) -> PaymentConfig | None:
+    """The stations' payment terminal and the drivers who pay at it, if they have one."""
+    terminal = scenario.stations.payment_terminal
+    if terminal is None:
+        return None
+    drivers = scenario.ev_fleet.payment
+    return PaymentConfig(
+        authorization_amount=terminal.authorization_amount,
+        decline_share=terminal.decline_share,
+        settlement_failure_share=terminal.settlement_failure_share,
+        card_share=drivers.card_share,
+        prepaid_share=drivers.prepaid_share,
+        prepaid_balance=drivers.prepaid_balance,
+        vat_number_share=drivers.vat_number_share,
     )
 
 

@@ -174,6 +174,7 @@ _WIRE_MAPS = (
     "stations_by_state",
     "transactions_ended_by_reason",
     "station_failures_by_error",
+    "payments_by_outcome",
 )
 
 
@@ -226,6 +227,10 @@ class RunStats:
         self.transaction_events_unsent = 0
         self.energy_delivered_wh = 0.0
         self.station_failures_by_error: dict[str, int] = {}
+        #: Ad hoc payments at the stations' payment terminals (C17-C22), by outcome: settled,
+        #: canceled, settlement_failed, declined, no_tariff (a card the terminal refused
+        #: because no tariff prices the session).
+        self.payments_by_outcome: dict[str, int] = {}
         self.stations_connected = 0
         self.stations_connected_peak = 0
         self.stations_booted = 0
@@ -319,6 +324,10 @@ class RunStats:
 
     def transaction_ended(self, stopped_reason: str) -> None:
         _bump(self.transactions_ended_by_reason, stopped_reason)
+
+    def payment(self, outcome: str) -> None:
+        """An ad hoc payment at a payment terminal came to `outcome` (C17-C22)."""
+        _bump(self.payments_by_outcome, outcome)
 
     def transaction_event_dropped(self) -> None:
         """A TransactionEvent the CSMS refused MessageAttempts times (E13)."""

@@ -162,6 +162,8 @@ stations:
   tx_start_points: [PowerPathClosed]
   connector_status_report: both
   log_upload: {duration_s: 45, failure_share: 0.1}
+  payment_terminal: {authorization_amount: 40, decline_share: 0.05,
+                     settlement_failure_share: 0.01}
   evses:
     - {max_power_w: 11000, phases: 1, connectors: [cType2, sType2], supply: null,
        bidirectional: false}
@@ -215,6 +217,7 @@ ev_fleet:
   id_token_types: {ISO14443: 3, eMAID: 1}
   stop_with_id_token_share: 0.5
   priority_button_share: 0.1
+  payment: {card_share: 0.2, prepaid_share: 0.3, prepaid_balance: 15, vat_number_share: 0.1}
   iso15118_share: 0.5
   min_soc: 0.25
   remote_start_plugin_delay_s: null

@@ -22,7 +22,10 @@ code can run every use case to its end:
                                 no schedules, and says so rather than promise one (K15-K17);
                                 Accepted for a bidirectional EV's needs when it steers them
                                 (`steers_bidirectional_evs`) and their EVSE has a transaction
-    NotifyEVChargingSchedule, OpenPeriodicEventStream, VatNumberValidation   Accepted
+    NotifyEVChargingSchedule, OpenPeriodicEventStream   Accepted
+    VatNumberValidation         Accepted, with the company registered under it, for a number
+                                that looks like an EU VAT number (two letters, then 2-13
+                                letters and digits); else Rejected, with a reasonCode (C18)
     PullDynamicScheduleUpdate   Accepted with the values this CSMS last set or sent for the
                                 Dynamic profile (K28); Rejected, InvalidProfile, for a profile
                                 it never set
@@ -36,6 +39,7 @@ NotifyPeriodicEventStream is a SEND and gets no answer at all.
 from __future__ import annotations
 
 import base64
+import re
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -299,8 +303,29 @@ def _notify_ev_charging_needs_steered(
     return _notify_ev_charging_needs(station, payload)
 
 
+#: What an EU VAT number looks like: the country's two letters, then 2 to 13 letters and digits.
+_VAT_NUMBER = re.compile(r"^[A-Z]{2}[0-9A-Z]{2,13}$")
+
+
 def _vat_number_validation(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
-    response: dict[str, Any] = {"vatNumber": payload["vatNumber"], "status": "Accepted"}
+    """This CSMS has no tax register: a number that looks valid belongs to a company it makes
+    up from the number, any other is refused."""
+    vat_number = str(payload["vatNumber"])
+    response: dict[str, Any] = {"vatNumber": vat_number}
+    if _VAT_NUMBER.fullmatch(vat_number.replace(" ", "").upper()):
+        response["status"] = "Accepted"
+        response["company"] = {
+            "name": f"Company {vat_number}"[:50],
+            "address1": "1 Main Street",
+            "city": "Amsterdam",
+            "country": "Netherlands",
+        }
+    else:
+        response["status"] = "Rejected"
+        response["statusInfo"] = {
+            "reasonCode": "InvalidValue",
+            "additionalInfo": "not a VAT number: two letters, then 2 to 13 letters and digits",
+        }
     if "evseId" in payload:
         response["evseId"] = payload["evseId"]
     return response

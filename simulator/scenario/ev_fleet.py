@@ -90,6 +90,43 @@ class IdTokenPool(BaseModel):
         return self.pattern.format(index=index)
 
 
+class DriverPaymentSettings(BaseModel):
+    """How drivers pay at stations with a payment terminal (`stations.payment_terminal`)."""
+
+    model_config = MODEL_CONFIG
+
+    card_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of drivers (0..1) who pay by card at the terminal instead of presenting "
+            "their IdToken: the transaction runs for a DirectPayment IdToken and is settled "
+            "with NotifySettlement (C18, C21)."
+        ),
+    )
+    prepaid_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of card payers (0..1) whose card is a prepaid card (C17).",
+    )
+    prepaid_balance: float = Field(
+        default=20.0,
+        gt=0,
+        description="What a prepaid card holds: the energy stops when the cost reaches it.",
+    )
+    vat_number_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of card payers (0..1) who want a company receipt: the station validates "
+            "their VAT number (VatNumberValidation) and the settlement carries it."
+        ),
+    )
+
+
 class EvFleetSettings(BaseModel):
     """The EVs that come: which models, how drivers identify, what they ask for."""
 
@@ -121,6 +158,10 @@ class EvFleetSettings(BaseModel):
     )
     id_tokens: IdTokenPool = Field(
         default=IdTokenPool(), description="The IdTokens drivers present."
+    )
+    payment: DriverPaymentSettings = Field(
+        default=DriverPaymentSettings(),
+        description="How drivers pay where stations have a payment terminal.",
     )
     id_token_types: dict[str, float] | None = Field(
         default=None,

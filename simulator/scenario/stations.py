@@ -146,6 +146,35 @@ class LogUploadSettings(BaseModel):
     )
 
 
+class PaymentTerminalSettings(BaseModel):
+    """The payment terminal of every station (OCPP 2.1, C17-C22): drivers may pay by card
+    (their share is `ev_fleet.payment`); a 2.0.1 station has no terminal and ignores it."""
+
+    model_config = MODEL_CONFIG
+
+    authorization_amount: float = Field(
+        default=50.0,
+        gt=0,
+        description=(
+            "PaymentCtrlr.AuthorizationAmount: the amount held on a credit or debit card, in "
+            "the tariff's currency; the transaction's maximum cost. A card is only taken where "
+            "a tariff prices the session."
+        ),
+    )
+    decline_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of card payments (0..1) the payment service provider declines.",
+    )
+    settlement_failure_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of settlements (0..1) that fail: NotifySettlement status Failed (C22).",
+    )
+
+
 class StationsSettings(BaseModel):
     """The stations of the fleet: how many, their ids, what they report and how they behave."""
 
@@ -243,6 +272,12 @@ class StationsSettings(BaseModel):
     log_upload: LogUploadSettings = Field(
         default=LogUploadSettings(),
         description="How long the stations' simulated log uploads take and how often they fail.",
+    )
+    payment_terminal: PaymentTerminalSettings | None = Field(
+        default=None,
+        description=(
+            "A payment terminal on every station (OCPP 2.1 ad hoc payment, C17-C22); null: none."
+        ),
     )
 
     @field_validator("id_pattern")

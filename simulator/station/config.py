@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..ocpp import OcppVersion
 
-__all__ = ["EvseConfig", "FirmwareConfig", "StationConfig"]
+__all__ = ["EvseConfig", "FirmwareConfig", "PaymentConfig", "StationConfig"]
 
 TX_POINTS = ("EVConnected", "Authorized", "PowerPathClosed")
 CONNECTOR_STATUS_REPORTS = ("status_notification", "notify_event", "both")
@@ -42,6 +42,27 @@ class FirmwareConfig:
     #: Whether the stations are Local Controllers, which publish firmware to the stations
     #: behind them (PublishFirmware, L03-L04).
     local_controller: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentConfig:
+    """The stations' payment terminal and the drivers who pay at it (C17-C22; the scenario's
+    `stations.payment_terminal` and `ev_fleet.payment`).  Every share is drawn per driver from
+    a hash of the driver's token and arrival time, so a run is reproducible."""
+
+    #: PaymentCtrlr.AuthorizationAmount: the amount a credit or debit card is held for.
+    authorization_amount: float = 50.0
+    #: Share (0..1) of card payments the payment service provider declines at the terminal.
+    decline_share: float = 0.0
+    #: Share (0..1) of settlements that fail (C22: NotifySettlement status Failed).
+    settlement_failure_share: float = 0.0
+    #: Share (0..1) of arriving drivers who pay by card at the terminal.
+    card_share: float = 0.0
+    #: Share (0..1) of those whose card is a prepaid card holding `prepaid_balance` (C17).
+    prepaid_share: float = 0.0
+    prepaid_balance: float = 20.0
+    #: Share (0..1) of card payers who ask for a company receipt with a VAT number.
+    vat_number_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,8 @@ class StationConfig:
     log_upload_failure_share: float = 0.0
     #: Share (0..1) of drivers who press the priority charging button (K22).
     priority_button_share: float = 0.0
+    #: The payment terminal every station has (OCPP 2.1), None for stations without one.
+    payment: PaymentConfig | None = None
 
     def __post_init__(self) -> None:
         unknown = [point for point in self.tx_start_points if point not in TX_POINTS]

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NO_LIMIT",
     "ActiveLimit",
+    "AdHocPayment",
     "AuthorizeAnswered",
     "Block",
     "Booted",
@@ -97,6 +98,16 @@ class ActiveLimit:
 
 
 NO_LIMIT = ActiveLimit()
+
+
+@dataclass(frozen=True, slots=True)
+class AdHocPayment:
+    """How a driver who pays at the station's payment terminal fared (C17-C18): the
+    DirectPayment IdToken (its idToken the payment's pspRef) the transaction runs for, and
+    whether it may charge; `id_token` None when the card was declined."""
+
+    id_token: IdToken | None
+    authorized: bool
 
 
 # -- station events -------------------------------------------------------------------------------
@@ -362,6 +373,7 @@ class StationCore(Protocol):
     def transaction_cost(self, evse: Evse, transaction: Transaction) -> float | None: ...
     def cost_details(self, evse: Evse, transaction: Transaction) -> dict[str, Any] | None: ...
     def cost_reached_s(self, evse: Evse, transaction: Transaction, max_cost: float) -> float: ...
+    async def pay_ad_hoc(self, evse: Evse, arrival: EvArrival) -> AdHocPayment | None: ...
     def charging_profile_refusal(self, profile: Mapping[str, Any]) -> Answer | None: ...
     async def stop_authority(self, transaction: Transaction, id_token: IdToken) -> str | None: ...
 
@@ -420,8 +432,8 @@ class Block(Generic[S]):
     The hooks (`register`, `online`, `authorize`, `local_id_token_info`,
     `cached_id_token_info`, `admit`, `use_reservation`, `charging_limit`,
     `charging_profile_refusal`, `stop_authority`, `network_profile`, `transaction_cost`,
-    `cost_details`, `cost_reached_s`) may
-    each be provided by one block only; `shape_limit` by any number of blocks.
+    `cost_details`, `cost_reached_s`, `pay_ad_hoc`) may each be provided by one block only;
+    `shape_limit` by any number of blocks.
     """
 
     letter: str
@@ -477,6 +489,12 @@ class Block(Generic[S]):
     #: The simulated second at which a transaction's running cost reaches a maxCost limit at
     #: the present power and prices (E16, block I); inf when it never will or has no tariff.
     cost_reached_s: Callable[[StationCore, Evse, Transaction, float], float] | None = None
+    #: A driver arriving at an EVSE who may pay at the station's payment terminal instead of
+    #: presenting an IdToken (C17-C18): how the payment went, or None when the driver does
+    #: not pay this way (no terminal, or they carry their own IdToken).
+    pay_ad_hoc: Callable[[StationCore, Evse, EvArrival], Awaitable[AdHocPayment | None]] | None = (
+        None
+    )
     #: Applied after `charging_limit`, by every block that has one, in the registry's order:
     #: what the block's own state (DER controls, V2X signals) makes of the profiles' limit.
     #: Not a hook: several blocks may shape the limit.
@@ -500,5 +518,6 @@ class Block(Generic[S]):
             "transaction_cost": self.transaction_cost,
             "cost_details": self.cost_details,
             "cost_reached_s": self.cost_reached_s,
+            "pay_ad_hoc": self.pay_ad_hoc,
         }
         return {name: hook for name, hook in found.items() if hook is not None}

@@ -227,9 +227,7 @@ async def _play_visit(
     else:
         await _bay_occupied(station, evse, visit)
         if arrival.id_token_first:
-            if not (
-                await station.admit(evse, visit.token) and await station.authorize(visit.token)
-            ):
+            if not await _identified(station, evse, visit):
                 await _refused(station, evse)
                 return  # the driver was refused, or the EVSE is reserved for another, and leaves
             await _authorized_before_plug_in(station, evse, visit)
@@ -254,6 +252,21 @@ async def _play_visit(
         raise
     _leave(station, evse, arrival)
     await _depart(station, evse)
+
+
+async def _identified(station: StationCore, evse: Evse, visit: _Visit) -> bool:
+    """The driver identifies at the EVSE: pays by card at the station's payment terminal
+    (C17-C18: the transaction then runs for the payment's DirectPayment IdToken) or presents
+    their IdToken.  Whether they may charge."""
+    if not await station.admit(evse, visit.token):
+        return False
+    paid = await station.pay_ad_hoc(evse, visit.arrival)
+    if paid is None:
+        return await station.authorize(visit.token)
+    if paid.id_token is None:
+        return False  # the card was declined
+    visit.token = paid.id_token
+    return paid.authorized
 
 
 async def _bay_occupied(station: StationCore, evse: Evse, visit: _Visit) -> None:
@@ -310,7 +323,7 @@ async def _plug_in(station: StationCore, evse: Evse, visit: _Visit) -> None:
 
     trigger_reason = "ChargingStateChanged"
     if not visit.authorized:
-        if not (await station.admit(evse, visit.token) and await station.authorize(visit.token)):
+        if not await _identified(station, evse, visit):
             await _refused(station, evse)
             return
         visit.authorized = True

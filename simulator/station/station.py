@@ -35,6 +35,7 @@ from .config import StationConfig
 from .core import (
     NO_LIMIT,
     ActiveLimit,
+    AdHocPayment,
     Block,
     Booted,
     Event,
@@ -51,6 +52,8 @@ from .registry import station_spec
 from .transaction import deliver_transaction_event
 
 if TYPE_CHECKING:
+    from ev_models import EvArrival
+
     from ..stats import RunStats
 
 __all__ = ["Connect", "Station"]
@@ -618,6 +621,15 @@ class Station:
             return math.inf
         found: float = reached(self, evse, transaction, max_cost)
         return found
+
+    async def pay_ad_hoc(self, evse: Evse, arrival: EvArrival) -> AdHocPayment | None:
+        """How the driver of `arrival` paid at the payment terminal (C17-C18), or None when
+        they present their own IdToken (no terminal, or not one who pays this way)."""
+        pay = self._spec.registry.hooks.get("pay_ad_hoc")
+        if pay is None:
+            return None
+        paid: AdHocPayment | None = await pay(self, evse, arrival)
+        return paid
 
     def charging_profile_refusal(self, profile: Mapping[str, Any]) -> Answer | None:
         """Why block K would not install `profile` (its schedule, its stack level), or None;

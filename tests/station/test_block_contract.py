@@ -271,6 +271,7 @@ ACTION_CASES: dict[str, Case] = {
     "RequestStopTransaction": Case(stop_request),
     "NotifyAllowedEnergyTransfer": Case(allowed_energy_transfer),
     "AFRRSignal": Case(request({"timestamp": "2026-01-15T12:05:00Z", "signal": 10})),
+    "NotifyWebPaymentStarted": Case(request({"evseId": 1, "timeout": 120})),
     "SetChargingProfile": Case(request({"evseId": 1, "chargingProfile": TX_DEFAULT_PROFILE})),
     "ClearChargingProfile": Case(after_profile({"chargingProfileId": 13})),
     "GetChargingProfiles": Case(

@@ -127,4 +127,5 @@ def test_each_hook_of_the_station_has_a_provider() -> None:
         "transaction_cost",
         "cost_details",
         "cost_reached_s",
+        "pay_ad_hoc",
     }

@@ -19,6 +19,7 @@ from . import (
     firmware,
     local_auth_list,
     monitoring,
+    payment,
     provisioning,
     remote_control,
     reservation,
@@ -37,6 +38,7 @@ BLOCKS = (
     transactions.BLOCK,  # E, J
     tariff.BLOCK,  # I
     authorization.BLOCK,  # C
+    payment.BLOCK,  # C17-C25
     local_auth_list.BLOCK,  # D
     remote_control.BLOCK,  # F
     reservation.BLOCK,  # H
