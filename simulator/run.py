@@ -54,6 +54,7 @@ from .report.records import RunFrame, SiteFacts
 from .scenario import Scenario
 from .shard import Shard
 from .station import Connect, EvseConfig, FirmwareConfig, Station, StationConfig
+from .station.config import BatterySwapConfig
 from .stats import RunStats
 from .stop_signals import StopSignals, listening
 from .thresholds import Threshold, ThresholdResult, first_to_abort, format_figure
@@ -182,7 +183,7 @@ def station_config(scenario: Scenario) -> StationConfig:
                 supply=evse.supply_kind,
                 bidirectional=evse.bidirectional,
             )
-            for evse in stations.evses
+            for evse in stations.evse_specs
         ),
         heartbeat_interval_s=stations.heartbeat_interval_s,
         meter_interval_s=stations.meter_interval_s,
@@ -198,6 +199,26 @@ def station_config(scenario: Scenario) -> StationConfig:
         firmware=FirmwareConfig(**stations.firmware.model_dump()),
         log_upload_s=stations.log_upload.duration_s,
         log_upload_failure_share=stations.log_upload.failure_share,
+        battery_swap=None if stations.battery_swap is None else battery_swap_config(scenario),
+    )
+
+
+def battery_swap_config(scenario: Scenario) -> BatterySwapConfig | None:
+    """The block-S settings of `scenario`'s stations, if they are battery-swap stations."""
+    swap = scenario.stations.battery_swap
+    if swap is None:
+        return None
+    return BatterySwapConfig(
+        packs=swap.packs,
+        pack_capacity_wh=swap.pack_capacity_kwh * 1000.0,
+        pack_soc=swap.pack_soc,
+        pack_soh_percent=swap.pack_soh_percent,
+        max_soc=swap.max_soc,
+        ready_soc=swap.ready_soc,
+        take_out_s=swap.take_out_s,
+        out_timeout_s=swap.out_timeout_s,
+        no_take_share=swap.no_take_share,
+        charging_id_token=swap.charging_id_token,
     )
 
 

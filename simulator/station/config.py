@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..ocpp import OcppVersion
 
-__all__ = ["EvseConfig", "FirmwareConfig", "StationConfig"]
+__all__ = ["BatterySwapConfig", "EvseConfig", "FirmwareConfig", "StationConfig"]
 
 TX_POINTS = ("EVConnected", "Authorized", "PowerPathClosed")
 CONNECTOR_STATUS_REPORTS = ("status_notification", "notify_event", "both")
@@ -42,6 +42,35 @@ class FirmwareConfig:
     #: Whether the stations are Local Controllers, which publish firmware to the stations
     #: behind them (PublishFirmware, L03-L04).
     local_controller: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BatterySwapConfig:
+    """A battery-swap station (block S, OCPP 2.1 only): its EVSEs are slots that hold packs.
+
+    Each of the station's EVSEs is one slot (batteryData.evseId is the slot number); `packs`
+    of them start with a charged pack, the others empty.  Stored packs charge at the slot's
+    power (the EVSE's `max_power_w`) up to `max_soc`, as the site's load.  See the scenario's
+    `stations.battery_swap` for each field.
+    """
+
+    packs: int = 3
+    pack_capacity_wh: float = 75_000.0
+    pack_soc: float = 0.9
+    pack_soh_percent: float = 96.0
+    max_soc: float = 0.95
+    #: A pack with at least this SoC is one the station gives out (RequestBatterySwap is
+    #: Accepted only while one is there).
+    ready_soc: float = 0.8
+    #: Simulated seconds from BatteryIn until the driver takes the offered pack.
+    take_out_s: float = 30.0
+    #: Simulated seconds the station waits for the driver to take the pack (BatteryOutTimeout).
+    out_timeout_s: float = 120.0
+    #: Share (0..1) of drivers who leave without taking the pack; drawn per station and swap.
+    no_take_share: float = 0.0
+    #: BatterySwapCtrlr.IdToken: the IdToken of the slots' charging transactions; empty makes
+    #: them NoAuthorization transactions.
+    charging_id_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +105,8 @@ class StationConfig:
     log_upload_s: float = 30.0
     #: Share (0..1) of log upload attempts that fail.
     log_upload_failure_share: float = 0.0
+    #: A battery-swap station's slots and packs (block S); None for a charging station.
+    battery_swap: BatterySwapConfig | None = None
 
     def __post_init__(self) -> None:
         unknown = [point for point in self.tx_start_points if point not in TX_POINTS]
@@ -87,3 +118,9 @@ class StationConfig:
             raise ValueError("a station needs at least one EVSE")
         if self.security_profile not in (1, 2, 3):
             raise ValueError(f"security_profile must be 1, 2 or 3, got {self.security_profile}")
+        swap = self.battery_swap
+        if swap is not None and not 0 <= swap.packs <= len(self.evses):
+            raise ValueError(
+                f"a battery-swap station with {len(self.evses)} slots holds 0 to "
+                f"{len(self.evses)} packs, not {swap.packs}"
+            )
