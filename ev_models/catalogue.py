@@ -130,7 +130,7 @@ class EvModel:
                 f"must be 0 unless the model is bidirectional, got {self.max_discharge_w!r}",
             )
         swap_wh = self.swap_pack_wh
-        if swap_wh is not None and not (_is_number(swap_wh) and 0 < swap_wh):
+        if swap_wh is not None and not (_is_number(swap_wh) and swap_wh > 0):
             raise fail("swap_pack_wh", f"must be a positive number or absent, got {swap_wh!r}")
         self._check_curve(fail)
         for source in self.sources:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import trio
+from pydantic import ValidationError
 from trio.testing import MockClock
 
 from simulator.csms import Csms
-from pydantic import ValidationError
 from simulator.station import Station
 from simulator.station.blocks.battery_swap import new_pack, pack_in_slot, swap_ev_arrives
 from tests.helpers import STATION_ID, one_station_scenario, station_on_memory_link
@@ -132,7 +132,7 @@ async def test_stored_packs_charge_from_the_site_until_full(autojump_clock: Mock
 
 
 async def test_a_remote_swap_uses_the_csms_request_id(autojump_clock: MockClock) -> None:
-    async with station_on_memory_link(scenario=SWAP_STATION) as (station, csms):
+    async with station_on_memory_link(scenario=SWAP_STATION) as (_station, csms):
         answer = await csms.call(
             STATION_ID, "RequestBatterySwap", {"requestId": 4711, "idToken": DRIVER}
         )
@@ -147,7 +147,7 @@ async def test_a_remote_swap_is_rejected_without_a_charged_pack(
     autojump_clock: MockClock,
 ) -> None:
     async with station_on_memory_link(scenario=swap_station(pack_soc=0.5, ready_soc=0.8)) as (
-        station,
+        _station,
         csms,
     ):
         since = csms.station(STATION_ID).messages_received
@@ -183,19 +183,19 @@ async def test_a_driver_who_does_not_take_the_pack_leaves_a_battery_out_timeout(
 
 
 def test_a_swap_station_needs_ocpp_2_1() -> None:
-    with pytest.raises(ValidationError, match="battery swapping .* is new in OCPP 2.1"):
+    with pytest.raises(ValidationError, match=r"battery swapping .* is new in OCPP 2\.1"):
         one_station_scenario(SWAP_STATION, ocpp_version="2.0.1")
 
 
 def test_a_swap_station_takes_its_evses_from_its_slots() -> None:
     stations = {"count": 1, "evses": [{}], "battery_swap": {"slots": 2, "packs": 1}}
-    with pytest.raises(ValidationError, match="battery_swap.slots"):
+    with pytest.raises(ValidationError, match=r"battery_swap\.slots"):
         one_station_scenario({"stations": stations})
     assert len(one_station_scenario(SWAP_STATION).stations.evse_specs) == 4
 
 
 async def test_battery_swap_ctrlr_is_read_only(autojump_clock: MockClock) -> None:
-    async with station_on_memory_link(scenario=SWAP_STATION) as (station, csms):
+    async with station_on_memory_link(scenario=SWAP_STATION) as (_station, csms):
         assert await get_variable(csms, "BatterySwapCtrlr", "SwapOrder") == "In-Out"
         answer = await csms.call(
             STATION_ID,
@@ -214,7 +214,7 @@ async def test_battery_swap_ctrlr_is_read_only(autojump_clock: MockClock) -> Non
 
 
 async def test_a_charging_station_rejects_request_battery_swap(autojump_clock: MockClock) -> None:
-    async with station_on_memory_link() as (station, csms):
+    async with station_on_memory_link() as (_station, csms):
         answer = await csms.call(
             STATION_ID, "RequestBatterySwap", {"requestId": 1, "idToken": DRIVER}
         )

@@ -180,7 +180,13 @@ async def network_profile(station: Station, csms: Csms) -> dict[str, Any]:
     return {"configurationSlot": 2, "connectionData": data}
 
 
+#: A battery-swap station: four slots, three of them holding charged packs (block S).
+SWAP_STATION: dict[str, Any] = {"stations": {"count": 1, "battery_swap": {"slots": 4}}}
+
 ACTION_CASES: dict[str, Case] = {
+    "RequestBatterySwap": Case(
+        request({"requestId": 5, "idToken": ID_TOKEN}), scenario=SWAP_STATION
+    ),
     "GetVariables": Case(request({"getVariableData": [HEARTBEAT]})),
     "SetVariables": Case(request({"setVariableData": [{**HEARTBEAT, "attributeValue": "60"}]})),
     "GetBaseReport": Case(request({"requestId": 1, "reportBase": "FullInventory"})),
