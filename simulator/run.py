@@ -36,7 +36,7 @@ from ev_models import load_catalogue
 
 from .children import discard_output, wait_parent_gone
 from .clock import SimClock
-from .csms import Csms, DriverReservations, FirmwareRollout
+from .csms import Csms, DriverReservations, DriverSwaps, FirmwareRollout
 from .csms.processes import csms_config_for
 from .des import EventPump
 from .fleet import Fleet
@@ -349,6 +349,7 @@ async def _run_scenario(
                     )
                 csms = Csms(csms_config, clock=clock.epoch_s)
                 world.reservation_desk = DriverReservations(csms)
+                world.swap_desk = DriverSwaps(csms)
                 if rollout is not None:
                     services.start_soon(_roll_out_firmware, scenario, rollout, csms, clock)
                 if not options.in_memory:

@@ -162,6 +162,7 @@ stations:
   tx_start_points: [PowerPathClosed]
   connector_status_report: both
   log_upload: {duration_s: 45, failure_share: 0.1}
+  battery_swap: null
   evses:
     - {max_power_w: 11000, phases: 1, connectors: [cType2, sType2], supply: null,
        bidirectional: false}
@@ -228,6 +229,7 @@ embedded_csms:
   v2x_setpoint_w: -5000
   v2x_max_power_w: 11000
   deauthorize_share: 0.05
+  remote_swap_share: 0.2
   reserve_share: 0.1
   reserve_ahead_s: {min: 300, max: 1800}
   reserve_for: connector_type

@@ -355,7 +355,9 @@ class StationsSettings(BaseModel):
 
     @model_validator(mode="after")
     def _swap_slots_are_the_evses(self) -> Self:
-        if self.battery_swap is not None and "evses" in self.model_fields_set:
+        # Compared with the default rather than asked whether it was set: a scenario dumped
+        # and validated again (command-line overrides) carries the default evses.
+        if self.battery_swap is not None and self.evses != (EvseSpec(),):
             raise invalid_fields(
                 [
                     (

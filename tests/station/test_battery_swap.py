@@ -4,6 +4,7 @@ the site, and when the station refuses."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,12 +12,15 @@ import trio
 from pydantic import ValidationError
 from trio.testing import MockClock
 
+from ev_models import load_catalogue
 from simulator.csms import Csms
+from simulator.scenario import load_scenario
 from simulator.station import Station
 from simulator.station.blocks.battery_swap import new_pack, pack_in_slot, swap_ev_arrives
-from tests.helpers import STATION_ID, one_station_scenario, station_on_memory_link
+from tests.helpers import STATION_ID, TEST_EV, one_station_scenario, station_on_memory_link
 from tests.station.steps import get_variable
 
+ROOT = Path(__file__).resolve().parents[2]
 DRIVER = {"idToken": "SWAPPER-1", "type": "ISO14443"}
 #: Four 20 kW slots; slots 1-3 hold 75 kWh packs at 90 %, slot 4 is empty.
 SWAP_STATION: dict[str, Any] = {
@@ -188,7 +192,7 @@ def test_a_swap_station_needs_ocpp_2_1() -> None:
 
 
 def test_a_swap_station_takes_its_evses_from_its_slots() -> None:
-    stations = {"count": 1, "evses": [{}], "battery_swap": {"slots": 2, "packs": 1}}
+    stations = {"count": 1, "evses": [{}, {}], "battery_swap": {"slots": 2, "packs": 1}}
     with pytest.raises(ValidationError, match=r"battery_swap\.slots"):
         one_station_scenario({"stations": stations})
     assert len(one_station_scenario(SWAP_STATION).stations.evse_specs) == 4
@@ -220,3 +224,21 @@ async def test_a_charging_station_rejects_request_battery_swap(autojump_clock: M
         )
         assert answer["status"] == "Rejected"
         assert answer["statusInfo"]["reasonCode"] == "UnsupportedRequest"
+
+
+def test_the_battery_swap_scenario_loads_with_swap_stations_and_swap_evs() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "battery-swap.yaml")
+    swap = scenario.stations.battery_swap
+    assert swap is not None and swap.slots == 6
+    assert scenario.embedded_csms.remote_swap_share > 0
+    models = load_catalogue(scenario.ev_fleet.extra_models)
+    assert scenario.ev_fleet.models is not None
+    assert all(models[name].swap_pack_wh for name in scenario.ev_fleet.models)
+
+
+def test_swap_evs_stay_out_of_a_charging_sites_default_mix() -> None:
+    catalogue = load_catalogue()
+    swap_models = [name for name, model in catalogue.items() if model.swap_pack_wh]
+    assert swap_models
+    assert catalogue["nio-et5-75kwh-swap"].swap_pack_wh == 75_000.0
+    assert load_catalogue({"x": {**TEST_EV, "swap_pack_kwh": 40}})["x"].swap_pack_wh == 40_000.0
