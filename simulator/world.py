@@ -201,7 +201,7 @@ class Site:
             share = self.world.scenario.embedded_csms.remote_swap_share
             if desk is not None and share > 0 and self._loop_rng.random() < share:
                 expect_remote_driver(station, pack, token)
-                station.spawn(partial(desk.request_swap, station.id, token))
+                station.spawn(partial(_ask_for_swap, desk, station.id, token))
             else:
                 swap_ev_arrives(station, pack, token)
             return True
@@ -777,6 +777,12 @@ class World:
     @property
     def turned_away(self) -> int:
         return sum(site.turned_away for site in self.sites)
+
+
+async def _ask_for_swap(desk: SwapDesk, station_id: str, id_token: dict[str, str]) -> None:
+    """A swap driver asks the CSMS's app for a swap; a refusal sends them on their way (the
+    station keeps no pack of theirs: it was told of it only for the request)."""
+    await desk.request_swap(station_id, id_token)
 
 
 def _profile(spec: SiteSpec) -> Any:

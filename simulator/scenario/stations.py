@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
-from typing import Literal, Self, get_args
+from typing import Any, Literal, Self, get_args
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from .base import MODEL_CONFIG, invalid, invalid_fields
+from .base import MODEL_CONFIG, Loc, invalid, invalid_fields
 from .firmware import FirmwareSettings
 from .patterns import check_index_pattern
 
@@ -227,7 +227,7 @@ class BatterySwapSettings(BaseModel):
 
     @model_validator(mode="after")
     def _packs_fit(self) -> Self:
-        problems = []
+        problems: list[tuple[Loc, str, Any]] = []
         if self.packs > self.slots:
             problems.append(
                 (("packs",), f"{self.packs} packs do not fit in {self.slots} slots", self.packs)

@@ -452,6 +452,10 @@ def _request_battery_swap(station: StationCore, payload: Mapping[str, Any]) -> A
     config = _config(station)
     if config is None:
         return refused("UnsupportedRequest", "this station has no battery-swap slots")
+    id_token: IdToken = dict(payload["idToken"])
+    state = _state(station)
+    # The driver's pack, if the world announced one; a refused driver drives on with it.
+    depleted = state.waiting.pop(id_token["idToken"].lower(), None)
     slots = _plan(station)
     if slots is None:
         return refused(
@@ -460,9 +464,6 @@ def _request_battery_swap(station: StationCore, payload: Mapping[str, Any]) -> A
             if station.operative
             else "the station is out of service",
         )
-    id_token: IdToken = dict(payload["idToken"])
-    state = _state(station)
-    depleted = state.waiting.pop(id_token["idToken"].lower(), None)
     if depleted is None:
         depleted = new_pack(station, config.pack_capacity_wh, DEFAULT_ARRIVING_SOC)
     return Answer(
