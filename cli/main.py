@@ -37,7 +37,7 @@ def main() -> None:
 def _describe(scenario: api.Scenario) -> str:
     """One line on what a scenario runs, for `validate` and for the start of a run."""
     stations = scenario.stations
-    evses = len(stations.evses)
+    evses = len(stations.evse_specs)
     csms = f"CSMS {scenario.csms.url}" if scenario.csms.url else "embedded CSMS"
     duration = f"{scenario.duration_s:g} s" if scenario.duration_s is not None else "until Ctrl-C"
     return (

@@ -92,6 +92,10 @@ class EvModel:
     sources: tuple[Source, ...] = ()
     #: Highest DC voltage the EV accepts; ISO 15118 and OCPP ask for it (evMaxVoltage).
     dc_max_voltage_v: float = 450.0
+    #: Energy of the pack a battery-swap station exchanges (block S), in Wh; None for an EV
+    #: whose battery cannot be swapped.  Swap EVs go to swap stations, never to the default
+    #: mix of a charging site.
+    swap_pack_wh: float | None = None
 
     def __post_init__(self) -> None:
         def fail(field: str, problem: str) -> CatalogueError:
@@ -125,6 +129,9 @@ class EvModel:
                 "max_discharge_w",
                 f"must be 0 unless the model is bidirectional, got {self.max_discharge_w!r}",
             )
+        swap_wh = self.swap_pack_wh
+        if swap_wh is not None and not (_is_number(swap_wh) and swap_wh > 0):
+            raise fail("swap_pack_wh", f"must be a positive number or absent, got {swap_wh!r}")
         self._check_curve(fail)
         for source in self.sources:
             unknown = [g for g in source.figures if g not in FIGURE_GROUPS]
@@ -205,6 +212,7 @@ _UNIT_ALIASES: dict[str, tuple[str, float]] = {
     "max_dc_w": ("max_dc_kw", 1000.0),
     "max_discharge_w": ("max_discharge_kw", 1000.0),
     "dc_curve": ("dc_curve_kw", 1000.0),
+    "swap_pack_wh": ("swap_pack_kwh", 1000.0),
 }
 _FIELDS = (
     "kind",
@@ -220,6 +228,7 @@ _FIELDS = (
     "max_discharge_w",
     "sources",
     "dc_max_voltage_v",
+    "swap_pack_wh",
 )
 _FLOAT_FIELDS = (
     "usable_battery_wh",
@@ -229,8 +238,9 @@ _FLOAT_FIELDS = (
     "dc_efficiency",
     "max_discharge_w",
     "dc_max_voltage_v",
+    "swap_pack_wh",
 )
-_OPTIONAL = frozenset({"sources", "dc_max_voltage_v", "max_discharge_w"})
+_OPTIONAL = frozenset({"sources", "dc_max_voltage_v", "max_discharge_w", "swap_pack_wh"})
 _ALIAS_TO_FIELD = {alias: (field, scale) for field, (alias, scale) in _UNIT_ALIASES.items()}
 
 

@@ -36,7 +36,7 @@ from ev_models import load_catalogue
 
 from .children import discard_output, wait_parent_gone
 from .clock import SimClock
-from .csms import Csms, DriverReservations, FirmwareRollout
+from .csms import Csms, DriverReservations, DriverSwaps, FirmwareRollout
 from .csms.processes import csms_config_for
 from .des import EventPump
 from .fleet import Fleet
@@ -54,7 +54,7 @@ from .report.records import RunFrame, SiteFacts
 from .scenario import Scenario
 from .shard import Shard
 from .station import Connect, EvseConfig, FirmwareConfig, Station, StationConfig
-from .station.config import PaymentConfig
+from .station.config import BatterySwapConfig, PaymentConfig
 from .stats import RunStats
 from .stop_signals import StopSignals, listening
 from .thresholds import Threshold, ThresholdResult, first_to_abort, format_figure
@@ -183,7 +183,7 @@ def station_config(scenario: Scenario) -> StationConfig:
                 supply=evse.supply_kind,
                 bidirectional=evse.bidirectional,
             )
-            for evse in stations.evses
+            for evse in stations.evse_specs
         ),
         heartbeat_interval_s=stations.heartbeat_interval_s,
         meter_interval_s=stations.meter_interval_s,
@@ -201,6 +201,7 @@ def station_config(scenario: Scenario) -> StationConfig:
         log_upload_failure_share=stations.log_upload.failure_share,
         priority_button_share=scenario.ev_fleet.priority_button_share,
         payment=_payment_config(scenario),
+        battery_swap=None if stations.battery_swap is None else battery_swap_config(scenario),
     )
 
 
@@ -218,6 +219,25 @@ def _payment_config(scenario: Scenario) -> PaymentConfig | None:
         prepaid_share=drivers.prepaid_share,
         prepaid_balance=drivers.prepaid_balance,
         vat_number_share=drivers.vat_number_share,
+    )
+
+
+def battery_swap_config(scenario: Scenario) -> BatterySwapConfig | None:
+    """The block-S settings of `scenario`'s stations, if they are battery-swap stations."""
+    swap = scenario.stations.battery_swap
+    if swap is None:
+        return None
+    return BatterySwapConfig(
+        packs=swap.packs,
+        pack_capacity_wh=swap.pack_capacity_kwh * 1000.0,
+        pack_soc=swap.pack_soc,
+        pack_soh_percent=swap.pack_soh_percent,
+        max_soc=swap.max_soc,
+        ready_soc=swap.ready_soc,
+        take_out_s=swap.take_out_s,
+        out_timeout_s=swap.out_timeout_s,
+        no_take_share=swap.no_take_share,
+        charging_id_token=swap.charging_id_token,
     )
 
 
@@ -348,6 +368,7 @@ async def _run_scenario(
                     )
                 csms = Csms(csms_config, clock=clock.epoch_s)
                 world.reservation_desk = DriverReservations(csms)
+                world.swap_desk = DriverSwaps(csms)
                 if rollout is not None:
                     services.start_soon(_roll_out_firmware, scenario, rollout, csms, clock)
                 if not options.in_memory:

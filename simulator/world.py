@@ -53,11 +53,12 @@ from .des import EventPump
 from .report.records import GridEventMark, SessionRecord, SitePowerSample
 from .scenario import Scenario, SiteSpec
 from .station import Station
+from .station.blocks.battery_swap import expect_remote_driver, new_pack, swap_ev_arrives
 from .station.core import ActiveLimit, ExternalLimitChanged, GridEvent, StationCore
 from .station.ev_driver import ev_arrives
 from .station.evse import Evse, RemoteStart
 
-__all__ = ["ReservationDesk", "ReservationCounts", "Site", "World"]
+__all__ = ["ReservationDesk", "ReservationCounts", "Site", "SwapDesk", "World"]
 
 #: Simulated seconds between two load-balancing cycles of a site with a capacity limit.
 BALANCE_INTERVAL_S = 10.0
@@ -89,6 +90,12 @@ class ReservationDesk(Protocol):
         """The id of the reservation the station accepted; None when it refused it or could
         not be reached."""
         ...
+
+
+class SwapDesk(Protocol):
+    """Where a swap driver asks for a swap through the CSMS's app (S02): the embedded CSMS."""
+
+    async def request_swap(self, station_id: str, id_token: dict[str, str]) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -170,6 +177,8 @@ class Site:
         self._loop_rng = loop_rng
         #: Draws who reserves ahead and how long before arriving; None when nobody does.
         self._booking_rng = booking_rng
+        #: The site's stations are battery-swap stations (block S): its EVs come to swap.
+        self.swaps = any(station.config.battery_swap is not None for station in stations)
         for station in stations:
             station.site = self
 
@@ -189,6 +198,33 @@ class Site:
                     self._next_station = (self._next_station + offset + 1) % count
                     return station, evse
         return None
+
+    # -- battery-swap stations (block S) --------------------------------------------------
+
+    def swap_arrival(self, arrival: EvArrival) -> bool:
+        """A swap EV comes to the site's swap stations, taken in turn: its driver authorizes at
+        the station (S01) or, for `embedded_csms.remote_swap_share` of them, asks the CSMS,
+        which sends RequestBatterySwap (S02).  False when no station is running."""
+        count = len(self.stations)
+        for offset in range(count):
+            station = self.stations[(self._next_station + offset) % count]
+            if not (station.running and station.operative):
+                continue
+            self._next_station = (self._next_station + offset + 1) % count
+            model = arrival.model
+            pack = new_pack(
+                station, model.swap_pack_wh or model.usable_battery_wh, arrival.soc_start
+            )
+            token = {"idToken": arrival.id_token, "type": arrival.id_token_type}
+            desk = self.world.swap_desk
+            share = self.world.scenario.embedded_csms.remote_swap_share
+            if desk is not None and share > 0 and self._loop_rng.random() < share:
+                expect_remote_driver(station, pack, token)
+                station.spawn(partial(_ask_for_swap, desk, station.id, token))
+            else:
+                swap_ev_arrives(station, pack, token)
+            return True
+        return False
 
     # -- drivers who reserve ahead (H01 through the CSMS) -------------------------------------
 
@@ -549,6 +585,8 @@ class World:
         #: (an external CSMS cannot be asked to reserve).
         self.reservation_desk = reservation_desk
         self.reservations = ReservationCounts()
+        #: Where swap drivers ask for a swap (S02): the embedded CSMS of this process, or None.
+        self.swap_desk: SwapDesk | None = None
         seeds = np.random.SeedSequence(list(seed_entropy or (scenario.seed,)))
         # Spawned children depend only on their position: a third leaves the others' draws as
         # they were.
@@ -634,8 +672,14 @@ class World:
 
     def _model_mix(self) -> list[tuple[EvModel, float]]:
         chosen = self.scenario.ev_fleet.models
+        swapping = self.scenario.stations.battery_swap is not None
         if chosen is None:
-            cars = [m for m in self.catalogue.values() if m.kind == "car"]
+            # Swap EVs go to swap stations only; a charging site's default mix has none.
+            cars = [
+                m
+                for m in self.catalogue.values()
+                if m.kind == "car" and (m.swap_pack_wh is not None) == swapping
+            ]
             return [(model, 1.0) for model in cars]
         return [(self.catalogue[name], share) for name, share in chosen.items()]
 
@@ -712,6 +756,10 @@ class World:
             if env.now < drawn[0][0].arrival_s - _EPS_S:
                 continue  # woke to draw the next EVs, not for an arrival
             arrival, booking = drawn.popleft()
+            if site.swaps:
+                if not site.swap_arrival(arrival):
+                    site.turned_away += 1
+                continue
             target = None if booking is None else site.booked_evse(booking)
             if target is None:
                 target = site.free_evse(arrival.model, arrival.id_token)
@@ -794,6 +842,12 @@ class World:
     @property
     def turned_away(self) -> int:
         return sum(site.turned_away for site in self.sites)
+
+
+async def _ask_for_swap(desk: SwapDesk, station_id: str, id_token: dict[str, str]) -> None:
+    """A swap driver asks the CSMS's app for a swap; a refusal sends them on their way (the
+    station keeps no pack of theirs: it was told of it only for the request)."""
+    await desk.request_swap(station_id, id_token)
 
 
 def _profile(spec: SiteSpec) -> Any:

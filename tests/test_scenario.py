@@ -164,6 +164,7 @@ stations:
   log_upload: {duration_s: 45, failure_share: 0.1}
   payment_terminal: {authorization_amount: 40, decline_share: 0.05,
                      settlement_failure_share: 0.01}
+  battery_swap: null
   evses:
     - {max_power_w: 11000, phases: 1, connectors: [cType2, sType2], supply: null,
        bidirectional: false}
@@ -236,6 +237,7 @@ embedded_csms:
   v2x_setpoint_w: -5000
   v2x_max_power_w: 11000
   deauthorize_share: 0.05
+  remote_swap_share: 0.2
   reserve_share: 0.1
   reserve_ahead_s: {min: 300, max: 1800}
   reserve_for: connector_type

@@ -9,6 +9,7 @@ V2X profiles, the local list and display message pushed after a boot) by
 by `DriverReservations`.
 """
 
+from .battery_swaps import DriverSwaps
 from .boot_pushes import (
     DisplayMessagePush,
     LocalListPush,
@@ -33,6 +34,7 @@ __all__ = [
     "CsmsStatistics",
     "DisplayMessagePush",
     "DriverReservations",
+    "DriverSwaps",
     "LocalListPush",
     "FirmwareRollout",
     "Reaction",

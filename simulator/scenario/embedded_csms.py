@@ -281,6 +281,17 @@ class EmbeddedCsmsSettings(BaseModel):
             "(DeAuthorized) or stops their energy, per TxCtrlr.StopTxOnInvalidId."
         ),
     )
+    remote_swap_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of the swap EVs' drivers (0..1) at battery-swap stations who ask the CSMS "
+            "for their swap (its app), which sends the station RequestBatterySwap (S02); the "
+            "others authorize at the station (S01). Needs the embedded CSMS in the run's own "
+            "process, as reserve_share does."
+        ),
+    )
     reserve_share: float = Field(
         default=0.0,
         ge=0,

@@ -253,6 +253,16 @@ class Scenario(BaseModel):
         """Values that OCPP 2.1 allows but the chosen version's schema would reject."""
         problems: list[tuple[Loc, str, Any]] = []
         if self.ocpp_version == "2.0.1":
+            if self.stations.battery_swap is not None:
+                problems.append(
+                    (
+                        ("stations", "battery_swap"),
+                        "battery swapping (BatterySwap, RequestBatterySwap) is new in OCPP 2.1 "
+                        "and a 2.0.1 CSMS has no messages for it; use ocpp_version 2.1 or "
+                        "remove battery_swap",
+                        None,
+                    )
+                )
             for evse_number, evse in enumerate(self.stations.evses):
                 for connector_number, connector in enumerate(evse.connectors):
                     if connector not in OCPP_201_CONNECTOR_TYPES:

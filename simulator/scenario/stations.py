@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
-from typing import Literal, Self, get_args
+from typing import Any, Literal, Self, get_args
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from .base import MODEL_CONFIG, invalid, invalid_fields
+from .base import MODEL_CONFIG, Loc, invalid, invalid_fields
 from .firmware import FirmwareSettings
 from .patterns import check_index_pattern
 
 __all__ = [
+    "BatterySwapSettings",
     "ConnectorStatusReport",
     "ConnectorType",
     "EvseSpec",
@@ -175,6 +176,105 @@ class PaymentTerminalSettings(BaseModel):
     )
 
 
+class BatterySwapSettings(BaseModel):
+    """A battery-swap station (OCPP 2.1 block S): slots holding packs that charge from the
+    site; swap EVs of the catalogue come to exchange their depleted pack for a charged one."""
+
+    model_config = MODEL_CONFIG
+
+    slots: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description=(
+            "Slots of every swap station; each slot is one EVSE (batteryData.evseId), and "
+            "stations.evses is made from them (leave it unset)."
+        ),
+    )
+    packs: int = Field(
+        default=3,
+        ge=0,
+        description=(
+            "Slots that hold a pack at the start; the others are empty. Swapping In-Out needs "
+            "an empty slot for the depleted pack, so at most slots - 1 is useful."
+        ),
+    )
+    slot_power_kw: float = Field(
+        default=20.0, gt=0, description="Power at which one slot charges its pack, in kW."
+    )
+    pack_capacity_kwh: float = Field(
+        default=75.0, gt=0, description="Usable energy of the station's own packs, in kWh."
+    )
+    pack_soc: float = Field(
+        default=0.9, ge=0, le=1, description="State of charge (0..1) of the packs at the start."
+    )
+    pack_soh_percent: float = Field(
+        default=96.0, ge=0, le=100, description="State of health of the packs, in percent."
+    )
+    max_soc: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description="The slots stop charging a pack at this state of charge (0..1).",
+    )
+    ready_soc: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description=(
+            "A pack at this state of charge (0..1) or above is one the station gives out; "
+            "without one, swaps are refused (RequestBatterySwap Rejected, NoBatteryAvailable)."
+        ),
+    )
+    take_out_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Simulated seconds from BatteryIn until the driver takes the charged pack.",
+    )
+    out_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "Simulated seconds the station offers the charged pack before it reports "
+            "BatteryOutTimeout and takes the pack back into its slot."
+        ),
+    )
+    no_take_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of drivers (0..1) who leave without taking the offered pack.",
+    )
+    charging_id_token: str = Field(
+        default="",
+        max_length=36,
+        description=(
+            "BatterySwapCtrlr.IdToken: the IdToken (type Central) of the transactions in which "
+            "the slots charge packs; empty makes them NoAuthorization transactions."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _packs_fit(self) -> Self:
+        problems: list[tuple[Loc, str, Any]] = []
+        if self.packs > self.slots:
+            problems.append(
+                (("packs",), f"{self.packs} packs do not fit in {self.slots} slots", self.packs)
+            )
+        if self.ready_soc > self.max_soc:
+            problems.append(
+                (
+                    ("ready_soc",),
+                    f"ready_soc {self.ready_soc:g} is above max_soc {self.max_soc:g}: no pack "
+                    "would ever be ready",
+                    self.ready_soc,
+                )
+            )
+        if problems:
+            raise invalid_fields(problems)
+        return self
+
+
 class StationsSettings(BaseModel):
     """The stations of the fleet: how many, their ids, what they report and how they behave."""
 
@@ -279,6 +379,42 @@ class StationsSettings(BaseModel):
             "A payment terminal on every station (OCPP 2.1 ad hoc payment, C17-C22); null: none."
         ),
     )
+
+    battery_swap: BatterySwapSettings | None = Field(
+        default=None,
+        description=(
+            "Makes every station a battery-swap station (OCPP 2.1 only): its EVSEs are the "
+            "slots, swap EVs come to exchange packs (BatterySwap, RequestBatterySwap, S01-S04)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _swap_slots_are_the_evses(self) -> Self:
+        # Compared with the default rather than asked whether it was set: a scenario dumped
+        # and validated again (command-line overrides) carries the default evses.
+        if self.battery_swap is not None and self.evses != (EvseSpec(),):
+            raise invalid_fields(
+                [
+                    (
+                        ("evses",),
+                        "a battery-swap station's EVSEs are its slots: set "
+                        "battery_swap.slots and battery_swap.slot_power_kw instead of evses",
+                        None,
+                    )
+                ]
+            )
+        return self
+
+    @property
+    def evse_specs(self) -> tuple[EvseSpec, ...]:
+        """The EVSEs every station has: `evses`, or one DC EVSE per slot of a swap station."""
+        swap = self.battery_swap
+        if swap is None:
+            return self.evses
+        slot = EvseSpec(
+            max_power_w=swap.slot_power_kw * 1000.0, connectors=("Undetermined",), supply="DC"
+        )
+        return (slot,) * swap.slots
 
     @field_validator("id_pattern")
     @classmethod

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..ocpp import OcppVersion
 
-__all__ = ["EvseConfig", "FirmwareConfig", "PaymentConfig", "StationConfig"]
+__all__ = ["BatterySwapConfig", "EvseConfig", "FirmwareConfig", "PaymentConfig", "StationConfig"]
 
 TX_POINTS = ("EVConnected", "Authorized", "PowerPathClosed")
 CONNECTOR_STATUS_REPORTS = ("status_notification", "notify_event", "both")
@@ -65,6 +65,34 @@ class PaymentConfig:
     vat_number_share: float = 0.0
 
 
+class BatterySwapConfig:
+    """A battery-swap station (block S, OCPP 2.1 only): its EVSEs are slots that hold packs.
+
+    Each of the station's EVSEs is one slot (batteryData.evseId is the slot number); `packs`
+    of them start with a charged pack, the others empty.  Stored packs charge at the slot's
+    power (the EVSE's `max_power_w`) up to `max_soc`, as the site's load.  See the scenario's
+    `stations.battery_swap` for each field.
+    """
+
+    packs: int = 3
+    pack_capacity_wh: float = 75_000.0
+    pack_soc: float = 0.9
+    pack_soh_percent: float = 96.0
+    max_soc: float = 0.95
+    #: A pack with at least this SoC is one the station gives out (RequestBatterySwap is
+    #: Accepted only while one is there).
+    ready_soc: float = 0.8
+    #: Simulated seconds from BatteryIn until the driver takes the offered pack.
+    take_out_s: float = 30.0
+    #: Simulated seconds the station waits for the driver to take the pack (BatteryOutTimeout).
+    out_timeout_s: float = 120.0
+    #: Share (0..1) of drivers who leave without taking the pack; drawn per station and swap.
+    no_take_share: float = 0.0
+    #: BatterySwapCtrlr.IdToken: the IdToken of the slots' charging transactions; empty makes
+    #: them NoAuthorization transactions.
+    charging_id_token: str = ""
+
+
 @dataclass(frozen=True)
 class StationConfig:
     """The station model of a fleet; see the scenario's `stations` section for each field."""
@@ -101,6 +129,8 @@ class StationConfig:
     priority_button_share: float = 0.0
     #: The payment terminal every station has (OCPP 2.1), None for stations without one.
     payment: PaymentConfig | None = None
+    #: A battery-swap station's slots and packs (block S); None for a charging station.
+    battery_swap: BatterySwapConfig | None = None
 
     def __post_init__(self) -> None:
         unknown = [point for point in self.tx_start_points if point not in TX_POINTS]
@@ -112,3 +142,9 @@ class StationConfig:
             raise ValueError("a station needs at least one EVSE")
         if self.security_profile not in (1, 2, 3):
             raise ValueError(f"security_profile must be 1, 2 or 3, got {self.security_profile}")
+        swap = self.battery_swap
+        if swap is not None and not 0 <= swap.packs <= len(self.evses):
+            raise ValueError(
+                f"a battery-swap station with {len(self.evses)} slots holds 0 to "
+                f"{len(self.evses)} packs, not {swap.packs}"
+            )

@@ -250,12 +250,18 @@ async def network_profile(station: Station, csms: Csms) -> dict[str, Any]:
     return {"configurationSlot": 2, "connectionData": data}
 
 
+#: A battery-swap station: four slots, three of them holding charged packs (block S).
+SWAP_STATION: dict[str, Any] = {"stations": {"count": 1, "battery_swap": {"slots": 4}}}
+
 ACTION_CASES: dict[str, Case] = {
     "SetDefaultTariff": Case(request({"evseId": 0, "tariff": TARIFF})),
     "GetTariffs": Case(after_tariff({"evseId": 1})),
     "ClearTariffs": Case(after_tariff({"tariffIds": ["flat"]})),
     "ChangeTransactionTariff": Case(tariff_change),
     "CostUpdated": Case(cost_update),
+    "RequestBatterySwap": Case(
+        request({"requestId": 5, "idToken": ID_TOKEN}), scenario=SWAP_STATION
+    ),
     "GetVariables": Case(request({"getVariableData": [HEARTBEAT]})),
     "SetVariables": Case(request({"setVariableData": [{**HEARTBEAT, "attributeValue": "60"}]})),
     "GetBaseReport": Case(request({"requestId": 1, "reportBase": "FullInventory"})),

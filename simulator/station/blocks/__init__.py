@@ -11,6 +11,7 @@ it).
 from . import (
     authorization,
     availability,
+    battery_swap,
     charging_priority,
     data_transfer,
     der_control,
@@ -44,6 +45,7 @@ BLOCKS = (
     reservation.BLOCK,  # H
     data_transfer.BLOCK,  # P
     der_control.BLOCK,  # R
+    battery_swap.BLOCK,  # S
     display_messages.BLOCK,  # O
     monitoring.BLOCK,  # N
     security.BLOCK,  # A
