@@ -65,6 +65,7 @@ class PaymentConfig:
     vat_number_share: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
 class BatterySwapConfig:
     """A battery-swap station (block S, OCPP 2.1 only): its EVSEs are slots that hold packs.
 
