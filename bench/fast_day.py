@@ -6,6 +6,11 @@ embedded CSMS answering over in-memory links) R times, and prints the wall secon
 the median, and simulated seconds per wall second.
 
     python bench/fast_day.py --stations 1000 --runs 3
+    python bench/fast_day.py --stations 1000 --runs 3 --scenario scenarios/depot-24h-priced.yaml
+
+The second is the same day with a default tariff and a daily TxDefaultProfile on every station
+(running costs in every transaction event, power changed at every profile period): what the
+CSMS's tariffs and profiles cost the simulation.
 """
 
 from __future__ import annotations

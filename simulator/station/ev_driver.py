@@ -596,7 +596,9 @@ async def _charge_until_departure(
             limit.tx_schedule is not None or now_s >= wait_until_s - _EPS_S
         ):
             visit.schedule_wait_until_s = wait_until_s = None  # the promised profile came
-            session.set_enabled(True, now_s)
+            # Read the clock again: in real time it has moved on since `now_s`, and applying
+            # the limits above brought the session up to it.
+            session.set_enabled(True, station.clock.sim_now())
             limit, reached = _apply_limits(station, evse, session)
         transaction = evse.transaction
         if transaction is None:
@@ -604,7 +606,7 @@ async def _charge_until_departure(
                 if "EnergyTransfer" in _start_points(station):
                     await _energy_flows(station, evse, visit)
                 else:  # the start points changed meanwhile: no energy outside a transaction
-                    session.set_enabled(False, now_s)
+                    session.set_enabled(False, station.clock.sim_now())
                 continue
         elif transaction.id_token is not None:
             if await _report_state(station, evse, session, transaction, limit, reached):
