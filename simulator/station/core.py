@@ -46,6 +46,7 @@ __all__ = [
     "AuthorizeAnswered",
     "Block",
     "Booted",
+    "ClientIdentity",
     "ChargingPriorityAnswered",
     "ConnectorStatusChanged",
     "Event",
@@ -72,6 +73,15 @@ __all__ = [
 
 #: An OCPP IdTokenType: {"idToken": ..., "type": ...}.
 IdToken = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientIdentity:
+    """The certificate chain (leaf first) and private key, as PEM, a station presents in the
+    TLS handshake under security profile 3; a certificate renewal (A02/A03) replaces it."""
+
+    chain_pem: bytes
+    key_pem: bytes = field(repr=False)
 
 
 # -- what the charging profiles ask of an EVSE ---------------------------------------------------
@@ -317,6 +327,9 @@ class StationCore(Protocol):
     #: The connectionData of the network profile (B09/B10) the station connects with now;
     #: None for the CSMS the scenario names.
     connection_profile: Mapping[str, Any] | None
+    #: The TLS client certificate and key the station connects with (security profile 3);
+    #: None: the scenario's, or none.
+    client_identity: ClientIdentity | None
     #: The firmware the station runs (BootNotification's firmwareVersion); block L installs
     #: new firmware.
     firmware_version: str

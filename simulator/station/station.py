@@ -38,6 +38,7 @@ from .core import (
     AdHocPayment,
     Block,
     Booted,
+    ClientIdentity,
     Event,
     IdToken,
     Restarted,
@@ -80,6 +81,7 @@ class Station:
         "_transaction_ids",
         "_up",
         "boot_reason",
+        "client_identity",
         "clock",
         "config",
         "connection_profile",
@@ -138,6 +140,8 @@ class Station:
         self.link: Link | None = None
         #: The network profile the station connects with (B10); None: the scenario's CSMS.
         self.connection_profile: Mapping[str, Any] | None = None
+        #: The TLS client identity a certificate renewal gave the station; None: the scenario's.
+        self.client_identity: ClientIdentity | None = None
         #: True once, on this connection, the station is Accepted, has reported its connectors
         #: and sent what it queued; only then do new messages go straight out.
         self.synced = False
