@@ -512,6 +512,12 @@ class Block(Generic[S]):
     #: what the block's own state (DER controls, V2X signals) makes of the profiles' limit.
     #: Not a hook: several blocks may shape the limit.
     shape_limit: LimitShaper | None = None
+    #: True when this block's `charging_limit`, cost hooks (`transaction_cost`,
+    #: `cost_details`, `cost_reached_s`) and `shape_limit` have nothing to do on a station
+    #: where the block has made no state (no profile, tariff or DER control): the station then
+    #: skips them without a call.  They run on every wake of an EV and every transaction
+    #: event, so a fleet that does not use a block pays nothing for it.
+    needs_state: bool = False
 
     @property
     def hooks(self) -> dict[str, Any]:

@@ -55,8 +55,11 @@ class Registry:
     triggers: Mapping[str, Trigger]
     reactions: Mapping[type[Event], tuple[Reaction, ...]]
     hooks: Mapping[str, Any]
-    #: Every block's `shape_limit`, in the registry's order.
-    limit_shapers: tuple[LimitShaper, ...] = ()
+    #: Every block's `shape_limit`, in the registry's order, with the name of the block whose
+    #: state it needs (`Block.needs_state`; None: it runs on every station).
+    limit_shapers: tuple[tuple[str | None, LimitShaper], ...] = ()
+    #: Hook name -> the name of the block whose state it needs (`Block.needs_state`).
+    hook_needs_state: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def merge(cls, blocks: Sequence[Block[Any]]) -> Registry:
@@ -65,7 +68,8 @@ class Registry:
         triggers: dict[str, Trigger] = {}
         reactions: dict[type[Event], list[Reaction]] = {}
         hooks: dict[str, Any] = {}
-        shapers: list[LimitShaper] = []
+        shapers: list[tuple[str | None, LimitShaper]] = []
+        hook_needs_state: dict[str, str] = {}
         names: set[str] = set()
         claimed: dict[tuple[str, str], Block[Any]] = {}
 
@@ -90,8 +94,10 @@ class Registry:
             for hook_name, hook in block.hooks.items():
                 claim("hook", hook_name, block)
                 hooks[hook_name] = hook
+                if block.needs_state:
+                    hook_needs_state[hook_name] = block.name
             if block.shape_limit is not None:
-                shapers.append(block.shape_limit)
+                shapers.append((block.name if block.needs_state else None, block.shape_limit))
         return cls(
             blocks=tuple(blocks),
             handlers=handlers,
@@ -100,6 +106,7 @@ class Registry:
             reactions={kind: tuple(found) for kind, found in reactions.items()},
             hooks=hooks,
             limit_shapers=tuple(shapers),
+            hook_needs_state=hook_needs_state,
         )
 
     def variables(self, config: StationConfig) -> list[VariableSpec]:

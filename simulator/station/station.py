@@ -595,16 +595,31 @@ class Station:
     def charging_limit(self, evse: Evse) -> ActiveLimit:
         """What the charging profiles ask of `evse` now (block K; no limit without one), as
         the blocks that shape it (DER controls, V2X signals) make it."""
-        registry = self._spec.registry
-        profiles = registry.hooks.get("charging_limit")
+        profiles = self._stateful_hook("charging_limit")
         limit: ActiveLimit = NO_LIMIT if profiles is None else profiles(self, evse)
-        for shape in registry.limit_shapers:
-            limit = shape(self, evse, limit)
+        states = self._block_states
+        for needs_state, shape in self._spec.registry.limit_shapers:
+            if needs_state is None or (states is not None and needs_state in states):
+                limit = shape(self, evse, limit)
         return limit
+
+    def _stateful_hook(self, name: str) -> Any:
+        """The hook `name`, or None when there is none or its block needs state this station
+        does not have (`Block.needs_state`): then there is nothing for it to do here."""
+        registry = self._spec.registry
+        hook = registry.hooks.get(name)
+        if hook is None:
+            return None
+        needs_state = registry.hook_needs_state.get(name)
+        if needs_state is not None:
+            states = self._block_states
+            if states is None or needs_state not in states:
+                return None
+        return hook
 
     def transaction_cost(self, evse: Evse, transaction: Transaction) -> float | None:
         """The running cost of `transaction` now (block I), or None without a tariff."""
-        cost = self._spec.registry.hooks.get("transaction_cost")
+        cost = self._stateful_hook("transaction_cost")
         if cost is None:
             return None
         found: float | None = cost(self, evse, transaction)
@@ -612,7 +627,7 @@ class Station:
 
     def cost_details(self, evse: Evse, transaction: Transaction) -> dict[str, Any] | None:
         """The costDetails of `transaction` now (block I), or None without a tariff."""
-        details = self._spec.registry.hooks.get("cost_details")
+        details = self._stateful_hook("cost_details")
         if details is None:
             return None
         found: dict[str, Any] | None = details(self, evse, transaction)
@@ -620,7 +635,7 @@ class Station:
 
     def cost_reached_s(self, evse: Evse, transaction: Transaction, max_cost: float) -> float:
         """When `transaction`'s running cost reaches `max_cost` (block I); inf without one."""
-        reached = self._spec.registry.hooks.get("cost_reached_s")
+        reached = self._stateful_hook("cost_reached_s")
         if reached is None:
             return math.inf
         found: float = reached(self, evse, transaction, max_cost)

@@ -95,9 +95,9 @@ def test_several_blocks_shape_the_charging_limit_in_the_registry_order() -> None
             Block(letter="Y", name="cap", shape_limit=cap),
         ]
     )
-    assert registry.limit_shapers[-2:] == (halve, cap)
+    assert registry.limit_shapers[-2:] == ((None, halve), (None, cap))
     limit = ActiveLimit(limit_w=4000.0)
-    for shape in registry.limit_shapers[-2:]:
+    for _, shape in registry.limit_shapers[-2:]:
         limit = shape(None, None, limit)  # type: ignore[arg-type]
     assert limit.limit_w == 1000.0
 

@@ -37,5 +37,6 @@ BLOCK: Block[DerControls] = Block(
     variables=variables,
     reactions={GridEvent: grid_event},
     new_state=DerControls,
+    needs_state=True,
     shape_limit=shape_limit,
 )

@@ -94,6 +94,7 @@ BLOCK: Block[ChargingProfiles] = Block(
         Booted: _in_turn(pulls_after_boot, report_after_boot),
     },
     new_state=ChargingProfiles,
+    needs_state=True,
     charging_limit=active_limit,
     charging_profile_refusal=schedule_refusal,
 )

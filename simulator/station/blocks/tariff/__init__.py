@@ -50,6 +50,7 @@ BLOCK: Block[Tariffs] = Block(
     variables=variables,
     reactions={TransactionStarted: meter_started, TransactionEnded: meter_ended},
     new_state=Tariffs,
+    needs_state=True,
     transaction_cost=transaction_cost,
     cost_details=cost_details,
     cost_reached_s=cost_reached_s,

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from ....clock import Alarm
 from ....tariffs import CostMeter
+from ...core import Block
 
 if TYPE_CHECKING:
     from ...core import StationCore
     from ...evse import Evse, Transaction
 
-__all__ = ["Metered", "Tariffs", "peek_tariffs", "tariffs_of", "valid_from_s"]
+__all__ = ["STATE_KEY", "Metered", "Tariffs", "peek_tariffs", "tariffs_of", "valid_from_s"]
 
 
 @dataclass(slots=True)
@@ -74,13 +75,16 @@ def valid_from_s(tariff: Mapping[str, Any]) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def tariffs_of(station: StationCore) -> Tariffs:
-    from . import BLOCK
+#: The key of the block's per-station state: the same name as the assembled block.
+STATE_KEY: Block[Tariffs] = Block(letter="I", name="tariff", new_state=Tariffs)
 
-    return station.block_state(BLOCK)
+
+def tariffs_of(station: StationCore) -> Tariffs:
+    """The station's tariffs, made on first use."""
+    return station.block_state(STATE_KEY)
 
 
 def peek_tariffs(station: StationCore) -> Tariffs | None:
-    from . import BLOCK
-
-    return station.peek_block_state(BLOCK)
+    """The station's tariffs if it ever held any (reading creates nothing; this runs for every
+    transaction event of a 2.1 station)."""
+    return station.peek_block_state(STATE_KEY)
