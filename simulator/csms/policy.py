@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-if TYPE_CHECKING:
-    from .csms import Csms
+from typing import Any, Literal, Protocol
 
 __all__ = [
     "AcceptAfter",
@@ -35,8 +32,9 @@ _BOOT_STATUSES = ("Accepted", "Pending", "Rejected")
 #: `RpcError` to answer with a CALLERROR instead.
 ResponseOverride = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
 #: One of the CSMS's own clocks (a web payment round, a dynamic schedule update, AFRR
-#: signals): runs for as long as the CSMS does, from its first station's connection on.
-Timer = Callable[["Csms"], Awaitable[None]]
+#: signals): runs for as long as the CSMS does, from its first station's connection on.  It is
+#: given the `Csms` (typed Any, as `reactions` are: this module comes before csms.py).
+Timer = Callable[[Any], Awaitable[None]]
 #: The values (a ChargingScheduleUpdateType) a rule gives a Dynamic profile at a Unix time.
 DynamicValues = Callable[[float], Mapping[str, Any]]
 

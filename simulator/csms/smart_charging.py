@@ -20,20 +20,33 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .responses import running_transaction_id, wants_v2x
 
 if TYPE_CHECKING:
-    from .afrr import AfrrSignals
     from .csms import Csms
 
-__all__ = ["FULL_ACTIVATION", "Reaction", "signal_watt_curve", "smart_charging_reactions"]
+__all__ = [
+    "FULL_ACTIVATION",
+    "CentralFrequencyListener",
+    "Reaction",
+    "signal_watt_curve",
+    "smart_charging_reactions",
+]
 
 #: What to do after answering one message: (csms, station id, request, response).
 Reaction = Callable[["Csms", str, Mapping[str, Any], Mapping[str, Any]], Awaitable[None]]
 
 _profile_ids = itertools.count(1000)
+
+
+class CentralFrequencyListener(Protocol):
+    """Who hears of each CentralFrequency TxProfile a station accepted (`afrr.AfrrSignals`)."""
+
+    async def profile_installed(self, csms: Csms, station_id: str, transaction_id: str) -> None: ...
+
+
 #: The AFRR signal level of full activation; the CentralFrequency curve is flat beyond it.
 FULL_ACTIVATION = 100
 
@@ -72,7 +85,7 @@ def smart_charging_reactions(
     v2x_setpoint_w: float,
     v2x_max_power_w: float,
     nominal_hz: float = 50.0,
-    afrr: AfrrSignals | None = None,
+    afrr: CentralFrequencyListener | None = None,
 ) -> dict[str, Reaction]:
     """The reactions to install in `CsmsConfig.reactions` for these settings; `afrr` hears
     of each CentralFrequency profile a station accepted."""
