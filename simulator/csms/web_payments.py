@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import logging
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -44,7 +44,7 @@ _log = logging.getLogger(__name__)
 _PARALLEL_REQUESTS = 100
 
 
-def free_evse(station: StationState, busy: frozenset[int] | set[int] = frozenset()) -> int | None:
+def free_evse(station: StationState, busy: Collection[int] = ()) -> int | None:
     """The lowest EVSE id of `station` whose connectors were all last reported Available, and
     that is not in `busy`; None when there is none."""
     statuses: dict[int, bool] = {}
