@@ -233,7 +233,7 @@ grid:
     - {at_s: 900, duration_s: 10, kind: UnderVoltage, value: 200}
 embedded_csms:
   tx_limit_w: 7400
-  v2x_operation_mode: CentralSetpoint
+  v2x_operation_mode: CentralFrequency
   v2x_setpoint_w: -5000
   v2x_max_power_w: 11000
   deauthorize_share: 0.05
@@ -269,6 +269,23 @@ embedded_csms:
                    remote_location: "https://logs.example/upload"}
   der_control: {control_type: VoltWatt, curve: [[90, 40], [95, 100]], priority: 2,
                 control_id: grid-vw, after_boot: false, on_alarm: true}
+  web_payments: {every_s: 1800, station_share: 0.3, delay_s: 45, timeout_s: 240,
+                 abandon_share: 0.15}
+  priority_charging: {limit_w: 22000, id: 911, share: 0.1, driver_requests: refuse}
+  dynamic_profile:
+    curve:
+      - {at: "00:00", limit_w: 11000}
+      - {at: "18:00", limit_w: 4000}
+    update_interval_s: 600
+    pull_interval_s: 1800
+    id: 921
+    stack_level: 2
+  afrr:
+    from_grid_events: false
+    full_activation_hz: 0.1
+    signals:
+      - {at_s: 7200, signal: 80}
+      - {at_s: 7800, signal: 0}
 metrics_port: 9464
 thresholds:
   - {expr: "p99_ms{action=BootNotification} < 500", abort_on_fail: false, delay_abort_eval_s: 0}

@@ -15,6 +15,13 @@ any trio wait.
 Time in the answers (`currentTime`) comes from the `clock` given to the constructor, a function
 returning Unix seconds: wall time by default, the fleet's simulated time when the fleet passes
 `SimClock.epoch_s`, or a constant in tests that compare payloads.
+
+The CSMS's own timers (`CsmsConfig.timers`: web payment rounds, dynamic schedule updates, AFRR
+signals) start when the first station connects and run until the trio run ends.  They live in
+a trio system task because nothing else lives that long: `serve` and `attach` are one per
+listener or station, and a run's own nursery is the run's, not the CSMS's.  A timer that fails
+is logged and counted (`timer_failures`), never raised: a system task that raises would end the
+whole run.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from ..ocpp import (
 from ..ocpp.actions import STATION_INITIATED
 from ..transport import RpcLink
 from .observer import StationObserver
-from .policy import CsmsConfig
+from .policy import CsmsConfig, Timer
 from .responses import Responses
 from .server import serve_websocket_csms
 from .state import StationState
@@ -106,8 +113,11 @@ class CsmsStatistics:
     #: What came of the CSMS's own pushes after a boot (`boot_pushes.py`), by outcome:
     #: `local_list_sent`, `local_list_current` (the station held the CSMS's version),
     #: `local_list_failed`, `display_message_set`, `display_message_failed`,
-    #: `der_control_set`, `der_control_failed`.
+    #: `der_control_set`, `der_control_failed`; and of its own initiatives (web payments,
+    #: priority charging, dynamic schedules, AFRR signals), named in their modules.
     pushes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    #: Timers (`CsmsConfig.timers`) that ended with an error, each also logged.
+    timer_failures: int = 0
 
 
 class Csms:
@@ -136,6 +146,11 @@ class Csms:
         self._messages_received = 0
         self._reaction_failures = 0
         self._pushes: dict[str, int] = {}
+        self._timers_started = False
+        self._timer_failures = 0
+        #: The Unix time simulated second 0 falls at (`CsmsConfig.run_start_epoch_s`, else the
+        #: first connection's).
+        self._run_start_epoch_s = self._config.run_start_epoch_s
 
     @property
     def config(self) -> CsmsConfig:
@@ -167,6 +182,7 @@ class Csms:
             connection_errors=self._connection_errors,
             messages_received=self._messages_received,
             pushes=dict(self._pushes),
+            timer_failures=self._timer_failures,
         )
 
     def id_token_info(self, id_token: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -176,6 +192,25 @@ class Csms:
     def count_push(self, outcome: str) -> None:
         """Count one outcome of the CSMS's own pushes (`CsmsStatistics.pushes`)."""
         self._pushes[outcome] = self._pushes.get(outcome, 0) + 1
+
+    # -- time, for the CSMS's own initiatives ---------------------------------------------
+
+    def now(self) -> float:
+        """The CSMS's clock: Unix seconds (simulated in a run's own process)."""
+        return self._clock()
+
+    def run_second(self) -> float:
+        """Simulated seconds since the run began (see `CsmsConfig.run_start_epoch_s`)."""
+        start = self._run_start_epoch_s
+        return 0.0 if start is None else self._clock() - start
+
+    async def sleep_simulated(self, duration_s: float) -> None:
+        """Sleep `duration_s` seconds of the CSMS's clock."""
+        await trio.sleep(max(0.0, duration_s) / self._config.clock_speed)
+
+    async def sleep_until_run_second(self, run_s: float) -> None:
+        """Sleep until simulated second `run_s` of the run (at once if it has passed)."""
+        await self.sleep_simulated(run_s - self.run_second())
 
     # -- serving --------------------------------------------------------------------------
 
@@ -381,8 +416,25 @@ class Csms:
         self._links[station.station_id] = link
         self._connections_accepted += 1
         station.record_connected(version)
+        if self._config.timers and not self._timers_started:
+            self._timers_started = True
+            if self._run_start_epoch_s is None:
+                self._run_start_epoch_s = self._clock()
+            trio.lowlevel.spawn_system_task(self._run_timers, name="embedded CSMS timers")
         self._connected_events.fire(station.station_id)
         _log.debug("station %s connected (OCPP %s)", station.station_id, version)
+
+    async def _run_timers(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for timer in self._config.timers:
+                nursery.start_soon(self._run_timer, timer)
+
+    async def _run_timer(self, timer: Timer) -> None:
+        try:
+            await timer(self)
+        except Exception as exc:
+            self._timer_failures += 1
+            _log.warning("embedded CSMS: a timer failed and stopped: %r", exc)
 
     def _connection_closed(self, station: StationState, link: RpcLink) -> None:
         """Forget `link` if it is still the station's connection; a replaced one already was."""

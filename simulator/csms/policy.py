@@ -9,7 +9,7 @@ express goes in `CsmsConfig.response_overrides`: a function that builds (or refu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -20,7 +20,9 @@ __all__ = [
     "BootPolicy",
     "BootStatus",
     "CsmsConfig",
+    "DynamicValues",
     "ResponseOverride",
+    "Timer",
 ]
 
 BootStatus = Literal["Accepted", "Pending", "Rejected"]
@@ -29,6 +31,12 @@ _BOOT_STATUSES = ("Accepted", "Pending", "Rejected")
 #: Builds the response payload to one action from (station id, request payload); raise
 #: `RpcError` to answer with a CALLERROR instead.
 ResponseOverride = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
+#: One of the CSMS's own clocks (a web payment round, a dynamic schedule update, AFRR
+#: signals): runs for as long as the CSMS does, from its first station's connection on.  It is
+#: given the `Csms` (typed Any, as `reactions` are: this module comes before csms.py).
+Timer = Callable[[Any], Awaitable[None]]
+#: The values (a ChargingScheduleUpdateType) a rule gives a Dynamic profile at a Unix time.
+DynamicValues = Callable[[float], Mapping[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +141,19 @@ class CsmsConfig:
     #: smart_charging.py), so it answers such needs Accepted -- a profile will come -- while
     #: their EVSE has a transaction running for the profile to belong to.
     steers_bidirectional_evs: bool = False
+    #: The CSMS's own timers (`Timer`), one per feature that needs one; none costs nothing.
+    timers: tuple[Timer, ...] = ()
+    #: Simulated seconds per trio second of the clock the CSMS is given: a run's `speed`, 1
+    #: for wall time.  The timers sleep in trio time, so they divide by it.
+    clock_speed: float = 1.0
+    #: The Unix time at which simulated second 0 of the run falls: timers that act at a
+    #: second of the run (AFRR signals) count from it.  None counts from the moment the first
+    #: station connects.
+    run_start_epoch_s: float | None = None
+    #: Dynamic profiles whose values follow a rule, by profile id: a PullDynamicScheduleUpdate
+    #: of one that the CSMS set on the station is answered with the rule's values at that
+    #: moment (K28), not with the values last sent.
+    dynamic_values: Mapping[int, DynamicValues] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.heartbeat_interval_s, bool) or not isinstance(
@@ -159,6 +180,8 @@ class CsmsConfig:
                 "max_transactions_per_station must be >= 1, "
                 f"got {self.max_transactions_per_station}"
             )
+        if not self.clock_speed > 0:
+            raise ValueError(f"clock_speed must be > 0, got {self.clock_speed}")
         if not self.call_timeout_s > 0:
             raise ValueError(f"call_timeout_s must be > 0, got {self.call_timeout_s}")
         if isinstance(self.accepted_id_tokens, str):

@@ -65,6 +65,7 @@ from ..children import (
 )
 from ..gc_tuning import tune_collector
 from ..limits import raise_open_file_limit
+from .afrr import AfrrSignals, signals_from_frequency_events
 from .boot_pushes import (
     DisplayMessagePush,
     LocalListPush,
@@ -74,11 +75,14 @@ from .boot_pushes import (
 from .charging_profiles import TxDefaultProfilePush, tx_default_profile_reactions
 from .csms import Csms, CsmsStatistics
 from .der_controls import DerCurvePush, default_curve
+from .dynamic_schedules import DailyCurve, DynamicSchedule
 from .log_collection import LogCollection
-from .policy import CsmsConfig
+from .policy import CsmsConfig, DynamicValues, Timer
+from .priority_charging import PriorityCharging
 from .server import bind_reuse_port
 from .smart_charging import smart_charging_reactions
 from .tariffs import default_tariff, tariff_reactions
+from .web_payments import WebPayments
 
 if TYPE_CHECKING:
     from ..scenario import Scenario
@@ -88,7 +92,9 @@ __all__ = [
     "CsmsProcessFailed",
     "ServeOptions",
     "WorkerCommand",
+    "afrr_signals_for",
     "csms_config_for",
+    "dynamic_schedule_for",
     "embedded_csms_command",
     "local_list_for",
     "process_command",
@@ -137,9 +143,11 @@ class CsmsProcessFailed(Exception):
 
 def csms_config_for(scenario: Scenario) -> CsmsConfig:
     """The embedded CSMS of `scenario`: its heartbeat interval, password, the share of
-    transactions it deauthorizes, the drivers it ranks with a chargingPriority, and its
+    transactions it deauthorizes, the drivers it ranks with a chargingPriority, its
     reactions (smart charging, V2X, the local list and display message it pushes at boot, the
-    daily log collection, the DER curve it sets).  (Reservations for drivers who book ahead
+    daily log collection, the DER curve it sets, priority charging, the Dynamic profile) and
+    its timers (web payments, dynamic schedule updates, AFRR signals), which run at the
+    scenario's speed from its start.  (Reservations for drivers who book ahead
     are the world's to ask for: `reservations.DriverReservations`, in the run's own process.)
 
     The one place that turns a scenario into CSMS settings, so `fleetsim run` (embedded CSMS)
@@ -148,6 +156,7 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
     `ScenarioError` when `csms.password_env` names an unset variable.
     """
     embedded = scenario.embedded_csms
+    afrr = afrr_signals_for(scenario)
     tables = [
         smart_charging_reactions(
             tx_limit_w=embedded.tx_limit_w,
@@ -155,6 +164,7 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
             v2x_setpoint_w=embedded.v2x_setpoint_w,
             v2x_max_power_w=embedded.v2x_max_power_w,
             nominal_hz=float(scenario.grid.nominal_hz),
+            afrr=afrr,
         ),
         boot_push_reactions(
             local_list=local_list_for(scenario),
@@ -200,6 +210,34 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
                 logs.time_of_day_s, logs.share, logs.log_type, logs.remote_location
             ).reactions()
         )
+    timers: list[Timer] = []
+    dynamic_values: dict[int, DynamicValues] = {}
+    priority = embedded.priority_charging
+    if priority is not None:
+        tables.append(
+            PriorityCharging(
+                priority.limit_w, priority.id, priority.share, priority.driver_requests
+            ).reactions()
+        )
+    dynamic = dynamic_schedule_for(scenario)
+    if dynamic is not None:
+        tables.append(dynamic.reactions())
+        timers.append(dynamic.timer)
+        dynamic_values[dynamic.profile_id] = dynamic.values
+    web = embedded.web_payments
+    if web is not None:
+        timers.append(
+            WebPayments(
+                every_s=web.every_s,
+                station_share=web.station_share,
+                delay_s=web.delay_s,
+                timeout_s=web.timeout_s,
+                abandon_share=web.abandon_share,
+            ).timer
+        )
+    if afrr is not None:
+        tables.append(afrr.reactions())
+        timers.append(afrr.timer)
     reactions = combine_reactions(*tables)
     return CsmsConfig(
         heartbeat_interval_s=scenario.stations.heartbeat_interval_s,
@@ -210,7 +248,41 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
         charging_priority=embedded.charging_priority,
         reactions=reactions,
         steers_bidirectional_evs=embedded.v2x_operation_mode is not None,
+        timers=tuple(timers),
+        clock_speed=scenario.speed,
+        run_start_epoch_s=None if scenario.start is None else scenario.start.timestamp(),
+        dynamic_values=dynamic_values,
     )
+
+
+def dynamic_schedule_for(scenario: Scenario) -> DynamicSchedule | None:
+    """The Dynamic TxDefaultProfile of `embedded_csms.dynamic_profile`, or None."""
+    settings = scenario.embedded_csms.dynamic_profile
+    if settings is None:
+        return None
+    return DynamicSchedule(
+        DailyCurve([(point.at_s, point.limit_w) for point in settings.curve]),
+        update_interval_s=settings.update_interval_s,
+        pull_interval_s=settings.pull_interval_s,
+        profile_id=settings.id,
+        stack_level=settings.stack_level,
+    )
+
+
+def afrr_signals_for(scenario: Scenario) -> AfrrSignals | None:
+    """The AFRR signals of `embedded_csms.afrr`: those of the grid's frequency events and
+    those listed, or None."""
+    settings = scenario.embedded_csms.afrr
+    if settings is None:
+        return None
+    signals = [(signal.at_s, signal.signal) for signal in settings.signals]
+    if settings.from_grid_events:
+        signals += signals_from_frequency_events(
+            ((e.at_s, e.duration_s, e.frequency_hz) for e in scenario.grid.events),
+            float(scenario.grid.nominal_hz),
+            settings.full_activation_hz,
+        )
+    return AfrrSignals(signals)
 
 
 def tx_default_profile_for(scenario: Scenario) -> TxDefaultProfilePush | None:
@@ -252,11 +324,13 @@ def standalone_csms_config(
     password: str | None = None,
 ) -> CsmsConfig:
     """The settings of `fleetsim csms`: the scenario's, if one is given, with each explicit
-    value overriding it; without a scenario the defaults of `CsmsConfig`, no password."""
+    value overriding it; without a scenario the defaults of `CsmsConfig`, no password.  Its
+    clock is wall time, so its timers run at speed 1 from its first connection, whatever
+    speed and start the scenario gives its own runs."""
     config = (
         csms_config_for(scenario) if scenario is not None else CsmsConfig(record_messages=False)
     )
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = {"clock_speed": 1.0, "run_start_epoch_s": None}
     if heartbeat_interval_s is not None:
         overrides["heartbeat_interval_s"] = heartbeat_interval_s
     if password is not None:

@@ -27,8 +27,9 @@ code can run every use case to its end:
                                 that looks like an EU VAT number (two letters, then 2-13
                                 letters and digits); else Rejected, with a reasonCode (C18)
     PullDynamicScheduleUpdate   Accepted with the values this CSMS last set or sent for the
-                                Dynamic profile (K28); Rejected, InvalidProfile, for a profile
-                                it never set
+                                Dynamic profile (K28), or, for a profile whose values follow a
+                                rule (`CsmsConfig.dynamic_values`), the rule's values now;
+                                Rejected, InvalidProfile, for a profile it never set
     everything else             an empty payload, all their response schemas require
 
 The placeholders are base64 text, not real EXI or DER: fleetsim's EVs are simulated and pass
@@ -101,6 +102,7 @@ class Responses:
         "_boot_policy",
         "_clock",
         "_deauthorize_below",
+        "_dynamic_values",
         "_heartbeat_interval_s",
         "_prioritized",
         "_priority_below",
@@ -118,6 +120,7 @@ class Responses:
             else frozenset(token.casefold() for token in config.accepted_id_tokens)
         )
         self._vendor_ids = frozenset(config.data_transfer_vendor_ids)
+        self._dynamic_values = dict(config.dynamic_values)
         #: crc32 values (of 2**32) below which a transaction is deauthorized.
         self._deauthorize_below = round(config.deauthorize_share * 2**32)
         #: crc32 values (of 2**32) of a case-folded idToken below which it has a priority.
@@ -217,6 +220,27 @@ class Responses:
             return _ACCEPTED
         return {"status": "UnknownVendorId"}
 
+    def _pull_dynamic_schedule_update(
+        self, station: StationState, payload: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        profile_id = payload["chargingProfileId"]
+        kept = (station.dynamic_schedules or {}).get(profile_id)
+        if kept is None:
+            return {
+                "status": "Rejected",
+                "statusInfo": {
+                    "reasonCode": "InvalidProfile",
+                    "additionalInfo": f"this CSMS set no Dynamic charging profile {profile_id}",
+                },
+            }
+        rule = self._dynamic_values.get(profile_id)
+        if rule is not None:
+            # The values in force now; kept, as an update the station takes in with the answer.
+            update = {"chargingProfileId": profile_id, "scheduleUpdate": rule(self._clock())}
+            station.remember_dynamic_schedule("UpdateDynamicSchedule", update)
+            kept = (station.dynamic_schedules or {}).get(profile_id, kept)
+        return {"status": "Accepted", "scheduleUpdate": dict(kept)}
+
     def _get_certificate_chain_status(
         self, station: StationState, payload: Mapping[str, Any]
     ) -> Mapping[str, Any]:
@@ -243,22 +267,6 @@ def _empty(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, An
 
 def _accepted(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
     return _ACCEPTED
-
-
-def _pull_dynamic_schedule_update(
-    station: StationState, payload: Mapping[str, Any]
-) -> Mapping[str, Any]:
-    profile_id = payload["chargingProfileId"]
-    kept = (station.dynamic_schedules or {}).get(profile_id)
-    if kept is None:
-        return {
-            "status": "Rejected",
-            "statusInfo": {
-                "reasonCode": "InvalidProfile",
-                "additionalInfo": f"this CSMS set no Dynamic charging profile {profile_id}",
-            },
-        }
-    return {"status": "Accepted", "scheduleUpdate": dict(kept)}
 
 
 def _get_15118_ev_certificate(
@@ -348,7 +356,6 @@ _STATIC_RESPONDERS: dict[str, Responder] = {
     "NotifyEVChargingNeeds": _notify_ev_charging_needs,
     "NotifyEVChargingSchedule": _accepted,
     "OpenPeriodicEventStream": _accepted,
-    "PullDynamicScheduleUpdate": _pull_dynamic_schedule_update,
     "SignCertificate": _accepted,
     "VatNumberValidation": _vat_number_validation,
 }
@@ -360,6 +367,7 @@ _CONFIGURED_RESPONDERS: dict[str, str] = {
     "DataTransfer": "_data_transfer",
     "GetCertificateChainStatus": "_get_certificate_chain_status",
     "Heartbeat": "_heartbeat",
+    "PullDynamicScheduleUpdate": "_pull_dynamic_schedule_update",
     "TransactionEvent": "_transaction_event",
 }
 

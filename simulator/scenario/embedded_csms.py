@@ -2,27 +2,33 @@
 Accepted (smart charging, V2X profiles, deauthorizing some transactions, reserving EVSEs for
 drivers who book ahead, ranking drivers with a chargingPriority, rolling out firmware, and what
 it pushes to each station after its boot: the drivers' local authorization list and a display
-message)."""
+message; and OCPP 2.1's energy flows: web payments, priority charging, a dynamic profile kept
+up to date, AFRR signals)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from .base import MODEL_CONFIG, invalid
+from .base import MODEL_CONFIG, invalid, invalid_fields
 from .firmware import FirmwareRolloutSettings
 from .ranges import Range
 
 __all__ = [
+    "AfrrSettings",
+    "AfrrSignalSettings",
     "DerControlSettings",
+    "DynamicProfileSettings",
     "DefaultTariffSettings",
     "DisplayMessageSettings",
     "EmbeddedCsmsSettings",
     "LocalListSettings",
     "LogCollectionSettings",
+    "PriorityChargingSettings",
     "TxDefaultPeriod",
     "TxDefaultProfileSettings",
+    "WebPaymentSettings",
 ]
 
 #: LocalAuthListCtrlr.Entries' maxLimit and ItemsPerMessage of fleetsim's stations.
@@ -242,6 +248,197 @@ class DerControlSettings(BaseModel):
         return curve
 
 
+class WebPaymentSettings(BaseModel):
+    """Web payers at a share of the OCPP 2.1 stations (C25): the CSMS announces each payment
+    (NotifyWebPaymentStarted) and starts its transaction (RequestStartTransaction)."""
+
+    model_config = MODEL_CONFIG
+
+    every_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description=(
+            "Simulated seconds between web payers at each chosen station: every every_s the "
+            "CSMS picks the station's first free EVSE (every connector Available) for one."
+        ),
+    )
+    station_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description=(
+            "Share of the OCPP 2.1 stations (0..1, by station id) whose QR code drivers use; "
+            "web payment needs no payment terminal."
+        ),
+    )
+    delay_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "Simulated seconds the payment takes on the web page: from NotifyWebPaymentStarted "
+            "to RequestStartTransaction with the payment's DirectPayment IdToken. Shorter than "
+            "timeout_s."
+        ),
+    )
+    timeout_s: int = Field(
+        default=300,
+        gt=0,
+        description=(
+            "The timeout of NotifyWebPaymentStarted: how long the station awaits the start."
+        ),
+    )
+    abandon_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description=(
+            "Share of web payers (0..1) who give up on the web page: no start follows and the "
+            "station stops waiting after timeout_s."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _starts_within_the_timeout(self) -> Self:
+        if self.delay_s >= self.timeout_s:
+            message = (
+                f"delay_s ({self.delay_s:g}) must be shorter than timeout_s ({self.timeout_s}): "
+                "the station stops waiting for the transaction's start when the timeout passes"
+            )
+            raise invalid_fields([(("delay_s",), message, self.delay_s)])
+        return self
+
+
+class PriorityChargingSettings(BaseModel):
+    """A PriorityCharging profile on every OCPP 2.1 station, and who charges by it (K21-K22)."""
+
+    model_config = MODEL_CONFIG
+
+    limit_w: float = Field(
+        gt=0,
+        description=(
+            "The limit of the PriorityCharging profile the CSMS installs for the whole "
+            "station (evseId 0) after each Accepted boot, W: a transaction with priority "
+            "charging charges by it instead of its TxProfile or TxDefaultProfile."
+        ),
+    )
+    id: int = Field(default=910, ge=1, description="The profile's id.")
+    share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of transactions (0..1, by transaction id) the CSMS switches to priority "
+            "charging as they start (UsePriorityCharging, K21), as for drivers who chose it "
+            "in the operator's app."
+        ),
+    )
+    driver_requests: Literal["grant", "refuse"] = Field(
+        default="grant",
+        description=(
+            "What the CSMS makes of a driver's priority button (NotifyPriorityCharging, K22; "
+            "ev_fleet.priority_button_share): grant lets it be; refuse switches priority "
+            "charging off again (UsePriorityCharging, activate false)."
+        ),
+    )
+
+
+class DynamicProfileSettings(BaseModel):
+    """A Dynamic TxDefaultProfile on every OCPP 2.1 station, its limit following a daily curve
+    (K28-K29)."""
+
+    model_config = MODEL_CONFIG
+
+    curve: list[TxDefaultPeriod] = Field(
+        min_length=1,
+        max_length=24,
+        description=(
+            "The daily limit curve, [{at: HH:MM UTC, limit_w}] ascending: the limit at any "
+            "moment is linear between the points around it, wrapping past midnight; one point "
+            "is a constant limit."
+        ),
+    )
+    update_interval_s: float = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "Simulated seconds between the CSMS's updates: each sends UpdateDynamicSchedule "
+            "with the curve's limit of that moment to every station holding the profile whose "
+            "limit differs."
+        ),
+    )
+    pull_interval_s: int | None = Field(
+        default=3600,
+        gt=0,
+        description=(
+            "The profile's dynUpdateInterval, seconds: a station that had no update for that "
+            "long asks (PullDynamicScheduleUpdate) and the CSMS answers with the curve's limit "
+            "of that moment. null: the stations never ask."
+        ),
+    )
+    id: int = Field(default=920, ge=1, description="The profile's id.")
+    stack_level: int = Field(
+        default=1,
+        ge=0,
+        le=10,
+        description=(
+            "Its stackLevel; it must differ from tx_default_profile's, both being the whole "
+            "station's TxDefaultProfile. The higher one is in force."
+        ),
+    )
+
+    @field_validator("curve")
+    @classmethod
+    def _ascending(cls, curve: list[TxDefaultPeriod]) -> list[TxDefaultPeriod]:
+        starts = [point.at_s for point in curve]
+        if starts != sorted(set(starts)):
+            raise invalid(
+                "the curve's times must ascend and differ, e.g. 00:00, 12:00, 18:00; got "
+                + ", ".join(point.at for point in curve)
+            )
+        return curve
+
+
+class AfrrSignalSettings(BaseModel):
+    """One AFRR activation level at a second of the run."""
+
+    model_config = MODEL_CONFIG
+
+    at_s: float = Field(ge=0, description="Simulated seconds after the start when it is sent.")
+    signal: int = Field(
+        ge=-100,
+        le=100,
+        description=(
+            "The level: +100 full upward activation (the EVs discharge at v2x_max_power_w), 0 "
+            "none (half power), -100 full downward activation (full charge)."
+        ),
+    )
+
+
+class AfrrSettings(BaseModel):
+    """AFRR signals to the stations whose EVs run the CSMS's CentralFrequency profile (Q07)."""
+
+    model_config = MODEL_CONFIG
+
+    from_grid_events: bool = Field(
+        default=True,
+        description=(
+            "Answer each of grid.events: at its start the level of its deviation, "
+            "(nominal - frequency) / full_activation_hz in percent, capped at +-100; 0 at "
+            "its end."
+        ),
+    )
+    full_activation_hz: float = Field(
+        default=0.2,
+        gt=0,
+        description="The frequency deviation, Hz, that activates the reserve fully.",
+    )
+    signals: list[AfrrSignalSettings] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Levels sent at given seconds of the run, besides those of grid events.",
+    )
+
+
 class EmbeddedCsmsSettings(BaseModel):
     """What the embedded CSMS does beyond answering (it is ignored with an external CSMS)."""
 
@@ -255,12 +452,15 @@ class EmbeddedCsmsSettings(BaseModel):
             "CSMS doing smart charging would."
         ),
     )
-    v2x_operation_mode: Literal["CentralSetpoint", "LocalFrequency"] | None = Field(
-        default=None,
-        description=(
-            "When a bidirectional EV reports its charging needs, send a TxProfile with this V2X "
-            "operation mode."
-        ),
+    v2x_operation_mode: Literal["CentralSetpoint", "LocalFrequency", "CentralFrequency"] | None = (
+        Field(
+            default=None,
+            description=(
+                "When a bidirectional EV reports its charging needs, send a TxProfile with "
+                "this V2X operation mode. CentralFrequency: half of v2x_max_power_w until "
+                "AFRR signals (afrr) move the EV along a signal-watt curve."
+            ),
+        )
     )
     v2x_setpoint_w: float = Field(
         default=-7_000.0,
@@ -269,7 +469,10 @@ class EmbeddedCsmsSettings(BaseModel):
     v2x_max_power_w: float = Field(
         default=11_000.0,
         gt=0,
-        description="Full response of a LocalFrequency profile's frequency-watt curve, W.",
+        description=(
+            "Full response of a LocalFrequency profile's frequency-watt curve, or of a "
+            "CentralFrequency profile's signal-watt curve, W."
+        ),
     )
     deauthorize_share: float = Field(
         default=0.0,
@@ -406,6 +609,65 @@ class EmbeddedCsmsSettings(BaseModel):
             "and/or when it reports a grid event; null sets none."
         ),
     )
+
+    web_payments: WebPaymentSettings | None = Field(
+        default=None,
+        description=(
+            "Web payers (C25) at a share of the OCPP 2.1 stations: NotifyWebPaymentStarted for "
+            "a free EVSE, then RequestStartTransaction with a DirectPayment IdToken. null: none."
+        ),
+    )
+    priority_charging: PriorityChargingSettings | None = Field(
+        default=None,
+        description=(
+            "Install a PriorityCharging profile on every OCPP 2.1 station after boot, switch a "
+            "share of transactions to it (K21) and answer drivers' priority buttons (K22). "
+            "null: none."
+        ),
+    )
+    dynamic_profile: DynamicProfileSettings | None = Field(
+        default=None,
+        description=(
+            "Install a Dynamic TxDefaultProfile on every OCPP 2.1 station after boot and keep "
+            "its limit on a daily curve with UpdateDynamicSchedule (K28) and answers to "
+            "PullDynamicScheduleUpdate (K29). null: none."
+        ),
+    )
+    afrr: AfrrSettings | None = Field(
+        default=None,
+        description=(
+            "Send AFRR signals (from grid.events and/or listed) to the stations whose EVs run "
+            "the CentralFrequency profile; needs v2x_operation_mode CentralFrequency. null: "
+            "none."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _energy_flows_fit_together(self) -> Self:
+        problems: list[tuple[tuple[str, ...], str, Any]] = []
+        if self.afrr is not None and self.v2x_operation_mode != "CentralFrequency":
+            problems.append(
+                (
+                    ("afrr",),
+                    "afrr signals steer EVs that run a CentralFrequency TxProfile; set "
+                    "v2x_operation_mode: CentralFrequency, or remove afrr",
+                    self.v2x_operation_mode,
+                )
+            )
+        dynamic, daily = self.dynamic_profile, self.tx_default_profile
+        if dynamic is not None and daily is not None and dynamic.stack_level == daily.stack_level:
+            problems.append(
+                (
+                    ("dynamic_profile", "stack_level"),
+                    "dynamic_profile and tx_default_profile are both the whole station's "
+                    f"TxDefaultProfile at stack_level {daily.stack_level}, which a station "
+                    "refuses; give them different stack levels (the higher one is in force)",
+                    dynamic.stack_level,
+                )
+            )
+        if problems:
+            raise invalid_fields(problems)
+        return self
 
     @field_validator("charging_priority")
     @classmethod
