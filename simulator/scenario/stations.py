@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import zoneinfo
 from typing import Any, Literal, Self, get_args
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -379,6 +380,15 @@ class StationsSettings(BaseModel):
             "A payment terminal on every station (OCPP 2.1 ad hoc payment, C17-C22); null: none."
         ),
     )
+    time_zone: str = Field(
+        default="UTC",
+        description=(
+            "The IANA time zone of the stations' wall clock (e.g. Europe/Berlin): a tariff's "
+            "times of day, days of the week and dates are local time there (OCPP 2.1 "
+            "TariffConditionsType), as is the embedded CSMS's check of the costs. Timestamps "
+            "stay UTC."
+        ),
+    )
 
     battery_swap: BatterySwapSettings | None = Field(
         default=None,
@@ -420,6 +430,20 @@ class StationsSettings(BaseModel):
     @classmethod
     def _id_pattern_formats(cls, pattern: str) -> str:
         return check_index_pattern(pattern, "CP{index:05d}", "station ids")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone_is_known(cls, name: str) -> str:
+        if name == "UTC":
+            return name
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise invalid(
+                f"{name!r} is not an IANA time zone this system knows; write one such as "
+                "Europe/Berlin or America/New_York, or UTC"
+            ) from None
+        return name
 
     @field_validator("tx_start_points")
     @classmethod
