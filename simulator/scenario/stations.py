@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
-import zoneinfo
 from typing import Any, Literal, Self, get_args
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from ..tariffs import station_zone
 from .base import MODEL_CONFIG, Loc, invalid, invalid_fields
 from .firmware import FirmwareSettings
 from .patterns import check_index_pattern
@@ -434,15 +434,10 @@ class StationsSettings(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _time_zone_is_known(cls, name: str) -> str:
-        if name == "UTC":
-            return name
         try:
-            zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise invalid(
-                f"{name!r} is not an IANA time zone this system knows; write one such as "
-                "Europe/Berlin or America/New_York, or UTC"
-            ) from None
+            station_zone(name)
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
         return name
 
     @field_validator("tx_start_points")
