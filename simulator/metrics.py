@@ -71,11 +71,16 @@ __all__ = [
     "CALLERRORS_RECEIVED",
     "CONNECTION_ATTEMPTS",
     "CONNECTION_OUTCOMES",
+    "BATTERY_SWAPS",
+    "BATTERY_SWAP_OUTCOMES",
+    "COST_LIMITS_REACHED",
     "CSMS_SCHEMA_VIOLATIONS",
     "ENERGY_DELIVERED",
     "FRAMES_DROPPED",
     "MESSAGES",
     "MetricSpec",
+    "PAYMENTS",
+    "PAYMENT_OUTCOMES",
     "RunStatsCollector",
     "STATIONS",
     "STATION_FAILURES",
@@ -168,6 +173,27 @@ STOPPED_REASONS = (
     "TimeLimitReached",
     "Timeout",
 )
+
+#: How an ad hoc payment ended (C17-C25, `RunStats.payment`): a settlement Settled, Canceled
+#: or Failed (NotifySettlement); a card the terminal refused (declined by the provider, no
+#: tariff to price the session, the CSMS did not authorize the DirectPayment token); a prepaid
+#: card's balance spent while charging; a web payment whose transaction started or timed out.
+PAYMENT_OUTCOMES = (
+    "settled",
+    "canceled",
+    "settlement_failed",
+    "declined",
+    "no_tariff",
+    "not_authorized",
+    "prepaid_exhausted",
+    "web_started",
+    "web_timeout",
+)
+#: How a battery swap ended (S01-S04, `RunStats.battery_swap`): done for a driver at the
+#: station (local) or the CSMS's RequestBatterySwap (remote); refused for want of a charged
+#: pack and an empty slot (NoBatteryAvailable) or the driver's token; the charged pack left in
+#: its slot (BatteryOutTimeout).
+BATTERY_SWAP_OUTCOMES = ("local", "remote", "no_battery_available", "not_authorized", "out_timeout")
 
 _KNOWN_CODES = frozenset(code.value for code in ErrorCode)
 _KNOWN_EXCHANGES = (
@@ -281,6 +307,26 @@ STATION_FAILURES = MetricSpec(
     "Unexpected errors in station logic, by exception type; the rest of the fleet goes on.",
     "counter",
     ("error",),
+)
+PAYMENTS = MetricSpec(
+    "fleetsim_payments_total",
+    "Ad hoc payments at the stations' terminals and on the web (C17-C25), by outcome: "
+    "settlements, refused cards, prepaid balances spent, web payments.",
+    "counter",
+    ("outcome",),
+)
+COST_LIMITS_REACHED = MetricSpec(
+    "fleetsim_cost_limits_reached_total",
+    "Transactions whose running cost reached their maxCost limit (E16, CostLimitReached); "
+    "those that ended for it count as fleetsim_transactions_ended_total{reason=LocalOutOfCredit}.",
+    "counter",
+)
+BATTERY_SWAPS = MetricSpec(
+    "fleetsim_battery_swaps_total",
+    "Battery swaps at swap stations (S01-S04), by outcome: local or remote swaps done, refused "
+    "(no_battery_available, not_authorized), packs left behind (out_timeout).",
+    "counter",
+    ("outcome",),
 )
 
 CONNECT_DURATION = MetricSpec(
@@ -421,6 +467,9 @@ ALL_METRICS = (
     TRANSACTION_EVENTS_DROPPED,
     ENERGY_DELIVERED,
     STATION_FAILURES,
+    PAYMENTS,
+    COST_LIMITS_REACHED,
+    BATTERY_SWAPS,
     CONNECT_DURATION,
     RECONNECTS,
     *FLEET_METRICS,
@@ -496,6 +545,9 @@ class RunStatsCollector(Collector):
         yield single(TRANSACTION_EVENTS_DROPPED, "transaction_events_dropped")
         yield single(ENERGY_DELIVERED, "energy_delivered_wh", 3600.0)
         yield labelled(STATION_FAILURES, "station_failures_by_error")
+        yield labelled(PAYMENTS, "payments_by_outcome", PAYMENT_OUTCOMES)
+        yield single(COST_LIMITS_REACHED, "cost_limits_reached")
+        yield labelled(BATTERY_SWAPS, "battery_swaps_by_outcome", BATTERY_SWAP_OUTCOMES)
         yield self._durations(snapshots)
         yield single(RECONNECTS, "reconnects")
         counts = [0] * (len(CONNECT_DURATION_BUCKETS_S) + 1)

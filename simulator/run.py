@@ -202,6 +202,7 @@ def station_config(scenario: Scenario) -> StationConfig:
         priority_button_share=scenario.ev_fleet.priority_button_share,
         payment=_payment_config(scenario),
         battery_swap=None if stations.battery_swap is None else battery_swap_config(scenario),
+        time_zone=stations.time_zone,
     )
 
 

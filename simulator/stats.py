@@ -158,6 +158,7 @@ _WIRE_COUNTERS = (
     "transactions_started_offline",
     "transaction_events_queued_offline",
     "transaction_events_unsent",
+    "cost_limits_reached",
     "energy_delivered_wh",
     "stations_connected",
     "stations_connected_peak",
@@ -175,6 +176,7 @@ _WIRE_MAPS = (
     "transactions_ended_by_reason",
     "station_failures_by_error",
     "payments_by_outcome",
+    "battery_swaps_by_outcome",
 )
 
 
@@ -227,10 +229,16 @@ class RunStats:
         self.transaction_events_unsent = 0
         self.energy_delivered_wh = 0.0
         self.station_failures_by_error: dict[str, int] = {}
-        #: Ad hoc payments at the stations' payment terminals (C17-C22), by outcome: settled,
-        #: canceled, settlement_failed, declined, no_tariff (a card the terminal refused
-        #: because no tariff prices the session).
+        #: Ad hoc payments (C17-C25), by outcome (`metrics.PAYMENT_OUTCOMES`): settlements
+        #: settled, canceled, settlement_failed; cards refused: declined, no_tariff (no tariff
+        #: prices the session), not_authorized; prepaid_exhausted (a prepaid card's balance
+        #: ran out while charging); web payments web_started, web_timeout.
         self.payments_by_outcome: dict[str, int] = {}
+        #: Transactions whose running cost reached their maxCost limit (E16, CostLimitReached);
+        #: those that ended for it are `transactions_ended_by_reason["LocalOutOfCredit"]`.
+        self.cost_limits_reached = 0
+        #: Battery swaps (S01-S04), by outcome (`metrics.BATTERY_SWAP_OUTCOMES`).
+        self.battery_swaps_by_outcome: dict[str, int] = {}
         self.stations_connected = 0
         self.stations_connected_peak = 0
         self.stations_booted = 0
@@ -326,8 +334,17 @@ class RunStats:
         _bump(self.transactions_ended_by_reason, stopped_reason)
 
     def payment(self, outcome: str) -> None:
-        """An ad hoc payment at a payment terminal came to `outcome` (C17-C22)."""
+        """An ad hoc payment came to `outcome` (C17-C25; see `payments_by_outcome`)."""
         _bump(self.payments_by_outcome, outcome)
+
+    def cost_limit_reached(self) -> None:
+        """A transaction's running cost reached its maxCost limit (E16, CostLimitReached)."""
+        self.cost_limits_reached += 1
+
+    def battery_swap(self, outcome: str) -> None:
+        """A battery swap came to `outcome`: local or remote (done), no_battery_available,
+        not_authorized (refused), out_timeout (the driver left the pack, BatteryOutTimeout)."""
+        _bump(self.battery_swaps_by_outcome, outcome)
 
     def transaction_event_dropped(self) -> None:
         """A TransactionEvent the CSMS refused MessageAttempts times (E13)."""
@@ -402,6 +419,9 @@ class RunStats:
             "transaction_events_dropped": self.transaction_events_dropped,
             "energy_delivered_wh": self.energy_delivered_wh,
             "station_failures_by_error": dict(self.station_failures_by_error),
+            "payments_by_outcome": dict(self.payments_by_outcome),
+            "cost_limits_reached": self.cost_limits_reached,
+            "battery_swaps_by_outcome": dict(self.battery_swaps_by_outcome),
             "reconnects": self.reconnects,
             "connect_durations": (list(self.connect_duration_buckets), self.connect_duration_sum_s),
             "durations": {
@@ -479,7 +499,22 @@ class RunStats:
         return total
 
     def totals(self) -> dict[str, Any]:
-        """The counters of the summary JSON that this process knows."""
+        """The counters of the summary JSON that this process knows; those of features a run
+        may not use (payments, cost limits, battery swaps) only when they counted something."""
+        totals = self._core_totals()
+        if self.payments_by_outcome:
+            totals["payments"] = dict(sorted(self.payments_by_outcome.items()))
+        out_of_credit = self.transactions_ended_by_reason.get("LocalOutOfCredit", 0)
+        if self.cost_limits_reached or out_of_credit:
+            totals["cost_limits"] = {
+                "reached": self.cost_limits_reached,
+                "ended_local_out_of_credit": out_of_credit,
+            }
+        if self.battery_swaps_by_outcome:
+            totals["battery_swaps"] = dict(sorted(self.battery_swaps_by_outcome.items()))
+        return totals
+
+    def _core_totals(self) -> dict[str, Any]:
         return {
             "stations_connected_peak": self.stations_connected_peak,
             "stations_booted": self.stations_booted,

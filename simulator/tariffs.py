@@ -11,8 +11,12 @@ new tariff, charging starting or stopping) and holds the energy (Wh), the time e
 and the idle time (s) of its span.  `price` evaluates each price list (energy, chargingTime,
 idleTime) at the period's start -- the time of day and day of week in UTC, the usage before it
 and its average charging power -- and takes the first price element whose conditions all hold;
-the fixed fee is chosen at the start of the transaction.  Times of day and dates are read in
-UTC: the simulated stations keep their clocks and tariffs in UTC.
+the fixed fee is chosen at the start of the transaction.  Times of day, days of the week and
+dates of a condition are in local time, "the time in the tariff as it is shown to the EV driver
+at the Charging Station" (the schema's words on TariffConditionsType): every function that reads
+them takes the station's time zone (`zone`, a `tzinfo`, UTC by default; `station_zone` makes one
+from the IANA name of the scenario's `stations.time_zone`), so a tariff's 18:00 is 18:00 on the
+station's wall clock, summer time included, while timestamps stay UTC.
 
 Money: each component (fixed, energy, chargingTime, idleTime) is priced unrounded, then its
 exclTax and inclTax are rounded half-up to cents; totals are the sums of the rounded
@@ -25,7 +29,9 @@ uses the unrounded total including tax.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -41,6 +47,7 @@ __all__ = [
     "next_boundary_s",
     "periods_from_cost_details",
     "price",
+    "station_zone",
     "tariff_refusal",
 ]
 
@@ -69,6 +76,14 @@ SUPPORTED_CONDITIONS = frozenset(
         "maxIdleTime",
         "customData",
     }
+)
+#: The conditions read on the wall clock (the others need no date).
+_CALENDAR_CONDITIONS = (
+    "startTimeOfDay",
+    "endTimeOfDay",
+    "dayOfWeek",
+    "validFromDate",
+    "validToDate",
 )
 _DAY_S = 86400.0
 _CENT = Decimal("0.01")
@@ -106,12 +121,27 @@ def _minute_of_day(text: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-def _utc(epoch_s: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(epoch_s, dt.UTC)
+@functools.cache
+def station_zone(name: str) -> dt.tzinfo:
+    """The time zone of an IANA name (`Europe/Berlin`), one object per name; UTC for "UTC".
+    Raises `ValueError` with a sentence naming the zone when the system knows no such zone."""
+    if name == "UTC":
+        return dt.UTC
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"{name!r} is not an IANA time zone this system knows; write one such as "
+            "Europe/Berlin or America/New_York, or UTC"
+        ) from exc
+
+
+def _local(epoch_s: float, zone: dt.tzinfo) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch_s, zone)
 
 
 def _calendar_holds(conditions: Mapping[str, Any], at: dt.datetime) -> bool:
-    """Time of day, day of week and date window of `conditions` at `at` (UTC)."""
+    """Time of day, day of week and date window of `conditions` at `at` (local time)."""
     days = conditions.get("dayOfWeek")
     if days is not None and DAYS[at.weekday()] not in days:
         return False
@@ -139,10 +169,11 @@ def conditions_hold(
     usage: Usage,
     power_w: float,
     evse_kind: str,
+    zone: dt.tzinfo = dt.UTC,
 ) -> bool:
     """Whether all of a TariffConditionsType's restrictions hold at epoch second `at_s`, after
-    `usage`, at `power_w`, on an EVSE of `evse_kind` (AC, DC).  min is inclusive, max
-    exclusive."""
+    `usage`, at `power_w`, on an EVSE of `evse_kind` (AC, DC), its calendar conditions read in
+    `zone`.  min is inclusive, max exclusive."""
     if not conditions:
         return True
     kind = conditions.get("evseKind")
@@ -161,13 +192,19 @@ def conditions_hold(
         high = conditions.get("max" + name)
         if high is not None and value >= high:
             return False
-    return _calendar_holds(conditions, _utc(at_s))
+    if not any(name in conditions for name in _CALENDAR_CONDITIONS):
+        return True
+    return _calendar_holds(conditions, _local(at_s, zone))
 
 
 def fixed_conditions_hold(
-    conditions: Mapping[str, Any] | None, at_s: float, evse_kind: str
+    conditions: Mapping[str, Any] | None,
+    at_s: float,
+    evse_kind: str,
+    zone: dt.tzinfo = dt.UTC,
 ) -> bool:
-    """Whether a TariffConditionsFixedType holds at the start of a transaction (epoch `at_s`).
+    """Whether a TariffConditionsFixedType holds at the start of a transaction (epoch `at_s`,
+    read in `zone`).
     A payment brand or recognition never matches: the stations take no ad-hoc payment here."""
     if not conditions:
         return True
@@ -176,7 +213,7 @@ def fixed_conditions_hold(
     kind = conditions.get("evseKind")
     if kind is not None and kind != evse_kind:
         return False
-    return _calendar_holds(conditions, _utc(at_s))
+    return _calendar_holds(conditions, _local(at_s, zone))
 
 
 def _pick(
@@ -186,20 +223,26 @@ def _pick(
     usage: Usage,
     power_w: float,
     evse_kind: str,
+    zone: dt.tzinfo,
 ) -> Mapping[str, Any] | None:
     """The first price element of `component` whose conditions hold, or None."""
     part = tariff.get(component)
     if part is None:
         return None
     for element in part["prices"]:
-        if conditions_hold(element.get("conditions"), at_s, usage, power_w, evse_kind):
+        if conditions_hold(element.get("conditions"), at_s, usage, power_w, evse_kind, zone):
             found: Mapping[str, Any] = element
             return found
     return None
 
 
 def price_key(
-    tariff: Mapping[str, Any], at_s: float, usage: Usage, power_w: float, evse_kind: str
+    tariff: Mapping[str, Any],
+    at_s: float,
+    usage: Usage,
+    power_w: float,
+    evse_kind: str,
+    zone: dt.tzinfo = dt.UTC,
 ) -> tuple[int, int, int]:
     """Which element of each price list applies (-1: none): periods with the same key are
     priced alike and may be one period."""
@@ -209,7 +252,9 @@ def price_key(
         index = -1
         if part is not None:
             for number, element in enumerate(part["prices"]):
-                if conditions_hold(element.get("conditions"), at_s, usage, power_w, evse_kind):
+                if conditions_hold(
+                    element.get("conditions"), at_s, usage, power_w, evse_kind, zone
+                ):
                     index = number
                     break
         key.append(index)
@@ -234,7 +279,10 @@ def _cents(value: float) -> float:
 
 
 def _unrounded(
-    tariffs: Mapping[str, Mapping[str, Any]], periods: Sequence[Period], evse_kind: str
+    tariffs: Mapping[str, Mapping[str, Any]],
+    periods: Sequence[Period],
+    evse_kind: str,
+    zone: dt.tzinfo,
 ) -> tuple[dict[str, tuple[float, float]], Mapping[str, Any]]:
     """Per TotalCostType component, (exclTax, inclTax) unrounded; and the last tariff."""
     parts: dict[str, list[float]] = {}
@@ -243,7 +291,7 @@ def _unrounded(
     fixed = tariff.get("fixedFee")
     if fixed is not None:
         for element in fixed["prices"]:
-            if fixed_conditions_hold(element.get("conditions"), first.start_s, evse_kind):
+            if fixed_conditions_hold(element.get("conditions"), first.start_s, evse_kind, zone):
                 net = float(element["priceFixed"])
                 parts["fixed"] = [net, _taxed(net, fixed.get("taxRates"))]
                 break
@@ -253,7 +301,7 @@ def _unrounded(
         usage = Usage(period.start_s - first.start_s, energy_wh, charging_s, idle_s)
         power_w = period.power_w
         for component, total_field in COMPONENTS:
-            element = _pick(tariff, component, period.start_s, usage, power_w, evse_kind)
+            element = _pick(tariff, component, period.start_s, usage, power_w, evse_kind, zone)
             if element is None:
                 continue
             if component == "energy":
@@ -272,13 +320,17 @@ def _unrounded(
 
 
 def price(
-    tariffs: Mapping[str, Mapping[str, Any]], periods: Sequence[Period], evse_kind: str = "AC"
+    tariffs: Mapping[str, Mapping[str, Any]],
+    periods: Sequence[Period],
+    evse_kind: str = "AC",
+    zone: dt.tzinfo = dt.UTC,
 ) -> dict[str, Any]:
-    """The TotalCostType of `periods`, each priced by the tariff it names in `tariffs`; the
-    fixed fee is the first period's tariff's, minCost/maxCost the last one's."""
+    """The TotalCostType of `periods`, each priced by the tariff it names in `tariffs` with its
+    calendar conditions read in `zone`; the fixed fee is the first period's tariff's,
+    minCost/maxCost the last one's."""
     if not periods:
         raise ValueError("a cost needs at least one period")
-    parts, last = _unrounded(tariffs, periods, evse_kind)
+    parts, last = _unrounded(tariffs, periods, evse_kind, zone)
     total: dict[str, Any] = {"currency": last["currency"], "typeOfCost": "NormalCost"}
     excl = incl = 0.0
     for name, (net, gross) in parts.items():
@@ -301,10 +353,13 @@ def price(
 
 
 def _raw_total(
-    tariffs: Mapping[str, Mapping[str, Any]], periods: Sequence[Period], evse_kind: str
+    tariffs: Mapping[str, Mapping[str, Any]],
+    periods: Sequence[Period],
+    evse_kind: str,
+    zone: dt.tzinfo,
 ) -> float:
     """The unrounded total including tax, within minCost/maxCost."""
-    parts, last = _unrounded(tariffs, periods, evse_kind)
+    parts, last = _unrounded(tariffs, periods, evse_kind, zone)
     incl = sum(gross for _, gross in parts.values())
     excl = sum(net for net, _ in parts.values())
     for bound, beyond in (("minCost", -1), ("maxCost", 1)):
@@ -338,27 +393,41 @@ def energy_steps_wh(tariff: Mapping[str, Any]) -> list[float]:
     return sorted(steps)
 
 
-def _next_minute_of_day_s(after_s: float, minute: int) -> float:
-    at = _utc(after_s)
-    midnight = dt.datetime(at.year, at.month, at.day, tzinfo=dt.UTC).timestamp()
-    candidate = midnight + minute * 60.0
-    return candidate if candidate > after_s else candidate + _DAY_S
+def _next_minute_of_day_s(after_s: float, minute: int, zone: dt.tzinfo) -> float:
+    """The first epoch second after `after_s` at which the wall clock of `zone` shows `minute`
+    (minutes after midnight); a day with a summer-time change has 23 or 25 hours."""
+    day = _local(after_s, zone).date()
+    hour, minute_of_hour = divmod(minute, 60)
+    for _ in range(3):
+        candidate = dt.datetime(
+            day.year, day.month, day.day, hour, minute_of_hour, tzinfo=zone
+        ).timestamp()
+        if candidate > after_s:
+            return candidate
+        day += dt.timedelta(days=1)
+    return after_s + _DAY_S  # pragma: no cover - a local day always comes within two
 
 
 def next_boundary_s(
-    tariff: Mapping[str, Any], after_s: float, started_s: float, usage: Usage, charging: bool
+    tariff: Mapping[str, Any],
+    after_s: float,
+    started_s: float,
+    usage: Usage,
+    charging: bool,
+    zone: dt.tzinfo = dt.UTC,
 ) -> float:
     """The first epoch second after `after_s` at which a time-bound condition of `tariff` may
-    flip: a time of day, midnight (day of week, dates), a duration threshold (reached at the
-    present charging or idle state); inf when none.  Energy and power are not time-bound."""
+    flip: a time of day or midnight (day of week, dates) on `zone`'s wall clock, a duration
+    threshold (reached at the present charging or idle state); inf when none.  Energy and
+    power are not time-bound."""
     found = math.inf
     for conditions in _conditions_of(tariff):
         for name in ("startTimeOfDay", "endTimeOfDay"):
             text = conditions.get(name)
             if text is not None:
-                found = min(found, _next_minute_of_day_s(after_s, _minute_of_day(text)))
+                found = min(found, _next_minute_of_day_s(after_s, _minute_of_day(text), zone))
         if any(k in conditions for k in ("dayOfWeek", "validFromDate", "validToDate")):
-            found = min(found, _next_minute_of_day_s(after_s, 0))
+            found = min(found, _next_minute_of_day_s(after_s, 0, zone))
         for name, used_s, runs in (
             ("Time", after_s - started_s, True),
             ("ChargingTime", usage.charging_s, charging),
@@ -423,7 +492,7 @@ class CostMeter:
     at that call (the station advances whenever a TransactionEvent reports a new charging
     state, so the flag holds over each span).  A span is split where an energy step of the
     tariff falls inside it (time shared in proportion); consecutive spans priced alike are
-    one period.
+    one period.  Calendar conditions are read in `zone`, the station's time zone.
     """
 
     tariff: Mapping[str, Any]
@@ -431,6 +500,7 @@ class CostMeter:
     mark_wh: float
     evse_kind: str = "AC"
     charging: bool = False
+    zone: dt.tzinfo = dt.UTC
     mark_s: float = 0.0
     tariffs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     periods: list[Period] = field(default_factory=list)
@@ -472,7 +542,10 @@ class CostMeter:
         charging_s = span_s if self.charging else 0.0
         power_w = energy_wh * 3600.0 / charging_s if charging_s > 0 else 0.0
         tariff_id = self.tariff["tariffId"]
-        key = (tariff_id, price_key(self.tariff, start_s, self.usage, power_w, self.evse_kind))
+        key = (
+            tariff_id,
+            price_key(self.tariff, start_s, self.usage, power_w, self.evse_kind, self.zone),
+        )
         if self._key is None and self.periods and self.periods[-1].tariff_id == tariff_id:
             self._key = key  # the period a tariff change opened
         if key != self._key or not self.periods:
@@ -501,17 +574,23 @@ class CostMeter:
             self.tariffs,
             self.periods or [Period(self.started_s, self.tariff["tariffId"])],
             self.evse_kind,
+            self.zone,
         )
 
     def running_total(self) -> float:
         """The total including tax so far, unrounded (for E16 maxCost)."""
         periods = self.periods or [Period(self.started_s, self.tariff["tariffId"])]
-        return _raw_total(self.tariffs, periods, self.evse_kind)
+        return _raw_total(self.tariffs, periods, self.evse_kind, self.zone)
 
     def rate_per_s(self, power_w: float) -> float:
         """What a second costs from now on, including tax, at `power_w` while energy flows."""
         key = price_key(
-            self.tariff, self.mark_s, self.usage, power_w if self.charging else 0.0, self.evse_kind
+            self.tariff,
+            self.mark_s,
+            self.usage,
+            power_w if self.charging else 0.0,
+            self.evse_kind,
+            self.zone,
         )
         rate = 0.0
         for (component, _), index in zip(COMPONENTS, key, strict=True):
@@ -535,7 +614,9 @@ class CostMeter:
     def next_change_s(self, power_w: float) -> float:
         """When the price in force may change next: a time-bound boundary, or the next energy
         step at `power_w`; inf when never."""
-        found = next_boundary_s(self.tariff, self.mark_s, self.started_s, self.usage, self.charging)
+        found = next_boundary_s(
+            self.tariff, self.mark_s, self.started_s, self.usage, self.charging, self.zone
+        )
         if self.charging and power_w > 0:
             for step in energy_steps_wh(self.tariff):
                 if step > self.energy_wh:
@@ -569,7 +650,7 @@ class CostMeter:
                 }
                 for p in periods
             ],
-            "totalCost": price(self.tariffs, periods, self.evse_kind),
+            "totalCost": price(self.tariffs, periods, self.evse_kind, self.zone),
             "totalUsage": {
                 "energy": round(self.energy_wh, 3),
                 "chargingTime": round(self.mark_s - self.started_s),

@@ -344,3 +344,37 @@ def test_a_scrape_of_30000_stations_takes_under_100_ms_and_200_kb() -> None:
     assert len(text) < 200_000, len(text)
     print(f"30,000 stations: {len(text)} bytes in {elapsed_s * 1000:.1f} ms")
     assert elapsed_s < 0.100, f"a scrape took {elapsed_s * 1000:.0f} ms"
+
+
+def test_payments_cost_limits_and_swaps_are_counted_by_outcome_and_add_up_across_workers() -> None:
+    empty = _registry(RunStats())
+    # Every outcome exists at 0 from the first scrape, so a panel reads 0, not "No data".
+    for outcome in ("settled", "prepaid_exhausted", "web_timeout"):
+        assert empty.get_sample_value("fleetsim_payments_total", {"outcome": outcome}) == 0
+    for outcome in ("local", "remote", "no_battery_available", "out_timeout"):
+        assert empty.get_sample_value("fleetsim_battery_swaps_total", {"outcome": outcome}) == 0
+    assert empty.get_sample_value("fleetsim_cost_limits_reached_total") == 0
+    first, second = RunStats(), RunStats()
+    first.payment("settled")
+    first.payment("prepaid_exhausted")
+    second.payment("settled")
+    first.cost_limit_reached()
+    second.cost_limit_reached()
+    second.battery_swap("remote")
+    second.battery_swap("out_timeout")
+    # A worker sends its counters to its parent, which adds them up.
+    total = RunStats.combined([RunStats.from_wire(first.to_wire()), second])
+    registry = _registry(total)
+    value = registry.get_sample_value
+    assert value("fleetsim_payments_total", {"outcome": "settled"}) == 2
+    assert value("fleetsim_payments_total", {"outcome": "prepaid_exhausted"}) == 1
+    assert value("fleetsim_cost_limits_reached_total") == 2
+    assert value("fleetsim_battery_swaps_total", {"outcome": "remote"}) == 1
+    assert value("fleetsim_battery_swaps_total", {"outcome": "out_timeout"}) == 1
+    assert value("fleetsim_battery_swaps_total", {"outcome": "local"}) == 0
+    totals = total.totals()
+    assert totals["payments"] == {"prepaid_exhausted": 1, "settled": 2}
+    assert totals["cost_limits"] == {"reached": 2, "ended_local_out_of_credit": 0}
+    assert totals["battery_swaps"] == {"out_timeout": 1, "remote": 1}
+    # A run without any of them says nothing of them.
+    assert not {"payments", "cost_limits", "battery_swaps"} & RunStats().totals().keys()

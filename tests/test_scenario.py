@@ -161,6 +161,7 @@ stations:
   meter_interval_s: 30
   tx_start_points: [PowerPathClosed]
   connector_status_report: both
+  time_zone: Europe/Berlin
   log_upload: {duration_s: 45, failure_share: 0.1}
   payment_terminal: {authorization_amount: 40, decline_share: 0.05,
                      settlement_failure_share: 0.01}
@@ -762,6 +763,15 @@ def test_a_scenario_that_names_its_csms_keeps_its_speed_and_start() -> None:
     pointed = written.with_overrides(csms_url="ws://b/ocpp")
 
     assert (pointed.speed, pointed.start, pointed.csms.url) == (30, NOON, "ws://b/ocpp")
+
+
+def test_the_stations_time_zone_must_be_one_the_system_knows() -> None:
+    assert minimal().stations.time_zone == "UTC"
+    assert minimal(stations={"count": 1, "time_zone": "Europe/Berlin"}).stations.time_zone == (
+        "Europe/Berlin"
+    )
+    with pytest.raises(ValidationError, match="'Mars/Olympus' is not an IANA time zone"):
+        minimal(stations={"count": 1, "time_zone": "Mars/Olympus"})
 
 
 def test_a_start_flag_without_a_time_zone_is_refused() -> None:

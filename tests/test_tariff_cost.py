@@ -1,7 +1,8 @@
 """The tariff arithmetic (OCPP 2.1 I) against costs worked out by hand.
 
 Every expected number here was computed on paper from the tariff in the test, never by the
-code under test.  2026-01-15 is a Thursday; times are UTC.
+code under test.  2026-01-15 is a Thursday; times are UTC, and a tariff's conditions are read
+in UTC unless a test gives the meter a station's time zone.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from simulator.tariffs import CostMeter, Period, price, tariff_refusal
+from simulator.clock import format_timestamp
+from simulator.csms.tariffs import agrees
+from simulator.tariffs import CostMeter, Period, price, station_zone, tariff_refusal
 
 
 def at(hhmm: str, day: str = "2026-01-15") -> float:
@@ -160,3 +163,55 @@ def test_what_a_station_cannot_evaluate_is_refused() -> None:
     }
     assert tariff_refusal(many, 2) == ("TooManyElements", "energy has 3 prices; at most 2")
     assert tariff_refusal(DAY_NIGHT, 10) is None
+
+
+# -- the station's wall clock: conditions in local time -------------------------------------
+
+#: 0.50/kWh from 18:00 to midnight local time, 0.20/kWh otherwise.
+EVENING: dict[str, Any] = {
+    "tariffId": "evening",
+    "currency": "EUR",
+    "energy": {
+        "prices": [
+            {"priceKwh": 0.50, "conditions": {"startTimeOfDay": "18:00", "endTimeOfDay": "00:00"}},
+            {"priceKwh": 0.20},
+        ]
+    },
+}
+
+
+def test_an_evening_price_starts_at_18_local_in_a_utc_plus_1_zone() -> None:
+    berlin = station_zone("Europe/Berlin")  # UTC+1 in January
+    # 11 kW from 16:30 to 17:30 UTC, 17:30 to 18:30 in Berlin: the evening price starts at
+    # 17:00 UTC, halfway.
+    meter = CostMeter(EVENING, at("16:30"), 0.0, charging=True, zone=berlin)
+    assert meter.next_change_s(11000.0) == at("17:00")
+    meter.advance(at("17:00"), 5500.0, True)
+    meter.advance(at("17:30"), 11000.0, True)
+    # 5.5 kWh x 0.20 + 5.5 kWh x 0.50 = 1.10 + 2.75 = 3.85
+    assert meter.total_cost()["energy"] == {"exclTax": 3.85, "inclTax": 3.85}
+    assert [p.start_s for p in meter.periods] == [at("16:30"), at("17:00")]
+    # Read in UTC the whole session is before 18:00: 11 kWh x 0.20 = 2.20.
+    in_utc = CostMeter(EVENING, at("16:30"), 0.0, charging=True)
+    in_utc.advance(at("17:30"), 11000.0, True)
+    assert in_utc.total_cost()["energy"]["exclTax"] == 2.20
+    # Whoever prices the report again must read it on the same clock.
+    details = meter.cost_details(format_timestamp)
+    assert agrees({"evening": EVENING}, details, berlin) is True
+    assert agrees({"evening": EVENING}, details) is False
+
+
+def test_summer_time_moves_the_evening_boundary_an_hour_earlier_in_utc() -> None:
+    berlin = station_zone("Europe/Berlin")  # UTC+2 in July
+    meter = CostMeter(EVENING, at("15:00", "2026-07-15"), 0.0, charging=True, zone=berlin)
+    assert meter.next_change_s(11000.0) == at("16:00", "2026-07-15")
+    # The clocks went forward at 02:00 on 29 March 2026: that evening is already UTC+2, so
+    # the local midnight that ends it is 22:00 UTC.
+    spring = CostMeter(EVENING, at("16:30", "2026-03-29"), 0.0, charging=True, zone=berlin)
+    assert spring.next_change_s(11000.0) == at("22:00", "2026-03-29")
+
+
+def test_an_unknown_time_zone_is_an_error_that_says_what_to_write() -> None:
+    with pytest.raises(ValueError, match=r"not an IANA time zone.*Europe/Berlin"):
+        station_zone("Europe/Atlantis")
+    assert station_zone("UTC") is dt.UTC

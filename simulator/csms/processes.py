@@ -200,7 +200,8 @@ def csms_config_for(scenario: Scenario) -> CsmsConfig:
                     price_minute=tariff.price_minute,
                     idle_price_minute=tariff.idle_price_minute,
                     fixed=tariff.fixed,
-                )
+                ),
+                time_zone=scenario.stations.time_zone,
             )
         )
     logs = embedded.log_collection

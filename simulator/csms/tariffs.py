@@ -6,6 +6,8 @@ reports its running cost.  When a transaction's Ended event carries costDetails,
 prices the reported chargingPeriods again with the same arithmetic (`simulator.tariffs`) and the
 tariffs it knows, and counts whether the totals agree (`CsmsStatistics.pushes`:
 `cost_agreed`, `cost_disagreed`; a period under a tariff it did not send is `cost_unchecked`).
+It reads the tariff's times of day and dates on the stations' wall clock, as they do
+(`time_zone`, the scenario's `stations.time_zone`), so a tariff with an evening price agrees.
 A 2.0.1 station has no tariffs and is sent nothing.  Nothing here raises into a connection.
 """
 
@@ -16,7 +18,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..tariffs import periods_from_cost_details, price
+from ..tariffs import periods_from_cost_details, price, station_zone
 from .smart_charging import Reaction
 
 if TYPE_CHECKING:
@@ -50,23 +52,32 @@ def _epoch(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def agrees(tariffs: Mapping[str, Mapping[str, Any]], details: Mapping[str, Any]) -> bool | None:
-    """Whether costDetails' total is what its periods cost under `tariffs`; None when a
-    period is under a tariff not among them."""
+def agrees(
+    tariffs: Mapping[str, Mapping[str, Any]],
+    details: Mapping[str, Any],
+    zone: dt.tzinfo = dt.UTC,
+) -> bool | None:
+    """Whether costDetails' total is what its periods cost under `tariffs`, their calendar
+    conditions read in the station's time zone `zone`; None when a period is under a tariff
+    not among them."""
     periods = periods_from_cost_details(details, _epoch)
     if not periods or any(p.tariff_id not in tariffs for p in periods):
         return None
-    own = price(tariffs, periods)["total"]
+    own = price(tariffs, periods, zone=zone)["total"]
     reported = details["totalCost"]["total"]
     return all(abs(float(reported.get(key, own[key])) - own[key]) <= _AGREE for key in ("exclTax",))
 
 
-def tariff_reactions(tariff: Mapping[str, Any] | None) -> dict[str, Reaction]:
+def tariff_reactions(
+    tariff: Mapping[str, Any] | None, *, time_zone: str = "UTC"
+) -> dict[str, Reaction]:
     """Reactions for `CsmsConfig.reactions`: set `tariff` after each boot of a 2.1 station and
-    check the final cost of each Ended event; none without a tariff."""
+    check the final cost of each Ended event, on the wall clock of `time_zone` (the stations'
+    IANA zone); none without a tariff."""
     if tariff is None:
         return {}
     known = {tariff["tariffId"]: tariff}
+    zone = station_zone(time_zone)
 
     async def set_after_boot(
         csms: Csms, station_id: str, request: Mapping[str, Any], response: Mapping[str, Any]
@@ -90,7 +101,7 @@ def tariff_reactions(tariff: Mapping[str, Any] | None) -> dict[str, Reaction]:
         if request.get("eventType") != "Ended" or details is None:
             return
         try:
-            verdict = agrees(known, details)
+            verdict = agrees(known, details, zone)
         except (KeyError, TypeError, ValueError) as exc:
             verdict = False
             _log.warning("embedded CSMS: unreadable costDetails from %s: %r", station_id, exc)

@@ -27,6 +27,7 @@ __all__ = [
     "build_summary",
     "conclude",
     "no_station_accepted",
+    "outcome_lines",
     "publish",
     "render_summary",
     "write_summary_json",
@@ -186,7 +187,7 @@ def render_summary(summary: dict[str, Any], console: Console) -> None:
         f"failed connections {summary['connection_failures']}; "
         f"{summary['wall_seconds']:.1f} s wall, {summary['simulated_seconds']:.0f} s simulated"
     )
-    for line in delivery_lines(summary):
+    for line in [*delivery_lines(summary), *outcome_lines(summary)]:
         console.print(line, highlight=False, markup=False)
     for error in summary["errors"]:
         console.print(f"[red]error:[/red] {error}", highlight=False)
@@ -212,6 +213,52 @@ def delivery_lines(summary: dict[str, Any]) -> list[str]:
         f"{summary.get('transaction_events_dropped', 0)} given up"
     )
     return [acknowledged, simulated]
+
+
+#: How the summary names each payment and battery-swap outcome, in the order it lists them.
+_PAYMENT_WORDS = {
+    "settled": "settled",
+    "canceled": "canceled (nothing to pay)",
+    "settlement_failed": "settlement failed",
+    "declined": "cards declined",
+    "no_tariff": "cards refused for want of a tariff",
+    "not_authorized": "cards not authorized by the CSMS",
+    "prepaid_exhausted": "prepaid balances spent",
+    "web_started": "web payments started",
+    "web_timeout": "web payments timed out",
+}
+_SWAP_WORDS = {
+    "local": "local",
+    "remote": "remote (RequestBatterySwap)",
+    "no_battery_available": "refused, no battery available",
+    "not_authorized": "refused, not authorized",
+    "out_timeout": "packs left behind (BatteryOutTimeout)",
+}
+
+
+def _counted(counts: dict[str, int], words: dict[str, str]) -> str:
+    known = [f"{counts[key]} {word}" for key, word in words.items() if counts.get(key)]
+    others = [f"{count} {key}" for key, count in sorted(counts.items()) if key not in words]
+    return ", ".join(known + others)
+
+
+def outcome_lines(summary: dict[str, Any]) -> list[str]:
+    """How the payments, cost limits and battery swaps of the run went: a line for each that
+    counted something, none for a run that had none of them."""
+    lines = []
+    payments = {k: v for k, v in summary.get("payments", {}).items() if v}
+    if payments:
+        lines.append(f"payments: {_counted(payments, _PAYMENT_WORDS)}")
+    limits = summary.get("cost_limits", {})
+    if limits.get("reached") or limits.get("ended_local_out_of_credit"):
+        lines.append(
+            f"cost limits (maxCost): {limits.get('reached', 0)} reached, "
+            f"{limits.get('ended_local_out_of_credit', 0)} transactions ended LocalOutOfCredit"
+        )
+    swaps = {k: v for k, v in summary.get("battery_swaps", {}).items() if v}
+    if swaps:
+        lines.append(f"battery swaps: {_counted(swaps, _SWAP_WORDS)}")
+    return lines
 
 
 def _render_thresholds(thresholds: list[dict[str, Any]], console: Console) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Literal, Self, get_args
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from ..tariffs import station_zone
 from .base import MODEL_CONFIG, Loc, invalid, invalid_fields
 from .firmware import FirmwareSettings
 from .patterns import check_index_pattern
@@ -379,6 +380,15 @@ class StationsSettings(BaseModel):
             "A payment terminal on every station (OCPP 2.1 ad hoc payment, C17-C22); null: none."
         ),
     )
+    time_zone: str = Field(
+        default="UTC",
+        description=(
+            "The IANA time zone of the stations' wall clock (e.g. Europe/Berlin): a tariff's "
+            "times of day, days of the week and dates are local time there (OCPP 2.1 "
+            "TariffConditionsType), as is the embedded CSMS's check of the costs. Timestamps "
+            "stay UTC."
+        ),
+    )
 
     battery_swap: BatterySwapSettings | None = Field(
         default=None,
@@ -420,6 +430,15 @@ class StationsSettings(BaseModel):
     @classmethod
     def _id_pattern_formats(cls, pattern: str) -> str:
         return check_index_pattern(pattern, "CP{index:05d}", "station ids")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone_is_known(cls, name: str) -> str:
+        try:
+            station_zone(name)
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
+        return name
 
     @field_validator("tx_start_points")
     @classmethod

@@ -132,6 +132,8 @@ class StationConfig:
     payment: PaymentConfig | None = None
     #: A battery-swap station's slots and packs (block S); None for a charging station.
     battery_swap: BatterySwapConfig | None = None
+    #: IANA name of the stations' local time zone, the wall clock of tariff conditions (I).
+    time_zone: str = "UTC"
 
     def __post_init__(self) -> None:
         unknown = [point for point in self.tx_start_points if point not in TX_POINTS]

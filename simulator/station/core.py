@@ -49,6 +49,7 @@ __all__ = [
     "ClientIdentity",
     "ChargingPriorityAnswered",
     "ConnectorStatusChanged",
+    "CostToShow",
     "Event",
     "ExternalLimitChanged",
     "GridEvent",
@@ -217,6 +218,17 @@ class AuthorizeAnswered(Event):
     #: (2.1) The energy transfer modes the CSMS allows this IdToken (Q01), when it named them;
     #: an answer that does is announced even without a personalMessage.
     allowed_energy_transfer: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CostToShow(Event):
+    """The CSMS sent the total cost of a running transaction for its driver to see (CostUpdated,
+    I04): block I tells the display (block O) the amount, in `currency`."""
+
+    evse: Evse
+    transaction_id: str
+    total_cost: float
+    currency: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,17 +3,22 @@ the site, and when the station refuses."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from trio.testing import MockClock
 
 from ev_models import load_catalogue
 from simulator.csms import Csms
+from simulator.metrics import RunStatsCollector
+from simulator.report import build_summary
+from simulator.report.summary import outcome_lines
 from simulator.scenario import load_scenario
 from simulator.station import Station
 from simulator.station.blocks.battery_swap import new_pack, pack_in_slot, swap_ev_arrives
@@ -151,7 +156,7 @@ async def test_a_remote_swap_is_rejected_without_a_charged_pack(
     autojump_clock: MockClock,
 ) -> None:
     async with station_on_memory_link(scenario=swap_station(pack_soc=0.5, ready_soc=0.8)) as (
-        _station,
+        station,
         csms,
     ):
         since = csms.station(STATION_ID).messages_received
@@ -163,6 +168,7 @@ async def test_a_remote_swap_is_rejected_without_a_charged_pack(
         await trio.sleep(300)
         kinds = {m.action for m in csms.station(STATION_ID).messages_since(since)}
         assert "BatterySwap" not in kinds
+        assert station.stats.battery_swaps_by_outcome == {"no_battery_available": 1}
 
 
 async def test_a_driver_who_does_not_take_the_pack_leaves_a_battery_out_timeout(
@@ -184,6 +190,7 @@ async def test_a_driver_who_does_not_take_the_pack_leaves_a_battery_out_timeout(
         # The pack stays in its slot; the depleted one charges in the empty slot.
         assert pack_in_slot(station, offered["evseId"]) is not None
         assert pack_in_slot(station, battery_in["batteryData"][0]["evseId"]) is not None
+        assert station.stats.battery_swaps_by_outcome == {"out_timeout": 1}
 
 
 def test_a_swap_station_needs_ocpp_2_1() -> None:
@@ -242,3 +249,85 @@ def test_swap_evs_stay_out_of_a_charging_sites_default_mix() -> None:
     assert swap_models
     assert catalogue["nio-et5-75kwh-swap"].swap_pack_wh == 75_000.0
     assert load_catalogue({"x": {**TEST_EV, "swap_pack_kwh": 40}})["x"].swap_pack_wh == 40_000.0
+
+
+# -- meter values of the slots, and what the run counts --------------------------------------------
+
+
+def _register_wh(event: Mapping[str, Any]) -> float:
+    (sample,) = event["meterValue"]
+    return next(
+        float(value["value"])
+        for value in sample["sampledValue"]
+        if value["measurand"] == "Energy.Active.Import.Register" and "phase" not in value
+    )
+
+
+async def test_a_charging_slot_sends_periodic_meter_values_whose_register_rises(
+    autojump_clock: MockClock,
+) -> None:
+    async with station_on_memory_link(scenario=SWAP_STATION) as (station, csms):
+        with trio.fail_after(3600):
+            await csms.wait_for_message(STATION_ID, "TransactionEvent")
+            await trio.sleep(930)  # 75 kWh from 90 % to 95 % takes 696 s: then the pack is full
+        samples = [
+            dict(m.payload)
+            for m in csms.station(STATION_ID).messages_since(0)
+            if m.action == "TransactionEvent"
+            and m.payload["triggerReason"] == "MeterValuePeriodic"
+            and m.payload["evse"]["id"] == 1
+        ]
+    interval_s = station.device_model.integer("SampledDataCtrlr", "TxUpdatedInterval")
+    assert interval_s == 60
+    # One a minute for 930 s, the pack charging for the first 696 s of them.
+    assert len(samples) == 15
+    registers = [_register_wh(event) for event in samples]
+    charging = [later - earlier for earlier, later in itertools.pairwise(registers[:10])]
+    # 20 kW for a minute is 333.3 Wh at the slot's meter.
+    assert charging == pytest.approx([20_000 / 60] * 9, rel=1e-3)
+    # Full: the register stands still, and the samples go on while the pack is in.
+    assert registers[-1] == registers[-2] == registers[-3]
+    assert all(e["transactionInfo"]["chargingState"] == "SuspendedEVSE" for e in samples[-3:])
+
+
+async def test_the_run_counts_local_remote_and_refused_swaps(autojump_clock: MockClock) -> None:
+    async with station_on_memory_link(scenario=SWAP_STATION) as (station, csms):
+        since = csms.station(STATION_ID).messages_received
+        swap_ev_arrives(station, new_pack(station, 75_000.0, 0.15), DRIVER)
+        await swap_message(csms, "BatteryOut", since)
+        for request_id in (1, 2):  # two of the three packs at 90 % are left
+            await trio.sleep(1)  # the swap before has let go of its slots
+            since = csms.station(STATION_ID).messages_received
+            answer = await csms.call(
+                STATION_ID, "RequestBatterySwap", {"requestId": request_id, "idToken": DRIVER}
+            )
+            assert answer["status"] == "Accepted"
+            await swap_message(csms, "BatteryOut", since)
+        await trio.sleep(1)
+        answer = await csms.call(
+            STATION_ID, "RequestBatterySwap", {"requestId": 3, "idToken": DRIVER}
+        )
+        assert answer["statusInfo"]["reasonCode"] == "NoBatteryAvailable"
+        stats = station.stats
+    expected = {"local": 1, "remote": 2, "no_battery_available": 1}
+    assert stats.battery_swaps_by_outcome == expected
+    summary = build_summary(
+        stats,
+        scenario_name="swaps",
+        stations_total=1,
+        wall_seconds=1.0,
+        simulated_seconds=600.0,
+        csms_url="memory:",
+        ocpp_version="2.1",
+        errors=[],
+    )
+    assert summary["battery_swaps"] == expected
+    assert "payments" not in summary and "cost_limits" not in summary
+    assert outcome_lines(summary) == [
+        "battery swaps: 1 local, 2 remote (RequestBatterySwap), 1 refused, no battery available"
+    ]
+    registry = CollectorRegistry()
+    registry.register(RunStatsCollector(lambda: [stats]))
+    swaps = "fleetsim_battery_swaps_total"
+    assert registry.get_sample_value(swaps, {"outcome": "remote"}) == 2
+    assert registry.get_sample_value(swaps, {"outcome": "out_timeout"}) == 0

@@ -1478,7 +1478,7 @@ ROWS: list[Row] = [
         "unknown transaction",
         request({"message": message(7, transactionId="NO-SUCH-TX")}),
         "UnknownTransaction",
-        reason="UnknownTxId",
+        reason="TxNotFound",
     ),
     Row(
         "SetDisplayMessage",

@@ -4,6 +4,7 @@ cause in what the display is (DisplayMessageCtrlr)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from simulator.station import EvseConfig, StationConfig
 from simulator.station.blocks import display_messages
 from simulator.station.blocks.display_messages import CAPACITY, ITEMS_PER_MESSAGE
 from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
+from tests.station.steps import get_variable, running_transaction, stopped_transaction
 
 VERSIONS: list[OcppVersion] = ["2.1", "2.0.1"]
 ID_TOKEN = {"idToken": "04A2B3C4D5E6F7", "type": "ISO14443"}
@@ -407,3 +409,70 @@ async def test_a_window_that_has_ended_or_is_empty_is_rejected(
             assert answer["status"] == "Rejected"
             assert answer["statusInfo"]["reasonCode"] == "InvalidValue"
         assert await listed(csms) is None
+
+
+# -- cost on the display (I04, I12) --------------------------------------------------------------
+
+#: 0.40 per kWh, nothing else.
+FLAT: dict[str, Any] = {
+    "tariffId": "flat",
+    "currency": "EUR",
+    "energy": {"prices": [{"priceKwh": 0.40}]},
+}
+_RUNNING_COST = re.compile(r"Running cost: (\d+\.\d\d) EUR")
+
+
+async def shown(csms: Csms, evse_id: int = 1) -> str:
+    return await get_variable(csms, "Display", "DataText", {"id": evse_id})
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_cost_updated_shows_the_total_with_its_currency_on_the_evse_display(
+    autojump_clock: MockClock, version: OcppVersion
+) -> None:
+    async with station_on_memory_link(scenario=REMOTE_DRIVERS, ocpp_version=version) as (
+        _,
+        csms,
+    ):
+        with trio.fail_after(3600):
+            transaction_id = await running_transaction(csms, charging=True)
+            assert await shown(csms) == ""  # no tariff, no cost yet
+            await csms.call(
+                STATION_ID, "CostUpdated", {"transactionId": transaction_id, "totalCost": 4.85}
+            )
+            assert await shown(csms) == "Total cost: 4.85 EUR"
+            await csms.call(
+                STATION_ID, "CostUpdated", {"transactionId": transaction_id, "totalCost": 6.1}
+            )
+            assert await shown(csms) == "Total cost: 6.10 EUR"
+            # One for a transaction that does not run here shows nowhere.
+            await csms.call(STATION_ID, "CostUpdated", {"transactionId": "NOPE", "totalCost": 1})
+            assert await shown(csms) == "Total cost: 6.10 EUR"
+            await stopped_transaction(csms, transaction_id)
+            assert await shown(csms) == ""
+
+
+async def test_a_metered_transaction_shows_its_running_cost_on_the_display(
+    autojump_clock: MockClock,
+) -> None:
+    async with station_on_memory_link(scenario=REMOTE_DRIVERS) as (_, csms):
+        with trio.fail_after(3 * 3600):
+            answer = await csms.call(STATION_ID, "SetDefaultTariff", {"evseId": 0, "tariff": FLAT})
+            assert answer["status"] == "Accepted"
+            transaction_id = await running_transaction(csms, charging=True)
+            await trio.sleep(1800)
+            first = _RUNNING_COST.fullmatch(await shown(csms))
+            await trio.sleep(1800)
+            second = _RUNNING_COST.fullmatch(await shown(csms))
+            # The CSMS's total, once it sends one, is what the driver owes.
+            await csms.call(
+                STATION_ID, "CostUpdated", {"transactionId": transaction_id, "totalCost": 9.99}
+            )
+            assert await shown(csms) == "Total cost: 9.99 EUR"
+            await stopped_transaction(csms, transaction_id)
+    assert first is not None and second is not None
+    # Half an hour at 11 kW is 5.5 kWh, 2.20 at 0.40; an hour 4.40 (the EV plugs in and
+    # starts within the first minute, which costs a few cents at most).
+    assert float(first.group(1)) == pytest.approx(2.20, abs=0.05)
+    assert float(second.group(1)) == pytest.approx(4.40, abs=0.05)
+    assert float(second.group(1)) > float(first.group(1))

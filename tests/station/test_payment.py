@@ -16,12 +16,16 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from prometheus_client import CollectorRegistry
 from trio.testing import MockClock
 
 import simulator.station.station as station_module
 from ev_models import EvArrival, load_catalogue
 from simulator.csms import Csms, CsmsConfig
+from simulator.metrics import RunStatsCollector
 from simulator.ocpp import CallErrorReceived, OcppVersion
+from simulator.report import build_summary
+from simulator.report.summary import outcome_lines
 from simulator.run import station_config
 from simulator.station import Station
 from simulator.station.blocks import BLOCKS
@@ -162,6 +166,7 @@ async def test_prepaid_balance_stops_the_energy_and_ends_the_transaction(
         assert book.costs[transaction_id] == pytest.approx(1.0, abs=0.005)
         assert settlement["status"] == "Settled"
         assert settlement["settlementAmount"] == pytest.approx(1.0, abs=0.005)
+        assert station.stats.payments_by_outcome == {"prepaid_exhausted": 1, "settled": 1}
 
 
 async def test_without_a_tariff_the_terminal_refuses_the_card(autojump_clock: MockClock) -> None:
@@ -342,3 +347,73 @@ async def test_an_ended_card_transaction_with_no_energy_is_canceled(
         settlement = await arrives(csms, "NotifySettlement", since=since)
         assert settlement["status"] == "Canceled"
         assert settlement["settlementAmount"] == 0.0
+
+
+# -- with block I's tariffs, and what the run counts ---------------------------------------------
+
+#: A station with a payment terminal whose drivers all pay with a prepaid card holding 1.00.
+PREPAID_DRIVERS: dict[str, Any] = {
+    **REMOTE_DRIVERS,
+    "stations": {"count": 1, "payment_terminal": {}},
+    "ev_fleet": {
+        **REMOTE_DRIVERS["ev_fleet"],
+        "payment": {"card_share": 1.0, "prepaid_share": 1.0, "prepaid_balance": 1.0},
+    },
+}
+#: 0.30 per kWh, nothing else.
+PER_KWH: dict[str, Any] = {
+    "tariffId": "per-kwh",
+    "currency": "EUR",
+    "energy": {"prices": [{"priceKwh": PRICE_PER_KWH}]},
+}
+
+
+async def test_under_a_default_tariff_a_prepaid_card_runs_out_and_the_run_counts_it(
+    autojump_clock: MockClock,
+) -> None:
+    async with station_on_memory_link(scenario=PREPAID_DRIVERS) as (station, csms):
+        await set_variable(csms, "TxCtrlr", "TxStopPoint", "EnergyTransfer")
+        answer = await csms.call(STATION_ID, "SetDefaultTariff", {"evseId": 0, "tariff": PER_KWH})
+        assert answer["status"] == "Accepted"
+        since = messages_now(csms)
+        arrive(station, stay_s=7200)
+        with trio.fail_after(WITHIN_S):
+            ended = await csms.wait_for_message(
+                STATION_ID, "TransactionEvent", lambda p: p["eventType"] == "Ended", since=since
+            )
+            settlement = await csms.wait_for_message(STATION_ID, "NotifySettlement", since=since)
+        stats = station.stats
+    # 1.00 at 0.30 a kWh buys 3.33 kWh: the balance is the transaction's maxCost.
+    assert ended["triggerReason"] == "CostLimitReached"
+    assert ended["transactionInfo"]["stoppedReason"] == "LocalOutOfCredit"
+    assert ended["costDetails"]["totalCost"]["total"]["inclTax"] == pytest.approx(1.0, abs=0.01)
+    # The final cost is settled after the end, from the tariff's meter.
+    assert settlement["status"] == "Settled"
+    assert settlement["settlementAmount"] == pytest.approx(1.0, abs=0.01)
+    assert stats.payments_by_outcome == {"prepaid_exhausted": 1, "settled": 1}
+    assert stats.cost_limits_reached == 1
+    summary = build_summary(
+        stats,
+        scenario_name="prepaid",
+        stations_total=1,
+        wall_seconds=1.0,
+        simulated_seconds=3600.0,
+        csms_url="memory:",
+        ocpp_version="2.1",
+        errors=[],
+    )
+    assert summary["payments"] == {"prepaid_exhausted": 1, "settled": 1}
+    assert summary["cost_limits"] == {"reached": 1, "ended_local_out_of_credit": 1}
+    assert "battery_swaps" not in summary
+    assert outcome_lines(summary) == [
+        "payments: 1 settled, 1 prepaid balances spent",
+        "cost limits (maxCost): 1 reached, 1 transactions ended LocalOutOfCredit",
+    ]
+    registry = CollectorRegistry()
+    registry.register(RunStatsCollector(lambda: [stats]))
+    value = registry.get_sample_value
+    assert value("fleetsim_payments_total", {"outcome": "prepaid_exhausted"}) == 1
+    assert value("fleetsim_payments_total", {"outcome": "settled"}) == 1
+    assert value("fleetsim_payments_total", {"outcome": "declined"}) == 0
+    assert value("fleetsim_cost_limits_reached_total") == 1
+    assert value("fleetsim_transactions_ended_total", {"reason": "LocalOutOfCredit"}) == 1

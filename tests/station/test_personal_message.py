@@ -217,3 +217,26 @@ async def test_a_refused_driver_sees_the_message_for_a_while(autojump_clock: Moc
     assert shown == "Card blocked"
     assert read_s - answered_s < UNBOUND_MESSAGE_S / 2
     assert later == ""
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_the_cost_shows_on_the_line_below_the_personal_message(
+    autojump_clock: MockClock, version: OcppVersion
+) -> None:
+    def transaction_event(station_id: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+        if "idToken" in payload:
+            return {"idTokenInfo": {"status": "Accepted", "personalMessage": greeting("Welcome")}}
+        return {}
+
+    async with station_on_memory_link(
+        StationConfig(ocpp_version=version),
+        CsmsConfig(response_overrides={"TransactionEvent": transaction_event}),
+        REMOTE_DRIVERS,
+        ocpp_version=version,
+    ) as (_station, csms):
+        transaction_id = await charging_for(csms, CARD, 1, 1)
+        assert await display_text(csms) == "Welcome"
+        await csms.call(
+            STATION_ID, "CostUpdated", {"transactionId": transaction_id, "totalCost": 3.2}
+        )
+        assert await display_text(csms) == "Welcome\nTotal cost: 3.20 EUR"

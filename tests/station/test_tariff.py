@@ -9,6 +9,7 @@ out by hand in the comments.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from trio.testing import MockClock
 
 from simulator.csms import Csms, CsmsConfig
 from simulator.csms.processes import csms_config_for
-from simulator.csms.tariffs import DEFAULT_TARIFF_ID, agrees, default_tariff
+from simulator.csms.tariffs import DEFAULT_TARIFF_ID, agrees, default_tariff, tariff_reactions
 from simulator.ocpp import OcppVersion
 from tests.helpers import STATION_ID, one_station_scenario, station_on_memory_link
 from tests.station.conformance import STATION
@@ -133,7 +134,7 @@ async def test_max_cost_ends_the_transaction_at_the_energy_that_costs_that_much(
     autojump_clock: MockClock,
 ) -> None:
     async with station_on_memory_link(csms_config=_cost_limit(2.0), scenario=STATION) as (
-        _,
+        station,
         csms,
     ):
         with trio.fail_after(3 * 3600):
@@ -151,6 +152,9 @@ async def test_max_cost_ends_the_transaction_at_the_energy_that_costs_that_much(
     # 2.00 at 0.40/kWh is 5 kWh
     assert ended["costDetails"]["totalUsage"]["energy"] == pytest.approx(5000.0, abs=0.01)
     assert ended["costDetails"]["totalCost"]["total"]["exclTax"] == 2.00
+    # The run counts the limit reached once, and the transaction it ended.
+    assert station.stats.cost_limits_reached == 1
+    assert station.stats.transactions_ended_by_reason == {"LocalOutOfCredit": 1}
 
 
 async def test_a_driver_tariff_changes_the_rate_from_then_on(autojump_clock: MockClock) -> None:
@@ -306,8 +310,57 @@ async def test_the_tariff_cost_controller_variables_act(autojump_clock: MockCloc
             await stopped_transaction(csms, metered)
         unmetered_events = _events(csms, unmetered)
         running = [e for e in _events(csms, metered) if e["triggerReason"] == "RunningCost"]
-    assert in_euros["statusInfo"]["reasonCode"] == "InvalidCurrency"
-    assert disabled["statusInfo"]["reasonCode"] == "Disabled"
+    assert in_euros["statusInfo"]["reasonCode"] == "InvalidValue"
+    assert disabled["statusInfo"]["reasonCode"] == "NotEnabled"
     assert all("costDetails" not in e for e in unmetered_events)
     assert len(running) == 3  # every 600 s of a transaction of about 1960 s
     assert all("costDetails" in e for e in running)
+
+
+# -- the station's wall clock ---------------------------------------------------------------
+
+#: 0.50/kWh from 18:00 to midnight local time, 0.20/kWh otherwise.
+EVENING: dict[str, Any] = {
+    "tariffId": "evening",
+    "currency": "EUR",
+    "energy": {
+        "prices": [
+            {"priceKwh": 0.50, "conditions": {"startTimeOfDay": "18:00", "endTimeOfDay": "00:00"}},
+            {"priceKwh": 0.20},
+        ]
+    },
+}
+
+
+async def test_an_evening_price_starts_at_18_on_the_stations_wall_clock(
+    autojump_clock: MockClock,
+) -> None:
+    """A station in Berlin (UTC+1 in January): the evening price starts at 17:00 UTC, and the
+    embedded CSMS, reading the tariff on the same clock, agrees with the final cost."""
+    in_berlin = {**STATION, "stations": {**STATION["stations"], "time_zone": "Europe/Berlin"}}
+    csms_config = CsmsConfig(reactions=tariff_reactions(EVENING, time_zone="Europe/Berlin"))
+    async with station_on_memory_link(csms_config=csms_config, scenario=in_berlin) as (
+        station,
+        csms,
+    ):
+        with trio.fail_after(8 * 3600):
+            await csms.wait_for_message(STATION_ID, "StatusNotification")
+            await trio.testing.wait_all_tasks_blocked()  # the tariff is set after the boot
+            half_past_four = dt.datetime(2026, 1, 15, 16, 30, tzinfo=dt.UTC).timestamp()
+            await trio.sleep(half_past_four - station.clock.epoch_s())
+            transaction_id = await running_transaction(csms, charging=True)
+            await trio.sleep(3600)
+            ended = await stopped_transaction(csms, transaction_id)
+            await trio.testing.wait_all_tasks_blocked()
+        pushes = csms.statistics().pushes
+    periods = ended["costDetails"]["chargingPeriods"]
+    assert [p["startPeriod"] for p in periods][-1] == "2026-01-15T17:00:00.000Z"
+    day, evening = periods
+    day_wh = day["dimensions"][0]["volume"]
+    evening_wh = evening["dimensions"][0]["volume"]
+    assert day_wh > 0 and evening_wh > 0
+    # Each part at its own price, rounded to cents as a whole.
+    expected = round(day_wh / 1000 * 0.20 + evening_wh / 1000 * 0.50 + 1e-9, 2)
+    assert ended["costDetails"]["totalCost"]["energy"]["exclTax"] == expected
+    assert pushes.get("cost_agreed") == 1
+    assert "cost_disagreed" not in pushes

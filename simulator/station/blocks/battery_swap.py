@@ -7,9 +7,11 @@ transaction of the slot's EVSE (S04): it starts when a pack goes in (triggerReas
 CablePluggedIn, with BatterySwapCtrlr.IdToken as a Central token, or a NoAuthorization token
 when that is empty), reports SuspendedEVSE when the pack is full, and ends when the pack is
 taken out (EVDeparted, stoppedReason EVDisconnected), so the CSMS meters the energy each pack
-took as it meters any transaction.  The pack is an `EvSession` of the world's site, so the
-site's power, its load balancing and the EVSE's meter show it; its "full" instant is computed
-ahead and the slot's task sleeps until then (or until the site changes its share).
+took as it meters any transaction: periodic samples (MeterValuePeriodic) every
+SampledDataCtrlr.TxUpdatedInterval while the pack is in its slot, full or not.  The pack is an
+`EvSession` of the world's site, so the site's power, its load balancing and the EVSE's meter
+show it; its "full" instant is computed ahead and the slot's task sleeps until then or the
+next sample (or until the site changes its share).
 
 A swap EV's driver comes in one of two ways.  S01: the driver authorizes at the station with
 their IdToken (Authorize through block C); S02: the CSMS sends RequestBatterySwap with the
@@ -63,6 +65,9 @@ DEFAULT_ARRIVING_SOC = 0.2
 #: The production date every simulated pack reports (batteryData.productionDate).
 _PRODUCTION_DATE = "2025-01-01T00:00:00Z"
 _FULL_EPS = 1e-6
+#: A sample due this close (simulated seconds) is due now: trio and simulated time convert
+#: through floating point.
+_SAMPLE_EPS_S = 1e-6
 
 
 @dataclass(slots=True)
@@ -243,23 +248,36 @@ async def _pack_goes_in(station: StationCore, evse: Evse, pack: Pack) -> None:
     session.set_enabled(True, station.clock.sim_now())
     if site is not None:
         site.power_changed(station, evse, station.clock.sim_now())
-    if not full:
-        station.spawn(partial(_charge, station, evse, session))
+    station.spawn(partial(_charge, station, evse, session, full))
 
 
-async def _charge(station: StationCore, evse: Evse, session: EvSession) -> None:
-    """Charge the pack of `evse`'s slot until it is full or taken out: sleeps until the
-    session's next change (computed ahead), woken early when the site changes its share."""
+def _next_sample_s(station: StationCore, evse: Evse, last_sample_s: float) -> float:
+    """When the slot's transaction sends its next periodic sample: one
+    SampledDataCtrlr.TxUpdatedInterval after the last; inf without a transaction or interval."""
+    interval_s = station.device_model.integer("SampledDataCtrlr", "TxUpdatedInterval")
+    if interval_s <= 0 or evse.transaction is None:
+        return math.inf
+    return last_sample_s + interval_s
+
+
+async def _charge(station: StationCore, evse: Evse, session: EvSession, full: bool) -> None:
+    """Charge the pack of `evse`'s slot until it is full, and meter the slot's transaction
+    until the pack is taken out: an Updated event (MeterValuePeriodic, the TxUpdatedInterval
+    measurands) every SampledDataCtrlr.TxUpdatedInterval, as any charging transaction sends.
+    Sleeps until the session's next change (computed ahead) or the next sample, woken early
+    when the site changes its share or the interval changes."""
     config = _config(station)
     assert config is not None
     clock = station.clock
     site = station.site
+    last_sample_s = clock.sim_now()
     while evse.session is session:
-        next_s = session.next_change_s()
-        evse.wake_at_s = next_s
+        change_s = math.inf if full else session.next_change_s()
+        deadline_s = min(change_s, _next_sample_s(station, evse, last_sample_s))
+        evse.wake_at_s = deadline_s
         try:
             await evse.alarm.sleep_until(
-                math.inf if math.isinf(next_s) else clock.trio_deadline(next_s)
+                math.inf if math.isinf(deadline_s) else clock.trio_deadline(deadline_s)
             )
         finally:
             evse.wake_at_s = math.inf
@@ -267,14 +285,24 @@ async def _charge(station: StationCore, evse: Evse, session: EvSession) -> None:
         if evse.session is not session:
             return
         now_s = clock.sim_now()
-        session.on_change(now_s)
-        if site is not None:
-            site.power_changed(station, evse, now_s)
-        if session.soc_at(now_s) >= config.max_soc - _FULL_EPS and session.power_w == 0:
-            await update_transaction(
-                station, evse, "ChargingStateChanged", charging_state="SuspendedEVSE"
-            )
-            return
+        if not full:
+            session.on_change(now_s)
+            if site is not None:
+                site.power_changed(station, evse, now_s)
+            if session.soc_at(now_s) >= config.max_soc - _FULL_EPS and session.power_w == 0:
+                full = True
+                await update_transaction(
+                    station, evse, "ChargingStateChanged", charging_state="SuspendedEVSE"
+                )
+                if evse.session is not session:
+                    return
+        sample_s = _next_sample_s(station, evse, last_sample_s)
+        if now_s >= sample_s - _SAMPLE_EPS_S:
+            await update_transaction(station, evse, "MeterValuePeriodic", with_meter=True)
+            # Keep the sampling grid while on time; a sample missed (a new, shorter interval)
+            # is not replayed: the next one is an interval from now.
+            interval_s = sample_s - last_sample_s
+            last_sample_s = sample_s if now_s - sample_s < interval_s else now_s
 
 
 async def _pack_goes_out(station: StationCore, evse: Evse) -> Pack | None:
@@ -368,9 +396,12 @@ async def _swap(
     id_token: IdToken,
     depleted: Pack,
     slots: tuple[Evse, Evse],
+    *,
+    remote: bool,
 ) -> None:
     """One swap, In-Out: the depleted pack in (BatteryIn), the charged one out (BatteryOut),
-    or left in its slot when the driver does not take it (BatteryOutTimeout)."""
+    or left in its slot when the driver does not take it (BatteryOutTimeout); `remote` when
+    the CSMS asked for it (S02), for the run's counts."""
     config = _config(station)
     assert config is not None
     in_evse, out_evse = slots
@@ -393,10 +424,12 @@ async def _swap(
         data = [_battery_data(station, out_evse, offered)]
         if not takes:
             state.timeouts += 1
+            station.stats.battery_swap("out_timeout")
             await _battery_swap(station, "BatteryOutTimeout", request_id, id_token, data)
             return
         await _pack_goes_out(station, out_evse)
         state.swaps += 1
+        station.stats.battery_swap("remote" if remote else "local")
         await _battery_swap(station, "BatteryOut", request_id, id_token, data)
     finally:
         _release(station, in_evse, out_evse)
@@ -415,15 +448,18 @@ async def _local_swap(station: StationCore, depleted: Pack, id_token: IdToken) -
     state = _state(station)
     if _plan_free(station) is None:
         state.refused += 1
+        station.stats.battery_swap("no_battery_available")
         return
     if not await station.authorize(id_token):
         state.refused += 1
+        station.stats.battery_swap("not_authorized")
         return
     slots = _plan(station)
     if slots is None:
         state.refused += 1
+        station.stats.battery_swap("no_battery_available")
         return
-    await _swap(station, next(state.request_ids), id_token, depleted, slots)
+    await _swap(station, next(state.request_ids), id_token, depleted, slots, remote=False)
 
 
 def _plan_free(station: StationCore) -> tuple[Evse, Evse] | None:
@@ -458,6 +494,7 @@ def _request_battery_swap(station: StationCore, payload: Mapping[str, Any]) -> A
     depleted = state.waiting.pop(id_token["idToken"].lower(), None)
     slots = _plan(station)
     if slots is None:
+        station.stats.battery_swap("no_battery_available")
         return refused(
             "NoBatteryAvailable",
             "no charged pack and empty slot for a swap now"
@@ -468,7 +505,9 @@ def _request_battery_swap(station: StationCore, payload: Mapping[str, Any]) -> A
         depleted = new_pack(station, config.pack_capacity_wh, DEFAULT_ARRIVING_SOC)
     return Answer(
         {"status": "Accepted"},
-        then=partial(_swap, station, int(payload["requestId"]), id_token, depleted, slots),
+        then=partial(
+            _swap, station, int(payload["requestId"]), id_token, depleted, slots, remote=True
+        ),
     )
 
 

@@ -28,7 +28,14 @@ shows for `UNBOUND_MESSAGE_S` unless a transaction of that token starts meanwhil
 A message in a format the display cannot render (SupportedFormats) is not shown.  Personal
 messages are no DisplayMessages: they have no id or priority, so GetDisplayMessages does not
 list them; what an EVSE's display shows now is its Display component's DataText (read-only,
-empty when it shows no personal message).
+empty when it shows no personal message and no cost).
+
+Cost (I04, I12): the display of an EVSE with a transaction shows what it costs, on a line after
+the personal message: the total the CSMS last sent with CostUpdated (block I tells it with a
+`CostToShow`), else, for a transaction the station meters under a tariff, its running cost,
+read from block I (`StationCore.cost_details`) when the display is read, so the amount is never
+stale and costs nothing while nobody reads it.  Both show with the currency; the cost leaves
+with the transaction.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from ..config import StationConfig
 from ..core import (
     AuthorizeAnswered,
     Block,
+    CostToShow,
     IdToken,
     StationCore,
     TransactionEnded,
@@ -113,15 +121,26 @@ class _Personal:
     until_epoch_s: float
 
 
-class DisplayMessages:
-    """The messages one station holds, by id, and the personal message each EVSE's display
-    shows, by EVSE id (made on the first accepted SetDisplayMessage or personal message)."""
+@dataclass(frozen=True, slots=True)
+class _Cost:
+    """The total cost the CSMS sent for a transaction (CostUpdated), shown while it runs."""
 
-    __slots__ = ("_by_id", "personal")
+    transaction_id: str
+    total_cost: float
+    currency: str
+
+
+class DisplayMessages:
+    """The messages one station holds, by id, and the personal message and the CSMS's total
+    cost each EVSE's display shows, by EVSE id (made on the first accepted SetDisplayMessage,
+    personal message or CostUpdated)."""
+
+    __slots__ = ("_by_id", "costs", "personal")
 
     def __init__(self) -> None:
         self._by_id: dict[int, _Stored] = {}
         self.personal: dict[int, _Personal] = {}
+        self.costs: dict[int, _Cost] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -248,7 +267,7 @@ def _out_of_place(
         for evse in station.evses
     ):
         return _answer(
-            "UnknownTransaction", "UnknownTxId", f"no transaction {transaction_id} is running here"
+            "UnknownTransaction", "TxNotFound", f"no transaction {transaction_id} is running here"
         )
     evse_id = info.get("display", {}).get("evse", {}).get("id", 0)
     if evse_id != 0 and station.evse(evse_id) is None:
@@ -320,6 +339,9 @@ def _drop_transaction_messages(station: StationCore, event: TransactionEnded) ->
         shown = held.personal.get(event.evse.id)
         if shown is not None and shown.transaction_id == event.transaction.id:
             del held.personal[event.evse.id]
+        cost = held.costs.get(event.evse.id)
+        if cost is not None and cost.transaction_id == event.transaction.id:
+            del held.costs[event.evse.id]
 
 
 # -- personal messages --------------------------------------------------------------------------
@@ -406,16 +428,49 @@ async def _transaction_started(station: StationCore, event: TransactionStarted) 
     )
 
 
-def _display_text(evse_id: int, station: Any) -> str:
-    """Display.DataText of an EVSE: the personal message its display shows now."""
-    held = station.peek_block_state(BLOCK)
-    shown = None if held is None else held.personal.get(evse_id)
+def _cost_shown(station: StationCore, event: CostToShow) -> None:
+    """The CSMS's total for a running transaction (CostUpdated) replaces the one before."""
+    transaction = event.evse.transaction
+    if transaction is None or transaction.id != event.transaction_id:
+        return  # the transaction ended meanwhile
+    station.block_state(BLOCK).costs[event.evse.id] = _Cost(
+        event.transaction_id, event.total_cost, event.currency
+    )
+
+
+def _personal_text(held: DisplayMessages | None, station: Any, evse: Evse) -> str:
+    shown = None if held is None else held.personal.get(evse.id)
     if shown is None:
         return ""
     if shown.transaction_id is None:
         return shown.text if station.clock.epoch_s() < shown.until_epoch_s else ""
-    transaction = station.evses[evse_id - 1].transaction
+    transaction = evse.transaction
     return shown.text if transaction is not None and transaction.id == shown.transaction_id else ""
+
+
+def _cost_text(held: DisplayMessages | None, station: Any, evse: Evse) -> str:
+    """The cost line of an EVSE's display: the CSMS's last total, else the running cost of a
+    transaction metered under a tariff; empty without a transaction or a cost."""
+    transaction = evse.transaction
+    if transaction is None:
+        return ""
+    cost = None if held is None else held.costs.get(evse.id)
+    if cost is not None and cost.transaction_id == transaction.id:
+        return f"Total cost: {cost.total_cost:.2f} {cost.currency}"
+    details = station.cost_details(evse, transaction)
+    if details is None:
+        return ""
+    total = details["totalCost"]
+    return f"Running cost: {total['total']['inclTax']:.2f} {total['currency']}"
+
+
+def _display_text(evse_id: int, station: Any) -> str:
+    """Display.DataText of an EVSE: the personal message its display shows now, and the cost
+    of its transaction on the next line."""
+    held = station.peek_block_state(BLOCK)
+    evse = station.evses[evse_id - 1]
+    lines = (_personal_text(held, station, evse), _cost_text(held, station, evse))
+    return "\n".join(line for line in lines if line)
 
 
 # -- the variables this block owns --------------------------------------------------------------
@@ -516,6 +571,7 @@ BLOCK: Block[DisplayMessages] = Block(
         TransactionStarted: _transaction_started,
         TransactionEventAnswered: _transaction_answered,
         AuthorizeAnswered: _authorize_answered,
+        CostToShow: _cost_shown,
     },
     new_state=DisplayMessages,
 )

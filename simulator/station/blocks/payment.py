@@ -104,6 +104,8 @@ class CardPayment:
     looked_cost: float = 0.0
     #: How fast the cost grew between the last two looks (per simulated second).
     rate_per_s: float | None = None
+    #: The cost reached the held amount (a prepaid card's balance is spent).
+    exhausted: bool = False
 
 
 @dataclass(slots=True)
@@ -223,6 +225,10 @@ def _shape_limit(station: StationCore, evse: Evse, limit: ActiveLimit) -> Active
         return limit
     now_s = station.clock.sim_now()
     if cost >= payment.held - _EPS_COST:
+        if not payment.exhausted:
+            payment.exhausted = True
+            if payment.prepaid:
+                station.stats.payment("prepaid_exhausted")
         return replace(limit, limit_w=_NO_ENERGY_LIMIT_W, setpoint_w=None)
     looked_s = payment.looked_s
     if looked_s is None:

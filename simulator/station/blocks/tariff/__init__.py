@@ -3,14 +3,18 @@
 The CSMS sets default tariffs per EVSE or for the whole station (SetDefaultTariff, I07), reads
 them back (GetTariffs, I08), removes them (ClearTariffs, I09) and gives a running transaction a
 driver tariff (ChangeTransactionTariff, I11); CostUpdated (I04) tells the station the total to
-show the driver.  A transaction that starts while a default tariff is in force on its EVSE is
-metered: `simulator.tariffs.CostMeter` keeps its usage in periods priced alike, advanced at
-each of its TransactionEvents and at the boundaries the tariff's conditions set (times of day,
-midnight, duration thresholds, energy steps at the present power), which one timer per metered
-transaction meets exactly.  Its Updated and Ended events carry costDetails (I12 running cost,
-I07 final cost), at TariffCostCtrlr.Interval[Cost] as RunningCost events too; a transaction
-without a tariff costs nothing more.  `transaction_cost` and `cost_reached_s` let the EV driver
-enforce a maxCost transaction limit (E16) at the exact moment it is reached.
+show the driver, which the display shows (the `CostToShow` event, block O; a metered
+transaction's own running cost the display reads through `cost_details`).  Times of day, days
+of the week and dates of the tariffs' conditions are read on the station's wall clock
+(`StationConfig.time_zone`).  A transaction that starts while a default tariff is in force on
+its EVSE is metered: `simulator.tariffs.CostMeter` keeps its usage in periods priced alike,
+advanced at each of its TransactionEvents and at the boundaries the tariff's conditions set
+(times of day, midnight, duration thresholds, energy steps at the present power), which one
+timer per metered transaction meets exactly.  Its Updated and Ended events carry costDetails
+(I12 running cost, I07 final cost), at TariffCostCtrlr.Interval[Cost] as RunningCost events
+too; a transaction without a tariff costs nothing more.  `transaction_cost` and
+`cost_reached_s` let the EV driver enforce a maxCost transaction limit (E16) at the exact
+moment it is reached.
 
 The block is a package: `store` holds the tariffs and meters, `handlers` answers the CSMS and
 provides the hooks.

@@ -9,9 +9,9 @@ from typing import Any
 
 from ....clock import format_timestamp
 from ....link import Answer
-from ....tariffs import CostMeter, tariff_refusal
+from ....tariffs import CostMeter, station_zone, tariff_refusal
 from ...config import StationConfig
-from ...core import StationCore, TransactionEnded, TransactionStarted, refused
+from ...core import CostToShow, StationCore, TransactionEnded, TransactionStarted, refused
 from ...device_model import VariableSpec
 from ...evse import Evse, Transaction
 from ...transaction import update_transaction
@@ -31,12 +31,17 @@ __all__ = [
     "variables",
 ]
 
+#: Refusals carry reasonCodes of the OCPP 2.1 list (Appendices, "Reason codes"): NotEnabled,
+#: InvalidValue (a currency other than the station's, a tariffId in use), TooManyElements,
+#: UnsupportedParam (a condition the station does not evaluate), UnknownEvse, TxNotFound.
 _CTRLR = "TariffCostCtrlr"
 #: Price elements per list a station takes (TariffCostCtrlr.MaxElements[Tariff]).
 MAX_ELEMENTS = 10
 #: A timer this close to a boundary counts as at it (trio and simulated time convert through
 #: floating point).
 _EPS_S = 1e-3
+#: A running cost this close to a maxCost limit counts as reached (as the EV driver counts it).
+_EPS_COST = 1e-6
 
 
 def variables(config: StationConfig) -> Iterator[VariableSpec]:
@@ -73,16 +78,17 @@ def _enabled(station: StationCore, instance: str) -> bool:
 def _refusal(station: StationCore, tariff: Mapping[str, Any]) -> Answer | None:
     """Why the station will not take `tariff` whatever it is for, or None."""
     if not _enabled(station, "Tariff"):
-        return refused("Disabled", "TariffCostCtrlr.Enabled[Tariff] is false")
+        return refused("NotEnabled", "TariffCostCtrlr.Enabled[Tariff] is false")
     currency = station.device_model.get("TariffCostCtrlr", "Currency")
     if tariff["currency"] != currency:
         return refused(
-            "InvalidCurrency", f"tariff in {tariff['currency']}; this station charges in {currency}"
+            "InvalidValue", f"tariff in {tariff['currency']}; this station charges in {currency}"
         )
     found = tariff_refusal(tariff, MAX_ELEMENTS)
     if found is not None:
         status, why = found
-        return refused("UnsupportedParam", why, status)
+        reason = "TooManyElements" if status == "TooManyElements" else "UnsupportedParam"
+        return refused(reason, why, status)
     return None
 
 
@@ -107,7 +113,7 @@ def set_default_tariff(station: StationCore, payload: Mapping[str, Any]) -> Answ
         target is not None and (target != evse_id or tariff not in store.defaults[target])
     ):
         return refused(
-            "DuplicateTariffId",
+            "InvalidValue",
             f"tariffId {tariff_id} is already used for another tariff; give this one a new id",
             "DuplicateTariffId",
         )
@@ -210,7 +216,7 @@ def change_transaction_tariff(station: StationCore, payload: Mapping[str, Any]) 
     metered = store.metered.get(transaction_id)
     if metered is not None and metered.meter.tariff["currency"] != tariff["currency"]:
         return refused(
-            "InvalidCurrency",
+            "InvalidValue",
             f"the transaction is charged in {metered.meter.tariff['currency']}",
             "NoCurrencyChange",
         )
@@ -218,7 +224,7 @@ def change_transaction_tariff(station: StationCore, payload: Mapping[str, Any]) 
     if refusal is not None:
         return refusal
     if not _enabled(station, "Cost"):
-        return refused("Disabled", "TariffCostCtrlr.Enabled[Cost] is false: no local cost")
+        return refused("NotEnabled", "TariffCostCtrlr.Enabled[Cost] is false: no local cost")
     transaction = evse.transaction
     if metered is None:
         metered = _meter(station, evse, transaction, tariff, from_now=True)
@@ -239,11 +245,21 @@ def change_transaction_tariff(station: StationCore, payload: Mapping[str, Any]) 
 
 
 def cost_updated(station: StationCore, payload: Mapping[str, Any]) -> Answer:
-    """Keep the totalCost to show the driver of a transaction that runs here; one for a
-    transaction that does not is answered and forgotten."""
+    """Show the driver of a transaction that runs here the totalCost the CSMS sent, in the
+    transaction's tariff's currency (else TariffCostCtrlr.Currency): the display (block O)
+    hears of it as a `CostToShow`.  One for a transaction that does not run here is answered
+    and forgotten."""
     transaction_id = payload["transactionId"]
-    if _running(station, transaction_id) is not None:
-        tariffs_of(station).shown_costs[transaction_id] = float(payload["totalCost"])
+    evse = _running(station, transaction_id)
+    if evse is not None:
+        store = peek_tariffs(station)
+        metered = None if store is None else store.metered.get(transaction_id)
+        currency = (
+            str(metered.meter.tariff["currency"])
+            if metered is not None
+            else station.device_model.get("TariffCostCtrlr", "Currency")
+        )
+        station.post(CostToShow(evse, transaction_id, float(payload["totalCost"]), currency))
     return Answer({})
 
 
@@ -266,6 +282,7 @@ def _meter(
         transaction.start_register_wh,
         evse_kind="DC" if evse.supply == "DC" else "AC",
         charging=False,
+        zone=station_zone(station.config.time_zone),
     )
     if from_now:  # a tariff given mid-transaction prices what follows only
         meter.mark_s = clock.epoch_s()
@@ -322,44 +339,82 @@ async def _run(station: StationCore, metered: Metered) -> None:
             await update_transaction(station, evse, "RunningCost")
 
 
-def meter_started(station: StationCore, event: TransactionStarted) -> None:
-    """A transaction that starts under a default tariff is metered (local cost, I07)."""
+def _default_tariff(station: StationCore, evse: Evse) -> Mapping[str, Any] | None:
+    """The default tariff a transaction that starts on `evse` now is metered under, or None."""
     store = peek_tariffs(station)
     if store is None or not store.defaults or station.config.ocpp_version != "2.1":
-        return
+        return None
     if not (_enabled(station, "Cost") and _enabled(station, "Tariff")):
-        return
-    tariff = store.default_for(event.evse.id, station.clock.epoch_s())
-    if tariff is not None and event.transaction.id not in store.metered:
+        return None
+    return store.default_for(evse.id, station.clock.epoch_s())
+
+
+def meter_started(station: StationCore, event: TransactionStarted) -> None:
+    """A transaction that starts under a default tariff is metered (local cost, I07)."""
+    tariff = _default_tariff(station, event.evse)
+    if tariff is not None and event.transaction.id not in tariffs_of(station).metered:
         _meter(station, event.evse, event.transaction, tariff)
 
 
 def meter_ended(station: StationCore, event: TransactionEnded) -> None:
+    """The meter stops at the end; its final cost (a number, not the meter) stays readable
+    through `transaction_cost` until the next metered transaction of the EVSE ends, for whoever
+    settles it after the end (C20: the payment terminal settles the final cost)."""
     store = peek_tariffs(station)
     if store is None:
         return
-    store.shown_costs.pop(event.transaction.id, None)
     metered = store.metered.pop(event.transaction.id, None)
     if metered is not None:
+        if not metered.ended:
+            _advance(station, metered)
         metered.ended = True
         metered.alarm.wake()
+        store.final_costs[event.evse.id] = (event.transaction.id, metered.meter.running_total())
 
 
 # -- hooks ------------------------------------------------------------------------------------
 
 
 def _metered(station: StationCore, transaction: Transaction) -> Metered | None:
+    """The meter of a running `transaction`, brought to now; None without one."""
     store = peek_tariffs(station)
-    return None if store is None else store.metered.get(transaction.id)
+    metered = None if store is None else store.metered.get(transaction.id)
+    if metered is not None and not metered.ended:
+        _advance(station, metered)
+    return metered
 
 
 def transaction_cost(station: StationCore, evse: Evse, transaction: Transaction) -> float | None:
-    """The running cost including tax, unrounded; None without a tariff."""
+    """The running cost including tax, unrounded; None without a tariff.  A transaction about
+    to start (the payment terminal asks before it takes a card, C17) costs 0.0 when a default
+    tariff would meter it.  The first look that finds the cost at the transaction's maxCost
+    (E16) counts the limit as reached, once per limit: whoever enforces the limit asks here at
+    the moment `cost_reached_s` named."""
     metered = _metered(station, transaction)
     if metered is None:
+        store = peek_tariffs(station)
+        final = None if store is None else store.final_costs.get(evse.id)
+        if final is not None and final[0] == transaction.id:
+            return final[1]  # ended: its final cost
+        if (
+            transaction is not evse.transaction
+            and transaction.started_s >= station.clock.sim_now() - _EPS_S
+            and _default_tariff(station, evse) is not None
+        ):
+            return 0.0  # one about to start would be metered: nothing used yet
         return None
-    _advance(station, metered)
-    return metered.meter.running_total()
+    total = metered.meter.running_total()
+    limits = transaction.limit
+    if limits is not None:
+        max_cost = limits.get("maxCost")
+        if (
+            max_cost is not None
+            and total >= max_cost - _EPS_COST
+            and metered.limit_counted != max_cost
+        ):
+            metered.limit_counted = max_cost
+            station.stats.cost_limit_reached()
+    return total
 
 
 def cost_details(
@@ -369,7 +424,6 @@ def cost_details(
     metered = _metered(station, transaction)
     if metered is None:
         return None
-    _advance(station, metered)
     return metered.meter.cost_details(format_timestamp)
 
 
@@ -382,7 +436,6 @@ def cost_reached_s(
     metered = _metered(station, transaction)
     if metered is None:
         return math.inf
-    _advance(station, metered)
     clock = station.clock
     now_s = clock.sim_now()
     missing = max_cost - metered.meter.running_total()

@@ -36,17 +36,20 @@ class Metered:
     #: Epoch second of the next RunningCost event (TariffCostCtrlr.Interval[Cost]).
     report_s: float = math.inf
     ended: bool = False
+    #: The maxCost the running cost was counted as reaching (RunStats.cost_limits_reached).
+    limit_counted: float | None = None
 
 
 @dataclass(slots=True)
 class Tariffs:
     """Default tariffs by the EVSE they were set for (0: the whole station), each list in
-    validFrom order; the metered transactions by id; the totals CostUpdated showed."""
+    validFrom order; the metered transactions by id, and the last one that ended on each EVSE."""
 
     defaults: dict[int, list[Mapping[str, Any]]] = field(default_factory=dict)
     metered: dict[str, Metered] = field(default_factory=dict)
-    #: totalCost of the last CostUpdated (I04), by transaction id, while it runs.
-    shown_costs: dict[str, float] = field(default_factory=dict)
+    #: (transaction id, final cost including tax) of the last metered transaction that ended
+    #: on each EVSE, by EVSE id.
+    final_costs: dict[int, tuple[str, float]] = field(default_factory=dict)
 
     def default_for(self, evse_id: int, now_s: float) -> Mapping[str, Any] | None:
         """The default tariff in force on an EVSE at epoch second `now_s`: its own, else the
