@@ -175,6 +175,7 @@ _WIRE_MAPS = (
     "transactions_ended_by_reason",
     "station_failures_by_error",
     "payments_by_outcome",
+    "faults_injected_by_kind",
 )
 
 
@@ -231,6 +232,9 @@ class RunStats:
         #: canceled, settlement_failed, declined, no_tariff (a card the terminal refused
         #: because no tariff prices the session).
         self.payments_by_outcome: dict[str, int] = {}
+        #: Faults the scenario's `faults` section made happen, by kind (simulator/faults.py):
+        #: connections dropped, stations cut off, answers delayed or withheld, frames sent.
+        self.faults_injected_by_kind: dict[str, int] = {}
         self.stations_connected = 0
         self.stations_connected_peak = 0
         self.stations_booted = 0
@@ -329,6 +333,11 @@ class RunStats:
         """An ad hoc payment at a payment terminal came to `outcome` (C17-C22)."""
         _bump(self.payments_by_outcome, outcome)
 
+    def fault_injected(self, kind: str, count: int = 1) -> None:
+        """A fault on purpose happened `count` times (one per station or frame it hit)."""
+        if count:
+            self.faults_injected_by_kind[kind] = self.faults_injected_by_kind.get(kind, 0) + count
+
     def transaction_event_dropped(self) -> None:
         """A TransactionEvent the CSMS refused MessageAttempts times (E13)."""
         self.transaction_events_dropped += 1
@@ -403,6 +412,7 @@ class RunStats:
             "energy_delivered_wh": self.energy_delivered_wh,
             "station_failures_by_error": dict(self.station_failures_by_error),
             "reconnects": self.reconnects,
+            "faults_injected_by_kind": dict(self.faults_injected_by_kind),
             "connect_durations": (list(self.connect_duration_buckets), self.connect_duration_sum_s),
             "durations": {
                 action: (list(stats.duration_buckets), stats.duration_sum_s)
@@ -506,4 +516,5 @@ class RunStats:
             "transactions_started_offline": self.transactions_started_offline,
             "transaction_events_queued_offline": self.transaction_events_queued_offline,
             "transaction_events_unsent": self.transaction_events_unsent,
+            "faults_injected": dict(sorted(self.faults_injected_by_kind.items())),
         }
