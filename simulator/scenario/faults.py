@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -133,7 +133,7 @@ def at_s(value: float | str | None, start: dt.datetime) -> float:
     return max(0.0, (moment - start).total_seconds())
 
 
-def _at(description: str, *, required: bool) -> object:
+def _at(description: str, *, required: bool) -> Any:
     return Field(
         ... if required else None,
         description=(
@@ -144,7 +144,7 @@ def _at(description: str, *, required: bool) -> object:
     )
 
 
-def _for(description: str, *, required: bool) -> object:
+def _for(description: str, *, required: bool) -> Any:
     return Field(
         ... if required else None,
         alias="for",
@@ -166,7 +166,7 @@ _SHARE = Field(
 )
 
 
-def _rate(required: bool) -> object:
+def _rate(required: bool) -> Any:
     return Field(
         ... if required else None,
         gt=0,
