@@ -5,9 +5,11 @@ received (connections, frames, payloads, timestamps) and on the counts in the ru
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,10 @@ import orjson
 import pytest
 import trio
 from trio.testing import MockClock
+from typer.testing import CliRunner
 
+from cli.exit_codes import ExitCode
+from cli.main import app
 from ev_models import load_catalogue
 from simulator.clock import SimClock
 from simulator.csms import Csms, CsmsConfig
@@ -32,6 +37,8 @@ from simulator.stats import RunStats
 from simulator.transport import open_memory_link
 from simulator.world import World
 from tests.helpers import NO_ARRIVALS, T0, TEST_EV
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SEED = 7
 VERSIONS = pytest.mark.parametrize("version", ["2.1", "2.0.1"])
@@ -487,3 +494,115 @@ async def test_a_call_is_sent_again_with_its_id_at_the_rate_asked(
                 first_text[key] = text
         assert 4 <= duplicates <= 25
         assert run.faults() == {"duplicate_id": duplicates}
+
+
+# -- over a loopback WebSocket, and from the command line ------------------------------------
+
+
+async def test_a_storm_over_websockets_closes_every_socket_and_reopens_it_at_once() -> None:
+    """On the real clock, through the stations' own WebSocket client and the embedded CSMS's
+    server: the fault closes real sockets, and the CSMS sees each station come back."""
+    from simulator.transport import ConnectionSettings, open_station_link
+
+    scenario = Scenario.model_validate(
+        {
+            "name": "storm",
+            "seed": SEED,
+            "start": T0.isoformat(),
+            "stations": {"count": 3},
+            "csms": BACK_OFF,
+            **NO_ARRIVALS,
+            "faults": [{"kind": "storm", "at": "+1s"}],
+        }
+    )
+    clock = SimClock(T0, 1.0)
+    clock.start()
+    csms = Csms(CsmsConfig(), clock=clock.epoch_s)
+    stats = RunStats()
+    config = station_config(scenario)
+    by_index = {
+        index: Station(scenario.stations.station_id(index), index, config, clock, stats)
+        for index in scenario.stations.station_indices
+    }
+    members = list(by_index.values())
+    schedule = schedule_for(
+        scenario,
+        members,
+        by_index,
+        clock=clock,
+        start=T0,
+        stats=stats,
+        rng=np.random.default_rng(SEED),
+    )
+    assert schedule is not None
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(csms.serve, "127.0.0.1", 0)
+            settings = ConnectionSettings(csms_url=f"ws://127.0.0.1:{port}/ocpp")
+
+            def connect(station: Station) -> AbstractAsyncContextManager[Link]:
+                return open_station_link(
+                    station.id, settings, station.handle, spawn=station.spawn, observer=stats
+                )
+
+            for station in members:
+                await nursery.start(station.run, schedule.connect(connect))
+            for station in members:
+                await station.wait_synced()
+            nursery.start_soon(schedule.run)
+            for station in members:
+                while run_connections(csms, station.id) < 2:
+                    await trio.sleep(0.05)
+                await station.wait_synced()
+            assert stats.faults_injected_by_kind == {"storm": 3}
+            assert stats.connection_attempts_by_outcome == {"ok": 6}
+            # Back at once: well within the 30 s RetryBackOffWaitMinimum.
+            assert clock.sim_now() < 10
+            nursery.cancel_scope.cancel()
+
+
+def run_connections(csms: Csms, station_id: str) -> int:
+    return csms.station(station_id).connections
+
+
+def test_the_fault_flags_make_a_fast_run_produce_and_count_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    summary_path = tmp_path / "summary.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "scenarios/quickstart.yaml",
+            "--fast",
+            "--no-progress",
+            "--stations",
+            "10",
+            "--summary-json",
+            str(summary_path),
+            "--partition",
+            "50%@+2m+5m",
+            "--storm",
+            "1@+10m",
+            "--malformed-rate",
+            "30",
+        ],
+    )
+    assert result.exit_code == ExitCode.OK, result.output
+    summary = json.loads(summary_path.read_text())
+    faults = summary["faults_injected"]
+    assert faults["storm"] == 10
+    assert 1 <= faults["partition"] <= 9
+    assert faults["malformed"] >= 1
+    assert "faults injected on purpose: malformed" in result.output
+    assert summary["station_failures"] == 0
+
+
+def test_a_fault_flag_written_wrong_says_how_to_write_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(
+        app, ["run", "scenarios/quickstart.yaml", "--fast", "--partition", "20%@08:00"]
+    )
+    assert result.exit_code == ExitCode.BAD_SCENARIO
+    assert "--partition 20%@08:00: write SHARE@AT+FOR" in result.output

@@ -187,3 +187,18 @@ def test_the_stations_a_fault_hits_depend_on_the_seed_and_the_id_only() -> None:
     )
     assert hit != [station_id for station_id in ids if chosen(8, 0, 0.2, station_id)]
     assert hit != [station_id for station_id in ids if chosen(7, 1, 0.2, station_id)]
+
+
+def test_a_shard_of_the_fleet_keeps_the_faults() -> None:
+    scenario = Scenario.model_validate(
+        {
+            "name": "t",
+            "stations": {"count": 4},
+            "faults": [
+                {"kind": "partition", "at": "08:00", "for": "10m", "share": 0.5},
+                {"kind": "slow", "delay_s": 2},
+            ],
+        }
+    )
+    shard = scenario.for_block(range(2, 4))
+    assert shard.faults == scenario.faults
