@@ -281,8 +281,8 @@ class FaultSchedule:
     def _when(self, start_s: float, end_s: float | None) -> str:
         start = self._clock.timestamp(start_s)[11:16]
         if end_s is None:
-            return f" from {start}"
-        return f" {start}-{self._clock.timestamp(end_s)[11:16]}"
+            return f" from {start} UTC"
+        return f" {start}-{self._clock.timestamp(end_s)[11:16]} UTC"
 
     def _window(self, number: int, text: str, start_s: float, end_s: float | None) -> None:
         window = _Window(text, end_s)

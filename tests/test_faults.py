@@ -606,3 +606,33 @@ def test_a_fault_flag_written_wrong_says_how_to_write_it(monkeypatch: pytest.Mon
     )
     assert result.exit_code == ExitCode.BAD_SCENARIO
     assert "--partition 20%@08:00: write SHARE@AT+FOR" in result.output
+
+
+async def test_the_live_view_shows_the_faults_in_effect(autojump_clock: MockClock) -> None:
+    from rich.console import Console
+
+    from simulator.report import ProgressLine
+
+    faults = [
+        {"kind": "partition", "at": "+20m", "for": "20m", "share": 0.5},
+        {"kind": "slow", "at": "+30m", "delay_s": 2, "share": 0.25},
+    ]
+    async with fleet(faults, count=4) as run:
+        progress = ProgressLine(
+            lambda: run.stats,
+            4,
+            Console(width=200, record=True),
+            clock=run.clock,
+            active_faults=run.schedule.active,
+        )
+        await run.run_until(1000)
+        assert run.schedule.active() == []
+        await run.run_until(2000)
+        assert run.schedule.active() == [
+            "partition 50% 12:20-12:40 UTC",
+            "slow 2 s 25% from 12:30 UTC",
+        ]
+        line = progress.line(1.0, width=200)
+        assert line.endswith("faults: partition 50% 12:20-12:40 UTC, slow 2 s 25% from 12:30 UTC")
+        await run.run_until(2500)
+        assert run.schedule.active() == ["slow 2 s 25% from 12:30 UTC"]
