@@ -343,7 +343,9 @@ class Station:
                 self._backoff.cancel()
             return False
         self._reconnect_at_once = reconnect_at_once
-        self.spawn(link.aclose)
+        # Without a closing handshake where the link can (a WebSocket's TCP connection just
+        # ends, as in a network failure); otherwise as the station closes it.
+        self.spawn(getattr(link, "abort", link.aclose))
         return True
 
     def _stop_power(self) -> frozenset[int]:

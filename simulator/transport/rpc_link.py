@@ -397,6 +397,13 @@ class RpcLink:
         with contextlib.suppress(LinkClosed):
             await self._answer_call(call, delayed=True)
 
+    async def abort(self) -> None:
+        """Close as a network failure would: without the WebSocket closing handshake where the
+        channel can (`StationWebSocket.abort`), else as `aclose` does."""
+        self._mark_closed()
+        abort = getattr(self._channel, "abort", None)
+        await (abort() if abort is not None else self._channel.aclose())
+
     async def send_raw(self, text: str) -> None:
         """Send `text` as it is, between CALLs of ours (a malformed frame, a CALL sent again
         with its id): counted and traced like any frame.  Raises `LinkClosed`."""
