@@ -34,6 +34,17 @@ def main() -> None:
     app()
 
 
+def _fault_flags(**values: float | list[str] | None) -> tuple[tuple[str, str], ...]:
+    """The fault flags given, as (flag, value) pairs in the order of `api.FAULT_FLAGS`."""
+    pairs: list[tuple[str, str]] = []
+    for flag, value in values.items():
+        if value is None:
+            continue
+        for one in value if isinstance(value, list) else [value]:
+            pairs.append((flag, f"{one:g}" if isinstance(one, float) else str(one)))
+    return tuple(pairs)
+
+
 def _describe(scenario: api.Scenario) -> str:
     """One line on what a scenario runs, for `validate` and for the start of a run."""
     stations = scenario.stations
@@ -201,8 +212,63 @@ def run(
         str | None,
         typer.Option(hidden=True, help="Run as worker w of N of a --workers parent."),
     ] = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Close a share of the connections at a moment: " + api.FAULT_FLAGS["drop"] + ".",
+            metavar="SHARE@AT",
+            show_default=False,
+        ),
+    ] = None,
+    drop_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Close connections at random, this many per station and simulated hour.",
+            metavar="RATE",
+        ),
+    ] = None,
+    partition: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=(
+                "Cut a share of the stations off the CSMS for a window; they charge offline and "
+                "reconnect by RetryBackOff: " + api.FAULT_FLAGS["partition"] + "."
+            ),
+            metavar="SHARE@AT+FOR",
+            show_default=False,
+        ),
+    ] = None,
+    storm: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Make a share of the stations reconnect at once: "
+            + api.FAULT_FLAGS["storm"]
+            + ".",
+            metavar="SHARE@AT",
+            show_default=False,
+        ),
+    ] = None,
+    malformed_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Send frames that are not valid OCPP-J, this many per station and simulated hour.",
+            metavar="RATE",
+        ),
+    ] = None,
+    duplicate_id_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Send a CALL again with its message id, this many per station and simulated hour.",
+            metavar="RATE",
+        ),
+    ] = None,
 ) -> None:
-    """Run a fleet of stations against a CSMS (the embedded one when none is given)."""
+    """Run a fleet of stations against a CSMS (the embedded one when none is given).
+
+    The fault flags add entries to the scenario's faults section (see the README, "Faults on
+    purpose"); AT is a time of day (08:00), an offset (+30m) or a date and time, FOR a duration
+    (10m), SHARE a fraction (0.2) or a percentage (20%).
+    """
     from rich.console import Console
 
     request = api.RunRequest(
@@ -216,6 +282,14 @@ def run(
             csms_url=csms,
             metrics_port=metrics_port,
             start=start,
+            fault_flags=_fault_flags(
+                drop=drop,
+                drop_rate=drop_rate,
+                partition=partition,
+                storm=storm,
+                malformed_rate=malformed_rate,
+                duplicate_id_rate=duplicate_id_rate,
+            ),
         ),
         shard=shard,
         workers=workers,

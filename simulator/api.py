@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .scenario import Scenario, ScenarioError, scenario_json_schema
 from .scenario import load_scenario as _load_scenario_file
+from .scenario.faults import FAULT_FLAGS
 from .thresholds import Threshold, ThresholdSyntaxError, parse_threshold
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from .shard import Shard
 
 __all__ = [
+    "FAULT_FLAGS",
     "CsmsOutcome",
     "CsmsRequest",
     "RunPlan",
@@ -79,6 +81,9 @@ class ScenarioOverrides:
     metrics_port: int | None = None
     #: `now`, or a simulated start with a time zone (2026-01-15T06:00:00Z).
     start: str | None = None
+    #: Faults from the flags that add them, as (flag, value): ("partition", "20%@08:00+10m");
+    #: see `scenario.faults.FAULT_FLAGS`.
+    fault_flags: tuple[tuple[str, str], ...] = ()
 
 
 def load_scenario(path: Path, overrides: ScenarioOverrides | None = None) -> Scenario:
@@ -354,6 +359,8 @@ def _run_over_workers(plan: RunPlan, console: Console) -> RunOutcome:
         shard=request.shard,
         source_address=request.source_addresses,
     )
+    for flag, value in overrides.fault_flags:
+        passed_on += [f"--{flag.replace('_', '-')}", value]
 
     def command_of_worker(index: int, csms_url: str) -> list[str]:
         return worker_command(

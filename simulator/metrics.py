@@ -124,9 +124,19 @@ CALL_DURATION_BUCKETS_S = (
 CONNECT_DURATION_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: State of charge in tenths: a fleet's SoC spread is what a dashboard shows, not one EV's.
 SOC_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-#: Kinds of fault fleetsim injects; none yet.  Until there are, the faults counter is one
-#: series without a kind (the fleet's total, 0), so a dashboard's panel reads 0.
-FAULT_KINDS: tuple[str, ...] = ()
+#: Kinds of fault fleetsim injects on purpose (the scenario's `faults` section); each series
+#: exists from the first scrape, so a dashboard's panel reads 0 until one happens.
+FAULT_KINDS: tuple[str, ...] = (
+    "drop",
+    "partition",
+    "storm",
+    "slow",
+    "stuck",
+    "clock_drift",
+    "power_cut",
+    "malformed",
+    "duplicate_id",
+)
 #: The `direction` of site power and energy: into the EVs from the grid, and back (V2X).
 POWER_DIRECTIONS = ("import", "export")
 #: The CALLs every station of every run sends: their exchange, latency and error series exist
@@ -428,7 +438,9 @@ SIMULATED_TIME = MetricSpec(
 )
 FAULTS_INJECTED = MetricSpec(
     "fleetsim_faults_injected_total",
-    "Faults fleetsim injected into the run, by kind.",
+    "Faults fleetsim injected into the run on purpose, by kind: connections dropped, "
+    "stations cut off by a partition or a storm or a power cut, clocks set drifting, answers "
+    "delayed (slow) or withheld (stuck), frames sent malformed or with a duplicate id.",
     "counter",
     ("kind",),
 )
@@ -450,7 +462,6 @@ FLEET_METRICS = (
     EVS_V2X,
     DER_EVENTS_ACTIVE,
     SIMULATED_TIME,
-    FAULTS_INJECTED,
 )
 
 ALL_METRICS = (
@@ -472,6 +483,7 @@ ALL_METRICS = (
     BATTERY_SWAPS,
     CONNECT_DURATION,
     RECONNECTS,
+    FAULTS_INJECTED,
     *FLEET_METRICS,
 )
 
@@ -550,6 +562,7 @@ class RunStatsCollector(Collector):
         yield labelled(BATTERY_SWAPS, "battery_swaps_by_outcome", BATTERY_SWAP_OUTCOMES)
         yield self._durations(snapshots)
         yield single(RECONNECTS, "reconnects")
+        yield labelled(FAULTS_INJECTED, "faults_injected_by_kind", FAULT_KINDS)
         counts = [0] * (len(CONNECT_DURATION_BUCKETS_S) + 1)
         total_s = 0.0
         for snap in snapshots:
@@ -615,7 +628,6 @@ def empty_fleet_state(site_names: Iterable[str] = ()) -> dict[str, Any]:
         "der_events_active": dict.fromkeys(DER_KINDS, 0),
         "soc_buckets": [0] * (len(SOC_BUCKETS) + 1),
         "soc_sum": 0.0,
-        "faults_injected": dict.fromkeys(FAULT_KINDS, 0),
         "sites": {name: _empty_site() for name in site_names},
     }
 
@@ -833,9 +845,3 @@ class FleetStateCollector(Collector):
             der.add_metric([kind], count)
         yield der
         yield plain(SIMULATED_TIME, state["simulated_time_s"])
-        faults = _family(FAULTS_INJECTED)
-        for kind, count in sorted(state["faults_injected"].items()):
-            faults.add_metric([kind], count)
-        if not state["faults_injected"]:
-            faults.add_metric([""], 0)
-        yield faults

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import orjson
 import trio
 from prometheus_client import REGISTRY, start_http_server
@@ -39,6 +40,7 @@ from .clock import SimClock
 from .csms import Csms, DriverReservations, DriverSwaps, FirmwareRollout
 from .csms.processes import csms_config_for
 from .des import EventPump
+from .faults import schedule_for
 from .fleet import Fleet
 from .gc_tuning import tune_collector
 from .link import ConnectError, Link
@@ -74,6 +76,8 @@ __all__ = [
 
 #: Stop early when this many stations (or all, if fewer) failed to connect and none succeeded.
 UNREACHABLE_AFTER_FAILURES = 20
+#: The faults' random stream, apart from the world's (`_seed_entropy` plus this).
+_FAULTS_STREAM = 14
 #: Wall seconds a closing fleet gets before the run ends regardless.
 SHUTDOWN_GRACE_S = 5.0
 #: Run seconds between checks of the abort_on_fail thresholds on the live figures.
@@ -305,13 +309,16 @@ async def _run_scenario(
     stations = list(by_index.values())
     pump = EventPump(clock)
     shard = options.shard
-    world = World(
+    seed_entropy = _seed_entropy(scenario.seed, shard, options.worker_index)
+    world = World(scenario, clock, pump, by_index, catalogue, seed_entropy=seed_entropy)
+    faults = schedule_for(
         scenario,
-        clock,
-        pump,
+        stations,
         by_index,
-        catalogue,
-        seed_entropy=_seed_entropy(scenario.seed, shard, options.worker_index),
+        clock=clock,
+        start=start,
+        stats=stats,
+        rng=np.random.default_rng([*seed_entropy, _FAULTS_STREAM]),
     )
 
     def fleet_state() -> dict[str, Any]:
@@ -385,6 +392,9 @@ async def _run_scenario(
             connect = _connector(
                 scenario, options, csms, csms_url or "memory:", password, stats, deadlines
             )
+            if faults is not None:
+                connect = faults.connect(connect)
+                services.start_soon(faults.run)
             fleet = Fleet(
                 stations, connect, stations_settings.ramp_up_per_s, after_ramp_up=tune_collector
             )
@@ -411,6 +421,7 @@ async def _run_scenario(
                             site_power_w=lambda: {
                                 site.name: (site.import_w, site.export_w) for site in world.sites
                             },
+                            active_faults=None if faults is None else faults.active,
                         )
                         if options.in_memory:
                             running.start_soon(progress.run_simulated, clock)

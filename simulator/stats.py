@@ -177,6 +177,7 @@ _WIRE_MAPS = (
     "station_failures_by_error",
     "payments_by_outcome",
     "battery_swaps_by_outcome",
+    "faults_injected_by_kind",
 )
 
 
@@ -239,6 +240,9 @@ class RunStats:
         self.cost_limits_reached = 0
         #: Battery swaps (S01-S04), by outcome (`metrics.BATTERY_SWAP_OUTCOMES`).
         self.battery_swaps_by_outcome: dict[str, int] = {}
+        #: Faults the scenario's `faults` section made happen, by kind (simulator/faults.py):
+        #: connections dropped, stations cut off, answers delayed or withheld, frames sent.
+        self.faults_injected_by_kind: dict[str, int] = {}
         self.stations_connected = 0
         self.stations_connected_peak = 0
         self.stations_booted = 0
@@ -345,6 +349,10 @@ class RunStats:
         """A battery swap came to `outcome`: local or remote (done), no_battery_available,
         not_authorized (refused), out_timeout (the driver left the pack, BatteryOutTimeout)."""
         _bump(self.battery_swaps_by_outcome, outcome)
+    def fault_injected(self, kind: str, count: int = 1) -> None:
+        """A fault on purpose happened `count` times (one per station or frame it hit)."""
+        if count:
+            self.faults_injected_by_kind[kind] = self.faults_injected_by_kind.get(kind, 0) + count
 
     def transaction_event_dropped(self) -> None:
         """A TransactionEvent the CSMS refused MessageAttempts times (E13)."""
@@ -423,6 +431,7 @@ class RunStats:
             "cost_limits_reached": self.cost_limits_reached,
             "battery_swaps_by_outcome": dict(self.battery_swaps_by_outcome),
             "reconnects": self.reconnects,
+            "faults_injected_by_kind": dict(self.faults_injected_by_kind),
             "connect_durations": (list(self.connect_duration_buckets), self.connect_duration_sum_s),
             "durations": {
                 action: (list(stats.duration_buckets), stats.duration_sum_s)
@@ -541,4 +550,5 @@ class RunStats:
             "transactions_started_offline": self.transactions_started_offline,
             "transaction_events_queued_offline": self.transaction_events_queued_offline,
             "transaction_events_unsent": self.transaction_events_unsent,
+            "faults_injected": dict(sorted(self.faults_injected_by_kind.items())),
         }

@@ -202,7 +202,7 @@ def test_series_a_dashboard_shows_exist_at_zero_before_anything_happens() -> Non
     assert value("fleetsim_ocpp_call_duration_seconds_count", {"action": "TransactionEvent"}) == 0
     assert value("fleetsim_transactions_ended_total", {"reason": "EVDisconnected"}) == 0
     assert value("fleetsim_station_failures_total", {"error": ""}) == 0
-    assert value("fleetsim_faults_injected_total", {"kind": ""}) == 0
+    assert value("fleetsim_faults_injected_total", {"kind": "partition"}) == 0
     assert value("fleetsim_site_power_watts", {"site": "depot", "direction": "export"}) == 0
     assert value("fleetsim_der_events_active", {"kind": "OverVoltage"}) == 0
     assert value("fleetsim_connect_duration_seconds_count") == 0

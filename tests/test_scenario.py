@@ -287,6 +287,17 @@ embedded_csms:
     signals:
       - {at_s: 7200, signal: 80}
       - {at_s: 7800, signal: 0}
+faults:
+  - {kind: drop, at: "+30m", for: null, share: 0.1, rate_per_station_hour: null}
+  - {kind: drop, at: "07:00", for: 1h, share: 1, rate_per_station_hour: 0.5}
+  - {kind: partition, at: "08:00", for: 10m, share: 0.2}
+  - {kind: storm, at: "2026-01-15T09:00:00+01:00", share: 1}
+  - {kind: slow, at: 3600, for: 600, share: 0.1, delay_s: 2.5}
+  - {kind: stuck, at: null, for: null, share: 0.05}
+  - {kind: clock_drift, at: "+1h", share: 0.1, drift_s_per_day: -30}
+  - {kind: power_cut, site: depot, at: "+2h", for: 5m}
+  - {kind: malformed, at: null, for: null, share: 0.5, rate_per_station_hour: 2}
+  - {kind: duplicate_id, at: "+10m", for: 20m, share: 0.5, rate_per_station_hour: 1}
 metrics_port: 9464
 thresholds:
   - {expr: "p99_ms{action=BootNotification} < 500", abort_on_fail: false, delay_abort_eval_s: 0}
@@ -361,7 +372,7 @@ def test_an_unknown_key_is_reported_on_its_own_line_with_the_keys_allowed_there(
         "s.yaml:6 stations.evses[0].conectors: unknown key; did you mean connectors?",
         "s.yaml:7 criteria: unknown key; expected one of name, description, seed, speed, "
         "duration_s, start, ocpp_version, csms, stations, sites, ev_fleet, grid, embedded_csms, "
-        "metrics_port, thresholds",
+        "faults, metrics_port, thresholds",
     ]
 
 

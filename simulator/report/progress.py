@@ -59,6 +59,7 @@ class ProgressLine:
         clock: SimClock | None = None,
         duration_s: float | None = None,
         site_power_w: Callable[[], dict[str, tuple[float, float]]] | None = None,
+        active_faults: Callable[[], list[str]] | None = None,
     ) -> None:
         self._stats = stats
         self._stations_total = stations_total
@@ -67,6 +68,8 @@ class ProgressLine:
         self._clock = clock
         self._duration_s = duration_s
         self._site_power_w = site_power_w
+        #: The scenario's faults in effect now (`FaultSchedule.active`), if it has any.
+        self._active_faults = active_faults
         self._started_at = trio.current_time()
         self._previous_messages = 0
         #: Cumulative round-trip histograms per action at the last sample.
@@ -155,7 +158,16 @@ class ProgressLine:
         power = self._power_text()
         if power is not None:
             parts.append((7, power))
+        faults = self._faults_text()
+        if faults is not None:
+            parts.append((8, faults))
         return fit_to_width(parts, width)
+
+    def _faults_text(self) -> str | None:
+        if self._active_faults is None:
+            return None
+        active = self._active_faults()
+        return "faults: " + ", ".join(active) if active else None
 
     # -- terminal view --------------------------------------------------------------------
 
@@ -167,6 +179,7 @@ class ProgressLine:
             f"{state} {count}" for state, count in sorted(stats.stations_by_state.items()) if count
         )
         states = Text(f"stations: {by_state or '-'}", overflow="ellipsis", no_wrap=True)
+
         table = Table(box=None, pad_edge=False, show_edge=False, expand=False)
         for column in ("action", "calls", "errors", "timeouts", "p50/p99 (last interval)"):
             table.add_column(column, justify="left" if column == "action" else "right")
@@ -178,7 +191,11 @@ class ProgressLine:
                 f"{action_stats.timeouts:,}",
                 _latency(recent.get(action, {})),
             )
-        return Group(heading, states, table)
+        faults = self._faults_text()
+        if faults is None:
+            return Group(heading, states, table)
+        active = Text(f"active {faults}", overflow="ellipsis", no_wrap=True)
+        return Group(heading, states, active, table)
 
     async def run_simulated(self, clock: SimClock, every_sim_s: float = 3600.0) -> None:
         """For `--fast` runs, where trio's clock is simulated: a plain line per simulated hour

@@ -189,6 +189,14 @@ def render_summary(summary: dict[str, Any], console: Console) -> None:
     )
     for line in [*delivery_lines(summary), *outcome_lines(summary)]:
         console.print(line, highlight=False, markup=False)
+    faults = summary.get("faults_injected")
+    if faults:
+        console.print(
+            "faults injected on purpose: "
+            + ", ".join(f"{kind} {count}" for kind, count in faults.items()),
+            highlight=False,
+            markup=False,
+        )
     for error in summary["errors"]:
         console.print(f"[red]error:[/red] {error}", highlight=False)
     _render_thresholds(summary.get("thresholds", []), console)

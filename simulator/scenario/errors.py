@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import types
 from collections.abc import Sequence
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -57,8 +57,38 @@ def user_errors(exc: ValidationError, root_model: type[BaseModel]) -> list[tuple
             len(other) > len(loc) and other[: len(loc)] == loc for other in located
         ):
             continue
-        kept.append((loc, _message(error, root_model)))
+        kept.append((_untagged(loc, root_model), _message(error, root_model)))
     return kept
+
+
+def _untagged(loc: Loc, root_model: type[BaseModel]) -> Loc:
+    """`loc` without the tag pydantic puts after the index of a tagged union's item, where the
+    file has no key (`faults[1].drop.at` is `faults[1].at`)."""
+    for at in range(1, len(loc) - 1):
+        if isinstance(loc[at], int) and isinstance(loc[at + 1], str):
+            items = _annotation_at(root_model, loc[: at + 1])
+            if items is not None and _tagged_member(items, str(loc[at + 1])) is not None:
+                return (*loc[: at + 1], *loc[at + 2 :])
+    return loc
+
+
+def _annotation_at(root_model: type[BaseModel], loc: Sequence[str | int]) -> Any:
+    """The annotation of the value at `loc` (model fields and list items only), or None."""
+    annotation: Any = root_model
+    for element in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(element, int):
+            if get_origin(annotation) not in (tuple, list):
+                return None
+            annotation = get_args(annotation)[0]
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(element)
+            if field is None:
+                return None
+            annotation = field.annotation
+        else:
+            return None
+    return annotation
 
 
 def _message(error: Any, root_model: type[BaseModel]) -> str:
@@ -101,6 +131,8 @@ def _field_names_at(root_model: type[BaseModel], loc: Sequence[str | int]) -> li
             if get_origin(annotation) not in (tuple, list):
                 return []
             annotation = get_args(annotation)[0]
+        elif _tagged_member(annotation, element) is not None:
+            annotation = _tagged_member(annotation, element)
         elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
             field = annotation.model_fields.get(element)
             if field is None:
@@ -110,8 +142,24 @@ def _field_names_at(root_model: type[BaseModel], loc: Sequence[str | int]) -> li
             return []
     annotation = _unwrap(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
+        # The keys as the file spells them (`for`, not the field `for_`).
+        return [field.alias or name for name, field in annotation.model_fields.items()]
     return []
+
+
+def _tagged_member(annotation: Any, tag: str) -> Any:
+    """The model of a tagged union (`Annotated[A | B, Field(discriminator="kind")]`) whose
+    `kind` is `tag`, or None."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return None
+    for member in get_args(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            kind = member.model_fields.get("kind")
+            if kind is not None and tag in get_args(kind.annotation):
+                return member
+    return None
 
 
 def _unwrap(annotation: Any) -> Any:

@@ -20,6 +20,7 @@ from .csms import CsmsSettings
 from .embedded_csms import EmbeddedCsmsSettings
 from .errors import ScenarioError, dotted, user_errors
 from .ev_fleet import ID_TOKEN_MAX_CHARS, OCPP_201_ID_TOKEN_TYPES, EvFleetSettings
+from .faults import FaultSpec, PowerCutFault, fault_from_flag
 from .grid import GridSettings
 from .sites import SiteSpec
 from .stations import OCPP_201_CONNECTOR_TYPES, StationsSettings
@@ -95,6 +96,15 @@ class Scenario(BaseModel):
             "What the embedded CSMS does beyond answering (when csms.url is null): smart "
             "charging, V2X profiles, deauthorized transactions, reservations for drivers who "
             "book ahead, charging priorities."
+        ),
+    )
+    faults: tuple[FaultSpec, ...] = Field(
+        default=(),
+        description=(
+            "Faults the fleet produces on purpose, on a timeline of simulated time: drop, "
+            "partition, storm, slow, stuck, clock_drift, power_cut, malformed, duplicate_id "
+            "(see each kind). --drop, --drop-rate, --partition, --storm, --malformed-rate and "
+            "--duplicate-id-rate add more."
         ),
     )
     metrics_port: int | None = Field(
@@ -185,6 +195,41 @@ class Scenario(BaseModel):
                     )
                 ]
             )
+        return self
+
+    @model_validator(mode="after")
+    def _faults_fit_the_fleet(self) -> Self:
+        """A power cut names a site of the scenario; a fault's date lies after the start."""
+        problems: list[tuple[Loc, str, Any]] = []
+        site_names = [site.name for site, _ in self.site_layout()]
+        for number, fault in enumerate(self.faults):
+            if isinstance(fault, PowerCutFault) and fault.site not in site_names:
+                problems.append(
+                    (
+                        ("faults", number, "site"),
+                        f"no site is named {fault.site!r}; the sites are "
+                        + ", ".join(repr(name) for name in site_names),
+                        fault.site,
+                    )
+                )
+            at = getattr(fault, "at", None)
+            if (
+                self.start is not None
+                and isinstance(at, str)
+                and "T" in at
+                and fault.at_s(self.start) == 0.0
+                and dt.datetime.fromisoformat(at.replace("Z", "+00:00")) < self.start
+            ):
+                problems.append(
+                    (
+                        ("faults", number, "at"),
+                        f"{at} is before the scenario's start ({self.start.isoformat()}); "
+                        "give a later moment or an offset such as +30m",
+                        at,
+                    )
+                )
+        if problems:
+            raise invalid_fields(problems)
         return self
 
     def for_block(self, block: range) -> Scenario:
@@ -321,6 +366,7 @@ class Scenario(BaseModel):
         csms_url: str | None = None,
         metrics_port: int | None = None,
         start: str | None = None,
+        fault_flags: tuple[tuple[str, str], ...] = (),
     ) -> Scenario:
         """A copy with the command-line flags that were given (not None) applied.
 
@@ -332,7 +378,9 @@ class Scenario(BaseModel):
 
         The result is validated again, since an override can break a rule that spans fields
         (more stations than the id pattern can number, a connector type the other OCPP version
-        lacks).  Problems raise `ScenarioError` with lines that start with "command line".
+        lacks).  `fault_flags` are (flag, value) pairs of the flags that add faults
+        (`faults.FAULT_FLAGS`), added to the scenario's own faults.  Problems raise
+        `ScenarioError` with lines that start with "command line".
         """
         data = self.model_dump()
         top_level = {
@@ -351,6 +399,14 @@ class Scenario(BaseModel):
             data["stations"]["count"] = stations
         if csms_url is not None:
             data["csms"]["url"] = csms_url
+        if fault_flags:
+            added = []
+            for flag, value in fault_flags:
+                try:
+                    added.append(fault_from_flag(flag, value))
+                except ValueError as exc:
+                    raise ScenarioError([f"command line: {exc}"]) from None
+            data["faults"] = [*data["faults"], *added]
         try:
             return type(self).model_validate(data)
         except ValidationError as exc:

@@ -76,6 +76,7 @@ class Station:
         "_event_ids",
         "_last_error",
         "_nursery",
+        "_reconnect_at_once",
         "_spec",
         "_synced_event",
         "_transaction_ids",
@@ -154,6 +155,8 @@ class Station:
         self._up: trio.Event | None = None
         #: The wait before reconnecting, which a reboot cuts short.
         self._backoff: trio.CancelScope | None = None
+        #: Set by `drop_connection(reconnect_at_once=True)`: skip the next back-off wait.
+        self._reconnect_at_once = False
         self._nursery: trio.Nursery | None = None
         self._boot_wake: trio.Event | None = None
         self._transaction_ids = 0
@@ -245,6 +248,9 @@ class Station:
                 self.set_state("disconnected")
             if self._up is not None:
                 continue  # rebooting: connect as soon as the station is up, without back-off
+            if self._reconnect_at_once:
+                self._reconnect_at_once = False
+                continue  # a reconnect storm (faults on purpose): no back-off either
             with trio.CancelScope() as self._backoff:
                 await self.clock.sleep(self._backoff_s(failures))
             self._backoff = None
@@ -306,8 +312,9 @@ class Station:
                 self._synced_event = trio.Event()
             await self._synced_event.wait()
 
-    def reboot(self, reason: str) -> None:
-        """Go down now and come up again after `config.reboot_s` (B11-B13, E17).
+    def reboot(self, reason: str, *, down_s: float = 0.0) -> None:
+        """Go down now and come up again after `down_s` plus `config.reboot_s` (B11-B13, E17);
+        `down_s` is how long the power stays off in a power cut (faults on purpose).
 
         Down, the station has no connection and its EVSEs deliver no energy; its EVs stay
         plugged in and wait (`wait_up`).  Up again, it lets the blocks restore what a reboot
@@ -323,7 +330,23 @@ class Station:
             self.spawn(self.link.aclose)
         elif self._backoff is not None:
             self._backoff.cancel()
-        self.spawn(partial(self._restart, powered))
+        self.spawn(partial(self._restart, powered, down_s))
+
+    def drop_connection(self, *, reconnect_at_once: bool = False) -> bool:
+        """Close the connection now, as a network failure would (faults on purpose); the
+        station reconnects after its RetryBackOff wait, or with `reconnect_at_once` without
+        it (a reconnect storm: a station waiting to reconnect then tries at once too).
+        Returns whether there was a connection to close."""
+        link = self.link
+        if link is None or link.closed:
+            if reconnect_at_once and self._backoff is not None:
+                self._backoff.cancel()
+            return False
+        self._reconnect_at_once = reconnect_at_once
+        # Without a closing handshake where the link can (a WebSocket's TCP connection just
+        # ends, as in a network failure); otherwise as the station closes it.
+        self.spawn(getattr(link, "abort", link.aclose))
+        return True
 
     def _stop_power(self) -> frozenset[int]:
         """Open every EVSE's power path; the ids of those that were delivering energy."""
@@ -342,11 +365,12 @@ class Station:
                 evse.power_may_have_changed()
         return frozenset(powered)
 
-    async def _restart(self, powered_evse_ids: frozenset[int]) -> None:
-        """The reboot itself: down for `config.reboot_s`, then up with a new registration."""
+    async def _restart(self, powered_evse_ids: frozenset[int], down_s: float = 0.0) -> None:
+        """The reboot itself: down for `down_s` and `config.reboot_s`, then up with a new
+        registration."""
         up = self._up
         try:
-            await self.clock.sleep(self.config.reboot_s)
+            await self.clock.sleep(down_s + self.config.reboot_s)
             self.registration = "Unknown"
             await self.emit(Restarted(powered_evse_ids))
         finally:

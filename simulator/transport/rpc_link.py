@@ -10,6 +10,8 @@ out the CALLs of many links from one task.  The interface and the rules for hand
 
 from __future__ import annotations
 
+import contextlib
+from functools import partial
 from typing import Any, Callable, Mapping
 
 import outcome
@@ -35,7 +37,28 @@ from ..ocpp import (
 from ..stats import LinkObserver, NullObserver
 from .turns import FairTurn
 
-__all__ = ["CallDeadlines", "RpcLink"]
+__all__ = ["CallDeadlines", "LinkFault", "RpcLink"]
+
+
+class LinkFault:
+    """What a fault on purpose makes one station's links do (`simulator/faults.py` sets it).
+
+    A link without one pays a single attribute check where a fault could act (answering a
+    CSMS CALL, starting a CALL of its own), and nothing else.  `count(kind)` is told of each
+    answer delayed (`slow`) or withheld (`stuck`).
+    """
+
+    __slots__ = ("answer_delay_s", "count", "keep_last_call", "last_call", "never_answer")
+
+    def __init__(self, count: Callable[[str], None]) -> None:
+        self.count = count
+        #: Answer each CSMS CALL this many trio seconds late; None: at once.
+        self.answer_delay_s: float | None = None
+        #: Answer no CSMS CALL at all.
+        self.never_answer = False
+        #: Keep the text of the last CALL sent, so that it can be sent again with its id.
+        self.keep_last_call = False
+        self.last_call: str | None = None
 
 
 class CallDeadlines:
@@ -102,6 +125,7 @@ class RpcLink:
         "_spawn",
         "_waiting_task",
         "call_timeout_s",
+        "fault",
         "on_closed",
         "peer_name",
     )
@@ -136,6 +160,8 @@ class RpcLink:
         self._answer: object = None
         self._closed = False
         self._closed_event: trio.Event | None = None
+        #: A fault on purpose acting on this link (`LinkFault`); None almost always.
+        self.fault: LinkFault | None = None
 
     @property
     def call_in_flight(self) -> bool:
@@ -222,6 +248,8 @@ class RpcLink:
                 raise LinkClosed(f"{self.peer_name}: connection closed")
             sent_at = trio.current_time()
             text = session.start_call(action, payload, sent_at)
+            if self.fault is not None and self.fault.keep_last_call:
+                self.fault.last_call = text
             self._answer = None
             try:
                 await self._write(text)
@@ -323,7 +351,9 @@ class RpcLink:
         finally:
             self._mark_closed()
 
-    async def _answer_call(self, call: IncomingCall) -> None:
+    async def _answer_call(self, call: IncomingCall, *, delayed: bool = False) -> None:
+        if self.fault is not None and not delayed and self._withhold_answer(call, self.fault):
+            return
         try:
             answer = self._handler(call.action, call.payload)
             text = self._session.answer(call, answer.payload)
@@ -344,3 +374,47 @@ class RpcLink:
         await self._write(text)
         if answer.then is not None:
             self._spawn(answer.then)
+
+    # -- faults on purpose (`LinkFault`; see simulator/faults.py) ---------------------------
+
+    def _withhold_answer(self, call: IncomingCall, fault: LinkFault) -> bool:
+        """Whether `fault` keeps `call` from being answered now: never (stuck) or later (slow,
+        in a task of its own so that the reader goes on reading)."""
+        if fault.never_answer:
+            fault.count("stuck")
+            return True
+        delay_s = fault.answer_delay_s
+        if delay_s is None:
+            return False
+        fault.count("slow")
+        self._spawn(partial(self._answer_late, call, delay_s))
+        return True
+
+    async def _answer_late(self, call: IncomingCall, delay_s: float) -> None:
+        await trio.sleep(delay_s)
+        if self._closed:
+            return
+        with contextlib.suppress(LinkClosed):
+            await self._answer_call(call, delayed=True)
+
+    async def abort(self) -> None:
+        """Close as a network failure would: without the WebSocket closing handshake where the
+        channel can (`StationWebSocket.abort`), else as `aclose` does."""
+        self._mark_closed()
+        abort = getattr(self._channel, "abort", None)
+        await (abort() if abort is not None else self._channel.aclose())
+
+    async def send_raw(self, text: str) -> None:
+        """Send `text` as it is, between CALLs of ours (a malformed frame, a CALL sent again
+        with its id): counted and traced like any frame.  Raises `LinkClosed`."""
+        turn = self._call_turn
+        if turn.held:
+            await turn.wait()
+        else:
+            turn.held = True
+        try:
+            if self._closed:
+                raise LinkClosed(f"{self.peer_name}: connection closed")
+            await self._write(text)
+        finally:
+            turn.release()

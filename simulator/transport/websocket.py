@@ -436,6 +436,13 @@ class StationWebSocket:
             self._state = _CLOSED
             await self._close_stream()
 
+    async def abort(self) -> None:
+        """Drop the connection as a network failure would: the TCP connection closes with no
+        Close frame, so the CSMS sees an abnormal closure (faults on purpose)."""
+        if self._state != _CLOSED:
+            self._closed_reason = "the connection was dropped on purpose"
+        await self._close_stream()
+
     async def _wait_closed(self) -> None:
         if self._state == _CLOSED:
             await trio.lowlevel.checkpoint()

@@ -515,20 +515,24 @@ def _reset_and_resume(station: StationCore, busy: list[Evse]) -> Answer:
 async def _restarted(station: StationCore, event: Restarted) -> None:
     """Up again after a reboot: resume the transactions an ImmediateAndResume reset paused
     (E17: Updated, TxResumed, the same transactionId, the next seqNo); any other transaction
-    that outlived the reboot ends (AbnormalCondition, Reboot).  A pending OnIdle reset has
+    that outlived the reboot ends (AbnormalCondition, Reboot).  After a power cut (the station
+    boots with reason PowerUp) an OCPP 2.1 station resumes its transactions as E17 says; 2.0.1
+    has no TxResumed, so they end with stoppedReason PowerLoss.  A pending OnIdle reset has
     been done by this reboot.  Values set with RebootRequired take effect first."""
     station.device_model.apply_pending()  # values that wait for a reboot take effect now
     state = station.peek_block_state(BLOCK)
-    resume = False
+    power_lost = station.boot_reason == "PowerUp"
+    resume = power_lost and station.config.ocpp_version != "2.0.1"
     if state is not None:
-        resume = state.resume_after_reboot
+        resume = resume or state.resume_after_reboot
         state.resume_after_reboot = False
         state.reset_scheduled = False
     for evse in station.transactions():
         if resume:
             await _resume(station, evse, evse.id in event.powered_evse_ids)
         else:
-            await end_transaction(station, evse, "AbnormalCondition", "Reboot")
+            reason = "PowerLoss" if power_lost else "Reboot"
+            await end_transaction(station, evse, "AbnormalCondition", reason)
 
 
 async def _resume(station: StationCore, evse: Evse, was_powered: bool) -> None:
