@@ -613,7 +613,8 @@ async def _charge_until_departure(
                 continue
             if await _report_operation_mode(station, evse, transaction, limit):
                 continue
-            await _report_schedule(station, evse, visit.arrival, limit)
+            if await _report_schedule(station, evse, visit.arrival, limit):
+                continue
         deadline_s = min(departure_s, session.next_change_s(), limit.next_change_s)
         if wait_until_s is not None:
             deadline_s = min(deadline_s, wait_until_s)
@@ -689,14 +690,17 @@ def _energy_stopped_reason(transaction: Transaction, state: str, reached: str | 
 
 async def _report_schedule(
     station: StationCore, evse: Evse, arrival: EvArrival, limit: ActiveLimit
-) -> None:
-    """An ISO 15118-20 EV picks the schedule of a new TxProfile and says so (K15-K17)."""
+) -> bool:
+    """An ISO 15118-20 EV picks the schedule of a new TxProfile and says so (K15-K17).
+    Whether it did: the caller then reads the limit again, since whatever the CSMS sent while
+    the EV waited for its answer (a newer TxProfile) may have changed it -- a wake while the
+    visit task is not asleep wakes nothing."""
     if (
         not arrival.uses_iso15118_20
         or limit.tx_schedule is None
         or limit.profile_id in (None, evse.reported_schedule_id)
     ):
-        return
+        return False
     evse.reported_schedule_id = limit.profile_id
     # Block K's limit exposes the TxProfile's first schedule only (it limits by that one), so
     # that is the choice the EV has until K offers the others with a per-EVSE selection.
@@ -713,6 +717,7 @@ async def _report_schedule(
     else:  # 2.0.1's schedule has no fields of 2.1
         schedule.pop("limitAtSoC", None)
     await station.call("NotifyEVChargingSchedule", payload)
+    return True
 
 
 async def _remote_start_with_ev(
