@@ -1,7 +1,8 @@
 """Block Q, V2X: a bidirectional EV discharges only when the CSMS allowed it, follows a central
 setpoint down to its minimum SoC, an AFRR signal from its timestamp and the grid frequency on a
-LocalFrequency curve; the station reports the operation mode in force.  And the embedded
-CSMS's own V2X flow passes the station's checks."""
+LocalFrequency curve; the station reports the operation mode in force.  An ISO 15118 EV picks
+one of its TxProfile's schedules, which then limits it.  And the embedded CSMS's own V2X flow
+passes the station's checks."""
 
 from __future__ import annotations
 
@@ -347,6 +348,70 @@ async def test_the_ev_reports_the_promised_profile_and_renegotiates(
         with trio.fail_after(60):
             needs = await csms.wait_for_message(STATION_ID, "NotifyEVChargingNeeds", since=since)
         assert needs["chargingNeeds"]["v2xChargingParameters"]["targetSoC"] == 90
+
+
+def import_power_w(event: Mapping[str, Any]) -> float:
+    return next(
+        float(s["value"])
+        for value in event["meterValue"]
+        for s in value["sampledValue"]
+        if s.get("measurand") == "Power.Active.Import"
+    )
+
+
+async def test_the_schedule_the_ev_picks_limits_it_and_its_composite(
+    autojump_clock: MockClock,
+) -> None:
+    """K15/K18 (2.1): of a TxProfile's two schedules the EV picks the one that gives it more
+    energy -- here the second -- reports it, and from then on that schedule, not the first,
+    limits its power, its metered power and the composite schedule the CSMS reads."""
+    config = CsmsConfig(
+        response_overrides={"NotifyEVChargingNeeds": lambda _id, _p: {"status": "Accepted"}}
+    )
+    async with station_on_memory_link(csms_config=config, scenario=v2x_site(iso15118=True)) as (
+        station,
+        csms,
+    ):
+        with trio.fail_after(3600):
+            started = await csms.wait_for_message(
+                STATION_ID, "TransactionEvent", lambda p: p["eventType"] == "Started"
+            )
+            await csms.wait_for_message(STATION_ID, "NotifyEVChargingNeeds")
+        transaction_id = started["transactionInfo"]["transactionId"]
+        request = tx_profile(transaction_id, {"startPeriod": 0, "limit": 4_000})
+        request["chargingProfile"]["chargingSchedule"].append(
+            {
+                "id": 2,
+                "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7_000}],
+            }
+        )
+        since = csms.station(STATION_ID).messages_received
+        answer = await csms.call(STATION_ID, "SetChargingProfile", request)
+        assert answer["status"] == "Accepted"
+        with trio.fail_after(60):
+            reported = await csms.wait_for_message(
+                STATION_ID, "NotifyEVChargingSchedule", since=since
+            )
+            await trio.testing.wait_all_tasks_blocked()
+        assert reported["selectedChargingScheduleId"] == 2
+        assert reported["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 7_000
+        assert power_w(station) == pytest.approx(7_000)
+        composite = await csms.call(
+            STATION_ID,
+            "GetCompositeSchedule",
+            {"evseId": 1, "duration": 600, "chargingRateUnit": "W"},
+        )
+        assert [p["limit"] for p in composite["schedule"]["chargingSchedulePeriod"]] == [7_000]
+        since = csms.station(STATION_ID).messages_received
+        with trio.fail_after(3600):
+            metered = await csms.wait_for_message(
+                STATION_ID,
+                "TransactionEvent",
+                lambda p: p["triggerReason"] == "MeterValuePeriodic",
+                since=since,
+            )
+        assert import_power_w(metered) == pytest.approx(7_000)
 
 
 async def test_the_embedded_csms_v2x_flow_passes_the_station_checks(

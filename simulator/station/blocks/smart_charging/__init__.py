@@ -10,6 +10,9 @@ GetCompositeSchedule (K08: `composite`).  What matters to the EV is
 second, and when that will next change, so the EVSE's session task can sleep until exactly
 then.
 
+An ISO 15118 EV picks one of its TxProfile's schedules (`ScheduleSelected`), which then
+rules its EVSE.
+
 The block is a package: `profiles` holds the store, `composite` merges the profiles over time
 (pure computation), `limit` turns that into what it asks of an EVSE now, `handlers` answers
 the CSMS.
@@ -26,6 +29,7 @@ from ...core import (
     Booted,
     ExternalLimitChanged,
     Reaction,
+    ScheduleSelected,
     StationCore,
     TransactionEnded,
     TransactionStarted,
@@ -41,6 +45,7 @@ from .handlers import (
     get_composite_schedule,
     install_given_profile,
     schedule_refusal,
+    schedule_selected,
     set_charging_profile,
     variables,
 )
@@ -91,6 +96,7 @@ BLOCK: Block[ChargingProfiles] = Block(
         TxProfileGiven: install_given_profile,
         TransactionStarted: press_priority_button,
         ExternalLimitChanged: external_limit_changed,
+        ScheduleSelected: schedule_selected,
         Booted: _in_turn(pulls_after_boot, report_after_boot),
     },
     new_state=ChargingProfiles,

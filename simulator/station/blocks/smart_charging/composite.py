@@ -82,7 +82,8 @@ class StationView:
     start_epoch_s: float
     voltage_v: float
     priority_evse_ids: frozenset[int] = frozenset()
-    #: The chargingSchedule id an ISO 15118 EV picked, by EVSE (else the first schedule).
+    #: The chargingSchedule id an ISO 15118 EV picked among its TxProfile's, by EVSE (else
+    #: the first schedule).
     selected_schedule_ids: Mapping[int, int] = field(default_factory=dict)
 
     def evse(self, evse_id: int) -> EvseView | None:
@@ -123,9 +124,10 @@ class CompositePeriod:
 
 
 def selected_schedule(installed: Installed, selected_id: int | None) -> Mapping[str, Any]:
-    """The chargingSchedule of `installed` in use: the one the EV picked, else the first."""
+    """The chargingSchedule of `installed` in use: for a TxProfile the one the EV picked,
+    else the first."""
     schedules = installed.profile["chargingSchedule"]
-    if selected_id is not None and installed.purpose not in CAP_PURPOSES:
+    if selected_id is not None and installed.purpose == "TxProfile":
         for schedule in schedules:
             if schedule["id"] == selected_id:
                 return schedule  # type: ignore[no-any-return]

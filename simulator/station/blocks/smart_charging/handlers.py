@@ -20,7 +20,7 @@ from typing import Any
 
 from ....link import Answer
 from ...config import StationConfig
-from ...core import StationCore, TransactionEnded, TxProfileGiven, refused
+from ...core import ScheduleSelected, StationCore, TransactionEnded, TxProfileGiven, refused
 from ...device_model import VariableSpec
 from ...evse import Evse
 from .composite import CompositePeriod, composite_schedule
@@ -34,6 +34,7 @@ __all__ = [
     "get_composite_schedule",
     "install_given_profile",
     "schedule_refusal",
+    "schedule_selected",
     "set_charging_profile",
     "variables",
 ]
@@ -410,10 +411,31 @@ async def install_given_profile(station: StationCore, event: TxProfileGiven) -> 
 
 
 def clear_transaction_profiles(station: StationCore, event: TransactionEnded) -> None:
-    """TxProfiles end with their transaction (K01.FR.37)."""
+    """TxProfiles end with their transaction (K01.FR.37), and so does the EV's pick among
+    their schedules."""
     profiles = peek_profiles(station)
     if profiles is not None:
         profiles.clear_transaction(event.transaction.id)
+        profiles.selected_schedule_ids.pop(event.evse.id, None)
+
+
+def schedule_selected(station: StationCore, event: ScheduleSelected) -> None:
+    """An ISO 15118 EV picked one of its TxProfile's chargingSchedules (K15, K18): from now on
+    that schedule limits the EVSE -- its power and its composite schedule."""
+    profiles = peek_profiles(station)
+    if profiles is None:
+        return
+    evse = event.evse
+    installed = profiles.by_id(event.profile_id)
+    if (
+        installed is None
+        or installed.purpose != "TxProfile"
+        or installed.evse_id != evse.id
+        or all(s["id"] != event.schedule_id for s in installed.profile["chargingSchedule"])
+    ):
+        return  # replaced or gone meanwhile: the EV picks again among the new schedules
+    profiles.selected_schedule_ids[evse.id] = event.schedule_id
+    evse.wake()
 
 
 def _profile_count(station: Any) -> str:

@@ -53,8 +53,9 @@ class ChargingProfiles:
         #: EVSEs on which priority charging is active (K21-K22): their PriorityCharging
         #: profile, if any, rules instead of the transaction's.
         self.priority_evse_ids: set[int] = set()
-        #: The chargingSchedule id an ISO 15118 EV picked among a profile's schedules (2.1
-        #: allows up to three), by EVSE; an EVSE without an entry uses each profile's first.
+        #: The chargingSchedule id an ISO 15118 EV picked among the schedules of its EVSE's
+        #: TxProfile (2.1 allows up to three), by EVSE; without an entry the TxProfile's first
+        #: rules.  A new TxProfile for the EVSE, or the transaction's end, forgets the pick.
         #: Whoever sets it wakes the EVSE.
         self.selected_schedule_ids: dict[int, int] = {}
 
@@ -79,6 +80,8 @@ class ChargingProfiles:
             and not (p.evse_id == evse_id and p.purpose == purpose and p.stack_level == level)
         ]
         self._installed.append(Installed(evse_id, profile, now_s, source))
+        if purpose == "TxProfile":
+            self.selected_schedule_ids.pop(evse_id, None)  # the EV picks among the new ones
 
     def clear(self, profile_id: int | None, criteria: Mapping[str, Any] | None) -> int:
         """Remove the profiles the CSMS names, by id or by criteria (all of them when it names
