@@ -48,6 +48,7 @@ __all__ = [
     "Booted",
     "ClientIdentity",
     "ChargingPriorityAnswered",
+    "ConnectionLost",
     "ConnectorStatusChanged",
     "Event",
     "ExternalLimitChanged",
@@ -242,6 +243,13 @@ class ScheduleSelected(Event):
     evse: Evse
     profile_id: int
     schedule_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLost(Event):
+    """The station's connection to the CSMS, on which it was registered, closed: it is
+    offline from this simulated second until the next `Booted`.  Posted (not awaited) by the
+    station as the connection ends."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,12 @@ second, and when that will next change, so the EVSE's session task can sleep unt
 then.
 
 An ISO 15118 EV picks one of its TxProfile's schedules (`ScheduleSelected`), which then
-rules its EVSE.
+rules its EVSE.  Offline, a profile with a maxOfflineDuration gives way to the one below it
+once that time has passed (`offline`).
 
 The block is a package: `profiles` holds the store, `composite` merges the profiles over time
 (pure computation), `limit` turns that into what it asks of an EVSE now, `handlers` answers
-the CSMS.
+the CSMS, `offline` keeps the time the station went offline.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ...config import StationConfig
 from ...core import (
     Block,
     Booted,
+    ConnectionLost,
     ExternalLimitChanged,
     Reaction,
     ScheduleSelected,
@@ -50,6 +52,7 @@ from .handlers import (
     variables,
 )
 from .limit import active_limit
+from .offline import back_online, went_offline
 from .priority import end_priority_charging, press_priority_button, use_priority_charging
 from .profiles import ChargingProfiles
 
@@ -97,7 +100,8 @@ BLOCK: Block[ChargingProfiles] = Block(
         TransactionStarted: press_priority_button,
         ExternalLimitChanged: external_limit_changed,
         ScheduleSelected: schedule_selected,
-        Booted: _in_turn(pulls_after_boot, report_after_boot),
+        ConnectionLost: went_offline,
+        Booted: _in_turn(back_online, pulls_after_boot, report_after_boot),
     },
     new_state=ChargingProfiles,
     charging_limit=active_limit,

@@ -43,6 +43,7 @@ def station_view(station: StationCore, profiles: ChargingProfiles) -> StationVie
         NOMINAL_PHASE_VOLTAGE_V,
         frozenset(profiles.priority_evse_ids),
         profiles.selected_schedule_ids,
+        profiles.offline_since_s,
     )
 
 
