@@ -48,6 +48,7 @@ __all__ = [
     "Booted",
     "ClientIdentity",
     "ChargingPriorityAnswered",
+    "ConnectionLost",
     "ConnectorStatusChanged",
     "CostToShow",
     "Event",
@@ -58,6 +59,7 @@ __all__ = [
     "LimitShaper",
     "Reaction",
     "Restarted",
+    "ScheduleSelected",
     "SecurityEventOccurred",
     "SiteHooks",
     "StationCore",
@@ -101,8 +103,10 @@ class ActiveLimit:
     #: Simulated second at which the answer may change (a period boundary); inf if never.
     next_change_s: float = math.inf
     profile_id: int | None = None
-    #: The schedule of the TxProfile in force, which an ISO 15118 EV picks and reports.
+    #: The schedule of the TxProfile in force: the one an ISO 15118 EV picked (else the first).
     tx_schedule: Mapping[str, Any] | None = None
+    #: Every chargingSchedule of that TxProfile (2.1: up to three), among which the EV picks.
+    tx_schedules: tuple[Mapping[str, Any], ...] = ()
     #: The chargingSchedulePeriod in force as the CSMS sent it (its V2X fields: setpoints,
     #: curves, baseline), None when no profile of the EVSE's own is in force.
     period: Mapping[str, Any] | None = None
@@ -240,6 +244,24 @@ class TxProfileGiven(Event):
     evse: Evse
     transaction: Transaction
     profile: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSelected(Event):
+    """An ISO 15118 EV picked chargingSchedule `schedule_id` of TxProfile `profile_id` (K15,
+    K18), as it reports in NotifyEVChargingSchedule; the smart charging block makes the
+    EVSE's limit follow that schedule."""
+
+    evse: Evse
+    profile_id: int
+    schedule_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLost(Event):
+    """The station's connection to the CSMS, on which it was registered, closed: it is
+    offline from this simulated second until the next `Booted`.  Posted (not awaited) by the
+    station as the connection ends."""
 
 
 @dataclass(frozen=True, slots=True)

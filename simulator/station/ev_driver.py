@@ -58,7 +58,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .core import ActiveLimit, ConnectorStatusChanged, StationCore
+from .core import ActiveLimit, ConnectorStatusChanged, ScheduleSelected, StationCore
 from .evse import is_socket_outlet
 from .id_reader import present_id_token
 from .iso15118 import charging_needs, pick_schedule
@@ -613,7 +613,8 @@ async def _charge_until_departure(
                 continue
             if await _report_operation_mode(station, evse, transaction, limit):
                 continue
-            await _report_schedule(station, evse, visit.arrival, limit)
+            if await _report_schedule(station, evse, visit.arrival, limit):
+                continue
         deadline_s = min(departure_s, session.next_change_s(), limit.next_change_s)
         if wait_until_s is not None:
             deadline_s = min(deadline_s, wait_until_s)
@@ -689,18 +690,24 @@ def _energy_stopped_reason(transaction: Transaction, state: str, reached: str | 
 
 async def _report_schedule(
     station: StationCore, evse: Evse, arrival: EvArrival, limit: ActiveLimit
-) -> None:
-    """An ISO 15118-20 EV picks the schedule of a new TxProfile and says so (K15-K17)."""
+) -> bool:
+    """An ISO 15118-20 EV picks one of the schedules of a new TxProfile, which then limits
+    it, and says so (K15-K17).  Whether it did: the caller then reads the limit again, since
+    the pick and whatever the CSMS sent while the EV waited for its answer (a newer TxProfile)
+    may have changed it -- a wake while the visit task is not asleep wakes nothing."""
+    profile_id = limit.profile_id
     if (
         not arrival.uses_iso15118_20
         or limit.tx_schedule is None
-        or limit.profile_id in (None, evse.reported_schedule_id)
+        or profile_id is None
+        or profile_id == evse.reported_schedule_id
     ):
-        return
-    evse.reported_schedule_id = limit.profile_id
-    # Block K's limit exposes the TxProfile's first schedule only (it limits by that one), so
-    # that is the choice the EV has until K offers the others with a per-EVSE selection.
-    picked = pick_schedule([limit.tx_schedule], evse.max_power_w)
+        return False
+    evse.reported_schedule_id = profile_id
+    picked = pick_schedule(limit.tx_schedules or (limit.tx_schedule,), evse.max_power_w)
+    if picked["id"] != limit.tx_schedule["id"]:
+        # The station limits the EV by the schedule it picked from now on (block K).
+        await station.emit(ScheduleSelected(evse, profile_id, int(picked["id"])))
     schedule = dict(picked)
     schedule.pop("startSchedule", None)
     payload: dict[str, Any] = {
@@ -713,6 +720,7 @@ async def _report_schedule(
     else:  # 2.0.1's schedule has no fields of 2.1
         schedule.pop("limitAtSoC", None)
     await station.call("NotifyEVChargingSchedule", payload)
+    return True
 
 
 async def _remote_start_with_ev(

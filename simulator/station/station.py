@@ -39,6 +39,7 @@ from .core import (
     Block,
     Booted,
     ClientIdentity,
+    ConnectionLost,
     Event,
     IdToken,
     Restarted,
@@ -243,9 +244,12 @@ class Station:
                 self._last_error = str(exc)
                 failures += 1
             finally:
+                was_online = self.synced
                 self.link = None
                 self.synced = False
                 self.set_state("disconnected")
+                if was_online:
+                    self.post(ConnectionLost())
             if self._up is not None:
                 continue  # rebooting: connect as soon as the station is up, without back-off
             if self._reconnect_at_once:

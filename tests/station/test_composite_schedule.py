@@ -246,6 +246,31 @@ def test_the_schedule_an_ev_picked_rules_its_evse() -> None:
     assert instant(installed, picked, 1, 0.0).limit_w == 9_000
 
 
+def test_offline_a_profile_with_a_max_offline_duration_gives_way_to_the_one_below() -> None:
+    """2.1: a profile with maxOfflineDuration is invalid that long after the station went
+    offline (the limit's next change is that moment); online, offline_since_s is None."""
+    setpoint = profile(
+        16,
+        "TxProfile",
+        [{"startPeriod": 0, "limit": 11_000, "operationMode": "CentralSetpoint", "setpoint": -8e3}],
+        kind="Relative",
+        stack_level=1,
+        transactionId="T1",
+        maxOfflineDuration=600,
+    )
+    installed = [
+        Installed(1, profile(17, "TxDefaultProfile", [(0, 3_000)], kind="Relative"), 0.0),
+        Installed(1, setpoint, 0.0),
+    ]
+    online = view(tx_started_s=0.0)
+    offline = StationView(online.evses, online.start_epoch_s, 230.0, offline_since_s=100.0)
+    assert instant(installed, online, 1, 800.0).profile is installed[1]
+    before = instant(installed, offline, 1, 650.0)
+    assert (before.profile, before.next_change_s) == (installed[1], 700.0)
+    after = instant(installed, offline, 1, 700.0)
+    assert (after.profile, after.limit_w) == (installed[0], 3_000)
+
+
 # -- over OCPP ----------------------------------------------------------------------------
 
 TWO_EVSES = StationConfig(evses=(EvseConfig(), EvseConfig()))

@@ -149,6 +149,24 @@ def _tx_profile(transaction_id: str) -> dict[str, Any]:
     }
 
 
+def _unnamed_tx_profile(transaction_id: str) -> dict[str, Any]:
+    return {"evseId": 1, "chargingProfile": _profile(33, "TxProfile", 3_000.0, kind="Relative")}
+
+
+def _other_tx_profile(transaction_id: str) -> dict[str, Any]:
+    return {
+        "evseId": 1,
+        "chargingProfile": _profile(
+            34, "TxProfile", 3_000.0, kind="Relative", transactionId=f"{transaction_id}-not"
+        ),
+    }
+
+
+async def not_limited(outcome: Outcome) -> None:
+    assert await _composite_limit(outcome.csms, 1) == 22_000
+    assert await _reported_ids(outcome.csms, {"chargingProfilePurpose": "TxProfile"}) is None
+
+
 ROWS: list[Row] = [
     # K01 SetChargingProfile
     Row(
@@ -167,9 +185,30 @@ ROWS: list[Row] = [
     ),
     Row(
         "SetChargingProfile",
-        "no transaction, a TxProfile",
+        "transaction charging, a TxProfile without transactionId (K01.FR.03)",
+        with_transaction(_unnamed_tx_profile),
+        "Rejected",
+        reason="MissingParam",
+        then=not_limited,
+    ),
+    Row(
+        "SetChargingProfile",
+        "transaction charging, a TxProfile for another transaction (K01.FR.33)",
+        with_transaction(_other_tx_profile),
+        "Rejected",
+        reason="TxNotFound",
+        then=not_limited,
+    ),
+    Row(
+        "SetChargingProfile",
+        "no transaction, a TxProfile (K01.FR.09)",
         request(
-            {"evseId": 1, "chargingProfile": _profile(31, "TxProfile", 3_000.0, kind="Relative")}
+            {
+                "evseId": 1,
+                "chargingProfile": _profile(
+                    31, "TxProfile", 3_000.0, kind="Relative", transactionId="CP00001-000009"
+                ),
+            }
         ),
         "Rejected",
         reason="TxNotFound",

@@ -57,11 +57,15 @@ async def _charging(csms: Any) -> str:
 
 async def test_a_tx_profile_caps_the_power_exactly(autojump_clock: MockClock) -> None:
     async with station_on_memory_link(scenario=CHARGING) as (station, csms):
-        await _charging(csms)
+        transaction_id = await _charging(csms)
         evse = station.evses[0]
         assert evse.power_w == pytest.approx(11_000)
         answer = await _set_profile(
-            csms, 1, _profile(1, "TxProfile", [{"startPeriod": 0, "limit": 4_200}])
+            csms,
+            1,
+            _profile(
+                1, "TxProfile", [{"startPeriod": 0, "limit": 4_200}], transactionId=transaction_id
+            ),
         )
         assert answer["status"] == "Accepted"
         await trio.sleep(1)
@@ -101,8 +105,8 @@ async def test_an_ampere_limit_is_turned_into_watts_per_phase(autojump_clock: Mo
 
 async def test_periods_take_effect_at_their_start(autojump_clock: MockClock) -> None:
     async with station_on_memory_link(scenario=CHARGING) as (station, csms):
-        await _charging(csms)
-        await _set_profile(
+        transaction_id = await _charging(csms)
+        answer = await _set_profile(
             csms,
             1,
             _profile(
@@ -114,8 +118,10 @@ async def test_periods_take_effect_at_their_start(autojump_clock: MockClock) -> 
                 ],
                 kind="Absolute",
                 start=station.clock.timestamp(),
+                transactionId=transaction_id,
             ),
         )
+        assert answer["status"] == "Accepted", answer
         await trio.sleep(300)
         assert station.evses[0].power_w == 3_000
         await trio.sleep(301)
@@ -157,10 +163,45 @@ async def test_a_tx_profile_beats_a_default_profile_and_goes_with_its_transactio
 async def test_a_tx_profile_without_a_transaction_is_rejected(autojump_clock: MockClock) -> None:
     async with station_on_memory_link() as (_station, csms):
         answer = await _set_profile(
-            csms, 1, _profile(6, "TxProfile", [{"startPeriod": 0, "limit": 2_000}])
+            csms,
+            1,
+            _profile(6, "TxProfile", [{"startPeriod": 0, "limit": 2_000}], transactionId="T-9"),
         )
         assert answer["status"] == "Rejected"
         assert answer["statusInfo"]["reasonCode"] == "TxNotFound"
+
+
+@pytest.mark.parametrize("version", BOTH)
+async def test_a_tx_profile_must_name_the_running_transaction(
+    autojump_clock: MockClock, version: OcppVersion
+) -> None:
+    """K01.FR.03: the CSMS names the transaction of a TxProfile (refused with MissingParam
+    when it does not, as EVerest's libocpp does); K01.FR.33: one naming another transaction than
+    the EVSE's is refused TxNotFound.  Neither limits the EV."""
+    async with station_on_memory_link(scenario=CHARGING, ocpp_version=version) as (
+        station,
+        csms,
+    ):
+        transaction_id = await _charging(csms)
+        periods = [{"startPeriod": 0, "limit": 2_000}]
+        unnamed = await _set_profile(csms, 1, _profile(6, "TxProfile", periods))
+        assert (unnamed["status"], unnamed["statusInfo"]["reasonCode"]) == (
+            "Rejected",
+            "MissingParam",
+        )
+        other = await _set_profile(
+            csms, 1, _profile(7, "TxProfile", periods, transactionId=transaction_id + "-other")
+        )
+        assert (other["status"], other["statusInfo"]["reasonCode"]) == ("Rejected", "TxNotFound")
+        await trio.sleep(1)
+        assert station.evses[0].power_w == pytest.approx(11_000)
+        assert peek_profiles(station) is None or not len(peek_profiles(station) or ())
+        named = await _set_profile(
+            csms, 1, _profile(8, "TxProfile", periods, transactionId=transaction_id)
+        )
+        assert named["status"] == "Accepted"
+        await trio.sleep(1)
+        assert station.evses[0].power_w == 2_000
 
 
 async def test_profiles_are_reported_and_cleared(autojump_clock: MockClock) -> None:
@@ -378,11 +419,24 @@ REFUSALS: list[tuple[str, int, dict[str, Any], str, tuple[str, ...]]] = [
     (
         "TxProfile without a transaction",
         1,
-        _profile(51, "TxProfile", _periods(0)),
+        _profile(51, "TxProfile", _periods(0), transactionId="T-51"),
         "TxNotFound",
         BOTH,
     ),
-    ("TxProfile for the station", 0, _profile(52, "TxProfile", _periods(0)), "InvalidValue", BOTH),
+    (
+        "TxProfile without a transactionId",
+        1,
+        _profile(51, "TxProfile", _periods(0)),
+        "MissingParam",
+        BOTH,
+    ),
+    (
+        "TxProfile for the station",
+        0,
+        _profile(52, "TxProfile", _periods(0), transactionId="T-52"),
+        "InvalidValue",
+        BOTH,
+    ),
     (
         "station max on an EVSE",
         1,

@@ -25,9 +25,13 @@ block's `shape_limit` makes of it what the station's own V2X state allows:
   connection, which the site balances among its EVs; no setpoint.
 - Q10 Idle: block K's limit of 0.
 - Q11/Q12 offline and resume: the TxProfile stays in force while the station is offline, as
-  every TxProfile does (K06), so the operation mode in force carries on; its TransactionEvents
-  queue with their operationMode and go out on reconnection.  AFRR signals need the CSMS, so
-  none arrive meanwhile: the last one stays in force.
+  every profile does (K06), unless it has a maxOfflineDuration (2.1): that long after the
+  connection dropped it gives way to the profile below it (a ChargingOnly TxDefaultProfile, or
+  the station's own limits), so the EV stops following a setpoint the CSMS can no longer revise;
+  back online it rules again, unless invalidAfterOfflineDuration made it invalid for good (block
+  K, `smart_charging/offline.py`).  Each change of operation mode is a TransactionEvent
+  (OperationModeChanged) queued offline with its time and sent on reconnection.  AFRR signals
+  need the CSMS, so none arrive meanwhile: the last one stays in force.
 
 The state (allowed modes by transaction and by IdToken, the AFRR signals) exists only once the
 CSMS sent something of it; a period without a V2X mode costs the shaper one string lookup.

@@ -10,9 +10,13 @@ GetCompositeSchedule (K08: `composite`).  What matters to the EV is
 second, and when that will next change, so the EVSE's session task can sleep until exactly
 then.
 
+An ISO 15118 EV picks one of its TxProfile's schedules (`ScheduleSelected`), which then
+rules its EVSE.  Offline, a profile with a maxOfflineDuration gives way to the one below it
+once that time has passed (`offline`).
+
 The block is a package: `profiles` holds the store, `composite` merges the profiles over time
 (pure computation), `limit` turns that into what it asks of an EVSE now, `handlers` answers
-the CSMS.
+the CSMS, `offline` keeps the time the station went offline.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from ...config import StationConfig
 from ...core import (
     Block,
     Booted,
+    ConnectionLost,
     ExternalLimitChanged,
     Reaction,
+    ScheduleSelected,
     StationCore,
     TransactionEnded,
     TransactionStarted,
@@ -41,10 +47,12 @@ from .handlers import (
     get_composite_schedule,
     install_given_profile,
     schedule_refusal,
+    schedule_selected,
     set_charging_profile,
     variables,
 )
 from .limit import active_limit
+from .offline import back_online, went_offline
 from .priority import end_priority_charging, press_priority_button, use_priority_charging
 from .profiles import ChargingProfiles
 
@@ -91,7 +99,9 @@ BLOCK: Block[ChargingProfiles] = Block(
         TxProfileGiven: install_given_profile,
         TransactionStarted: press_priority_button,
         ExternalLimitChanged: external_limit_changed,
-        Booted: _in_turn(pulls_after_boot, report_after_boot),
+        ScheduleSelected: schedule_selected,
+        ConnectionLost: went_offline,
+        Booted: _in_turn(back_online, pulls_after_boot, report_after_boot),
     },
     new_state=ChargingProfiles,
     needs_state=True,

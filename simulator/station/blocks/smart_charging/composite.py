@@ -23,6 +23,10 @@ How the profiles merge, for one EVSE at one instant:
   (each its limit, at most its rated power) when that is lower.  Where nothing limits an EVSE,
   its composite reports its rated power, as the schema wants a limit.
 
+Offline (2.1, K01, Q11-Q12): a profile with a maxOfflineDuration is invalid from that many
+seconds after the station went offline (`StationView.offline_since_s`) until it is back online;
+what is below it rules meanwhile.
+
 Kinds: Absolute from startSchedule; Recurring Daily/Weekly from the latest recurrence of
 startSchedule (a daily schedule running past midnight goes on into the next day until its
 duration or the next recurrence); Relative from the transaction's start, or from the start of
@@ -82,8 +86,11 @@ class StationView:
     start_epoch_s: float
     voltage_v: float
     priority_evse_ids: frozenset[int] = frozenset()
-    #: The chargingSchedule id an ISO 15118 EV picked, by EVSE (else the first schedule).
+    #: The chargingSchedule id an ISO 15118 EV picked among its TxProfile's, by EVSE (else
+    #: the first schedule).
     selected_schedule_ids: Mapping[int, int] = field(default_factory=dict)
+    #: Simulated second the station went offline; None while online.
+    offline_since_s: float | None = None
 
     def evse(self, evse_id: int) -> EvseView | None:
         for evse in self.evses:
@@ -123,9 +130,10 @@ class CompositePeriod:
 
 
 def selected_schedule(installed: Installed, selected_id: int | None) -> Mapping[str, Any]:
-    """The chargingSchedule of `installed` in use: the one the EV picked, else the first."""
+    """The chargingSchedule of `installed` in use: for a TxProfile the one the EV picked,
+    else the first."""
     schedules = installed.profile["chargingSchedule"]
-    if selected_id is not None and installed.purpose not in CAP_PURPOSES:
+    if selected_id is not None and installed.purpose == "TxProfile":
         for schedule in schedules:
             if schedule["id"] == selected_id:
                 return schedule  # type: ignore[no-any-return]
@@ -228,6 +236,12 @@ def _winners(
                 continue
             if installed.profile.get("transactionId") not in (None, evse.transaction_id):
                 continue
+        max_offline_s = installed.profile.get("maxOfflineDuration")
+        if max_offline_s is not None and view.offline_since_s is not None:
+            invalid_from_s = view.offline_since_s + max_offline_s
+            if at_s >= invalid_from_s - _EPS_S:
+                continue  # offline too long: the profile below it rules until back online
+            found.next_change_s = min(found.next_change_s, invalid_from_s)
         schedule = selected_schedule(installed, selected_id)
         period, change_s = _in_force(
             installed, schedule, at_s, view.start_epoch_s, relative_start_s

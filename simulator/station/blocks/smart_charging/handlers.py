@@ -2,8 +2,9 @@
 
 SetChargingProfile checks a profile as the specification does before it installs it (K01):
 where it may go (the EVSE exists; a ChargingStationMaxProfile is for evseId 0 and not
-Relative; a TxProfile is for the running transaction of an EVSE; ChargingStationExternalConstraints
-are set by an energy management system, never by the CSMS), its schedules (how many, the
+Relative; a TxProfile names the running transaction of its EVSE;
+ChargingStationExternalConstraints are set by an energy management system, never by the
+CSMS), its schedules (how many, the
 unit, the periods, startSchedule as the kind requires) and whether it clashes with one
 installed (same purpose, stack level and EVSE with overlapping validity; a TxDefaultProfile
 for the station at a stack level an EVSE's own uses, and the other way round).  Each refusal
@@ -19,7 +20,7 @@ from typing import Any
 
 from ....link import Answer
 from ...config import StationConfig
-from ...core import StationCore, TransactionEnded, TxProfileGiven, refused
+from ...core import ScheduleSelected, StationCore, TransactionEnded, TxProfileGiven, refused
 from ...device_model import VariableSpec
 from ...evse import Evse
 from .composite import CompositePeriod, composite_schedule
@@ -33,6 +34,7 @@ __all__ = [
     "get_composite_schedule",
     "install_given_profile",
     "schedule_refusal",
+    "schedule_selected",
     "set_charging_profile",
     "variables",
 ]
@@ -63,12 +65,6 @@ def set_charging_profile(station: StationCore, payload: Mapping[str, Any]) -> An
     )
     if refusal is not None:
         return refusal
-    if profile["chargingProfilePurpose"] == "TxProfile" and "transactionId" not in profile:
-        # A TxProfile without a transactionId is for the EVSE's running transaction: it
-        # gets its id, so it ends with it (K01.FR.37).
-        evse = station.evse(evse_id)
-        assert evse is not None and evse.transaction is not None
-        profile = {**profile, "transactionId": evse.transaction.id}
     profiles_of(station).install(evse_id, profile, station.clock.sim_now())
     _wake_affected(station, evse_id)
     return Answer({"status": "Accepted"})
@@ -94,18 +90,36 @@ def _placement_refusal(
         if profile["chargingProfileKind"] == "Relative":
             return refused("InvalidValue", "a ChargingStationMaxProfile cannot be Relative")
     if purpose == "TxProfile":
-        if evse is None:
-            return refused("InvalidValue", "a TxProfile is for one EVSE, not evseId 0")
-        transaction = evse.transaction
-        wanted = profile.get("transactionId")
-        if transaction is None:
-            return refused("TxNotFound", f"EVSE {evse_id} has no transaction running")
-        if wanted not in (None, transaction.id):
-            return refused(
-                "TxNotFound",
-                f"transaction {wanted} is not running on EVSE {evse_id} "
-                f"(transaction {transaction.id} is)",
-            )
+        return _tx_profile_refusal(evse_id, evse, profile)
+    return None
+
+
+def _tx_profile_refusal(
+    evse_id: int, evse: Evse | None, profile: Mapping[str, Any]
+) -> Answer | None:
+    """A TxProfile belongs to the transaction it names (K01.FR.16: on an EVSE; K01.FR.03: the
+    CSMS names the transaction; K01.FR.09: one runs there; K01.FR.33: it is that one).  Only
+    the TxProfile of a RequestStartTransaction comes without a transactionId, its transaction
+    not yet begun (K05); that one does not pass here."""
+    if evse is None:
+        return refused("InvalidValue", "a TxProfile is for one EVSE, not evseId 0")
+    wanted = profile.get("transactionId")
+    if wanted is None:
+        return refused(
+            "MissingParam",
+            "a TxProfile names the transaction it is for in transactionId (K01.FR.03)",
+        )
+    transaction = evse.transaction
+    if transaction is None:
+        return refused(
+            "TxNotFound", f"transaction {wanted} is not running: EVSE {evse_id} has none"
+        )
+    if wanted != transaction.id:
+        return refused(
+            "TxNotFound",
+            f"transaction {wanted} is not running on EVSE {evse_id} "
+            f"(transaction {transaction.id} is)",
+        )
     return None
 
 
@@ -397,10 +411,31 @@ async def install_given_profile(station: StationCore, event: TxProfileGiven) -> 
 
 
 def clear_transaction_profiles(station: StationCore, event: TransactionEnded) -> None:
-    """TxProfiles end with their transaction (K01.FR.37)."""
+    """TxProfiles end with their transaction (K01.FR.37), and so does the EV's pick among
+    their schedules."""
     profiles = peek_profiles(station)
     if profiles is not None:
         profiles.clear_transaction(event.transaction.id)
+        profiles.selected_schedule_ids.pop(event.evse.id, None)
+
+
+def schedule_selected(station: StationCore, event: ScheduleSelected) -> None:
+    """An ISO 15118 EV picked one of its TxProfile's chargingSchedules (K15, K18): from now on
+    that schedule limits the EVSE -- its power and its composite schedule."""
+    profiles = peek_profiles(station)
+    if profiles is None:
+        return
+    evse = event.evse
+    installed = profiles.by_id(event.profile_id)
+    if (
+        installed is None
+        or installed.purpose != "TxProfile"
+        or installed.evse_id != evse.id
+        or all(s["id"] != event.schedule_id for s in installed.profile["chargingSchedule"])
+    ):
+        return  # replaced or gone meanwhile: the EV picks again among the new schedules
+    profiles.selected_schedule_ids[evse.id] = event.schedule_id
+    evse.wake()
 
 
 def _profile_count(station: Any) -> str:

@@ -43,6 +43,7 @@ def station_view(station: StationCore, profiles: ChargingProfiles) -> StationVie
         NOMINAL_PHASE_VOLTAGE_V,
         frozenset(profiles.priority_evse_ids),
         profiles.selected_schedule_ids,
+        profiles.offline_since_s,
     )
 
 
@@ -67,6 +68,11 @@ def active_limit(station: StationCore, evse: Evse) -> ActiveLimit:
         return ActiveLimit(limit_w=now.limit_w, next_change_s=now.next_change_s)
     unit = now.unit
     mode = str(period.get("operationMode", "ChargingOnly"))
+    tx_schedule = (
+        selected_schedule(chosen, profiles.selected_schedule_ids.get(evse.id))
+        if chosen.purpose == "TxProfile"
+        else None
+    )
     curve = tuple(
         (float(point["frequency"]), float(point["power"]))
         for point in period.get("v2xFreqWattCurve", ())
@@ -81,8 +87,7 @@ def active_limit(station: StationCore, evse: Evse) -> ActiveLimit:
         freq_watt_curve=curve,
         next_change_s=now.next_change_s,
         profile_id=chosen.id,
-        tx_schedule=selected_schedule(chosen, profiles.selected_schedule_ids.get(evse.id))
-        if chosen.purpose == "TxProfile"
-        else None,
+        tx_schedule=tx_schedule,
+        tx_schedules=tuple(chosen.profile["chargingSchedule"]) if tx_schedule is not None else (),
         period=period,
     )

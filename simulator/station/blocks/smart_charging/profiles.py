@@ -46,17 +46,22 @@ def epoch_s(text: str) -> float:
 class ChargingProfiles:
     """The profiles one station holds (created on first use: most stations never get any)."""
 
-    __slots__ = ("_installed", "priority_evse_ids", "selected_schedule_ids")
+    __slots__ = ("_installed", "offline_since_s", "priority_evse_ids", "selected_schedule_ids")
 
     def __init__(self) -> None:
         self._installed: list[Installed] = []
         #: EVSEs on which priority charging is active (K21-K22): their PriorityCharging
         #: profile, if any, rules instead of the transaction's.
         self.priority_evse_ids: set[int] = set()
-        #: The chargingSchedule id an ISO 15118 EV picked among a profile's schedules (2.1
-        #: allows up to three), by EVSE; an EVSE without an entry uses each profile's first.
+        #: The chargingSchedule id an ISO 15118 EV picked among the schedules of its EVSE's
+        #: TxProfile (2.1 allows up to three), by EVSE; without an entry the TxProfile's first
+        #: rules.  A new TxProfile for the EVSE, or the transaction's end, forgets the pick.
         #: Whoever sets it wakes the EVSE.
         self.selected_schedule_ids: dict[int, int] = {}
+        #: Simulated second the station went offline, None while online: a profile with a
+        #: maxOfflineDuration (2.1) is invalid from that long after it until the station is
+        #: back online.
+        self.offline_since_s: float | None = None
 
     def __len__(self) -> int:
         return len(self._installed)
@@ -79,6 +84,8 @@ class ChargingProfiles:
             and not (p.evse_id == evse_id and p.purpose == purpose and p.stack_level == level)
         ]
         self._installed.append(Installed(evse_id, profile, now_s, source))
+        if purpose == "TxProfile":
+            self.selected_schedule_ids.pop(evse_id, None)  # the EV picks among the new ones
 
     def clear(self, profile_id: int | None, criteria: Mapping[str, Any] | None) -> int:
         """Remove the profiles the CSMS names, by id or by criteria (all of them when it names
@@ -148,6 +155,21 @@ class ChargingProfiles:
             if p.id == profile_id:
                 return p
         return None
+
+    def invalid_after_offline(self, offline_s: float) -> list[Installed]:
+        """The profiles that an offline period of `offline_s` made permanently invalid: those
+        with invalidAfterOfflineDuration whose maxOfflineDuration it reached (2.1)."""
+        return [
+            p
+            for p in self._installed
+            if p.profile.get("invalidAfterOfflineDuration")
+            and p.profile.get("maxOfflineDuration") is not None
+            and offline_s >= p.profile["maxOfflineDuration"]
+        ]
+
+    def remove(self, gone: list[Installed]) -> None:
+        """Remove these installed profiles."""
+        self._installed = [p for p in self._installed if all(p is not g for g in gone)]
 
     def remove_external(self, profile_id: int) -> bool:
         """Remove the profile an external system set (K13: its limit lifted); whether it was
