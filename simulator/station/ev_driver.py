@@ -611,9 +611,13 @@ async def _charge_until_departure(
         elif transaction.id_token is not None:
             if await _report_state(station, evse, session, transaction, limit, reached):
                 continue
-            if await _report_operation_mode(station, evse, transaction, limit):
+            # Both checks run on every wake: plain tests first, a coroutine only for a report.
+            if _operation_mode_changed(station, transaction, limit):
+                await _report_operation_mode(station, evse, transaction, limit.operation_mode)
                 continue
-            if await _report_schedule(station, evse, visit.arrival, limit):
+            if limit.tx_schedule is not None and await _report_schedule(
+                station, evse, visit.arrival, limit
+            ):
                 continue
         deadline_s = min(departure_s, session.next_change_s(), limit.next_change_s)
         if wait_until_s is not None:
@@ -661,20 +665,25 @@ async def _report_state(
     return True
 
 
-async def _report_operation_mode(
-    station: StationCore, evse: Evse, transaction: Transaction, limit: ActiveLimit
+def _operation_mode_changed(
+    station: StationCore, transaction: Transaction, limit: ActiveLimit
 ) -> bool:
-    """(2.1) A new operation mode in force (a TxProfile period, V2X authorized or not):
-    an Updated event, triggerReason OperationModeChanged, whose transactionInfo names it; every
-    later event of the transaction names it too.  Whether an event went out."""
-    mode = limit.operation_mode
-    if mode == (transaction.operation_mode or "ChargingOnly") or limit is _NO_ENERGY:
-        return False
-    if station.config.ocpp_version != "2.1":
-        return False
+    """(2.1) Whether `limit` puts an operation mode in force that the transaction has not
+    reported yet (a TxProfile period, V2X authorized or not)."""
+    return (
+        limit.operation_mode != (transaction.operation_mode or "ChargingOnly")
+        and limit is not _NO_ENERGY
+        and station.config.ocpp_version == "2.1"
+    )
+
+
+async def _report_operation_mode(
+    station: StationCore, evse: Evse, transaction: Transaction, mode: str
+) -> None:
+    """An Updated event, triggerReason OperationModeChanged, whose transactionInfo names the
+    new mode; every later event of the transaction names it too."""
     transaction.operation_mode = mode
     await update_transaction(station, evse, "OperationModeChanged")
-    return True
 
 
 def _energy_stopped_reason(transaction: Transaction, state: str, reached: str | None) -> str:
