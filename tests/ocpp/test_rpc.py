@@ -371,22 +371,114 @@ def test_a_201_session_refuses_to_start_a_send() -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "kind"),
     [
-        "not json at all",
-        "[]",
-        '{"id": "1"}',
-        '[2, 17, "Heartbeat", {}]',
-        f'[2,"{"x" * 37}","Reset",{{}}]',
+        ("not json at all", "not_json"),
+        ('[2, "n1", "Heartbeat", {', "not_json"),  # cut short: the id is still read
+        ("[]", "bad_message_id"),
+        ('{"id": "1"}', "not_array"),
+        ('[2, 17, "Heartbeat", {}]', "bad_message_id"),
+        ('[2, null, "Heartbeat", {}]', "bad_message_id"),
+        (f'[2,"{"x" * 37}","Reset",{{}}]', "message_id_too_long"),
+        ('["two", ["n1"], "Heartbeat", {}]', "bad_message_id"),
     ],
-    ids=["not JSON", "empty array", "object", "id a number", "id too long"],
+    ids=[
+        "not JSON",
+        "truncated JSON",
+        "empty array",
+        "object",
+        "id a number",
+        "id null",
+        "id too long",
+        "nothing readable",
+    ],
 )
-def test_a_frame_without_a_readable_id_is_a_bad_frame_with_no_reply(text: str) -> None:
+def test_every_frame_that_could_be_a_call_is_answered_with_a_callerror(
+    text: str, kind: str
+) -> None:
+    """OCPP-J: a CALLERROR answers a corrupt message, to id "-1" when its id cannot be read;
+    a message id too long to echo is answered as unreadable, so the answer is valid itself."""
     station, _ = session_pair()
     event = station.receive_text(text, now=0.0)
     assert isinstance(event, BadFrame), event
-    assert event.error.code == ErrorCode.RPC_FRAMEWORK_ERROR
+    assert event.kind == kind
+    assert event.reply is not None
+    reply = parse(event.reply)
+    assert isinstance(reply, CallError)
+    if text.startswith('[2, "n1"'):
+        assert (reply.message_id, reply.code) == ("n1", "FormatViolation")
+        assert event.id_readable
+    else:
+        assert (reply.message_id, reply.code) == ("-1", "RpcFrameworkError")
+        assert not event.id_readable
+    assert 0 < len(reply.description) <= 255
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[3, 17, {"currentTime": "x"}]', '[4, null, "GenericError", "", {}]', "[5, 1]", "[6]"],
+)
+def test_a_broken_answer_or_send_without_a_readable_id_gets_no_reply(text: str) -> None:
+    """Answers and SENDs are never answered: a CALLERROR to a broken CALLERROR could ping-pong."""
+    station, _ = session_pair()
+    event = station.receive_text(text, now=0.0)
+    assert isinstance(event, BadFrame), event
     assert event.reply is None
+
+
+def test_a_truncated_answer_still_ends_the_call_it_answers() -> None:
+    station, csms = session_pair()
+    call = incoming_call(csms, station.start_call("Heartbeat", {}, now=0.0))
+    event = station.receive_text(f'[3,"{call.message_id}",{{"currentTime": "2026', now=1.0)
+    assert isinstance(event, InvalidAnswer), event
+    assert (event.action, event.error.code, event.reply) == (
+        "Heartbeat",
+        ErrorCode.FORMAT_VIOLATION,
+        None,
+    )
+    assert station.call_outstanding is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind", "code"),
+    [
+        ({"type": "Sometime"}, "schema", "PropertyConstraintViolation"),
+        ({"type": "Immediate", "colour": "red"}, "schema", "FormatViolation"),
+        ({"type": 1}, "schema", "TypeConstraintViolation"),
+        ({}, "schema", "OccurrenceConstraintViolation"),
+    ],
+)
+def test_a_call_that_breaks_the_schema_is_counted_as_schema(
+    payload: dict[str, Any], kind: str, code: str
+) -> None:
+    station, _ = session_pair()
+    event = station.receive_text(dump(Call("9", "Reset", payload)), now=0.0)
+    assert isinstance(event, BadFrame)
+    assert event.kind == kind
+    assert event.reply is not None
+    reply = parse(event.reply)
+    assert isinstance(reply, CallError)
+    assert (reply.message_id, reply.code) == ("9", code)
+
+
+@pytest.mark.parametrize(
+    ("action", "kind", "code"),
+    [
+        ("Frobnicate", "unknown_action", "NotImplemented"),
+        ("Heartbeat", "wrong_direction", "NotSupported"),
+    ],
+)
+def test_unknown_and_wrong_way_actions_have_their_own_kind(
+    action: str, kind: str, code: str
+) -> None:
+    station, _ = session_pair()
+    event = station.receive_text(dump(Call("9", action, {})), now=0.0)
+    assert isinstance(event, BadFrame)
+    assert event.kind == kind
+    assert event.reply is not None
+    reply = parse(event.reply)
+    assert isinstance(reply, CallError)
+    assert reply.code == code
 
 
 def test_a_broken_call_with_a_readable_id_is_answered_with_a_callerror() -> None:
