@@ -149,7 +149,11 @@ def parse(text: str | bytes) -> Frame:
 
 #: The start of a frame, as far as it can be read without a JSON parser: `[<type>, "<id>",`.
 #: An id with escapes is not read this way (it is rare, and "-1" is then the honest answer).
-_FRAME_HEAD = re.compile(r'\s*\[\s*(\d{1,3})\s*,\s*"([^"\\\x00-\x1f]{1,36})"\s*[,\]]')
+_JSON_SPACE = "[ \t\n\r]*"
+_FRAME_HEAD = re.compile(
+    rf"{_JSON_SPACE}\[{_JSON_SPACE}([0-9]{{1,3}}){_JSON_SPACE},{_JSON_SPACE}"
+    rf'"([^"\\\x00-\x1f]{{1,36}})"{_JSON_SPACE}[,\]]'
+)
 
 
 def _unreadable_json(text: str | bytes, reason: str) -> FrameError:

@@ -142,7 +142,11 @@ def variants(text: str | bytes) -> list[str | bytes]:
 
 
 #: What the parser may read of a frame's head when the rest is not JSON: `[<type>, "<id>",`.
-_HEAD = re.compile(r'\s*\[\s*(\d{1,3})\s*,\s*"([^"\\\x00-\x1f]{1,36})"\s*[,\]]')
+_JSON_SPACE = "[ \t\n\r]*"
+_HEAD = re.compile(
+    rf"{_JSON_SPACE}\[{_JSON_SPACE}([0-9]{{1,3}}){_JSON_SPACE},{_JSON_SPACE}"
+    rf'"([^"\\\x00-\x1f]{{1,36}})"{_JSON_SPACE}[,\]]'
+)
 
 
 def readable_head(text: str | bytes) -> tuple[Any, Any] | None:
