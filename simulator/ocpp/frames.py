@@ -147,12 +147,14 @@ def parse(text: str | bytes) -> Frame:
     )
 
 
-#: The start of a frame, as far as it can be read without a JSON parser: `[<type>, "<id>",`.
-#: An id with escapes is not read this way (it is rare, and "-1" is then the honest answer).
+#: The start of a frame, as far as it can be read without a JSON parser: `[<type>, "<id>",`,
+#: within the first `_HEAD_CHARS` characters.  An id with escapes is not read this way (it is
+#: rare, and "-1" is then the honest answer).
+_HEAD_CHARS = 300
 _JSON_SPACE = "[ \t\n\r]*"
 _FRAME_HEAD = re.compile(
     rf"{_JSON_SPACE}\[{_JSON_SPACE}([0-9]{{1,3}}){_JSON_SPACE},{_JSON_SPACE}"
-    rf'"([^"\\\x00-\x1f]{{1,36}})"{_JSON_SPACE}[,\]]'
+    rf'"([^"\\\x00-\x1f]{{0,255}})"{_JSON_SPACE}[,\]]'
 )
 
 
@@ -160,7 +162,7 @@ def _unreadable_json(text: str | bytes, reason: str) -> FrameError:
     """The error for text that is not JSON.  When the frame's head still shows a message type
     and an id (`[2, "n1", "Heartbeat", {` cut short), the id is read from there, so the sender
     gets its CALLERROR (FormatViolation) at once instead of waiting for its timeout."""
-    head = text[:64]
+    head = text[:_HEAD_CHARS]
     if isinstance(head, bytes):
         head = head.decode("utf-8", "replace")
     match = _FRAME_HEAD.match(head)
@@ -196,22 +198,35 @@ def _not_a_frame(value: Any) -> FrameError:
 
 
 def _bad_header(message_type: Any, message_id: Any) -> FrameError:
-    """What is wrong with a frame's type number or message id (one of them is)."""
+    """What is wrong with a frame's type number or message id (one of them is).
+
+    An id that is a string can be read even when it breaks OCPP-J (empty, or longer than 36
+    characters): the CALLERROR echoes it, FormatViolation, because the CALLERROR's id is what
+    lets the sender match the answer to what it sent.  An id that is no string at all cannot
+    be read: RpcFrameworkError, to id "-1".
+    """
     readable_type = message_type if type(message_type) is int else None
-    if type(message_id) is not str or not message_id:
-        what = "an empty string" if message_id == "" else f"a JSON {_json_type(message_id)}"
+    if type(message_id) is not str:
         return FrameError(
             ErrorCode.RPC_FRAMEWORK_ERROR,
-            f"the message id is {what}, not a string of 1 to 36 characters",
+            f"the message id is a JSON {_json_type(message_id)}, not a string of 1 to 36 "
+            "characters",
+            message_type=readable_type,
+            kind="bad_message_id",
+        )
+    if not message_id:
+        return FrameError(
+            ErrorCode.FORMAT_VIOLATION,
+            "the message id is an empty string, not a string of 1 to 36 characters",
+            message_id,
             message_type=readable_type,
             kind="bad_message_id",
         )
     if len(message_id) > MAX_MESSAGE_ID_LENGTH:
-        # The id is there but is no OCPP-J message id: an answer to it would break the
-        # 36-character limit itself, so it is answered as unreadable ("-1").
         return FrameError(
-            ErrorCode.RPC_FRAMEWORK_ERROR,
+            ErrorCode.FORMAT_VIOLATION,
             f"the message id has {len(message_id)} characters, at most 36 are allowed",
+            message_id,
             message_type=readable_type,
             kind="message_id_too_long",
         )

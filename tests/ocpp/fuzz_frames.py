@@ -11,6 +11,7 @@ under test, to say which message id the answer must carry.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -141,11 +142,13 @@ def variants(text: str | bytes) -> list[str | bytes]:
     return [text, text[: length // 2], text[: 2 * length // 3], text + text]
 
 
+#: How much of a frame that is not JSON the parser reads for its type and id.
+HEAD_CHARS = 300
 #: What the parser may read of a frame's head when the rest is not JSON: `[<type>, "<id>",`.
 _JSON_SPACE = "[ \t\n\r]*"
 _HEAD = re.compile(
     rf"{_JSON_SPACE}\[{_JSON_SPACE}([0-9]{{1,3}}){_JSON_SPACE},{_JSON_SPACE}"
-    rf'"([^"\\\x00-\x1f]{{1,36}})"{_JSON_SPACE}[,\]]'
+    rf'"([^"\\\x00-\x1f]{{0,255}})"{_JSON_SPACE}[,\]]'
 )
 
 
@@ -169,8 +172,20 @@ def usable_id(message_id: Any) -> bool:
 def check_answer(received: str | bytes, answer: str) -> Frame:
     """Assert that `answer`, sent in reply to `received`, is a valid OCPP-J frame: a CALLRESULT,
     or a CALLERROR with a code OCPP-J defines, to the received frame's message id when it could
-    be read and to "-1" when it could not; return it."""
-    frame = parse(answer)  # raises if the answer itself is not a valid frame
+    be read and to "-1" when it could not; return it.
+
+    An id that could be read but breaks OCPP-J itself (empty, over 36 characters) is echoed as
+    it came, so the sender can match the answer; the rest of that answer must still be valid.
+    """
+    array = json.loads(answer)
+    echoed_invalid_id = (
+        type(array) is list and len(array) > 1 and type(array[1]) is str and not usable_id(array[1])
+    )
+    if echoed_invalid_id:
+        frame = parse(json.dumps([array[0], "x", *array[2:]]))
+        frame = dataclasses.replace(frame, message_id=array[1])
+    else:
+        frame = parse(answer)  # raises if the answer itself is not a valid frame
     assert isinstance(frame, (CallResult, CallError)), answer
     head = readable_head(received)
     if isinstance(frame, CallResult):
@@ -181,12 +196,14 @@ def check_answer(received: str | bytes, answer: str) -> Frame:
     assert len(frame.description) <= 255
     assert frame.details == {}
     if head is not None:
-        expected = head[1] if usable_id(head[1]) else "-1"
+        expected = head[1] if type(head[1]) is str else "-1"
         assert frame.message_id == expected, (received, answer)
+        if not usable_id(head[1]):
+            assert frame.code == ("FormatViolation" if expected != "-1" else "RpcFrameworkError")
     elif frame.message_id != "-1":
         # Not JSON, but the frame's head showed its id: it is echoed.
         text = received if isinstance(received, str) else received.decode("utf-8", "replace")
-        match = _HEAD.match(text[:64])
+        match = _HEAD.match(text[:HEAD_CHARS])
         assert match is not None and match.group(2) == frame.message_id, (received, answer)
         assert frame.code == "FormatViolation"
     else:
@@ -201,7 +218,7 @@ def may_go_unanswered(received: str | bytes) -> bool:
     if head is not None:
         return type(head[0]) is int and head[0] in (3, 4, 5, 6)
     text = received if isinstance(received, str) else received.decode("utf-8", "replace")
-    match = _HEAD.match(text[:64])
+    match = _HEAD.match(text[:HEAD_CHARS])
     if match is not None:
         return int(match.group(1)) in (3, 4, 5, 6)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from simulator.ocpp import (
@@ -370,17 +371,21 @@ def test_a_201_session_refuses_to_start_a_send() -> None:
 # -- frames that cannot be read ----------------------------------------------------------------
 
 
+LONG_ID = "x" * 37
+
+
 @pytest.mark.parametrize(
-    ("text", "kind"),
+    ("text", "kind", "reply_id", "code"),
     [
-        ("not json at all", "not_json"),
-        ('[2, "n1", "Heartbeat", {', "not_json"),  # cut short: the id is still read
-        ("[]", "bad_message_id"),
-        ('{"id": "1"}', "not_array"),
-        ('[2, 17, "Heartbeat", {}]', "bad_message_id"),
-        ('[2, null, "Heartbeat", {}]', "bad_message_id"),
-        (f'[2,"{"x" * 37}","Reset",{{}}]', "message_id_too_long"),
-        ('["two", ["n1"], "Heartbeat", {}]', "bad_message_id"),
+        ("not json at all", "not_json", "-1", "RpcFrameworkError"),
+        ('[2, "n1", "Heartbeat", {', "not_json", "n1", "FormatViolation"),
+        ("[]", "bad_message_id", "-1", "RpcFrameworkError"),
+        ('{"id": "1"}', "not_array", "-1", "RpcFrameworkError"),
+        ('[2, 17, "Heartbeat", {}]', "bad_message_id", "-1", "RpcFrameworkError"),
+        ('[2, null, "Heartbeat", {}]', "bad_message_id", "-1", "RpcFrameworkError"),
+        ('[2, "", "Heartbeat", {}]', "bad_message_id", "", "FormatViolation"),
+        (f'[2,"{LONG_ID}","Reset",{{}}]', "message_id_too_long", LONG_ID, "FormatViolation"),
+        ('["two", ["n1"], "Heartbeat", {}]', "bad_message_id", "-1", "RpcFrameworkError"),
     ],
     ids=[
         "not JSON",
@@ -389,29 +394,26 @@ def test_a_201_session_refuses_to_start_a_send() -> None:
         "object",
         "id a number",
         "id null",
+        "id empty",
         "id too long",
         "nothing readable",
     ],
 )
 def test_every_frame_that_could_be_a_call_is_answered_with_a_callerror(
-    text: str, kind: str
+    text: str, kind: str, reply_id: str, code: str
 ) -> None:
-    """OCPP-J: a CALLERROR answers a corrupt message, to id "-1" when its id cannot be read;
-    a message id too long to echo is answered as unreadable, so the answer is valid itself."""
+    """OCPP-J: a CALLERROR answers a corrupt message, to its id when that can be read (even
+    one that breaks the rules, so the sender can match it) and to "-1" when it cannot."""
     station, _ = session_pair()
     event = station.receive_text(text, now=0.0)
     assert isinstance(event, BadFrame), event
     assert event.kind == kind
     assert event.reply is not None
-    reply = parse(event.reply)
-    assert isinstance(reply, CallError)
-    if text.startswith('[2, "n1"'):
-        assert (reply.message_id, reply.code) == ("n1", "FormatViolation")
-        assert event.id_readable
-    else:
-        assert (reply.message_id, reply.code) == ("-1", "RpcFrameworkError")
-        assert not event.id_readable
-    assert 0 < len(reply.description) <= 255
+    reply = orjson.loads(event.reply)
+    assert reply[:3] == [4, reply_id, code]
+    assert 0 < len(reply[3]) <= 255
+    assert reply[4] == {}
+    assert event.id_readable == (reply_id != "-1")
 
 
 @pytest.mark.parametrize(
