@@ -48,7 +48,7 @@ from prometheus_client.registry import Collector
 
 from grid_models.der import DER_KINDS
 
-from .ocpp.errors import ErrorCode
+from .ocpp.errors import MALFORMED_FRAME_KINDS, ErrorCode
 
 
 class Snapshots(Protocol):
@@ -77,6 +77,7 @@ __all__ = [
     "CSMS_SCHEMA_VIOLATIONS",
     "ENERGY_DELIVERED",
     "FRAMES_DROPPED",
+    "MALFORMED_FRAMES",
     "MESSAGES",
     "MetricSpec",
     "PAYMENTS",
@@ -291,6 +292,14 @@ FRAMES_DROPPED = MetricSpec(
     "counter",
     ("reason",),
 )
+MALFORMED_FRAMES = MetricSpec(
+    "fleetsim_malformed_frames_total",
+    "Frames from the CSMS that broke OCPP-J or the schema, by what was wrong: not_json, "
+    "not_array, bad_message_id, message_id_too_long, bad_message_type, unknown_message_type, "
+    "bad_structure, bad_payload, unknown_action, wrong_direction, schema.",
+    "counter",
+    ("kind",),
+)
 TRANSACTIONS_STARTED = MetricSpec(
     "fleetsim_transactions_started_total",
     "Transactions the stations started (TransactionEvent Started).",
@@ -473,6 +482,7 @@ ALL_METRICS = (
     CALLERRORS_RECEIVED,
     CSMS_SCHEMA_VIOLATIONS,
     FRAMES_DROPPED,
+    MALFORMED_FRAMES,
     TRANSACTIONS_STARTED,
     TRANSACTIONS_ENDED,
     TRANSACTION_EVENTS_DROPPED,
@@ -552,6 +562,7 @@ class RunStatsCollector(Collector):
         yield labelled(CALLERRORS_RECEIVED, "callerrors", _KNOWN_ERRORS)
         yield labelled(CSMS_SCHEMA_VIOLATIONS, "violations", _KNOWN_ERRORS)
         yield labelled(FRAMES_DROPPED, "frames_dropped_by_reason", ("unreadable", "late"))
+        yield labelled(MALFORMED_FRAMES, "malformed_frames_by_kind", MALFORMED_FRAME_KINDS)
         yield single(TRANSACTIONS_STARTED, "transactions_started")
         yield labelled(TRANSACTIONS_ENDED, "transactions_ended_by_reason", STOPPED_REASONS)
         yield single(TRANSACTION_EVENTS_DROPPED, "transaction_events_dropped")

@@ -36,6 +36,7 @@ class LinkObserver(Protocol):
     def incoming_done(self, action: str, outcome: str) -> None: ...
     def csms_violation(self, action: str | None, code: str) -> None: ...
     def frame_dropped(self, reason: str) -> None: ...
+    def malformed_frame(self, kind: str) -> None: ...
     def internal_error(self, error: BaseException) -> None: ...
 
 
@@ -63,6 +64,9 @@ class NullObserver:
         pass
 
     def frame_dropped(self, reason: str) -> None:
+        pass
+
+    def malformed_frame(self, kind: str) -> None:
         pass
 
     def internal_error(self, error: BaseException) -> None:
@@ -171,6 +175,7 @@ _WIRE_MAPS = (
     "callerrors",
     "violations",
     "frames_dropped_by_reason",
+    "malformed_frames_by_kind",
     "connection_attempts_by_outcome",
     "stations_by_state",
     "transactions_ended_by_reason",
@@ -213,6 +218,8 @@ class RunStats:
         self.callerrors: dict[tuple[str, str], int] = {}
         self.violations: dict[tuple[str, str], int] = {}
         self.frames_dropped_by_reason: dict[str, int] = {}
+        #: Broken frames from the CSMS by what was wrong (`ocpp.MALFORMED_FRAME_KINDS`).
+        self.malformed_frames_by_kind: dict[str, int] = {}
         self.connection_attempts_by_outcome: dict[str, int] = {}
         self.stations_by_state: dict[str, int] = {}
         self.transactions_started = 0
@@ -292,6 +299,9 @@ class RunStats:
 
     def frame_dropped(self, reason: str) -> None:
         _bump(self.frames_dropped_by_reason, reason)
+
+    def malformed_frame(self, kind: str) -> None:
+        _bump(self.malformed_frames_by_kind, kind)
 
     def internal_error(self, error: BaseException) -> None:
         """A station handler failed while answering the CSMS; the station goes on."""
@@ -422,6 +432,7 @@ class RunStats:
             "callerrors": dict(self.callerrors),
             "violations": dict(self.violations),
             "frames_dropped_by_reason": dict(self.frames_dropped_by_reason),
+            "malformed_frames_by_kind": dict(self.malformed_frames_by_kind),
             "transactions_started": self.transactions_started,
             "transactions_ended_by_reason": dict(self.transactions_ended_by_reason),
             "transaction_events_dropped": self.transaction_events_dropped,
@@ -536,6 +547,7 @@ class RunStats:
             "csms_schema_violations": self.csms_schema_violations,
             "schema_violations": _by_action(self.violations),
             "frames_dropped": self.frames_dropped,
+            "malformed_frames": dict(sorted(self.malformed_frames_by_kind.items())),
             "connection_attempts": self.connection_attempts,
             "connection_failures": self.connection_failures,
             "station_failures": self.station_failures,

@@ -34,6 +34,9 @@ class StationObserver(NullObserver):
     def frame_dropped(self, reason: str) -> None:
         self.station.frames_dropped += 1
 
+    def malformed_frame(self, kind: str) -> None:
+        self.station.malformed_frames[kind] += 1
+
     def internal_error(self, error: BaseException) -> None:
         self.station.internal_errors += 1
         _log.warning(

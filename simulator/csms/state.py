@@ -100,6 +100,7 @@ class StationState:
         "internal_errors",
         "last_boot_reason",
         "last_boot_status",
+        "malformed_frames",
         "messages",
         "messages_received",
         "station_id",
@@ -140,8 +141,11 @@ class StationState:
         #: Broken frames and invalid payloads the station sent, by (action, OCPP-J error code);
         #: action is None when the frame could not be read far enough to name one.
         self.violations: Counter[tuple[str | None, str]] = Counter()
-        #: Frames that could not be answered at all (no readable message id).
+        #: Frames that could not be used: no readable message id (answered to id "-1"), or
+        #: a broken frame that gets no answer.
         self.frames_dropped = 0
+        #: Broken frames by what was wrong (`ocpp.MALFORMED_FRAME_KINDS`).
+        self.malformed_frames: Counter[str] = Counter()
         #: Requests the CSMS itself failed to answer (a bug, or an override that raised).
         self.internal_errors = 0
         #: The values of each Dynamic charging profile this CSMS set or last updated on the

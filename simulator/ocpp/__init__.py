@@ -5,7 +5,16 @@ be tested with plain strings and reused by the station, the transport and the em
 """
 
 from .actions import CSMS_INITIATED, SEND_ONLY, STATION_INITIATED
-from .errors import CallErrorReceived, CallTimeout, ErrorCode, FrameError, LinkClosed, RpcError
+from .errors import (
+    MALFORMED_FRAME_KINDS,
+    UNREADABLE_MESSAGE_ID,
+    CallErrorReceived,
+    CallTimeout,
+    ErrorCode,
+    FrameError,
+    LinkClosed,
+    RpcError,
+)
 from .frames import Call, CallError, CallResult, CallResultError, Frame, Send, dump, parse
 from .rpc import (
     BadFrame,
@@ -43,6 +52,7 @@ __all__ = [
     "LateAnswer",
     "LinkClosed",
     "LocalProtocolError",
+    "MALFORMED_FRAME_KINDS",
     "OCPP_VERSIONS",
     "OcppVersion",
     "ResultRejected",
@@ -52,6 +62,7 @@ __all__ = [
     "STATION_INITIATED",
     "SchemaSet",
     "Send",
+    "UNREADABLE_MESSAGE_ID",
     "dump",
     "parse",
     "schema_set",

@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import Any, Mapping
 
 __all__ = [
+    "MALFORMED_FRAME_KINDS",
+    "UNREADABLE_MESSAGE_ID",
     "CallErrorReceived",
     "CallTimeout",
     "ErrorCode",
@@ -18,6 +20,34 @@ __all__ = [
     "LinkClosed",
     "RpcError",
 ]
+
+
+#: The message id of a CALLERROR answering a message whose own id cannot be read (OCPP-J 2.0.1
+#: and 2.1, Part 4, CALLERROR: "When also the MessageId cannot be read, the CALLERROR SHALL
+#: contain "-1" as MessageId").
+UNREADABLE_MESSAGE_ID = "-1"
+
+#: What can be wrong with a received frame, for counting (a metric label, so a short fixed list):
+#: not_json: the text is not JSON (or not UTF-8); not_array: JSON, but not an array;
+#: bad_message_id: no id, or one that is not a non-empty string; message_id_too_long: an id of
+#: more than 36 characters; bad_message_type: the type is not an integer; unknown_message_type:
+#: a type number this OCPP version does not have; bad_structure: the wrong number of elements,
+#: or no action name; bad_payload: a payload or error details that are not a JSON object;
+#: unknown_action: an action the version does not know; wrong_direction: an action only the
+#: other side may send; schema: a payload that breaks the action's JSON schema.
+MALFORMED_FRAME_KINDS = (
+    "not_json",
+    "not_array",
+    "bad_message_id",
+    "message_id_too_long",
+    "bad_message_type",
+    "unknown_message_type",
+    "bad_structure",
+    "bad_payload",
+    "unknown_action",
+    "wrong_direction",
+    "schema",
+)
 
 
 class ErrorCode(StrEnum):
@@ -53,10 +83,11 @@ class RpcError(Exception):
 class FrameError(RpcError):
     """A frame that cannot be read as OCPP-J.
 
-    `message_id` is set when the id could still be read, so the receiver can answer it with a
-    CALLERROR; when it is None the frame cannot be answered and is counted and dropped.
-    `action` is set when the frame was a CALL whose action could be read, `message_type` when
-    the type number could be read.
+    `message_id` is set when the id could still be read, so the receiver can answer with a
+    CALLERROR to it; when it is None the answer goes to message id "-1", as OCPP-J says for a
+    message whose id cannot be read.  `action` is set when the frame was a CALL whose action
+    could be read, `message_type` when the type number could be read.  `kind` names what was
+    wrong, from the short fixed list `MALFORMED_FRAME_KINDS`, for counting.
     """
 
     def __init__(
@@ -66,11 +97,14 @@ class FrameError(RpcError):
         message_id: str | None = None,
         action: str | None = None,
         message_type: int | None = None,
+        *,
+        kind: str = "bad_structure",
     ) -> None:
         super().__init__(code, description)
         self.message_id = message_id
         self.action = action
         self.message_type = message_type
+        self.kind = kind
 
 
 class CallErrorReceived(Exception):

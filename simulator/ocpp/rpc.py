@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import ErrorCode, FrameError, RpcError
+from .errors import UNREADABLE_MESSAGE_ID, ErrorCode, FrameError, RpcError
 from .frames import (
     CALLERROR,
     CALLRESULT,
@@ -127,13 +127,17 @@ class ResultRejected:
 class BadFrame:
     """The peer sent something that breaks OCPP-J or the schema.
 
-    `reply` is the CALLERROR to send back, or None when the frame cannot be answered (no
-    readable message id, or a frame type that gets no answer).
+    `reply` is the CALLERROR to send back, or None when the frame gets no answer (a SEND, or
+    a broken answer: answering those could ping-pong).  `kind` names the breakage (one of
+    `MALFORMED_FRAME_KINDS`); `id_readable` is False when the frame's message id could not be
+    read, so that its reply, if any, goes to id "-1" and the sender cannot match it.
     """
 
     error: RpcError
     action: str | None
     reply: str | None
+    kind: str = "schema"
+    id_readable: bool = True
 
 
 Event = (
@@ -261,29 +265,38 @@ class RpcSession:
                 f"OCPP {self._schemas.version} has no message type "
                 f"{'CALLRESULTERROR (5)' if isinstance(frame, CallResultError) else 'SEND (6)'}",
             )
-            return BadFrame(error, None, self.answer_error(frame.message_id, error))
+            reply = self.answer_error(frame.message_id, error)
+            return BadFrame(error, None, reply, "unknown_message_type")
         if isinstance(frame, Send):
             try:
                 self._check_incoming(frame.action, frame.payload)
             except RpcError as exc:
-                return BadFrame(exc, frame.action, None)
+                return BadFrame(exc, frame.action, None, _kind_of(exc))
             return IncomingSend(frame.message_id, frame.action, frame.payload)
         return ResultRejected(frame.message_id, frame.code, frame.description)
 
     def _bad_frame(self, exc: FrameError, now: float) -> Event:
-        if exc.message_id is None:
-            return BadFrame(exc, exc.action, None)
-        if exc.message_type in (CALLRESULT, CALLERROR):
+        """What a frame that `parse` refused means; only ever called for a broken frame."""
+        message_type = exc.message_type
+        message_id = exc.message_id
+        if message_type in (CALLRESULT, CALLERROR):
             # A broken answer is never answered with a CALLERROR (that could ping-pong), but
             # it does end the CALL it answers, so the caller need not wait for its timeout.
-            matched = self._match(exc.message_id)
+            if message_id is None:
+                return BadFrame(exc, None, None, exc.kind, id_readable=False)
+            matched = self._match(message_id)
             if matched is None:
-                return BadFrame(exc, None, None)
+                return BadFrame(exc, None, None, exc.kind)
             action, sent_at = matched
-            return InvalidAnswer(exc.message_id, action, exc, now - sent_at, None)
-        if exc.message_type in (SEND, CALLRESULTERROR):
-            return BadFrame(exc, exc.action, None)
-        return BadFrame(exc, exc.action, self.answer_error(exc.message_id, exc))
+            return InvalidAnswer(message_id, action, exc, now - sent_at, None)
+        if message_type in (SEND, CALLRESULTERROR):
+            return BadFrame(exc, exc.action, None, exc.kind, id_readable=message_id is not None)
+        # A CALL, a type this version lacks, or a frame whose type cannot be told: answered,
+        # to id "-1" when its own id cannot be read (OCPP-J, CALLERROR).
+        if message_id is None:
+            reply = self.answer_error(UNREADABLE_MESSAGE_ID, exc)
+            return BadFrame(exc, exc.action, reply, exc.kind, id_readable=False)
+        return BadFrame(exc, exc.action, self.answer_error(message_id, exc), exc.kind)
 
     def _check_incoming(self, action: str, payload: Mapping[str, Any]) -> None:
         if action not in self.incoming_actions:
@@ -298,7 +311,8 @@ class RpcSession:
         try:
             self._check_incoming(frame.action, frame.payload)
         except RpcError as exc:
-            return BadFrame(exc, frame.action, self.answer_error(frame.message_id, exc))
+            reply = self.answer_error(frame.message_id, exc)
+            return BadFrame(exc, frame.action, reply, _kind_of(exc))
         return IncomingCall(frame.message_id, frame.action, frame.payload)
 
     def _match(self, message_id: str) -> tuple[str, float] | None:
@@ -328,3 +342,12 @@ class RpcSession:
             return LateAnswer(frame.message_id, frame.message_id in self._abandoned)
         action, sent_at = matched
         return CallRejected(frame.message_id, action, frame.code, frame.description, now - sent_at)
+
+
+def _kind_of(error: RpcError) -> str:
+    """The `MALFORMED_FRAME_KINDS` entry of a well-formed frame the session refused."""
+    if error.code is ErrorCode.NOT_IMPLEMENTED:
+        return "unknown_action"
+    if error.code is ErrorCode.NOT_SUPPORTED:
+        return "wrong_direction"
+    return "schema"

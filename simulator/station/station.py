@@ -453,9 +453,14 @@ class Station:
         self._draining = True
         try:
             while self.tx_queue and self.online:
-                assert self.link is not None
-                if not await deliver_transaction_event(self, self.link, self.tx_queue[0]):
-                    return
+                link = self.link
+                assert link is not None
+                if not await deliver_transaction_event(self, link, self.tx_queue[0]):
+                    if self.link is link:
+                        return
+                    # A new connection came up while this delivery waited between attempts;
+                    # its own drain found this one running and left the queue to it.
+                    continue
                 del self.tx_queue[0]
         finally:
             self._draining = False

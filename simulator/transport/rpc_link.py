@@ -25,6 +25,7 @@ from ..ocpp import (
     CallRejected,
     CallTimeout,
     ErrorCode,
+    FrameError,
     IncomingCall,
     IncomingSend,
     InvalidAnswer,
@@ -322,9 +323,15 @@ class RpcLink:
                 event = session.receive_text(text, trio.current_time())
                 if isinstance(event, IncomingCall):
                     await self._answer_call(event)
-                elif isinstance(event, (CallAnswered, CallRejected, InvalidAnswer)):
+                elif isinstance(event, (CallAnswered, CallRejected)):
                     self._deliver(event)
-                    if isinstance(event, InvalidAnswer) and event.reply is not None:
+                elif isinstance(event, InvalidAnswer):
+                    self._deliver(event)
+                    error = event.error
+                    observer.malformed_frame(
+                        error.kind if isinstance(error, FrameError) else "schema"
+                    )
+                    if event.reply is not None:
                         await self._write(event.reply)
                 elif isinstance(event, IncomingSend):
                     if self._send_handler is not None:
@@ -335,13 +342,16 @@ class RpcLink:
                             # goes on.
                             observer.internal_error(exc)
                 elif isinstance(event, BadFrame):
+                    # Every broken frame is counted by kind; every one that could be a CALL is
+                    # answered (to id "-1" when its id cannot be read), and the reader goes on.
                     observer.csms_violation(event.action, event.error.code.value)
+                    observer.malformed_frame(event.kind)
+                    if event.reply is None or not event.id_readable:
+                        observer.frame_dropped("unreadable")
                     if event.reply is not None:
                         if event.action is not None:
                             observer.incoming_done(event.action, "invalid")
                         await self._write(event.reply)
-                    else:
-                        observer.frame_dropped("unreadable")
                 elif isinstance(event, LateAnswer):
                     observer.frame_dropped("late")
                 elif isinstance(event, ResultRejected):

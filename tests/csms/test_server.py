@@ -206,10 +206,12 @@ async def test_the_server_keeps_serving_after_a_connection_goes_wrong(
         await garbage.aclose()
         async with open_websocket_url(f"{url}/CP1", subprotocols=["ocpp2.1"]) as connection:
             await connection.send_message("[2, 1, 2]")  # broken frame, no usable id
+            unreadable = await connection.get_message()
             await connection.send_message('[2, "1", "Heartbeat", {}]')
             answer = await connection.get_message()
         async with websocket_station(url, "CP2") as link:
             assert await link.call("Heartbeat", {})
+    assert isinstance(unreadable, str) and unreadable.startswith('[4,"-1","RpcFrameworkError"')
     assert isinstance(answer, str) and answer.startswith('[3,"1",{"currentTime":')
     assert csms.station("CP1").frames_dropped == 1
     assert csms.statistics().connections_accepted == 2

@@ -459,14 +459,17 @@ async def test_garbage_frames_are_answered_or_dropped_and_counted(
     nursery.start_soon(csms.attach, "CP1", csms_end, "2.1")
     with trio.fail_after(5):
         await station_end.send_text("this is not JSON")
+        unreadable = orjson.loads(await station_end.receive_text())
         await station_end.send_text('[2, "7", "Heartbeat"]')
         reply = orjson.loads(await station_end.receive_text())
         await station_end.send_text('[2, "8", "Heartbeat", {}]')
         answer = orjson.loads(await station_end.receive_text())
+    assert unreadable[:3] == [4, "-1", "RpcFrameworkError"]
     assert reply[:3] == [4, "7", "RpcFrameworkError"]
     assert answer[:2] == [3, "8"]
     station = csms.station("CP1")
     assert (station.frames_dropped, station.violation_count) == (1, 2)
+    assert station.malformed_frames == {"not_json": 1, "bad_structure": 1}
     assert station.connected
 
 

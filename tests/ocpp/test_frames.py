@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simulator.ocpp import (
+    MALFORMED_FRAME_KINDS,
     Call,
     CallError,
     CallResult,
@@ -59,15 +60,23 @@ def test_a_message_id_of_exactly_36_characters_is_accepted() -> None:
 #: (what is wrong, the text received, the code it must raise, the message id that can be read)
 MALFORMED = [
     ("not JSON", "[2, '1', 'Heartbeat', {}]", ErrorCode.RPC_FRAMEWORK_ERROR, None),
-    ("truncated JSON", '[2,"1","Heartbeat",{', ErrorCode.RPC_FRAMEWORK_ERROR, None),
+    ("truncated JSON", '[2,"1","Heartbeat",{', ErrorCode.FORMAT_VIOLATION, "1"),
+    (
+        "truncated JSON, id escaped",
+        '[2,"\\u0031","Heartbeat",{',
+        ErrorCode.RPC_FRAMEWORK_ERROR,
+        None,
+    ),
+    ("not UTF-8", b'[2,"1","Heartbeat",{"x":"\xff"}]', ErrorCode.FORMAT_VIOLATION, "1"),
+    ("not UTF-8 at the start", b"\xff[2]", ErrorCode.RPC_FRAMEWORK_ERROR, None),
     ("a JSON object", '{"messageId":"1"}', ErrorCode.RPC_FRAMEWORK_ERROR, None),
     ("a JSON string", '"Heartbeat"', ErrorCode.RPC_FRAMEWORK_ERROR, None),
     ("an empty array", "[]", ErrorCode.RPC_FRAMEWORK_ERROR, None),
     ("only a type", "[2]", ErrorCode.RPC_FRAMEWORK_ERROR, None),
     ("id is a number", '[2,1,"Heartbeat",{}]', ErrorCode.RPC_FRAMEWORK_ERROR, None),
     ("id is null", '[2,null,"Heartbeat",{}]', ErrorCode.RPC_FRAMEWORK_ERROR, None),
-    ("id is empty", '[2,"","Heartbeat",{}]', ErrorCode.RPC_FRAMEWORK_ERROR, None),
-    ("id of 37 chars", f'[2,"{"a" * 37}","Heartbeat",{{}}]', ErrorCode.RPC_FRAMEWORK_ERROR, None),
+    ("id is empty", '[2,"","Heartbeat",{}]', ErrorCode.FORMAT_VIOLATION, ""),
+    ("id of 37 chars", f'[2,"{"a" * 37}","Heartbeat",{{}}]', ErrorCode.FORMAT_VIOLATION, "a" * 37),
     ("type is a string", '["2","1","Heartbeat",{}]', ErrorCode.RPC_FRAMEWORK_ERROR, "1"),
     ("type is a float", '[2.0,"1","Heartbeat",{}]', ErrorCode.RPC_FRAMEWORK_ERROR, "1"),
     ("type is a boolean", '[true,"1","Heartbeat",{}]', ErrorCode.RPC_FRAMEWORK_ERROR, "1"),
@@ -141,7 +150,7 @@ MALFORMED = [
     ids=[case[0] for case in MALFORMED],
 )
 def test_a_malformed_frame_raises_the_code_it_is_answered_with(
-    text: str, code: ErrorCode, readable_id: str | None
+    text: str | bytes, code: ErrorCode, readable_id: str | None
 ) -> None:
     with pytest.raises(FrameError) as caught:
         parse(text)
@@ -165,3 +174,38 @@ def test_the_error_description_says_what_was_wrong() -> None:
     with pytest.raises(FrameError) as caught:
         parse(f'[2,"{"a" * 40}","Heartbeat",{{}}]')
     assert "40" in caught.value.description
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("[2, 'n1', 'Heartbeat', {}]", "not_json"),
+        ('[2, "n1", "Heartbeat", {', "not_json"),
+        ('{"a": 1}', "not_array"),
+        ("[2]", "bad_message_id"),
+        ('[2, 17, "Heartbeat", {}]', "bad_message_id"),
+        ('[2, "", "Heartbeat", {}]', "bad_message_id"),
+        (f'[2, "{"x" * 37}", "Heartbeat", {{}}]', "message_id_too_long"),
+        ('["2", "n1", "Heartbeat", {}]', "bad_message_type"),
+        ('[9, "n1", "Heartbeat", {}]', "unknown_message_type"),
+        ('[2, "n1", "Heartbeat"]', "bad_structure"),
+        ('[2, "n1", "Heartbeat", []]', "bad_payload"),
+    ],
+)
+def test_each_malformed_frame_names_its_kind(text: str, kind: str) -> None:
+    with pytest.raises(FrameError) as caught:
+        parse(text)
+    assert caught.value.kind == kind
+    assert kind in MALFORMED_FRAME_KINDS
+
+
+def test_an_unreadable_id_keeps_the_message_type_that_could_be_read() -> None:
+    with pytest.raises(FrameError) as caught:
+        parse("[3, 17, {}]")
+    assert (caught.value.message_id, caught.value.message_type) == (None, 3)
+
+
+def test_truncated_json_keeps_the_message_type_and_id_its_head_shows() -> None:
+    with pytest.raises(FrameError) as caught:
+        parse('[3 , "abc-1" ,{"currentTime": "2026')
+    assert (caught.value.message_id, caught.value.message_type) == ("abc-1", 3)

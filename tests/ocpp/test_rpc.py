@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from simulator.ocpp import (
@@ -370,23 +371,116 @@ def test_a_201_session_refuses_to_start_a_send() -> None:
 # -- frames that cannot be read ----------------------------------------------------------------
 
 
+LONG_ID = "x" * 37
+
+
 @pytest.mark.parametrize(
-    "text",
+    ("text", "kind", "reply_id", "code"),
     [
-        "not json at all",
-        "[]",
-        '{"id": "1"}',
-        '[2, 17, "Heartbeat", {}]',
-        f'[2,"{"x" * 37}","Reset",{{}}]',
+        ("not json at all", "not_json", "-1", "RpcFrameworkError"),
+        ('[2, "n1", "Heartbeat", {', "not_json", "n1", "FormatViolation"),
+        ("[]", "bad_message_id", "-1", "RpcFrameworkError"),
+        ('{"id": "1"}', "not_array", "-1", "RpcFrameworkError"),
+        ('[2, 17, "Heartbeat", {}]', "bad_message_id", "-1", "RpcFrameworkError"),
+        ('[2, null, "Heartbeat", {}]', "bad_message_id", "-1", "RpcFrameworkError"),
+        ('[2, "", "Heartbeat", {}]', "bad_message_id", "", "FormatViolation"),
+        (f'[2,"{LONG_ID}","Reset",{{}}]', "message_id_too_long", LONG_ID, "FormatViolation"),
+        ('["two", ["n1"], "Heartbeat", {}]', "bad_message_id", "-1", "RpcFrameworkError"),
     ],
-    ids=["not JSON", "empty array", "object", "id a number", "id too long"],
+    ids=[
+        "not JSON",
+        "truncated JSON",
+        "empty array",
+        "object",
+        "id a number",
+        "id null",
+        "id empty",
+        "id too long",
+        "nothing readable",
+    ],
 )
-def test_a_frame_without_a_readable_id_is_a_bad_frame_with_no_reply(text: str) -> None:
+def test_every_frame_that_could_be_a_call_is_answered_with_a_callerror(
+    text: str, kind: str, reply_id: str, code: str
+) -> None:
+    """OCPP-J: a CALLERROR answers a corrupt message, to its id when that can be read (even
+    one that breaks the rules, so the sender can match it) and to "-1" when it cannot."""
     station, _ = session_pair()
     event = station.receive_text(text, now=0.0)
     assert isinstance(event, BadFrame), event
-    assert event.error.code == ErrorCode.RPC_FRAMEWORK_ERROR
+    assert event.kind == kind
+    assert event.reply is not None
+    reply = orjson.loads(event.reply)
+    assert reply[:3] == [4, reply_id, code]
+    assert 0 < len(reply[3]) <= 255
+    assert reply[4] == {}
+    assert event.id_readable == (reply_id != "-1")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[3, 17, {"currentTime": "x"}]', '[4, null, "GenericError", "", {}]', "[5, 1]", "[6]"],
+)
+def test_a_broken_answer_or_send_without_a_readable_id_gets_no_reply(text: str) -> None:
+    """Answers and SENDs are never answered: a CALLERROR to a broken CALLERROR could ping-pong."""
+    station, _ = session_pair()
+    event = station.receive_text(text, now=0.0)
+    assert isinstance(event, BadFrame), event
     assert event.reply is None
+
+
+def test_a_truncated_answer_still_ends_the_call_it_answers() -> None:
+    station, csms = session_pair()
+    call = incoming_call(csms, station.start_call("Heartbeat", {}, now=0.0))
+    event = station.receive_text(f'[3,"{call.message_id}",{{"currentTime": "2026', now=1.0)
+    assert isinstance(event, InvalidAnswer), event
+    assert (event.action, event.error.code, event.reply) == (
+        "Heartbeat",
+        ErrorCode.FORMAT_VIOLATION,
+        None,
+    )
+    assert station.call_outstanding is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind", "code"),
+    [
+        ({"type": "Sometime"}, "schema", "PropertyConstraintViolation"),
+        ({"type": "Immediate", "colour": "red"}, "schema", "FormatViolation"),
+        ({"type": 1}, "schema", "TypeConstraintViolation"),
+        ({}, "schema", "OccurrenceConstraintViolation"),
+    ],
+)
+def test_a_call_that_breaks_the_schema_is_counted_as_schema(
+    payload: dict[str, Any], kind: str, code: str
+) -> None:
+    station, _ = session_pair()
+    event = station.receive_text(dump(Call("9", "Reset", payload)), now=0.0)
+    assert isinstance(event, BadFrame)
+    assert event.kind == kind
+    assert event.reply is not None
+    reply = parse(event.reply)
+    assert isinstance(reply, CallError)
+    assert (reply.message_id, reply.code) == ("9", code)
+
+
+@pytest.mark.parametrize(
+    ("action", "kind", "code"),
+    [
+        ("Frobnicate", "unknown_action", "NotImplemented"),
+        ("Heartbeat", "wrong_direction", "NotSupported"),
+    ],
+)
+def test_unknown_and_wrong_way_actions_have_their_own_kind(
+    action: str, kind: str, code: str
+) -> None:
+    station, _ = session_pair()
+    event = station.receive_text(dump(Call("9", action, {})), now=0.0)
+    assert isinstance(event, BadFrame)
+    assert event.kind == kind
+    assert event.reply is not None
+    reply = parse(event.reply)
+    assert isinstance(reply, CallError)
+    assert reply.code == code
 
 
 def test_a_broken_call_with_a_readable_id_is_answered_with_a_callerror() -> None:
