@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
     from ev_models import EvModel
 
+    from .csms.policy import CsmsConfig
+    from .csms.server import CsmsTls
     from .run import RunOutcome
     from .shard import Shard
 
@@ -79,6 +81,13 @@ class ScenarioOverrides:
     metrics_port: int | None = None
     #: `now`, or a simulated start with a time zone (2026-01-15T06:00:00Z).
     start: str | None = None
+    #: csms.security: the OCPP security profile (1, 2, 3), the CA file, the client certificate.
+    security_profile: int | None = None
+    ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    #: csms.password_env: the environment variable that holds the password.
+    password_env: str | None = None
 
 
 def load_scenario(path: Path, overrides: ScenarioOverrides | None = None) -> Scenario:
@@ -194,7 +203,17 @@ def plan_run(request: RunRequest) -> RunPlan:
             if request.in_memory:
                 raise ValueError("--fast runs in one process; drop --workers")
             worker_count = plan_workers(request.workers, scenario.stations.count)
+            if worker_count > 1 and scenario.csms.url is None:
+                profile = scenario.csms.security_profile
+                if profile >= 2 and not request.in_memory:
+                    raise ValueError(
+                        f"the embedded CSMS serves security profile {profile} (TLS) in the "
+                        "run's own process only; run with --workers 1, or start "
+                        f"`fleetsim csms --security-profile {profile}` and point --csms at it"
+                    )
         scenario.resolved_password()
+        if scenario.csms.url is not None and (missing := scenario.csms.security.missing_files()):
+            raise ScenarioError(missing)
         if not request.in_memory:
             check_fleet_fits(
                 scenario.stations.count,
@@ -353,6 +372,11 @@ def _run_over_workers(plan: RunPlan, console: Console) -> RunOutcome:
         ocpp_version=overrides.ocpp_version,
         shard=request.shard,
         source_address=request.source_addresses,
+        security_profile=overrides.security_profile,
+        ca_file=overrides.ca_file,
+        client_cert=overrides.client_cert,
+        client_key=overrides.client_key,
+        password_env=overrides.password_env,
     )
 
     def command_of_worker(index: int, csms_url: str) -> list[str]:
@@ -411,6 +435,12 @@ class CsmsRequest:
     process_number: int | None = None
     #: Stop when stdin closes: the process that started this CSMS is gone.
     until_stdin_closes: bool = False
+    #: Serve wss:// (2: TLS, 3: TLS with client certificates) with certificates made at start.
+    security_profile: int = 1
+    #: Where the CA certificate (ca.pem) goes; None: a temporary directory.
+    tls_dir: Path | None = None
+    #: Profile 3: also accept station certificates of this CA.
+    client_ca_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -431,6 +461,63 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
     Raises `ScenarioError` for the scenario file (or a missing password variable); every other
     way it can end comes back as a `CsmsOutcome`.
     """
+    import tempfile
+
+    from .csms.processes import standalone_csms_config
+    from .csms.server import CsmsTls
+
+    scenario_path = request.scenario_path
+    scenario = _load_scenario_file(scenario_path) if scenario_path is not None else None
+    config = standalone_csms_config(
+        scenario, heartbeat_interval_s=request.heartbeat_interval_s, password=request.password
+    )
+    if request.security_profile not in (1, 2, 3):
+        return CsmsOutcome(
+            f"--security-profile {request.security_profile} is not an OCPP security profile; "
+            "give 1, 2 or 3",
+            bad_arguments=True,
+        )
+    tls = None
+    with contextlib.ExitStack() as cleanup:
+        if request.security_profile >= 2:
+            if request.processes != 1:
+                return CsmsOutcome(
+                    "--security-profile 2 and 3 are served by one process; drop --processes",
+                    bad_arguments=True,
+                )
+            directory = request.tls_dir
+            if directory is None:
+                directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+            try:
+                tls = CsmsTls.create(
+                    request.security_profile,
+                    directory,
+                    _tls_hosts(request.host),
+                    client_ca_file=request.client_ca_file,
+                )
+                if scenario is not None and tls.profile == 3:
+                    stations = scenario.stations
+                    tls.write_station_certificates(
+                        directory / "stations",
+                        (stations.station_id(index) for index in stations.station_indices),
+                    )
+            except (OSError, ValueError) as exc:
+                return CsmsOutcome(f"cannot set up TLS: {exc}", bad_arguments=True)
+        return _serve_csms(request, config, tls, scenario_path)
+
+
+def _tls_hosts(host: str) -> tuple[str, ...]:
+    """The names the embedded CSMS's server certificate is issued for."""
+    hosts = [host] if host not in ("0.0.0.0", "::", "") else []
+    for loopback in ("127.0.0.1", "localhost"):
+        if loopback not in hosts:
+            hosts.append(loopback)
+    return tuple(hosts)
+
+
+def _serve_csms(
+    request: CsmsRequest, config: CsmsConfig, tls: CsmsTls | None, scenario_path: Path | None
+) -> CsmsOutcome:
     from .csms.processes import (
         CannotListen,
         CsmsProcessFailed,
@@ -438,14 +525,8 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
         process_command,
         run_processes,
         serve_in_this_process,
-        standalone_csms_config,
     )
 
-    scenario_path = request.scenario_path
-    scenario = _load_scenario_file(scenario_path) if scenario_path is not None else None
-    config = standalone_csms_config(
-        scenario, heartbeat_interval_s=request.heartbeat_interval_s, password=request.password
-    )
     try:
         if request.processes == 1:
             options = ServeOptions(
@@ -455,6 +536,7 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
                 request.status_interval_s,
                 request.process_number,
                 request.until_stdin_closes,
+                tls,
             )
             interrupted = serve_in_this_process(config, options)
         else:

@@ -321,6 +321,11 @@ class Scenario(BaseModel):
         csms_url: str | None = None,
         metrics_port: int | None = None,
         start: str | None = None,
+        security_profile: int | None = None,
+        ca_file: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        password_env: str | None = None,
     ) -> Scenario:
         """A copy with the command-line flags that were given (not None) applied.
 
@@ -351,6 +356,17 @@ class Scenario(BaseModel):
             data["stations"]["count"] = stations
         if csms_url is not None:
             data["csms"]["url"] = csms_url
+        security = {
+            "profile": security_profile,
+            "ca_file": ca_file,
+            "client_cert": client_cert,
+            "client_key": client_key,
+        }
+        data["csms"]["security"].update(
+            {key: value for key, value in security.items() if value is not None}
+        )
+        if password_env is not None:
+            data["csms"].update(password=None, password_env=password_env)
         try:
             return type(self).model_validate(data)
         except ValidationError as exc:
