@@ -38,7 +38,7 @@ import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import quote
 
 import trio
@@ -131,9 +131,12 @@ async def serve_websocket_csms(
             for each in sockets
         ]
     )
+    # trio-websocket serves any trio Listener (it hands them to trio.serve_listeners); its
+    # annotation names only the two kinds it knows.
+    served = cast("list[trio.SocketListener]", listeners)
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(WebSocketServer(handle, listeners).run)
+            await nursery.start(WebSocketServer(handle, served).run)
             task_status.started(_port_of(sockets[0]))
     finally:
         for each in sockets:
