@@ -39,6 +39,9 @@ def _describe(scenario: api.Scenario) -> str:
     stations = scenario.stations
     evses = len(stations.evse_specs)
     csms = f"CSMS {scenario.csms.url}" if scenario.csms.url else "embedded CSMS"
+    profile = scenario.csms.security_profile
+    if profile > 1:
+        csms += f" (security profile {profile})"
     duration = f"{scenario.duration_s:g} s" if scenario.duration_s is not None else "until Ctrl-C"
     return (
         f"{stations.count} stations with {evses} EVSE{'s' if evses != 1 else ''} each, {csms}, "

@@ -604,8 +604,7 @@ def _connector(
     )
     sources = options.source_addresses
 
-    @asynccontextmanager
-    async def connect_websocket(station: Station) -> AsyncIterator[Link]:
+    def connect_websocket(station: Station) -> AbstractAsyncContextManager[Link]:
         profile = station.connection_profile
         station_settings = settings if profile is None else _profile_settings(settings, profile)
         own_password = security.connection_password(station)
@@ -613,20 +612,29 @@ def _connector(
             station_settings = dataclasses.replace(
                 station_settings, basic_auth_password=own_password
             )
+        return open_station_link(
+            station.id,
+            station_settings,
+            station.handle,
+            spawn=station.spawn,
+            observer=stats,
+            deadlines=deadlines,
+            source_address=sources[station.index % len(sources)] if sources else None,
+            client_identity=_client_identity(station, station_settings, csms_tls),
+        )
+
+    return _timed(reporting_to_security(connect_websocket), stats)
+
+
+def reporting_to_security(connect: Connect) -> Connect:
+    """`connect`, telling block A how each attempt went: a new password accepted or refused
+    (A01), a CSMS certificate or TLS version the station refused (security events)."""
+
+    @asynccontextmanager
+    async def reporting(station: Station) -> AsyncIterator[Link]:
         async with AsyncExitStack() as stack:
             try:
-                link = await stack.enter_async_context(
-                    open_station_link(
-                        station.id,
-                        station_settings,
-                        station.handle,
-                        spawn=station.spawn,
-                        observer=stats,
-                        deadlines=deadlines,
-                        source_address=sources[station.index % len(sources)] if sources else None,
-                        client_identity=_client_identity(station, station_settings, csms_tls),
-                    )
-                )
+                link = await stack.enter_async_context(connect(station))
             except CredentialsRefused:
                 security.password_refused(station)
                 raise
@@ -636,7 +644,7 @@ def _connector(
             security.password_accepted(station)
             yield link
 
-    return _timed(connect_websocket, stats)
+    return reporting
 
 
 def fleet_tls_settings(scenario: Scenario, csms_tls: CsmsTls | None = None) -> TlsSettings:

@@ -20,7 +20,13 @@ from simulator.clock import SimClock
 from simulator.csms import Csms, CsmsConfig
 from simulator.link import ConnectError, Link
 from simulator.ocpp import OcppVersion
-from simulator.run import RunOptions, _connector, _profile_settings, station_config
+from simulator.run import (
+    RunOptions,
+    _connector,
+    _profile_settings,
+    reporting_to_security,
+    station_config,
+)
 from simulator.station import Station
 from simulator.station.blocks import security
 from simulator.stats import RunStats
@@ -260,3 +266,48 @@ async def test_a_higher_security_profile_is_taken_after_a_reset_and_a_lower_one_
         )
         assert plain["status"] == "Rejected"
         assert "wss://" in plain["statusInfo"]["additionalInfo"]
+
+
+# -- security events of failed connections ------------------------------------------------------
+
+
+@VERSIONS
+async def test_a_refused_csms_certificate_is_reported_once_after_the_reconnect(
+    autojump_clock: MockClock, version: OcppVersion
+) -> None:
+    """Three attempts fail on the CSMS's certificate, the fourth connects: one
+    InvalidCsmsCertificate goes out, stamped when the first attempt failed."""
+    scenario = one_station_scenario(ocpp_version=version)
+    clock = SimClock(T0, 1.0)
+    clock.start()
+    csms = Csms(CsmsConfig(), clock=clock.epoch_s)
+    stats = RunStats()
+    station = Station(STATION_ID, 1, station_config(scenario), clock, stats)
+    attempts = 0
+
+    @asynccontextmanager
+    async def untrusted() -> AsyncIterator[Link]:
+        raise ConnectError("the CSMS's certificate is not trusted", "untrusted_certificate")
+        yield  # pragma: no cover
+
+    def connect(s: Station) -> AbstractAsyncContextManager[Link]:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 3:
+            return untrusted()
+        return open_memory_link(
+            s.id, csms.attach, s.handle, spawn=s.spawn, observer=stats, ocpp_version=version
+        )
+
+    async with trio.open_nursery() as nursery:
+        first_failure = clock.timestamp()
+        await nursery.start(station.run, reporting_to_security(connect))
+        with trio.fail_after(3600):
+            event = await csms.wait_for_message(STATION_ID, "SecurityEventNotification")
+            await station.wait_synced()
+        assert event["type"] == "InvalidCsmsCertificate"
+        assert event["timestamp"] == first_failure
+        assert stats.connection_attempts_by_outcome["untrusted_certificate"] == 3
+        sent = [m for m in csms.station(STATION_ID).actions() if m == "SecurityEventNotification"]
+        assert sent == ["SecurityEventNotification"]
+        nursery.cancel_scope.cancel()
