@@ -477,6 +477,14 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
             "give 1, 2 or 3",
             bad_arguments=True,
         )
+    if request.security_profile == 3:
+        if request.password is not None:
+            return CsmsOutcome(
+                "--password is for security profiles 1 and 2; under profile 3 a station's "
+                "client certificate says who it is: drop --password or use --security-profile 2",
+                bad_arguments=True,
+            )
+        config = dataclasses.replace(config, basic_auth_passwords=None)
     tls = None
     with contextlib.ExitStack() as cleanup:
         if request.security_profile >= 2:

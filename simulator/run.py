@@ -370,6 +370,9 @@ async def _run_scenario(
             csms: Csms | None = None
             if csms_url is None or options.in_memory:
                 csms_config = csms_config_for(scenario)
+                if scenario.csms.security_profile == 3 and not options.in_memory:
+                    # Profile 3: the certificate says who a station is; it sends no password.
+                    csms_config = dataclasses.replace(csms_config, basic_auth_passwords=None)
                 rollout = firmware_rollout(scenario)
                 if rollout is not None:
                     csms_config = dataclasses.replace(

@@ -32,13 +32,20 @@ def _in_repository_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("profile", [2, 3])
-def test_a_fleet_runs_against_the_embedded_csms_over_tls(profile: int, tmp_path: Path) -> None:
+def test_a_fleet_runs_against_the_embedded_csms_over_tls(
+    profile: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a password: profile 2 sends it and the CSMS checks it; profile 3 sends none, and
+    the CSMS checks the certificates instead."""
+    monkeypatch.setenv("FLEETSIM_TEST_SECRET", SECRET)
     summary_path = tmp_path / "summary.json"
     result = CliRunner().invoke(
         app,
         [
             "run",
             "scenarios/quickstart.yaml",
+            "--password-env",
+            "FLEETSIM_TEST_SECRET",
             "--security-profile",
             str(profile),
             "--stations",
