@@ -318,3 +318,45 @@ async def test_a_key_that_does_not_match_the_certificate_is_explained(
     assert error.outcome == "client_key_mismatch"
     assert "does not belong to the client certificate" in str(error)
     assert "PRIVATE KEY" not in str(error)
+
+
+async def test_a_station_presents_the_certificate_it_was_given_before_the_fleets(
+    nursery: trio.Nursery, stranger: CertificateAuthority, tmp_path: Path
+) -> None:
+    """`station.client_identity` (a renewal's, A02/A03) wins over what the fleet presents:
+    here the embedded CSMS's certificate for the station connects, and a given one issued by
+    a CA the CSMS does not trust is what the CSMS then refuses."""
+    from simulator.clock import SimClock
+    from simulator.run import RunOptions, _connector, station_config
+    from simulator.station import Station
+    from simulator.station.core import ClientIdentity
+    from simulator.transport import CallDeadlines
+    from tests.helpers import T0, one_station_scenario
+
+    tls = CsmsTls.create(3, tmp_path)
+    csms = Csms(CsmsConfig(record_messages=True))
+    port = await nursery.start(partial(csms.serve, ssl_context=tls.server_context), "127.0.0.1", 0)
+    scenario = one_station_scenario({"csms": {"security": {"profile": 3}}})
+    stats = RunStats()
+    deadlines = CallDeadlines()
+    nursery.start_soon(deadlines.run)
+    connect = _connector(
+        scenario,
+        RunOptions(),
+        None,
+        f"wss://127.0.0.1:{port}/ocpp",
+        None,
+        stats,
+        deadlines,
+        csms_tls=tls,
+    )
+    station = Station("CP41", 1, station_config(scenario), SimClock(T0, 1.0), stats)
+    with trio.fail_after(WAIT_S):
+        async with connect(station) as link:
+            assert not link.closed
+    theirs = stranger.issue_client_certificate("CP41")
+    station.client_identity = ClientIdentity(theirs.chain_pem, theirs.key_pem)
+    with trio.fail_after(WAIT_S), pytest.raises(ConnectError) as refused:
+        async with connect(station):
+            pass
+    assert refused.value.outcome == "client_certificate_refused"
