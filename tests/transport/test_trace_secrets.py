@@ -63,3 +63,17 @@ def test_other_frames_are_written_as_they_came() -> None:
     stream = io.BytesIO()
     FrameTrace(stream, lambda: "t").write("CP1", "sent", text)
     assert b'"frame":[2, "m3", "Heartbeat", {}]' in stream.getvalue()
+
+
+def test_no_repr_shows_a_password() -> None:
+    from simulator.csms import CsmsConfig
+    from simulator.station.blocks.security import SecurityState
+    from simulator.transport import ConnectionSettings
+
+    shown = [
+        repr(ConnectionSettings(csms_url="ws://h/ocpp", basic_auth_password=SECRET)),
+        repr(CsmsConfig(basic_auth_passwords=SECRET)),
+        repr(CsmsConfig(basic_auth_passwords={"CP1": SECRET})),
+        repr(SecurityState(working_password=SECRET)),
+    ]
+    assert not [text for text in shown if SECRET in text]
