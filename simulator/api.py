@@ -272,6 +272,12 @@ def _ignored_settings(scenario: Scenario, in_memory: bool, worker_count: int) ->
     Drivers reserve through the embedded CSMS of the run's own process (csms/reservations.py):
     a CSMS elsewhere cannot be made to send ReserveNow; the same holds for a firmware rollout."""
     if in_memory:
+        profile = scenario.csms.security_profile
+        if profile > 1:
+            return (
+                f"security profile {profile} is not applied: --fast runs over in-memory links, "
+                "with no TLS and no handshake; drop --fast to run it over wss://",
+            )
         return ()
     found: list[str] = []
     if scenario.embedded_csms.firmware_rollout is not None:
