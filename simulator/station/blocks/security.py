@@ -184,8 +184,8 @@ def connection_failed(station: StationCore, outcome: str) -> None:
 
 def _variable_changed(station: StationCore, event: VariableChanged) -> None:
     """A new BasicAuthPassword: reconnect with it now (A01)."""
-    if event.key != _PASSWORD:
-        return
+    if event.key != _PASSWORD or security_profile_in_use(station) >= 3:
+        return  # (profile 3 sends no password: nothing to reconnect for)
     state = station.block_state(BLOCK)
     state.trying_new_password = True
     link = station.link
