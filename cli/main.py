@@ -50,6 +50,9 @@ def _describe(scenario: api.Scenario) -> str:
     stations = scenario.stations
     evses = len(stations.evse_specs)
     csms = f"CSMS {scenario.csms.url}" if scenario.csms.url else "embedded CSMS"
+    profile = scenario.csms.security_profile
+    if profile > 1:
+        csms += f" (security profile {profile})"
     duration = f"{scenario.duration_s:g} s" if scenario.duration_s is not None else "until Ctrl-C"
     return (
         f"{stations.count} stations with {evses} EVSE{'s' if evses != 1 else ''} each, {csms}, "
@@ -99,7 +102,12 @@ def run(
     ],
     csms: Annotated[
         str | None,
-        typer.Option(help="CSMS WebSocket URL (ws:// or wss://); stations append /<station id>."),
+        typer.Option(
+            help=(
+                "CSMS WebSocket URL (ws:// or wss://); stations append /<station id>, or put "
+                "their id where the URL says {station_id} (wss://h/ocpp/{station_id}/)."
+            )
+        ),
     ] = None,
     stations: Annotated[int | None, typer.Option(help="Number of stations.")] = None,
     duration: Annotated[
@@ -163,6 +171,51 @@ def run(
     trace: Annotated[
         Path | None,
         typer.Option(help="Write every frame of every station as JSON lines to this file."),
+    ] = None,
+    security_profile: Annotated[
+        int | None,
+        typer.Option(
+            "--security-profile",
+            min=1,
+            max=3,
+            help=(
+                "OCPP security profile: 1 Basic auth, 2 TLS + Basic auth, 3 TLS with a client "
+                "certificate per station. With the embedded CSMS, 2 and 3 serve wss:// with "
+                "certificates made at start [default: the scenario's csms.security.profile]."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option(
+            help="PEM file of the CA that issued the CSMS's certificate (default: the system's).",
+            metavar="FILE",
+        ),
+    ] = None,
+    client_cert: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Profile 3: PEM file of the stations' client certificate; {station_id} in it "
+                "stands for the station id (certs/{station_id}.pem)."
+            ),
+            metavar="FILE",
+        ),
+    ] = None,
+    client_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Profile 3: PEM file of the client certificate's key ({station_id} allowed).",
+            metavar="FILE",
+        ),
+    ] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Environment variable holding the stations' HTTP Basic password (profiles 1, 2).",
+            metavar="NAME",
+        ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show the live progress line.")] = True,
     fast: Annotated[
@@ -290,6 +343,11 @@ def run(
                 malformed_rate=malformed_rate,
                 duplicate_id_rate=duplicate_id_rate,
             ),
+            security_profile=security_profile,
+            ca_file=ca_file,
+            client_cert=client_cert,
+            client_key=client_key,
+            password_env=password_env,
         ),
         shard=shard,
         workers=workers,
@@ -385,7 +443,37 @@ def csms_command(
         str | None,
         typer.Option(
             envvar="FLEETSIM_CSMS_PASSWORD",
-            help="Require this HTTP Basic password from every station (profile 1).",
+            help="Require this HTTP Basic password from every station (profiles 1 and 2).",
+        ),
+    ] = None,
+    security_profile: Annotated[
+        int,
+        typer.Option(
+            "--security-profile",
+            min=1,
+            max=3,
+            help=(
+                "1: ws://; 2: wss:// with a server certificate made at start; 3: wss:// that "
+                "also requires each station's client certificate, its common name the station id."
+            ),
+        ),
+    ] = 1,
+    tls_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help=(
+                "Write the CA certificate (ca.pem) that stations must trust here "
+                "[default: a temporary directory, printed at start]."
+            ),
+            metavar="DIR",
+            show_default=False,
+        ),
+    ] = None,
+    client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="Profile 3: also accept station certificates issued by this CA (PEM).",
+            metavar="FILE",
         ),
     ] = None,
     scenario_path: Annotated[
@@ -453,6 +541,9 @@ def csms_command(
         status_interval_s=status_interval,
         process_number=process_number,
         until_stdin_closes=until_stdin_closes,
+        security_profile=security_profile,
+        tls_dir=tls_dir,
+        client_ca_file=client_ca,
     )
     try:
         outcome = api.serve_csms(request)

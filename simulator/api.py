@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
     from ev_models import EvModel
 
+    from .csms.policy import CsmsConfig
+    from .csms.server import CsmsTls
     from .run import RunOutcome
     from .shard import Shard
 
@@ -84,6 +86,13 @@ class ScenarioOverrides:
     #: Faults from the flags that add them, as (flag, value): ("partition", "20%@08:00+10m");
     #: see `scenario.faults.FAULT_FLAGS`.
     fault_flags: tuple[tuple[str, str], ...] = ()
+    #: csms.security: the OCPP security profile (1, 2, 3), the CA file, the client certificate.
+    security_profile: int | None = None
+    ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    #: csms.password_env: the environment variable that holds the password.
+    password_env: str | None = None
 
 
 def load_scenario(path: Path, overrides: ScenarioOverrides | None = None) -> Scenario:
@@ -199,7 +208,17 @@ def plan_run(request: RunRequest) -> RunPlan:
             if request.in_memory:
                 raise ValueError("--fast runs in one process; drop --workers")
             worker_count = plan_workers(request.workers, scenario.stations.count)
+            if worker_count > 1 and scenario.csms.url is None:
+                profile = scenario.csms.security_profile
+                if profile >= 2 and not request.in_memory:
+                    raise ValueError(
+                        f"the embedded CSMS serves security profile {profile} (TLS) in the "
+                        "run's own process only; run with --workers 1, or start "
+                        f"`fleetsim csms --security-profile {profile}` and point --csms at it"
+                    )
         scenario.resolved_password()
+        if scenario.csms.url is not None and (missing := scenario.csms.security.missing_files()):
+            raise ScenarioError(missing)
         if not request.in_memory:
             check_fleet_fits(
                 scenario.stations.count,
@@ -258,6 +277,12 @@ def _ignored_settings(scenario: Scenario, in_memory: bool, worker_count: int) ->
     Drivers reserve through the embedded CSMS of the run's own process (csms/reservations.py):
     a CSMS elsewhere cannot be made to send ReserveNow; the same holds for a firmware rollout."""
     if in_memory:
+        profile = scenario.csms.security_profile
+        if profile > 1:
+            return (
+                f"security profile {profile} is not applied: --fast runs over in-memory links, "
+                "with no TLS and no handshake; drop --fast to run it over wss://",
+            )
         return ()
     found: list[str] = []
     if scenario.embedded_csms.firmware_rollout is not None:
@@ -358,6 +383,11 @@ def _run_over_workers(plan: RunPlan, console: Console) -> RunOutcome:
         ocpp_version=overrides.ocpp_version,
         shard=request.shard,
         source_address=request.source_addresses,
+        security_profile=overrides.security_profile,
+        ca_file=overrides.ca_file,
+        client_cert=overrides.client_cert,
+        client_key=overrides.client_key,
+        password_env=overrides.password_env,
     )
     for flag, value in overrides.fault_flags:
         passed_on += [f"--{flag.replace('_', '-')}", value]
@@ -418,6 +448,12 @@ class CsmsRequest:
     process_number: int | None = None
     #: Stop when stdin closes: the process that started this CSMS is gone.
     until_stdin_closes: bool = False
+    #: Serve wss:// (2: TLS, 3: TLS with client certificates) with certificates made at start.
+    security_profile: int = 1
+    #: Where the CA certificate (ca.pem) goes; None: a temporary directory.
+    tls_dir: Path | None = None
+    #: Profile 3: also accept station certificates of this CA.
+    client_ca_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -438,6 +474,71 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
     Raises `ScenarioError` for the scenario file (or a missing password variable); every other
     way it can end comes back as a `CsmsOutcome`.
     """
+    import tempfile
+
+    from .csms.processes import standalone_csms_config
+    from .csms.server import CsmsTls
+
+    scenario_path = request.scenario_path
+    scenario = _load_scenario_file(scenario_path) if scenario_path is not None else None
+    config = standalone_csms_config(
+        scenario, heartbeat_interval_s=request.heartbeat_interval_s, password=request.password
+    )
+    if request.security_profile not in (1, 2, 3):
+        return CsmsOutcome(
+            f"--security-profile {request.security_profile} is not an OCPP security profile; "
+            "give 1, 2 or 3",
+            bad_arguments=True,
+        )
+    if request.security_profile == 3:
+        if request.password is not None:
+            return CsmsOutcome(
+                "--password is for security profiles 1 and 2; under profile 3 a station's "
+                "client certificate says who it is: drop --password or use --security-profile 2",
+                bad_arguments=True,
+            )
+        config = dataclasses.replace(config, basic_auth_passwords=None)
+    tls = None
+    with contextlib.ExitStack() as cleanup:
+        if request.security_profile >= 2:
+            if request.processes != 1:
+                return CsmsOutcome(
+                    "--security-profile 2 and 3 are served by one process; drop --processes",
+                    bad_arguments=True,
+                )
+            directory = request.tls_dir
+            if directory is None:
+                directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+            try:
+                tls = CsmsTls.create(
+                    request.security_profile,
+                    directory,
+                    _tls_hosts(request.host),
+                    client_ca_file=request.client_ca_file,
+                )
+                if scenario is not None and tls.profile == 3:
+                    stations = scenario.stations
+                    tls.write_station_certificates(
+                        directory / "stations",
+                        (stations.station_id(index) for index in stations.station_indices),
+                    )
+            except (OSError, ValueError) as exc:
+                return CsmsOutcome(f"cannot set up TLS: {exc}", bad_arguments=True)
+        return _serve_csms(request, config, tls, scenario_path)
+
+
+def _tls_hosts(host: str) -> tuple[str, ...]:
+    """The names the embedded CSMS's server certificate is issued for."""
+    hosts = [host] if host not in ("0.0.0.0", "::", "") else []
+    for loopback in ("127.0.0.1", "localhost"):
+        if loopback not in hosts:
+            hosts.append(loopback)
+    return tuple(hosts)
+
+
+def _serve_csms(
+    request: CsmsRequest, config: CsmsConfig, tls: CsmsTls | None, scenario_path: Path | None
+) -> CsmsOutcome:
     from .csms.processes import (
         CannotListen,
         CsmsProcessFailed,
@@ -445,14 +546,8 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
         process_command,
         run_processes,
         serve_in_this_process,
-        standalone_csms_config,
     )
 
-    scenario_path = request.scenario_path
-    scenario = _load_scenario_file(scenario_path) if scenario_path is not None else None
-    config = standalone_csms_config(
-        scenario, heartbeat_interval_s=request.heartbeat_interval_s, password=request.password
-    )
     try:
         if request.processes == 1:
             options = ServeOptions(
@@ -462,6 +557,7 @@ def serve_csms(request: CsmsRequest) -> CsmsOutcome:
                 request.status_interval_s,
                 request.process_number,
                 request.until_stdin_closes,
+                tls,
             )
             interrupted = serve_in_this_process(config, options)
         else:

@@ -19,11 +19,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -39,6 +41,7 @@ from .children import discard_output, wait_parent_gone
 from .clock import SimClock
 from .csms import Csms, DriverReservations, DriverSwaps, FirmwareRollout
 from .csms.processes import csms_config_for
+from .csms.server import CsmsTls
 from .des import EventPump
 from .faults import schedule_for
 from .fleet import Fleet
@@ -56,12 +59,20 @@ from .report.records import RunFrame, SiteFacts
 from .scenario import Scenario
 from .shard import Shard
 from .station import Connect, EvseConfig, FirmwareConfig, Station, StationConfig
+from .station.blocks import security
 from .station.config import BatterySwapConfig, PaymentConfig
 from .stats import RunStats
 from .stop_signals import StopSignals, listening
 from .thresholds import Threshold, ThresholdResult, first_to_abort, format_figure
 from .trace import FrameTrace
-from .transport import CallDeadlines, ConnectionSettings, open_memory_link, open_station_link
+from .transport import (
+    CallDeadlines,
+    ConnectionSettings,
+    CredentialsRefused,
+    TlsSettings,
+    open_memory_link,
+    open_station_link,
+)
 from .transport.websocket import WIRE_BYTES
 from .world import World
 
@@ -196,8 +207,7 @@ def station_config(scenario: Scenario) -> StationConfig:
         retry_backoff_wait_minimum_s=csms.retry_backoff_wait_minimum_s,
         retry_backoff_random_range_s=csms.retry_backoff_random_range_s,
         retry_backoff_repeat_times=csms.retry_backoff_repeat_times,
-        # TLS (wss://) is security profile 2; ws:// with or without a password is profile 1.
-        security_profile=2 if (csms.url or "").startswith("wss://") else 1,
+        security_profile=csms.security_profile,
         message_timeout_s=csms.call_timeout_s,
         variable_values=tuple(stations.variables.items()),
         firmware=FirmwareConfig(**stations.firmware.model_dump()),
@@ -334,6 +344,9 @@ async def _run_scenario(
     unreachable = False
     wall_start = time.perf_counter()
     csms_url = scenario.csms.url
+    #: The embedded CSMS's certificates when it serves wss:// (security profile 2 or 3).
+    csms_tls: CsmsTls | None = None
+    tls_directory = None
 
     def summary_now(errors: list[str]) -> dict[str, Any]:
         summary = build_summary(
@@ -365,6 +378,9 @@ async def _run_scenario(
             csms: Csms | None = None
             if csms_url is None or options.in_memory:
                 csms_config = csms_config_for(scenario)
+                if scenario.csms.security_profile == 3 and not options.in_memory:
+                    # Profile 3: the certificate says who a station is; it sends no password.
+                    csms_config = dataclasses.replace(csms_config, basic_auth_passwords=None)
                 rollout = firmware_rollout(scenario)
                 if rollout is not None:
                     csms_config = dataclasses.replace(
@@ -380,9 +396,28 @@ async def _run_scenario(
                 if rollout is not None:
                     services.start_soon(_roll_out_firmware, scenario, rollout, csms, clock)
                 if not options.in_memory:
-                    port = await services.start(csms.serve, "127.0.0.1", 0)
-                    csms_url = f"ws://127.0.0.1:{port}/ocpp"
-                    console.print(f"embedded CSMS on {csms_url}")
+                    profile = scenario.csms.security_profile
+                    if profile >= 2:
+                        tls_directory = tempfile.TemporaryDirectory(prefix="fleetsim-tls-")
+                        csms_tls = CsmsTls.create(profile, Path(tls_directory.name))
+                    port = await services.start(
+                        partial(
+                            csms.serve,
+                            ssl_context=None if csms_tls is None else csms_tls.server_context,
+                        ),
+                        "127.0.0.1",
+                        0,
+                    )
+                    scheme = "ws" if csms_tls is None else "wss"
+                    csms_url = f"{scheme}://127.0.0.1:{port}/ocpp"
+                    console.print(
+                        f"embedded CSMS on {csms_url}"
+                        + (
+                            ""
+                            if csms_tls is None
+                            else f" (security profile {profile}, CA in {csms_tls.ca_file})"
+                        )
+                    )
             if scenario.metrics_port is not None:
                 start_metrics_server(scenario.metrics_port, console)
             deadlines = CallDeadlines()
@@ -390,7 +425,14 @@ async def _run_scenario(
             services.start_soon(pump.run)
             world.start()
             connect = _connector(
-                scenario, options, csms, csms_url or "memory:", password, stats, deadlines
+                scenario,
+                options,
+                csms,
+                csms_url or "memory:",
+                password,
+                stats,
+                deadlines,
+                csms_tls=csms_tls,
             )
             if faults is not None:
                 connect = faults.connect(connect)
@@ -447,6 +489,8 @@ async def _run_scenario(
         REGISTRY.unregister(state_collector)
         if trace is not None:
             trace.close()
+        if tls_directory is not None:
+            tls_directory.cleanup()
     for station in stations:
         station.account_energy()
     # What the simulation made but the CSMS never got: events left in the offline queues.
@@ -538,6 +582,8 @@ def _connector(
     password: str | None,
     stats: RunStats,
     deadlines: CallDeadlines,
+    *,
+    csms_tls: CsmsTls | None = None,
 ) -> Connect:
     if options.in_memory:
         assert csms is not None
@@ -565,6 +611,7 @@ def _connector(
         csms_url=csms_url,
         ocpp_version=scenario.ocpp_version,
         basic_auth_password=password,
+        tls=fleet_tls_settings(scenario, csms_tls),
         connect_timeout_s=scenario.csms.connect_timeout_s,
         call_timeout_s=scenario.csms.call_timeout_s,
         validate_outgoing=scenario.csms.validate_outgoing,
@@ -574,17 +621,71 @@ def _connector(
 
     def connect_websocket(station: Station) -> AbstractAsyncContextManager[Link]:
         profile = station.connection_profile
+        station_settings = settings if profile is None else _profile_settings(settings, profile)
+        own_password = security.connection_password(station)
+        if own_password is not None:
+            station_settings = dataclasses.replace(
+                station_settings, basic_auth_password=own_password
+            )
         return open_station_link(
             station.id,
-            settings if profile is None else _profile_settings(settings, profile),
+            station_settings,
             station.handle,
             spawn=station.spawn,
             observer=stats,
             deadlines=deadlines,
             source_address=sources[station.index % len(sources)] if sources else None,
+            client_identity=_client_identity(station, station_settings, csms_tls),
         )
 
-    return _timed(connect_websocket, stats)
+    return _timed(reporting_to_security(connect_websocket), stats)
+
+
+def reporting_to_security(connect: Connect) -> Connect:
+    """`connect`, telling block A how each attempt went: a new password accepted or refused
+    (A01), a CSMS certificate or TLS version the station refused (security events)."""
+
+    @asynccontextmanager
+    async def reporting(station: Station) -> AsyncIterator[Link]:
+        async with AsyncExitStack() as stack:
+            try:
+                link = await stack.enter_async_context(connect(station))
+            except CredentialsRefused:
+                security.password_refused(station)
+                raise
+            except ConnectError as exc:
+                security.connection_failed(station, exc.outcome)
+                raise
+            security.password_accepted(station)
+            yield link
+
+    return reporting
+
+
+def fleet_tls_settings(scenario: Scenario, csms_tls: CsmsTls | None = None) -> TlsSettings:
+    """The stations' TLS settings: the scenario's, or those of the embedded CSMS's CA."""
+    security = scenario.csms.security
+    return TlsSettings(
+        profile=scenario.csms.security_profile,
+        ca_file=str(csms_tls.ca_file) if csms_tls is not None else security.ca_file,
+        client_cert=security.client_cert,
+        client_key=security.client_key,
+    )
+
+
+def _client_identity(
+    station: Station, settings: ConnectionSettings, csms_tls: CsmsTls | None
+) -> tuple[bytes, bytes] | None:
+    """The certificate a station presents under profile 3 when not the scenario's files: the
+    one a certificate renewal gave it, else one the embedded CSMS issues it now."""
+    if settings.tls.profile < 3:
+        return None
+    identity = station.client_identity
+    if identity is not None:
+        return identity.chain_pem, identity.key_pem
+    if csms_tls is not None and settings.tls.client_cert is None:
+        return csms_tls.station_identity(station.id)
+    return None
 
 
 def _timed(connect: Connect, stats: RunStats) -> Connect:
@@ -604,11 +705,14 @@ def _timed(connect: Connect, stats: RunStats) -> Connect:
 def _profile_settings(
     settings: ConnectionSettings, profile: Mapping[str, Any]
 ) -> ConnectionSettings:
-    """How a station reaches the CSMS of a network profile the CSMS gave it (B09/B10)."""
+    """How a station reaches the CSMS of a network profile the CSMS gave it (B09/B10), with
+    the profile's security profile (A05: raised by the CSMS, never lowered)."""
+    security_profile = int(profile.get("securityProfile", settings.tls.profile))
     return dataclasses.replace(
         settings,
         csms_url=profile["ocppCsmsUrl"],
         basic_auth_password=profile.get("basicAuthPassword", settings.basic_auth_password),
+        tls=dataclasses.replace(settings.tls, profile=security_profile),
     )
 
 

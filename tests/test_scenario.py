@@ -143,6 +143,11 @@ ocpp_version: "2.0.1"
 csms:
   url: wss://csms.example:443/ocpp
   password_env: CSMS_PASSWORD
+  security:
+    profile: 3
+    ca_file: certs/csms-ca.pem
+    client_cert: certs/{station_id}.crt
+    client_key: certs/{station_id}.key
   connect_timeout_s: 5
   call_timeout_s: 15
   validate_outgoing: false

@@ -1,9 +1,12 @@
 """The CSMS side of the WebSocket handshake as plain functions: station id, subprotocol, auth.
 
 OCPP-J connects a station to `{csms_url}/{station_id}`: the station id is the last path
-segment, percent-encoded when it has characters a URL cannot carry.  The subprotocol names the
-OCPP version; HTTP Basic auth (security profiles 1 and 2) sends the station id as user name.
-Keeping these decisions out of the server lets them be tested without a socket.
+segment, percent-encoded when it has characters a URL cannot carry.  CSMSs in the field also
+route `.../{station_id}/` (a trailing slash) and `...?id={station_id}`; the embedded CSMS
+accepts both.  The subprotocol names the OCPP version; HTTP Basic auth (security profiles 1
+and 2) sends the station id as user name, and under profile 3 the common name of the client
+certificate must be the station id.  Keeping these decisions out of the server lets them be
+tested without a socket.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ import base64
 import binascii
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
-from urllib.parse import unquote
+from typing import Any
+from urllib.parse import parse_qs, unquote
 
 from ..ocpp import OCPP_VERSIONS, OcppVersion, subprotocol_for
 
 __all__ = [
     "SUBPROTOCOLS",
     "basic_auth_credentials",
+    "certificate_common_name",
     "choose_version",
     "is_authorized",
     "station_id_from_path",
@@ -29,17 +34,43 @@ SUBPROTOCOLS: dict[str, OcppVersion] = {subprotocol_for(v): v for v in OCPP_VERS
 
 
 def station_id_from_path(path: str) -> str | None:
-    """The station id of a request target such as `/ocpp/CP%2F01?x=1` (here `CP/01`).
+    """The station id of a request target such as `/ocpp/CP%2F01` (here `CP/01`).
 
-    Any prefix is accepted, as the fleet's `--csms` URL may carry one.  None when the last
-    segment is empty (`/ocpp/`) or is not UTF-8 once decoded: it names no station.
+    Any prefix is accepted, as the fleet's `--csms` URL may carry one.  The id is, first, the
+    `id` (or `stationId`) query parameter when there is one (`/ocpp?id=CP01`), else the last
+    path segment, which may be followed by one slash after a prefix (`/ocpp/CP01/`).  None
+    when that names nothing (`/ocpp/`, `/ocpp//`) or is not UTF-8 once decoded.
     """
-    last = path.split("?", 1)[0].rsplit("/", 1)[-1]
+    target, _, query = path.partition("?")
+    if query:
+        try:
+            parameters = parse_qs(query, keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            return None
+        for name in ("id", "stationId"):
+            values = parameters.get(name)
+            if values:
+                return values[0] or None
+    if target.endswith("/") and target.count("/") > 2:
+        # `/ocpp/CP01/`: the id, then a slash.  (`/ocpp/` alone names no station.)
+        target = target[:-1]
+    last = target.rsplit("/", 1)[-1]
     try:
         station_id = unquote(last, errors="strict")
     except UnicodeDecodeError:
         return None
     return station_id or None
+
+
+def certificate_common_name(peer_certificate: dict[str, Any] | None) -> str | None:
+    """The subject's common name of a certificate as `SSLObject.getpeercert()` gives it."""
+    if not peer_certificate:
+        return None
+    for relative_name in peer_certificate.get("subject", ()):
+        for key, value in relative_name:
+            if key == "commonName":
+                return str(value)
+    return None
 
 
 def choose_version(offered: Iterable[str]) -> OcppVersion | None:

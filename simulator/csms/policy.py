@@ -121,7 +121,7 @@ class CsmsConfig:
     data_transfer_vendor_ids: Collection[str] = ()
     #: HTTP Basic auth (security profile 1/2): one password for every station, a password per
     #: station id (a station not in the mapping is refused), or None to ask for none.
-    basic_auth_passwords: str | Mapping[str, str] | None = None
+    basic_auth_passwords: str | Mapping[str, str] | None = field(default=None, repr=False)
     #: Keep each station's received messages for tests to read; a load run turns this off.
     record_messages: bool = True
     #: The most recent messages kept per station when `record_messages` is on.

@@ -79,7 +79,7 @@ from .dynamic_schedules import DailyCurve, DynamicSchedule
 from .log_collection import LogCollection
 from .policy import CsmsConfig, DynamicValues, Timer
 from .priority_charging import PriorityCharging
-from .server import bind_reuse_port
+from .server import CsmsTls, bind_reuse_port
 from .smart_charging import smart_charging_reactions
 from .tariffs import default_tariff, tariff_reactions
 from .web_payments import WebPayments
@@ -357,6 +357,8 @@ class ServeOptions:
     #: Stop when stdin, a pipe from the process that started this one, closes (a worker
     #: always does).
     until_stdin_closes: bool = False
+    #: Serve wss:// with these certificates (security profiles 2 and 3); None: ws://.
+    tls: CsmsTls | None = None
 
 
 def serve_in_this_process(config: CsmsConfig, options: ServeOptions) -> bool:
@@ -385,7 +387,13 @@ async def _serve(config: CsmsConfig, options: ServeOptions) -> tuple[OSError | N
         async with trio.open_nursery() as nursery:
             try:
                 port = await nursery.start(
-                    partial(csms.serve, options.host, options.port, reuse_port=options.reuse_port)
+                    partial(
+                        csms.serve,
+                        options.host,
+                        options.port,
+                        reuse_port=options.reuse_port,
+                        ssl_context=None if options.tls is None else options.tls.server_context,
+                    )
                 )
             except OSError as exc:
                 nursery.cancel_scope.cancel()
@@ -399,9 +407,21 @@ async def _serve(config: CsmsConfig, options: ServeOptions) -> tuple[OSError | N
             if worker:
                 _write_event("listening", port=port, pid=os.getpid())
             else:
+                scheme = "ws" if options.tls is None else "wss"
+                tls_note = (
+                    ""
+                    if options.tls is None
+                    else f"; security profile {options.tls.profile}, CA in {options.tls.ca_file}"
+                    + (
+                        f", station certificates in {options.tls.stations_dir}"
+                        if options.tls.stations_dir is not None
+                        else ""
+                    )
+                )
                 _say(
-                    f"embedded CSMS on ws://{options.host}:{port}/ocpp (stations connect to "
-                    f"ws://{options.host}:{port}/ocpp/<station id>); Ctrl-C stops it"
+                    f"embedded CSMS on {scheme}://{options.host}:{port}/ocpp (stations connect "
+                    f"to {scheme}://{options.host}:{port}/ocpp/<station id>{tls_note}); Ctrl-C "
+                    "stops it"
                 )
             nursery.start_soon(_report_status, csms, worker, options.status_interval_s)
             nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope, signalled)

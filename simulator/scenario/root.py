@@ -367,6 +367,11 @@ class Scenario(BaseModel):
         metrics_port: int | None = None,
         start: str | None = None,
         fault_flags: tuple[tuple[str, str], ...] = (),
+        security_profile: int | None = None,
+        ca_file: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        password_env: str | None = None,
     ) -> Scenario:
         """A copy with the command-line flags that were given (not None) applied.
 
@@ -407,6 +412,17 @@ class Scenario(BaseModel):
                 except ValueError as exc:
                     raise ScenarioError([f"command line: {exc}"]) from None
             data["faults"] = [*data["faults"], *added]
+        security = {
+            "profile": security_profile,
+            "ca_file": ca_file,
+            "client_cert": client_cert,
+            "client_key": client_key,
+        }
+        data["csms"]["security"].update(
+            {key: value for key, value in security.items() if value is not None}
+        )
+        if password_env is not None:
+            data["csms"].update(password=None, password_env=password_env)
         try:
             return type(self).model_validate(data)
         except ValidationError as exc:

@@ -367,6 +367,9 @@ class StationCore(Protocol):
     #: The firmware the station runs (BootNotification's firmwareVersion); block L installs
     #: new firmware.
     firmware_version: str
+    #: The open link to the CSMS, or None; a block that changes how the station connects (A01,
+    #: a new password) closes it so that the station reconnects.
+    link: Link | None
 
     @property
     def online(self) -> bool: ...

@@ -1,21 +1,23 @@
 """`open_station_link`: one station's WebSocket to the CSMS, as a running `RpcLink`.
 
-The station connects to `{csms_url}/{station_id}` offering one subprotocol (`ocpp2.1`, or
-`ocpp2.0.1` when asked) and, for security profile 1, an HTTP Basic `Authorization` header with
-the station id as user name.  Every way the handshake can fail becomes a `ConnectError` whose
-message says what went wrong and what to try, and whose `outcome` is the label counted in
+The station connects to `{csms_url}/{station_id}`, or, when the URL holds `{station_id}`, to
+the URL with the id put there (`wss://h/ocpp/{station_id}/`, `wss://h/ocpp?id={station_id}`),
+offering one subprotocol (`ocpp2.1`, or `ocpp2.0.1` when asked).  Security profiles 1 and 2
+send an HTTP Basic `Authorization` header with the station id as user name; profiles 2 and 3
+speak TLS 1.2 or later, and profile 3 presents the station's client certificate instead of a
+password (`tls.py`).  Every way the handshake can fail becomes a `ConnectError` whose message
+says what went wrong and what to try, and whose `outcome` is the label counted in
 `fleetsim_connection_attempts_total`.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -24,9 +26,31 @@ from ..ocpp import OcppVersion, RpcSession, schema_set, subprotocol_for
 from ..ocpp.actions import CSMS_INITIATED
 from ..stats import LinkObserver
 from .rpc_link import CallDeadlines, RpcLink
+from .tls import (
+    TlsSettings,
+    client_context_for_files,
+    client_context_for_identity,
+    explain_tls_failure,
+    server_trust_context,
+)
 from .websocket import HandshakeFailed, HandshakeRejected, open_station_websocket
 
-__all__ = ["ConnectError", "ConnectionSettings", "open_station_link", "station_url"]
+__all__ = [
+    "ConnectError",
+    "ConnectionSettings",
+    "CredentialsRefused",
+    "STATION_ID_PLACEHOLDER",
+    "open_station_link",
+    "station_url",
+]
+
+#: Where a CSMS URL template puts the station id.
+STATION_ID_PLACEHOLDER = "{station_id}"
+
+
+class CredentialsRefused(ConnectError):
+    """The CSMS answered the handshake with HTTP 401: it refused the station's password
+    (A01: a station trying a new password falls back to the old one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +60,11 @@ class ConnectionSettings:
     csms_url: str
     ocpp_version: OcppVersion = "2.1"
     #: Security profile 1/2 password; None sends no Authorization header.
-    basic_auth_password: str | None = None
+    basic_auth_password: str | None = field(default=None, repr=False)
+    #: A context to use for every wss:// connection instead of the one `tls` describes.
     ssl_context: ssl.SSLContext | None = None
+    #: The security profile, the CA to trust and the client certificate (profile 3).
+    tls: TlsSettings = field(default_factory=TlsSettings)
     connect_timeout_s: float = 10.0
     call_timeout_s: float = 30.0
     validate_outgoing: bool = True
@@ -46,8 +73,12 @@ class ConnectionSettings:
 
 
 def station_url(csms_url: str, station_id: str) -> str:
-    """`{csms_url}/{station_id}`, the id percent-encoded as one path segment."""
-    return f"{csms_url.rstrip('/')}/{urllib.parse.quote(station_id, safe='')}"
+    """The URL `station_id` connects to: `csms_url` with the percent-encoded id put where it
+    says `{station_id}`, else `{csms_url}/{station_id}` (OCPP-J's rule)."""
+    quoted = urllib.parse.quote(station_id, safe="")
+    if STATION_ID_PLACEHOLDER in csms_url:
+        return csms_url.replace(STATION_ID_PLACEHOLDER, quoted)
+    return f"{csms_url.rstrip('/')}/{quoted}"
 
 
 def _basic_auth_header(station_id: str, password: str) -> tuple[bytes, bytes]:
@@ -57,6 +88,12 @@ def _basic_auth_header(station_id: str, password: str) -> tuple[bytes, bytes]:
 
 def _explain_rejection(station_id: str, url: str, status: int, settings: ConnectionSettings) -> str:
     if status == 401:
+        if settings.tls.profile == 3:
+            return (
+                f"station {station_id}: {url} refused the connection (HTTP 401) although the "
+                "station presented its client certificate (security profile 3); does the CSMS "
+                "expect a password (profile 1 or 2)?"
+            )
         hint = (
             "check the password (scenario csms.password or the environment variable named by "
             "csms.password_env)"
@@ -64,6 +101,11 @@ def _explain_rejection(station_id: str, url: str, status: int, settings: Connect
             else "the CSMS wants HTTP Basic auth: set csms.password or csms.password_env"
         )
         return f"station {station_id}: {url} refused the credentials (HTTP 401); {hint}"
+    if status == 403 and settings.tls.profile == 3:
+        return (
+            f"station {station_id}: {url} refused the station's client certificate (HTTP 403); "
+            "its common name must be the station id"
+        )
     if status == 404:
         return (
             f"station {station_id}: {url} answered HTTP 404; is the CSMS path right, and does "
@@ -83,12 +125,15 @@ async def open_station_link(
     send_handler: SendHandler | None = None,
     deadlines: CallDeadlines | None = None,
     source_address: str | None = None,
+    client_identity: tuple[bytes, bytes] | None = None,
 ) -> AsyncIterator[RpcLink]:
     """Connect, start the link's reader, yield the link; close the connection on exit.
 
     `deadlines` is the fleet's shared CALL timeout sweeper; without it each CALL times out
     through a cancel scope of its own.  `source_address` is the local address to connect from
     (one address has a limited number of ephemeral ports towards one CSMS address).
+    `client_identity` (certificate chain PEM, key PEM) is the station's own TLS client
+    certificate under security profile 3, presented instead of the scenario's files.
 
     The WebSocket is fleetsim's own lean client (`websocket.py`): the link's reader, which runs
     in the station's nursery, reads the socket itself, so a station has no transport task or
@@ -97,13 +142,13 @@ async def open_station_link(
     url = station_url(settings.csms_url, station_id)
     protocol = subprotocol_for(settings.ocpp_version)
     headers = []
-    if settings.basic_auth_password is not None:
+    if settings.basic_auth_password is not None and settings.tls.profile < 3:
         headers.append(_basic_auth_header(station_id, settings.basic_auth_password))
     parts = urllib.parse.urlsplit(url)
     secure = parts.scheme == "wss"
     context = None
     if secure:
-        context = settings.ssl_context or _default_ssl_context()
+        context = _context_for(station_id, settings, client_identity)
     try:
         with trio.fail_after(settings.connect_timeout_s):
             connection = await open_station_websocket(
@@ -123,10 +168,14 @@ async def open_station_link(
             "timeout",
         ) from None
     except HandshakeRejected as exc:
-        raise ConnectError(
-            _explain_rejection(station_id, url, exc.status_code, settings), "rejected"
-        ) from exc
+        explained = _explain_rejection(station_id, url, exc.status_code, settings)
+        if exc.status_code == 401:
+            raise CredentialsRefused(explained, "rejected") from exc
+        raise ConnectError(explained, "rejected") from exc
     except (HandshakeFailed, OSError) as exc:
+        tls_error = explain_tls_failure(station_id, url, exc, settings.tls) if secure else None
+        if tls_error is not None:
+            raise tls_error from None
         raise ConnectError(
             f"station {station_id}: cannot connect to {url}: {exc}; is the CSMS running "
             "and the URL right?",
@@ -158,11 +207,25 @@ async def open_station_link(
         await connection.aclose()
 
 
-@functools.cache
-def _default_ssl_context() -> ssl.SSLContext:
-    """The system's trust for `wss://` without a scenario CA: built once (it loads the CA
-    bundle) and shared by every station, as one SSLContext may be."""
-    return ssl.create_default_context()
+def _context_for(
+    station_id: str, settings: ConnectionSettings, client_identity: tuple[bytes, bytes] | None
+) -> ssl.SSLContext:
+    """The SSL context of one station's wss:// connection (see `tls.py` for what is shared)."""
+    if settings.ssl_context is not None:
+        return settings.ssl_context
+    tls = settings.tls
+    if tls.profile < 3:
+        return server_trust_context(tls.ca_file)
+    if client_identity is not None:
+        chain_pem, key_pem = client_identity
+        return client_context_for_identity(tls.ca_file, chain_pem, key_pem, station_id)
+    if tls.client_cert is None:
+        raise ConnectError(
+            f"station {station_id}: security profile 3 needs a client certificate; give "
+            "--client-cert and --client-key (csms.security.client_cert, client_key)",
+            "client_certificate_missing",
+        )
+    return client_context_for_files(tls, station_id)
 
 
 def _check_subprotocol(

@@ -8,6 +8,7 @@ import pytest
 
 from simulator.csms.handshake import (
     basic_auth_credentials,
+    certificate_common_name,
     choose_version,
     is_authorized,
     station_id_from_path,
@@ -21,9 +22,17 @@ from simulator.csms.handshake import (
         ("/CP0001", "CP0001"),
         ("/a/b/c/CP%2F01%20x", "CP/01 x"),
         ("/ocpp/CP0001?token=1", "CP0001"),
+        ("/ocpp/CP0001/", "CP0001"),
+        ("/ocpp/CP%2F01/", "CP/01"),
+        ("/ocpp?id=CP0001", "CP0001"),
+        ("/ocpp/?id=CP%200001&x=1", "CP 0001"),
+        ("/ocpp?stationId=CP0001", "CP0001"),
+        ("/ocpp?id=", None),
         ("/ocpp/", None),
+        ("/ocpp//", None),
         ("/", None),
         ("/ocpp/%FF", None),
+        ("/ocpp?id=%FF", None),
     ],
 )
 def test_the_station_id_is_the_last_path_segment_url_decoded(
@@ -84,3 +93,13 @@ def test_basic_auth_checks_user_and_password(
     authorized: bool,
 ) -> None:
     assert is_authorized(station_id, headers, passwords) is authorized
+
+
+def test_the_common_name_is_read_from_the_peer_certificate() -> None:
+    certificate = {
+        "subject": ((("organizationName", "fleetsim"),), (("commonName", "CP0001"),)),
+    }
+    assert certificate_common_name(certificate) == "CP0001"
+    assert certificate_common_name({"subject": ((("organizationName", "x"),),)}) is None
+    assert certificate_common_name(None) is None
+    assert certificate_common_name({}) is None

@@ -123,6 +123,8 @@ CASES: dict[tuple[str, str], str] = {
     ("TariffCostCtrlr", "Interval"): "test_tariff::test_the_tariff_cost_controller_variables_act",
     ("ClockCtrlr", "TimeSource"): "test_reports_and_network::"
     "test_time_source_heartbeat_sets_the_station_clock_from_the_csms",
+    ("SecurityCtrlr", "BasicAuthPassword"): "test_security_profiles::"
+    "test_a_new_password_is_used_for_the_next_connection",
 }
 
 
@@ -261,6 +263,11 @@ async def test_every_writable_variable_changes_what_the_station_acts_on_or_is_re
             name = f"{spec.component}.{spec.variable}"
             if status == "Accepted":
                 assert as_read(model, spec) == parsed(spec, value), name
+                if name == "SecurityCtrlr.BasicAuthPassword":
+                    # A01: the station reconnects with the new password at once.
+                    with trio.fail_after(600):
+                        await csms.wait_disconnected(STATION_ID)
+                        await csms.wait_connected(STATION_ID)
             elif status == "RebootRequired":
                 assert spec.reboot_required, name
                 assert as_read(model, spec) == parsed(spec, before), name

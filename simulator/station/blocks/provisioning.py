@@ -12,6 +12,9 @@ B08      GetReport with componentVariable and componentCriteria filters; EmptyRe
 B09/B10  SetNetworkProfile stores a connection profile in a slot; after a reboot the station
          connects through the slots of NetworkConfigurationPriority in order, giving each
          NetworkProfileConnectionAttempts attempts before falling back to the next.
+A05      A profile may raise the security profile (1 -> 2 -> 3: TLS, then a client
+         certificate), which the station connects with after the reboot; one lower than the
+         profile in use is refused.
 B11-B12  Reset, idle or with transactions (Immediate ends them, OnIdle waits for them).
 B13/E17  Reset ImmediateAndResume (2.1): the transactions pause (an Updated event with
          triggerReason ResetCommand, then no energy while the station is down) and resume after
@@ -408,11 +411,17 @@ def _profile_problem(station: StationCore, data: Mapping[str, Any]) -> str | Non
     if not url.startswith(("ws://", "wss://")):
         return f"ocppCsmsUrl {url[:200]!r} is not a ws:// or wss:// URL"
     profile = data["securityProfile"]
-    current = station.security_profile
+    current = _security_profile_in_use(station)
     if profile < current:
-        return f"securityProfile {profile} is lower than the current one ({current})"
-    if profile != current:
-        return f"fleetsim stations connect with security profile {current} only"
+        # A05: a station never lowers its security profile.
+        return (
+            f"securityProfile {profile} is lower than the one in use ({current}); a station "
+            "never downgrades its security"
+        )
+    if profile not in (1, 2, 3):
+        return f"securityProfile {profile} is not one of the OCPP profiles 1, 2 and 3"
+    if profile >= 2 and not url.startswith("wss://"):
+        return f"securityProfile {profile} runs over TLS, so ocppCsmsUrl must be wss://"
     timeout_s = data.get("messageTimeout")
     if timeout_s is not None and timeout_s != round(station.config.message_timeout_s):
         return (
@@ -423,6 +432,15 @@ def _profile_problem(station: StationCore, data: Mapping[str, Any]) -> str | Non
     if identity is not None and identity != station.id:
         return f"the station's identity is {station.id}, not {identity[:48]}"
     return None
+
+
+def _security_profile_in_use(station: StationCore) -> int:
+    """The security profile of the connection in use: its network profile's, else the
+    scenario's (SecurityCtrlr.SecurityProfile says the same)."""
+    profile = station.connection_profile
+    if profile is not None:
+        return int(profile.get("securityProfile", station.security_profile))
+    return station.security_profile
 
 
 def _network_profile(station: StationCore, failures: int) -> Mapping[str, Any] | None:
