@@ -14,9 +14,8 @@ code can run every use case to its end:
                                 an idToken (E01-E07), or Invalid for `deauthorize_share` of the
                                 transactions (E05); else nothing
     DataTransfer                Accepted for a configured vendorId, else UnknownVendorId (P01)
-    SignCertificate             Accepted (the CertificateSigned is left to the test: csms.call)
-    Get15118EVCertificate       Accepted, with a placeholder exiResponse
-    GetCertificateStatus        Accepted, with a placeholder ocspResult
+    SignCertificate, Get15118EVCertificate, GetCertificateStatus
+                                as a certificate authority: `certificates.py`
     GetCertificateChainStatus   Good for every certificate asked about, next update in a day
     NotifyEVChargingNeeds       NoChargingProfile (2.1) / Rejected (2.0.1): this CSMS computes
                                 no schedules, and says so rather than promise one (K15-K17);
@@ -31,14 +30,12 @@ code can run every use case to its end:
                                 it never set
     everything else             an empty payload, all their response schemas require
 
-The placeholders are base64 text, not real EXI or DER: fleetsim's EVs are simulated and pass
-these through unread.  A test that needs another answer sets `CsmsConfig.response_overrides`.
+A test that needs another answer sets `CsmsConfig.response_overrides`.
 NotifyPeriodicEventStream is a SEND and gets no answer at all.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import zlib
 from collections.abc import Callable, Mapping
@@ -46,6 +43,7 @@ from typing import Any
 
 from ..clock import format_timestamp
 from ..ocpp import ErrorCode, RpcError
+from .certificates import CertificateServices
 from .policy import BootPolicy, CsmsConfig
 from .state import StationState
 
@@ -81,8 +79,6 @@ _EMPTY_ANSWER_ACTIONS = frozenset(
     }
 )
 
-_EXI_PLACEHOLDER = base64.b64encode(b"fleetsim embedded CSMS: placeholder EXI").decode()
-_OCSP_PLACEHOLDER = base64.b64encode(b"fleetsim embedded CSMS: placeholder OCSP").decode()
 _CERTIFICATE_STATUS_VALID_S = 86_400.0
 
 _ACCEPTED: Mapping[str, Any] = {"status": "Accepted"}
@@ -106,10 +102,18 @@ class Responses:
         "_priority_below",
         "_table",
         "_vendor_ids",
+        "certificates",
     )
 
-    def __init__(self, config: CsmsConfig, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        config: CsmsConfig,
+        clock: Callable[[], float],
+        certificates: CertificateServices | None = None,
+    ) -> None:
         self._clock = clock
+        #: The CSMS's certificate authority and its answers (`certificates.py`).
+        self.certificates = certificates or CertificateServices(clock=clock)
         self._heartbeat_interval_s = config.heartbeat_interval_s
         self._boot_policy: BootPolicy = config.boot_policy
         self._accepted_id_tokens: frozenset[str] | None = (
@@ -129,6 +133,7 @@ class Responses:
         table: dict[str, Responder] = dict(_STATIC_RESPONDERS)
         for action, method_name in _CONFIGURED_RESPONDERS.items():
             table[action] = getattr(self, method_name)
+        table.update(self.certificates.responders())
         if config.steers_bidirectional_evs:
             table["NotifyEVChargingNeeds"] = _notify_ev_charging_needs_steered
         for action, override in config.response_overrides.items():
@@ -261,16 +266,6 @@ def _pull_dynamic_schedule_update(
     return {"status": "Accepted", "scheduleUpdate": dict(kept)}
 
 
-def _get_15118_ev_certificate(
-    station: StationState, payload: Mapping[str, Any]
-) -> Mapping[str, Any]:
-    return {"status": "Accepted", "exiResponse": _EXI_PLACEHOLDER}
-
-
-def _get_certificate_status(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
-    return {"status": "Accepted", "ocspResult": _OCSP_PLACEHOLDER}
-
-
 def _notify_ev_charging_needs(
     station: StationState, payload: Mapping[str, Any]
 ) -> Mapping[str, Any]:
@@ -343,13 +338,10 @@ def _wrap_override(
 #: Responders that depend on the request alone, by action.
 _STATIC_RESPONDERS: dict[str, Responder] = {
     **dict.fromkeys(_EMPTY_ANSWER_ACTIONS, _empty),
-    "Get15118EVCertificate": _get_15118_ev_certificate,
-    "GetCertificateStatus": _get_certificate_status,
     "NotifyEVChargingNeeds": _notify_ev_charging_needs,
     "NotifyEVChargingSchedule": _accepted,
     "OpenPeriodicEventStream": _accepted,
     "PullDynamicScheduleUpdate": _pull_dynamic_schedule_update,
-    "SignCertificate": _accepted,
     "VatNumberValidation": _vat_number_validation,
 }
 
@@ -364,4 +356,8 @@ _CONFIGURED_RESPONDERS: dict[str, str] = {
 }
 
 #: Every action `Responses` answers by default: all station-initiated CALLs of OCPP 2.1.
-ANSWERED_ACTIONS: frozenset[str] = frozenset(_STATIC_RESPONDERS) | frozenset(_CONFIGURED_RESPONDERS)
+ANSWERED_ACTIONS: frozenset[str] = (
+    frozenset(_STATIC_RESPONDERS)
+    | frozenset(_CONFIGURED_RESPONDERS)
+    | frozenset(CertificateServices().responders())
+)
