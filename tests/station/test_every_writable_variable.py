@@ -123,6 +123,10 @@ CASES: dict[tuple[str, str], str] = {
     ("TariffCostCtrlr", "Interval"): "test_tariff::test_the_tariff_cost_controller_variables_act",
     ("ClockCtrlr", "TimeSource"): "test_reports_and_network::"
     "test_time_source_heartbeat_sets_the_station_clock_from_the_csms",
+    ("SecurityCtrlr", "CertSigningWaitMinimum"): "test_certificates::"
+    "test_without_an_answer_the_request_is_repeated_with_doubling_waits",
+    ("SecurityCtrlr", "CertSigningRepeatTimes"): "test_certificates::"
+    "test_without_an_answer_the_request_is_repeated_with_doubling_waits",
 }
 
 

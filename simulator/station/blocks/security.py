@@ -1,8 +1,8 @@
 """Block A, security: what the station tells a CSMS about how it connects.
 
 SecurityCtrlr reports the security profile of the connection the station really opens (1:
-HTTP Basic auth over ws://, 2: TLS over wss://), the organization of its certificates and how
-many it holds (none: the station keeps no certificate store).  All are read-only facts.
+HTTP Basic auth over ws://, 2: TLS over wss://) and the organization of its certificates.
+Both are read-only facts.
 
 A04 SecurityEventNotification: a security event another block reports (`SecurityEventOccurred`:
 the firmware events of block L) goes to the CSMS with the time it happened.  While the station is
@@ -11,21 +11,19 @@ Accepted again (A04.FR.02: queued with guaranteed delivery).  An event the CSMS 
 CALLERROR or not at all while the connection holds counts as delivered: sending it again would
 be answered the same way.  At most MAX_QUEUED_EVENTS wait; beyond that the oldest give way.
 
-TriggerMessage for a SignCertificate (A02, A03, M02: the station's, its V2G, both, or the
-ISO 15118-20 V2G certificate) is Rejected, saying why: the station holds no key pair, so it has
-no certificate signing request to send.
+Certificates -- the store, SecurityCtrlr.CertificateEntries and the signing requests that
+TriggerMessage Sign*Certificate asks for (A02, A03, M02) -- are block M's
+(`blocks/certificates/`).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...link import Answer
 from ..config import StationConfig
-from ..core import Block, Booted, SecurityEventOccurred, StationCore, TriggerTarget, refused
+from ..core import Block, Booted, SecurityEventOccurred, StationCore
 from ..device_model import VariableSpec
 
 __all__ = ["BLOCK", "MAX_QUEUED_EVENTS"]
@@ -86,32 +84,11 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
         security, "SecurityProfile", "integer", "", "ReadOnly", reader=_security_profile
     )
     yield VariableSpec(security, "OrganizationName", "string", config.vendor, "ReadOnly")
-    yield VariableSpec(security, "CertificateEntries", "integer", "0", "ReadOnly")
 
-
-def _no_key_pair(certificate: str, station: StationCore, target: TriggerTarget) -> Answer:
-    return refused(
-        "UnsupportedRequest",
-        f"this station holds no key pair, so it has no signing request for a {certificate} "
-        "to send (SecurityCtrlr.CertificateEntries is 0)",
-    )
-
-
-#: requestedMessage -> the certificate whose signing request it asks for.
-_SIGN_TRIGGERS = {
-    "SignChargingStationCertificate": "ChargingStationCertificate",
-    "SignV2GCertificate": "V2GCertificate",
-    "SignV2G20Certificate": "ISO 15118-20 V2GCertificate",
-    "SignCombinedCertificate": "ChargingStationCertificate and V2GCertificate",
-}
 
 BLOCK: Block[SecurityState] = Block(
     letter="A",
     name="security",
-    triggers={
-        requested: functools.partial(_no_key_pair, certificate)
-        for requested, certificate in _SIGN_TRIGGERS.items()
-    },
     variables=_variables,
     reactions={SecurityEventOccurred: _event_occurred, Booted: _booted},
     new_state=SecurityState,
