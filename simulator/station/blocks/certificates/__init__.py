@@ -13,8 +13,13 @@ SecurityCtrlr.CertificateEntries reports how many certificates the store holds (
 is the most it takes), MaxCertificateChainSize the longest chain CertificateSigned may bring,
 CertSigningWaitMinimum and CertSigningRepeatTimes how a signing request is repeated.
 
+A Plug & Charge EV (C07) gets its contract certificate through the station
+(Get15118EVCertificate), which checks it with the CSMS (GetCertificateStatus, OCSP) before it
+authorizes the contract's eMAID with the certificate's hash data (`contracts`).
+
 The package: `store` (shared parsed certificates, hash data), `state` (per station),
-`handlers` (the CSMS's actions), `renewal` (signing requests and their timers).  A station
+`handlers` (the CSMS's actions), `renewal` (signing requests and their timers), `contracts`
+(Plug & Charge).  A station
 that never sees a certificate holds no state at all; one that does holds its entries and
 shares the parsed certificates with every other station that holds them.
 """
@@ -28,6 +33,7 @@ from typing import Any
 from ...config import StationConfig
 from ...core import Block
 from ...device_model import VariableSpec
+from .contracts import plug_and_charge
 from .handlers import (
     certificate_signed,
     delete_certificate,
@@ -77,4 +83,5 @@ BLOCK: Block[CertificateState] = Block(
     },
     variables=_variables,
     new_state=CertificateState,
+    plug_and_charge=plug_and_charge,
 )
