@@ -14,6 +14,9 @@ certificate is good (GetCertificateStatus, C07/M06), all with real keys and sign
                             Accepted with `exiResponse` = the base64 of the PEM contract chain
                             (contract certificate, then the MO root).  A request that is not
                             such a stand-in (real EXI) is answered Failed, saying so.
+    GetCertificateChainStatus (2.1) for each certificate asked about: Good for a certificate
+                            this CSMS issued (its serial number, under one of its CAs' key
+                            hashes), Unknown for any other; next update in OCSP_VALID_S.
     GetCertificateStatus    Accepted with `ocspResult` = the base64 of a real DER OCSP response
                             (RFC 6960) for the CertID asked about, signed by the CA that issued
                             the certificate: good for a certificate this CSMS issued, unknown for
@@ -41,6 +44,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+from ..clock import format_timestamp
 from ..pki import DEFAULT_VALIDITY_DAYS, CertificateAuthority
 
 if TYPE_CHECKING:
@@ -125,6 +129,7 @@ class CertificateServices:
             "SignCertificate": self.sign_certificate,
             "Get15118EVCertificate": self.get_15118_ev_certificate,
             "GetCertificateStatus": self.get_certificate_status,
+            "GetCertificateChainStatus": self.get_certificate_chain_status,
         }
 
     def reactions(self) -> dict[str, Any]:
@@ -245,6 +250,32 @@ class CertificateServices:
         response = builder.sign(signer.key, hashes.SHA256())
         der = response.public_bytes(serialization.Encoding.DER)
         return {"status": "Accepted", "ocspResult": base64.b64encode(der).decode()}
+
+    def get_certificate_chain_status(
+        self, station: StationState, payload: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        next_update = format_timestamp(self._clock() + OCSP_VALID_S)
+        return {
+            "certificateStatus": [
+                {
+                    "certificateHashData": request["certificateHashData"],
+                    "source": request["source"],
+                    "status": "Good" if self._knows(request["certificateHashData"]) else "Unknown",
+                    "nextUpdate": next_update,
+                }
+                for request in payload["certificateStatusRequests"]
+            ]
+        }
+
+    def _knows(self, hash_data: Mapping[str, Any]) -> bool:
+        """Whether this CSMS issued the certificate `hash_data` names."""
+        try:
+            key_hash = bytes.fromhex(hash_data["issuerKeyHash"])
+            serial = int(hash_data["serialNumber"], 16)
+        except ValueError:
+            return False
+        issuer = self._issuer_by_key_hash(hash_data["hashAlgorithm"], key_hash)
+        return issuer is not None and serial in self._issued
 
     def _issuer_by_key_hash(self, algorithm: str, key_hash: bytes) -> CertificateAuthority | None:
         for authority in (self._authority, self._contract_authority):

@@ -14,9 +14,8 @@ code can run every use case to its end:
                                 an idToken (E01-E07), or Invalid for `deauthorize_share` of the
                                 transactions (E05); else nothing
     DataTransfer                Accepted for a configured vendorId, else UnknownVendorId (P01)
-    SignCertificate, Get15118EVCertificate, GetCertificateStatus
+    SignCertificate, Get15118EVCertificate, GetCertificateStatus, GetCertificateChainStatus
                                 as a certificate authority: `certificates.py`
-    GetCertificateChainStatus   Good for every certificate asked about, next update in a day
     NotifyEVChargingNeeds       NoChargingProfile (2.1) / Rejected (2.0.1): this CSMS computes
                                 no schedules, and says so rather than promise one (K15-K17);
                                 Accepted for a bidirectional EV's needs when it steers them
@@ -79,7 +78,6 @@ _EMPTY_ANSWER_ACTIONS = frozenset(
     }
 )
 
-_CERTIFICATE_STATUS_VALID_S = 86_400.0
 
 _ACCEPTED: Mapping[str, Any] = {"status": "Accepted"}
 _ID_TOKEN_ACCEPTED: Mapping[str, Any] = {"status": "Accepted"}
@@ -222,22 +220,6 @@ class Responses:
             return _ACCEPTED
         return {"status": "UnknownVendorId"}
 
-    def _get_certificate_chain_status(
-        self, station: StationState, payload: Mapping[str, Any]
-    ) -> Mapping[str, Any]:
-        next_update = format_timestamp(self._clock() + _CERTIFICATE_STATUS_VALID_S)
-        return {
-            "certificateStatus": [
-                {
-                    "certificateHashData": request["certificateHashData"],
-                    "source": request["source"],
-                    "status": "Good",
-                    "nextUpdate": next_update,
-                }
-                for request in payload["certificateStatusRequests"]
-            ]
-        }
-
 
 # -- the responders that depend on nothing but the request --------------------------------
 
@@ -350,7 +332,6 @@ _CONFIGURED_RESPONDERS: dict[str, str] = {
     "Authorize": "_authorize",
     "BootNotification": "_boot_notification",
     "DataTransfer": "_data_transfer",
-    "GetCertificateChainStatus": "_get_certificate_chain_status",
     "Heartbeat": "_heartbeat",
     "TransactionEvent": "_transaction_event",
 }

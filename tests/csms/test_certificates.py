@@ -130,3 +130,33 @@ def test_ocsp_answers_are_real_signed_responses_good_for_what_it_issued() -> Non
         STATION, {"ocspRequestData": {**_cert_id(leaf, authority), "issuerKeyHash": "abcd"}}
     )
     assert answer["status"] == "Failed"
+
+
+def test_chain_status_is_good_only_for_what_the_csms_issued() -> None:
+    services = _services()
+    key = new_private_key()
+    csr = certificate_signing_request(key, "EMAID2", None)
+    der = x509.load_pem_x509_csr(csr).public_bytes(serialization.Encoding.DER)
+    issued = services.get_15118_ev_certificate(
+        STATION,
+        {
+            "iso15118SchemaVersion": "x",
+            "action": "Install",
+            "exiRequest": base64.b64encode(der).decode(),
+        },
+    )
+    leaf = x509.load_pem_x509_certificates(base64.b64decode(issued["exiResponse"]))[0]
+    stranger = CertificateAuthority.create("elsewhere").issue_client_certificate("x").certificate
+    authority = services.contract_authority
+    requests = [
+        {
+            "source": "OCSP",
+            "urls": ["http://ocsp.example/"],
+            "certificateHashData": {
+                k: v for k, v in _cert_id(certificate, authority).items() if k != "responderURL"
+            },
+        }
+        for certificate in (leaf, stranger)
+    ]
+    answer = services.get_certificate_chain_status(STATION, {"certificateStatusRequests": requests})
+    assert [status["status"] for status in answer["certificateStatus"]] == ["Good", "Unknown"]

@@ -18,6 +18,8 @@ from simulator.ocpp import OcppVersion
 from tests.helpers import STATION_ID, TEST_EV, busy_site, station_on_memory_link
 
 ISO_EV = {**TEST_EV, "iso15118_20": True}
+#: How the station asks whether the contract is revoked, by version.
+STATUS_ACTION = {"2.1": "GetCertificateChainStatus", "2.0.1": "GetCertificateStatus"}
 
 
 def pnc_site(share: float = 1.0) -> dict[str, Any]:
@@ -42,7 +44,7 @@ async def test_a_plug_and_charge_ev_gets_checks_and_authorizes_its_contract(
     async with station_on_memory_link(scenario=pnc_site(), ocpp_version=version) as (_, csms):
         with trio.fail_after(4 * 3600):
             install = await csms.wait_for_message(STATION_ID, "Get15118EVCertificate")
-            status = await csms.wait_for_message(STATION_ID, "GetCertificateStatus")
+            status = await csms.wait_for_message(STATION_ID, STATUS_ACTION[version])
             authorize = await csms.wait_for_message(STATION_ID, "Authorize", _is_emaid)
             started = await csms.wait_for_message(
                 STATION_ID, "TransactionEvent", lambda p: _is_emaid(p) and "idToken" in p
@@ -50,7 +52,7 @@ async def test_a_plug_and_charge_ev_gets_checks_and_authorizes_its_contract(
         messages = [m.action for m in csms.station(STATION_ID).messages_since(0)]
         order = [
             messages.index(action)
-            for action in ("Get15118EVCertificate", "GetCertificateStatus", "Authorize")
+            for action in ("Get15118EVCertificate", STATUS_ACTION[version], "Authorize")
         ]
         assert order == sorted(order)
         assert install["action"] == "Install"
@@ -64,7 +66,12 @@ async def test_a_plug_and_charge_ev_gets_checks_and_authorizes_its_contract(
             contract["issuerNameHash"]
             == hashlib.sha256(authority.certificate.subject.public_bytes()).hexdigest()
         )
-        assert status["ocspRequestData"] == contract
+        if version == "2.0.1":
+            assert status["ocspRequestData"] == contract
+        else:
+            [asked] = status["certificateStatusRequests"]
+            without_url = {k: v for k, v in contract.items() if k != "responderURL"}
+            assert asked["certificateHashData"] == without_url
         assert started["idToken"] == authorize["idToken"]
 
 
@@ -72,11 +79,33 @@ def _revoked(station_id: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
     return {"status": "Failed", "statusInfo": {"reasonCode": "NoOCSP", "additionalInfo": "down"}}
 
 
-async def test_without_a_good_status_the_contract_is_not_used(autojump_clock: MockClock) -> None:
-    config = CsmsConfig(response_overrides={"GetCertificateStatus": _revoked})
-    async with station_on_memory_link(csms_config=config, scenario=pnc_site()) as (_, csms):
+def _chain_revoked(station_id: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {
+        "certificateStatus": [
+            {**request, "status": "Revoked", "nextUpdate": "2026-01-16T12:00:00Z"}
+            for request in (
+                {"certificateHashData": r["certificateHashData"], "source": r["source"]}
+                for r in payload["certificateStatusRequests"]
+            )
+        ]
+    }
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.0.1"])
+async def test_without_a_good_status_the_contract_is_not_used(
+    autojump_clock: MockClock, version: OcppVersion
+) -> None:
+    config = CsmsConfig(
+        response_overrides={
+            "GetCertificateStatus": _revoked,
+            "GetCertificateChainStatus": _chain_revoked,
+        }
+    )
+    async with station_on_memory_link(
+        csms_config=config, scenario=pnc_site(), ocpp_version=version
+    ) as (_, csms):
         with trio.fail_after(4 * 3600):
-            await csms.wait_for_message(STATION_ID, "GetCertificateStatus")
+            await csms.wait_for_message(STATION_ID, STATUS_ACTION[version])
         with trio.move_on_after(1800):
             await csms.wait_for_message(STATION_ID, "Authorize", _is_emaid)
             pytest.fail("the contract was authorized without a good OCSP status")

@@ -2,12 +2,13 @@
 
 An EV that has no contract certificate asks the CSMS for one through the station
 (Get15118EVCertificate, Install; fleetsim's EXI-free stand-in, see `iso15118.py`), on a key it
-makes for it.  The station then checks the certificate's revocation status with the CSMS
-(GetCertificateStatus: a real OCSP response, whose signature by the issuer, serial number and
-status it checks) and authorizes the eMAID with the certificate's hash data (Authorize with
-iso15118CertificateHashData).  The EV charges only when the answer's idTokenInfo and
-certificateStatus are both Accepted.  The contract lives as long as the visit; the station keeps
-nothing of it.
+makes for it.  The station then checks the chain's revocation status with the CSMS: under OCPP
+2.1 every certificate but the root in one GetCertificateChainStatus (each must be Good), under
+2.0.1 the contract certificate's GetCertificateStatus (a real OCSP response, whose signature by
+the issuer, serial number and status it checks).  It then authorizes the eMAID with the
+certificate's hash data (Authorize with iso15118CertificateHashData).  The EV charges only when
+the answer's idTokenInfo and certificateStatus are both Accepted.  The contract lives as long as
+the visit; the station keeps nothing of it.
 """
 
 from __future__ import annotations
@@ -55,10 +56,7 @@ async def plug_and_charge(station: StationCore, evse: Evse, arrival: EvArrival) 
     ][:4]
     if not hash_data:
         return None
-    status = await station.call("GetCertificateStatus", {"ocspRequestData": hash_data[0]})
-    if status is None or status.get("status") != "Accepted":
-        return None
-    if not _good(status.get("ocspResult", ""), chain[0], chain[1]):
+    if not await _revocation_checked(station, chain, hash_data):
         return None
     answer = await station.call(
         "Authorize", {"idToken": token, "iso15118CertificateHashData": hash_data}
@@ -91,6 +89,32 @@ async def _contract(
     if len(chain) < 2 or public_key_der(chain[0].certificate.public_key()) != public_key_der(key):
         return None
     return chain
+
+
+async def _revocation_checked(
+    station: StationCore, chain: tuple[SharedCertificate, ...], hash_data: list[dict[str, str]]
+) -> bool:
+    """Whether the CSMS says the contract chain is good: under 2.1 every certificate but the
+    root at once (GetCertificateChainStatus), under 2.0.1 the contract certificate's OCSP
+    response (GetCertificateStatus)."""
+    if station.config.ocpp_version != "2.0.1":
+        requests = [
+            {
+                "certificateHashData": {k: v for k, v in data.items() if k != "responderURL"},
+                "source": "OCSP",
+                "urls": [data["responderURL"]],
+            }
+            for data in hash_data
+        ]
+        answer = await station.call(
+            "GetCertificateChainStatus", {"certificateStatusRequests": requests}
+        )
+        statuses = [] if answer is None else answer.get("certificateStatus", [])
+        return len(statuses) == len(requests) and all(s["status"] == "Good" for s in statuses)
+    status = await station.call("GetCertificateStatus", {"ocspRequestData": hash_data[0]})
+    if status is None or status.get("status") != "Accepted":
+        return False
+    return _good(status.get("ocspResult", ""), chain[0], chain[1])
 
 
 def _good(result: str, certificate: SharedCertificate, issuer: SharedCertificate) -> bool:
