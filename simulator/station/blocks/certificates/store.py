@@ -103,7 +103,6 @@ class SharedCertificate:
         "der",
         "issuer_der",
         "key_bits",
-        "pem",
         "serial_hex",
         "subject_der",
     )
@@ -115,7 +114,6 @@ class SharedCertificate:
         except (ValueError, IndexError) as exc:
             raise CertificateError(f"not an X.509 certificate: {exc}") from None
         self.der = der
-        self.pem = _pem(der)
         self.serial_hex = format(self.certificate.serial_number, "x")
         #: Hashes computed so far: "<algorithm>" -> issuerNameHash, "key <algorithm>" -> the
         #: hash of this certificate's own key (what it signs names as issuerKeyHash).
@@ -123,6 +121,12 @@ class SharedCertificate:
 
     def __repr__(self) -> str:
         return f"<SharedCertificate {self.certificate.subject.rfc4514_string()} {self.serial_hex}>"
+
+    @property
+    def pem(self) -> str:
+        """The certificate as PEM, made when asked (a station's own chain for its TLS
+        identity): kept, it would double what a certificate costs."""
+        return _pem(self.der)
 
     @property
     def self_signed(self) -> bool:
