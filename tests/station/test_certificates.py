@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import itertools
+import json
 import tracemalloc
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +25,7 @@ from simulator.ocpp import OcppVersion
 from simulator.pki import CertificateAuthority, intermediate_authority
 from simulator.run import station_config
 from simulator.station import Station
+from simulator.station.blocks.certificates import BLOCK
 from simulator.station.blocks.certificates.handlers import install_certificate
 from simulator.station.blocks.certificates.state import CertificateState
 from tests.helpers import STATION_ID, T0, one_station_scenario, station_on_memory_link
@@ -211,6 +213,9 @@ async def test_a_renewal_ends_with_the_signed_certificate_as_the_client_identity
         assert csr.public_key() == leaf.public_key()
         assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == STATION_ID
         assert "key_pem" not in repr(identity) and "PRIVATE" not in repr(identity)
+        assert "PRIVATE" not in repr(station.peek_block_state(BLOCK))
+        sent = csms.station(STATION_ID).messages_since(0)
+        assert not [m.action for m in sent if "PRIVATE" in json.dumps(m.payload)]
         assert station.device_model.get("SecurityCtrlr", "CertificateEntries") == "1"
         # The station's own certificate is in use: it may not be deleted.
         hash_data = hand_hash_data(leaf, authority.certificate)
@@ -339,8 +344,6 @@ async def test_a_v2g_chain_through_a_sub_ca_lists_its_child_hash_data(
 
 
 def _own_v2g_leaf(station: Station) -> x509.Certificate:
-    from simulator.station.blocks.certificates import BLOCK
-
     state = station.peek_block_state(BLOCK)
     assert state is not None
     own = state.own("V2GCertificateChain")
