@@ -212,6 +212,9 @@ class EvArrival:
     uses_iso15118_20: bool
     #: The driver ends the transaction by presenting their IdToken before unplugging (E07).
     stops_with_id_token: bool = False
+    #: Plug & Charge: the EV identifies itself with a contract certificate over ISO 15118 (its
+    #: IdToken is the contract's eMAID); the driver presents nothing.
+    plug_and_charge: bool = False
 
 
 class ArrivalProcess:
@@ -225,7 +228,9 @@ class ArrivalProcess:
     each driver's token is of a type drawn by share, numbered from the same pool, in that
     type's format (`id_tokens.id_token_value`), instead of the pattern's.
     `stop_with_id_token_share` is the share of drivers who end the transaction with their
-    token before they unplug.
+    token before they unplug.  `plug_and_charge_share` is the share of the EVs that use ISO
+    15118 which identify themselves with a contract certificate (Plug & Charge) instead of
+    their driver's token; their IdToken is an eMAID.
     """
 
     def __init__(
@@ -243,6 +248,7 @@ class ArrivalProcess:
         min_soc: float | None = None,
         id_token_types: Sequence[tuple[str, float]] | None = None,
         stop_with_id_token_share: float = 0.0,
+        plug_and_charge_share: float = 0.0,
     ) -> None:
         if not models:
             raise ValueError("an arrival process needs at least one (EvModel, share) pair")
@@ -264,6 +270,7 @@ class ArrivalProcess:
             ("id_token_first_share", id_token_first_share),
             ("iso15118_share", iso15118_share),
             ("stop_with_id_token_share", stop_with_id_token_share),
+            ("plug_and_charge_share", plug_and_charge_share),
         ):
             if not (0.0 <= value <= 1.0):
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
@@ -284,6 +291,7 @@ class ArrivalProcess:
         self._iso_share = float(iso15118_share)
         self._min_soc = min_soc
         self._stop_share = float(stop_with_id_token_share)
+        self._pnc_share = float(plug_and_charge_share)
         self._token_types: tuple[str, ...] = ()
         self._type_cumulative = np.ones(1)
         if id_token_types is not None:
@@ -328,6 +336,15 @@ class ArrivalProcess:
         stops_with_id_token = stop_share >= 1.0 or (
             stop_share > 0.0 and bool(rng.random() < stop_share)
         )
+        # Drawn only when asked for, so that runs without Plug & Charge draw as before.
+        pnc_share = self._pnc_share
+        plug_and_charge = uses_iso15118_20 and (
+            pnc_share >= 1.0 or (pnc_share > 0.0 and bool(rng.random() < pnc_share))
+        )
+        if plug_and_charge:
+            token_type = "eMAID"
+            id_token = pool_id_token(self._id_pattern, token_index, token_type)
+            id_token_first = False
         return EvArrival(
             arrival_s=arrival_s,
             model=model,
@@ -340,6 +357,7 @@ class ArrivalProcess:
             id_token_first=id_token_first,
             uses_iso15118_20=uses_iso15118_20,
             stops_with_id_token=stops_with_id_token,
+            plug_and_charge=plug_and_charge,
         )
 
     def _time_of_integral(self, after_s: float, target: float) -> float:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
@@ -29,6 +30,9 @@ __all__ = [
     "new_private_key",
     "private_key_pem",
     "certificate_pem",
+    "certificate_signing_request",
+    "intermediate_authority",
+    "public_key_der",
 ]
 
 #: How long a certificate made here stays valid unless the caller says otherwise.
@@ -243,3 +247,64 @@ def _general_name(host: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
         return x509.DNSName(host)
+
+
+def certificate_signing_request(
+    key: ec.EllipticCurvePrivateKey,
+    common_name: str,
+    organization: str | None,
+    *,
+    domain_component: str | None = None,
+) -> bytes:
+    """A PKCS#10 request, as PEM, for `key` with the subject OCPP asks of a station: its id as
+    CN and SecurityCtrlr.OrganizationName as O (A02.FR.06); ISO 15118 V2G certificates add
+    the domain component "CPO"."""
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    if domain_component:
+        attributes.append(x509.NameAttribute(NameOID.DOMAIN_COMPONENT, domain_component))
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name(attributes))
+        .sign(key, hashes.SHA256())
+    )
+    return request.public_bytes(serialization.Encoding.PEM)
+
+
+def public_key_der(key: CertificatePublicKeyTypes | ec.EllipticCurvePrivateKey) -> bytes:
+    """The SubjectPublicKeyInfo DER of a key (of a private key: of its public half), which
+    tells whether a certificate is for this key."""
+    public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
+    return public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def intermediate_authority(
+    parent: CertificateAuthority,
+    common_name: str,
+    *,
+    valid_days: int = DEFAULT_VALIDITY_DAYS,
+    now: datetime.datetime | None = None,
+) -> CertificateAuthority:
+    """A sub-CA signed by `parent`, as PKIs for ISO 15118 have them (root, sub-CAs, leaf);
+    what it signs chains to `parent`'s root through its certificate."""
+    key = new_private_key()
+    start = (now or _now()) - datetime.timedelta(minutes=1)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name, None))
+        .issuer_name(parent.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(parent.key.public_key()), False
+        )
+        .sign(parent.key, hashes.SHA256())
+    )
+    return CertificateAuthority(certificate, key)

@@ -359,6 +359,7 @@ class RunStats:
         """A battery swap came to `outcome`: local or remote (done), no_battery_available,
         not_authorized (refused), out_timeout (the driver left the pack, BatteryOutTimeout)."""
         _bump(self.battery_swaps_by_outcome, outcome)
+
     def fault_injected(self, kind: str, count: int = 1) -> None:
         """A fault on purpose happened `count` times (one per station or frame it hit)."""
         if count:

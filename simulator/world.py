@@ -655,6 +655,7 @@ class World:
                     if fleet.id_token_types is None
                     else list(fleet.id_token_types.items()),
                     stop_with_id_token_share=fleet.stop_with_id_token_share,
+                    plug_and_charge_share=fleet.plug_and_charge_share,
                 )
                 for which in (0, 1)
             ]

@@ -226,6 +226,7 @@ ev_fleet:
   priority_button_share: 0.1
   payment: {card_share: 0.2, prepaid_share: 0.3, prepaid_balance: 15, vat_number_share: 0.1}
   iso15118_share: 0.5
+  plug_and_charge_share: 0.25
   min_soc: 0.25
   remote_start_plugin_delay_s: null
 grid:

@@ -49,6 +49,7 @@ from ..ocpp import (
 )
 from ..ocpp.actions import STATION_INITIATED
 from ..transport import RpcLink
+from .certificates import CertificateServices
 from .observer import StationObserver
 from .policy import CsmsConfig, Timer
 from .responses import Responses
@@ -130,11 +131,19 @@ class Csms:
     """
 
     def __init__(
-        self, config: CsmsConfig | None = None, *, clock: Callable[[], float] = time.time
+        self,
+        config: CsmsConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        certificates: CertificateServices | None = None,
     ) -> None:
         self._config = config if config is not None else CsmsConfig()
         self._clock = clock
-        self._responses = Responses(self._config, clock)
+        self._responses = Responses(self._config, clock, certificates)
+        #: The CSMS's CA: signs stations' requests, issues contract certificates, answers OCSP.
+        self.certificates = self._responses.certificates
+        #: The config's reactions, and the certificate ones for actions it does not name.
+        self._reactions = {**self.certificates.reactions(), **self._config.reactions}
         self._stations: dict[str, StationState] = {}
         self._links: dict[str, RpcLink] = {}
         self._message_waiters = MessageWaiters()
@@ -363,7 +372,7 @@ class Csms:
         response = self._responses.answer(station, action, payload)
         if action == "BootNotification":
             station.record_boot_answer(response.get("status"))
-        reaction = self._config.reactions.get(action)
+        reaction = self._reactions.get(action)
         if reaction is None:
             return Answer(response)
         return Answer(response, then=partial(reaction, self, station.station_id, payload, response))

@@ -14,10 +14,8 @@ code can run every use case to its end:
                                 an idToken (E01-E07), or Invalid for `deauthorize_share` of the
                                 transactions (E05); else nothing
     DataTransfer                Accepted for a configured vendorId, else UnknownVendorId (P01)
-    SignCertificate             Accepted (the CertificateSigned is left to the test: csms.call)
-    Get15118EVCertificate       Accepted, with a placeholder exiResponse
-    GetCertificateStatus        Accepted, with a placeholder ocspResult
-    GetCertificateChainStatus   Good for every certificate asked about, next update in a day
+    SignCertificate, Get15118EVCertificate, GetCertificateStatus, GetCertificateChainStatus
+                                as a certificate authority: `certificates.py`
     NotifyEVChargingNeeds       NoChargingProfile (2.1) / Rejected (2.0.1): this CSMS computes
                                 no schedules, and says so rather than promise one (K15-K17);
                                 Accepted for a bidirectional EV's needs when it steers them
@@ -32,14 +30,12 @@ code can run every use case to its end:
                                 Rejected, InvalidProfile, for a profile it never set
     everything else             an empty payload, all their response schemas require
 
-The placeholders are base64 text, not real EXI or DER: fleetsim's EVs are simulated and pass
-these through unread.  A test that needs another answer sets `CsmsConfig.response_overrides`.
+A test that needs another answer sets `CsmsConfig.response_overrides`.
 NotifyPeriodicEventStream is a SEND and gets no answer at all.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import zlib
 from collections.abc import Callable, Mapping
@@ -47,6 +43,7 @@ from typing import Any
 
 from ..clock import format_timestamp
 from ..ocpp import ErrorCode, RpcError
+from .certificates import CertificateServices
 from .policy import BootPolicy, CsmsConfig
 from .state import StationState
 
@@ -82,9 +79,6 @@ _EMPTY_ANSWER_ACTIONS = frozenset(
     }
 )
 
-_EXI_PLACEHOLDER = base64.b64encode(b"fleetsim embedded CSMS: placeholder EXI").decode()
-_OCSP_PLACEHOLDER = base64.b64encode(b"fleetsim embedded CSMS: placeholder OCSP").decode()
-_CERTIFICATE_STATUS_VALID_S = 86_400.0
 
 _ACCEPTED: Mapping[str, Any] = {"status": "Accepted"}
 _ID_TOKEN_ACCEPTED: Mapping[str, Any] = {"status": "Accepted"}
@@ -108,10 +102,18 @@ class Responses:
         "_priority_below",
         "_table",
         "_vendor_ids",
+        "certificates",
     )
 
-    def __init__(self, config: CsmsConfig, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        config: CsmsConfig,
+        clock: Callable[[], float],
+        certificates: CertificateServices | None = None,
+    ) -> None:
         self._clock = clock
+        #: The CSMS's certificate authority and its answers (`certificates.py`).
+        self.certificates = certificates or CertificateServices(clock=clock)
         self._heartbeat_interval_s = config.heartbeat_interval_s
         self._boot_policy: BootPolicy = config.boot_policy
         self._accepted_id_tokens: frozenset[str] | None = (
@@ -132,6 +134,7 @@ class Responses:
         table: dict[str, Responder] = dict(_STATIC_RESPONDERS)
         for action, method_name in _CONFIGURED_RESPONDERS.items():
             table[action] = getattr(self, method_name)
+        table.update(self.certificates.responders())
         if config.steers_bidirectional_evs:
             table["NotifyEVChargingNeeds"] = _notify_ev_charging_needs_steered
         for action, override in config.response_overrides.items():
@@ -241,22 +244,6 @@ class Responses:
             kept = (station.dynamic_schedules or {}).get(profile_id, kept)
         return {"status": "Accepted", "scheduleUpdate": dict(kept)}
 
-    def _get_certificate_chain_status(
-        self, station: StationState, payload: Mapping[str, Any]
-    ) -> Mapping[str, Any]:
-        next_update = format_timestamp(self._clock() + _CERTIFICATE_STATUS_VALID_S)
-        return {
-            "certificateStatus": [
-                {
-                    "certificateHashData": request["certificateHashData"],
-                    "source": request["source"],
-                    "status": "Good",
-                    "nextUpdate": next_update,
-                }
-                for request in payload["certificateStatusRequests"]
-            ]
-        }
-
 
 # -- the responders that depend on nothing but the request --------------------------------
 
@@ -267,16 +254,6 @@ def _empty(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, An
 
 def _accepted(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
     return _ACCEPTED
-
-
-def _get_15118_ev_certificate(
-    station: StationState, payload: Mapping[str, Any]
-) -> Mapping[str, Any]:
-    return {"status": "Accepted", "exiResponse": _EXI_PLACEHOLDER}
-
-
-def _get_certificate_status(station: StationState, payload: Mapping[str, Any]) -> Mapping[str, Any]:
-    return {"status": "Accepted", "ocspResult": _OCSP_PLACEHOLDER}
 
 
 def _notify_ev_charging_needs(
@@ -351,12 +328,9 @@ def _wrap_override(
 #: Responders that depend on the request alone, by action.
 _STATIC_RESPONDERS: dict[str, Responder] = {
     **dict.fromkeys(_EMPTY_ANSWER_ACTIONS, _empty),
-    "Get15118EVCertificate": _get_15118_ev_certificate,
-    "GetCertificateStatus": _get_certificate_status,
     "NotifyEVChargingNeeds": _notify_ev_charging_needs,
     "NotifyEVChargingSchedule": _accepted,
     "OpenPeriodicEventStream": _accepted,
-    "SignCertificate": _accepted,
     "VatNumberValidation": _vat_number_validation,
 }
 
@@ -365,11 +339,14 @@ _CONFIGURED_RESPONDERS: dict[str, str] = {
     "Authorize": "_authorize",
     "BootNotification": "_boot_notification",
     "DataTransfer": "_data_transfer",
-    "GetCertificateChainStatus": "_get_certificate_chain_status",
     "Heartbeat": "_heartbeat",
     "PullDynamicScheduleUpdate": "_pull_dynamic_schedule_update",
     "TransactionEvent": "_transaction_event",
 }
 
 #: Every action `Responses` answers by default: all station-initiated CALLs of OCPP 2.1.
-ANSWERED_ACTIONS: frozenset[str] = frozenset(_STATIC_RESPONDERS) | frozenset(_CONFIGURED_RESPONDERS)
+ANSWERED_ACTIONS: frozenset[str] = (
+    frozenset(_STATIC_RESPONDERS)
+    | frozenset(_CONFIGURED_RESPONDERS)
+    | frozenset(CertificateServices().responders())
+)

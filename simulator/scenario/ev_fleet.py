@@ -205,6 +205,17 @@ class EvFleetSettings(BaseModel):
             "others charge as IEC 61851 basic EVs."
         ),
     )
+    plug_and_charge_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share of the EVs that use ISO 15118 which identify themselves with a contract "
+            "certificate (Plug & Charge, C07): the station gets it for them "
+            "(Get15118EVCertificate), checks it (GetCertificateStatus) and authorizes its eMAID "
+            "with its hash data."
+        ),
+    )
     min_soc: float = Field(
         default=0.2,
         ge=0,

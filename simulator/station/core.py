@@ -424,6 +424,7 @@ class StationCore(Protocol):
     def cost_details(self, evse: Evse, transaction: Transaction) -> dict[str, Any] | None: ...
     def cost_reached_s(self, evse: Evse, transaction: Transaction, max_cost: float) -> float: ...
     async def pay_ad_hoc(self, evse: Evse, arrival: EvArrival) -> AdHocPayment | None: ...
+    async def plug_and_charge(self, evse: Evse, arrival: EvArrival) -> IdToken | None: ...
     def charging_profile_refusal(self, profile: Mapping[str, Any]) -> Answer | None: ...
     async def stop_authority(self, transaction: Transaction, id_token: IdToken) -> str | None: ...
 
@@ -482,7 +483,8 @@ class Block(Generic[S]):
     The hooks (`register`, `online`, `authorize`, `local_id_token_info`,
     `cached_id_token_info`, `admit`, `use_reservation`, `charging_limit`,
     `charging_profile_refusal`, `stop_authority`, `network_profile`, `transaction_cost`,
-    `cost_details`, `cost_reached_s`, `pay_ad_hoc`) may each be provided by one block only;
+    `cost_details`, `cost_reached_s`, `pay_ad_hoc`, `plug_and_charge`) may each be provided by
+    one block only;
     `shape_limit` by any number of blocks.
     """
 
@@ -545,6 +547,11 @@ class Block(Generic[S]):
     pay_ad_hoc: Callable[[StationCore, Evse, EvArrival], Awaitable[AdHocPayment | None]] | None = (
         None
     )
+    #: A Plug & Charge EV's contract certificate, got, checked and authorized (C07, M): the
+    #: eMAID IdToken its transaction runs for, or None when it may not charge.
+    plug_and_charge: Callable[[StationCore, Evse, EvArrival], Awaitable[IdToken | None]] | None = (
+        None
+    )
     #: Applied after `charging_limit`, by every block that has one, in the registry's order:
     #: what the block's own state (DER controls, V2X signals) makes of the profiles' limit.
     #: Not a hook: several blocks may shape the limit.
@@ -575,5 +582,6 @@ class Block(Generic[S]):
             "cost_details": self.cost_details,
             "cost_reached_s": self.cost_reached_s,
             "pay_ad_hoc": self.pay_ad_hoc,
+            "plug_and_charge": self.plug_and_charge,
         }
         return {name: hook for name, hook in found.items() if hook is not None}

@@ -260,6 +260,12 @@ async def _identified(station: StationCore, evse: Evse, visit: _Visit) -> bool:
     their IdToken.  Whether they may charge."""
     if not await station.admit(evse, visit.token):
         return False
+    if visit.arrival.plug_and_charge:  # C07: the EV identifies itself with its contract
+        contract = await station.plug_and_charge(evse, visit.arrival)
+        if contract is None:
+            return False
+        visit.token = contract
+        return True
     paid = await station.pay_ad_hoc(evse, visit.arrival)
     if paid is None:
         return await station.authorize(visit.token)

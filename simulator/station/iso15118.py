@@ -15,16 +15,28 @@ catalogue (`ev_models`); turning them into OCPP is the station's business, so it
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ev_models import EvArrival, EvModel
 
 from ..clock import format_timestamp
 from ..ocpp import OcppVersion
+from ..pki import certificate_signing_request
 from .evse import NOMINAL_PHASE_VOLTAGE_V
 
-__all__ = ["charging_needs", "pick_schedule"]
+__all__ = [
+    "charging_needs",
+    "contract_certificate_chain",
+    "contract_certificate_request",
+    "pick_schedule",
+]
 
 #: The smallest AC charging current IEC 61851-1 signals.
 MIN_AC_CURRENT_A = 6
@@ -207,3 +219,31 @@ def pick_schedule(schedules: Sequence[Mapping[str, Any]], evse_max_w: float) -> 
         if energy_wh > best_wh:
             best, best_wh = schedule, energy_wh
     return best
+
+
+# -- Plug & Charge: the contract certificate, without EXI ------------------------------------
+
+#: The schema an ISO 15118-20 EV names when it asks for its contract certificate.
+ISO15118_20_SCHEMA = "urn:iso:std:iso:15118:-20:CommonMessages"
+ISO15118_2_SCHEMA = "urn:iso:15118:2:2013:MsgDef"
+
+
+def contract_certificate_request(key: ec.EllipticCurvePrivateKey, emaid: str) -> str:
+    """The `exiRequest` of a Get15118EVCertificate for a new contract key.
+
+    fleetsim does not encode EXI: in place of the EXI CertificateInstallationReq it sends the
+    base64 of a DER PKCS#10 request for the EV's contract key, its CN the eMAID (the embedded
+    CSMS answers it with `contract_certificate_chain`'s input).
+    """
+    pem = certificate_signing_request(key, emaid, None)
+    der = x509.load_pem_x509_csr(pem).public_bytes(serialization.Encoding.DER)
+    return base64.b64encode(der).decode()
+
+
+def contract_certificate_chain(exi_response: str) -> str:
+    """The PEM contract certificate chain in an `exiResponse` (fleetsim's stand-in for the EXI
+    CertificateInstallationRes: the base64 of the PEM chain); ValueError if it is not one."""
+    try:
+        return base64.b64decode(exi_response, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError(f"the exiResponse is not fleetsim's base64 PEM chain: {exc}") from None

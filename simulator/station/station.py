@@ -674,6 +674,15 @@ class Station:
         found: float = reached(self, evse, transaction, max_cost)
         return found
 
+    async def plug_and_charge(self, evse: Evse, arrival: EvArrival) -> IdToken | None:
+        """A Plug & Charge EV's eMAID IdToken once its contract certificate is got, checked and
+        authorized (block M); None when it may not charge or no block checks contracts."""
+        check = self._spec.registry.hooks.get("plug_and_charge")
+        if check is None:
+            return None
+        token: IdToken | None = await check(self, evse, arrival)
+        return token
+
     async def pay_ad_hoc(self, evse: Evse, arrival: EvArrival) -> AdHocPayment | None:
         """How the driver of `arrival` paid at the payment terminal (C17-C18), or None when
         they present their own IdToken (no terminal, or not one who pays this way)."""

@@ -424,7 +424,7 @@ async def test_data_transfer_knows_only_the_configured_vendors(
     assert (known["status"], unknown["status"]) == ("Accepted", "UnknownVendorId")
 
 
-async def test_certificate_chain_status_answers_each_certificate_asked_about(
+async def test_certificate_chain_status_answers_each_certificate_asked_about_unknown_if_foreign(
     connect_station: ConnectStation, autojump_clock: MockClock
 ) -> None:
     csms = Csms(clock=lambda: T0_S)
@@ -438,7 +438,7 @@ async def test_certificate_chain_status_answers_each_certificate_asked_about(
             {
                 "certificateHashData": HASH_DATA,
                 "source": "OCSP",
-                "status": "Good",
+                "status": "Unknown",
                 "nextUpdate": "2023-11-15T22:13:20.000Z",
             }
         ]

@@ -3,8 +3,8 @@ station in a state where the answer can be Accepted, and the follow-up messages 
 (`Block.follow_ups`) arrive; each message it can be triggered to send arrives when triggered.
 
 A new block adds its cases to `ACTION_CASES` and `TRIGGER_CASES`; a test below fails while an
-action or trigger of a registered block has no case.  A trigger the station refuses (a
-SignCertificate it has no key pair for) must say why in statusInfo and send nothing.  Responses
+action or trigger of a registered block has no case.  A request the station refuses must say
+why in statusInfo and send nothing.  Responses
 are validated against the 2.1 schema by the embedded CSMS's link (an invalid one would be a
 CALLERROR here).
 """
@@ -25,6 +25,13 @@ from simulator.station import Station
 from simulator.station.blocks import BLOCKS
 from simulator.station.registry import default_registry
 from tests.helpers import STATION_ID, station_on_memory_link
+from tests.station.certificate_steps import (
+    SILENT_CA,
+    TEST_ROOT_HASH_DATA,
+    TEST_ROOT_PEM,
+    root_installed,
+    signed_certificate,
+)
 from tests.station.steps import (
     DISPLAY_MESSAGE,
     ID_TOKEN,
@@ -129,6 +136,14 @@ TARIFF = {"tariffId": "flat", "currency": "EUR", "energy": {"prices": [{"priceKw
 def after_tariff(payload: dict[str, Any]) -> Prepare:
     async def prepare(station: Station, csms: Csms) -> dict[str, Any]:
         await csms.call(STATION_ID, "SetDefaultTariff", {"evseId": 0, "tariff": TARIFF})
+        return payload
+
+    return prepare
+
+
+def after_root(payload: dict[str, Any]) -> Prepare:
+    async def prepare(station: Station, csms: Csms) -> dict[str, Any]:
+        await root_installed(csms)
         return payload
 
     return prepare
@@ -349,6 +364,12 @@ ACTION_CASES: dict[str, Case] = {
     "GetMonitoringReport": Case(request({"requestId": 4})),
     "GetPeriodicEventStream": Case(request({})),
     "AdjustPeriodicEventStream": Case(open_stream),
+    "InstallCertificate": Case(
+        request({"certificateType": "CSMSRootCertificate", "certificate": TEST_ROOT_PEM})
+    ),
+    "GetInstalledCertificateIds": Case(after_root({"certificateType": ["CSMSRootCertificate"]})),
+    "DeleteCertificate": Case(after_root({"certificateHashData": TEST_ROOT_HASH_DATA})),
+    "CertificateSigned": Case(signed_certificate, csms_config=SILENT_CA),
 }
 
 
@@ -375,13 +396,10 @@ TRIGGER_CASES: dict[str, Case] = {
     "FirmwareStatusNotification": Case(trigger("FirmwareStatusNotification")),
     "LogStatusNotification": Case(trigger("LogStatusNotification")),
     "PublishFirmwareStatusNotification": Case(trigger("PublishFirmwareStatusNotification")),
-    # The station holds no key pair: no signing request to send.
-    "SignChargingStationCertificate": Case(
-        trigger("SignChargingStationCertificate"), statuses=("Rejected",)
-    ),
-    "SignV2GCertificate": Case(trigger("SignV2GCertificate"), statuses=("Rejected",)),
-    "SignV2G20Certificate": Case(trigger("SignV2G20Certificate"), statuses=("Rejected",)),
-    "SignCombinedCertificate": Case(trigger("SignCombinedCertificate"), statuses=("Rejected",)),
+    "SignChargingStationCertificate": Case(trigger("SignChargingStationCertificate")),
+    "SignV2GCertificate": Case(trigger("SignV2GCertificate")),
+    "SignV2G20Certificate": Case(trigger("SignV2G20Certificate")),
+    "SignCombinedCertificate": Case(trigger("SignCombinedCertificate")),
 }
 #: The message a trigger makes the station send, where it is not named after the trigger.
 TRIGGERED_ACTION = {

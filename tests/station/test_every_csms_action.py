@@ -345,7 +345,7 @@ DEMANDING_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
         {"requestedMessage": "BootNotification"},
     ),
     (
-        "TriggerMessage-unsupported-message",
+        "TriggerMessage-sign-certificate",
         "TriggerMessage",
         {"requestedMessage": "SignChargingStationCertificate"},
     ),

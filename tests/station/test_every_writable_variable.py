@@ -125,6 +125,10 @@ CASES: dict[tuple[str, str], str] = {
     "test_time_source_heartbeat_sets_the_station_clock_from_the_csms",
     ("SecurityCtrlr", "BasicAuthPassword"): "test_security_profiles::"
     "test_a_new_password_is_used_for_the_next_connection",
+    ("SecurityCtrlr", "CertSigningWaitMinimum"): "test_certificates::"
+    "test_without_an_answer_the_request_is_repeated_with_doubling_waits",
+    ("SecurityCtrlr", "CertSigningRepeatTimes"): "test_certificates::"
+    "test_without_an_answer_the_request_is_repeated_with_doubling_waits",
 }
 
 

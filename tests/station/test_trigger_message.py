@@ -46,8 +46,15 @@ def anything(payload: Mapping[str, Any]) -> bool:
     return True
 
 
-#: A SignCertificate trigger: the station holds no key pair to make a signing request with.
-NO_KEY_PAIR = ("Rejected", "UnsupportedRequest", "SignCertificate", anything)
+def signing_request_for(use: str | None) -> Check:
+    """A SignCertificate with a PKCS#10 request, for this certificateType (None: combined)."""
+
+    def check(payload: Mapping[str, Any]) -> bool:
+        return payload.get("certificateType") == use and "CERTIFICATE REQUEST" in payload["csr"]
+
+    return check
+
+
 #: What an accepted, booted station with no transaction does with each requestedMessage:
 #: (status, reason code when refused, the message that follows and what it must say).
 EXPECTED: dict[str, tuple[str, str | None, str | None, Check]] = {
@@ -66,11 +73,26 @@ EXPECTED: dict[str, tuple[str, str | None, str | None, Check]] = {
     "StatusNotification": ("Accepted", None, "StatusNotification", anything),
     # No transaction runs: there is none to report.
     "TransactionEvent": ("Rejected", "TxNotFound", "TransactionEvent", anything),
-    # The station holds no key pair, so it has no signing request to send.
-    "SignChargingStationCertificate": NO_KEY_PAIR,
-    "SignV2GCertificate": NO_KEY_PAIR,
-    "SignV2G20Certificate": NO_KEY_PAIR,
-    "SignCombinedCertificate": NO_KEY_PAIR,
+    # A02, A03, M02: a new key pair, and its signing request.
+    "SignChargingStationCertificate": (
+        "Accepted",
+        None,
+        "SignCertificate",
+        signing_request_for("ChargingStationCertificate"),
+    ),
+    "SignV2GCertificate": (
+        "Accepted",
+        None,
+        "SignCertificate",
+        signing_request_for("V2GCertificate"),
+    ),
+    "SignV2G20Certificate": (
+        "Accepted",
+        None,
+        "SignCertificate",
+        signing_request_for("V2G20Certificate"),
+    ),
+    "SignCombinedCertificate": ("Accepted", None, "SignCertificate", signing_request_for(None)),
     # F06.FR.19: the station knows no custom trigger.
     "CustomTrigger": ("NotImplemented", "UnsupportedRequest", None, anything),
 }

@@ -12,6 +12,7 @@ from . import (
     authorization,
     availability,
     battery_swap,
+    certificates,
     charging_priority,
     data_transfer,
     der_control,
@@ -49,6 +50,7 @@ BLOCKS = (
     display_messages.BLOCK,  # O
     monitoring.BLOCK,  # N
     security.BLOCK,  # A
+    certificates.BLOCK,  # M, A02/A03
     firmware.BLOCK,  # L
     diagnostics.BLOCK,  # N
     provisioning.BLOCK,  # B

@@ -1,9 +1,8 @@
 """Block A, security: what the station tells a CSMS about how it connects.
 
 SecurityCtrlr reports the security profile of the connection in use (1: HTTP Basic auth, 2:
-TLS with Basic auth, 3: TLS with a client certificate; a network profile's own, B10/A05), the
-organization of its certificates and how many it holds (none: the station keeps no certificate
-store).  These are read-only facts.
+TLS with Basic auth, 3: TLS with a client certificate; a network profile's own, B10/A05) and
+the organization of its certificates.  These are read-only facts.
 
 A01 BasicAuthPassword is write-only: GetVariables refuses to read it and reports never carry
 it.  Once a SetVariables sets it, the station closes its connection and reconnects with the new
@@ -23,29 +22,19 @@ be answered the same way.  At most MAX_QUEUED_EVENTS wait; beyond that the oldes
 A connection failure that repeats at every attempt while the station is offline is queued once
 (the first), so a station that cannot connect for hours does not pile up copies.
 
-TriggerMessage for a SignCertificate (A02, A03, M02: the station's, its V2G, both, or the
-ISO 15118-20 V2G certificate) is Rejected, saying why: the station holds no key pair, so it has
-no certificate signing request to send.
+Certificates -- the store, SecurityCtrlr.CertificateEntries and the signing requests that
+TriggerMessage Sign*Certificate asks for (A02, A03, M02) -- are block M's
+(`blocks/certificates/`).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...link import Answer
 from ..config import StationConfig
-from ..core import (
-    Block,
-    Booted,
-    SecurityEventOccurred,
-    StationCore,
-    TriggerTarget,
-    VariableChanged,
-    refused,
-)
+from ..core import Block, Booted, SecurityEventOccurred, StationCore, VariableChanged
 from ..device_model import VariableKey, VariableSpec
 
 __all__ = [
@@ -213,33 +202,12 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
         security, "SecurityProfile", "integer", "", "ReadOnly", reader=_security_profile
     )
     yield VariableSpec(security, "OrganizationName", "string", config.vendor, "ReadOnly")
-    yield VariableSpec(security, "CertificateEntries", "integer", "0", "ReadOnly")
     yield VariableSpec(security, "BasicAuthPassword", "string", "", "WriteOnly", max_limit=40)
 
-
-def _no_key_pair(certificate: str, station: StationCore, target: TriggerTarget) -> Answer:
-    return refused(
-        "UnsupportedRequest",
-        f"this station holds no key pair, so it has no signing request for a {certificate} "
-        "to send (SecurityCtrlr.CertificateEntries is 0)",
-    )
-
-
-#: requestedMessage -> the certificate whose signing request it asks for.
-_SIGN_TRIGGERS = {
-    "SignChargingStationCertificate": "ChargingStationCertificate",
-    "SignV2GCertificate": "V2GCertificate",
-    "SignV2G20Certificate": "ISO 15118-20 V2GCertificate",
-    "SignCombinedCertificate": "ChargingStationCertificate and V2GCertificate",
-}
 
 BLOCK: Block[SecurityState] = Block(
     letter="A",
     name="security",
-    triggers={
-        requested: functools.partial(_no_key_pair, certificate)
-        for requested, certificate in _SIGN_TRIGGERS.items()
-    },
     variables=_variables,
     reactions={
         SecurityEventOccurred: _event_occurred,
