@@ -400,6 +400,9 @@ async def _run_scenario(
                     if profile >= 2:
                         tls_directory = tempfile.TemporaryDirectory(prefix="fleetsim-tls-")
                         csms_tls = CsmsTls.create(profile, Path(tls_directory.name))
+                        # One CA signs the certificates made at start and the stations'
+                        # renewals (A02/A03), so a renewed certificate is trusted too.
+                        csms.certificates.authority = csms_tls.authority
                     port = await services.start(
                         partial(
                             csms.serve,

@@ -379,6 +379,10 @@ def serve_in_this_process(config: CsmsConfig, options: ServeOptions) -> bool:
 async def _serve(config: CsmsConfig, options: ServeOptions) -> tuple[OSError | None, bool]:
     """Serve; the error that kept it from listening, and whether a stop signal ended it."""
     csms = Csms(config)
+    if options.tls is not None:
+        # One CA: the stations' renewed certificates (A02/A03) are trusted at their next
+        # connection, as the ones made at start are.
+        csms.certificates.authority = options.tls.authority
     signalled: list[int] = []
     worker = options.process_number is not None
     # The receiver is open before anything is served, so a signal at any moment stops the
