@@ -43,6 +43,7 @@ from ..link import Link
 from ..ocpp import CallErrorReceived, CallTimeout, LinkClosed
 from .core import (
     ChargingPriorityAnswered,
+    CostToShow,
     StationCore,
     TransactionEnded,
     TransactionEventAnswered,
@@ -470,6 +471,8 @@ async def deliver_transaction_event(
                 _prioritized(station, payload, response["chargingPriority"])
             if "transactionLimit" in response and station.config.ocpp_version == "2.1":
                 await _limit_set(station, payload, response["transactionLimit"])
+            if "totalCost" in response:
+                _total_cost_answered(station, payload, response["totalCost"])
         return True
 
 
@@ -489,6 +492,28 @@ def _answered(station: StationCore, payload: dict[str, Any], response: Mapping[s
                 response,
             )
         )
+
+
+def _total_cost_answered(station: StationCore, payload: dict[str, Any], total_cost: Any) -> None:
+    """The cost the CSMS computed for a running transaction (a TransactionEvent answer's
+    totalCost, I02/I03), to the display (block O) as a `CostToShow`: in the currency of the
+    tariff the station meters the transaction under, else TariffCostCtrlr.Currency.  The
+    answer to an Ended event is about a transaction that no longer runs, and shows nowhere."""
+    evse = station.evse(payload["evse"]["id"]) if "evse" in payload else None
+    transaction = None if evse is None else evse.transaction
+    if (
+        evse is None
+        or transaction is None
+        or transaction.id != payload["transactionInfo"]["transactionId"]
+    ):
+        return
+    details = station.cost_details(evse, transaction)
+    currency = (
+        str(details["totalCost"]["currency"])
+        if details is not None
+        else str(station.device_model.get("TariffCostCtrlr", "Currency"))
+    )
+    station.post(CostToShow(evse, transaction.id, float(total_cost), currency))
 
 
 def _prioritized(station: StationCore, payload: dict[str, Any], charging_priority: Any) -> None:

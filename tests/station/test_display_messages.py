@@ -12,7 +12,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms
+from simulator.csms import Csms, CsmsConfig
 from simulator.ocpp import OcppVersion
 from simulator.station import EvseConfig, StationConfig
 from simulator.station.blocks import display_messages
@@ -476,3 +476,47 @@ async def test_a_metered_transaction_shows_its_running_cost_on_the_display(
     assert float(first.group(1)) == pytest.approx(2.20, abs=0.05)
     assert float(second.group(1)) == pytest.approx(4.40, abs=0.05)
     assert float(second.group(1)) > float(first.group(1))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_the_total_cost_of_a_transaction_event_answer_shows_on_the_display(
+    autojump_clock: MockClock, version: OcppVersion
+) -> None:
+    """A CSMS that computes the cost itself sends it as totalCost in its TransactionEvent
+    answers (I02/I03): the display shows the newest one, in TariffCostCtrlr.Currency without a
+    tariff at the station."""
+    costs = iter(range(1, 1000))
+
+    def priced(station_id: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+        if payload["eventType"] != "Updated":
+            return {}
+        return {"totalCost": next(costs) / 4}
+
+    async with station_on_memory_link(
+        csms_config=CsmsConfig(response_overrides={"TransactionEvent": priced}),
+        scenario=REMOTE_DRIVERS,
+        ocpp_version=version,
+    ) as (_, csms):
+        with trio.fail_after(3600):
+            await running_transaction(csms, charging=True)
+            await csms.wait_for_message(
+                STATION_ID,
+                "TransactionEvent",
+                lambda p: p["triggerReason"] == "MeterValuePeriodic",
+            )
+            answered = _updates(csms)  # each answered before the GetVariables below
+            text = await shown(csms)
+            sent = _updates(csms)  # and those the station sent meanwhile
+    found = re.fullmatch(r"Total cost: (\d+\.\d\d) EUR", text)
+    assert found is not None, text
+    assert 1 <= answered <= float(found.group(1)) * 4 <= sent
+
+
+def _updates(csms: Csms) -> int:
+    return len(
+        [
+            m
+            for m in csms.station(STATION_ID).messages_since(0)
+            if m.action == "TransactionEvent" and m.payload["eventType"] == "Updated"
+        ]
+    )
