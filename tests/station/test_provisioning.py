@@ -7,7 +7,6 @@ import trio
 from trio.testing import MockClock
 
 from simulator.csms import CsmsConfig
-from simulator.ocpp import CallErrorReceived
 from simulator.station import EvseConfig, StationConfig
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 
@@ -233,12 +232,3 @@ async def test_data_transfer_rejects_unknown_vendors(autojump_clock: MockClock) 
     async with station_on_memory_link() as (_station, csms):
         answer = await csms.call(STATION_ID, "DataTransfer", {"vendorId": "com.example"})
         assert answer["status"] == "UnknownVendorId"
-
-
-async def test_an_action_not_implemented_yet_gets_not_implemented(
-    autojump_clock: MockClock,
-) -> None:
-    async with station_on_memory_link() as (_station, csms):
-        with pytest.raises(CallErrorReceived) as error:
-            await csms.call(STATION_ID, "GetInstalledCertificateIds", {})
-        assert error.value.code == "NotImplemented"
