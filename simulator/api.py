@@ -182,7 +182,7 @@ def plan_run(request: RunRequest) -> RunPlan:
     """
     from .limits import PreflightError, check_fleet_fits
     from .shard import parse_shard
-    from .transport import parse_source_addresses
+    from .transport import check_source_addresses, parse_source_addresses
     from .workers import plan_workers, worker_scenario
 
     written = _load_scenario_file(request.scenario_path)
@@ -194,9 +194,13 @@ def plan_run(request: RunRequest) -> RunPlan:
     worker = None
     worker_count = 1
     sources: tuple[str, ...] = ()
+    fleet_stations = scenario.stations.count
     try:
         if request.source_addresses is not None:
             sources = parse_source_addresses(request.source_addresses)
+            if not request.in_memory:
+                # Here, not as one failed connection per station that seems to blame the CSMS.
+                check_source_addresses(sources)
         if request.shard is not None:
             shard = parse_shard(request.shard)
             stations = scenario.stations
@@ -220,11 +224,14 @@ def plan_run(request: RunRequest) -> RunPlan:
         if scenario.csms.url is not None and (missing := scenario.csms.security.missing_files()):
             raise ScenarioError(missing)
         if not request.in_memory:
+            # Every limit at once, with one remedy for them all (limits.py).
             check_fleet_fits(
                 scenario.stations.count,
-                embedded_csms_sockets=scenario.csms.url is None and worker_count == 1,
+                embedded_csms=scenario.csms.url is None,
                 source_addresses=max(1, len(sources)),
                 processes=worker_count,
+                shards=shard.count if shard is not None else 1,
+                fleet_stations=fleet_stations,
             )
     except ScenarioError:
         raise

@@ -10,7 +10,12 @@ and 3 and explains TLS failures.  `open_memory_link` joins a station to an in-pr
 with no socket, over the two ends of `memory_channel_pair`.
 """
 
-from .addresses import parse_source_addresses
+from .addresses import (
+    SourceAddressError,
+    check_source_addresses,
+    parse_source_addresses,
+    source_address_problem,
+)
 from .channel import WebSocketChannel
 from .connect import (
     ConnectError,
@@ -30,11 +35,14 @@ __all__ = [
     "CredentialsRefused",
     "RpcLink",
     "ServeChannel",
+    "SourceAddressError",
     "TlsSettings",
     "WebSocketChannel",
+    "check_source_addresses",
     "memory_channel_pair",
     "open_memory_link",
     "open_station_link",
     "parse_source_addresses",
+    "source_address_problem",
     "station_url",
 ]

@@ -7,12 +7,14 @@ send an HTTP Basic `Authorization` header with the station id as user name; prof
 speak TLS 1.2 or later, and profile 3 presents the station's client certificate instead of a
 password (`tls.py`).  Every way the handshake can fail becomes a `ConnectError` whose message
 says what went wrong and what to try, and whose `outcome` is the label counted in
-`fleetsim_connection_attempts_total`.
+`fleetsim_connection_attempts_total`; a failure of this machine's own (a source address it
+does not have, no local port left) names the local address rather than blaming the CSMS.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +27,7 @@ from ..link import CallHandler, ConnectError, FollowUp, SendHandler
 from ..ocpp import OcppVersion, RpcSession, schema_set, subprotocol_for
 from ..ocpp.actions import CSMS_INITIATED
 from ..stats import LinkObserver
+from .addresses import source_address_problem
 from .rpc_link import CallDeadlines, RpcLink
 from .tls import (
     TlsSettings,
@@ -39,6 +42,8 @@ __all__ = [
     "ConnectError",
     "ConnectionSettings",
     "CredentialsRefused",
+    "LOCAL_PORTS_EXHAUSTED",
+    "SOURCE_ADDRESS_UNUSABLE",
     "STATION_ID_PLACEHOLDER",
     "open_station_link",
     "station_url",
@@ -46,6 +51,10 @@ __all__ = [
 
 #: Where a CSMS URL template puts the station id.
 STATION_ID_PLACEHOLDER = "{station_id}"
+#: `ConnectError.outcome` when this machine, not the CSMS, failed the connection: the source
+#: address is not one of the machine's, or no local port was left to connect from.
+SOURCE_ADDRESS_UNUSABLE = "source_address"
+LOCAL_PORTS_EXHAUSTED = "local_ports"
 
 
 class CredentialsRefused(ConnectError):
@@ -176,6 +185,10 @@ async def open_station_link(
         tls_error = explain_tls_failure(station_id, url, exc, settings.tls) if secure else None
         if tls_error is not None:
             raise tls_error from None
+        if isinstance(exc, OSError):
+            local_error = _explain_local_failure(station_id, url, exc, source_address)
+            if local_error is not None:
+                raise local_error from exc
         raise ConnectError(
             f"station {station_id}: cannot connect to {url}: {exc}; is the CSMS running "
             "and the URL right?",
@@ -205,6 +218,47 @@ async def open_station_link(
         yield link
     finally:
         await connection.aclose()
+
+
+def _errnos(exc: BaseException) -> set[int]:
+    """The errno values behind `exc`: trio's "all attempts to connect failed" carries each
+    attempt's error in an exception group as its cause."""
+    found: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending and len(found) < 16:
+        error = pending.pop()
+        if isinstance(error, OSError) and error.errno is not None:
+            found.add(error.errno)
+        if isinstance(error, BaseExceptionGroup):
+            pending.extend(error.exceptions)
+        if error.__cause__ is not None:
+            pending.append(error.__cause__)
+    return found
+
+
+def _explain_local_failure(
+    station_id: str, url: str, exc: OSError, source_address: str | None
+) -> ConnectError | None:
+    """The `ConnectError` for a connection this machine could not make, or None when the
+    failure lies beyond it: a source address the machine does not have, or no local port
+    left.  Runs only after a failure, so the probe bind costs nothing on the way in."""
+    if source_address is not None:
+        problem = source_address_problem(source_address)
+        if problem is not None:
+            return ConnectError(
+                f"station {station_id}: cannot connect to {url} from {source_address}: {problem}",
+                SOURCE_ADDRESS_UNUSABLE,
+            )
+    if errno.EADDRNOTAVAIL in _errnos(exc):
+        source = source_address or "this machine's address"
+        return ConnectError(
+            f"station {station_id}: cannot connect to {url}: no local port is free on {source} "
+            "towards the CSMS (connect failed: EADDRNOTAVAIL); one source address has as many "
+            "ports as net.ipv4.ip_local_port_range holds: give more with --source-address, or "
+            "run fewer stations on this machine (--shard I/N)",
+            LOCAL_PORTS_EXHAUSTED,
+        )
+    return None
 
 
 def _context_for(
