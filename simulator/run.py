@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -647,22 +647,34 @@ def _connector(
 def reporting_to_security(connect: Connect) -> Connect:
     """`connect`, telling block A how each attempt went: a new password accepted or refused
     (A01), a CSMS certificate or TLS version the station refused (security events)."""
+    return partial(_ReportingToSecurity, connect)
 
-    @asynccontextmanager
-    async def reporting(station: Station) -> AsyncIterator[Link]:
-        async with AsyncExitStack() as stack:
-            try:
-                link = await stack.enter_async_context(connect(station))
-            except CredentialsRefused:
-                security.password_refused(station)
-                raise
-            except ConnectError as exc:
-                security.connection_failed(station, exc.outcome)
-                raise
-            security.password_accepted(station)
-            yield link
 
-    return reporting
+class _ReportingToSecurity:
+    """One connection of `reporting_to_security`.  A class of two slots rather than a
+    generator-based context manager, whose suspended frame every connected station would keep
+    for as long as its connection lasts."""
+
+    __slots__ = ("_opening", "_station")
+
+    def __init__(self, connect: Connect, station: Station) -> None:
+        self._station = station
+        self._opening = connect(station)
+
+    async def __aenter__(self) -> Link:
+        try:
+            link = await self._opening.__aenter__()
+        except CredentialsRefused:
+            security.password_refused(self._station)
+            raise
+        except ConnectError as exc:
+            security.connection_failed(self._station, exc.outcome)
+            raise
+        security.password_accepted(self._station)
+        return link
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self._opening.__aexit__(*exc_info)
 
 
 def fleet_tls_settings(scenario: Scenario, csms_tls: CsmsTls | None = None) -> TlsSettings:
@@ -694,15 +706,28 @@ def _client_identity(
 def _timed(connect: Connect, stats: RunStats) -> Connect:
     """`connect`, reporting how long each connection that opens took to open (once per
     connection, never per message)."""
+    return partial(_Timed, connect, stats)
 
-    @asynccontextmanager
-    async def timed(station: Station) -> AsyncIterator[Link]:
-        started = trio.current_time()
-        async with connect(station) as link:
-            stats.connected(trio.current_time() - started)
-            yield link
 
-    return timed
+class _Timed:
+    """One connection of `_timed`: three slots, where a generator-based context manager would
+    keep a suspended frame alive for as long as the connection lasts."""
+
+    __slots__ = ("_opening", "_started", "_stats")
+
+    def __init__(self, connect: Connect, stats: RunStats, station: Station) -> None:
+        self._stats = stats
+        self._opening = connect(station)
+        self._started = 0.0
+
+    async def __aenter__(self) -> Link:
+        self._started = trio.current_time()
+        link = await self._opening.__aenter__()
+        self._stats.connected(trio.current_time() - self._started)
+        return link
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self._opening.__aexit__(*exc_info)
 
 
 def _profile_settings(

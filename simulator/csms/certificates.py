@@ -39,16 +39,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509 import ocsp
-from cryptography.x509.oid import NameOID
-
 from ..clock import format_timestamp
-from ..pki import DEFAULT_VALIDITY_DAYS, CertificateAuthority
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives import hashes
+
+    from ..pki import CertificateAuthority
     from .state import StationState
+
+# cryptography is imported where a certificate is handled, not with this module: every
+# embedded CSMS makes a CertificateServices, and the library costs a process about 12 MB.
 
 
 class _Caller(Protocol):
@@ -63,11 +63,20 @@ __all__ = ["CertificateServices"]
 
 _log = logging.getLogger(__name__)
 
-_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
-    "SHA256": hashes.SHA256,
-    "SHA384": hashes.SHA384,
-    "SHA512": hashes.SHA512,
-}
+
+def _hash_algorithm(name: str) -> hashes.HashAlgorithm:
+    """The hash algorithm of a hashAlgorithm field (SHA256, SHA384, SHA512)."""
+    from cryptography.hazmat.primitives import hashes
+
+    if name == "SHA384":
+        return hashes.SHA384()
+    if name == "SHA512":
+        return hashes.SHA512()
+    if name == "SHA256":
+        return hashes.SHA256()
+    raise KeyError(name)
+
+
 #: How long an OCSP answer of this CSMS stays current (its nextUpdate).
 OCSP_VALID_S = 86_400.0
 #: How long the contract certificates it issues are valid.
@@ -98,12 +107,14 @@ class CertificateServices:
         #: Station certificates signed so far.
         self.signed = 0
         #: How long the station certificates it signs are valid.
-        self.validity_days = DEFAULT_VALIDITY_DAYS
+        self.validity_days = 365  # a year, as pki.DEFAULT_VALIDITY_DAYS
 
     @property
     def authority(self) -> CertificateAuthority:
         """The CA that signs stations' certificates (made on first use)."""
         if self._authority is None:
+            from ..pki import CertificateAuthority
+
             self._authority = CertificateAuthority.create("fleetsim CSMS CA", now=self._now())
         return self._authority
 
@@ -116,6 +127,8 @@ class CertificateServices:
     def contract_authority(self) -> CertificateAuthority:
         """The mobility operator root that signs contract certificates (made on first use)."""
         if self._contract_authority is None:
+            from ..pki import CertificateAuthority
+
             self._contract_authority = CertificateAuthority.create(
                 "fleetsim MO root", now=self._now()
             )
@@ -140,6 +153,9 @@ class CertificateServices:
     def sign_certificate(
         self, station: StationState, payload: Mapping[str, Any]
     ) -> Mapping[str, Any]:
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
         try:
             request = x509.load_pem_x509_csr(str(payload["csr"]).encode())
         except ValueError:
@@ -166,6 +182,8 @@ class CertificateServices:
     ) -> None:
         if response.get("status") != "Accepted":
             return
+        from cryptography import x509
+
         try:
             chain = self.authority.sign_request(
                 str(request["csr"]), valid_days=self.validity_days, now=self._now()
@@ -187,6 +205,8 @@ class CertificateServices:
     def get_15118_ev_certificate(
         self, station: StationState, payload: Mapping[str, Any]
     ) -> Mapping[str, Any]:
+        from cryptography import x509
+
         try:
             der = base64.b64decode(str(payload["exiRequest"]), validate=True)
             request = x509.load_der_x509_csr(der)
@@ -214,8 +234,11 @@ class CertificateServices:
     def get_certificate_status(
         self, station: StationState, payload: Mapping[str, Any]
     ) -> Mapping[str, Any]:
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509 import ocsp
+
         data = payload["ocspRequestData"]
-        algorithm = _HASHES[data["hashAlgorithm"]]()
+        algorithm = _hash_algorithm(data["hashAlgorithm"])
         try:
             name_hash = bytes.fromhex(data["issuerNameHash"])
             key_hash = bytes.fromhex(data["issuerKeyHash"])
@@ -287,15 +310,20 @@ class CertificateServices:
 def _key_hash(authority: CertificateAuthority, algorithm: str) -> bytes:
     """The hash of a CA's public key as an OCSP CertID has it: over the subjectPublicKey bits,
     for an EC key the uncompressed point."""
+    from cryptography.hazmat.primitives import hashes, serialization
+
     point = authority.certificate.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
-    digest = hashes.Hash(_HASHES[algorithm]())
+    digest = hashes.Hash(_hash_algorithm(algorithm))
     digest.update(point)
     return digest.finalize()
 
 
 def der_to_pem_csr(der: bytes) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     return x509.load_der_x509_csr(der).public_bytes(serialization.Encoding.PEM)
 
 

@@ -18,18 +18,16 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, Any, Literal
 
 from ev_models import EvArrival, EvModel
 
 from ..clock import format_timestamp
 from ..ocpp import OcppVersion
-from ..pki import certificate_signing_request
 from .evse import NOMINAL_PHASE_VOLTAGE_V
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 __all__ = [
     "charging_needs",
@@ -235,6 +233,13 @@ def contract_certificate_request(key: ec.EllipticCurvePrivateKey, emaid: str) ->
     base64 of a DER PKCS#10 request for the EV's contract key, its CN the eMAID (the embedded
     CSMS answers it with `contract_certificate_chain`'s input).
     """
+    # Imported here: only Plug & Charge EVs need X.509, and the library costs every process
+    # that loads it about 12 MB.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from ..pki import certificate_signing_request
+
     pem = certificate_signing_request(key, emaid, None)
     der = x509.load_pem_x509_csr(pem).public_bytes(serialization.Encoding.DER)
     return base64.b64encode(der).decode()

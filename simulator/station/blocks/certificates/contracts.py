@@ -17,12 +17,6 @@ import base64
 import binascii
 from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509 import ocsp
-
-from ....pki import new_private_key, public_key_der
 from ...core import IdToken, StationCore
 from ...iso15118 import (
     ISO15118_2_SCHEMA,
@@ -71,6 +65,8 @@ async def _contract(
     station: StationCore, arrival: EvArrival
 ) -> tuple[SharedCertificate, ...] | None:
     """A contract certificate chain for a new key of the EV, or None when none came."""
+    from ....pki import new_private_key, public_key_der  # X.509 only where it is used
+
     key = new_private_key()
     request: dict[str, Any] = {
         "iso15118SchemaVersion": ISO15118_20_SCHEMA
@@ -119,6 +115,11 @@ async def _revocation_checked(
 
 def _good(result: str, certificate: SharedCertificate, issuer: SharedCertificate) -> bool:
     """Whether an ocspResult says `certificate` is good, signed by its issuer."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509 import ocsp
+
     try:
         response = ocsp.load_der_ocsp_response(base64.b64decode(result, validate=True))
     except (binascii.Error, ValueError):

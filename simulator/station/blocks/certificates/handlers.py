@@ -6,10 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cryptography import x509
-
 from ....link import Answer
-from ....pki import private_key_pem, public_key_der
 from ...core import ClientIdentity, SecurityEventOccurred, StationCore, refused
 from .state import (
     COMBINED,
@@ -98,6 +95,8 @@ def install_certificate(station: StationCore, payload: Mapping[str, Any]) -> Ans
         _check_chain(station, chain, store)
     except CertificateError as exc:
         return refused("InvalidCertificate", f"{use} refused: {exc}")
+    from cryptography import x509  # X.509 only where it is used
+
     root = chain[0]
     try:
         is_ca = root.certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
@@ -188,6 +187,8 @@ def _in_use(station: StationCore, store: list[Installed], entry: Installed) -> s
 
 
 def certificate_signed(station: StationCore, payload: Mapping[str, Any]) -> Answer:
+    from ....pki import public_key_der  # X.509 only where it is used
+
     use = payload.get("certificateType", "ChargingStationCertificate")
     state = peek_state(station)
     renewal = _renewal_for(state.renewals if state is not None else None, use, payload)
@@ -255,6 +256,8 @@ def _install_own(
     chain: tuple[SharedCertificate, ...],
 ) -> None:
     """Install a signed certificate of the station's own, in place of the one it renews."""
+    from ....pki import private_key_pem
+
     key_pem = private_key_pem(renewal.key)
     uses = {
         "ChargingStationCertificate": (("ChargingStationCertificate", None),),

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ....link import Answer
-from ....pki import certificate_signing_request, new_private_key
 from ...core import StationCore, TriggerTarget
 from .state import COMBINED, CertificateState, Renewal, now_utc, state_of
 
@@ -54,6 +53,8 @@ def sign_trigger(use: str, station: StationCore, target: TriggerTarget) -> Answe
 async def start_renewal(station: StationCore, use: str, *, before_sync: bool = False) -> None:
     """Make a key pair and ask for it to be signed, repeating per the SecurityCtrlr; an
     earlier request for the same certificate is abandoned (its key with it)."""
+    from ....pki import certificate_signing_request, new_private_key  # X.509 where used
+
     state = state_of(station)
     renewals = state.renewals
     if renewals is None:

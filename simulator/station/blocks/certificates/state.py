@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import trio
-from cryptography.hazmat.primitives.asymmetric import ec
 
+from ...core import Block
 from .store import Installed
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     from ...core import StationCore
 
 __all__ = ["CertificateState", "Renewal", "now_utc", "peek_state", "state_of"]
@@ -54,16 +56,20 @@ class CertificateState:
         return None
 
 
-def state_of(station: StationCore) -> CertificateState:
-    from . import BLOCK
+#: The key of the block's per-station state: the same name as the assembled block.
+STATE_KEY: Block[CertificateState] = Block(
+    letter="M", name="certificates", new_state=CertificateState
+)
 
-    return station.block_state(BLOCK)
+
+def state_of(station: StationCore) -> CertificateState:
+    """The station's certificates, made on first use."""
+    return station.block_state(STATE_KEY)
 
 
 def peek_state(station: StationCore) -> CertificateState | None:
-    from . import BLOCK
-
-    return station.peek_block_state(BLOCK)
+    """The station's certificates if it ever held any (reading creates nothing)."""
+    return station.peek_block_state(STATE_KEY)
 
 
 def now_utc(station: StationCore) -> datetime.datetime:

@@ -27,9 +27,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-
 __all__ = [
     "CertificateError",
     "Installed",
@@ -108,6 +105,8 @@ class SharedCertificate:
     )
 
     def __init__(self, der: bytes) -> None:
+        from cryptography import x509  # loaded by the first certificate, not at start
+
         try:
             self.certificate = x509.load_der_x509_certificate(der)
             self.issuer_der, self.subject_der, self.key_bits = _der_pieces(der)
@@ -163,6 +162,8 @@ class SharedCertificate:
 
     def issued(self, child: SharedCertificate) -> bool:
         """Whether this certificate's key signed `child` (and it names this as its issuer)."""
+        from cryptography.exceptions import InvalidSignature
+
         try:
             child.certificate.verify_directly_issued_by(self.certificate)
         except (InvalidSignature, ValueError, TypeError):
