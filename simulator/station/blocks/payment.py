@@ -378,5 +378,7 @@ BLOCK: Block[PaymentState] = Block(
     reactions={TransactionStarted: _web_payment_begun, TransactionEnded: _settle},
     new_state=PaymentState,
     pay_ad_hoc=_pay_ad_hoc,
+    # The shaper acts on a held card payment only: stations without one skip it.
+    needs_state=True,
     shape_limit=_shape_limit,
 )
