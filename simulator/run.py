@@ -441,7 +441,12 @@ async def _run_scenario(
                 connect = faults.connect(connect)
                 services.start_soon(faults.run)
             fleet = Fleet(
-                stations, connect, stations_settings.ramp_up_per_s, after_ramp_up=tune_collector
+                stations,
+                connect,
+                stations_settings.ramp_up_per_s,
+                after_ramp_up=tune_collector,
+                connect_timeout_s=scenario.csms.connect_timeout_s,
+                stats=stats,
             )
             with trio.CancelScope() as run_scope:
                 if scenario.duration_s is not None:
