@@ -11,8 +11,7 @@ feed `Ramp` measured handshake times directly.
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import pytest
@@ -27,7 +26,7 @@ from simulator.link import ConnectError, Link
 from simulator.metrics import RunStatsCollector
 from simulator.report.progress import ProgressLine
 from simulator.report.summary import build_summary, render_summary
-from simulator.station import Station, StationConfig
+from simulator.station import Connect, Station, StationConfig
 from simulator.stats import RunStats
 from simulator.transport import ConnectionSettings, open_station_link
 from tests.helpers import T0
@@ -43,6 +42,7 @@ class SlowHandshakes:
 
     upstream_port: int
     delay_s: float
+    url: str = ""
     in_progress: int = 0
     most_in_progress: int = 0
     answered: int = 0
@@ -57,17 +57,17 @@ class SlowHandshakes:
         self.most_in_progress = max(self.most_in_progress, self.in_progress)
         counted = True
         try:
-            async with client, await trio.open_tcp_stream("127.0.0.1", self.upstream_port) as up:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_pump, client, up)
-                    answer = await up.receive_some()
-                    await trio.sleep(self.delay_s)
-                    self.in_progress -= 1
-                    counted = False
-                    self.answered += 1
-                    await client.send_all(answer)
-                    await _pump(up, client)
-                    nursery.cancel_scope.cancel()
+            upstream = await trio.open_tcp_stream("127.0.0.1", self.upstream_port)
+            async with client, upstream, trio.open_nursery() as nursery:
+                nursery.start_soon(_pump, client, upstream)
+                answer = await upstream.receive_some()
+                await trio.sleep(self.delay_s)
+                self.in_progress -= 1
+                counted = False
+                self.answered += 1
+                await client.send_all(answer)
+                await _pump(upstream, client)
+                nursery.cancel_scope.cancel()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
@@ -84,15 +84,14 @@ async def _pump(source: trio.SocketStream, sink: trio.SocketStream) -> None:
         pass
 
 
-@asynccontextmanager
-async def slow_csms(nursery: trio.Nursery, delay_s: float) -> AsyncIterator[SlowHandshakes]:
+async def slow_csms(nursery: trio.Nursery, delay_s: float) -> SlowHandshakes:
+    """The embedded CSMS behind a `SlowHandshakes` proxy, both served in `nursery`."""
     csms = Csms(CsmsConfig(heartbeat_interval_s=300))
     port = await nursery.start(csms.serve, "127.0.0.1", 0)
     proxy = SlowHandshakes(port, delay_s)
     proxy_port = await nursery.start(proxy.serve)
-    proxy.upstream_port = port
-    proxy.url = f"ws://127.0.0.1:{proxy_port}/ocpp"  # type: ignore[attr-defined]
-    yield proxy
+    proxy.url = f"ws://127.0.0.1:{proxy_port}/ocpp"
+    return proxy
 
 
 def _stations(count: int, stats: RunStats) -> list[Station]:
@@ -102,7 +101,7 @@ def _stations(count: int, stats: RunStats) -> list[Station]:
     return [Station(f"CP{i:03d}", i, config, clock, stats) for i in range(1, count + 1)]
 
 
-def _connector(url: str, stats: RunStats, connect_timeout_s: float):  # type: ignore[no-untyped-def]
+def _connector(url: str, stats: RunStats, connect_timeout_s: float) -> Connect:
     settings = ConnectionSettings(csms_url=url, connect_timeout_s=connect_timeout_s)
 
     def connect(station: Station) -> AbstractAsyncContextManager[Link]:
@@ -124,31 +123,31 @@ async def test_slow_handshakes_slow_the_ramp_within_its_slots_and_quick_ones_win
     stations = _stations(200, stats)
     most_waiting = 0
     async with trio.open_nursery() as nursery:
-        async with slow_csms(nursery, delay_s=0.3) as proxy:
-            fleet = Fleet(
-                stations,
-                _connector(proxy.url, stats, 1.0),
-                100,
-                ramp=ramp,  # type: ignore[attr-defined]
-            )
-            nursery.start_soon(fleet.run)
-            with trio.fail_after(10):
-                while ramp.slowdowns < 2:
-                    await trio.sleep(0.01)
-                    most_waiting = max(most_waiting, stats.handshakes_waiting)
-            slowed_to = ramp.rate_per_s
-            assert slowed_to <= 25  # halved twice
-            assert stats.ramp_rate_per_s == slowed_to
-            assert fleet.started < 200  # still ramping
-            proxy.delay_s = 0.0
-            with trio.fail_after(10):
-                while ramp.rate_per_s < 100:  # won back step by step
-                    await trio.sleep(0.01)
-            assert not ramp.done
-            with trio.fail_after(20):
-                while stats.stations_booted < 200:
-                    await trio.sleep(0.05)
-            nursery.cancel_scope.cancel()
+        proxy = await slow_csms(nursery, delay_s=0.3)
+        fleet = Fleet(
+            stations,
+            _connector(proxy.url, stats, 1.0),
+            100,
+            ramp=ramp,
+        )
+        nursery.start_soon(fleet.run)
+        with trio.fail_after(10):
+            while ramp.slowdowns < 2:
+                await trio.sleep(0.01)
+                most_waiting = max(most_waiting, stats.handshakes_waiting)
+        slowed_to = ramp.rate_per_s
+        assert slowed_to <= 25  # halved twice
+        assert stats.ramp_rate_per_s == slowed_to
+        assert fleet.started < 200  # still ramping
+        proxy.delay_s = 0.0
+        with trio.fail_after(10):
+            while ramp.rate_per_s < 100:  # won back step by step
+                await trio.sleep(0.01)
+        assert not ramp.done
+        with trio.fail_after(20):
+            while stats.stations_booted < 200:
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
     assert proxy.most_in_progress <= slots
     assert most_waiting > 0  # stations did wait for a slot: the slots bound the handshakes
     assert stats.connection_attempts_by_outcome == {"ok": 200}
@@ -166,27 +165,27 @@ async def test_a_station_that_waited_for_a_slot_does_not_time_out_for_it() -> No
     stations = _stations(3 * MIN_SLOTS, stats)
     took_s: list[float] = []
     async with trio.open_nursery() as nursery:
-        async with slow_csms(nursery, delay_s=0.6) as proxy:
-            connect = ramp.gate(_connector(proxy.url, stats, 1.0))  # type: ignore[attr-defined]
+        proxy = await slow_csms(nursery, delay_s=0.6)
+        connect = ramp.gate(_connector(proxy.url, stats, 1.0))
 
-            async def open_and_close(station: Station) -> None:
-                started = trio.current_time()
-                async with trio.open_nursery() as own, connect(station):
-                    took_s.append(trio.current_time() - started)
-                    own.cancel_scope.cancel()
+        async def open_and_close(station: Station) -> None:
+            started = trio.current_time()
+            async with trio.open_nursery() as own, connect(station):
+                took_s.append(trio.current_time() - started)
+                own.cancel_scope.cancel()
 
-            with trio.fail_after(10):
-                async with trio.open_nursery() as connecting:
-                    for station in stations:
-                        connecting.start_soon(open_and_close, station)
-            assert proxy.most_in_progress == MIN_SLOTS
-            # The same handshake without a slot to wait for, and slower than the timeout, does
-            # time out: the timeout is live, it only starts when the handshake does.
-            proxy.delay_s = 1.5
-            with pytest.raises(ConnectError) as timed_out, trio.fail_after(5):
-                async with _connector(proxy.url, stats, 1.0)(stations[0]):  # type: ignore[attr-defined]
-                    pass
-            nursery.cancel_scope.cancel()
+        with trio.fail_after(10):
+            async with trio.open_nursery() as connecting:
+                for station in stations:
+                    connecting.start_soon(open_and_close, station)
+        assert proxy.most_in_progress == MIN_SLOTS
+        # The same handshake without a slot to wait for, and slower than the timeout, does
+        # time out: the timeout is live, it only starts when the handshake does.
+        proxy.delay_s = 1.5
+        with pytest.raises(ConnectError) as timed_out, trio.fail_after(5):
+            async with _connector(proxy.url, stats, 1.0)(stations[0]):
+                pass
+        nursery.cancel_scope.cancel()
     assert timed_out.value.outcome == "timeout"
     assert len(took_s) == 3 * MIN_SLOTS
     assert max(took_s) > 1.5  # the last third waited two handshakes for a slot
