@@ -22,7 +22,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -372,6 +372,63 @@ async def _run_scenario(
         )
         return summary
 
+    def conclude_at_stop(
+        unreachable: bool, interrupted: bool, stopped_wall_s: float
+    ) -> tuple[dict[str, Any], list[ThresholdResult]]:
+        """The summary of the run as it stands at its stop, published (and, in a worker, sent
+        to the parent) before the stations close their connections."""
+        for station in stations:
+            station.account_energy()
+        # What the simulation made but the CSMS never got: events left in the offline queues.
+        stats.transaction_events_unsent = sum(len(station.tx_queue) for station in stations)
+        errors = _distinct_errors(stations, fleet.failures)
+        if unreachable:
+            errors.insert(
+                0,
+                f"the run stopped early: the first {stats.connection_failures} connection "
+                "attempts failed and none succeeded",
+            )
+        summary = summary_now(errors)
+        # EVs still plugged in: their visits end as the stations close, and count with them
+        # (a swap station's packs charging in its slots are not visits).
+        summary["ev_sessions"] += sum(
+            1
+            for station in stations
+            if station.config.battery_swap is None
+            for evse in station.evses
+            if evse.session is not None
+        )
+        summary["stop"] = {
+            "seconds": round(time.perf_counter() - stopped_wall_s, 3),
+            "cut_short": [],
+        }
+        results: list[ThresholdResult] = []
+        if options.report_to is None:
+            # A worker's parent concludes for the whole fleet.
+            aborted_by = watch.aborted_by.threshold if watch.aborted_by is not None else None
+            results = conclude(
+                summary, options.thresholds, aborted_by=aborted_by, interrupted=interrupted
+            )
+        else:
+            _write_report_line(
+                options.report_to,
+                {
+                    "final": stats.to_wire(),
+                    "state": fleet_state(),
+                    "summary": summary,
+                    "csms_unreachable": unreachable,
+                    "interrupted": interrupted,
+                },
+            )
+        publish(
+            summary,
+            results,
+            console,
+            summary_json_path=options.summary_json_path,
+            junit_path=options.junit_path,
+        )
+        return summary, results
+
     watch = ThresholdWatch(options.thresholds, lambda: summary_now([]), console)
     try:
         async with trio.open_nursery() as services:
@@ -448,49 +505,65 @@ async def _run_scenario(
                 connect_timeout_s=scenario.csms.connect_timeout_s,
                 stats=stats,
             )
-            with trio.CancelScope() as run_scope:
-                if scenario.duration_s is not None:
-                    run_scope.deadline = trio.current_time() + scenario.duration_s
-                if signals.caught_before:
-                    run_scope.cancel()  # stopped while loading: no station starts
-                services.start_soon(_stop_on_signals, run_scope, console, signals)
-                if options.stop_when_stdin_closes:
-                    services.start_soon(_stop_when_parent_is_gone, run_scope, console)
-                if options.report_to is not None:
-                    services.start_soon(_report_stats, stats, fleet_state, options.report_to)
-                async with trio.open_nursery() as running:
+            run_scope = trio.CancelScope()
+            if scenario.duration_s is not None:
+                run_scope.deadline = trio.current_time() + scenario.duration_s
+            if signals.caught_before:
+                run_scope.cancel()  # stopped while loading: no station starts
+            services.start_soon(_stop_on_signals, run_scope, console, signals)
+            if options.stop_when_stdin_closes:
+                services.start_soon(_stop_when_parent_is_gone, run_scope, console)
+            progress_shown = trio.Event()
+            async with trio.open_nursery() as running:
+                showing = trio.CancelScope()
+                if not run_scope.cancel_called:
                     running.start_soon(fleet.run)
-                    running.start_soon(watch.run, run_scope.cancel)
-                    if options.show_progress:
-                        progress = ProgressLine(
-                            lambda: stats,
-                            len(stations),
-                            console,
-                            clock=clock,
-                            duration_s=scenario.duration_s,
-                            site_power_w=lambda: {
-                                site.name: (site.import_w, site.export_w) for site in world.sites
-                            },
-                            active_faults=None if faults is None else faults.active,
-                        )
-                        if options.in_memory:
-                            running.start_soon(progress.run_simulated, clock)
-                        else:
-                            running.start_soon(progress.run)
-                    try:
-                        unreachable = await _watch_reachability(stats, len(stations))
-                    finally:
-                        stats.stopping = True
-                        # A run that reached its duration stopped at the deadline, whichever
-                        # task trio cancels first.
-                        stopped_at = min(trio.current_time(), run_scope.deadline)
-                        world.stop((stopped_at - clock.trio_origin) * clock.speed)
-                    running.cancel_scope.cancel()
-            interrupted = (
-                run_scope.cancelled_caught
-                and (scenario.duration_s is None or trio.current_time() < run_scope.deadline)
-                and watch.aborted_by is None
-            )
+                if options.report_to is not None:
+                    # In `running`: no report follows the final one, sent at the stop.
+                    running.start_soon(_report_stats, stats, fleet_state, options.report_to)
+                running.start_soon(watch.run, run_scope.cancel)
+                if options.show_progress:
+                    progress = ProgressLine(
+                        lambda: stats,
+                        len(stations),
+                        console,
+                        clock=clock,
+                        duration_s=scenario.duration_s,
+                        site_power_w=lambda: {
+                            site.name: (site.import_w, site.export_w) for site in world.sites
+                        },
+                        active_faults=None if faults is None else faults.active,
+                    )
+                    show = (
+                        partial(progress.run_simulated, clock)
+                        if options.in_memory
+                        else progress.run
+                    )
+                    running.start_soon(_show_progress, showing, show, progress_shown)
+                else:
+                    progress_shown.set()
+                with run_scope:
+                    unreachable = await _watch_reachability(stats, len(stations))
+                # The run is over.  Its summary is made now, from what the fleet did until
+                # this moment, and only then do the stations close their connections: with
+                # tens of thousands of stations on a busy machine that takes seconds, and a
+                # stop must not wait for it to say what the run did.
+                stopped_wall_s = time.perf_counter()
+                stats.stopping = True
+                # A run that reached its duration stopped at the deadline, whichever task
+                # trio runs first after it.
+                stopped_at = min(trio.current_time(), run_scope.deadline)
+                world.stop((stopped_at - clock.trio_origin) * clock.speed)
+                interrupted = (
+                    run_scope.cancelled_caught
+                    and (scenario.duration_s is None or stopped_at < run_scope.deadline)
+                    and watch.aborted_by is None
+                )
+                showing.cancel()
+                with trio.move_on_after(1.0):
+                    await progress_shown.wait()  # the live view is gone before the summary
+                summary, results = conclude_at_stop(unreachable, interrupted, stopped_wall_s)
+                running.cancel_scope.cancel()
             services.cancel_scope.cancel()
     finally:
         REGISTRY.unregister(collector)
@@ -499,47 +572,10 @@ async def _run_scenario(
             trace.close()
         if tls_directory is not None:
             tls_directory.cleanup()
-    for station in stations:
-        station.account_energy()
-    # What the simulation made but the CSMS never got: events left in the offline queues.
-    stats.transaction_events_unsent = sum(len(station.tx_queue) for station in stations)
     world.end()
-    errors = _distinct_errors(stations, fleet.failures)
-    if unreachable:
-        errors.insert(
-            0,
-            f"the run stopped early: the first {stats.connection_failures} connection attempts "
-            "failed and none succeeded",
-        )
-    summary = summary_now(errors)
-    results: list[ThresholdResult] = []
-    if options.report_to is None:
-        # A worker's parent concludes for the whole fleet.
-        aborted_by = watch.aborted_by.threshold if watch.aborted_by is not None else None
-        results = conclude(
-            summary, options.thresholds, aborted_by=aborted_by, interrupted=interrupted
-        )
     if options.report_dir is not None:
         _write_reports(world, options.report_dir, scenario.name, clock)
         console.print(f"reports in {options.report_dir}")
-    if options.report_to is not None:
-        _write_report_line(
-            options.report_to,
-            {
-                "final": stats.to_wire(),
-                "state": fleet_state(),
-                "summary": summary,
-                "csms_unreachable": unreachable,
-                "interrupted": interrupted,
-            },
-        )
-    publish(
-        summary,
-        results,
-        console,
-        summary_json_path=options.summary_json_path,
-        junit_path=options.junit_path,
-    )
     return RunOutcome(
         summary,
         unreachable,
@@ -735,6 +771,17 @@ async def _unreachable_in_memory(station: Station) -> AsyncIterator[Link]:
         "refused",
     )
     yield  # pragma: no cover - never reached; makes this a generator
+
+
+async def _show_progress(
+    scope: trio.CancelScope, show: Callable[[], Awaitable[None]], gone: trio.Event
+) -> None:
+    """Show the live view until `scope` is cancelled; set `gone` once it has been taken down."""
+    try:
+        with scope:
+            await show()
+    finally:
+        gone.set()
 
 
 async def _watch_reachability(stats: RunStats, stations_total: int) -> bool:
