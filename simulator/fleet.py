@@ -104,7 +104,7 @@ class Ramp:
         self._publish()
 
     def _slots_for(self, rate_per_s: float) -> int:
-        wanted = math.ceil(rate_per_s * self.slow_handshake_s)
+        wanted = math.ceil(round(rate_per_s * self.slow_handshake_s, 6))  # 100 x 0.3 is 30
         return min(MAX_SLOTS, max(MIN_SLOTS, wanted))
 
     @property
