@@ -21,9 +21,10 @@ the rate is reconsidered by the ramp's own loop, which ends with the ramp.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from types import TracebackType
 
 import trio
 
@@ -49,6 +50,48 @@ LOWEST_SHARE = 1 / 64
 #: The fewest and the most handshakes a process runs at once.
 MIN_SLOTS = 8
 MAX_SLOTS = 1000
+
+
+class _Gated:
+    """One connection attempt through `Ramp.gate`.  A plain class rather than a generator:
+    a fleet's stop unwinds tens of thousands of these at once, and every layer costs."""
+
+    __slots__ = ("_connect", "_opened", "_ramp", "_station")
+
+    def __init__(self, ramp: Ramp, connect: Connect, station: Station) -> None:
+        self._ramp = ramp
+        self._connect = connect
+        self._station = station
+        self._opened: AbstractAsyncContextManager[Link] | None = None
+
+    async def __aenter__(self) -> Link:
+        ramp = self._ramp
+        await ramp._take_slot()
+        started = trio.current_time()
+        try:
+            opening = self._connect(self._station)
+            link = await opening.__aenter__()
+        except ConnectError as exc:
+            ramp._give_slot()
+            if exc.outcome == "timeout":
+                ramp.observe(started, ramp.connect_timeout_s, timed_out=True)
+            raise
+        except BaseException:
+            ramp._give_slot()
+            raise
+        ramp._give_slot()
+        ramp.opened(started, trio.current_time() - started)
+        self._opened = opening
+        return link
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        assert self._opened is not None
+        return await self._opened.__aexit__(kind, error, traceback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,26 +166,11 @@ class Ramp:
 
     def gate(self, connect: Connect) -> Connect:
         """`connect`, each attempt waiting for a handshake slot first, holding it until the
-        connection is open (or has failed), and reporting how long the handshake took."""
+        connection is open (or has failed), and reporting how long the handshake took (to
+        the ramp, and to `RunStats.connected` for `fleetsim_connect_duration_seconds`)."""
 
-        @asynccontextmanager
-        async def gated(station: Station) -> AsyncIterator[Link]:
-            async with AsyncExitStack() as stack:
-                await self._take_slot()
-                started = trio.current_time()
-                try:
-                    link = await stack.enter_async_context(connect(station))
-                except ConnectError as exc:
-                    self._give_slot()
-                    if exc.outcome == "timeout":
-                        self.observe(started, self.connect_timeout_s, timed_out=True)
-                    raise
-                except BaseException:
-                    self._give_slot()
-                    raise
-                self._give_slot()
-                self.observe(started, trio.current_time() - started)
-                yield link
+        def gated(station: Station) -> AbstractAsyncContextManager[Link]:
+            return _Gated(self, connect, station)
 
         return gated
 
@@ -164,6 +192,12 @@ class Ramp:
         if stats is not None:
             stats.handshakes_in_flight = int(self.slots.borrowed_tokens)
             stats.handshakes_waiting = self.waiting
+
+    def opened(self, started: float, handshake_s: float) -> None:
+        """A connection opened: its handshake began at `started` and took `handshake_s`."""
+        if self._stats is not None:
+            self._stats.connected(handshake_s)
+        self.observe(started, handshake_s)
 
     def observe(self, started: float, handshake_s: float, *, timed_out: bool = False) -> None:
         """A handshake that started at `started` (trio time) took `handshake_s`."""

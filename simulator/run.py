@@ -650,7 +650,7 @@ def _connector(
                 validate_outgoing=validate,
             )
 
-        return _timed(connect_in_memory, stats)
+        return connect_in_memory
     settings = ConnectionSettings(
         csms_url=csms_url,
         ocpp_version=scenario.ocpp_version,
@@ -682,7 +682,7 @@ def _connector(
             client_identity=_client_identity(station, station_settings, csms_tls),
         )
 
-    return _timed(reporting_to_security(connect_websocket), stats)
+    return reporting_to_security(connect_websocket)
 
 
 def reporting_to_security(connect: Connect) -> Connect:
@@ -730,20 +730,6 @@ def _client_identity(
     if csms_tls is not None and settings.tls.client_cert is None:
         return csms_tls.station_identity(station.id)
     return None
-
-
-def _timed(connect: Connect, stats: RunStats) -> Connect:
-    """`connect`, reporting how long each connection that opens took to open (once per
-    connection, never per message)."""
-
-    @asynccontextmanager
-    async def timed(station: Station) -> AsyncIterator[Link]:
-        started = trio.current_time()
-        async with connect(station) as link:
-            stats.connected(trio.current_time() - started)
-            yield link
-
-    return timed
 
 
 def _profile_settings(
