@@ -24,8 +24,16 @@ stations' sockets and the CSMS's never share a process's file limit.
 
 A worker that dies is reported by number, with its block of stations and how it ended; its
 last counters stay in the totals, and the others run on.  Signals go to the parent, which asks
-every worker to stop (SIGTERM: they close their connections and report); a second Ctrl-C kills
-them.  Workers run in their own session, so a terminal's Ctrl-C reaches only the parent.
+every worker to stop (SIGTERM: they report, then close their connections); a second Ctrl-C
+kills them.  Workers run in their own session, so a terminal's Ctrl-C reaches only the parent.
+
+A stop ends within seconds, with a summary, however large the fleet and however busy the
+machine.  A worker sends its final report at the stop, before its stations close their
+connections (run.py), and the parent waits `FINAL_REPORT_WAIT_S` for it: a worker that has
+not sent it by then is killed, its last counters (a second old) stand in the totals, and the
+summary's `stop.cut_short` says so.  A worker that has reported gets `EXIT_GRACE_S` to close
+its connections and end, then it is killed, losing nothing.  The summary is written before
+the embedded CSMS is stopped, which gets `CSMS_STOP_GRACE_S`.
 
 A stop reaches every process whatever its timing.  The parent catches SIGINT and SIGTERM from
 the start of the `run` command (stop_signals.py), and one that came before it started anything
@@ -80,8 +88,8 @@ __all__ = [
 AUTO_STATIONS_PER_CORE = 2_000
 #: Wall seconds the workers get, after their run should be over, before they are stopped.
 OVERRUN_GRACE_S = 30.0
-#: Wall seconds between asking the workers to stop and killing them, when this process is
-#: itself being torn down (an error, not a stop).
+#: Wall seconds between asking a worker to stop and killing it, outside a stop's deadlines:
+#: a worker whose report stream ended before it did, or this process torn down by an error.
 STOP_GRACE_S = 10.0
 #: Wall seconds the workers get, from a stop, to send their final reports.  A worker makes its
 #: summary at the stop, before its stations close their connections, so this is ample even for
