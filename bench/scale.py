@@ -58,7 +58,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -474,6 +474,11 @@ def main() -> None:
         help=f"comma-separated workloads to run, of: {','.join(WORKLOADS)} (busy only when named)",
     )
     parser.add_argument(
+        "--busy-stations",
+        type=int,
+        help="another size for the busy case (still two workers and two source addresses)",
+    )
+    parser.add_argument(
         "--client-root",
         type=Path,
         default=ROOT,
@@ -494,6 +499,8 @@ def main() -> None:
     plan = SMOKE if args.smoke else FULL
     if args.runs is not None:
         plan = Plan(**{**plan.__dict__, "runs": args.runs})
+    if args.busy_stations is not None:
+        plan = Plan(**{**plan.__dict__, "busy": replace(plan.busy, stations=args.busy_stations)})
     if args.largest_stations is not None:
         plan = Plan(**{**plan.__dict__, "largest": _largest(args.largest_stations)})
 

@@ -339,9 +339,7 @@ async def _run_scenario(
         [site.name for site in world.sites],
     )
     REGISTRY.register(state_collector)
-    interrupted = False
     rollout: FirmwareRollout | None = None
-    unreachable = False
     wall_start = time.perf_counter()
     csms_url = scenario.csms.url
     #: The embedded CSMS's certificates when it serves wss:// (security profile 2 or 3).
@@ -510,18 +508,55 @@ async def _run_scenario(
                 run_scope.deadline = trio.current_time() + scenario.duration_s
             if signals.caught_before:
                 run_scope.cancel()  # stopped while loading: no station starts
-            services.start_soon(_stop_on_signals, run_scope, console, signals)
+            #: Set once the run has stopped and its summary is out: the summary, the
+            #: thresholds' results, and whether the CSMS was unreachable, the run interrupted.
+            concluded: list[tuple[dict[str, Any], list[ThresholdResult], bool, bool]] = []
+            #: The stations' nursery, once it runs.
+            stations_nursery: list[trio.Nursery] = []
+            showing = trio.CancelScope()
+
+            def finish(unreachable: bool) -> None:
+                """The run is over.  Its summary is made now, from what the fleet did until
+                this moment, and only then do the stations close their connections: with
+                tens of thousands of stations on a busy machine that takes seconds, and a
+                stop must not wait for it to say what the run did."""
+                if concluded or not stations_nursery:
+                    return
+                stopped_wall_s = time.perf_counter()
+                stats.stopping = True
+                # A run that reached its duration stopped at the deadline, whichever task
+                # trio runs first after it.
+                stopped_at = min(trio.current_time(), run_scope.deadline)
+                world.stop((stopped_at - clock.trio_origin) * clock.speed)
+                interrupted = (
+                    run_scope.cancel_called
+                    and (scenario.duration_s is None or stopped_at < run_scope.deadline)
+                    and watch.aborted_by is None
+                )
+                # The live view takes itself down when it next wakes, printing nothing more.
+                showing.cancel()
+                summary, results = conclude_at_stop(unreachable, interrupted, stopped_wall_s)
+                concluded.append((summary, results, unreachable, interrupted))
+                stations_nursery[0].cancel_scope.cancel()
+
+            def stop_now() -> None:
+                """Stop the run, summing it up in this very task: on a machine too busy for
+                the fleet, every trip through trio's scheduler takes seconds, and a stop
+                signal must not wait for several."""
+                run_scope.cancel()
+                finish(unreachable=False)
+
+            services.start_soon(_stop_on_signals, stop_now, console, signals)
             if options.stop_when_stdin_closes:
-                services.start_soon(_stop_when_parent_is_gone, run_scope, console)
-            progress_shown = trio.Event()
+                services.start_soon(_stop_when_parent_is_gone, stop_now, console)
             async with trio.open_nursery() as running:
-                showing = trio.CancelScope()
+                stations_nursery.append(running)
                 if not run_scope.cancel_called:
                     running.start_soon(fleet.run)
                 if options.report_to is not None:
                     # In `running`: no report follows the final one, sent at the stop.
                     running.start_soon(_report_stats, stats, fleet_state, options.report_to)
-                running.start_soon(watch.run, run_scope.cancel)
+                running.start_soon(watch.run, stop_now)
                 if options.show_progress:
                     progress = ProgressLine(
                         lambda: stats,
@@ -539,31 +574,12 @@ async def _run_scenario(
                         if options.in_memory
                         else progress.run
                     )
-                    running.start_soon(_show_progress, showing, show, progress_shown)
-                else:
-                    progress_shown.set()
+                    running.start_soon(_show_progress, showing, show)
+                reached_unreachable = False
                 with run_scope:
-                    unreachable = await _watch_reachability(stats, len(stations))
-                # The run is over.  Its summary is made now, from what the fleet did until
-                # this moment, and only then do the stations close their connections: with
-                # tens of thousands of stations on a busy machine that takes seconds, and a
-                # stop must not wait for it to say what the run did.
-                stopped_wall_s = time.perf_counter()
-                stats.stopping = True
-                # A run that reached its duration stopped at the deadline, whichever task
-                # trio runs first after it.
-                stopped_at = min(trio.current_time(), run_scope.deadline)
-                world.stop((stopped_at - clock.trio_origin) * clock.speed)
-                interrupted = (
-                    run_scope.cancelled_caught
-                    and (scenario.duration_s is None or stopped_at < run_scope.deadline)
-                    and watch.aborted_by is None
-                )
-                showing.cancel()
-                with trio.move_on_after(1.0):
-                    await progress_shown.wait()  # the live view is gone before the summary
-                summary, results = conclude_at_stop(unreachable, interrupted, stopped_wall_s)
-                running.cancel_scope.cancel()
+                    reached_unreachable = await _watch_reachability(stats, len(stations))
+                finish(reached_unreachable)
+            ((summary, results, unreachable, interrupted),) = concluded
             services.cancel_scope.cancel()
     finally:
         REGISTRY.unregister(collector)
@@ -759,15 +775,10 @@ async def _unreachable_in_memory(station: Station) -> AsyncIterator[Link]:
     yield  # pragma: no cover - never reached; makes this a generator
 
 
-async def _show_progress(
-    scope: trio.CancelScope, show: Callable[[], Awaitable[None]], gone: trio.Event
-) -> None:
-    """Show the live view until `scope` is cancelled; set `gone` once it has been taken down."""
-    try:
-        with scope:
-            await show()
-    finally:
-        gone.set()
+async def _show_progress(scope: trio.CancelScope, show: Callable[[], Awaitable[None]]) -> None:
+    """Show the live view until `scope` is cancelled."""
+    with scope:
+        await show()
 
 
 async def _watch_reachability(stats: RunStats, stations_total: int) -> bool:
@@ -782,20 +793,20 @@ async def _watch_reachability(stats: RunStats, stations_total: int) -> bool:
 
 
 async def _stop_on_signals(
-    run_scope: trio.CancelScope, console: Console, signals: StopSignals
+    stop: Callable[[], None], console: Console, signals: StopSignals
 ) -> None:
     async for received in signals.counted():
         if received == 1:
             console.print("stopping: closing the stations' connections (again to quit now)")
-            run_scope.cancel()
+            stop()
         else:
             os._exit(130)
 
 
-async def _stop_when_parent_is_gone(run_scope: trio.CancelScope, console: Console) -> None:
+async def _stop_when_parent_is_gone(stop: Callable[[], None], console: Console) -> None:
     await wait_parent_gone()
     console.print("stopping: the parent process is gone")
-    run_scope.cancel()
+    stop()
 
 
 def _write_reports(world: World, directory: Path, title: str, clock: SimClock) -> None:

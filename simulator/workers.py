@@ -95,7 +95,7 @@ STOP_GRACE_S = 10.0
 #: summary at the stop, before its stations close their connections, so this is ample even for
 #: 15,000 stations a worker on a busy machine; one that has not reported by then is killed, and
 #: its last counters (a second old at most) stand in the summary, which says it was cut short.
-FINAL_REPORT_WAIT_S = 6.0
+FINAL_REPORT_WAIT_S = 7.0
 #: Wall seconds a worker gets, after its final report, to close its stations' connections and
 #: end; then it is killed, losing nothing (its report is in).
 EXIT_GRACE_S = 2.0
@@ -255,8 +255,8 @@ class WorkersRun:
         #: Around the start of the embedded CSMS, which a stop abandons.
         self._starting = trio.CancelScope()
         self.died: list[WorkerDied] = []
-        #: What the summary lacks because a stop's deadline came first, in words.
-        self.cut_short: list[str] = []
+        #: What the summary lacks because a stop's deadline came first, in words, by worker.
+        self.cut_short: dict[int, str] = {}
         #: When the run stopped (wall clock): the stop request, else the first final report.
         self._stopped_wall_s: float | None = None
         #: The trio time by which every worker must have sent its final report, once a stop
@@ -439,7 +439,7 @@ class WorkersRun:
             return
         if worker.killed and worker.final is None and self._workers_told_to_stop:
             ids = self.scenario.stations
-            self.cut_short.append(
+            self.cut_short[worker.index] = (
                 f"worker {worker.index} (stations {ids.station_id(worker.block.start)} to "
                 f"{ids.station_id(worker.block.stop - 1)}) sent no final report within "
                 f"{FINAL_REPORT_WAIT_S:g} s of the stop and was killed; its counters from its "
@@ -562,7 +562,7 @@ class WorkersRun:
         stopped = self._stopped_wall_s
         summary["stop"] = {
             "seconds": 0.0 if stopped is None else round(time.perf_counter() - stopped, 3),
-            "cut_short": list(self.cut_short),
+            "cut_short": [self.cut_short[index] for index in sorted(self.cut_short)],
         }
         return summary
 
