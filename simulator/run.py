@@ -524,6 +524,9 @@ async def _run_scenario(
                     return
                 stopped_wall_s = time.perf_counter()
                 stats.stopping = True
+                # The trace ends where the summary does: frames the closing stations still
+                # send are neither counted in it nor traced.
+                stats.trace = None
                 # A run that reached its duration stopped at the deadline, whichever task
                 # trio runs first after it.
                 stopped_at = min(trio.current_time(), run_scope.deadline)

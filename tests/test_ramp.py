@@ -120,7 +120,7 @@ async def test_slow_handshakes_slow_the_ramp_within_its_slots_and_quick_ones_win
     # Timings with room for a busy test machine: the slow mark is a tenth of the timeout
     # (0.3 s), a handshake through the proxy takes 0.8 s while slow and a few ms after.
     ramp = Ramp(100, connect_timeout_s=3.0, stats=stats, adjust_every_s=0.1)
-    assert ramp.slots.total_tokens == 30  # 100 stations/s x 0.3 s until handshakes are timed
+    assert ramp.slots.total_tokens == 30  # 100 stations/s x 0.3 s
     stations = _stations(200, stats)
     most_waiting = most_slots = 0
 
@@ -157,9 +157,9 @@ async def test_slow_handshakes_slow_the_ramp_within_its_slots_and_quick_ones_win
             while stats.stations_booted < 200:
                 await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
-    # Little's law: at most 100 stations/s x 0.8 s handshakes in flight, and the slots held
-    # them to that.
-    assert proxy.most_in_progress <= most_slots <= 80
+    # The slots held the handshakes in flight to 100 stations/s x the slow mark (0.3 s) at
+    # most, and fewer as the rate fell, though each took 0.8 s.
+    assert proxy.most_in_progress <= most_slots <= 30
     assert most_waiting > 0  # stations did wait for a slot: the slots bound the handshakes
     assert stats.connection_attempts_by_outcome == {"ok": 200}
     assert ramp.done and stats.ramp_rate_per_s == 0.0
@@ -214,8 +214,7 @@ def test_one_slow_spell_halves_the_rate_once_and_quick_handshakes_win_it_back() 
     ramp.adjust(0.0)
     ramp.observe(0.5, 2.5)
     ramp.adjust(1.0)
-    # 500 stations/s whose handshakes take 2.5 s: 1,250 in flight, and a process runs 1,000.
-    assert (ramp.rate_per_s, ramp.slowdowns, ramp.slots.total_tokens) == (500, 1, 1000)
+    assert (ramp.rate_per_s, ramp.slowdowns, ramp.slots.total_tokens) == (500, 1, 500)
     # Handshakes that began before the slowdown say nothing of the rate since.
     ramp.observe(0.9, 3.0)
     ramp.adjust(2.0)
@@ -228,7 +227,7 @@ def test_one_slow_spell_halves_the_rate_once_and_quick_handshakes_win_it_back() 
     ramp.observe(3.5, 0.7)
     ramp.adjust(4.0)
     assert ramp.rate_per_s == 250
-    assert ramp.slots.total_tokens == 250  # 250/s x 1 s: never sized below the slow mark
+    assert ramp.slots.total_tokens == 250  # 250/s x the slow mark, 1 s
     for second in range(5, 13):
         ramp.observe(second - 0.5, 0.01)
         ramp.adjust(second)
