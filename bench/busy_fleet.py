@@ -36,6 +36,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -253,6 +254,53 @@ def _histogram_p(
 
 
 @contextmanager
+def cpu_hog(cpu: int = 0) -> Iterator[subprocess.Popen[bytes]]:
+    """Another process keeping one core busy (a Python busy loop pinned to core `cpu`), as on
+    a shared CI machine; ended on exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "while True: pass"],
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def measure_stop(
+    process: subprocess.Popen[str], summary_path: Path, limit_s: float = 60.0
+) -> dict[str, Any]:
+    """SIGTERM the client, as a service manager or CI's timeout would; seconds until its
+    summary file appears and until the process (tree) ends."""
+    signalled_s = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    summary_after_s = None
+    while process.poll() is None and time.monotonic() - signalled_s < limit_s:
+        if summary_after_s is None and summary_path.exists():
+            summary_after_s = time.monotonic() - signalled_s
+        time.sleep(0.02)
+    ended = process.poll() is not None
+    stop_s = time.monotonic() - signalled_s
+    if summary_after_s is None and summary_path.exists():
+        summary_after_s = stop_s
+    written = summary_path.exists()
+    figures: dict[str, Any] = {
+        "stop_s": stop_s if ended else None,
+        "stop_ended_within_limit": ended,
+        "summary_written": written,
+        "summary_after_stop_s": summary_after_s,
+    }
+    if written:
+        summary = json.loads(summary_path.read_text())
+        figures["summary_stations_booted"] = summary.get("stations_booted")
+        figures["summary_stop"] = summary.get("stop")
+        figures["summary_ramp"] = summary.get("ramp")
+    return figures
+
+
+@contextmanager
 def _client(
     target_url: str,
     stations: int,
@@ -305,11 +353,19 @@ def one_run(
     tracemalloc_path: Path | None = None,
     client_root: Path = ROOT,
     client_args: Sequence[str] = (),
+    stop_figures: bool = False,
 ) -> dict[str, Any]:
     """Measure one client of `stations` stations against `target` (extra `fleetsim run` flags
     in `client_args`, such as `--workers 2`); CPU and memory are of the client's whole
-    process tree.  Ramp-up counts from the moment the client process is started."""
+    process tree.  Ramp-up counts from the moment the client process is started.
+
+    With `stop_figures` a ramp that does not finish within `ramp_timeout_s` is a figure, not
+    an error (how far it got, and what it cost), and the run ends with a measured stop
+    (`measure_stop`): the busy-machine case."""
     launched_s = time.monotonic()
+    summary_path = Path(tempfile.mkdtemp(prefix="fleetsim-stop-")) / "summary.json"
+    if stop_figures:
+        client_args = [*client_args, "--summary-json", str(summary_path)]
     with _client(
         target.url, stations, scenario, tracemalloc_path, client_root, list(client_args)
     ) as (
@@ -317,19 +373,31 @@ def one_run(
         reader,
     ):
         metrics_url = reader.wait_for(_METRICS_LINE, 120.0).group(1)
+        ramp = _RampWatch()
         while True:
             if process.poll() is not None:
                 raise RuntimeError("the client ended early:\n" + "\n".join(reader.lines[-20:]))
             samples = _scrape(metrics_url)
+            ramp.sample(samples, process.pid)
             if _total(samples, "fleetsim_stations", state="accepted") >= stations:
                 break
             if time.monotonic() - launched_s > ramp_timeout_s:
+                booted = _total(samples, "fleetsim_stations", state="accepted")
+                if stop_figures:
+                    return {
+                        "stations": stations,
+                        "ramp_up_s": None,
+                        "stations_accepted_at_ramp_timeout": booted,
+                        "ramp_timeout_s": ramp_timeout_s,
+                        **ramp.figures(samples),
+                        **measure_stop(process, summary_path),
+                    }
                 raise RuntimeError(
-                    f"only {_total(samples, 'fleetsim_stations', state='accepted'):.0f} of "
-                    f"{stations} stations booted within {ramp_timeout_s:g} s"
+                    f"only {booted:.0f} of {stations} stations booted within {ramp_timeout_s:g} s"
                 )
             time.sleep(0.25)
         ramp_up_s = time.monotonic() - launched_s
+        ramp_figures = ramp.figures(samples)
         ramp_rss_kb = procstat.tree_memory_kb(process.pid)["VmRSS"]
         time.sleep(warmup_s)
         if tracemalloc_path is not None:
@@ -360,6 +428,7 @@ def one_run(
         if profiler is not None:
             profiler.wait(timeout=window_s + 60)
         accepted = _total(after.samples, "fleetsim_stations", state="accepted")
+        stopped = measure_stop(process, summary_path) if stop_figures else {}
     wall_s = after.wall_s - before.wall_s
     cpu_s = after.client_cpu_s - before.client_cpu_s
     frames = after.frames_sent - before.frames_sent
@@ -388,7 +457,56 @@ def one_run(
             _total(after.samples, "fleetsim_connection_attempts_total", outcome=outcome)
             for outcome in ("refused", "rejected", "timeout")
         ),
+        **ramp_figures,
+        **stopped,
     }
+
+
+class _RampWatch:
+    """What the ramp cost, from the scrapes taken while it went on: connections reopened (lost
+    and opened again, and failed attempts) in the worst minute, the peak RSS of the client's
+    tree, and the lowest ramp rate and most handshakes in flight it reported (0 from a client
+    without those gauges)."""
+
+    def __init__(self) -> None:
+        self._reopened: list[tuple[float, float]] = []
+        self.peak_rss_kb = 0
+        self.lowest_rate_per_s: float | None = None
+        self.most_in_flight = 0.0
+
+    def sample(
+        self, samples: dict[tuple[str, frozenset[tuple[str, str]]], float], pid: int
+    ) -> None:
+        reopened = _total(samples, "fleetsim_reconnects_total") + sum(
+            _total(samples, "fleetsim_connection_attempts_total", outcome=outcome)
+            for outcome in ("refused", "rejected", "timeout")
+        )
+        self._reopened.append((time.monotonic(), reopened))
+        self.peak_rss_kb = max(self.peak_rss_kb, procstat.tree_memory_kb(pid)["VmRSS"])
+        rate = _total(samples, "fleetsim_ramp_up_stations_per_second")
+        if rate > 0:
+            self.lowest_rate_per_s = min(self.lowest_rate_per_s or rate, rate)
+        self.most_in_flight = max(
+            self.most_in_flight, _total(samples, "fleetsim_handshakes_in_flight")
+        )
+
+    def figures(
+        self, samples: dict[tuple[str, frozenset[tuple[str, str]]], float]
+    ) -> dict[str, Any]:
+        worst_minute = 0.0
+        for index, (at_s, count) in enumerate(self._reopened):
+            before = [c for t, c in self._reopened[: index + 1] if at_s - t <= 60.0]
+            worst_minute = max(worst_minute, count - before[0])
+        return {
+            "reconnects": _total(samples, "fleetsim_reconnects_total"),
+            "connection_timeouts": _total(
+                samples, "fleetsim_connection_attempts_total", outcome="timeout"
+            ),
+            "reopened_in_worst_minute": worst_minute,
+            "ramp_peak_rss_mb": self.peak_rss_kb / 1024,
+            "ramp_lowest_rate_per_s": self.lowest_rate_per_s,
+            "ramp_most_handshakes_in_flight": self.most_in_flight,
+        }
 
 
 # -- the traced client (--tracemalloc) ----------------------------------------------------------

@@ -20,6 +20,15 @@ the figures are fleetsim's:
                client and of the asyncio `websockets` + `ocpp` ChargePoint baseline, side by
                side in one run.
   idle         bench/roundtrip.py's idle mode at 1,000 booted stations: CPU between heartbeats.
+  busy         the largest fleet again (30,000 stations over `--workers 2` and two source
+               addresses) while another process keeps one core busy (a Python busy loop pinned
+               to core 0, ended after the run), as on a shared CI machine: the ramp may take
+               longer, but must not collapse into a reconnect storm.  Its figures: ramp-up
+               seconds (or how many stations booted by the ramp timeout), connections reopened
+               (reconnects and failed attempts, in the worst minute), the lowest ramp rate and
+               most handshakes in flight the fleet reported, peak RSS, and then a SIGTERM:
+               seconds until the summary file is written and until the processes end.
+               `--client-root` runs another checkout's fleetsim (before and after a change).
 
 The round-trip percentiles of the fleet workloads come from the Prometheus histogram over the
 window (bucket upper bounds, as a Grafana panel computes them: "p99 ≤ 5 ms").
@@ -39,6 +48,7 @@ day (and machine) to the next where the absolute figures do not.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -48,7 +58,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +84,11 @@ class FleetWorkload:
     target_processes: int = 1
     #: Ramp up over this many wall seconds instead of at the scenario's rate (None: as written).
     ramp_over_s: float | None = None
+    #: Run beside a process that keeps one core busy, and measure the stop (the busy case).
+    busy: bool = False
+    #: Give up waiting for the ramp after this many seconds (None: 120 s, or 1 s per 100
+    #: stations if longer).  The busy case reports how far it got instead of failing.
+    ramp_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,7 @@ class Plan:
     reference: FleetWorkload
     largest: FleetWorkload
     half_load: FleetWorkload
+    busy: FleetWorkload
     warmup_s: float
     window_s: float
     roundtrip_stations: int
@@ -96,6 +112,17 @@ FULL = Plan(
         "largest", 30_000, workers=2, source_addresses="127.0.0.2-127.0.0.3", target_processes=2
     ),
     half_load=FleetWorkload("half load", 15_000, workers=2, target_processes=2),
+    busy=FleetWorkload(
+        "busy",
+        30_000,
+        workers=2,
+        source_addresses="127.0.0.2-127.0.0.3",
+        target_processes=2,
+        busy=True,
+        # Over six times the 37 s of the same fleet on an idle machine: half the CPU may
+        # double it.
+        ramp_timeout_s=240.0,
+    ),
     warmup_s=30.0,
     window_s=60.0,
     roundtrip_stations=1_000,
@@ -109,6 +136,14 @@ SMOKE = Plan(
         "largest", 300, workers=2, source_addresses="127.0.0.2-127.0.0.3", target_processes=2
     ),
     half_load=FleetWorkload("half load", 150, workers=2, target_processes=2),
+    busy=FleetWorkload(
+        "busy",
+        300,
+        workers=2,
+        source_addresses="127.0.0.2-127.0.0.3",
+        target_processes=2,
+        busy=True,
+    ),
     warmup_s=2.0,
     window_s=4.0,
     roundtrip_stations=50,
@@ -142,7 +177,7 @@ def _scenario_for(workload: FleetWorkload, directory: Path) -> Path:
     return path
 
 
-def _fleet_run(workload: FleetWorkload, plan: Plan) -> dict[str, Any]:
+def _fleet_run(workload: FleetWorkload, plan: Plan, client_root: Path = ROOT) -> dict[str, Any]:
     client_args = []
     if workload.workers > 1:
         client_args += ["--workers", str(workload.workers)]
@@ -151,15 +186,19 @@ def _fleet_run(workload: FleetWorkload, plan: Plan) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="fleetsim-bench-") as directory,
         run_target(workload.target_processes, busy_fleet.HEARTBEAT_INTERVAL_S) as target,
+        busy_fleet.cpu_hog() if workload.busy else contextlib.nullcontext(),
     ):
         result = busy_fleet.one_run(
             busy_fleet.Target(target.url, target.pids, lambda: None),
             workload.stations,
             scenario=_scenario_for(workload, Path(directory)),
-            warmup_s=plan.warmup_s,
-            window_s=plan.window_s,
-            ramp_timeout_s=max(120.0, workload.stations / 100),
+            # The busy case measures the ramp and the stop; a short window shows the fleet runs.
+            warmup_s=min(plan.warmup_s, 10.0) if workload.busy else plan.warmup_s,
+            window_s=min(plan.window_s, 20.0) if workload.busy else plan.window_s,
+            ramp_timeout_s=workload.ramp_timeout_s or max(120.0, workload.stations / 100),
             client_args=client_args,
+            client_root=client_root,
+            stop_figures=workload.busy,
         )
     processing = [s["processing_p99_us_at_most"] for s in target.summaries]
     result["target_processing_p99_us_at_most"] = max(
@@ -245,7 +284,36 @@ def _fleet_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return lines
 
 
-WORKLOADS = ("nominal", "reference", "largest", "half_load", "back_to_back", "idle")
+WORKLOADS = ("nominal", "reference", "largest", "half_load", "back_to_back", "idle", "busy")
+#: The workloads `python bench/scale.py` runs without `--only`: the busy case, which measures
+#: robustness rather than speed, is asked for by name.
+DEFAULT_WORKLOADS = WORKLOADS[:-1]
+
+_BUSY_COLUMNS = (
+    ("stations", "stations", "{:,.0f}"),
+    ("ramp_up_s", "ramp s", "{:.1f}"),
+    ("stations_accepted_at_ramp_timeout", "booted@timeout", "{:,.0f}"),
+    ("reopened_in_worst_minute", "reopened/min", "{:,.0f}"),
+    ("connection_timeouts", "timeouts", "{:,.0f}"),
+    ("ramp_lowest_rate_per_s", "lowest ramp/s", "{:,.0f}"),
+    ("ramp_most_handshakes_in_flight", "in flight", "{:,.0f}"),
+    ("ramp_peak_rss_mb", "RSS MB", "{:,.0f}"),
+    ("summary_after_stop_s", "summary s", "{:.1f}"),
+    ("stop_s", "stop s", "{:.1f}"),
+    ("summary_written", "summary", "{}"),
+)
+
+
+def _busy_table(result: dict[str, Any]) -> list[str]:
+    widths = [max(len(title), 9) for _, title, _ in _BUSY_COLUMNS]
+    header = " ".join(
+        f"{title:>{w}}" for (_, title, _), w in zip(_BUSY_COLUMNS, widths, strict=True)
+    )
+    cells = []
+    for (key, _, form), width in zip(_BUSY_COLUMNS, widths, strict=True):
+        value = result.get(key)
+        cells.append(f"{'-' if value is None else form.format(value):>{width}}")
+    return [header, " ".join(cells)]
 
 
 def _bare_reference(plan: Plan) -> dict[str, Any]:
@@ -379,6 +447,22 @@ def _print_verdicts(verdicts: dict[str, Any], plan: Plan) -> None:
         )
 
 
+def _busy(plan: Plan, client_root: Path) -> dict[str, Any]:
+    """The busy case, once (a run takes minutes, and it measures how the fleet holds up)."""
+    workload = plan.busy
+    print(
+        f"busy: {workload.stations:,} stations beside a process that keeps a core busy "
+        f"(client {client_root})",
+        flush=True,
+    )
+    started_s = time.monotonic()
+    result = _fleet_run(workload, plan, client_root.resolve())
+    print(f"  busy: took {time.monotonic() - started_s:.0f} s", flush=True)
+    for line in _busy_table(result):
+        print("  " + line)
+    return {"workload": workload.__dict__, "client_root": str(client_root.resolve()), **result}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="small and short, one run")
@@ -386,8 +470,20 @@ def main() -> None:
     parser.add_argument(
         "--only",
         type=lambda text: text.split(","),
-        default=list(WORKLOADS),
-        help=f"comma-separated workloads to run, of: {','.join(WORKLOADS)}",
+        default=list(DEFAULT_WORKLOADS),
+        help=f"comma-separated workloads to run, of: {','.join(WORKLOADS)} (busy only when named)",
+    )
+    parser.add_argument(
+        "--busy-stations",
+        type=int,
+        help="another size for the busy case (still two workers and two source addresses)",
+    )
+    parser.add_argument(
+        "--client-root",
+        type=Path,
+        default=ROOT,
+        help="checkout whose fleetsim runs the busy case (a worktree of another commit, to "
+        "compare before and after a change)",
     )
     parser.add_argument(
         "--largest-stations",
@@ -403,6 +499,8 @@ def main() -> None:
     plan = SMOKE if args.smoke else FULL
     if args.runs is not None:
         plan = Plan(**{**plan.__dict__, "runs": args.runs})
+    if args.busy_stations is not None:
+        plan = Plan(**{**plan.__dict__, "busy": replace(plan.busy, stations=args.busy_stations)})
     if args.largest_stations is not None:
         plan = Plan(**{**plan.__dict__, "largest": _largest(args.largest_stations)})
 
@@ -411,6 +509,14 @@ def main() -> None:
         "runs": plan.runs,
         "smoke": args.smoke,
     }
+    if args.only == ["busy"]:
+        # Robustness, not CPU figures: no bare reference to set them against.
+        report["busy"] = _busy(plan, args.client_root)
+        path = args.json if args.json != RESULTS else RESULTS.with_name("scale-busy.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"written to {path}")
+        return
     print(
         f"bare reference: a bare trio-websocket client, {plan.roundtrip_stations:,} stations "
         "back to back",
@@ -429,6 +535,8 @@ def main() -> None:
         _relate_fleet_figures(measured["median"], bare_us)
         report[key] = {"workload": workload.__dict__, **measured}
         fleet_rows.append((workload.name, measured["median"]))
+    if "busy" in args.only:
+        report["busy"] = _busy(plan, args.client_root)
     if "back_to_back" in args.only:
         print("back to back: bench/roundtrip.py", flush=True)
         report["back_to_back"] = _roundtrip(plan, "bare,fleetsim-default-gc,fleetsim,baseline")

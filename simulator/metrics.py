@@ -77,7 +77,10 @@ __all__ = [
     "CSMS_SCHEMA_VIOLATIONS",
     "ENERGY_DELIVERED",
     "FRAMES_DROPPED",
+    "HANDSHAKES_IN_FLIGHT",
+    "HANDSHAKES_WAITING",
     "MALFORMED_FRAMES",
+    "RAMP_RATE",
     "MESSAGES",
     "MetricSpec",
     "PAYMENTS",
@@ -358,6 +361,22 @@ RECONNECTS = MetricSpec(
     "Connections the stations lost while the run went on; each sends its station reconnecting.",
     "counter",
 )
+HANDSHAKES_IN_FLIGHT = MetricSpec(
+    "fleetsim_handshakes_in_flight",
+    "Connections opening now (TCP, TLS, WebSocket handshake), each holding a handshake slot.",
+    "gauge",
+)
+HANDSHAKES_WAITING = MetricSpec(
+    "fleetsim_handshakes_waiting",
+    "Stations waiting for a handshake slot before they start connecting.",
+    "gauge",
+)
+RAMP_RATE = MetricSpec(
+    "fleetsim_ramp_up_stations_per_second",
+    "The rate stations are started at now: the scenario's ramp_up_per_s, less while slow "
+    "handshakes slow the ramp down; 0 once every station has started.",
+    "gauge",
+)
 CALLS_IN_FLIGHT = MetricSpec(
     "fleetsim_ocpp_calls_in_flight",
     "Station CALLs sent and not yet answered (at most one per station, as OCPP-J allows).",
@@ -494,6 +513,9 @@ ALL_METRICS = (
     CONNECT_DURATION,
     RECONNECTS,
     FAULTS_INJECTED,
+    HANDSHAKES_IN_FLIGHT,
+    HANDSHAKES_WAITING,
+    RAMP_RATE,
     *FLEET_METRICS,
 )
 
@@ -574,6 +596,9 @@ class RunStatsCollector(Collector):
         yield self._durations(snapshots)
         yield single(RECONNECTS, "reconnects")
         yield labelled(FAULTS_INJECTED, "faults_injected_by_kind", FAULT_KINDS)
+        yield single(HANDSHAKES_IN_FLIGHT, "handshakes_in_flight")
+        yield single(HANDSHAKES_WAITING, "handshakes_waiting")
+        yield single(RAMP_RATE, "ramp_rate_per_s")
         counts = [0] * (len(CONNECT_DURATION_BUCKETS_S) + 1)
         total_s = 0.0
         for snap in snapshots:

@@ -2,8 +2,10 @@
 
 It starts what the scenario needs -- the embedded CSMS when no URL is given, the Prometheus
 endpoint when asked, the frame trace -- ramps the fleet up, shows progress, and stops cleanly
-when the duration is over or on Ctrl-C/SIGTERM: the stations close their WebSockets and the
-summary is written.  A second Ctrl-C ends the process at once.  A signal caught while the
+when the duration is over or on Ctrl-C/SIGTERM: the summary is made and written at once, from
+what the stations did until the stop, and then the stations close their WebSockets (which for
+tens of thousands of stations on a busy machine takes seconds, and adds nothing to the
+summary).  A second Ctrl-C ends the process at once.  A signal caught while the
 process was still loading (stop_signals.py) stops the run as soon as it starts.
 
 When no station ever connected and the first stations have all failed, the run stops early
@@ -22,7 +24,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -89,8 +91,6 @@ __all__ = [
 UNREACHABLE_AFTER_FAILURES = 20
 #: The faults' random stream, apart from the world's (`_seed_entropy` plus this).
 _FAULTS_STREAM = 14
-#: Wall seconds a closing fleet gets before the run ends regardless.
-SHUTDOWN_GRACE_S = 5.0
 #: Run seconds between checks of the abort_on_fail thresholds on the live figures.
 THRESHOLD_CHECK_EVERY_S = 1.0
 
@@ -339,9 +339,7 @@ async def _run_scenario(
         [site.name for site in world.sites],
     )
     REGISTRY.register(state_collector)
-    interrupted = False
     rollout: FirmwareRollout | None = None
-    unreachable = False
     wall_start = time.perf_counter()
     csms_url = scenario.csms.url
     #: The embedded CSMS's certificates when it serves wss:// (security profile 2 or 3).
@@ -371,6 +369,63 @@ async def _run_scenario(
             sorted(Counter(station.registration for station in stations).items())
         )
         return summary
+
+    def conclude_at_stop(
+        unreachable: bool, interrupted: bool, stopped_wall_s: float
+    ) -> tuple[dict[str, Any], list[ThresholdResult]]:
+        """The summary of the run as it stands at its stop, published (and, in a worker, sent
+        to the parent) before the stations close their connections."""
+        for station in stations:
+            station.account_energy()
+        # What the simulation made but the CSMS never got: events left in the offline queues.
+        stats.transaction_events_unsent = sum(len(station.tx_queue) for station in stations)
+        errors = _distinct_errors(stations, fleet.failures)
+        if unreachable:
+            errors.insert(
+                0,
+                f"the run stopped early: the first {stats.connection_failures} connection "
+                "attempts failed and none succeeded",
+            )
+        summary = summary_now(errors)
+        # EVs still plugged in: their visits end as the stations close, and count with them
+        # (a swap station's packs charging in its slots are not visits).
+        summary["ev_sessions"] += sum(
+            1
+            for station in stations
+            if station.config.battery_swap is None
+            for evse in station.evses
+            if evse.session is not None
+        )
+        summary["stop"] = {
+            "seconds": round(time.perf_counter() - stopped_wall_s, 3),
+            "cut_short": [],
+        }
+        results: list[ThresholdResult] = []
+        if options.report_to is None:
+            # A worker's parent concludes for the whole fleet.
+            aborted_by = watch.aborted_by.threshold if watch.aborted_by is not None else None
+            results = conclude(
+                summary, options.thresholds, aborted_by=aborted_by, interrupted=interrupted
+            )
+        else:
+            _write_report_line(
+                options.report_to,
+                {
+                    "final": stats.to_wire(),
+                    "state": fleet_state(),
+                    "summary": summary,
+                    "csms_unreachable": unreachable,
+                    "interrupted": interrupted,
+                },
+            )
+        publish(
+            summary,
+            results,
+            console,
+            summary_json_path=options.summary_json_path,
+            junit_path=options.junit_path,
+        )
+        return summary, results
 
     watch = ThresholdWatch(options.thresholds, lambda: summary_now([]), console)
     try:
@@ -441,51 +496,93 @@ async def _run_scenario(
                 connect = faults.connect(connect)
                 services.start_soon(faults.run)
             fleet = Fleet(
-                stations, connect, stations_settings.ramp_up_per_s, after_ramp_up=tune_collector
+                stations,
+                connect,
+                stations_settings.ramp_up_per_s,
+                after_ramp_up=tune_collector,
+                connect_timeout_s=scenario.csms.connect_timeout_s,
+                stats=stats,
             )
-            with trio.CancelScope() as run_scope:
-                if scenario.duration_s is not None:
-                    run_scope.deadline = trio.current_time() + scenario.duration_s
-                if signals.caught_before:
-                    run_scope.cancel()  # stopped while loading: no station starts
-                services.start_soon(_stop_on_signals, run_scope, console, signals)
-                if options.stop_when_stdin_closes:
-                    services.start_soon(_stop_when_parent_is_gone, run_scope, console)
-                if options.report_to is not None:
-                    services.start_soon(_report_stats, stats, fleet_state, options.report_to)
-                async with trio.open_nursery() as running:
+            run_scope = trio.CancelScope()
+            if scenario.duration_s is not None:
+                run_scope.deadline = trio.current_time() + scenario.duration_s
+            if signals.caught_before:
+                run_scope.cancel()  # stopped while loading: no station starts
+            #: Set once the run has stopped and its summary is out: the summary, the
+            #: thresholds' results, and whether the CSMS was unreachable, the run interrupted.
+            concluded: list[tuple[dict[str, Any], list[ThresholdResult], bool, bool]] = []
+            #: The stations' nursery, once it runs.
+            stations_nursery: list[trio.Nursery] = []
+            showing = trio.CancelScope()
+
+            def finish(unreachable: bool) -> None:
+                """The run is over.  Its summary is made now, from what the fleet did until
+                this moment, and only then do the stations close their connections: with
+                tens of thousands of stations on a busy machine that takes seconds, and a
+                stop must not wait for it to say what the run did."""
+                if concluded or not stations_nursery:
+                    return
+                stopped_wall_s = time.perf_counter()
+                stats.stopping = True
+                # The trace ends where the summary does: frames the closing stations still
+                # send are neither counted in it nor traced.
+                stats.trace = None
+                # A run that reached its duration stopped at the deadline, whichever task
+                # trio runs first after it.
+                stopped_at = min(trio.current_time(), run_scope.deadline)
+                world.stop((stopped_at - clock.trio_origin) * clock.speed)
+                interrupted = (
+                    run_scope.cancel_called
+                    and (scenario.duration_s is None or stopped_at < run_scope.deadline)
+                    and watch.aborted_by is None
+                )
+                # The live view takes itself down when it next wakes, printing nothing more.
+                showing.cancel()
+                summary, results = conclude_at_stop(unreachable, interrupted, stopped_wall_s)
+                concluded.append((summary, results, unreachable, interrupted))
+                stations_nursery[0].cancel_scope.cancel()
+
+            def stop_now() -> None:
+                """Stop the run, summing it up in this very task: on a machine too busy for
+                the fleet, every trip through trio's scheduler takes seconds, and a stop
+                signal must not wait for several."""
+                run_scope.cancel()
+                finish(unreachable=False)
+
+            services.start_soon(_stop_on_signals, stop_now, console, signals)
+            if options.stop_when_stdin_closes:
+                services.start_soon(_stop_when_parent_is_gone, stop_now, console)
+            async with trio.open_nursery() as running:
+                stations_nursery.append(running)
+                if not run_scope.cancel_called:
                     running.start_soon(fleet.run)
-                    running.start_soon(watch.run, run_scope.cancel)
-                    if options.show_progress:
-                        progress = ProgressLine(
-                            lambda: stats,
-                            len(stations),
-                            console,
-                            clock=clock,
-                            duration_s=scenario.duration_s,
-                            site_power_w=lambda: {
-                                site.name: (site.import_w, site.export_w) for site in world.sites
-                            },
-                            active_faults=None if faults is None else faults.active,
-                        )
-                        if options.in_memory:
-                            running.start_soon(progress.run_simulated, clock)
-                        else:
-                            running.start_soon(progress.run)
-                    try:
-                        unreachable = await _watch_reachability(stats, len(stations))
-                    finally:
-                        stats.stopping = True
-                        # A run that reached its duration stopped at the deadline, whichever
-                        # task trio cancels first.
-                        stopped_at = min(trio.current_time(), run_scope.deadline)
-                        world.stop((stopped_at - clock.trio_origin) * clock.speed)
-                    running.cancel_scope.cancel()
-            interrupted = (
-                run_scope.cancelled_caught
-                and (scenario.duration_s is None or trio.current_time() < run_scope.deadline)
-                and watch.aborted_by is None
-            )
+                if options.report_to is not None:
+                    # In `running`: no report follows the final one, sent at the stop.
+                    running.start_soon(_report_stats, stats, fleet_state, options.report_to)
+                running.start_soon(watch.run, stop_now)
+                if options.show_progress:
+                    progress = ProgressLine(
+                        lambda: stats,
+                        len(stations),
+                        console,
+                        clock=clock,
+                        duration_s=scenario.duration_s,
+                        site_power_w=lambda: {
+                            site.name: (site.import_w, site.export_w) for site in world.sites
+                        },
+                        active_faults=None if faults is None else faults.active,
+                    )
+                    show = (
+                        partial(progress.run_simulated, clock)
+                        if options.in_memory
+                        else progress.run
+                    )
+                    running.start_soon(_show_progress, showing, show)
+                reached_unreachable = False
+                with run_scope:
+                    reached_unreachable = await _watch_reachability(stats, len(stations))
+                finish(reached_unreachable)
+            ((summary, results, unreachable, interrupted),) = concluded
             services.cancel_scope.cancel()
     finally:
         REGISTRY.unregister(collector)
@@ -494,47 +591,10 @@ async def _run_scenario(
             trace.close()
         if tls_directory is not None:
             tls_directory.cleanup()
-    for station in stations:
-        station.account_energy()
-    # What the simulation made but the CSMS never got: events left in the offline queues.
-    stats.transaction_events_unsent = sum(len(station.tx_queue) for station in stations)
     world.end()
-    errors = _distinct_errors(stations, fleet.failures)
-    if unreachable:
-        errors.insert(
-            0,
-            f"the run stopped early: the first {stats.connection_failures} connection attempts "
-            "failed and none succeeded",
-        )
-    summary = summary_now(errors)
-    results: list[ThresholdResult] = []
-    if options.report_to is None:
-        # A worker's parent concludes for the whole fleet.
-        aborted_by = watch.aborted_by.threshold if watch.aborted_by is not None else None
-        results = conclude(
-            summary, options.thresholds, aborted_by=aborted_by, interrupted=interrupted
-        )
     if options.report_dir is not None:
         _write_reports(world, options.report_dir, scenario.name, clock)
         console.print(f"reports in {options.report_dir}")
-    if options.report_to is not None:
-        _write_report_line(
-            options.report_to,
-            {
-                "final": stats.to_wire(),
-                "state": fleet_state(),
-                "summary": summary,
-                "csms_unreachable": unreachable,
-                "interrupted": interrupted,
-            },
-        )
-    publish(
-        summary,
-        results,
-        console,
-        summary_json_path=options.summary_json_path,
-        junit_path=options.junit_path,
-    )
     return RunOutcome(
         summary,
         unreachable,
@@ -609,7 +669,7 @@ def _connector(
                 validate_outgoing=validate,
             )
 
-        return _timed(connect_in_memory, stats)
+        return connect_in_memory
     settings = ConnectionSettings(
         csms_url=csms_url,
         ocpp_version=scenario.ocpp_version,
@@ -641,7 +701,7 @@ def _connector(
             client_identity=_client_identity(station, station_settings, csms_tls),
         )
 
-    return _timed(reporting_to_security(connect_websocket), stats)
+    return reporting_to_security(connect_websocket)
 
 
 def reporting_to_security(connect: Connect) -> Connect:
@@ -703,33 +763,6 @@ def _client_identity(
     return None
 
 
-def _timed(connect: Connect, stats: RunStats) -> Connect:
-    """`connect`, reporting how long each connection that opens took to open (once per
-    connection, never per message)."""
-    return partial(_Timed, connect, stats)
-
-
-class _Timed:
-    """One connection of `_timed`: three slots, where a generator-based context manager would
-    keep a suspended frame alive for as long as the connection lasts."""
-
-    __slots__ = ("_opening", "_started", "_stats")
-
-    def __init__(self, connect: Connect, stats: RunStats, station: Station) -> None:
-        self._stats = stats
-        self._opening = connect(station)
-        self._started = 0.0
-
-    async def __aenter__(self) -> Link:
-        self._started = trio.current_time()
-        link = await self._opening.__aenter__()
-        self._stats.connected(trio.current_time() - self._started)
-        return link
-
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
-        return await self._opening.__aexit__(*exc_info)
-
-
 def _profile_settings(
     settings: ConnectionSettings, profile: Mapping[str, Any]
 ) -> ConnectionSettings:
@@ -757,6 +790,12 @@ async def _unreachable_in_memory(station: Station) -> AsyncIterator[Link]:
     yield  # pragma: no cover - never reached; makes this a generator
 
 
+async def _show_progress(scope: trio.CancelScope, show: Callable[[], Awaitable[None]]) -> None:
+    """Show the live view until `scope` is cancelled."""
+    with scope:
+        await show()
+
+
 async def _watch_reachability(stats: RunStats, stations_total: int) -> bool:
     """Return True (and so end the run) once the CSMS has proven unreachable; else never."""
     needed = min(stations_total, UNREACHABLE_AFTER_FAILURES)
@@ -769,20 +808,20 @@ async def _watch_reachability(stats: RunStats, stations_total: int) -> bool:
 
 
 async def _stop_on_signals(
-    run_scope: trio.CancelScope, console: Console, signals: StopSignals
+    stop: Callable[[], None], console: Console, signals: StopSignals
 ) -> None:
     async for received in signals.counted():
         if received == 1:
             console.print("stopping: closing the stations' connections (again to quit now)")
-            run_scope.cancel()
+            stop()
         else:
             os._exit(130)
 
 
-async def _stop_when_parent_is_gone(run_scope: trio.CancelScope, console: Console) -> None:
+async def _stop_when_parent_is_gone(stop: Callable[[], None], console: Console) -> None:
     await wait_parent_gone()
     console.print("stopping: the parent process is gone")
-    run_scope.cancel()
+    stop()
 
 
 def _write_reports(world: World, directory: Path, title: str, clock: SimClock) -> None:

@@ -169,7 +169,15 @@ _WIRE_COUNTERS = (
     "stations_booted",
     "reconnects",
     "connect_duration_sum_s",
+    "ramp_written_per_s",
+    "ramp_rate_per_s",
+    "ramp_lowest_per_s",
+    "ramp_slowdowns",
+    "handshakes_in_flight",
+    "handshakes_waiting",
 )
+#: Numbers of `RunStats` that combine as the largest of the parts, not their sum.
+_WIRE_MAXIMA = ("ramp_slowed_by_handshake_s",)
 _WIRE_MAPS = (
     "exchanges",
     "callerrors",
@@ -258,6 +266,17 @@ class RunStats:
         #: Non-cumulative counts per bucket of `CONNECT_DURATION_BUCKETS_S`, then +Inf.
         self.connect_duration_buckets = [0] * (len(CONNECT_DURATION_BUCKETS_S) + 1)
         self.connect_duration_sum_s = 0.0
+        #: The ramp (`fleet.Ramp`): the start rate written in the scenario, the rate now (0
+        #: once every station has started), the lowest it fell to, how often and by what
+        #: handshake time (seconds, the worst) it was slowed down; handshakes running now
+        #: and stations waiting for a handshake slot.  Set per connection, never per message.
+        self.ramp_written_per_s = 0.0
+        self.ramp_rate_per_s = 0.0
+        self.ramp_lowest_per_s = 0.0
+        self.ramp_slowdowns = 0
+        self.ramp_slowed_by_handshake_s = 0.0
+        self.handshakes_in_flight = 0
+        self.handshakes_waiting = 0
         #: Set when the run ends: CALLs cut short by our own shutdown are not CSMS errors.
         self.stopping = False
 
@@ -444,6 +463,9 @@ class RunStats:
             "battery_swaps_by_outcome": dict(self.battery_swaps_by_outcome),
             "reconnects": self.reconnects,
             "faults_injected_by_kind": dict(self.faults_injected_by_kind),
+            "handshakes_in_flight": self.handshakes_in_flight,
+            "handshakes_waiting": self.handshakes_waiting,
+            "ramp_rate_per_s": self.ramp_rate_per_s,
             "connect_durations": (list(self.connect_duration_buckets), self.connect_duration_sum_s),
             "durations": {
                 action: (list(stats.duration_buckets), stats.duration_sum_s)
@@ -458,7 +480,7 @@ class RunStats:
         its parent, which rebuilds it with `from_wire` and adds the workers up with `combined`.
         """
         return {
-            "counters": {name: getattr(self, name) for name in _WIRE_COUNTERS},
+            "counters": {name: getattr(self, name) for name in _WIRE_COUNTERS + _WIRE_MAXIMA},
             "maps": {name: _pairs(getattr(self, name)) for name in _WIRE_MAPS},
             "calls": {
                 action: [
@@ -501,6 +523,8 @@ class RunStats:
         for part in parts:
             for name in _WIRE_COUNTERS:
                 setattr(total, name, getattr(total, name) + getattr(part, name))
+            for name in _WIRE_MAXIMA:
+                setattr(total, name, max(getattr(total, name), getattr(part, name)))
             for name in _WIRE_MAPS:
                 _add_counts(getattr(total, name), getattr(part, name))
             for bucket, count in enumerate(part.connect_duration_buckets):
@@ -531,9 +555,22 @@ class RunStats:
                 "reached": self.cost_limits_reached,
                 "ended_local_out_of_credit": out_of_credit,
             }
+        if self.ramp_written_per_s:
+            totals["ramp"] = self.ramp_totals()
         if self.battery_swaps_by_outcome:
             totals["battery_swaps"] = dict(sorted(self.battery_swaps_by_outcome.items()))
         return totals
+
+    def ramp_totals(self) -> dict[str, Any]:
+        """How the ramp went (summed over workers, each ramping its share): the start rate
+        written in the scenario, the lowest it was slowed to, how often, and the mean
+        handshake time (seconds) that slowed it the furthest."""
+        return {
+            "written_per_s": round(self.ramp_written_per_s, 3),
+            "lowest_per_s": round(self.ramp_lowest_per_s, 3),
+            "slowdowns": self.ramp_slowdowns,
+            "slowed_by_handshake_s": round(self.ramp_slowed_by_handshake_s, 3),
+        }
 
     def _core_totals(self) -> dict[str, Any]:
         return {

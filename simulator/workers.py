@@ -24,8 +24,16 @@ stations' sockets and the CSMS's never share a process's file limit.
 
 A worker that dies is reported by number, with its block of stations and how it ended; its
 last counters stay in the totals, and the others run on.  Signals go to the parent, which asks
-every worker to stop (SIGTERM: they close their connections and report); a second Ctrl-C kills
-them.  Workers run in their own session, so a terminal's Ctrl-C reaches only the parent.
+every worker to stop (SIGTERM: they report, then close their connections); a second Ctrl-C
+kills them.  Workers run in their own session, so a terminal's Ctrl-C reaches only the parent.
+
+A stop ends within seconds, with a summary, however large the fleet and however busy the
+machine.  A worker sends its final report at the stop, before its stations close their
+connections (run.py), and the parent waits `FINAL_REPORT_WAIT_S` for it: a worker that has
+not sent it by then is killed, its last counters (a second old) stand in the totals, and the
+summary's `stop.cut_short` says so.  A worker that has reported gets `EXIT_GRACE_S` to close
+its connections and end, then it is killed, losing nothing.  The summary is written before
+the embedded CSMS is stopped, which gets `CSMS_STOP_GRACE_S`.
 
 A stop reaches every process whatever its timing.  The parent catches SIGINT and SIGTERM from
 the start of the `run` command (stop_signals.py), and one that came before it started anything
@@ -80,8 +88,19 @@ __all__ = [
 AUTO_STATIONS_PER_CORE = 2_000
 #: Wall seconds the workers get, after their run should be over, before they are stopped.
 OVERRUN_GRACE_S = 30.0
-#: Wall seconds between asking the workers to stop and killing them.
+#: Wall seconds between asking a worker to stop and killing it, outside a stop's deadlines:
+#: a worker whose report stream ended before it did, or this process torn down by an error.
 STOP_GRACE_S = 10.0
+#: Wall seconds the workers get, from a stop, to send their final reports.  A worker makes its
+#: summary at the stop, before its stations close their connections, so this is ample even for
+#: 15,000 stations a worker on a busy machine; one that has not reported by then is killed, and
+#: its last counters (a second old at most) stand in the summary, which says it was cut short.
+FINAL_REPORT_WAIT_S = 7.0
+#: Wall seconds a worker gets, after its final report, to close its stations' connections and
+#: end; then it is killed, losing nothing (its report is in).
+EXIT_GRACE_S = 2.0
+#: Wall seconds the embedded CSMS's processes get to end once the fleet has.
+CSMS_STOP_GRACE_S = 3.0
 #: Exit codes with which a worker ended its run normally: done, CSMS unreachable, stopped.
 _NORMAL_EXITS = frozenset({0, 3, 130})
 #: How a process that a stop signal ended reports (the negative signal number).
@@ -185,6 +204,12 @@ class _Worker:
     ready: bool = False
     #: A stop reached it before its run started; it ran no station.
     stopped_before_start: bool = False
+    #: Around the reading of its reports: its deadline ends the wait for them (see
+    #: `FINAL_REPORT_WAIT_S` and `EXIT_GRACE_S`).
+    reading: trio.CancelScope = field(default_factory=trio.CancelScope)
+    #: It was killed by this process once its time was up (after its final report, or at the
+    #: stop's deadline without one).
+    killed: bool = False
 
 
 class WorkersRun:
@@ -230,8 +255,18 @@ class WorkersRun:
         #: Around the start of the embedded CSMS, which a stop abandons.
         self._starting = trio.CancelScope()
         self.died: list[WorkerDied] = []
+        #: What the summary lacks because a stop's deadline came first, in words, by worker.
+        self.cut_short: dict[int, str] = {}
+        #: When the run stopped (wall clock): the stop request, else the first final report.
+        self._stopped_wall_s: float | None = None
+        #: The trio time by which every worker must have sent its final report, once a stop
+        #: was requested.
+        self._final_deadline = math.inf
         self._wall_start = time.perf_counter()
         self._watch = ThresholdWatch(self.thresholds, self._live_summary, console)
+        #: Around the progress line, taken down before the summary is printed.
+        self._showing = trio.CancelScope()
+        self._progress_gone = trio.Event()
 
     # -- the totals -----------------------------------------------------------------------
 
@@ -275,12 +310,17 @@ class WorkersRun:
                         csms_url = await services.start(self._run_embedded_csms)
                 if csms_url is not None and not self._stop_requested:
                     await self._run_workers(services, csms_url)
+                # The summary before the embedded CSMS is stopped: it has nothing to add.
+                self._showing.cancel()
+                with trio.move_on_after(1.0):
+                    await self._progress_gone.wait()
+                wall_s = time.perf_counter() - wall_start
+                outcome = self._outcome(csms_url or "", wall_s, self._stop_requested)
                 services.cancel_scope.cancel()
         finally:
             REGISTRY.unregister(collector)
             REGISTRY.unregister(state_collector)
-        wall_s = time.perf_counter() - wall_start
-        return self._outcome(csms_url or "", wall_s, self._stop_requested)
+        return outcome
 
     async def _run_workers(self, services: trio.Nursery, csms_url: str) -> None:
         """Start the workers and their companions (metrics, progress, overrun guard); return
@@ -291,11 +331,20 @@ class WorkersRun:
             services.start_soon(self._stop_after_overrun, self.scenario.duration_s)
         if self.show_progress:
             progress = ProgressLine(self.combined, self.scenario.stations.count, self.console)
-            services.start_soon(progress.run)
+            services.start_soon(self._show_progress, progress)
+        else:
+            self._progress_gone.set()
         services.start_soon(self._watch.run, self._tell_workers_to_stop)
         async with trio.open_nursery() as running:
             for worker in self._workers:
                 running.start_soon(self._run_worker, worker, csms_url)
+
+    async def _show_progress(self, progress: ProgressLine) -> None:
+        try:
+            with self._showing:
+                await progress.run()
+        finally:
+            self._progress_gone.set()
 
     async def _run_embedded_csms(self, task_status: trio.TaskStatus[str]) -> None:
         """Start the embedded CSMS's processes, report its URL, stop them when cancelled."""
@@ -326,7 +375,7 @@ class WorkersRun:
             await trio.sleep_forever()
         finally:
             with trio.CancelScope(shield=True):
-                await stop_children([process], signal.SIGTERM, STOP_GRACE_S)
+                await stop_children([process], signal.SIGTERM, CSMS_STOP_GRACE_S)
 
     async def _run_worker(self, worker: _Worker, csms_url: str) -> None:
         if self._stop_requested:
@@ -339,13 +388,21 @@ class WorkersRun:
         )
         worker.process = process
         assert process.stdout is not None
+        worker.reading.deadline = min(worker.reading.deadline, self._final_deadline)
         try:
-            async for line in lines(process.stdout):
-                self._take_report(worker, line)
-            await process.wait()
+            with worker.reading:
+                async for line in lines(process.stdout):
+                    self._take_report(worker, line)
+                await process.wait()
         finally:
             with trio.CancelScope(shield=True):
-                await stop_children([process], signal.SIGTERM, STOP_GRACE_S)
+                if worker.reading.cancelled_caught and process.returncode is None:
+                    # Its time is up: after its final report, or at the stop's deadline.
+                    worker.killed = True
+                    process.kill()
+                    await process.wait()
+                else:
+                    await stop_children([process], signal.SIGTERM, STOP_GRACE_S)
         self._check_ending(worker, process.returncode)
 
     def _take_report(self, worker: _Worker, line: bytes) -> None:
@@ -360,6 +417,11 @@ class WorkersRun:
             elif "final" in message:
                 worker.stats = RunStats.from_wire(message["final"])
                 worker.final = message
+                if self._stopped_wall_s is None:
+                    self._stopped_wall_s = time.perf_counter()
+                # Its summary is in; it now closes its connections, and gets so long for it.
+                deadline = trio.current_time() + EXIT_GRACE_S
+                worker.reading.deadline = min(worker.reading.deadline, deadline)
             elif "ready" in message:
                 worker.ready = True
                 if self._workers_told_to_stop:
@@ -374,6 +436,15 @@ class WorkersRun:
 
     def _check_ending(self, worker: _Worker, returncode: int | None) -> None:
         if self._ended_as_asked(worker, returncode):
+            return
+        if worker.killed and worker.final is None and self._workers_told_to_stop:
+            ids = self.scenario.stations
+            self.cut_short[worker.index] = (
+                f"worker {worker.index} (stations {ids.station_id(worker.block.start)} to "
+                f"{ids.station_id(worker.block.stop - 1)}) sent no final report within "
+                f"{FINAL_REPORT_WAIT_S:g} s of the stop and was killed; its counters from its "
+                "last report (at most a second older) are in the totals, its EV sessions are not"
+            )
             return
         if returncode is not None and returncode < 0:
             how = f"was killed by {signal.Signals(-returncode).name}"
@@ -395,8 +466,13 @@ class WorkersRun:
         """Whether `worker` ended by finishing its run or by a stop, having lost nothing."""
         if worker.final is not None or worker.stopped_before_start:
             # Its last report is in: a stop signal that came after it (when the process was
-            # all but over and had put back Python's default handler) cost nothing.
-            return returncode in _NORMAL_EXITS or returncode in _ENDED_BY_STOP_SIGNAL
+            # all but over and had put back Python's default handler), or this process
+            # killing it when it took too long to close its connections, cost nothing.
+            return (
+                returncode in _NORMAL_EXITS
+                or returncode in _ENDED_BY_STOP_SIGNAL
+                or (worker.killed and returncode == -signal.SIGKILL)
+            )
         # Not ready: it was still loading, and ran no station.  This parent does not signal
         # such a worker, but a stop sent to every process at once (a service manager's) may
         # reach it first.
@@ -433,6 +509,11 @@ class WorkersRun:
     def _tell_workers_to_stop(self) -> None:
         """SIGTERM to every worker that is ready for it; the others get it with their ready
         line (`_take_report`), since before it the signal would kill them without a report."""
+        if not self._workers_told_to_stop:
+            self._stopped_wall_s = self._stopped_wall_s or time.perf_counter()
+            self._final_deadline = trio.current_time() + FINAL_REPORT_WAIT_S
+            for worker in self._workers:
+                worker.reading.deadline = min(worker.reading.deadline, self._final_deadline)
         self._workers_told_to_stop = True
         for worker in self._workers:
             if worker.ready:
@@ -478,6 +559,11 @@ class WorkersRun:
             for status, count in worker_summary.get("registrations", {}).items():
                 registrations[status] = registrations.get(status, 0) + count
         summary["registrations"] = dict(sorted(registrations.items()))
+        stopped = self._stopped_wall_s
+        summary["stop"] = {
+            "seconds": 0.0 if stopped is None else round(time.perf_counter() - stopped, 3),
+            "cut_short": [self.cut_short[index] for index in sorted(self.cut_short)],
+        }
         return summary
 
     def _live_summary(self) -> dict[str, Any]:

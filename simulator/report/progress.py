@@ -2,7 +2,8 @@
 
 On a terminal a rich panel is redrawn in place every second: stations by state, messages per
 second, CALL latency p50/p99 by action, errors, failed connections, the simulated clock and
-how far the run is through its duration, and the sites' power.  Elsewhere (CI logs) one plain
+how far the run is through its duration, the sites' power, and while slow handshakes hold the
+ramp back, the rate it was slowed to (`fleet.Ramp`).  Elsewhere (CI logs) one plain
 line is printed every `log_every_s` seconds.  The view samples the counters on its own timer,
 never per message.  A plain line fits the console's width (COLUMNS): the least needed parts
 are left out first, and errors and failed connections are never left out.  The stats come from
@@ -22,7 +23,7 @@ from rich.text import Text
 from ..clock import SimClock
 from ..stats import RunStats, percentile_ms
 
-__all__ = ["ProgressLine"]
+__all__ = ["ProgressLine", "per_second", "ramp_text"]
 
 #: Seconds between redraws of the terminal view.
 _TERMINAL_INTERVAL_S = 1.0
@@ -46,6 +47,22 @@ def fit_to_width(parts: list[tuple[int, str]], width: int, separator: str = "  "
         del kept[worst]
     line = separator.join(text for _, text in kept)
     return line if len(line) <= width else line[: max(0, width - 1)] + "~"
+
+
+def per_second(rate_per_s: float) -> str:
+    """A rate as people read it: whole numbers from 10 up, one decimal below."""
+    return f"{rate_per_s:,.0f}/s" if rate_per_s >= 10 else f"{rate_per_s:.1f}/s"
+
+
+def ramp_text(stats: RunStats) -> str | None:
+    """While slow handshakes hold the ramp below its written rate: by how much and why."""
+    rate = stats.ramp_rate_per_s
+    if rate <= 0 or rate >= stats.ramp_written_per_s:
+        return None
+    return (
+        f"ramp slowed to {per_second(rate)}: handshakes took "
+        f"{stats.ramp_slowed_by_handshake_s:.1f} s"
+    )
 
 
 class ProgressLine:
@@ -149,6 +166,9 @@ class ProgressLine:
             (0, f"errors {self._errors(stats)}"),
             (0, f"connect failures {stats.connection_failures}"),
         ]
+        ramp = ramp_text(stats)
+        if ramp is not None:
+            parts.append((1, ramp))
         if rate is None:
             parts.append((3, f"messages {stats.messages_sent + stats.messages_received:,}"))
         else:

@@ -29,6 +29,7 @@ __all__ = [
     "no_station_accepted",
     "outcome_lines",
     "publish",
+    "ramp_lines",
     "render_summary",
     "write_summary_json",
 ]
@@ -187,7 +188,7 @@ def render_summary(summary: dict[str, Any], console: Console) -> None:
         f"failed connections {summary['connection_failures']}; "
         f"{summary['wall_seconds']:.1f} s wall, {summary['simulated_seconds']:.0f} s simulated"
     )
-    for line in [*delivery_lines(summary), *outcome_lines(summary)]:
+    for line in [*ramp_lines(summary), *delivery_lines(summary), *outcome_lines(summary)]:
         console.print(line, highlight=False, markup=False)
     faults = summary.get("faults_injected")
     if faults:
@@ -200,6 +201,28 @@ def render_summary(summary: dict[str, Any], console: Console) -> None:
     for error in summary["errors"]:
         console.print(f"[red]error:[/red] {error}", highlight=False)
     _render_thresholds(summary.get("thresholds", []), console)
+
+
+def ramp_lines(summary: dict[str, Any]) -> list[str]:
+    """A line when slow handshakes slowed the ramp down, and one when the stop was cut short."""
+    lines = []
+    ramp = summary.get("ramp")
+    if ramp and ramp["slowdowns"]:
+        lines.append(
+            f"ramp slowed to {_per_second(ramp['lowest_per_s'])} (written "
+            f"{_per_second(ramp['written_per_s'])}): handshakes took "
+            f"{ramp['slowed_by_handshake_s']:.1f} s; slowed down {ramp['slowdowns']} time(s)"
+        )
+    stop = summary.get("stop")
+    if stop and stop.get("cut_short"):
+        lines.append(
+            f"stop cut short after {stop['seconds']:.1f} s: " + "; ".join(stop["cut_short"])
+        )
+    return lines
+
+
+def _per_second(rate_per_s: float) -> str:
+    return f"{rate_per_s:,.0f}/s" if rate_per_s >= 10 else f"{rate_per_s:.1f}/s"
 
 
 def delivery_lines(summary: dict[str, Any]) -> list[str]:
