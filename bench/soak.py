@@ -12,8 +12,8 @@ prints, every wall minute:
   minute      wall minutes since the client started
   RSS MB      the client's resident memory (its whole process tree, from /proc)
   tasks       its trio tasks (`fleetsim_trio_tasks`, scraped from its Prometheus endpoint)
-  reopened    connections the stations lost and reopened in that minute
-              (`fleetsim_reconnects_total`)
+  reopened    connections the stations opened in that minute, all of them again after a drop
+              (`fleetsim_connection_attempts_total{outcome="ok"}`)
   drops       connections the fault closed in that minute (`fleetsim_faults_injected_total`)
   CALLs/s     frames the stations sent per second over the minute (their CALLs: the target
               initiates nothing)
@@ -69,7 +69,7 @@ class Minute:
 @dataclass
 class _Counters:
     wall_s: float
-    reconnects: float
+    connections_opened: float
     drops: float
     frames_sent: float
 
@@ -77,7 +77,7 @@ class _Counters:
 def _counters(samples: dict[Any, float]) -> _Counters:
     return _Counters(
         time.monotonic(),
-        _total(samples, "fleetsim_reconnects_total"),
+        _total(samples, "fleetsim_connection_attempts_total", outcome="ok"),
         _total(samples, "fleetsim_faults_injected_total", kind="drop"),
         _total(samples, "fleetsim_websocket_messages_total", direction="sent"),
     )
@@ -172,7 +172,7 @@ def soak(
                     minute=minute,
                     rss_mb=procstat.tree_memory_kb(process.pid)["VmRSS"] / 1024,
                     trio_tasks=_total(samples, "fleetsim_trio_tasks"),
-                    reopened=after.reconnects - before.reconnects,
+                    reopened=after.connections_opened - before.connections_opened,
                     drops=after.drops - before.drops,
                     calls_per_s=(after.frames_sent - before.frames_sent)
                     / max(after.wall_s - before.wall_s, 1e-9),
