@@ -12,6 +12,7 @@ prints, every wall minute:
   minute      wall minutes since the client started
   RSS MB      the client's resident memory (its whole process tree, from /proc)
   tasks       its trio tasks (`fleetsim_trio_tasks`, scraped from its Prometheus endpoint)
+  files       its open file descriptors (a socket per connected station)
   reopened    connections the stations opened in that minute, all of them again after a drop
               (`fleetsim_connection_attempts_total{outcome="ok"}`)
   drops       connections the fault closed in that minute (`fleetsim_faults_injected_total`)
@@ -60,6 +61,7 @@ class Minute:
     minute: int
     rss_mb: float
     trio_tasks: float
+    open_files: int
     reopened: float
     drops: float
     calls_per_s: float
@@ -81,6 +83,12 @@ def _counters(samples: dict[Any, float]) -> _Counters:
         _total(samples, "fleetsim_faults_injected_total", kind="drop"),
         _total(samples, "fleetsim_websocket_messages_total", direction="sent"),
     )
+
+
+def _open_files(pid: int) -> int:
+    """File descriptors the client holds (its sockets): a connection that is dropped and not
+    closed would show here."""
+    return sum(len(os.listdir(f"/proc/{member}/fd")) for member in procstat.tree(pid))
 
 
 def drop_flags(minutes: float, every_min: float, share: float) -> list[str]:
@@ -115,6 +123,7 @@ _COLUMNS = (
     ("minute", "minute", "{:.0f}"),
     ("rss_mb", "RSS MB", "{:.1f}"),
     ("trio_tasks", "tasks", "{:.0f}"),
+    ("open_files", "files", "{:.0f}"),
     ("reopened", "reopened", "{:.0f}"),
     ("drops", "drops", "{:.0f}"),
     ("calls_per_s", "CALLs/s", "{:.1f}"),
@@ -172,6 +181,7 @@ def soak(
                     minute=minute,
                     rss_mb=procstat.tree_memory_kb(process.pid)["VmRSS"] / 1024,
                     trio_tasks=_total(samples, "fleetsim_trio_tasks"),
+                    open_files=_open_files(process.pid),
                     reopened=after.connections_opened - before.connections_opened,
                     drops=after.drops - before.drops,
                     calls_per_s=(after.frames_sent - before.frames_sent)
@@ -186,6 +196,7 @@ def soak(
     settled = rows[warmup_min - 1 :]
     rss = flatness([row.rss_mb for row in settled])
     tasks = flatness([row.trio_tasks for row in settled])
+    files = flatness([float(row.open_files) for row in settled])
     return {
         "stations": stations,
         "minutes": minutes,
@@ -198,6 +209,7 @@ def soak(
         "rows": [asdict(row) for row in rows],
         "rss_mb": rss,
         "trio_tasks": tasks,
+        "open_files": files,
         "connections_reopened": sum(row.reopened for row in rows),
         "drops_injected": sum(row.drops for row in rows),
         "flat": rss["flat"] and tasks["flat"],
@@ -248,6 +260,7 @@ def main() -> None:
     report["smoke"] = args.smoke
     print(_verdict_line("RSS MB", report["rss_mb"], args.warmup))
     print(_verdict_line("trio tasks", report["trio_tasks"], args.warmup))
+    print(_verdict_line("open files", report["open_files"], args.warmup))
     print(
         f"{report['drops_injected']:.0f} connections dropped, "
         f"{report['connections_reopened']:.0f} reopened; "

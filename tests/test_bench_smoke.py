@@ -113,12 +113,13 @@ def test_the_soak_smoke_run_prints_every_minute_and_a_verdict(tmp_path: Path) ->
         assert row["rss_mb"] > 20, row
         # A few tasks per station and the fleet's own: the gauge counts the client's tasks.
         assert 200 < row["trio_tasks"] < 200 * 10, row
+        assert row["open_files"] >= 150, row  # a socket per connected station
         assert row["calls_per_s"] > 10, row
         assert row["accepted"] > 100, row
     # Drops at 30, 60 and 90 s closed connections, and the stations opened them again.
     assert report["drops_injected"] > 0
     assert 0 < report["connections_reopened"] <= report["drops_injected"]
-    for figure in ("rss_mb", "trio_tasks"):
+    for figure in ("rss_mb", "trio_tasks", "open_files"):
         verdict = report[figure]
         assert verdict["warmup_value"] == rows[0][figure]
         assert isinstance(verdict["flat"], bool)
