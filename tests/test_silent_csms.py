@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ HOUR_S = 3600.0
 #: The sweeper's resolution: a CALL times out between its timeout and this much later.
 SWEEP_S = 0.5
 VERSIONS: tuple[OcppVersion, ...] = ("2.1", "2.0.1")
+TEST_EV_MODELS = one_station_scenario().ev_fleet.extra_models
 
 
 @dataclass
@@ -129,19 +130,13 @@ async def silent_run(
                 await link.aclose()
                 nursery.cancel_scope.cancel()
 
-    def connector(s: Station) -> AbstractAsyncContextManager[Link]:
-        return connect(s)
-
     async with trio.open_nursery() as nursery:
         nursery.start_soon(deadlines.run)
         nursery.start_soon(pump.run)
-        await nursery.start(station.run, connector)
+        await nursery.start(station.run, connect)
         world.start()
         yield Run(station, stats, deadlines, links)
         nursery.cancel_scope.cancel()
-
-
-TEST_EV_MODELS = one_station_scenario().ev_fleet.extra_models
 
 
 @dataclass
