@@ -18,7 +18,9 @@ What the world and the stations already hold -- site power, plugged-in EVs, thei
 charging limits and V2X setpoints in force, the grid frequency, CALLs in flight, the offline
 queues, the simulated clock -- is not counted at all: `read_fleet_state` reads it on the trio
 thread when Prometheus scrapes (`FleetStateCollector`), in one pass over the plugged-in EVs and
-one over the stations, with no per-station label.
+one over the stations, with no per-station label.  The trio task count
+(`fleetsim_trio_tasks`, what a soak run watches for leaks) is kept by a trio instrument as
+tasks start and end, installed at the first reading, so a scrape walks no task tree.
 
 With `--workers N` each worker sends its parent its counters and its `read_fleet_state` once a
 second; the parent's endpoint exports the fleet's figures, combined as each `MetricSpec.combine`
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -66,6 +69,8 @@ __all__ = [
     "empty_fleet_state",
     "read_fleet_state",
     "scrape_on_trio_thread",
+    "trio_task_count",
+    "walk_trio_tasks",
     "CALL_DURATION",
     "CALL_DURATION_BUCKETS_S",
     "CALLERRORS_RECEIVED",
@@ -458,6 +463,12 @@ DER_EVENTS_ACTIVE = MetricSpec(
     ("kind",),
     combine="max",
 )
+TRIO_TASKS = MetricSpec(
+    "fleetsim_trio_tasks",
+    "trio tasks alive in the fleet's processes now: a few per connected station and the "
+    "fleet's own; flat in a long run unless something leaks.",
+    "gauge",
+)
 SIMULATED_TIME = MetricSpec(
     "fleetsim_simulated_time_seconds",
     "The simulated clock, as seconds since the Unix epoch.",
@@ -490,6 +501,7 @@ FLEET_METRICS = (
     EVS_V2X,
     DER_EVENTS_ACTIVE,
     SIMULATED_TIME,
+    TRIO_TASKS,
 )
 
 ALL_METRICS = (
@@ -661,6 +673,7 @@ def empty_fleet_state(site_names: Iterable[str] = ()) -> dict[str, Any]:
         "bytes_received": 0,
         "grid_frequency_hz": 0.0,
         "simulated_time_s": 0.0,
+        "trio_tasks": 0,
         "der_events_active": dict.fromkeys(DER_KINDS, 0),
         "soc_buckets": [0] * (len(SOC_BUCKETS) + 1),
         "soc_sum": 0.0,
@@ -705,6 +718,7 @@ def read_fleet_state(world: Any, stations: Sequence[Any], wire: Any) -> dict[str
     state["bytes_received"] = wire.received
     state["grid_frequency_hz"] = float(world.frequency_hz)
     state["simulated_time_s"] = clock.epoch_s(now_s)
+    state["trio_tasks"] = trio_task_count()
     for event in world.der.active_at(now_s):
         state["der_events_active"][event.kind] += 1
     soc_buckets = state["soc_buckets"]
@@ -747,6 +761,55 @@ def read_fleet_state(world: Any, stations: Sequence[Any], wire: Any) -> dict[str
         state["sites"][site.name] = row
     state["soc_sum"] = soc_sum
     return state
+
+
+def walk_trio_tasks() -> int:
+    """How many tasks the current trio run has, counted by walking its task tree (a pass over
+    every task: for tests and the first reading, not for a timer)."""
+    count = 0
+    pending = [trio.lowlevel.current_root_task()]
+    while pending:
+        task = pending.pop()
+        if task is None:
+            continue
+        count += 1
+        for nursery in task.child_nurseries:
+            pending.extend(nursery.child_tasks)
+    return count
+
+
+class _TaskCounter(trio.abc.Instrument):
+    """Keeps the number of living tasks of one trio run: +1 per task spawned, -1 per task
+    exited.  One integer step per task started, never per message, and nothing per scrape."""
+
+    __slots__ = ("count", "root")
+
+    def __init__(self, root: trio.lowlevel.Task, count: int) -> None:
+        self.root = weakref.ref(root)
+        self.count = count
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.count += 1
+
+    def task_exited(self, task: trio.lowlevel.Task) -> None:
+        self.count -= 1
+
+
+_task_counter: _TaskCounter | None = None
+
+
+def trio_task_count() -> int:
+    """The current trio run's living tasks (`fleetsim_trio_tasks`): walked once, at the first
+    reading of a run, then kept by an instrument, so that a scrape or a worker's report costs
+    no walk over tens of thousands of tasks."""
+    global _task_counter
+    root = trio.lowlevel.current_root_task()
+    counter = _task_counter
+    if counter is None or counter.root() is not root:
+        assert root is not None
+        counter = _task_counter = _TaskCounter(root, walk_trio_tasks())
+        trio.lowlevel.add_instrument(counter)
+    return counter.count
 
 
 def _add_into(into: dict[str, Any], part: dict[str, Any]) -> None:
@@ -881,3 +944,4 @@ class FleetStateCollector(Collector):
             der.add_metric([kind], count)
         yield der
         yield plain(SIMULATED_TIME, state["simulated_time_s"])
+        yield plain(TRIO_TASKS, state["trio_tasks"])

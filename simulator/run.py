@@ -320,7 +320,15 @@ async def _run_scenario(
     pump = EventPump(clock)
     shard = options.shard
     seed_entropy = _seed_entropy(scenario.seed, shard, options.worker_index)
-    world = World(scenario, clock, pump, by_index, catalogue, seed_entropy=seed_entropy)
+    world = World(
+        scenario,
+        clock,
+        pump,
+        by_index,
+        catalogue,
+        seed_entropy=seed_entropy,
+        keep_records=options.report_dir is not None,
+    )
     faults = schedule_for(
         scenario,
         stations,
@@ -360,7 +368,7 @@ async def _run_scenario(
         summary["shard"] = None if shard is None else str(shard)
         summary["workers"] = 1
         summary["workers_died"] = 0
-        summary["ev_sessions"] = len(world.session_records)
+        summary["ev_sessions"] = world.ev_sessions
         summary["evs_turned_away"] = world.turned_away
         summary["evs_with_reservation"] = world.reservations.arrived
         if rollout is not None:

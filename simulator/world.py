@@ -400,22 +400,24 @@ class Site:
         exported_wh = session.exported_wh_at(now_s)
         self.imported_wh_ended += imported_wh
         self.exported_wh_ended += exported_wh
-        self.world.session_records.append(
-            SessionRecord(
-                station_id=station.id,
-                evse_id=evse.id,
-                site=self.name,
-                ev_model=arrival.model.name,
-                arrival=format_timestamp(self.world.clock.epoch_s(arrival.arrival_s)),
-                departure=format_timestamp(self.world.clock.epoch_s(now_s)),
-                soc_start_percent=arrival.soc_start * 100,
-                soc_end_percent=session.soc_at(now_s) * 100,
-                energy_wh=imported_wh - exported_wh,
-                energy_exported_wh=exported_wh,
-                battery_kwh=arrival.model.usable_battery_wh / 1000,
-                peak_kw=session.peak_w / 1000,
+        self.world.ev_sessions += 1
+        if self.world.keep_records:
+            self.world.session_records.append(
+                SessionRecord(
+                    station_id=station.id,
+                    evse_id=evse.id,
+                    site=self.name,
+                    ev_model=arrival.model.name,
+                    arrival=format_timestamp(self.world.clock.epoch_s(arrival.arrival_s)),
+                    departure=format_timestamp(self.world.clock.epoch_s(now_s)),
+                    soc_start_percent=arrival.soc_start * 100,
+                    soc_end_percent=session.soc_at(now_s) * 100,
+                    energy_wh=imported_wh - exported_wh,
+                    energy_exported_wh=exported_wh,
+                    battery_kwh=arrival.model.usable_battery_wh / 1000,
+                    peak_kw=session.peak_w / 1000,
+                )
             )
-        )
         self.world.unsubscribe_frequency(key)
         if self.balanced_w is not None and self._active:
             self._request_balance(now_s)
@@ -576,8 +578,15 @@ class World:
         *,
         seed_entropy: tuple[int, ...] | None = None,
         reservation_desk: ReservationDesk | None = None,
+        keep_records: bool = True,
     ) -> None:
         self.scenario = scenario
+        #: Whether to keep a record of every EV session and site power step for the report
+        #: files (`--report-dir`).  Without them a run keeps only the count: a load test runs
+        #: for days, and a record per visit would grow its memory without bound.
+        self.keep_records = keep_records
+        #: EV visits that ended, recorded or not.
+        self.ev_sessions = 0
         self.clock = clock
         self.pump = pump
         self.catalogue = catalogue
@@ -817,7 +826,10 @@ class World:
         self._subscribers.pop(key, None)
 
     def record_power(self, site: Site, now_s: float) -> None:
-        """A row of site_power.csv; several changes in one simulated instant make one row."""
+        """A row of site_power.csv; several changes in one simulated instant make one row.
+        Nothing without `keep_records`: no report file will be written."""
+        if not self.keep_records:
+            return
         self._last_row_hz[site.name] = self.frequency_hz
         sample = SitePowerSample(now_s, site.name, site.import_w, site.export_w, self.frequency_hz)
         last = self._last_row.get(site.name)

@@ -90,3 +90,39 @@ def test_the_smoke_benchmark_runs_every_workload(tmp_path: Path) -> None:
     assert set(verdicts["cpu_us_per_round_trip"]) == {"bare", "fleetsim", "baseline"}
     assert "fleetsim / bare" in finished.stdout and "workload" in finished.stdout
     assert "bare reference:" in finished.stdout and "x bare" in finished.stdout
+
+
+@pytest.mark.slow
+def test_the_soak_smoke_run_prints_every_minute_and_a_verdict(tmp_path: Path) -> None:
+    """`bench/soak.py --smoke`: 200 stations for 2 minutes with a drop every 30 s, each figure
+    of the per-minute table measured, and the flatness verdict written."""
+    output = tmp_path / "soak.json"
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "soak.py"), "--smoke", "--json", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    report = json.loads(output.read_text())
+    assert report["smoke"] and report["stations"] == 200 and report["minutes"] == 2
+    rows = report["rows"]
+    assert [row["minute"] for row in rows] == [1, 2]
+    for row in rows:
+        assert row["rss_mb"] > 20, row
+        # A few tasks per station and the fleet's own: the gauge counts the client's tasks.
+        assert 200 < row["trio_tasks"] < 200 * 10, row
+        assert row["open_files"] >= 150, row  # a socket per connected station
+        assert row["calls_per_s"] > 10, row
+        assert row["accepted"] > 100, row
+    # Drops at 30, 60 and 90 s closed connections, and the stations opened them again.
+    assert report["drops_injected"] > 0
+    assert 0 < report["connections_reopened"] <= report["drops_injected"]
+    for figure in ("rss_mb", "trio_tasks", "open_files"):
+        verdict = report[figure]
+        assert verdict["warmup_value"] == rows[0][figure]
+        assert isinstance(verdict["flat"], bool)
+    assert report["flat"] == (report["rss_mb"]["flat"] and report["trio_tasks"]["flat"])
+    assert "RSS MB" in finished.stdout and "trio tasks" in finished.stdout
+    assert "flat" in finished.stdout.splitlines()[-2]

@@ -13,7 +13,7 @@ import pytest
 import trio
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from rich.console import Console
-from trio.testing import MockClock
+from trio.testing import MockClock, wait_all_tasks_blocked
 
 from ev_models import load_catalogue
 from ev_models.session import EvSession
@@ -26,6 +26,8 @@ from simulator.metrics import (
     RunStatsCollector,
     empty_fleet_state,
     read_fleet_state,
+    trio_task_count,
+    walk_trio_tasks,
 )
 from simulator.run import RunOptions, run_scenario
 from simulator.stats import RunStats
@@ -227,6 +229,25 @@ def test_workers_states_combine_by_sum_max_and_mean() -> None:
     assert value("fleetsim_der_events_active", {"kind": "UnderFrequency"}) == 1
     assert value("fleetsim_plugged_in_ev_soc_ratio_bucket", {"le": "0.4"}) == 3
     assert {spec.combine for spec in ALL_METRICS} == {"sum", "max", "mean"}
+
+
+async def test_the_task_gauge_follows_tasks_as_they_start_and_end() -> None:
+    assert trio_task_count() == walk_trio_tasks()
+    before = trio_task_count()
+    release = trio.Event()
+    async with trio.open_nursery() as nursery:
+        for _ in range(25):
+            nursery.start_soon(release.wait)
+        await wait_all_tasks_blocked()
+        assert trio_task_count() == walk_trio_tasks() == before + 25
+        release.set()
+    assert trio_task_count() == walk_trio_tasks() == before
+    # Workers' counts add up, as the fleet's processes' tasks do.
+    first, second = empty_fleet_state(), empty_fleet_state()
+    first["trio_tasks"], second["trio_tasks"] = 40, 2
+    registry = CollectorRegistry()
+    registry.register(FleetStateCollector(lambda: [first, second]))
+    assert registry.get_sample_value("fleetsim_trio_tasks") == 42
 
 
 def test_connect_latency_and_reconnects_add_up_across_workers() -> None:

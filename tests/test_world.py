@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
+import yaml
+from rich.console import Console
+from trio.testing import MockClock
 from typer.testing import CliRunner
 
 from cli.exit_codes import ExitCode
 from cli.main import app
 from ev_models import load_catalogue
+from simulator import api
+from simulator.run import RunOptions, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted(p.name for p in (ROOT / "scenarios").glob("*.yaml"))
@@ -185,3 +192,42 @@ def test_a_loop_site_serves_evs_back_to_back(tmp_path: Path) -> None:
 
 def _seconds(timestamp: str) -> float:
     return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.mark.parametrize("report_files", [False, True])
+def test_session_and_power_records_are_kept_only_for_report_files(
+    tmp_path: Path, report_files: bool
+) -> None:
+    """A load test runs for days: without --report-dir a run keeps no record per EV visit or
+    power step (they would grow its memory for as long as it runs), only the count of visits
+    its summary gives."""
+    scenario = yaml.safe_load((ROOT / "scenarios" / "reference-load.yaml").read_text())
+    scenario["stations"]["count"] = 5
+    scenario["duration_s"] = 3600
+    path = tmp_path / "load.yaml"
+    path.write_text(json.dumps(scenario))
+    report_dir = tmp_path / "reports" if report_files else None
+    plan = api.plan_run(
+        api.RunRequest(
+            scenario_path=path, in_memory=True, show_progress=False, report_dir=report_dir
+        )
+    )
+    options = RunOptions(in_memory=True, show_progress=False, report_dir=report_dir)
+    kept: dict[str, int] = {}
+
+    async def run_and_count() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_scenario, plan.scenario, options, Console(quiet=True))
+            await trio.sleep(1800)  # half an hour of EVs coming and going every minute
+            gc.collect()
+            for record in gc.get_objects():
+                name = type(record).__name__
+                if name in ("SessionRecord", "SitePowerSample"):
+                    kept[name] = kept.get(name, 0) + 1
+            nursery.cancel_scope.cancel()
+
+    trio.run(run_and_count, clock=MockClock(autojump_threshold=0))
+    if report_files:
+        assert kept["SessionRecord"] > 100 and kept["SitePowerSample"] > 100, kept
+    else:
+        assert kept == {}

@@ -103,8 +103,12 @@ async def boot_until_accepted(station: StationCore, link: Link) -> None:
     """Send BootNotification until the CSMS accepts the station (B01-B03).
 
     Registration survives reconnects: a station the CSMS already accepted does not boot again
-    after a network outage, only after a reboot.
+    after a network outage, only after a reboot; it is at once `accepted` again (so the
+    stations gauge and the reconnect count see it back online, and lose it at the next drop).
     """
+    if station.registration == "Accepted":
+        station.set_state("accepted")
+        return
     while station.registration != "Accepted":
         station.set_state("booting")
         try:
