@@ -584,7 +584,7 @@ def test_the_fault_flags_make_a_fast_run_produce_and_count_them(
             "--partition",
             "50%@+2m+5m",
             "--storm",
-            "1@+10m",
+            "1@+8m",  # the run lasts ten simulated minutes
             "--malformed-rate",
             "30",
         ],
