@@ -208,6 +208,7 @@ def station_config(scenario: Scenario) -> StationConfig:
         retry_backoff_random_range_s=csms.retry_backoff_random_range_s,
         retry_backoff_repeat_times=csms.retry_backoff_repeat_times,
         security_profile=csms.security_profile,
+        trusts_scenario_ca=csms.security.ca_file is not None,
         message_timeout_s=csms.call_timeout_s,
         variable_values=tuple(stations.variables.items()),
         firmware=FirmwareConfig(**stations.firmware.model_dump()),

@@ -110,6 +110,10 @@ class StationConfig:
     #: The OCPP security profile of the connection the stations open: 1 (HTTP Basic auth over
     #: ws://) or 2 (TLS, wss://); SecurityCtrlr.SecurityProfile reports it.
     security_profile: int = 1
+    #: Whether the scenario names the CA the stations verify the CSMS's TLS certificate with
+    #: (csms.security.ca_file): the fleet's CSMS root, which counts as an installed
+    #: CSMSRootCertificate when a higher security profile asks for one (A05).
+    trusts_scenario_ca: bool = False
     #: Seconds a CALL waits for its answer (OCPPCommCtrlr.MessageTimeout reports it).
     message_timeout_s: float = 30.0
     retry_backoff_wait_minimum_s: float = 3.0

@@ -427,6 +427,7 @@ class StationCore(Protocol):
     async def plug_and_charge(self, evse: Evse, arrival: EvArrival) -> IdToken | None: ...
     def charging_profile_refusal(self, profile: Mapping[str, Any]) -> Answer | None: ...
     async def stop_authority(self, transaction: Transaction, id_token: IdToken) -> str | None: ...
+    def holds_certificate(self, use: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,8 +484,8 @@ class Block(Generic[S]):
     The hooks (`register`, `online`, `authorize`, `local_id_token_info`,
     `cached_id_token_info`, `admit`, `use_reservation`, `charging_limit`,
     `charging_profile_refusal`, `stop_authority`, `network_profile`, `transaction_cost`,
-    `cost_details`, `cost_reached_s`, `pay_ad_hoc`, `plug_and_charge`) may each be provided by
-    one block only;
+    `cost_details`, `cost_reached_s`, `pay_ad_hoc`, `plug_and_charge`, `holds_certificate`) may
+    each be provided by one block only;
     `shape_limit` by any number of blocks.
     """
 
@@ -552,6 +553,10 @@ class Block(Generic[S]):
     plug_and_charge: Callable[[StationCore, Evse, EvArrival], Awaitable[IdToken | None]] | None = (
         None
     )
+    #: Whether the station's certificate store holds a certificate of a use
+    #: (CSMSRootCertificate, ChargingStationCertificate) that is valid now (block M): what a
+    #: higher security profile needs before the station accepts it (A05).
+    holds_certificate: Callable[[StationCore, str], bool] | None = None
     #: Applied after `charging_limit`, by every block that has one, in the registry's order:
     #: what the block's own state (DER controls, V2X signals) makes of the profiles' limit.
     #: Not a hook: several blocks may shape the limit.
@@ -583,5 +588,6 @@ class Block(Generic[S]):
             "cost_reached_s": self.cost_reached_s,
             "pay_ad_hoc": self.pay_ad_hoc,
             "plug_and_charge": self.plug_and_charge,
+            "holds_certificate": self.holds_certificate,
         }
         return {name: hook for name, hook in found.items() if hook is not None}

@@ -72,6 +72,9 @@ class VariableSpec:
     #: Whether a scenario may set the value although the CSMS may not (a read-only variable
     #: that station code reads, such as DeviceDataCtrlr.ItemsPerMessage).
     configurable: bool = False
+    #: A rule of the variable's own beyond its data type (SecurityCtrlr.BasicAuthPassword's
+    #: passwordString): why a value breaks it, or None.
+    check: Callable[[str], str | None] | None = None
 
     @property
     def key(self) -> VariableKey:
@@ -147,6 +150,8 @@ class VariableSpec:
             unknown = [member for member in members if member not in self.values_list]
             if unknown:
                 return f"{','.join(unknown)[:40]} not in {','.join(self.values_list)}"
+        if self.check is not None:
+            return self.check(value)
         return None
 
 

@@ -714,6 +714,11 @@ class Station:
         found: str | None = await decide(self, transaction, id_token)
         return found
 
+    def holds_certificate(self, use: str) -> bool:
+        """Whether block M's store holds a certificate of `use` valid now; False without it."""
+        holds = self._spec.registry.hooks.get("holds_certificate")
+        return holds is not None and bool(holds(self, use))
+
     def _changed(self, key: VariableKey) -> None:
         self.post(VariableChanged(key))
 

@@ -196,6 +196,8 @@ def other_value(spec: VariableSpec, current: str) -> str:
     if spec.data_type in ("MemberList", "SequenceList"):
         first = spec.values_list[-1] if current != spec.values_list[-1] else spec.values_list[0]
         return first
+    if spec.check is not None and spec.variable == "BasicAuthPassword":
+        return "changed-password-0001"  # a passwordString of 16 to 40 characters
     return f"{current}-changed"
 
 

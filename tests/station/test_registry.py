@@ -129,4 +129,5 @@ def test_each_hook_of_the_station_has_a_provider() -> None:
         "cost_reached_s",
         "pay_ad_hoc",
         "plug_and_charge",
+        "holds_certificate",
     }

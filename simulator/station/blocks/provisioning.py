@@ -14,7 +14,12 @@ B09/B10  SetNetworkProfile stores a connection profile in a slot; after a reboot
          NetworkProfileConnectionAttempts attempts before falling back to the next.
 A05      A profile may raise the security profile (1 -> 2 -> 3: TLS, then a client
          certificate), which the station connects with after the reboot; one lower than the
-         profile in use is refused.
+         profile in use is refused.  A higher one needs what it runs on (A05.FR.02/03): for 2
+         and 3 a CSMS root to verify the CSMS with, for 3 a valid ChargingStationCertificate
+         of the station's own; without it both SetNetworkProfile and a
+         NetworkConfigurationPriority naming the profile's slot are Rejected (MissingCertificate,
+         naming the certificate).  See `_missing_certificate` for what counts as one.
+         A 2.1 profile's basicAuthPassword obeys SecurityCtrlr.BasicAuthPassword's rule.
 B11-B12  Reset, idle or with transactions (Immediate ends them, OnIdle waits for them).
 B13/E17  Reset ImmediateAndResume (2.1): the transactions pause (an Updated event with
          triggerReason ResetCommand, then no energy while the station is down) and resume after
@@ -61,6 +66,7 @@ from ..core import (
 )
 from ..device_model import AttributeResult, VariableKey, VariableSpec
 from ..evse import Evse
+from ..passwords import password_problem
 from ..transaction import end_transaction, update_transaction
 
 __all__ = ["BLOCK"]
@@ -74,8 +80,9 @@ class ProvisioningState:
     heartbeat_alarm: Alarm = field(default_factory=Alarm)
     reset_scheduled: bool = False
     resume_after_reboot: bool = False
-    #: The network connection profiles the CSMS stored (B09), by configuration slot.
-    network_profiles: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: The network connection profiles the CSMS stored (B09), by configuration slot; a
+    #: profile may hold a basicAuthPassword, so the repr leaves them out.
+    network_profiles: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
     #: The slot of the connection being tried or in use (B10).
     connecting_slot: int | None = None
     #: The fleet's clock, kept while the station runs on a clock set from the CSMS.
@@ -263,11 +270,15 @@ def set_variables(station: StationCore, payload: Mapping[str, Any]) -> Answer:
     for item in items:
         attribute_type = item.get("attributeType", "Actual")
         key = model.spec.lookup(item["component"], item["variable"])
-        problem = _priority_problem(station, item["attributeValue"]) if key == _PRIORITY else None
-        if problem is not None:
-            outcome = AttributeResult("Rejected", reason=problem)
-        else:
-            outcome = model.write(key, item["attributeValue"], attribute_type)
+        refusal = _priority_refusal(station, item["attributeValue"]) if key == _PRIORITY else None
+        if refusal is not None:
+            reason_code, info = refusal
+            rejected = AttributeResult("Rejected", reason=info)
+            result = _variable_result(item, attribute_type, rejected)
+            result["attributeStatusInfo"]["reasonCode"] = reason_code
+            results.append(result)
+            continue
+        outcome = model.write(key, item["attributeValue"], attribute_type)
         results.append(_variable_result(item, attribute_type, outcome))
     return Answer({"setVariableResult": results})
 
@@ -370,13 +381,25 @@ _SLOTS = ("0", "1", "2")
 _SCENARIO_SLOT = 1
 
 
-def _priority_problem(station: StationCore, value: str) -> str | None:
-    """Why NetworkConfigurationPriority cannot be `value`: a slot it lists holds no profile."""
+def _priority_refusal(station: StationCore, value: str) -> tuple[str, str] | None:
+    """Why NetworkConfigurationPriority cannot be `value`, as (reasonCode, additionalInfo): a
+    slot it lists holds no profile, or a profile with a higher security profile than the one
+    in use that the station lacks the certificates for (A05.FR.02/03: they may have been
+    deleted since SetNetworkProfile)."""
     state = station.peek_block_state(BLOCK)
     profiles = state.network_profiles if state is not None else {}
     for member in value.split(","):
-        if member.isdigit() and int(member) != _SCENARIO_SLOT and int(member) not in profiles:
-            return f"slot {member} holds no network profile; send SetNetworkProfile for it first"
+        if not member.isdigit() or int(member) == _SCENARIO_SLOT:
+            continue
+        profile = profiles.get(int(member))
+        if profile is None:
+            return (
+                "InvalidValue",
+                f"slot {member} holds no network profile; send SetNetworkProfile for it first",
+            )
+        missing = _missing_certificate(station, int(profile["securityProfile"]))
+        if missing is not None:
+            return "MissingCertificate", f"slot {member}: {missing}"
     return None
 
 
@@ -401,6 +424,9 @@ def set_network_profile(station: StationCore, payload: Mapping[str, Any]) -> Ans
     problem = _profile_problem(station, data)
     if problem is not None:
         return refused("InvalidValue", problem)
+    missing = _missing_certificate(station, int(data["securityProfile"]))
+    if missing is not None:
+        return refused("MissingCertificate", missing)
     state.network_profiles[slot] = dict(data)
     return Answer({"status": "Accepted"})
 
@@ -435,6 +461,44 @@ def _profile_problem(station: StationCore, data: Mapping[str, Any]) -> str | Non
     identity = data.get("identity")
     if identity is not None and identity != station.id:
         return f"the station's identity is {station.id}, not {identity[:48]}"
+    password = data.get("basicAuthPassword")
+    if password is not None:
+        return password_problem(password, "basicAuthPassword")
+    return None
+
+
+def _missing_certificate(station: StationCore, profile: int) -> str | None:
+    """What the station lacks to connect with security profile `profile`, or None: nothing
+    for a profile no higher than the one in use (A05.FR.02/03 ask only of an upgrade).
+
+    Profiles 2 and 3 need a CSMS root to verify the CSMS's TLS certificate with.  In fleetsim
+    that trust anchor is any of: a CSMSRootCertificate valid now in the station's store (M05
+    InstallCertificate); the CA of the scenario (csms.security.ca_file), which the stations
+    verify the CSMS with; or, on a connection that already runs over TLS (profile 2 or 3 in
+    use), the CA that connection was verified with (the scenario's, the embedded CSMS's or the
+    system's).  Profile 3 also needs a ChargingStationCertificate of the station's own, valid
+    now, which CertificateSigned installed (A02/A03).  The scenario's client certificate
+    does not count here: a scenario may give one only to stations on profile 3 already, and
+    those have no higher profile to go to.
+    """
+    current = _security_profile_in_use(station)
+    if profile <= current:
+        return None
+    if not (
+        current >= 2
+        or station.config.trusts_scenario_ca
+        or station.holds_certificate("CSMSRootCertificate")
+    ):
+        return (
+            f"securityProfile {profile} needs a CSMSRootCertificate to verify the CSMS with, and "
+            "the station has none valid; install one (InstallCertificate) first"
+        )
+    if profile == 3 and not station.holds_certificate("ChargingStationCertificate"):
+        return (
+            "securityProfile 3 needs a valid ChargingStationCertificate of the station's own, "
+            "and it has none; have it signed first (TriggerMessage "
+            "SignChargingStationCertificate, then CertificateSigned)"
+        )
     return None
 
 

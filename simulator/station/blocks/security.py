@@ -5,13 +5,16 @@ TLS with Basic auth, 3: TLS with a client certificate; a network profile's own, 
 the organization of its certificates.  These are read-only facts.
 
 A01 BasicAuthPassword is write-only: GetVariables refuses to read it and reports never carry
-it.  Once a SetVariables sets it, the station closes its connection and reconnects with the new
-password.  Should the CSMS refuse it (HTTP 401), the station falls back to the password that
-last worked, connects with that, and reports FailedToAuthenticateAtCsms in a
-SecurityEventNotification; once the new password is accepted it becomes the one that works.
-The connection code asks `connection_password` which password to send and tells the block how
-the attempt went (`password_accepted`, `password_refused`), and reports TLS failures the spec
-lists as security events (`connection_failed`: InvalidCsmsCertificate, InvalidTLSVersion).
+it.  A new value must be a passwordString of 16 to 40 characters (A00.FR.205, `passwords`);
+any other is Rejected with the rule in statusInfo (never the value), and the station goes on
+connecting with the password it has, without reconnecting.  Once a SetVariables sets a valid
+one, the station closes its connection and reconnects with the new password.  Should the CSMS
+refuse it (HTTP 401), the station falls back to the password that last worked, connects with
+that, and reports FailedToAuthenticateAtCsms in a SecurityEventNotification; once the new
+password is accepted it becomes the one that works.  The connection code asks
+`connection_password` which password to send and tells the block how the attempt went
+(`password_accepted`, `password_refused`), and reports TLS failures the spec lists as security
+events (`connection_failed`: InvalidCsmsCertificate, InvalidTLSVersion).
 
 A04 SecurityEventNotification: a security event another block reports (`SecurityEventOccurred`:
 the firmware events of block L) goes to the CSMS with the time it happened.  While the station is
@@ -36,6 +39,7 @@ from typing import Any
 from ..config import StationConfig
 from ..core import Block, Booted, SecurityEventOccurred, StationCore, VariableChanged
 from ..device_model import VariableKey, VariableSpec
+from ..passwords import PASSWORD_MAX_LENGTH, password_problem
 
 __all__ = [
     "BLOCK",
@@ -202,7 +206,15 @@ def _variables(config: StationConfig) -> Iterator[VariableSpec]:
         security, "SecurityProfile", "integer", "", "ReadOnly", reader=_security_profile
     )
     yield VariableSpec(security, "OrganizationName", "string", config.vendor, "ReadOnly")
-    yield VariableSpec(security, "BasicAuthPassword", "string", "", "WriteOnly", max_limit=40)
+    yield VariableSpec(
+        security,
+        "BasicAuthPassword",
+        "string",
+        "",
+        "WriteOnly",
+        max_limit=PASSWORD_MAX_LENGTH,
+        check=password_problem,
+    )
 
 
 BLOCK: Block[SecurityState] = Block(

@@ -9,6 +9,10 @@ certificate expires: A02, A03, M02) and installs what CertificateSigned brings o
 verifies and is for its key; a new ChargingStationCertificate becomes the TLS client identity
 of the next connection (`StationCore.client_identity`).
 
+Whether the store holds a valid CSMSRootCertificate or a ChargingStationCertificate of the
+station's own is what a higher security profile needs (A05.FR.02/03, `holds_certificate`);
+block B asks before it accepts a network profile with one.
+
 SecurityCtrlr.CertificateEntries reports how many certificates the store holds (its maxLimit
 is the most it takes), MaxCertificateChainSize the longest chain CertificateSigned may bring,
 CertSigningWaitMinimum and CertSigningRepeatTimes how a signing request is repeated.
@@ -31,7 +35,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...config import StationConfig
-from ...core import Block
+from ...core import Block, StationCore
 from ...device_model import VariableSpec
 from .contracts import plug_and_charge
 from .handlers import (
@@ -41,7 +45,7 @@ from .handlers import (
     install_certificate,
 )
 from .renewal import SIGN_TRIGGERS, sign_trigger
-from .state import MAX_CERTIFICATE_ENTRIES, CertificateState, peek_state
+from .state import MAX_CERTIFICATE_ENTRIES, CertificateState, now_utc, peek_state
 
 __all__ = ["BLOCK", "CertificateState"]
 
@@ -49,6 +53,21 @@ __all__ = ["BLOCK", "CertificateState"]
 def _certificate_entries(station: Any) -> str:
     state = peek_state(station)
     return str(0 if state is None else len(state.installed))
+
+
+def holds_certificate(station: StationCore, use: str) -> bool:
+    """Whether the store holds a certificate of `use` valid now: a CSMSRootCertificate, or
+    the station's own ChargingStationCertificate (with its key, from CertificateSigned)."""
+    state = peek_state(station)
+    if state is None:
+        return False
+    now = now_utc(station)
+    return any(
+        entry.use == use
+        and (use != "ChargingStationCertificate" or entry.key_pem is not None)
+        and all(certificate.valid_at(now) for certificate in entry.chain)
+        for entry in state.installed
+    )
 
 
 def _variables(config: StationConfig) -> Iterator[VariableSpec]:
@@ -84,4 +103,5 @@ BLOCK: Block[CertificateState] = Block(
     variables=_variables,
     new_state=CertificateState,
     plug_and_charge=plug_and_charge,
+    holds_certificate=holds_certificate,
 )
