@@ -8,7 +8,8 @@ speak TLS 1.2 or later, and profile 3 presents the station's client certificate 
 password (`tls.py`).  Every way the handshake can fail becomes a `ConnectError` whose message
 says what went wrong and what to try, and whose `outcome` is the label counted in
 `fleetsim_connection_attempts_total`; a failure of this machine's own (a source address it
-does not have, no local port left) names the local address rather than blaming the CSMS.
+does not have, no local port left, no file descriptor for the socket) names the local cause
+rather than blaming the CSMS.
 """
 
 from __future__ import annotations
