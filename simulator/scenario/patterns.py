@@ -121,7 +121,7 @@ def survey_index_pattern(pattern: str, indices: range) -> IndexTexts:
     if indices.start >= 0 and indices.step == 1 and _writes_exact_integers(pattern):
         first = pattern.format(index=indices[0])
         last = pattern.format(index=indices[-1])
-        # Lengths never fall as the index grows: the first text as long as the last one.
+        # Lengths never fall as the index grows: look for the first text as long as the last.
         low, high = 0, len(indices) - 1
         while low < high:
             middle = (low + high) // 2
