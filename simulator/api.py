@@ -223,16 +223,17 @@ def plan_run(request: RunRequest) -> RunPlan:
         scenario.resolved_password()
         if scenario.csms.url is not None and (missing := scenario.csms.security.missing_files()):
             raise ScenarioError(missing)
-        if not request.in_memory:
-            # Every limit at once, with one remedy for them all (limits.py).
-            check_fleet_fits(
-                scenario.stations.count,
-                embedded_csms=scenario.csms.url is None,
-                source_addresses=max(1, len(sources)),
-                processes=worker_count,
-                shards=shard.count if shard is not None else 1,
-                fleet_stations=fleet_stations,
-            )
+        # Every limit at once, with one remedy for them all (limits.py); --fast has no
+        # sockets, but its stations need memory all the same.
+        check_fleet_fits(
+            scenario.stations.count,
+            embedded_csms=request.in_memory or scenario.csms.url is None,
+            source_addresses=max(1, len(sources)),
+            processes=worker_count,
+            shards=shard.count if shard is not None else 1,
+            fleet_stations=fleet_stations,
+            in_memory=request.in_memory,
+        )
     except ScenarioError:
         raise
     except (PreflightError, ValueError) as exc:

@@ -14,6 +14,7 @@ largest fleet that fits and the shards over machines like this one that hold the
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import resource
@@ -134,6 +135,9 @@ class FleetLayout:
     #: The embedded CSMS runs on this machine: in the fleet's process when `processes` is 1
     #: (and holds the other end of every socket there), else in processes of its own.
     embedded_csms: bool = False
+    #: The stations talk over in-memory links to the embedded CSMS in their own process
+    #: (`--fast`): no sockets, so only memory limits them.
+    in_memory: bool = False
 
     @property
     def csms_in_process(self) -> bool:
@@ -163,7 +167,7 @@ def exceeded_limits(layout: FleetLayout, machine: MachineLimits) -> list[str]:
     the fleet needs and what the machine has; empty when the fleet fits."""
     exceeded = []
     files = layout.files_per_process()
-    if files > machine.open_files:
+    if not layout.in_memory and files > machine.open_files:
         whose = "the process" if layout.processes == 1 else "each of the worker processes"
         both = (
             " (both ends of every connection, as the embedded CSMS runs in that process)"
@@ -175,7 +179,11 @@ def exceeded_limits(layout: FleetLayout, machine: MachineLimits) -> list[str]:
             f"{machine.open_files:,} (the hard limit, `ulimit -Hn`, which only root raises)"
         )
     ports = machine.ports_per_address
-    if ports is not None and layout.stations > ports * layout.source_addresses:
+    if (
+        not layout.in_memory
+        and ports is not None
+        and layout.stations > ports * layout.source_addresses
+    ):
         if layout.source_addresses == 1:
             have = f"1 source address has {ports:,}"
         else:
@@ -207,6 +215,7 @@ def check_fleet_fits(
     processes: int = 1,
     shards: int = 1,
     fleet_stations: int | None = None,
+    in_memory: bool = False,
     machine: MachineLimits | None = None,
 ) -> None:
     """Raise `PreflightError` when `stations`, split over `processes` worker processes and
@@ -216,10 +225,11 @@ def check_fleet_fits(
 
     `shards` is the N of `--shard I/N` when this machine runs one shard of a fleet of
     `fleet_stations` stations (`stations` itself when not given); a remedy that needs more
-    machines then says how many shards the whole fleet needs.
+    machines then says how many shards the whole fleet needs.  With `in_memory` (`--fast`:
+    one process, no sockets) only memory is checked.
     """
     machine = machine if machine is not None else MachineLimits.of_this_machine()
-    layout = FleetLayout(stations, processes, source_addresses, embedded_csms)
+    layout = FleetLayout(stations, processes, source_addresses, embedded_csms, in_memory)
     exceeded = exceeded_limits(layout, machine)
     if not exceeded:
         return
@@ -252,7 +262,9 @@ def _fitting_layout(
 ) -> FleetLayout:
     """The layout of `stations` stations that meets the open-file and port limits: the workers
     and source addresses asked for (with `keep_processes`; else the fewest workers), and more
-    of either where the limits need them."""
+    of either where the limits need them.  An in-memory fleet keeps its one process."""
+    if asked.in_memory:
+        return dataclasses.replace(asked, stations=stations)
     processes = _fewest_processes(stations, asked.embedded_csms, machine)
     if keep_processes:
         processes = max(processes, min(asked.processes, stations))
@@ -285,7 +297,7 @@ def _remedy(asked: FleetLayout, machine: MachineLimits, shards: int, fleet_stati
     """One way to run the fleet that meets every limit at once, as a sentence."""
     for keep_processes in (True, False):
         layout = _fitting_layout(asked.stations, asked, machine, keep_processes=keep_processes)
-        if _fits_memory(layout, machine):
+        if _fits_memory(layout, machine) and not asked.in_memory:
             return f"Run it with {' and '.join(_flags_for(layout, asked))}."
     most = _most_stations_in_memory(asked, machine)
     available_mib = (machine.memory_available_bytes or 0) // _MIB
@@ -301,8 +313,13 @@ def _remedy(asked: FleetLayout, machine: MachineLimits, shards: int, fleet_stati
     flags = _flags_for(layout, asked)
     each = f", each with {' and '.join(flags)}" if flags else ""
     whole = f"the whole fleet of {fleet_stations:,} stations" if shards > 1 else "the fleet"
+    whatever = (
+        " in one process (--fast runs in one)"
+        if asked.in_memory
+        else ", whatever --workers and --source-address"
+    )
     return (
-        "Memory cannot be met on this machine, whatever --workers and --source-address: at "
+        f"Memory cannot be met on this machine{whatever}: at "
         f"most {most:,} stations fit in its {available_mib:,} MiB. Run {whole} on "
         f"{machines:,} machines like this one, machine I with --shard I/{machines} "
         f"(I from 0 to {machines - 1}, about {per_shard:,} stations each){each}."

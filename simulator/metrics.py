@@ -37,7 +37,7 @@ import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import trio
 from prometheus_client.core import (
@@ -51,6 +51,7 @@ from prometheus_client.registry import Collector
 
 from grid_models.der import DER_KINDS
 
+from .link import CONNECT_OUTCOMES
 from .ocpp.errors import MALFORMED_FRAME_KINDS, ErrorCode
 
 
@@ -82,6 +83,8 @@ __all__ = [
     "CSMS_SCHEMA_VIOLATIONS",
     "ENERGY_DELIVERED",
     "FRAMES_DROPPED",
+    "FRAME_DROP_REASONS",
+    "FrameDropReason",
     "HANDSHAKES_IN_FLIGHT",
     "HANDSHAKES_WAITING",
     "MALFORMED_FRAMES",
@@ -106,7 +109,12 @@ __all__ = [
 #: connection went before the answer; sent: a SEND frame, which has no answer.
 OUTCOMES = ("ok", "callerror", "timeout", "invalid", "closed", "sent")
 STATION_STATES = ("disconnected", "connecting", "booting", "pending", "rejected", "accepted")
-CONNECTION_OUTCOMES = ("ok", "refused", "rejected", "timeout")
+#: Every outcome of a connection attempt (`link.ConnectOutcome`, where each is explained).
+CONNECTION_OUTCOMES = CONNECT_OUTCOMES
+#: Why a frame from the CSMS could not be used: no readable message id, or an answer that
+#: matched no outstanding CALL.
+FrameDropReason = Literal["unreadable", "late"]
+FRAME_DROP_REASONS: tuple[FrameDropReason, ...] = get_args(FrameDropReason)
 #: Fine below 5 ms, where a CSMS's answers on a local network fall and where a load tester's
 #: own share of the round trip would show; coarse beyond, up to the default CALL timeout.
 CALL_DURATION_BUCKETS_S = (
@@ -277,7 +285,9 @@ WEBSOCKET_MESSAGES = MetricSpec(
 )
 CONNECTION_ATTEMPTS = MetricSpec(
     "fleetsim_connection_attempts_total",
-    "Attempts to open a station's WebSocket, by result.",
+    "Attempts to open a station's WebSocket, by result: ok, or what failed (refused, rejected, "
+    "timeout, a TLS cause, or a cause on this machine: source_address, local_ports, "
+    "local_files); every outcome is a series from the first scrape.",
     "counter",
     ("outcome",),
 )
@@ -595,7 +605,7 @@ class RunStatsCollector(Collector):
         yield labelled(CONNECTION_ATTEMPTS, "connection_attempts_by_outcome", CONNECTION_OUTCOMES)
         yield labelled(CALLERRORS_RECEIVED, "callerrors", _KNOWN_ERRORS)
         yield labelled(CSMS_SCHEMA_VIOLATIONS, "violations", _KNOWN_ERRORS)
-        yield labelled(FRAMES_DROPPED, "frames_dropped_by_reason", ("unreadable", "late"))
+        yield labelled(FRAMES_DROPPED, "frames_dropped_by_reason", FRAME_DROP_REASONS)
         yield labelled(MALFORMED_FRAMES, "malformed_frames_by_kind", MALFORMED_FRAME_KINDS)
         yield single(TRANSACTIONS_STARTED, "transactions_started")
         yield labelled(TRANSACTIONS_ENDED, "transactions_ended_by_reason", STOPPED_REASONS)

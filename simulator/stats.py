@@ -16,7 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .metrics import CALL_DURATION_BUCKETS_S, CONNECT_DURATION_BUCKETS_S, error_code_label
+from .link import ConnectOutcome
+from .metrics import (
+    CALL_DURATION_BUCKETS_S,
+    CONNECT_DURATION_BUCKETS_S,
+    FrameDropReason,
+    error_code_label,
+)
 from .trace import FrameTrace
 
 __all__ = ["ActionStats", "LinkObserver", "NullObserver", "RunStats", "percentile_ms"]
@@ -35,7 +41,7 @@ class LinkObserver(Protocol):
     def callerror_received(self, action: str, code: str) -> None: ...
     def incoming_done(self, action: str, outcome: str) -> None: ...
     def csms_violation(self, action: str | None, code: str) -> None: ...
-    def frame_dropped(self, reason: str) -> None: ...
+    def frame_dropped(self, reason: FrameDropReason) -> None: ...
     def malformed_frame(self, kind: str) -> None: ...
     def internal_error(self, error: BaseException) -> None: ...
 
@@ -63,7 +69,7 @@ class NullObserver:
     def csms_violation(self, action: str | None, code: str) -> None:
         pass
 
-    def frame_dropped(self, reason: str) -> None:
+    def frame_dropped(self, reason: FrameDropReason) -> None:
         pass
 
     def malformed_frame(self, kind: str) -> None:
@@ -228,6 +234,7 @@ class RunStats:
         self.frames_dropped_by_reason: dict[str, int] = {}
         #: Broken frames from the CSMS by what was wrong (`ocpp.MALFORMED_FRAME_KINDS`).
         self.malformed_frames_by_kind: dict[str, int] = {}
+        #: Connection attempts by `link.ConnectOutcome`.
         self.connection_attempts_by_outcome: dict[str, int] = {}
         self.stations_by_state: dict[str, int] = {}
         self.transactions_started = 0
@@ -316,7 +323,7 @@ class RunStats:
     def csms_violation(self, action: str | None, code: str) -> None:
         _bump(self.violations, (action or "unknown", error_code_label(code)))
 
-    def frame_dropped(self, reason: str) -> None:
+    def frame_dropped(self, reason: FrameDropReason) -> None:
         _bump(self.frames_dropped_by_reason, reason)
 
     def malformed_frame(self, kind: str) -> None:
@@ -328,7 +335,7 @@ class RunStats:
 
     # -- stations and transactions --------------------------------------------------------
 
-    def connection_attempt(self, outcome: str) -> None:
+    def connection_attempt(self, outcome: ConnectOutcome) -> None:
         _bump(self.connection_attempts_by_outcome, outcome)
 
     def station_state_changed(self, old: str | None, new: str | None) -> None:
@@ -588,6 +595,11 @@ class RunStats:
             "malformed_frames": dict(sorted(self.malformed_frames_by_kind.items())),
             "connection_attempts": self.connection_attempts,
             "connection_failures": self.connection_failures,
+            "connection_failures_by_outcome": {
+                outcome: count
+                for outcome, count in sorted(self.connection_attempts_by_outcome.items())
+                if outcome != "ok"
+            },
             "station_failures": self.station_failures,
             "station_failures_by_error": dict(sorted(self.station_failures_by_error.items())),
             "transactions_started": self.transactions_started,

@@ -3,8 +3,10 @@ it exceeds, with one remedy that meets them all."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import resource
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from simulator.limits import (
     exceeded_limits,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
 #: A 2-core test machine as the issue describes it: 20,000 open files, Linux's default port
 #: range, and 24 GiB available.
@@ -210,3 +213,62 @@ def test_unknown_memory_and_ports_skip_those_checks(tmp_path: Path) -> None:
     )
     assert unknown.memory_available_bytes is None and unknown.ports_per_address is None
     assert exceeded_limits(FleetLayout(1_000_000, processes=100), unknown) == []
+
+
+@pytest.fixture
+def this_machine_is_the_test_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(MachineLimits, "of_this_machine", classmethod(lambda cls, **_: MACHINE))
+
+
+@pytest.mark.usefixtures("this_machine_is_the_test_machine")
+def test_ten_million_stations_are_refused_before_anything_per_station(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`fleetsim run --stations 10000000` spent 17 s formatting station ids before the limits
+    refused the fleet; now the refusal comes from a few ids, in well under a second of CPU."""
+    from simulator import api
+    from simulator.scenario import patterns
+
+    def every_index(pattern: str, indices: range) -> None:
+        raise AssertionError(f"formatted every one of {len(indices):,} ids of {pattern!r}")
+
+    monkeypatch.setattr(patterns, "survey_every_index", every_index)
+    request = api.RunRequest(
+        scenario_path=ROOT / "scenarios" / "reference-load.yaml",
+        overrides=api.ScenarioOverrides(stations=10_000_000),
+    )
+    api.plan_run(dataclasses.replace(request, overrides=api.ScenarioOverrides(stations=10)))
+    started_s = time.process_time()
+    with pytest.raises(api.RunRefused) as refused:
+        api.plan_run(request)
+    assert time.process_time() - started_s < 3.0
+    assert str(refused.value) == _refusal(10_000_000, embedded_csms=True)
+
+
+@pytest.mark.usefixtures("this_machine_is_the_test_machine")
+def test_a_fast_run_is_refused_the_memory_it_cannot_have() -> None:
+    """--fast has no sockets, so neither open files nor ports bind it, but ten million stations
+    in its one process would fill the memory until the system killed it."""
+    from simulator import api
+
+    request = api.RunRequest(
+        scenario_path=ROOT / "scenarios" / "reference-load.yaml",
+        overrides=api.ScenarioOverrides(stations=10_000_000),
+        in_memory=True,
+    )
+    with pytest.raises(api.RunRefused) as refused:
+        api.plan_run(request)
+    lines = str(refused.value).splitlines()
+    assert lines[0] == (
+        "10,000,000 stations do not fit this machine as asked; they exceed one limit:"
+    )
+    assert lines[1].startswith("  memory: about 781,350 MiB (40 KiB per station and as much")
+    assert lines[2].startswith(
+        "Memory cannot be met on this machine in one process (--fast runs in one): at most "
+    )
+    assert "--workers" not in lines[2] and "--source-address" not in lines[2]
+    # 15,000 stations over in-memory links hold no socket: what refuses them with sockets
+    # passes here.
+    api.plan_run(dataclasses.replace(request, overrides=api.ScenarioOverrides(stations=15_000)))
+    with pytest.raises(PreflightError, match="open files"):
+        check_fleet_fits(15_000, embedded_csms=True, machine=MACHINE)

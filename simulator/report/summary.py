@@ -18,6 +18,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from ..link import LOCAL_CONNECT_OUTCOMES
 from ..stats import RunStats
 from ..thresholds import Threshold, ThresholdResult, evaluate, format_figure
 from .junit import write_junit
@@ -68,7 +69,9 @@ def no_station_accepted(summary: dict[str, Any], *, interrupted: bool = False) -
     A run that booted nothing measured nothing; CI must hear why: no connection, no answer,
     a CALLERROR, an answer that broke the schema, or Rejected.  Read from the summary alone,
     so a run over worker processes says the same as one in a single process.  A run stopped
-    (`interrupted`) before any station tried to connect has nothing to say about the CSMS.
+    (`interrupted`) before any station tried to connect has nothing to say about the CSMS, and
+    one whose every connection failed on this machine (`link.LOCAL_CONNECT_OUTCOMES`) says
+    that, and what to fix, rather than that the CSMS accepted none.
     """
     stations = summary["stations_total"]
     if summary["stations_booted"] > 0 or stations == 0:
@@ -83,9 +86,19 @@ def no_station_accepted(summary: dict[str, Any], *, interrupted: bool = False) -
         return f"{prefix}: the run ended before any station tried to connect"
     if summary["stations_connected_peak"] == 0:
         failures = summary["connection_failures"]
+        local = _local_failures(summary, attempts)
+        if local and sum(count for count, _ in local) == failures:
+            return (
+                f"none of the {stations} stations reached {csms}: the cause is on this "
+                f"machine, not the CSMS: {'; '.join(text for _, text in local)}; the errors "
+                "below say more"
+            )
+        also = ""
+        if local:
+            also = f"; on this machine: {'; '.join(text for _, text in local)}"
         return (
             f"{prefix}: no station could connect to {url} ({failures} of {attempts} "
-            "connection attempts failed; the errors below say how)"
+            f"connection attempts failed{also}; the errors below say how)"
         )
     reasons = []
     registrations = summary.get("registrations", {})
@@ -112,6 +125,20 @@ def no_station_accepted(summary: dict[str, Any], *, interrupted: bool = False) -
             else "no station had sent its BootNotification when the run ended"
         )
     return f"{prefix}: " + "; ".join(reasons)
+
+
+def _local_failures(summary: dict[str, Any], attempts: int) -> list[tuple[int, str]]:
+    """The connection failures whose cause is on this machine, each counted, with the cause
+    and what to fix."""
+    by_outcome = summary.get("connection_failures_by_outcome", {})
+    found = []
+    for outcome, cause in LOCAL_CONNECT_OUTCOMES.items():
+        count = by_outcome.get(outcome, 0)
+        if count:
+            found.append(
+                (count, f"{count} of {attempts} connection attempts failed because {cause}")
+            )
+    return found
 
 
 def conclude(

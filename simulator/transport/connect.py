@@ -8,18 +8,21 @@ speak TLS 1.2 or later, and profile 3 presents the station's client certificate 
 password (`tls.py`).  Every way the handshake can fail becomes a `ConnectError` whose message
 says what went wrong and what to try, and whose `outcome` is the label counted in
 `fleetsim_connection_attempts_total`; a failure of this machine's own (a source address it
-does not have, no local port left) names the local address rather than blaming the CSMS.
+does not have, no local port left, no file descriptor for the socket) names the local cause
+rather than blaming the CSMS.
 """
 
 from __future__ import annotations
 
 import base64
 import errno
+import resource
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Final
 
 import trio
 
@@ -42,6 +45,7 @@ __all__ = [
     "ConnectError",
     "ConnectionSettings",
     "CredentialsRefused",
+    "LOCAL_FILES_EXHAUSTED",
     "LOCAL_PORTS_EXHAUSTED",
     "SOURCE_ADDRESS_UNUSABLE",
     "STATION_ID_PLACEHOLDER",
@@ -52,9 +56,11 @@ __all__ = [
 #: Where a CSMS URL template puts the station id.
 STATION_ID_PLACEHOLDER = "{station_id}"
 #: `ConnectError.outcome` when this machine, not the CSMS, failed the connection: the source
-#: address is not one of the machine's, or no local port was left to connect from.
-SOURCE_ADDRESS_UNUSABLE = "source_address"
-LOCAL_PORTS_EXHAUSTED = "local_ports"
+#: address is not one of the machine's, no local port was left to connect from, or no file
+#: descriptor for the socket (among `link.LOCAL_CONNECT_OUTCOMES`).
+SOURCE_ADDRESS_UNUSABLE: Final = "source_address"
+LOCAL_PORTS_EXHAUSTED: Final = "local_ports"
+LOCAL_FILES_EXHAUSTED: Final = "local_files"
 
 
 class CredentialsRefused(ConnectError):
@@ -240,8 +246,24 @@ def _explain_local_failure(
     station_id: str, url: str, exc: OSError, source_address: str | None
 ) -> ConnectError | None:
     """The `ConnectError` for a connection this machine could not make, or None when the
-    failure lies beyond it: a source address the machine does not have, or no local port
-    left.  Runs only after a failure, so the probe bind costs nothing on the way in."""
+    failure lies beyond it: no file descriptor left for the socket, a source address the
+    machine does not have, or no local port left.  Runs only after a failure, so the probe
+    bind costs nothing on the way in."""
+    errnos = _errnos(exc)
+    if errnos & {errno.EMFILE, errno.ENFILE}:
+        # Before the source address's probe, whose own socket would fail the same way.
+        if errno.EMFILE in errnos:
+            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            limit = f"EMFILE: this process may open {soft:,} files, `ulimit -n`"
+        else:
+            limit = "ENFILE: the system's open files are at their limit, fs.file-max"
+        return ConnectError(
+            f"station {station_id}: cannot connect to {url}: no file descriptor is left for "
+            f"the socket ({limit}); every station holds one socket, and the embedded CSMS "
+            "in the same process one more: run the stations over more processes (--workers), "
+            "or raise the limit",
+            LOCAL_FILES_EXHAUSTED,
+        )
     if source_address is not None:
         problem = source_address_problem(source_address)
         if problem is not None:
@@ -249,7 +271,7 @@ def _explain_local_failure(
                 f"station {station_id}: cannot connect to {url} from {source_address}: {problem}",
                 SOURCE_ADDRESS_UNUSABLE,
             )
-    if errno.EADDRNOTAVAIL in _errnos(exc):
+    if errno.EADDRNOTAVAIL in errnos:
         source = source_address or "this machine's address"
         return ConnectError(
             f"station {station_id}: cannot connect to {url}: no local port is free on {source} "

@@ -24,6 +24,7 @@ import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Final
 
 from ..link import ConnectError
 
@@ -33,7 +34,6 @@ __all__ = [
     "CLIENT_KEY_MISMATCH",
     "CERTIFICATE_EXPIRED",
     "HOSTNAME_MISMATCH",
-    "TLS_OUTCOMES",
     "TLS_VERSION",
     "UNTRUSTED_CERTIFICATE",
     "TlsSettings",
@@ -45,25 +45,14 @@ __all__ = [
     "station_files",
 ]
 
-#: Outcome labels of TLS failures (`ConnectError.outcome`).
-UNTRUSTED_CERTIFICATE = "untrusted_certificate"
-HOSTNAME_MISMATCH = "hostname_mismatch"
-CERTIFICATE_EXPIRED = "certificate_expired"
-CLIENT_CERTIFICATE_REFUSED = "client_certificate_refused"
-TLS_VERSION = "tls_version"
-CLIENT_CERTIFICATE_MISSING = "client_certificate_missing"
-CLIENT_KEY_MISMATCH = "client_key_mismatch"
-#: Every TLS outcome, plus `tls_failed` for a failure of no known cause.
-TLS_OUTCOMES = (
-    UNTRUSTED_CERTIFICATE,
-    HOSTNAME_MISMATCH,
-    CERTIFICATE_EXPIRED,
-    CLIENT_CERTIFICATE_REFUSED,
-    TLS_VERSION,
-    CLIENT_CERTIFICATE_MISSING,
-    CLIENT_KEY_MISMATCH,
-    "tls_failed",
-)
+#: Outcome labels of TLS failures (`ConnectError.outcome`, among `link.CONNECT_OUTCOMES`).
+UNTRUSTED_CERTIFICATE: Final = "untrusted_certificate"
+HOSTNAME_MISMATCH: Final = "hostname_mismatch"
+CERTIFICATE_EXPIRED: Final = "certificate_expired"
+CLIENT_CERTIFICATE_REFUSED: Final = "client_certificate_refused"
+TLS_VERSION: Final = "tls_version"
+CLIENT_CERTIFICATE_MISSING: Final = "client_certificate_missing"
+CLIENT_KEY_MISMATCH: Final = "client_key_mismatch"
 
 # OpenSSL's X509_V_ERR_* codes that `SSLCertVerificationError.verify_code` carries.
 _EXPIRED_CODES = frozenset({10})  # CERT_HAS_EXPIRED
