@@ -275,6 +275,12 @@ def _taxed(net: float, tax_rates: Sequence[Mapping[str, Any]] | None) -> float:
 
 
 def _cents(value: float) -> float:
+    """`value` rounded half up to the cent, as its decimal digits read (2.675 is 2.68)."""
+    hundredths = value * 100.0
+    whole = math.floor(hundredths)
+    if abs(hundredths) < 1e9 and abs(hundredths - whole - 0.5) > 1e-6:
+        # Far from a half: the nearest cent is plain; n / 100 is the double Decimal gives.
+        return (whole + (1 if hundredths - whole > 0.5 else 0)) / 100.0
     return float(Decimal(repr(value)).quantize(_CENT, rounding=ROUND_HALF_UP))
 
 
@@ -415,13 +421,17 @@ def next_boundary_s(
     usage: Usage,
     charging: bool,
     zone: dt.tzinfo = dt.UTC,
+    conditions_of_tariff: Sequence[Mapping[str, Any]] | None = None,
 ) -> float:
     """The first epoch second after `after_s` at which a time-bound condition of `tariff` may
     flip: a time of day or midnight (day of week, dates) on `zone`'s wall clock, a duration
     threshold (reached at the present charging or idle state); inf when none.  Energy and
-    power are not time-bound."""
+    power are not time-bound.  `conditions_of_tariff`: the tariff's conditions, when the
+    caller keeps them."""
     found = math.inf
-    for conditions in _conditions_of(tariff):
+    if conditions_of_tariff is None:
+        conditions_of_tariff = _conditions_of(tariff)
+    for conditions in conditions_of_tariff:
         for name in ("startTimeOfDay", "endTimeOfDay"):
             text = conditions.get(name)
             if text is not None:
@@ -508,10 +518,18 @@ class CostMeter:
     charging_s: float = 0.0
     idle_s: float = 0.0
     _key: tuple[str, tuple[int, int, int]] | None = None
+    #: The tariff's conditions and energy steps, read once per tariff rather than per event.
+    _conditions: list[Mapping[str, Any]] = field(default_factory=list)
+    _steps_wh: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.mark_s = self.started_s
         self.tariffs[self.tariff["tariffId"]] = self.tariff
+        self._read_tariff()
+
+    def _read_tariff(self) -> None:
+        self._conditions = _conditions_of(self.tariff)
+        self._steps_wh = energy_steps_wh(self.tariff)
 
     @property
     def usage(self) -> Usage:
@@ -525,7 +543,7 @@ class CostMeter:
         if span_s > 0 or used_wh > 0 or not self.periods:
             cuts = [
                 step - self.energy_wh
-                for step in energy_steps_wh(self.tariff)
+                for step in self._steps_wh
                 if self.energy_wh < step < self.energy_wh + used_wh
             ]
             done_wh = 0.0
@@ -564,6 +582,7 @@ class CostMeter:
         """Price from the last `advance` on with `tariff` (ChangeTransactionTariff, I11)."""
         self.tariff = tariff
         self.tariffs[tariff["tariffId"]] = tariff
+        self._read_tariff()
         # The new tariff's first period starts now, even before it has any usage.
         self.periods.append(Period(self.mark_s, tariff["tariffId"]))
         self._key = None
@@ -615,10 +634,16 @@ class CostMeter:
         """When the price in force may change next: a time-bound boundary, or the next energy
         step at `power_w`; inf when never."""
         found = next_boundary_s(
-            self.tariff, self.mark_s, self.started_s, self.usage, self.charging, self.zone
+            self.tariff,
+            self.mark_s,
+            self.started_s,
+            self.usage,
+            self.charging,
+            self.zone,
+            self._conditions,
         )
         if self.charging and power_w > 0:
-            for step in energy_steps_wh(self.tariff):
+            for step in self._steps_wh:
                 if step > self.energy_wh:
                     found = min(found, self.mark_s + (step - self.energy_wh) * 3600.0 / power_w)
                     break

@@ -8,13 +8,23 @@ in UTC unless a test gives the meter a station's time zone.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.clock import format_timestamp
 from simulator.csms.tariffs import agrees
-from simulator.tariffs import CostMeter, Period, price, station_zone, tariff_refusal
+from simulator.tariffs import (
+    CostMeter,
+    Period,
+    _cents,
+    price,
+    station_zone,
+    tariff_refusal,
+)
 
 
 def at(hhmm: str, day: str = "2026-01-15") -> float:
@@ -215,3 +225,18 @@ def test_an_unknown_time_zone_is_an_error_that_says_what_to_write() -> None:
     with pytest.raises(ValueError, match=r"not an IANA time zone.*Europe/Berlin"):
         station_zone("Europe/Atlantis")
     assert station_zone("UTC") is dt.UTC
+
+
+@settings(max_examples=5000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=-1e7, max_value=1e7, allow_nan=False),
+        st.integers(min_value=-(10**8), max_value=10**8).map(lambda n: n / 1000),
+        st.integers(min_value=-(10**6), max_value=10**6).map(lambda n: n / 100 + 0.005),
+    )
+)
+def test_a_cent_is_rounded_half_up_as_the_decimal_digits_read(value: float) -> None:
+    """The quick path of the cent rounding gives what decimal rounding of the digits does,
+    halves included (2.675 is 2.68, though the double below 2.675 is nearer)."""
+    expected = float(Decimal(repr(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    assert _cents(value) == expected

@@ -62,7 +62,8 @@ RECURRENCE_S = {"Daily": 86_400.0, "Weekly": 604_800.0}
 CAP_PURPOSES = ("ChargingStationMaxProfile", "ChargingStationExternalConstraints")
 #: The most periods one composite holds: a week of quarter-hour periods and then some.
 MAX_COMPOSITE_PERIODS = 2048
-_EPS_S = 1e-6
+#: A period boundary this close (in simulated seconds) counts as reached: float times drift.
+BOUNDARY_S = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +174,7 @@ def _in_force(
     end_s = math.inf if duration_s is None else start_s + duration_s
     if kind == "Recurring":
         cycle_s = RECURRENCE_S[profile.get("recurrencyKind", "Daily")]
-        start_s += math.floor((at_s - start_s + _EPS_S) / cycle_s) * cycle_s
+        start_s += math.floor((at_s - start_s + BOUNDARY_S) / cycle_s) * cycle_s
         end_s = start_s + min(cycle_s, math.inf if duration_s is None else duration_s)
         if at_s >= end_s:
             return None, min(start_s + cycle_s, valid_to_s)
@@ -185,7 +186,7 @@ def _in_force(
     current = None
     next_s = end_s
     for period in schedule["chargingSchedulePeriod"]:
-        if period["startPeriod"] <= elapsed_s + _EPS_S:
+        if period["startPeriod"] <= elapsed_s + BOUNDARY_S:
             current = period
         else:
             next_s = start_s + period["startPeriod"]
@@ -239,7 +240,7 @@ def _winners(
         max_offline_s = installed.profile.get("maxOfflineDuration")
         if max_offline_s is not None and view.offline_since_s is not None:
             invalid_from_s = view.offline_since_s + max_offline_s
-            if at_s >= invalid_from_s - _EPS_S:
+            if at_s >= invalid_from_s - BOUNDARY_S:
                 continue  # offline too long: the profile below it rules until back online
             found.next_change_s = min(found.next_change_s, invalid_from_s)
         schedule = selected_schedule(installed, selected_id)

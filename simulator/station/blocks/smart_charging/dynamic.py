@@ -115,6 +115,9 @@ def apply_schedule_update(
     profile["chargingSchedule"] = schedules
     profile["dynUpdateTime"] = station.clock.timestamp()
     installed.profile = profile
+    profiles = peek_profiles(station)
+    if profiles is not None:
+        profiles.changed()
     for evse in station.evses:
         if installed.evse_id in (0, evse.id):
             evse.wake()

@@ -17,7 +17,7 @@ from typing import Any
 
 from ...core import NO_LIMIT, ActiveLimit, StationCore
 from ...evse import NOMINAL_PHASE_VOLTAGE_V, Evse
-from .composite import EvseView, StationView, instant, selected_schedule
+from .composite import BOUNDARY_S, EvseView, StationView, instant, selected_schedule
 from .profiles import ChargingProfiles, peek_profiles
 
 __all__ = ["active_limit", "station_view"]
@@ -55,13 +55,53 @@ def _watts(value: float | None, unit: str, period: Mapping[str, Any], phases: in
     return float(value) * NOMINAL_PHASE_VOLTAGE_V * int(period.get("numberPhases") or phases)
 
 
+def _depends_on(station: StationCore, profiles: ChargingProfiles) -> tuple[Any, ...]:
+    """Everything besides the time that the composite of an EVSE depends on (what
+    `station_view` reads), cheap to compare."""
+    return (
+        profiles.generation,
+        station.clock.epoch_s(0.0),
+        profiles.offline_since_s,
+        frozenset(profiles.priority_evse_ids),
+        tuple(profiles.selected_schedule_ids.items()),
+        tuple(
+            (
+                evse.phases,
+                evse.max_power_w,
+                None if evse.transaction is None else evse.transaction.id,
+                None if evse.transaction is None else evse.transaction.started_s,
+            )
+            for evse in station.evses
+        ),
+    )
+
+
 def active_limit(station: StationCore, evse: Evse) -> ActiveLimit:
-    """What the installed profiles ask of `evse` at this simulated second."""
+    """What the installed profiles ask of `evse` at this simulated second.
+
+    The EVSE's charging loop asks at each of its steps (meter values, site power changes,
+    EV curve points); the answer only changes at a period boundary (`next_change_s`) or when
+    what the composite reads changes, so it is kept until then."""
     profiles = peek_profiles(station)
     if profiles is None or not len(profiles):
         return NO_LIMIT
+    now_s = station.clock.sim_now()
+    depends_on = _depends_on(station, profiles)
+    kept = profiles.limits.get(evse.id)
+    if kept is not None:
+        kept_depends_on, computed_s, limit = kept
+        if computed_s <= now_s < limit.next_change_s - BOUNDARY_S and kept_depends_on == depends_on:
+            return limit
+    limit = _compute(station, profiles, evse, now_s)
+    profiles.limits[evse.id] = (depends_on, now_s, limit)
+    return limit
+
+
+def _compute(
+    station: StationCore, profiles: ChargingProfiles, evse: Evse, now_s: float
+) -> ActiveLimit:
     view = station_view(station, profiles)
-    now = instant(profiles.installed, view, evse.id, station.clock.sim_now())
+    now = instant(profiles.installed, view, evse.id, now_s)
     period = now.period
     chosen = now.profile
     if period is None or chosen is None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ...core import Block, StationCore
+from ...core import ActiveLimit, Block, StationCore
 
 __all__ = ["ChargingProfiles", "Installed", "epoch_s", "peek_profiles", "profiles_of"]
 
@@ -46,10 +46,24 @@ def epoch_s(text: str) -> float:
 class ChargingProfiles:
     """The profiles one station holds (created on first use: most stations never get any)."""
 
-    __slots__ = ("_installed", "offline_since_s", "priority_evse_ids", "selected_schedule_ids")
+    __slots__ = (
+        "_installed",
+        "generation",
+        "limits",
+        "offline_since_s",
+        "priority_evse_ids",
+        "selected_schedule_ids",
+    )
 
     def __init__(self) -> None:
         self._installed: list[Installed] = []
+        #: Counts the changes to the installed profiles (one more per install, clear, removal
+        #: or dynamic update): what `limit.active_limit` keeps an answer for.
+        self.generation = 0
+        #: The last limit `limit.active_limit` computed, by EVSE id: (what it depended on,
+        #: the simulated second it was computed at, the limit).  Valid until the limit's
+        #: next_change_s while nothing it depended on changed.
+        self.limits: dict[int, tuple[tuple[Any, ...], float, ActiveLimit]] = {}
         #: EVSEs on which priority charging is active (K21-K22): their PriorityCharging
         #: profile, if any, rules instead of the transaction's.
         self.priority_evse_ids: set[int] = set()
@@ -66,6 +80,15 @@ class ChargingProfiles:
     def __len__(self) -> int:
         return len(self._installed)
 
+    def _replace(self, installed: list[Installed]) -> None:
+        self._installed = installed
+        self.changed()
+
+    def changed(self) -> None:
+        """An installed profile changed in place (a dynamic update): limits are computed anew."""
+        self.generation += 1
+        self.limits.clear()
+
     @property
     def installed(self) -> list[Installed]:
         """Every installed profile, oldest first (read, do not change)."""
@@ -77,13 +100,14 @@ class ChargingProfiles:
         """Add `profile`, replacing one with the same id, or with the same purpose, stack
         level and EVSE (K01.FR.05, K01.FR.06)."""
         purpose, level = profile["chargingProfilePurpose"], profile["stackLevel"]
-        self._installed = [
+        kept = [
             p
             for p in self._installed
             if p.id != profile["id"]
             and not (p.evse_id == evse_id and p.purpose == purpose and p.stack_level == level)
         ]
-        self._installed.append(Installed(evse_id, profile, now_s, source))
+        kept.append(Installed(evse_id, profile, now_s, source))
+        self._replace(kept)
         if purpose == "TxProfile":
             self.selected_schedule_ids.pop(evse_id, None)  # the EV picks among the new ones
 
@@ -110,19 +134,21 @@ class ChargingProfiles:
 
         kept = [p for p in self._installed if not matches(p)]
         removed = len(self._installed) - len(kept)
-        self._installed = kept
+        self._replace(kept)
         return removed
 
     def clear_transaction(self, transaction_id: str) -> None:
         """TxProfiles end with their transaction (K01.FR.37)."""
-        self._installed = [
-            p
-            for p in self._installed
-            if not (
-                p.purpose == "TxProfile"
-                and p.profile.get("transactionId") in (None, transaction_id)
-            )
-        ]
+        self._replace(
+            [
+                p
+                for p in self._installed
+                if not (
+                    p.purpose == "TxProfile"
+                    and p.profile.get("transactionId") in (None, transaction_id)
+                )
+            ]
+        )
 
     def matching(self, evse_id: int | None, criteria: Mapping[str, Any]) -> list[Installed]:
         """The profiles GetChargingProfiles asks for: of EVSE `evse_id` (0: the station's
@@ -169,14 +195,14 @@ class ChargingProfiles:
 
     def remove(self, gone: list[Installed]) -> None:
         """Remove these installed profiles."""
-        self._installed = [p for p in self._installed if all(p is not g for g in gone)]
+        self._replace([p for p in self._installed if all(p is not g for g in gone)])
 
     def remove_external(self, profile_id: int) -> bool:
         """Remove the profile an external system set (K13: its limit lifted); whether it was
         there.  ClearChargingProfile leaves such profiles alone."""
         kept = [p for p in self._installed if not (p.id == profile_id and p.source != "CSO")]
         removed = len(kept) != len(self._installed)
-        self._installed = kept
+        self._replace(kept)
         return removed
 
 
