@@ -169,12 +169,24 @@ class _TimerHeap:
     entries once they outnumber the live ones.
     """
 
-    __slots__ = ("_dead", "_due_at", "_fired_at", "_heap", "_resolution_s", "_scope", "_sequence")
+    __slots__ = (
+        "_dead",
+        "_due_at",
+        "_fired_at",
+        "_heap",
+        "_resolution_s",
+        "_scope",
+        "_sequence",
+        "now",
+    )
 
     #: Dead entries tolerated before the heap is rebuilt, however few live ones there are.
     PRUNE_SLACK = 1024
 
-    def __init__(self, resolution_s: float) -> None:
+    def __init__(self, resolution_s: float, now: Callable[[], float] = trio.current_time) -> None:
+        #: The run's clock's `current_time`: `trio.current_time()` in one call, for the check
+        #: every sleep makes.
+        self.now = now
         self._heap: list[_Entry] = []
         self._sequence = 0
         self._dead = 0
@@ -241,8 +253,8 @@ def _timers() -> _TimerHeap:
     try:
         return _TIMERS.get()
     except LookupError:
-        exact = isinstance(trio.lowlevel.current_clock(), MockClock)
-        timers = _TimerHeap(0.0 if exact else COALESCE_S)
+        clock = trio.lowlevel.current_clock()
+        timers = _TimerHeap(0.0 if isinstance(clock, MockClock) else COALESCE_S, clock.current_time)
         _TIMERS.set(timers)
         trio.lowlevel.spawn_system_task(timers.run, name="fleetsim.clock.timers")
         return timers
@@ -272,12 +284,15 @@ class Alarm:
         """
         if self._task is not None:
             raise RuntimeError("another task is already sleeping on this alarm")
-        if deadline <= trio.current_time():
-            await trio.lowlevel.checkpoint()
-            return False
-        self._task = trio.lowlevel.current_task()
+        timers = None
         if deadline != math.inf:
-            self._entry = _timers().add(deadline, self)
+            timers = _timers()
+            if deadline <= timers.now():
+                await trio.lowlevel.checkpoint()
+                return False
+        self._task = trio.lowlevel.current_task()
+        if timers is not None:
+            self._entry = timers.add(deadline, self)
         woken: bool = await trio.lowlevel.wait_task_rescheduled(self._abort)
         return woken
 

@@ -314,13 +314,15 @@ class RpcLink:
         channel = self._channel
         session = self._session
         observer = self._observer
+        # trio.current_time() without finding the run's clock again for every frame.
+        now = trio.lowlevel.current_clock().current_time
         try:
             while True:
                 text = await channel.receive_text()
                 observer.frame_received()
                 if observer.trace is not None:
                     observer.trace.write(self.peer_name, "received", text)
-                event = session.receive_text(text, trio.current_time())
+                event = session.receive_text(text, now())
                 if isinstance(event, IncomingCall):
                     await self._answer_call(event)
                 elif isinstance(event, (CallAnswered, CallRejected)):
