@@ -120,6 +120,7 @@ class RpcLink:
         "_closed_event",
         "_deadlines",
         "_handler",
+        "_now",
         "_observer",
         "_send_handler",
         "_session",
@@ -161,6 +162,9 @@ class RpcLink:
         self._answer: object = None
         self._closed = False
         self._closed_event: trio.Event | None = None
+        #: The trio run's clock's `current_time`, bound when the reader starts (`run`):
+        #: `trio.current_time()` in one call instead of three, twice per round trip.
+        self._now: Callable[[], float] | None = None
         #: A fault on purpose acting on this link (`LinkFault`); None almost always.
         self.fault: LinkFault | None = None
 
@@ -247,7 +251,8 @@ class RpcLink:
         try:
             if self._closed:
                 raise LinkClosed(f"{self.peer_name}: connection closed")
-            sent_at = trio.current_time()
+            now = self._now
+            sent_at = trio.current_time() if now is None else now()
             text = session.start_call(action, payload, sent_at)
             if self.fault is not None and self.fault.keep_last_call:
                 self.fault.last_call = text
@@ -314,8 +319,7 @@ class RpcLink:
         channel = self._channel
         session = self._session
         observer = self._observer
-        # trio.current_time() without finding the run's clock again for every frame.
-        now = trio.lowlevel.current_clock().current_time
+        now = self._now = trio.lowlevel.current_clock().current_time
         try:
             while True:
                 text = await channel.receive_text()
