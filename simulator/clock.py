@@ -227,7 +227,7 @@ class _TimerHeap:
                 self._scope = scope
                 await trio.sleep_forever()
             self._scope = None
-            now = self._fired_at = trio.current_time()
+            now = self._fired_at = self.now()
             heap = self._heap
             while heap and heap[0][0] <= now:
                 alarm = heapq.heappop(heap)[2]
