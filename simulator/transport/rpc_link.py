@@ -261,7 +261,18 @@ class RpcLink:
                 await self._write(text)
                 answer = self._answer
                 if answer is None:
-                    answer = await self._wait_answer(sent_at + timeout)
+                    deadlines = self._deadlines
+                    if deadlines is None:
+                        answer = await self._wait_answer(sent_at + timeout)
+                    else:
+                        # The fleet's shared sweeper times the wait out (`CallDeadlines`):
+                        # waited for here, without a coroutine of its own per round trip.
+                        deadlines.add(self, sent_at + timeout)
+                        try:
+                            self._waiting_task = trio.lowlevel.current_task()
+                            answer = await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+                        finally:
+                            deadlines.discard(self)
             finally:
                 self._answer = None
                 if session.call_outstanding is not None:
@@ -291,19 +302,12 @@ class RpcLink:
         raise answer
 
     async def _wait_answer(self, deadline: float) -> object:
-        """The answer the reader delivers, or None when `deadline` passes first."""
-        deadlines = self._deadlines
-        if deadlines is None:
-            with trio.CancelScope(deadline=deadline):
-                self._waiting_task = trio.lowlevel.current_task()
-                return await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
-            return None
-        deadlines.add(self, deadline)
-        try:
+        """The answer the reader delivers, or None when `deadline` passes first: a link
+        without a shared sweeper times its own wait out, with a cancel scope."""
+        with trio.CancelScope(deadline=deadline):
             self._waiting_task = trio.lowlevel.current_task()
             return await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
-        finally:
-            deadlines.discard(self)
+        return None
 
     async def send(self, action: str, payload: Mapping[str, Any]) -> None:
         """Send an unconfirmed SEND frame (OCPP 2.1)."""
