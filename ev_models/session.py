@@ -151,8 +151,18 @@ class EvSession:
         self._enabled = value
         self._recompute()
 
+    # The visit task sets the limit, the setpoint and the droop on every wake, nearly always
+    # to the values in force: those three setters test for that first, before any check.
+
     def set_limit(self, limit_w: float | None, now_s: float) -> None:
         """The charging limit of the active profile in W; None means no limit."""
+        if (limit_w is None and self._limit_w is None) or (
+            type(limit_w) is float and limit_w == self._limit_w
+        ):
+            # The value in force, checked when it was set: only the time is left to check.
+            if not now_s >= self._t_s - _SAME_INSTANT_S:
+                self._check_time(now_s)  # raises
+            return
         value = _optional_number("limit_w", limit_w)
         if value == self._limit_w:
             self._check_time(now_s)
@@ -163,6 +173,13 @@ class EvSession:
 
     def set_setpoint(self, setpoint_w: float | None, now_s: float) -> None:
         """The V2X setpoint in W (positive charges, negative discharges); None ends V2X."""
+        if (setpoint_w is None and self._setpoint_w is None) or (
+            type(setpoint_w) is float and setpoint_w == self._setpoint_w
+        ):
+            # The value in force, checked when it was set: only the time is left to check.
+            if not now_s >= self._t_s - _SAME_INSTANT_S:
+                self._check_time(now_s)  # raises
+            return
         value = _optional_number("setpoint_w", setpoint_w)
         if value == self._setpoint_w:
             self._check_time(now_s)
@@ -195,6 +212,11 @@ class EvSession:
 
     def set_droop(self, offset_w: float, now_s: float) -> None:
         """Frequency response in W added after the caps (negative: less import, more export)."""
+        if type(offset_w) is float and offset_w == self._droop_w:
+            # The value in force, checked when it was set: only the time is left to check.
+            if not now_s >= self._t_s - _SAME_INSTANT_S:
+                self._check_time(now_s)  # raises
+            return
         value = _optional_number("offset_w", offset_w)
         droop_w = 0.0 if value is None else value
         if droop_w == self._droop_w:

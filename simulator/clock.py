@@ -21,6 +21,7 @@ import datetime as dt
 import heapq
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import outcome
@@ -47,6 +48,12 @@ def _whole_and_millis(epoch_s: float) -> tuple[int, int]:
     return whole, millis
 
 
+#: What reading a `SimClock` says before its `start()`.
+_NOT_STARTED = "SimClock.start() was not called inside the trio run"
+#: ".000Z" to ".999Z": the end of a timestamp by its milliseconds.
+_MILLIS_TEXT = tuple(f".{millis:03d}Z" for millis in range(1000))
+
+
 def _seconds_text(whole: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
 
@@ -54,7 +61,14 @@ def _seconds_text(whole: int) -> str:
 class SimClock:
     """Simulated time for one run; call `start()` inside trio before anything reads it."""
 
-    __slots__ = ("_cached_second", "_cached_text", "_start_epoch_s", "_trio_origin", "speed")
+    __slots__ = (
+        "_cached_second",
+        "_cached_text",
+        "_read_trio_clock",
+        "_start_epoch_s",
+        "_trio_origin",
+        "speed",
+    )
 
     def __init__(self, start: dt.datetime, speed: float = 1.0) -> None:
         if not speed > 0:
@@ -64,6 +78,10 @@ class SimClock:
         self.speed = speed
         self._start_epoch_s = start.timestamp()
         self._trio_origin: float | None = None
+        #: The trio run's clock's `current_time`, bound at `start`: what `trio.current_time()`
+        #: returns, read without the three calls that find the run's clock every time, since
+        #: a station reads the clock several times per message.
+        self._read_trio_clock: Callable[[], float] | None = None
         self._cached_second = -1
         self._cached_text = ""
 
@@ -75,27 +93,37 @@ class SimClock:
         clock.speed = self.speed
         clock._start_epoch_s = self._start_epoch_s + offset_s
         clock._trio_origin = self._trio_origin
+        clock._read_trio_clock = self._read_trio_clock
         clock._cached_second = -1
         clock._cached_text = ""
         return clock
 
     def start(self) -> None:
         """Pin simulated second 0 to the current trio time."""
-        self._trio_origin = trio.current_time()
+        read = trio.lowlevel.current_clock().current_time
+        self._trio_origin = read()
+        self._read_trio_clock = read
 
     @property
     def trio_origin(self) -> float:
         if self._trio_origin is None:
-            raise RuntimeError("SimClock.start() was not called inside the trio run")
+            raise RuntimeError(_NOT_STARTED)
         return self._trio_origin
 
     def sim_now(self) -> float:
         """Simulated seconds since the scenario's start."""
-        return (trio.current_time() - self.trio_origin) * self.speed
+        read = self._read_trio_clock
+        origin = self._trio_origin
+        if read is None or origin is None:
+            raise RuntimeError(_NOT_STARTED)
+        return (read() - origin) * self.speed
 
     def trio_deadline(self, sim_s: float) -> float:
         """The trio time at which simulated second `sim_s` arrives."""
-        return self.trio_origin + sim_s / self.speed
+        origin = self._trio_origin
+        if origin is None:
+            raise RuntimeError(_NOT_STARTED)
+        return origin + sim_s / self.speed
 
     def trio_duration(self, sim_duration_s: float) -> float:
         return sim_duration_s / self.speed
@@ -114,8 +142,9 @@ class SimClock:
         """The OCPP timestamp of simulated second `sim_s` (default: now).
 
         The date-time part is formatted once per simulated second and reused, because
-        thousands of stations stamp their messages within the same second.  (The rounding is
-        `_whole_and_millis`', written out: this runs for every message.)
+        thousands of stations stamp their messages within the same second, and the
+        milliseconds' part is looked up.  (The rounding is `_whole_and_millis`', written out:
+        this runs for every message.)
         """
         whole, millis = divmod(
             round((self._start_epoch_s + (self.sim_now() if sim_s is None else sim_s)) * 1000),
@@ -124,7 +153,7 @@ class SimClock:
         if whole != self._cached_second:
             self._cached_second = whole
             self._cached_text = _seconds_text(whole)
-        return f"{self._cached_text}.{millis:03d}Z"
+        return self._cached_text + _MILLIS_TEXT[millis]
 
 
 #: A heap entry: [trio deadline, sequence number, the alarm or None once it is dead].  A list,
@@ -140,12 +169,24 @@ class _TimerHeap:
     entries once they outnumber the live ones.
     """
 
-    __slots__ = ("_dead", "_due_at", "_fired_at", "_heap", "_resolution_s", "_scope", "_sequence")
+    __slots__ = (
+        "_dead",
+        "_due_at",
+        "_fired_at",
+        "_heap",
+        "_resolution_s",
+        "_scope",
+        "_sequence",
+        "now",
+    )
 
     #: Dead entries tolerated before the heap is rebuilt, however few live ones there are.
     PRUNE_SLACK = 1024
 
-    def __init__(self, resolution_s: float) -> None:
+    def __init__(self, resolution_s: float, now: Callable[[], float] = trio.current_time) -> None:
+        #: The run's clock's `current_time`: `trio.current_time()` in one call, for the check
+        #: every sleep makes.
+        self.now = now
         self._heap: list[_Entry] = []
         self._sequence = 0
         self._dead = 0
@@ -186,7 +227,7 @@ class _TimerHeap:
                 self._scope = scope
                 await trio.sleep_forever()
             self._scope = None
-            now = self._fired_at = trio.current_time()
+            now = self._fired_at = self.now()
             heap = self._heap
             while heap and heap[0][0] <= now:
                 alarm = heapq.heappop(heap)[2]
@@ -212,8 +253,8 @@ def _timers() -> _TimerHeap:
     try:
         return _TIMERS.get()
     except LookupError:
-        exact = isinstance(trio.lowlevel.current_clock(), MockClock)
-        timers = _TimerHeap(0.0 if exact else COALESCE_S)
+        clock = trio.lowlevel.current_clock()
+        timers = _TimerHeap(0.0 if isinstance(clock, MockClock) else COALESCE_S, clock.current_time)
         _TIMERS.set(timers)
         trio.lowlevel.spawn_system_task(timers.run, name="fleetsim.clock.timers")
         return timers
@@ -243,12 +284,15 @@ class Alarm:
         """
         if self._task is not None:
             raise RuntimeError("another task is already sleeping on this alarm")
-        if deadline <= trio.current_time():
-            await trio.lowlevel.checkpoint()
-            return False
-        self._task = trio.lowlevel.current_task()
+        timers = None
         if deadline != math.inf:
-            self._entry = _timers().add(deadline, self)
+            timers = _timers()
+            if deadline <= timers.now():
+                await trio.lowlevel.checkpoint()
+                return False
+        self._task = trio.lowlevel.current_task()
+        if timers is not None:
+            self._entry = timers.add(deadline, self)
         woken: bool = await trio.lowlevel.wait_task_rescheduled(self._abort)
         return woken
 

@@ -182,10 +182,18 @@ class DeviceModelSpec:
     def __init__(self, variables: Iterable[VariableSpec]) -> None:
         self.variables: tuple[VariableSpec, ...] = tuple(variables)
         self._by_key: dict[VariableKey, VariableSpec] = {}
-        #: Defaults already converted, by (key, conversion): station code reads the same few
+        #: Defaults already converted, by conversion and key: station code reads the same few
         #: variables (TxUpdatedInterval, the measurands, MessageAttempts) for every message,
-        #: and a fleet shares one spec, so each is converted once for all stations.
-        self._parsed: dict[tuple[VariableKey, str], Any] = {}
+        #: and a fleet shares one spec, so each is converted once for all stations.  A
+        #: variable read live from the station is cached as None (it has no fixed default).
+        self.int_defaults: dict[VariableKey, int | None] = {}
+        self.bool_defaults: dict[VariableKey, bool | None] = {}
+        self.members_defaults: dict[VariableKey, tuple[str, ...] | None] = {}
+        self._parsed_defaults: dict[str, dict[VariableKey, Any]] = {
+            "int": self.int_defaults,
+            "bool": self.bool_defaults,
+            "members": self.members_defaults,
+        }
         self._components: set[tuple[str, str | None, int | None, int | None]] = set()
         for spec in self.variables:
             if spec.key in self._by_key:
@@ -202,16 +210,16 @@ class DeviceModelSpec:
     def parsed_default(self, key: VariableKey, kind: str) -> Any:
         """The default of `key` converted as `kind` (int, bool or members), or None for a
         variable read live from the station (it has no fixed default)."""
-        cache_key = (key, kind)
+        parsed = self._parsed_defaults[kind]
         try:
-            return self._parsed[cache_key]
+            return parsed[key]
         except KeyError:
             pass
         spec = self._by_key.get(key)
         if spec is None:
             raise KeyError(f"no device model variable {key}")
         value = None if spec.reader is not None else _CONVERSIONS[kind](spec.default)
-        self._parsed[cache_key] = value
+        parsed[key] = value
         return value
 
     def matching(
@@ -330,22 +338,41 @@ class DeviceModel:
             changed = self.get_key(key)
         return _CONVERSIONS[kind](changed)
 
+    # `integer`, `boolean` and `members` run for nearly every message a station sends, so
+    # each converts this station's own value or takes the spec's converted default in place
+    # (`_CONVERSIONS` written out), leaving the first read and live values to `_converted`.
+
     def integer(self, component: str, variable: str, variable_instance: str | None = None) -> int:
-        value: int = self._converted(
-            (component, None, None, None, variable, variable_instance), "int"
-        )
+        key = (component, None, None, None, variable, variable_instance)
+        changed = self.changed.get(key)
+        if changed is not None:
+            return int(changed)
+        found: int | None = self.spec.int_defaults.get(key)
+        if found is not None:
+            return found
+        value: int = self._converted(key, "int")
         return value
 
     def boolean(self, component: str, variable: str, variable_instance: str | None = None) -> bool:
-        value: bool = self._converted(
-            (component, None, None, None, variable, variable_instance), "bool"
-        )
+        key = (component, None, None, None, variable, variable_instance)
+        changed = self.changed.get(key)
+        if changed is not None:
+            return changed == "true"
+        found: bool | None = self.spec.bool_defaults.get(key)
+        if found is not None:
+            return found
+        value: bool = self._converted(key, "bool")
         return value
 
     def members(self, component: str, variable: str) -> tuple[str, ...]:
-        value: tuple[str, ...] = self._converted(
-            (component, None, None, None, variable, None), "members"
-        )
+        key = (component, None, None, None, variable, None)
+        changed = self.changed.get(key)
+        if changed is not None:
+            return _members(changed)
+        found: tuple[str, ...] | None = self.spec.members_defaults.get(key)
+        if found is not None:
+            return found
+        value: tuple[str, ...] = self._converted(key, "members")
         return value
 
     def store(self, key: VariableKey, value: str) -> None:

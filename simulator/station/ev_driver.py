@@ -153,7 +153,8 @@ async def _wait_until(station: StationCore, evse: Evse, sim_s: float) -> None:
         )
     finally:
         evse.wake_at_s = math.inf
-    await station.wait_up()
+    if station.down:
+        await station.wait_up()
 
 
 async def _sleep_until(station: StationCore, evse: Evse, sim_s: float) -> None:
@@ -463,7 +464,8 @@ def _apply_limits(
     transaction = evse.transaction
     reached = None
     if transaction is not None:
-        reached = _limit_reached(station, evse, session, transaction, now_s)
+        if transaction.limit:  # a transactionLimit (E16), rare: the test is written out here
+            reached = _limit_reached(station, evse, session, transaction, now_s)
         cap_wh = transaction.energy_cap_wh
         if reached is not None or (
             cap_wh is not None and evse.register_wh(now_s) >= cap_wh - _EPS_WH
@@ -485,7 +487,11 @@ def _apply_limits(
         site.power_changed(station, evse, now_s)
     if evse.power_watch is not None:
         evse.power_may_have_changed()
-    if transaction is not None and limit is not _NO_ENERGY:
+    if (
+        transaction is not None
+        and limit is not _NO_ENERGY
+        and (transaction.limit is not None or transaction.energy_cap_wh is not None)
+    ):
         deadline_s = _limit_deadline_s(station, evse, session, transaction, now_s)
         if deadline_s < limit.next_change_s:
             limit = replace(limit, next_change_s=deadline_s)
@@ -577,7 +583,8 @@ async def _charge_until_departure(
     assert session is not None
     last_meter_s = clock.sim_now()
     while True:
-        await station.wait_up()  # the EV waits out a reboot; it may have left meanwhile
+        if station.down:
+            await station.wait_up()  # the EV waits out a reboot; it may have left meanwhile
         now_s = clock.sim_now()
         changed = evse.visit
         if changed is not None and changed is not visit.arrival:  # the driver changed the needs
@@ -615,9 +622,11 @@ async def _charge_until_departure(
                     session.set_enabled(False, station.clock.sim_now())
                 continue
         elif transaction.id_token is not None:
-            if await _report_state(station, evse, session, transaction, limit, reached):
+            # These checks run on every wake: plain tests first, a coroutine only for a report.
+            change = _state_change(evse, session, transaction, limit, reached)
+            if change is not None:
+                await _report_state(station, evse, transaction, *change)
                 continue
-            # Both checks run on every wake: plain tests first, a coroutine only for a report.
             if _operation_mode_changed(station, transaction, limit):
                 await _report_operation_mode(station, evse, transaction, limit.operation_mode)
                 continue
@@ -644,31 +653,43 @@ async def _charge_until_departure(
         await _wait_until(station, evse, deadline_s)
 
 
-async def _report_state(
-    station: StationCore,
+def _state_change(
     evse: Evse,
     session: EvSession,
     transaction: Transaction,
     limit: ActiveLimit,
     reached: str | None,
-) -> bool:
-    """Report a new chargingState (E15: SuspendedEV when the EV is full) or a limit newly
-    reached (E16); end the transaction instead when its energy transfer stopped and
-    EnergyTransfer is a stop point (E06).  Whether an event went out."""
+) -> tuple[str, str, bool] | None:
+    """What `_report_state` is to report on this wake: a new chargingState (E15: SuspendedEV
+    when the EV is full) or a limit newly reached (E16), as (chargingState, triggerReason,
+    whether energy transfer stopped); None when neither changed.  Remembers the limit reached."""
     state = _charging_state(evse, session, limit)
     newly_reached = reached is not None and reached != transaction.limit_reached
     transaction.limit_reached = reached  # None again once a raised limit lets energy flow
     if state == transaction.charging_state and not newly_reached:
-        return False
+        return None
     trigger_reason = reached if newly_reached and reached is not None else "ChargingStateChanged"
     stopped = newly_reached or (transaction.charging_state == "Charging" and state != "Charging")
+    return state, trigger_reason, stopped
+
+
+async def _report_state(
+    station: StationCore,
+    evse: Evse,
+    transaction: Transaction,
+    state: str,
+    trigger_reason: str,
+    stopped: bool,
+) -> None:
+    """Report the change `_state_change` found, with an Updated event; or end the
+    transaction when its energy transfer stopped and EnergyTransfer is a stop point (E06)."""
+    reached = transaction.limit_reached
     if stopped and "EnergyTransfer" in _stop_points(station):
         await end_transaction(
             station, evse, trigger_reason, _energy_stopped_reason(transaction, state, reached)
         )
     else:
         await update_transaction(station, evse, trigger_reason, charging_state=state)
-    return True
 
 
 def _operation_mode_changed(

@@ -99,8 +99,9 @@ _TABLE = (
         "Wh",
         lambda _, evse, now_s: round(evse.export_register_wh(now_s), 1),
     ),
-    Measurand("Power.Active.Import", "W", lambda _, evse, __: round(_import_w(evse), 1)),
-    Measurand("Power.Active.Export", "W", lambda _, evse, __: round(_export_w(evse), 1)),
+    # The common measurands are read in one call each: a meter value is taken per message.
+    Measurand("Power.Active.Import", "W", lambda _, evse, __: round(max(evse.power_w, 0.0), 1)),
+    Measurand("Power.Active.Export", "W", lambda _, evse, __: round(max(-evse.power_w, 0.0), 1)),
     Measurand(
         "Current.Import",
         "A",

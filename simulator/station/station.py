@@ -175,6 +175,12 @@ class Station:
         return self.synced and link is not None and not link.closed
 
     @property
+    def down(self) -> bool:
+        """Whether the station is down (rebooting) now: what an EV's task tests on every wake
+        before it waits with `wait_up`, a test instead of a coroutine while the station is up."""
+        return self._up is not None
+
+    @property
     def running(self) -> bool:
         """Whether `run` has started (EVs can only arrive at a running station)."""
         return self._nursery is not None
@@ -628,10 +634,16 @@ class Station:
     def charging_limit(self, evse: Evse) -> ActiveLimit:
         """What the charging profiles ask of `evse` now (block K; no limit without one), as
         the blocks that shape it (DER controls, V2X signals) make it."""
-        profiles = self._stateful_hook("charging_limit")
-        limit: ActiveLimit = NO_LIMIT if profiles is None else profiles(self, evse)
+        # Every wake of an EV asks this: `_stateful_hook` is written out, one lookup per table.
+        registry = self._spec.registry
         states = self._block_states
-        for needs_state, shape in self._spec.registry.limit_shapers:
+        limit: ActiveLimit = NO_LIMIT
+        profiles = registry.hooks.get("charging_limit")
+        if profiles is not None:
+            needs_state = registry.hook_needs_state.get("charging_limit")
+            if needs_state is None or (states is not None and needs_state in states):
+                limit = profiles(self, evse)
+        for needs_state, shape in registry.limit_shapers:
             if needs_state is None or (states is not None and needs_state in states):
                 limit = shape(self, evse, limit)
         return limit
@@ -659,10 +671,17 @@ class Station:
         return found
 
     def cost_details(self, evse: Evse, transaction: Transaction) -> dict[str, Any] | None:
-        """The costDetails of `transaction` now (block I), or None without a tariff."""
-        details = self._stateful_hook("cost_details")
+        """The costDetails of `transaction` now (block I), or None without a tariff.  Asked
+        for every TransactionEvent on 2.1, so `_stateful_hook` is written out."""
+        registry = self._spec.registry
+        details = registry.hooks.get("cost_details")
         if details is None:
             return None
+        needs_state = registry.hook_needs_state.get("cost_details")
+        if needs_state is not None:
+            states = self._block_states
+            if states is None or needs_state not in states:
+                return None
         found: dict[str, Any] | None = details(self, evse, transaction)
         return found
 

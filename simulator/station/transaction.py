@@ -159,7 +159,7 @@ def _event(
         payload["idToken"] = transaction.id_token
     if reservation_id is not None:
         payload["reservationId"] = reservation_id
-    values = [value for value in meter_values or () if value["sampledValue"]]
+    values = [value for value in meter_values if value["sampledValue"]] if meter_values else []
     if measurands:
         sample = meter_value(station, evse, measurands, context, at_s=at_s)
         if sample["sampledValue"]:

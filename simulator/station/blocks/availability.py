@@ -39,11 +39,12 @@ __all__ = ["BLOCK"]
 
 
 def status_notification(
-    station: StationCore, evse_id: int, connector_id: int, status: str
+    station: StationCore, evse_id: int, connector_id: int, status: str, timestamp: str | None = None
 ) -> dict[str, Any]:
-    """The StatusNotificationRequest for one connector now."""
+    """The StatusNotificationRequest for one connector now (stamped `timestamp` when the
+    caller has stamped the change already)."""
     return {
-        "timestamp": station.clock.timestamp(),
+        "timestamp": station.clock.timestamp() if timestamp is None else timestamp,
         "connectorStatus": status,
         "evseId": evse_id,
         "connectorId": connector_id,
@@ -70,7 +71,7 @@ async def report_status_changes(station: StationCore) -> None:
             if how != "notify_event":
                 await station.call(
                     "StatusNotification",
-                    status_notification(station, evse.id, connector.id, status),
+                    status_notification(station, evse.id, connector.id, status, timestamp),
                 )
             if how != "status_notification":
                 await station.call(
