@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..clock import format_timestamp
-from .smart_charging import FULL_ACTIVATION, Reaction, signal_watt_curve
+from .smart_charging import FULL_ACTIVATION, ON_ENDED, Reaction, Selective, signal_watt_curve
 
 if TYPE_CHECKING:
     from .csms import Csms
@@ -79,7 +79,10 @@ class AfrrSignals:
     def reactions(self) -> dict[str, Reaction]:
         """The reactions for `CsmsConfig.reactions`: forget a transaction when it ends, and
         what a station was sent when it boots (its signals went with its state)."""
-        return {"TransactionEvent": self._transaction_event, "BootNotification": self._booted}
+        return {
+            "TransactionEvent": Selective(ON_ENDED, self._transaction_event),
+            "BootNotification": self._booted,
+        }
 
     async def _booted(
         self, csms: Csms, station_id: str, request: Mapping[str, Any], answer: Mapping[str, Any]

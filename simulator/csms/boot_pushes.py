@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..ocpp import OcppVersion
-from .smart_charging import Reaction
+from .smart_charging import Reaction, Selective, wanted_by
 
 if TYPE_CHECKING:
     from .csms import Csms
@@ -162,9 +162,14 @@ def _in_turn(first: Reaction, then: Reaction) -> Reaction:
     async def both(
         csms: Csms, station_id: str, request: Mapping[str, Any], response: Mapping[str, Any]
     ) -> None:
-        await first(csms, station_id, request, response)
-        await then(csms, station_id, request, response)
+        if wanted_by(first, request):
+            await first(csms, station_id, request, response)
+        if wanted_by(then, request):
+            await then(csms, station_id, request, response)
 
+    if isinstance(first, Selective) and isinstance(then, Selective):
+        first_wants, then_wants = first.wants, then.wants
+        return Selective(lambda request: first_wants(request) or then_wants(request), both)
     return both
 
 

@@ -54,6 +54,7 @@ from .observer import StationObserver
 from .policy import CsmsConfig, Timer
 from .responses import Responses
 from .server import serve_websocket_csms
+from .smart_charging import wanted_by
 from .state import StationState
 from .waiting import MessagePredicate, MessageWaiters, StationEvents
 
@@ -373,7 +374,7 @@ class Csms:
         if action == "BootNotification":
             station.record_boot_answer(response.get("status"))
         reaction = self._reactions.get(action)
-        if reaction is None:
+        if reaction is None or not wanted_by(reaction, payload):
             return Answer(response)
         return Answer(response, then=partial(reaction, self, station.station_id, payload, response))
 

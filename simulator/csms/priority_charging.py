@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .smart_charging import Reaction
+from .smart_charging import ON_STARTED, Reaction, Selective
 
 if TYPE_CHECKING:
     from .csms import Csms
@@ -90,7 +90,7 @@ class PriorityCharging:
             "NotifyPriorityCharging": self._driver_pressed,
         }
         if self.share > 0:
-            table["TransactionEvent"] = self._use_at_start
+            table["TransactionEvent"] = Selective(ON_STARTED, self._use_at_start)
         return table
 
     async def _install_after_boot(

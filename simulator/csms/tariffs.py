@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..tariffs import periods_from_cost_details, price, station_zone
-from .smart_charging import Reaction
+from .smart_charging import ON_ENDED, Reaction, Selective
 
 if TYPE_CHECKING:
     from .csms import Csms
@@ -108,4 +108,7 @@ def tariff_reactions(
         outcome = {True: "cost_agreed", False: "cost_disagreed", None: "cost_unchecked"}[verdict]
         csms.count_push(outcome)
 
-    return {"BootNotification": set_after_boot, "TransactionEvent": check_final_cost}
+    return {
+        "BootNotification": set_after_boot,
+        "TransactionEvent": Selective(ON_ENDED, check_final_cost),
+    }
