@@ -229,7 +229,11 @@ def _pick(
     part = tariff.get(component)
     if part is None:
         return None
-    for element in part["prices"]:
+    prices = part["prices"]
+    if prices and not prices[0].get("conditions"):
+        first: Mapping[str, Any] = prices[0]
+        return first  # an unconditional first price always applies
+    for element in prices:
         if conditions_hold(element.get("conditions"), at_s, usage, power_w, evse_kind, zone):
             found: Mapping[str, Any] = element
             return found
@@ -518,9 +522,12 @@ class CostMeter:
     charging_s: float = 0.0
     idle_s: float = 0.0
     _key: tuple[str, tuple[int, int, int]] | None = None
-    #: The tariff's conditions and energy steps, read once per tariff rather than per event.
+    #: The tariff's conditions and energy steps, read once per tariff rather than per event;
+    #: for a tariff without conditions, the one price key it has.
     _conditions: list[Mapping[str, Any]] = field(default_factory=list)
     _steps_wh: list[float] = field(default_factory=list)
+    _constant_key: tuple[int, int, int] | None = None
+    _stamps: dict[float, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.mark_s = self.started_s
@@ -530,6 +537,14 @@ class CostMeter:
     def _read_tariff(self) -> None:
         self._conditions = _conditions_of(self.tariff)
         self._steps_wh = energy_steps_wh(self.tariff)
+        self._constant_key = None
+        if not self._conditions:
+            self._constant_key = price_key(self.tariff, self.started_s, Usage(), 0.0, "AC")
+
+    def _price_key(self, at_s: float, power_w: float) -> tuple[int, int, int]:
+        if self._constant_key is not None:
+            return self._constant_key
+        return price_key(self.tariff, at_s, self.usage, power_w, self.evse_kind, self.zone)
 
     @property
     def usage(self) -> Usage:
@@ -560,10 +575,7 @@ class CostMeter:
         charging_s = span_s if self.charging else 0.0
         power_w = energy_wh * 3600.0 / charging_s if charging_s > 0 else 0.0
         tariff_id = self.tariff["tariffId"]
-        key = (
-            tariff_id,
-            price_key(self.tariff, start_s, self.usage, power_w, self.evse_kind, self.zone),
-        )
+        key = (tariff_id, self._price_key(start_s, power_w))
         if self._key is None and self.periods and self.periods[-1].tariff_id == tariff_id:
             self._key = key  # the period a tariff change opened
         if key != self._key or not self.periods:
@@ -603,14 +615,7 @@ class CostMeter:
 
     def rate_per_s(self, power_w: float) -> float:
         """What a second costs from now on, including tax, at `power_w` while energy flows."""
-        key = price_key(
-            self.tariff,
-            self.mark_s,
-            self.usage,
-            power_w if self.charging else 0.0,
-            self.evse_kind,
-            self.zone,
-        )
+        key = self._price_key(self.mark_s, power_w if self.charging else 0.0)
         rate = 0.0
         for (component, _), index in zip(COMPONENTS, key, strict=True):
             if index < 0:
@@ -633,6 +638,8 @@ class CostMeter:
     def next_change_s(self, power_w: float) -> float:
         """When the price in force may change next: a time-bound boundary, or the next energy
         step at `power_w`; inf when never."""
+        if not self._conditions and not self._steps_wh:
+            return math.inf  # nothing in the tariff depends on time or energy
         found = next_boundary_s(
             self.tariff,
             self.mark_s,
@@ -648,6 +655,13 @@ class CostMeter:
                     found = min(found, self.mark_s + (step - self.energy_wh) * 3600.0 / power_w)
                     break
         return found
+
+    def _stamp(self, at_s: float, timestamp_of: Any) -> str:
+        """A period's start as text, formatted once: each event lists every period so far."""
+        text = self._stamps.get(at_s)
+        if text is None:
+            text = self._stamps[at_s] = timestamp_of(at_s)
+        return text
 
     def cost_details(self, timestamp_of: Any) -> dict[str, Any]:
         """CostDetailsType of the usage so far; `timestamp_of` formats an epoch second."""
@@ -665,7 +679,7 @@ class CostMeter:
         return {
             "chargingPeriods": [
                 {
-                    "startPeriod": timestamp_of(p.start_s),
+                    "startPeriod": self._stamp(p.start_s, timestamp_of),
                     "tariffId": p.tariff_id,
                     "dimensions": [
                         {"type": "Energy", "volume": p.energy_wh},
