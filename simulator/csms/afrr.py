@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..clock import format_timestamp
-from .smart_charging import FULL_ACTIVATION, ON_ENDED, Reaction, Selective, signal_watt_curve
+from .reactions import ON_ENDED, Selective
+from .smart_charging import FULL_ACTIVATION, Reaction, signal_watt_curve
 
 if TYPE_CHECKING:
     from .csms import Csms

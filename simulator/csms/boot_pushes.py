@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..ocpp import OcppVersion
-from .smart_charging import Reaction, Selective, wanted_by
+from .reactions import Selective, wanted_by
+from .smart_charging import Reaction
 
 if TYPE_CHECKING:
     from .csms import Csms

@@ -52,9 +52,9 @@ from ..transport import RpcLink
 from .certificates import CertificateServices
 from .observer import StationObserver
 from .policy import CsmsConfig, Timer
+from .reactions import wanted_by
 from .responses import Responses
 from .server import serve_websocket_csms
-from .smart_charging import wanted_by
 from .state import StationState
 from .waiting import MessagePredicate, MessageWaiters, StationEvents
 

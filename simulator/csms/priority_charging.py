@@ -31,7 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .smart_charging import ON_STARTED, Reaction, Selective
+from .reactions import ON_STARTED, Selective
+from .smart_charging import Reaction
 
 if TYPE_CHECKING:
     from .csms import Csms

@@ -22,6 +22,7 @@ import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .reactions import ON_STARTED, Selective
 from .responses import running_transaction_id, wants_v2x
 
 if TYPE_CHECKING:
@@ -31,48 +32,13 @@ __all__ = [
     "FULL_ACTIVATION",
     "CentralFrequencyListener",
     "Reaction",
-    "Selective",
     "signal_watt_curve",
-    "wanted_by",
     "smart_charging_reactions",
 ]
 
 #: What to do after answering one message: (csms, station id, request, response).
 Reaction = Callable[["Csms", str, Mapping[str, Any], Mapping[str, Any]], Awaitable[None]]
 
-
-class Selective:
-    """A reaction for the requests `wants` picks only.  The CSMS asks `wants` as it answers,
-    so a reaction to, say, the Ended TransactionEvent costs the other events of a transaction
-    a function call, not a task each."""
-
-    __slots__ = ("react", "wants")
-
-    def __init__(self, wants: Callable[[Mapping[str, Any]], bool], react: Reaction) -> None:
-        self.wants = wants
-        self.react = react
-
-    async def __call__(
-        self, csms: Csms, station_id: str, request: Mapping[str, Any], response: Mapping[str, Any]
-    ) -> None:
-        await self.react(csms, station_id, request, response)
-
-
-def wanted_by(reaction: Reaction, request: Mapping[str, Any]) -> bool:
-    """Whether `reaction` has anything to do after `request`."""
-    return not isinstance(reaction, Selective) or reaction.wants(request)
-
-
-def _event_type_is(event_type: str) -> Callable[[Mapping[str, Any]], bool]:
-    def wants(request: Mapping[str, Any]) -> bool:
-        return bool(request.get("eventType") == event_type)
-
-    return wants
-
-
-#: TransactionEvent reactions to the first or the last event of a transaction only.
-ON_STARTED = _event_type_is("Started")
-ON_ENDED = _event_type_is("Ended")
 
 _profile_ids = itertools.count(1000)
 

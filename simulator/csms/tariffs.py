@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..tariffs import periods_from_cost_details, price, station_zone
-from .smart_charging import ON_ENDED, Reaction, Selective
+from .reactions import ON_ENDED, Selective
+from .smart_charging import Reaction
 
 if TYPE_CHECKING:
     from .csms import Csms

@@ -17,7 +17,7 @@ from trio.testing import MockClock
 from simulator.csms import Csms
 from simulator.csms.boot_pushes import combine_reactions
 from simulator.csms.processes import csms_config_for
-from simulator.csms.smart_charging import ON_ENDED, ON_STARTED, Selective, wanted_by
+from simulator.csms.reactions import ON_ENDED, ON_STARTED, Selective, wanted_by
 from tests.helpers import STATION_ID, one_station_scenario, station_on_memory_link
 from tests.station.steps import REMOTE_DRIVERS, running_transaction
 
