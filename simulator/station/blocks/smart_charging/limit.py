@@ -24,7 +24,8 @@ __all__ = ["active_limit", "station_view"]
 
 
 def station_view(station: StationCore, profiles: ChargingProfiles) -> StationView:
-    """What the composite computation needs of `station` now."""
+    """What the composite computation needs of `station` now: a snapshot (the schedule picks
+    are copied), so that two views compare equal only when the station is the same."""
     evses = []
     for evse in station.evses:
         transaction = evse.transaction
@@ -42,7 +43,7 @@ def station_view(station: StationCore, profiles: ChargingProfiles) -> StationVie
         station.clock.epoch_s(0.0),
         NOMINAL_PHASE_VOLTAGE_V,
         frozenset(profiles.priority_evse_ids),
-        profiles.selected_schedule_ids,
+        dict(profiles.selected_schedule_ids),
         profiles.offline_since_s,
     )
 
@@ -55,27 +56,6 @@ def _watts(value: float | None, unit: str, period: Mapping[str, Any], phases: in
     return float(value) * NOMINAL_PHASE_VOLTAGE_V * int(period.get("numberPhases") or phases)
 
 
-def _depends_on(station: StationCore, profiles: ChargingProfiles) -> tuple[Any, ...]:
-    """Everything besides the time that the composite of an EVSE depends on (what
-    `station_view` reads), cheap to compare."""
-    return (
-        profiles.generation,
-        station.clock.epoch_s(0.0),
-        profiles.offline_since_s,
-        frozenset(profiles.priority_evse_ids),
-        tuple(profiles.selected_schedule_ids.items()),
-        tuple(
-            (
-                evse.phases,
-                evse.max_power_w,
-                None if evse.transaction is None else evse.transaction.id,
-                None if evse.transaction is None else evse.transaction.started_s,
-            )
-            for evse in station.evses
-        ),
-    )
-
-
 def active_limit(station: StationCore, evse: Evse) -> ActiveLimit:
     """What the installed profiles ask of `evse` at this simulated second.
 
@@ -86,21 +66,24 @@ def active_limit(station: StationCore, evse: Evse) -> ActiveLimit:
     if profiles is None or not len(profiles):
         return NO_LIMIT
     now_s = station.clock.sim_now()
-    depends_on = _depends_on(station, profiles)
+    view = station_view(station, profiles)
     kept = profiles.limits.get(evse.id)
     if kept is not None:
-        kept_depends_on, computed_s, limit = kept
-        if computed_s <= now_s < limit.next_change_s - BOUNDARY_S and kept_depends_on == depends_on:
+        generation, kept_view, computed_s, limit = kept
+        if (
+            computed_s <= now_s < limit.next_change_s - BOUNDARY_S
+            and generation == profiles.generation
+            and kept_view == view
+        ):
             return limit
-    limit = _compute(station, profiles, evse, now_s)
-    profiles.limits[evse.id] = (depends_on, now_s, limit)
+    limit = _compute(profiles, view, evse, now_s)
+    profiles.limits[evse.id] = (profiles.generation, view, now_s, limit)
     return limit
 
 
 def _compute(
-    station: StationCore, profiles: ChargingProfiles, evse: Evse, now_s: float
+    profiles: ChargingProfiles, view: StationView, evse: Evse, now_s: float
 ) -> ActiveLimit:
-    view = station_view(station, profiles)
     now = instant(profiles.installed, view, evse.id, now_s)
     period = now.period
     chosen = now.profile

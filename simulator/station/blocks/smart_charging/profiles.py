@@ -60,10 +60,10 @@ class ChargingProfiles:
         #: Counts the changes to the installed profiles (one more per install, clear, removal
         #: or dynamic update): what `limit.active_limit` keeps an answer for.
         self.generation = 0
-        #: The last limit `limit.active_limit` computed, by EVSE id: (what it depended on,
-        #: the simulated second it was computed at, the limit).  Valid until the limit's
-        #: next_change_s while nothing it depended on changed.
-        self.limits: dict[int, tuple[tuple[Any, ...], float, ActiveLimit]] = {}
+        #: The last limit `limit.active_limit` computed, by EVSE id: (the generation and the
+        #: station view it was computed from, the simulated second, the limit).  Valid until
+        #: the limit's next_change_s while neither changed.
+        self.limits: dict[int, tuple[int, object, float, ActiveLimit]] = {}
         #: EVSEs on which priority charging is active (K21-K22): their PriorityCharging
         #: profile, if any, rules instead of the transaction's.
         self.priority_evse_ids: set[int] = set()
