@@ -19,7 +19,7 @@ from simulator.csms.boot_pushes import combine_reactions
 from simulator.csms.processes import csms_config_for
 from simulator.csms.reactions import ON_ENDED, ON_STARTED, Selective, wanted_by
 from tests.helpers import STATION_ID, one_station_scenario, station_on_memory_link
-from tests.station.steps import REMOTE_DRIVERS, running_transaction
+from tests.station.steps import REMOTE_DRIVERS, running_transaction, updated_events
 
 PRICED: dict[str, Any] = {
     **REMOTE_DRIVERS,
@@ -35,14 +35,6 @@ class _SpawnCounter(trio.abc.Instrument):
         self.spawned += 1
 
 
-def _updates(csms: Csms) -> int:
-    return sum(
-        1
-        for message in csms.station(STATION_ID).messages_since(0)
-        if message.action == "TransactionEvent" and message.payload["eventType"] == "Updated"
-    )
-
-
 async def test_meter_values_under_a_tariff_start_no_task_at_the_csms(
     autojump_clock: MockClock,
 ) -> None:
@@ -56,7 +48,7 @@ async def test_meter_values_under_a_tariff_start_no_task_at_the_csms(
             counter = _SpawnCounter()
             trio.lowlevel.add_instrument(counter)
             try:
-                before = _updates(csms)
+                before = updated_events(csms)
                 for _ in range(5):
                     await csms.wait_for_message(
                         STATION_ID,
@@ -64,7 +56,7 @@ async def test_meter_values_under_a_tariff_start_no_task_at_the_csms(
                         lambda p: p["eventType"] == "Updated",
                         since=csms.station(STATION_ID).messages_received,
                     )
-                updates = _updates(csms) - before
+                updates = updated_events(csms) - before
             finally:
                 trio.lowlevel.remove_instrument(counter)
     # Updated events, each answered: none of them started a task (the station's own timers

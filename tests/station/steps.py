@@ -210,3 +210,12 @@ async def local_list(csms: Csms, version: int, *tokens: Mapping[str, str]) -> No
         },
     )
     assert answer["status"] == "Accepted", answer
+
+
+def updated_events(csms: Csms) -> int:
+    """How many Updated TransactionEvents the CSMS has recorded from the test station."""
+    return sum(
+        1
+        for message in csms.station(STATION_ID).messages_since(0)
+        if message.action == "TransactionEvent" and message.payload["eventType"] == "Updated"
+    )

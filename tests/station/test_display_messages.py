@@ -18,7 +18,12 @@ from simulator.station import EvseConfig, StationConfig
 from simulator.station.blocks import display_messages
 from simulator.station.blocks.display_messages import CAPACITY, ITEMS_PER_MESSAGE
 from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
-from tests.station.steps import get_variable, running_transaction, stopped_transaction
+from tests.station.steps import (
+    get_variable,
+    running_transaction,
+    stopped_transaction,
+    updated_events,
+)
 
 VERSIONS: list[OcppVersion] = ["2.1", "2.0.1"]
 ID_TOKEN = {"idToken": "04A2B3C4D5E6F7", "type": "ISO14443"}
@@ -504,7 +509,7 @@ async def test_the_total_cost_of_a_transaction_event_answer_shows_on_the_display
                 "TransactionEvent",
                 lambda p: p["triggerReason"] == "MeterValuePeriodic",
             )
-            answered = _updates(csms)  # each answered before the GetVariables below
+            answered = updated_events(csms)  # each answered before the GetVariables below
             # The station may read the display for a GetVariables before it has applied
             # the answer that came just ahead of it; a few more reads let it catch up.
             for _ in range(5):
@@ -513,15 +518,5 @@ async def test_the_total_cost_of_a_transaction_event_answer_shows_on_the_display
                 assert found is not None, text
                 if float(found.group(1)) * 4 >= answered:
                     break
-            sent = _updates(csms)  # and those the station sent meanwhile
+            sent = updated_events(csms)  # and those the station sent meanwhile
     assert 1 <= answered <= float(found.group(1)) * 4 <= sent
-
-
-def _updates(csms: Csms) -> int:
-    return len(
-        [
-            m
-            for m in csms.station(STATION_ID).messages_since(0)
-            if m.action == "TransactionEvent" and m.payload["eventType"] == "Updated"
-        ]
-    )
