@@ -17,7 +17,14 @@ from typing import Any
 
 from ...core import NO_LIMIT, ActiveLimit, StationCore
 from ...evse import NOMINAL_PHASE_VOLTAGE_V, Evse
-from .composite import BOUNDARY_S, EvseView, StationView, instant, selected_schedule
+from .composite import (
+    BOUNDARY_S,
+    NO_SELECTIONS,
+    EvseView,
+    StationView,
+    instant,
+    selected_schedule,
+)
 from .profiles import ChargingProfiles, peek_profiles
 
 __all__ = ["active_limit", "station_view"]
@@ -30,20 +37,20 @@ def station_view(station: StationCore, profiles: ChargingProfiles) -> StationVie
     for evse in station.evses:
         transaction = evse.transaction
         evses.append(
-            EvseView(
-                evse.id,
-                evse.phases,
-                evse.max_power_w,
-                None if transaction is None else transaction.id,
-                None if transaction is None else transaction.started_s,
+            EvseView(evse.id, evse.phases, evse.max_power_w)
+            if transaction is None
+            else EvseView(
+                evse.id, evse.phases, evse.max_power_w, transaction.id, transaction.started_s
             )
         )
+    priority = profiles.priority_evse_ids
+    selected = profiles.selected_schedule_ids
     return StationView(
         tuple(evses),
         station.clock.epoch_s(0.0),
         NOMINAL_PHASE_VOLTAGE_V,
-        frozenset(profiles.priority_evse_ids),
-        dict(profiles.selected_schedule_ids),
+        frozenset(priority) if priority else frozenset(),
+        dict(selected) if selected else NO_SELECTIONS,
         profiles.offline_since_s,
     )
 
