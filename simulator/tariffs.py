@@ -374,51 +374,70 @@ def _cents(value: float) -> float:
     return float(Decimal(repr(value)).quantize(_CENT, rounding=ROUND_HALF_UP))
 
 
+#: No price yet: what a component's (exclTax, inclTax) sums start from.
+_NOTHING_YET = (0.0, 0.0)
+
+
 @dataclass(slots=True)
 class _Sums:
-    """A run of periods priced in order: per TotalCostType component, [exclTax, inclTax]
+    """A run of periods priced in order: per TotalCostType component, (exclTax, inclTax)
     summed unrounded, and the usage before the period that comes next."""
 
-    parts: dict[str, list[float]]
+    parts: dict[str, tuple[float, float]]
     energy_wh: float = 0.0
     charging_s: float = 0.0
     idle_s: float = 0.0
 
-    def copy(self) -> _Sums:
-        return _Sums(
-            {name: summed[:] for name, summed in self.parts.items()},
-            self.energy_wh,
-            self.charging_s,
-            self.idle_s,
+    def add(
+        self, plan: _Plan, period: Period, first_start_s: float, evse_kind: str, zone: dt.tzinfo
+    ) -> None:
+        """Price `period` under `plan`, its tariff's, on top."""
+        _price_period(
+            self.parts,
+            self,
+            plan,
+            period.start_s,
+            period.energy_wh,
+            period.charging_s,
+            period.idle_s,
+            first_start_s,
+            evse_kind,
+            zone,
         )
+        self.energy_wh += period.energy_wh
+        self.charging_s += period.charging_s
+        self.idle_s += period.idle_s
 
 
 def _opening(plans: Mapping[str, _Plan], first: Period, evse_kind: str, zone: dt.tzinfo) -> _Sums:
     """The sums before any period: the fixed fee of the first period's tariff, the first of
     its elements that holds at the start."""
-    parts: dict[str, list[float]] = {}
+    parts: dict[str, tuple[float, float]] = {}
     plan = plans[first.tariff_id]
     for conditions, net in plan.fixed:
         if fixed_conditions_hold(conditions, first.start_s, evse_kind, zone):
-            parts["fixed"] = [net, _taxed(net, plan.fixed_taxes)]
+            parts["fixed"] = (net, _taxed(net, plan.fixed_taxes))
             break
     return _Sums(parts)
 
 
-def _add_period(
-    sums: _Sums,
+def _price_period(
+    parts: dict[str, tuple[float, float]],
+    before: _Sums,
     plan: _Plan,
-    period: Period,
+    start_s: float,
+    energy_wh: float,
+    charging_s: float,
+    idle_s: float,
     first_start_s: float,
     evse_kind: str,
     zone: dt.tzinfo,
 ) -> None:
-    """Add `period`'s prices under `plan`, its tariff's, to `sums`: each list's price is the
-    first element that holds at the period's start, after the usage before it and at its
-    average power."""
+    """Add to `parts` the prices of a period from epoch `start_s` that used `energy_wh`,
+    `charging_s` and `idle_s`, under `plan`: each list's price is the first element that
+    holds at the start, after the usage `before` it and at the period's average power."""
     usage: Usage | None = None
     power_w = 0.0
-    parts = sums.parts
     for prices in plan.lists:
         if prices is None:
             continue
@@ -426,28 +445,23 @@ def _add_period(
         if rate is None:
             if usage is None:
                 usage = Usage(
-                    period.start_s - first_start_s, sums.energy_wh, sums.charging_s, sums.idle_s
+                    start_s - first_start_s, before.energy_wh, before.charging_s, before.idle_s
                 )
-                power_w = period.power_w
-            index = prices.first_holding(period.start_s, usage, power_w, evse_kind, zone)
+                power_w = energy_wh * 3600.0 / charging_s if charging_s > 0 else 0.0
+            index = prices.first_holding(start_s, usage, power_w, evse_kind, zone)
             if index < 0:
                 continue
             rate = prices.prices[index]
         component = prices.component
         if component == "energy":
-            net = period.energy_wh / 1000.0 * rate
+            net = energy_wh / 1000.0 * rate
         elif component == "chargingTime":
-            net = period.charging_s / 60.0 * rate
+            net = charging_s / 60.0 * rate
         else:
-            net = period.idle_s / 60.0 * rate
-        summed = parts.get(component)
-        if summed is None:
-            summed = parts[component] = [0.0, 0.0]
-        summed[0] += net
-        summed[1] += _taxed(net, prices.taxes) if prices.taxes else net
-    sums.energy_wh += period.energy_wh
-    sums.charging_s += period.charging_s
-    sums.idle_s += period.idle_s
+            net = idle_s / 60.0 * rate
+        gross = _taxed(net, prices.taxes) if prices.taxes else net
+        summed = parts.get(component, _NOTHING_YET)
+        parts[component] = (summed[0] + net, summed[1] + gross)
 
 
 def _unrounded(
@@ -455,14 +469,14 @@ def _unrounded(
     periods: Sequence[Period],
     evse_kind: str,
     zone: dt.tzinfo,
-) -> tuple[dict[str, list[float]], _Plan]:
-    """Per TotalCostType component, [exclTax, inclTax] unrounded; and the last plan."""
+) -> tuple[dict[str, tuple[float, float]], _Plan]:
+    """Per TotalCostType component, (exclTax, inclTax) unrounded; and the last plan."""
     first = periods[0]
     sums = _opening(plans, first, evse_kind, zone)
     plan = plans[first.tariff_id]
     for period in periods:
         plan = plans[period.tariff_id]
-        _add_period(sums, plan, period, first.start_s, evse_kind, zone)
+        sums.add(plan, period, first.start_s, evse_kind, zone)
     return sums.parts, plan
 
 
@@ -667,8 +681,9 @@ class CostMeter:
     _conditions: list[Mapping[str, Any]] = field(default_factory=list)
     _steps_wh: list[float] = field(default_factory=list)
     _constant_key: tuple[int, int, int] | None = None
-    #: Nothing in the tariff depends on time or energy: the price never changes by itself.
-    _timeless: bool = False
+    #: Nothing in the tariff depends on time or energy: the price never changes by itself
+    #: (`next_change_s` is inf).
+    timeless: bool = False
     #: The plans of `tariffs`, by tariff id; `_plan` and `_tariff_id` are the current tariff's.
     _plans: dict[str, _Plan] = field(default_factory=dict)
     _plan: _Plan | None = None
@@ -689,7 +704,7 @@ class CostMeter:
         plan = self._plan = self._plans[self._tariff_id] = plan_of(tariff)
         self._conditions = _conditions_of(tariff)
         self._steps_wh = energy_steps_wh(tariff)
-        self._timeless = not self._conditions and not self._steps_wh
+        self.timeless = not self._conditions and not self._steps_wh
         self._constant_key = None
         if not self._conditions:
             self._constant_key = _plan_key(plan, self.started_s, Usage(), 0.0, "AC", dt.UTC)
@@ -795,7 +810,7 @@ class CostMeter:
     def next_change_s(self, power_w: float) -> float:
         """When the price in force may change next: a time-bound boundary, or the next energy
         step at `power_w`; inf when never."""
-        if self._timeless:
+        if self.timeless:
             return math.inf  # nothing in the tariff depends on time or energy
         found = next_boundary_s(
             self.tariff,
@@ -813,12 +828,29 @@ class CostMeter:
                     break
         return found
 
-    def _stamp(self, at_s: float, timestamp_of: Any) -> str:
-        """A period's start as text, formatted once: each event lists every period so far."""
-        text = self._stamps.get(at_s)
+    def _charging_period(
+        self,
+        start_s: float,
+        tariff_id: str,
+        energy_wh: float,
+        charging_s: float,
+        idle_s: float,
+        timestamp_of: Any,
+    ) -> dict[str, Any]:
+        """A ChargingPeriodType of the report; its start is formatted once (each report lists
+        every period so far)."""
+        text = self._stamps.get(start_s)
         if text is None:
-            text = self._stamps[at_s] = timestamp_of(at_s)
-        return text
+            text = self._stamps[start_s] = timestamp_of(start_s)
+        return {
+            "startPeriod": text,
+            "tariffId": tariff_id,
+            "dimensions": [
+                {"type": "Energy", "volume": energy_wh},
+                {"type": "ChargingTime", "volume": charging_s},
+                {"type": "IdleTIme", "volume": idle_s},
+            ],
+        }
 
     def cost_details(self, timestamp_of: Any) -> dict[str, Any]:
         """CostDetailsType of the usage so far; `timestamp_of` formats an epoch second.
@@ -828,52 +860,60 @@ class CostMeter:
         priced once (`_closed`) and each report prices only the open one on top: the same
         sums, in the same order, as pricing every period anew."""
         periods = self.periods
-        if not periods:
-            return self._cost_details([Period(self.started_s, self._tariff_id)], None, timestamp_of)
-        closed = self._closed
-        if closed is None:
-            closed = self._closed = _Closed(
-                _opening(self._plans, periods[0], self.evse_kind, self.zone), []
+        if not periods:  # nothing used yet: one empty period
+            lone = [Period(self.started_s, self._tariff_id)]
+            entries = [
+                self._charging_period(self.started_s, self._tariff_id, 0.0, 0.0, 0.0, timestamp_of)
+            ]
+            total_cost = price(self.tariffs, lone, self.evse_kind, self.zone)
+        else:
+            closed = self._closed
+            if closed is None:
+                closed = self._closed = _Closed(
+                    _opening(self._plans, periods[0], self.evse_kind, self.zone), []
+                )
+            first_start_s = periods[0].start_s
+            reported = closed.periods
+            while len(reported) < len(periods) - 1:
+                period = _as_reported(periods[len(reported)])
+                reported.append(period)
+                plan = self._plans[period.tariff_id]
+                closed.sums.add(plan, period, first_start_s, self.evse_kind, self.zone)
+            entries = [
+                self._charging_period(
+                    p.start_s, p.tariff_id, p.energy_wh, p.charging_s, p.idle_s, timestamp_of
+                )
+                for p in reported
+            ]
+            # The open period is the current tariff's (`_add` and `change_tariff` open
+            # periods under it), so its plan is `_plan`.
+            assert self._plan is not None
+            last = periods[-1]
+            start_s = last.start_s
+            energy_wh = round(last.energy_wh, 3)
+            charging_s = round(last.charging_s, 3)
+            idle_s = round(last.idle_s, 3)
+            parts = dict(closed.sums.parts)
+            _price_period(
+                parts,
+                closed.sums,
+                self._plan,
+                start_s,
+                energy_wh,
+                charging_s,
+                idle_s,
+                first_start_s,
+                self.evse_kind,
+                self.zone,
             )
-        first_start_s = periods[0].start_s
-        reported = closed.periods
-        while len(reported) < len(periods) - 1:
-            period = _as_reported(periods[len(reported)])
-            reported.append(period)
-            plan = self._plans[period.tariff_id]
-            _add_period(closed.sums, plan, period, first_start_s, self.evse_kind, self.zone)
-        # The open period is the current tariff's (`_add` and `change_tariff` open periods
-        # under it), so its plan is `_plan`.
-        assert self._plan is not None
-        last = _as_reported(periods[-1])
-        sums = closed.sums.copy()
-        _add_period(sums, self._plan, last, first_start_s, self.evse_kind, self.zone)
-        return self._cost_details(
-            [*reported, last] if reported else [last],
-            _total_cost(sums.parts, self._plan),
-            timestamp_of,
-        )
-
-    def _cost_details(
-        self, periods: list[Period], total_cost: dict[str, Any] | None, timestamp_of: Any
-    ) -> dict[str, Any]:
-        """CostDetailsType of `periods` as reported, with their `total_cost` (priced here when
-        None)."""
-        if total_cost is None:
-            total_cost = price(self.tariffs, periods, self.evse_kind, self.zone)
+            entries.append(
+                self._charging_period(
+                    start_s, last.tariff_id, energy_wh, charging_s, idle_s, timestamp_of
+                )
+            )
+            total_cost = _total_cost(parts, self._plan)
         return {
-            "chargingPeriods": [
-                {
-                    "startPeriod": self._stamp(p.start_s, timestamp_of),
-                    "tariffId": p.tariff_id,
-                    "dimensions": [
-                        {"type": "Energy", "volume": p.energy_wh},
-                        {"type": "ChargingTime", "volume": p.charging_s},
-                        {"type": "IdleTIme", "volume": p.idle_s},
-                    ],
-                }
-                for p in periods
-            ],
+            "chargingPeriods": entries,
             "totalCost": total_cost,
             "totalUsage": {
                 "energy": round(self.energy_wh, 3),
