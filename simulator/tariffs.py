@@ -368,7 +368,8 @@ def _cents(value: float) -> float:
     """`value` rounded half up to the cent, as its decimal digits read (2.675 is 2.68)."""
     hundredths = value * 100.0
     whole = math.floor(hundredths)
-    if abs(hundredths) < 1e9 and abs(hundredths - whole - 0.5) > 1e-6:
+    off_half = hundredths - whole - 0.5
+    if -1e9 < hundredths < 1e9 and (off_half > 1e-6 or off_half < -1e-6):
         # Far from a half: the nearest cent is plain; n / 100 is the double Decimal gives.
         return (whole + (1 if hundredths - whole > 0.5 else 0)) / 100.0
     return float(Decimal(repr(value)).quantize(_CENT, rounding=ROUND_HALF_UP))
