@@ -319,15 +319,19 @@ class EvSession:
             export_w = 0.0
             if self.model.bidirectional and soc > self.min_soc:
                 export_w = min(self.model.max_discharge_w, self.evse_max_w)
-        import_cap_w, export_cap_w = import_w, export_w
+        import_cap_w = import_w
         if limit_w is not None:
-            import_cap_w = min(import_cap_w, max(limit_w, 0.0))
-            export_cap_w = min(export_cap_w, abs(limit_w))
+            # min(import_w, max(limit_w, 0.0)), written out: a profile's limit is read here for
+            # every EV at every balancing cycle.
+            capped_w = 0.0 if limit_w < 0.0 else limit_w
+            if capped_w < import_cap_w:
+                import_cap_w = capped_w
         if setpoint_w is None:
             base_w = import_cap_w
         elif setpoint_w >= 0:
             base_w = min(setpoint_w, import_cap_w)
-        else:
+        else:  # only a discharge reads the export cap
+            export_cap_w = export_w if limit_w is None else min(export_w, abs(limit_w))
             base_w = -min(-setpoint_w, export_cap_w)
         power_w = min(max(base_w + self._droop_w, -export_w), import_w)
         return power_w or 0.0  # no -0.0
