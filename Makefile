@@ -40,7 +40,11 @@ test: $(DEV_STAMP)
 		|| echo "the Grafana schema check could not be installed: tests/test_dashboard_schema.py will fail"
 	$(BIN)/pytest -q
 
+# mypy cannot follow the editable install's import hook: it reads the `fleetsim` namespace
+# from links to the code folders, the same links bench/checkout.py makes.
 lint: $(DEV_STAMP)
+	mkdir -p .namespace/fleetsim
+	for folder in cli simulator ev_models grid_models; do ln -sfn ../../$$folder .namespace/fleetsim/$$folder; done
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
