@@ -67,6 +67,7 @@ class EvSession:
         "_next_soc",
         "_peak_w",
         "_power_w",
+        "_projection",
         "_rate_per_s",
         "_setpoint_w",
         "_share_w",
@@ -137,6 +138,10 @@ class EvSession:
         self._rate_per_s = 0.0
         self._next_soc: float | None = None
         self._next_s = math.inf
+        #: The last `_project`: the time asked and what it gave.  A transaction event reads the
+        #: register, the SoC and the energy to count at one instant; a change of the state
+        #: (`_advance`, `_recompute`) forgets it.
+        self._projection: tuple[float, tuple[float, float, float]] | None = None
         self._recompute()
 
     # -- inputs ---------------------------------------------------------------------------
@@ -319,15 +324,19 @@ class EvSession:
             export_w = 0.0
             if self.model.bidirectional and soc > self.min_soc:
                 export_w = min(self.model.max_discharge_w, self.evse_max_w)
-        import_cap_w, export_cap_w = import_w, export_w
+        import_cap_w = import_w
         if limit_w is not None:
-            import_cap_w = min(import_cap_w, max(limit_w, 0.0))
-            export_cap_w = min(export_cap_w, abs(limit_w))
+            # min(import_w, max(limit_w, 0.0)), written out: a profile's limit is read here for
+            # every EV at every balancing cycle.
+            capped_w = 0.0 if limit_w < 0.0 else limit_w
+            if capped_w < import_cap_w:
+                import_cap_w = capped_w
         if setpoint_w is None:
             base_w = import_cap_w
         elif setpoint_w >= 0:
             base_w = min(setpoint_w, import_cap_w)
-        else:
+        else:  # only a discharge reads the export cap
+            export_cap_w = export_w if limit_w is None else min(export_w, abs(limit_w))
             base_w = -min(-setpoint_w, export_cap_w)
         power_w = min(max(base_w + self._droop_w, -export_w), import_w)
         return power_w or 0.0  # no -0.0
@@ -351,6 +360,7 @@ class EvSession:
         return power_w, rate_per_s, next_soc, t_s + (next_soc - soc) / rate_per_s
 
     def _recompute(self) -> None:
+        self._projection = None
         power_w, rate, next_soc, next_s = self._segment(self._soc, self._t_s)
         self._power_w, self._rate_per_s, self._next_soc, self._next_s = (
             power_w,
@@ -398,6 +408,7 @@ class EvSession:
 
     def _advance(self, t_s: float, level_soc: float | None) -> None:
         """Let the present power run until `t_s`; land exactly on `level_soc` if given."""
+        self._projection = None
         dt_s = t_s - self._t_s
         energy_wh = self._power_w * dt_s / 3600.0
         if energy_wh > 0:
@@ -412,6 +423,14 @@ class EvSession:
 
     def _project(self, t_s: float) -> tuple[float, float, float]:
         """(SoC, imported Wh, exported Wh) at `t_s`, without changing the session."""
+        kept = self._projection
+        if kept is not None and kept[0] == t_s:
+            return kept[1]
+        projected = self._projected(t_s)
+        self._projection = (t_s, projected)
+        return projected
+
+    def _projected(self, t_s: float) -> tuple[float, float, float]:
         if self._t_s - _SAME_INSTANT_S <= t_s < self._t_s:
             t_s = self._t_s
         if not t_s >= self._t_s:

@@ -11,12 +11,14 @@ new tariff, charging starting or stopping) and holds the energy (Wh), the time e
 and the idle time (s) of its span.  `price` evaluates each price list (energy, chargingTime,
 idleTime) at the period's start -- the time of day and day of week in UTC, the usage before it
 and its average charging power -- and takes the first price element whose conditions all hold;
-the fixed fee is chosen at the start of the transaction.  Times of day, days of the week and
-dates of a condition are in local time, "the time in the tariff as it is shown to the EV driver
-at the Charging Station" (the schema's words on TariffConditionsType): every function that reads
-them takes the station's time zone (`zone`, a `tzinfo`, UTC by default; `station_zone` makes one
-from the IANA name of the scenario's `stations.time_zone`), so a tariff's 18:00 is 18:00 on the
-station's wall clock, summer time included, while timestamps stay UTC.
+the fixed fee is chosen at the start of the transaction.  A tariff is read once into a plan
+(its prices as numbers, its taxes per stack), shared by every tariff of the same content.
+Times of day, days of the week and dates of a condition are in local time, "the time in the
+tariff as it is shown to the EV driver at the Charging Station" (the schema's words on
+TariffConditionsType): every function that reads them takes the station's time zone (`zone`,
+a `tzinfo`, UTC by default; `station_zone` makes one from the IANA name of the scenario's
+`stations.time_zone`), so a tariff's 18:00 is 18:00 on the station's wall clock, summer time
+included, while timestamps stay UTC.
 
 Money: each component (fixed, energy, chargingTime, idleTime) is priced unrounded, then its
 exclTax and inclTax are rounded half-up to cents; totals are the sums of the rounded
@@ -36,6 +38,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+import orjson
 
 __all__ = [
     "COMPONENTS",
@@ -216,28 +220,116 @@ def fixed_conditions_hold(
     return _calendar_holds(conditions, _local(at_s, zone))
 
 
-def _pick(
-    tariff: Mapping[str, Any],
-    component: str,
-    at_s: float,
-    usage: Usage,
-    power_w: float,
-    evse_kind: str,
-    zone: dt.tzinfo,
-) -> Mapping[str, Any] | None:
-    """The first price element of `component` whose conditions hold, or None."""
-    part = tariff.get(component)
-    if part is None:
-        return None
-    prices = part["prices"]
-    if prices and not prices[0].get("conditions"):
-        first: Mapping[str, Any] = prices[0]
-        return first  # an unconditional first price always applies
-    for element in prices:
-        if conditions_hold(element.get("conditions"), at_s, usage, power_w, evse_kind, zone):
-            found: Mapping[str, Any] = element
-            return found
-    return None
+@dataclass(frozen=True, slots=True)
+class _PriceList:
+    """One price list of a tariff (energy, chargingTime or idleTime) as the arithmetic reads
+    it: each element's conditions and price (priceKwh or priceMinute) and the percent of each
+    tax stack, lowest stack first."""
+
+    component: str
+    conditions: tuple[Mapping[str, Any] | None, ...]
+    prices: tuple[float, ...]
+    taxes: tuple[float, ...]
+    #: The price when the first element has no conditions (it then always applies).
+    flat: float | None
+
+    def first_holding(
+        self, at_s: float, usage: Usage, power_w: float, evse_kind: str, zone: dt.tzinfo
+    ) -> int:
+        """The index of the first element whose conditions hold, -1 when none does."""
+        for index, conditions in enumerate(self.conditions):
+            if conditions_hold(conditions, at_s, usage, power_w, evse_kind, zone):
+                return index
+        return -1
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A tariff read once into the numbers its arithmetic uses.  Tariffs alike share one plan
+    (`plan_of`), so the stations of a fleet with one default tariff all price with the same
+    few objects."""
+
+    currency: str
+    #: The price lists in `COMPONENTS` order, None where the tariff has none.
+    lists: tuple[_PriceList | None, _PriceList | None, _PriceList | None]
+    #: (conditions, priceFixed) of each fixedFee element, and its tax stacks.
+    fixed: tuple[tuple[Mapping[str, Any] | None, float], ...]
+    fixed_taxes: tuple[float, ...]
+    #: (typeOfCost, -1 for a minimum or 1 for a maximum, exclTax, inclTax or None) of
+    #: minCost and maxCost, those with an exclTax.
+    bounds: tuple[tuple[str, int, float, float | None], ...]
+
+
+def _tax_stacks(tax_rates: Sequence[Mapping[str, Any]] | None) -> tuple[float, ...]:
+    """The percent of each tax stack, lowest stack first: the taxes of a stack add up."""
+    if not tax_rates:
+        return ()
+    return tuple(
+        sum(float(rate["tax"]) for rate in tax_rates if int(rate.get("stack", 0)) == stack)
+        for stack in sorted({int(rate.get("stack", 0)) for rate in tax_rates})
+    )
+
+
+def _read_plan(tariff: Mapping[str, Any]) -> _Plan:
+    """The plan of `tariff` (its prices as floats, its taxes summed per stack)."""
+    lists: list[_PriceList | None] = []
+    for component, _ in COMPONENTS:
+        part = tariff.get(component)
+        if part is None:
+            lists.append(None)
+            continue
+        field_name = "priceKwh" if component == "energy" else "priceMinute"
+        elements = part["prices"]
+        prices = tuple(float(element[field_name]) for element in elements)
+        first_free = bool(elements) and not elements[0].get("conditions")
+        lists.append(
+            _PriceList(
+                component,
+                tuple(element.get("conditions") for element in elements),
+                prices,
+                _tax_stacks(part.get("taxRates")),
+                prices[0] if first_free else None,
+            )
+        )
+    fixed = tariff.get("fixedFee")
+    bounds = []
+    for bound, kind, beyond in (("minCost", "MinCost", -1), ("maxCost", "MaxCost", 1)):
+        limit = tariff.get(bound)
+        if limit is not None and "exclTax" in limit:
+            incl = limit.get("inclTax")
+            bounds.append(
+                (kind, beyond, float(limit["exclTax"]), None if incl is None else float(incl))
+            )
+    return _Plan(
+        tariff["currency"],
+        (lists[0], lists[1], lists[2]),
+        tuple(
+            (element.get("conditions"), float(element["priceFixed"]))
+            for element in (fixed["prices"] if fixed is not None else ())
+        ),
+        _tax_stacks(fixed.get("taxRates")) if fixed is not None else (),
+        tuple(bounds),
+    )
+
+
+#: Plans by the text of their tariff; a few distinct tariffs run at once, so when there are
+#: more than this the oldest are read again when next needed.
+_PLANS_KEPT = 256
+_plans: dict[bytes, _Plan] = {}
+
+
+def plan_of(tariff: Mapping[str, Any]) -> _Plan:
+    """The plan of `tariff`, shared with every tariff of the same content."""
+    try:
+        text = orjson.dumps(tariff, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not JSON (a test's mapping type): read it for this use only
+        return _read_plan(tariff)
+    plan = _plans.get(text)
+    if plan is None:
+        if len(_plans) >= _PLANS_KEPT:
+            del _plans[next(iter(_plans))]
+        plan = _plans[text] = _read_plan(tariff)
+    return plan
 
 
 def price_key(
@@ -250,30 +342,24 @@ def price_key(
 ) -> tuple[int, int, int]:
     """Which element of each price list applies (-1: none): periods with the same key are
     priced alike and may be one period."""
-    key = []
-    for component, _ in COMPONENTS:
-        part = tariff.get(component)
-        index = -1
-        if part is not None:
-            for number, element in enumerate(part["prices"]):
-                if conditions_hold(
-                    element.get("conditions"), at_s, usage, power_w, evse_kind, zone
-                ):
-                    index = number
-                    break
-        key.append(index)
-    return (key[0], key[1], key[2])
+    return _plan_key(plan_of(tariff), at_s, usage, power_w, evse_kind, zone)
 
 
-def _taxed(net: float, tax_rates: Sequence[Mapping[str, Any]] | None) -> float:
-    """`net` with its stacked taxes."""
-    if not tax_rates:
-        return net
+def _plan_key(
+    plan: _Plan, at_s: float, usage: Usage, power_w: float, evse_kind: str, zone: dt.tzinfo
+) -> tuple[int, int, int]:
+    energy, charging, idle = (
+        -1 if prices is None else prices.first_holding(at_s, usage, power_w, evse_kind, zone)
+        for prices in plan.lists
+    )
+    return (energy, charging, idle)
+
+
+def _taxed(net: float, taxes: tuple[float, ...]) -> float:
+    """`net` with its stacked taxes (`_tax_stacks`): each stack is charged on the price with
+    the stacks below it."""
     amount = net
-    for stack in sorted({int(rate.get("stack", 0)) for rate in tax_rates}):
-        percent = sum(
-            float(rate["tax"]) for rate in tax_rates if int(rate.get("stack", 0)) == stack
-        )
+    for percent in taxes:
         amount += amount * percent / 100.0
     return amount
 
@@ -282,51 +368,117 @@ def _cents(value: float) -> float:
     """`value` rounded half up to the cent, as its decimal digits read (2.675 is 2.68)."""
     hundredths = value * 100.0
     whole = math.floor(hundredths)
-    if abs(hundredths) < 1e9 and abs(hundredths - whole - 0.5) > 1e-6:
+    off_half = hundredths - whole - 0.5
+    if -1e9 < hundredths < 1e9 and (off_half > 1e-6 or off_half < -1e-6):
         # Far from a half: the nearest cent is plain; n / 100 is the double Decimal gives.
         return (whole + (1 if hundredths - whole > 0.5 else 0)) / 100.0
     return float(Decimal(repr(value)).quantize(_CENT, rounding=ROUND_HALF_UP))
 
 
+#: No price yet: what a component's (exclTax, inclTax) sums start from.
+_NOTHING_YET = (0.0, 0.0)
+
+
+@dataclass(slots=True)
+class _Sums:
+    """A run of periods priced in order: per TotalCostType component, (exclTax, inclTax)
+    summed unrounded, and the usage before the period that comes next."""
+
+    parts: dict[str, tuple[float, float]]
+    energy_wh: float = 0.0
+    charging_s: float = 0.0
+    idle_s: float = 0.0
+
+    def add(
+        self, plan: _Plan, period: Period, first_start_s: float, evse_kind: str, zone: dt.tzinfo
+    ) -> None:
+        """Price `period` under `plan`, its tariff's, on top."""
+        _price_period(
+            self.parts,
+            self,
+            plan,
+            period.start_s,
+            period.energy_wh,
+            period.charging_s,
+            period.idle_s,
+            first_start_s,
+            evse_kind,
+            zone,
+        )
+        self.energy_wh += period.energy_wh
+        self.charging_s += period.charging_s
+        self.idle_s += period.idle_s
+
+
+def _opening(plans: Mapping[str, _Plan], first: Period, evse_kind: str, zone: dt.tzinfo) -> _Sums:
+    """The sums before any period: the fixed fee of the first period's tariff, the first of
+    its elements that holds at the start."""
+    parts: dict[str, tuple[float, float]] = {}
+    plan = plans[first.tariff_id]
+    for conditions, net in plan.fixed:
+        if fixed_conditions_hold(conditions, first.start_s, evse_kind, zone):
+            parts["fixed"] = (net, _taxed(net, plan.fixed_taxes))
+            break
+    return _Sums(parts)
+
+
+def _price_period(
+    parts: dict[str, tuple[float, float]],
+    before: _Sums,
+    plan: _Plan,
+    start_s: float,
+    energy_wh: float,
+    charging_s: float,
+    idle_s: float,
+    first_start_s: float,
+    evse_kind: str,
+    zone: dt.tzinfo,
+) -> None:
+    """Add to `parts` the prices of a period from epoch `start_s` that used `energy_wh`,
+    `charging_s` and `idle_s`, under `plan`: each list's price is the first element that
+    holds at the start, after the usage `before` it and at the period's average power."""
+    usage: Usage | None = None
+    power_w = 0.0
+    for prices in plan.lists:
+        if prices is None:
+            continue
+        rate = prices.flat
+        if rate is None:
+            if usage is None:
+                usage = Usage(
+                    start_s - first_start_s, before.energy_wh, before.charging_s, before.idle_s
+                )
+                power_w = energy_wh * 3600.0 / charging_s if charging_s > 0 else 0.0
+            index = prices.first_holding(start_s, usage, power_w, evse_kind, zone)
+            if index < 0:
+                continue
+            rate = prices.prices[index]
+        component = prices.component
+        if component == "energy":
+            net = energy_wh / 1000.0 * rate
+        elif component == "chargingTime":
+            net = charging_s / 60.0 * rate
+        else:
+            net = idle_s / 60.0 * rate
+        gross = _taxed(net, prices.taxes) if prices.taxes else net
+        summed = parts.get(component, _NOTHING_YET)
+        parts[component] = (summed[0] + net, summed[1] + gross)
+
+
 def _unrounded(
-    tariffs: Mapping[str, Mapping[str, Any]],
+    plans: Mapping[str, _Plan],
     periods: Sequence[Period],
     evse_kind: str,
     zone: dt.tzinfo,
-) -> tuple[dict[str, tuple[float, float]], Mapping[str, Any]]:
-    """Per TotalCostType component, (exclTax, inclTax) unrounded; and the last tariff."""
-    parts: dict[str, list[float]] = {}
+) -> tuple[dict[str, tuple[float, float]], _Plan]:
+    """Per TotalCostType component, (exclTax, inclTax) unrounded; and the last plan."""
     first = periods[0]
-    tariff = tariffs[first.tariff_id]
-    fixed = tariff.get("fixedFee")
-    if fixed is not None:
-        for element in fixed["prices"]:
-            if fixed_conditions_hold(element.get("conditions"), first.start_s, evse_kind, zone):
-                net = float(element["priceFixed"])
-                parts["fixed"] = [net, _taxed(net, fixed.get("taxRates"))]
-                break
-    energy_wh = charging_s = idle_s = 0.0
+    sums = _opening(plans, first, evse_kind, zone)
+    plan = plans[first.tariff_id]
     for period in periods:
-        tariff = tariffs[period.tariff_id]
-        usage = Usage(period.start_s - first.start_s, energy_wh, charging_s, idle_s)
-        power_w = period.power_w
-        for component, total_field in COMPONENTS:
-            element = _pick(tariff, component, period.start_s, usage, power_w, evse_kind, zone)
-            if element is None:
-                continue
-            if component == "energy":
-                net = period.energy_wh / 1000.0 * float(element["priceKwh"])
-            elif component == "chargingTime":
-                net = period.charging_s / 60.0 * float(element["priceMinute"])
-            else:
-                net = period.idle_s / 60.0 * float(element["priceMinute"])
-            summed = parts.setdefault(total_field, [0.0, 0.0])
-            summed[0] += net
-            summed[1] += _taxed(net, tariff[component].get("taxRates"))
-        energy_wh += period.energy_wh
-        charging_s += period.charging_s
-        idle_s += period.idle_s
-    return {name: (value[0], value[1]) for name, value in parts.items()}, tariff
+        plan = plans[period.tariff_id]
+        sums.add(plan, period, first.start_s, evse_kind, zone)
+    return sums.parts, plan
 
 
 def price(
@@ -340,46 +492,49 @@ def price(
     minCost/maxCost the last one's."""
     if not periods:
         raise ValueError("a cost needs at least one period")
-    parts, last = _unrounded(tariffs, periods, evse_kind, zone)
-    total: dict[str, Any] = {"currency": last["currency"], "typeOfCost": "NormalCost"}
+    plans = {tariff_id: plan_of(tariffs[tariff_id]) for tariff_id in {p.tariff_id for p in periods}}
+    parts, last = _unrounded(plans, periods, evse_kind, zone)
+    return _total_cost(parts, last)
+
+
+def _total_cost(parts: Mapping[str, Sequence[float]], last: _Plan) -> dict[str, Any]:
+    """The TotalCostType of unrounded `parts`, in the currency and within the minCost/maxCost
+    of `last`, the plan of the last period's tariff."""
+    total: dict[str, Any] = {"currency": last.currency, "typeOfCost": "NormalCost"}
     excl = incl = 0.0
     for name, (net, gross) in parts.items():
-        rounded_net, rounded_gross = _cents(net), _cents(gross)
+        # Untaxed, gross is net: its cents are the same (rounding is a function of the value).
+        rounded_net = _cents(net)
+        rounded_gross = rounded_net if gross == net else _cents(gross)
         total[name] = {"exclTax": rounded_net, "inclTax": rounded_gross}
         excl += rounded_net
         incl += rounded_gross
-    excl, incl = _cents(excl), _cents(incl)
-    for bound, kind, beyond in (("minCost", "MinCost", -1), ("maxCost", "MaxCost", 1)):
-        limit = last.get(bound)
-        if limit is not None and "exclTax" in limit:
-            bound_excl = float(limit["exclTax"])
-            if (excl - bound_excl) * beyond > 0:
-                ratio = incl / excl if excl else 1.0
-                excl = bound_excl
-                incl = float(limit.get("inclTax", _cents(bound_excl * ratio)))
-                total["typeOfCost"] = kind
+    rounded_excl = _cents(excl)
+    incl = rounded_excl if incl == excl else _cents(incl)
+    excl = rounded_excl
+    for kind, beyond, bound_excl, bound_incl in last.bounds:
+        if (excl - bound_excl) * beyond > 0:
+            ratio = incl / excl if excl else 1.0
+            excl = bound_excl
+            incl = bound_incl if bound_incl is not None else _cents(bound_excl * ratio)
+            total["typeOfCost"] = kind
     total["total"] = {"exclTax": excl, "inclTax": incl}
     return total
 
 
 def _raw_total(
-    tariffs: Mapping[str, Mapping[str, Any]],
+    plans: Mapping[str, _Plan],
     periods: Sequence[Period],
     evse_kind: str,
     zone: dt.tzinfo,
 ) -> float:
     """The unrounded total including tax, within minCost/maxCost."""
-    parts, last = _unrounded(tariffs, periods, evse_kind, zone)
+    parts, last = _unrounded(plans, periods, evse_kind, zone)
     incl = sum(gross for _, gross in parts.values())
     excl = sum(net for net, _ in parts.values())
-    for bound, beyond in (("minCost", -1), ("maxCost", 1)):
-        limit = last.get(bound)
-        if (
-            limit is not None
-            and "exclTax" in limit
-            and (excl - float(limit["exclTax"])) * beyond > 0
-        ):
-            incl = float(limit.get("inclTax", limit["exclTax"]))
+    for _, beyond, bound_excl, bound_incl in last.bounds:
+        if (excl - bound_excl) * beyond > 0:
+            incl = bound_incl if bound_incl is not None else bound_excl
     return incl
 
 
@@ -527,24 +682,39 @@ class CostMeter:
     _conditions: list[Mapping[str, Any]] = field(default_factory=list)
     _steps_wh: list[float] = field(default_factory=list)
     _constant_key: tuple[int, int, int] | None = None
+    #: Nothing in the tariff depends on time or energy: the price never changes by itself
+    #: (`next_change_s` is inf).
+    timeless: bool = False
+    #: The plans of `tariffs`, by tariff id; `_plan` and `_tariff_id` are the current tariff's.
+    _plans: dict[str, _Plan] = field(default_factory=dict)
+    _plan: _Plan | None = None
+    _tariff_id: str = ""
     _stamps: dict[float, str] = field(default_factory=dict)
+    #: The closed periods priced once for `cost_details`; None until it is asked, and again
+    #: after a tariff change (a tariff id may then name other prices).
+    _closed: _Closed | None = None
 
     def __post_init__(self) -> None:
         self.mark_s = self.started_s
-        self.tariffs[self.tariff["tariffId"]] = self.tariff
         self._read_tariff()
 
     def _read_tariff(self) -> None:
-        self._conditions = _conditions_of(self.tariff)
-        self._steps_wh = energy_steps_wh(self.tariff)
+        tariff = self.tariff
+        self._tariff_id = tariff["tariffId"]
+        self.tariffs[self._tariff_id] = tariff
+        plan = self._plan = self._plans[self._tariff_id] = plan_of(tariff)
+        self._conditions = _conditions_of(tariff)
+        self._steps_wh = energy_steps_wh(tariff)
+        self.timeless = not self._conditions and not self._steps_wh
         self._constant_key = None
         if not self._conditions:
-            self._constant_key = price_key(self.tariff, self.started_s, Usage(), 0.0, "AC")
+            self._constant_key = _plan_key(plan, self.started_s, Usage(), 0.0, "AC", dt.UTC)
 
     def _price_key(self, at_s: float, power_w: float) -> tuple[int, int, int]:
         if self._constant_key is not None:
             return self._constant_key
-        return price_key(self.tariff, at_s, self.usage, power_w, self.evse_kind, self.zone)
+        assert self._plan is not None
+        return _plan_key(self._plan, at_s, self.usage, power_w, self.evse_kind, self.zone)
 
     @property
     def usage(self) -> Usage:
@@ -555,7 +725,10 @@ class CostMeter:
         now on when `charging`."""
         span_s = now_s - self.mark_s
         used_wh = max(0.0, register_wh - self.mark_wh)
-        if span_s > 0 or used_wh > 0 or not self.periods:
+        if not self._steps_wh:
+            if span_s > 0 or used_wh > 0 or not self.periods:
+                self._add(span_s, used_wh)
+        elif span_s > 0 or used_wh > 0 or not self.periods:
             cuts = [
                 step - self.energy_wh
                 for step in self._steps_wh
@@ -573,9 +746,12 @@ class CostMeter:
     def _add(self, span_s: float, energy_wh: float) -> None:
         start_s = self.mark_s
         charging_s = span_s if self.charging else 0.0
-        power_w = energy_wh * 3600.0 / charging_s if charging_s > 0 else 0.0
-        tariff_id = self.tariff["tariffId"]
-        key = (tariff_id, self._price_key(start_s, power_w))
+        tariff_id = self._tariff_id
+        prices_key = self._constant_key
+        if prices_key is None:
+            power_w = energy_wh * 3600.0 / charging_s if charging_s > 0 else 0.0
+            prices_key = self._price_key(start_s, power_w)
+        key = (tariff_id, prices_key)
         if self._key is None and self.periods and self.periods[-1].tariff_id == tariff_id:
             self._key = key  # the period a tariff change opened
         if key != self._key or not self.periods:
@@ -593,52 +769,49 @@ class CostMeter:
     def change_tariff(self, tariff: Mapping[str, Any]) -> None:
         """Price from the last `advance` on with `tariff` (ChangeTransactionTariff, I11)."""
         self.tariff = tariff
-        self.tariffs[tariff["tariffId"]] = tariff
         self._read_tariff()
         # The new tariff's first period starts now, even before it has any usage.
         self.periods.append(Period(self.mark_s, tariff["tariffId"]))
         self._key = None
+        self._closed = None
 
     def total_cost(self) -> dict[str, Any]:
         """TotalCostType of the usage so far."""
         return price(
             self.tariffs,
-            self.periods or [Period(self.started_s, self.tariff["tariffId"])],
+            self.periods or [Period(self.started_s, self._tariff_id)],
             self.evse_kind,
             self.zone,
         )
 
     def running_total(self) -> float:
         """The total including tax so far, unrounded (for E16 maxCost)."""
-        periods = self.periods or [Period(self.started_s, self.tariff["tariffId"])]
-        return _raw_total(self.tariffs, periods, self.evse_kind, self.zone)
+        periods = self.periods or [Period(self.started_s, self._tariff_id)]
+        return _raw_total(self._plans, periods, self.evse_kind, self.zone)
 
     def rate_per_s(self, power_w: float) -> float:
         """What a second costs from now on, including tax, at `power_w` while energy flows."""
         key = self._price_key(self.mark_s, power_w if self.charging else 0.0)
+        assert self._plan is not None
         rate = 0.0
-        for (component, _), index in zip(COMPONENTS, key, strict=True):
-            if index < 0:
+        for prices, index in zip(self._plan.lists, key, strict=True):
+            if prices is None or index < 0:
                 continue
-            part = self.tariff[component]
-            element = part["prices"][index]
+            price_of_element = prices.prices[index]
+            component = prices.component
             if component == "energy":
-                net = (
-                    max(0.0, power_w) / 3_600_000.0 * float(element["priceKwh"])
-                    if self.charging
-                    else 0.0
-                )
+                net = max(0.0, power_w) / 3_600_000.0 * price_of_element if self.charging else 0.0
             elif component == "chargingTime":
-                net = float(element["priceMinute"]) / 60.0 if self.charging else 0.0
+                net = price_of_element / 60.0 if self.charging else 0.0
             else:
-                net = 0.0 if self.charging else float(element["priceMinute"]) / 60.0
-            rate += _taxed(net, part.get("taxRates"))
+                net = 0.0 if self.charging else price_of_element / 60.0
+            rate += _taxed(net, prices.taxes)
         return rate
 
     def next_change_s(self, power_w: float) -> float:
         """When the price in force may change next: a time-bound boundary, or the next energy
         step at `power_w`; inf when never."""
-        if not self._conditions and not self._steps_wh:
+        if self.timeless:
             return math.inf  # nothing in the tariff depends on time or energy
         found = next_boundary_s(
             self.tariff,
@@ -656,43 +829,115 @@ class CostMeter:
                     break
         return found
 
-    def _stamp(self, at_s: float, timestamp_of: Any) -> str:
-        """A period's start as text, formatted once: each event lists every period so far."""
-        text = self._stamps.get(at_s)
+    def _charging_period(
+        self,
+        start_s: float,
+        tariff_id: str,
+        energy_wh: float,
+        charging_s: float,
+        idle_s: float,
+        timestamp_of: Any,
+    ) -> dict[str, Any]:
+        """A ChargingPeriodType of the report; its start is formatted once (each report lists
+        every period so far)."""
+        text = self._stamps.get(start_s)
         if text is None:
-            text = self._stamps[at_s] = timestamp_of(at_s)
-        return text
+            text = self._stamps[start_s] = timestamp_of(start_s)
+        return {
+            "startPeriod": text,
+            "tariffId": tariff_id,
+            "dimensions": [
+                {"type": "Energy", "volume": energy_wh},
+                {"type": "ChargingTime", "volume": charging_s},
+                {"type": "IdleTIme", "volume": idle_s},
+            ],
+        }
 
     def cost_details(self, timestamp_of: Any) -> dict[str, Any]:
-        """CostDetailsType of the usage so far; `timestamp_of` formats an epoch second."""
-        periods = [
-            Period(
-                p.start_s,
-                p.tariff_id,
-                round(p.energy_wh, 3),
-                round(p.charging_s, 3),
-                round(p.idle_s, 3),
+        """CostDetailsType of the usage so far; `timestamp_of` formats an epoch second.
+
+        Priced from the volumes as reported (rounded to 3 decimals), so whoever prices the
+        report again agrees.  A period once closed never changes, so the closed ones are
+        priced once (`_closed`) and each report prices only the open one on top: the same
+        sums, in the same order, as pricing every period anew."""
+        periods = self.periods
+        if not periods:  # nothing used yet: one empty period
+            lone = [Period(self.started_s, self._tariff_id)]
+            entries = [
+                self._charging_period(self.started_s, self._tariff_id, 0.0, 0.0, 0.0, timestamp_of)
+            ]
+            total_cost = price(self.tariffs, lone, self.evse_kind, self.zone)
+        else:
+            closed = self._closed
+            if closed is None:
+                closed = self._closed = _Closed(
+                    _opening(self._plans, periods[0], self.evse_kind, self.zone), []
+                )
+            first_start_s = periods[0].start_s
+            reported = closed.periods
+            while len(reported) < len(periods) - 1:
+                period = _as_reported(periods[len(reported)])
+                reported.append(period)
+                plan = self._plans[period.tariff_id]
+                closed.sums.add(plan, period, first_start_s, self.evse_kind, self.zone)
+            entries = [
+                self._charging_period(
+                    p.start_s, p.tariff_id, p.energy_wh, p.charging_s, p.idle_s, timestamp_of
+                )
+                for p in reported
+            ]
+            # The open period is the current tariff's (`_add` and `change_tariff` open
+            # periods under it), so its plan is `_plan`.
+            assert self._plan is not None
+            last = periods[-1]
+            start_s = last.start_s
+            energy_wh = round(last.energy_wh, 3)
+            charging_s = round(last.charging_s, 3)
+            idle_s = round(last.idle_s, 3)
+            parts = dict(closed.sums.parts)
+            _price_period(
+                parts,
+                closed.sums,
+                self._plan,
+                start_s,
+                energy_wh,
+                charging_s,
+                idle_s,
+                first_start_s,
+                self.evse_kind,
+                self.zone,
             )
-            for p in self.periods or [Period(self.started_s, self.tariff["tariffId"])]
-        ]
-        # Priced from the volumes as reported, so whoever prices the report again agrees.
+            entries.append(
+                self._charging_period(
+                    start_s, last.tariff_id, energy_wh, charging_s, idle_s, timestamp_of
+                )
+            )
+            total_cost = _total_cost(parts, self._plan)
         return {
-            "chargingPeriods": [
-                {
-                    "startPeriod": self._stamp(p.start_s, timestamp_of),
-                    "tariffId": p.tariff_id,
-                    "dimensions": [
-                        {"type": "Energy", "volume": p.energy_wh},
-                        {"type": "ChargingTime", "volume": p.charging_s},
-                        {"type": "IdleTIme", "volume": p.idle_s},
-                    ],
-                }
-                for p in periods
-            ],
-            "totalCost": price(self.tariffs, periods, self.evse_kind, self.zone),
+            "chargingPeriods": entries,
+            "totalCost": total_cost,
             "totalUsage": {
                 "energy": round(self.energy_wh, 3),
                 "chargingTime": round(self.mark_s - self.started_s),
                 "idleTime": round(self.idle_s),
             },
         }
+
+
+@dataclass(slots=True)
+class _Closed:
+    """A meter's closed periods as reported (volumes rounded) and their prices summed."""
+
+    sums: _Sums
+    periods: list[Period]
+
+
+def _as_reported(period: Period) -> Period:
+    """`period` with its volumes rounded as a costDetails reports them."""
+    return Period(
+        period.start_s,
+        period.tariff_id,
+        round(period.energy_wh, 3),
+        round(period.charging_s, 3),
+        round(period.idle_s, 3),
+    )

@@ -20,7 +20,10 @@ from fleetsim.simulator.csms.tariffs import agrees
 from fleetsim.simulator.tariffs import (
     CostMeter,
     Period,
+    Usage,
     _cents,
+    conditions_hold,
+    fixed_conditions_hold,
     price,
     station_zone,
     tariff_refusal,
@@ -240,3 +243,212 @@ def test_a_cent_is_rounded_half_up_as_the_decimal_digits_read(value: float) -> N
     halves included (2.675 is 2.68, though the double below 2.675 is nearer)."""
     expected = float(Decimal(repr(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
     assert _cents(value) == expected
+
+
+# -- the meter's incremental pricing against pricing from scratch ------------------------------
+
+
+def _reference_price(
+    tariffs: dict[str, Any], periods: list[Period], zone: dt.tzinfo = dt.UTC
+) -> tuple[dict[str, Any], float]:
+    """(TotalCostType, unrounded total including tax) of `periods`, worked out the plain way:
+    every period priced again from the tariff documents, element by element, on an AC EVSE."""
+
+    def taxed(net: float, rates: list[dict[str, Any]] | None) -> float:
+        amount = net
+        for stack in sorted({int(rate.get("stack", 0)) for rate in rates or ()}):
+            percent = sum(float(r["tax"]) for r in rates or () if int(r.get("stack", 0)) == stack)
+            amount += amount * percent / 100.0
+        return amount
+
+    first = periods[0]
+    parts: dict[str, list[float]] = {}
+    fixed = tariffs[first.tariff_id].get("fixedFee")
+    for element in fixed["prices"] if fixed else ():
+        if fixed_conditions_hold(element.get("conditions"), first.start_s, "AC", zone):
+            net = float(element["priceFixed"])
+            parts["fixed"] = [net, taxed(net, fixed.get("taxRates"))]
+            break
+    used = Usage()
+    tariff = tariffs[first.tariff_id]
+    for period in periods:
+        tariff = tariffs[period.tariff_id]
+        usage = Usage(period.start_s - first.start_s, used.energy_wh, used.charging_s, used.idle_s)
+        for component, field_name, volume, per in (
+            ("energy", "priceKwh", period.energy_wh, 1000.0),
+            ("chargingTime", "priceMinute", period.charging_s, 60.0),
+            ("idleTime", "priceMinute", period.idle_s, 60.0),
+        ):
+            part = tariff.get(component)
+            element = next(
+                (
+                    e
+                    for e in (part["prices"] if part else ())
+                    if conditions_hold(
+                        e.get("conditions"), period.start_s, usage, period.power_w, "AC", zone
+                    )
+                ),
+                None,
+            )
+            if element is None:
+                continue
+            net = volume / per * float(element[field_name])
+            summed = parts.setdefault(component, [0.0, 0.0])
+            summed[0] += net
+            summed[1] += taxed(net, part.get("taxRates"))
+        used = Usage(
+            0.0,
+            used.energy_wh + period.energy_wh,
+            used.charging_s + period.charging_s,
+            used.idle_s + period.idle_s,
+        )
+    total: dict[str, Any] = {"currency": tariff["currency"], "typeOfCost": "NormalCost"}
+    excl = incl = 0.0
+    for name, (net, gross) in parts.items():
+        total[name] = {"exclTax": _cents(net), "inclTax": _cents(gross)}
+        excl += _cents(net)
+        incl += _cents(gross)
+    excl, incl = _cents(excl), _cents(incl)
+    raw_excl = sum(net for net, _ in parts.values())
+    raw_incl = sum(gross for _, gross in parts.values())
+    for bound, kind, beyond in (("minCost", "MinCost", -1), ("maxCost", "MaxCost", 1)):
+        limit = tariff.get(bound)
+        if limit is None:
+            continue
+        if (excl - float(limit["exclTax"])) * beyond > 0:
+            ratio = incl / excl if excl else 1.0
+            excl = float(limit["exclTax"])
+            incl = float(limit.get("inclTax", _cents(excl * ratio)))
+            total["typeOfCost"] = kind
+        if (raw_excl - float(limit["exclTax"])) * beyond > 0:
+            raw_incl = float(limit.get("inclTax", limit["exclTax"]))
+    total["total"] = {"exclTax": excl, "inclTax": incl}
+    return total, raw_incl
+
+
+_CONDITIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        "startTimeOfDay": st.sampled_from(["00:00", "06:30", "12:00", "17:00", "22:15"]),
+        "endTimeOfDay": st.sampled_from(["00:00", "07:00", "13:00", "18:00", "23:00"]),
+        "dayOfWeek": st.lists(st.sampled_from(["Thursday", "Friday", "Saturday"]), min_size=1),
+        "minEnergy": st.sampled_from([2000.0, 10000.0, 25000.0]),
+        "maxEnergy": st.sampled_from([5000.0, 15000.0, 40000.0]),
+        "minPower": st.sampled_from([3700.0, 11000.0]),
+        "maxPower": st.sampled_from([7400.0, 20000.0]),
+        "minTime": st.sampled_from([900.0, 3600.0]),
+        "maxTime": st.sampled_from([1800.0, 7200.0]),
+        "minChargingTime": st.sampled_from([600.0, 3600.0]),
+        "maxIdleTime": st.sampled_from([300.0, 1200.0]),
+    },
+)
+_TAXES = st.lists(
+    st.fixed_dictionaries(
+        {"type": st.just("VAT"), "tax": st.sampled_from([5.5, 10, 19, 20])},
+        optional={"stack": st.integers(0, 2)},
+    ),
+    max_size=3,
+)
+
+
+def _price_list(field_name: str) -> st.SearchStrategy[dict[str, Any]]:
+    element = st.fixed_dictionaries(
+        {field_name: st.sampled_from([0.0, 0.01, 0.05, 0.2, 0.32, 0.333, 0.45])},
+        optional={"conditions": _CONDITIONS},
+    )
+    return st.fixed_dictionaries(
+        {"prices": st.lists(element, min_size=1, max_size=3)}, optional={"taxRates": _TAXES}
+    )
+
+
+def _tariffs(tariff_id: str) -> st.SearchStrategy[dict[str, Any]]:
+    bound = st.fixed_dictionaries(
+        {"exclTax": st.sampled_from([0.5, 3.0, 12.0])},
+        optional={"inclTax": st.sampled_from([0.6, 3.6, 14.4])},
+    )
+    fixed_element = st.fixed_dictionaries(
+        {"priceFixed": st.sampled_from([0.5, 1.0])},
+        optional={"conditions": st.fixed_dictionaries({"startTimeOfDay": st.just("12:00")})},
+    )
+    return st.fixed_dictionaries(
+        {"tariffId": st.just(tariff_id), "currency": st.just("EUR")},
+        optional={
+            "energy": _price_list("priceKwh"),
+            "chargingTime": _price_list("priceMinute"),
+            "idleTime": _price_list("priceMinute"),
+            "fixedFee": st.fixed_dictionaries(
+                {"prices": st.lists(fixed_element, min_size=1, max_size=2)},
+                optional={"taxRates": _TAXES},
+            ),
+            "minCost": bound,
+            "maxCost": bound,
+        },
+    )
+
+
+#: One step of a session: seconds on, at what power (W, 0: idle), and whether a driver
+#: tariff takes over first (None: no; "same": one reusing the first tariff's id).
+_STEPS = st.lists(
+    st.tuples(
+        st.floats(min_value=0.0, max_value=7200.0),
+        st.sampled_from([0.0, 3700.0, 7400.0, 11000.0, 22000.0]),
+        st.sampled_from([None, None, None, None, "driver", "same"]),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    _tariffs("first"),
+    _tariffs("driver"),
+    _tariffs("first"),
+    _STEPS,
+    st.sampled_from(["09:40", "11:55", "16:45", "23:30"]),
+    st.sampled_from(["UTC", "Europe/Berlin"]),
+)
+def test_each_report_of_the_meter_costs_what_pricing_every_period_anew_costs(
+    tariff: dict[str, Any],
+    driver: dict[str, Any],
+    same_id: dict[str, Any],
+    steps: list[tuple[float, float, str | None]],
+    start: str,
+    zone_name: str,
+) -> None:
+    """The meter prices its closed periods once and only the open one per report: every
+    report, the total cost and the running total must be what the reported periods cost
+    when all of them are priced again from the tariff documents."""
+    zone = station_zone(zone_name)
+    meter = CostMeter(tariff, at(start), 0.0, charging=False, zone=zone)
+    now_s, register_wh, power_w = at(start), 0.0, 0.0
+    for seconds, next_power_w, new_tariff in steps:
+        if new_tariff is not None:
+            meter.change_tariff(driver if new_tariff == "driver" else same_id)
+        now_s += seconds
+        register_wh += power_w * seconds / 3600.0
+        power_w = next_power_w
+        meter.advance(now_s, register_wh, power_w > 0)
+        details = meter.cost_details(format_timestamp)
+        reported = [
+            Period(
+                p.start_s,
+                p.tariff_id,
+                round(p.energy_wh, 3),
+                round(p.charging_s, 3),
+                round(p.idle_s, 3),
+            )
+            for p in meter.periods
+        ]
+        expected, _ = _reference_price(meter.tariffs, reported, zone)
+        assert details["totalCost"] == expected
+        assert details["totalCost"] == price(meter.tariffs, reported, "AC", zone)
+        assert [entry["tariffId"] for entry in details["chargingPeriods"]] == [
+            p.tariff_id for p in reported
+        ]
+        assert [entry["dimensions"][0]["volume"] for entry in details["chargingPeriods"]] == [
+            p.energy_wh for p in reported
+        ]
+        total, raw_incl = _reference_price(meter.tariffs, list(meter.periods), zone)
+        assert meter.total_cost() == total
+        assert meter.running_total() == raw_incl

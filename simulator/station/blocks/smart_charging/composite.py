@@ -42,7 +42,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from .profiles import Installed, epoch_s
 
@@ -52,6 +53,7 @@ __all__ = [
     "CompositePeriod",
     "EvseView",
     "Instant",
+    "NO_SELECTIONS",
     "StationView",
     "composite_schedule",
     "instant",
@@ -66,9 +68,10 @@ MAX_COMPOSITE_PERIODS = 2048
 BOUNDARY_S = 1e-6
 
 
-@dataclass(frozen=True, slots=True)
-class EvseView:
-    """What the composite needs to know of one EVSE."""
+class EvseView(NamedTuple):
+    """What the composite needs to know of one EVSE.  Views are tuples: the EV's charging
+    loop makes one at each step to see whether its kept limit still holds, and a tuple is
+    made and compared in a fraction of a frozen dataclass's time."""
 
     id: int
     phases: int
@@ -78,9 +81,12 @@ class EvseView:
     transaction_started_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StationView:
-    """What the composite needs to know of the station."""
+#: No ISO 15118 EV picked a schedule: the empty `StationView.selected_schedule_ids`.
+NO_SELECTIONS: Mapping[int, int] = MappingProxyType({})
+
+
+class StationView(NamedTuple):
+    """What the composite needs to know of the station (a tuple, as `EvseView`)."""
 
     evses: tuple[EvseView, ...]
     #: Unix time of simulated second 0 (profiles speak in dateTimes, the station in seconds).
@@ -89,7 +95,7 @@ class StationView:
     priority_evse_ids: frozenset[int] = frozenset()
     #: The chargingSchedule id an ISO 15118 EV picked among its TxProfile's, by EVSE (else
     #: the first schedule).
-    selected_schedule_ids: Mapping[int, int] = field(default_factory=dict)
+    selected_schedule_ids: Mapping[int, int] = NO_SELECTIONS
     #: Simulated second the station went offline; None while online.
     offline_since_s: float | None = None
 

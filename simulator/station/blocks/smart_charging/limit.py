@@ -17,10 +17,23 @@ from typing import Any
 
 from ...core import NO_LIMIT, ActiveLimit, StationCore
 from ...evse import NOMINAL_PHASE_VOLTAGE_V, Evse
-from .composite import BOUNDARY_S, EvseView, StationView, instant, selected_schedule
+from .composite import (
+    BOUNDARY_S,
+    NO_SELECTIONS,
+    EvseView,
+    StationView,
+    instant,
+    selected_schedule,
+)
 from .profiles import ChargingProfiles, peek_profiles
 
 __all__ = ["active_limit", "station_view"]
+
+
+#: Makes a named tuple from a tuple of all its fields without a Python-level call: the view is
+#: made at every step of every EV's charging loop.
+_new_tuple = tuple.__new__
+_NO_PRIORITY: frozenset[int] = frozenset()
 
 
 def station_view(station: StationCore, profiles: ChargingProfiles) -> StationView:
@@ -30,21 +43,31 @@ def station_view(station: StationCore, profiles: ChargingProfiles) -> StationVie
     for evse in station.evses:
         transaction = evse.transaction
         evses.append(
-            EvseView(
-                evse.id,
-                evse.phases,
-                evse.max_power_w,
-                None if transaction is None else transaction.id,
-                None if transaction is None else transaction.started_s,
+            _new_tuple(
+                EvseView,
+                (evse.id, evse.phases, evse.max_power_w, None, None)
+                if transaction is None
+                else (
+                    evse.id,
+                    evse.phases,
+                    evse.max_power_w,
+                    transaction.id,
+                    transaction.started_s,
+                ),
             )
         )
-    return StationView(
-        tuple(evses),
-        station.clock.epoch_s(0.0),
-        NOMINAL_PHASE_VOLTAGE_V,
-        frozenset(profiles.priority_evse_ids),
-        dict(profiles.selected_schedule_ids),
-        profiles.offline_since_s,
+    priority = profiles.priority_evse_ids
+    selected = profiles.selected_schedule_ids
+    return _new_tuple(
+        StationView,
+        (
+            tuple(evses),
+            station.clock.epoch_s(0.0),
+            NOMINAL_PHASE_VOLTAGE_V,
+            frozenset(priority) if priority else _NO_PRIORITY,
+            dict(selected) if selected else NO_SELECTIONS,
+            profiles.offline_since_s,
+        ),
     )
 
 

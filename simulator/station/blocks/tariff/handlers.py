@@ -302,10 +302,15 @@ def _advance(station: StationCore, metered: Metered, at_s: float | None = None) 
     early) and note when the price may next change."""
     clock = station.clock
     evse = metered.evse
-    now_s = clock.epoch_s() if at_s is None else at_s
+    sim_now_s = clock.sim_now()  # read once: the mark and the register are of one instant
+    now_s = clock.epoch_s(sim_now_s) if at_s is None else at_s
     power_w = evse.power_w
-    metered.meter.advance(now_s, evse.register_wh(clock.sim_now()), power_w != 0)
-    boundary_s = metered.meter.next_change_s(power_w)
+    meter = metered.meter
+    meter.advance(now_s, evse.register_wh(sim_now_s), power_w != 0)
+    if meter.timeless:  # its price never changes by itself: no boundary
+        metered.boundary_s = math.inf
+        return
+    boundary_s = meter.next_change_s(power_w)
     if boundary_s < metered.boundary_s:
         metered.alarm.wake()
     metered.boundary_s = boundary_s
