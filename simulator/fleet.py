@@ -6,16 +6,18 @@ under a supervisor that counts an unexpected error (by type, in
 `fleetsim_station_failures_total`), keeps the first message of each kind for the summary, and
 lets the rest of the fleet go on; cancellation passes through untouched.
 
-The ramp adapts to how fast connections open (`Ramp`).  On a machine that is busy with other
+The ramp adapts to how connections open (`Ramp`).  On a machine that is busy with other
 work, or against a CSMS that answers slowly, opening thousands of connections at the written
-rate makes every handshake slower, until handshakes time out, the stations retry, and the
-retries add to the load: a reconnect storm of the simulator's own making, blamed on the CSMS.
-So a process lets only so many handshakes run at once (a slot each; a station that waits for
-a slot has not started connecting, and its connect timeout has not started either), halves its
-start rate when the handshakes it measures take too long, and wins the rate back step by step
-once they are quick again (AIMD, as TCP does with its window).  The ramp then takes longer; it
-never collapses.  Nothing of this runs per message: a slot is taken once per connection, and
-the rate is reconsidered by the ramp's own loop, which ends with the ramp.
+rate can make handshakes time out; the stations retry, and the retries add to the load: a
+reconnect storm of the simulator's own making, blamed on the CSMS.  So a process lets only so
+many handshakes run at once (a slot each; a station that waits for a slot has not started
+connecting, and its connect timeout has not started either), halves its start rate when
+handshakes time out, holds it while they are slow, and wins it back step by step once they
+are quick again (AIMD, as TCP does with its window: a loss cuts it, delay only stops it
+growing).  Slow handshakes alone never cut it: in a process its own booted stations keep
+busy, every handshake waits on the same event loop whatever the start rate, and a cut would
+only throttle the ramp.  Nothing of this runs per message: a slot is taken once per
+connection, and the rate is reconsidered by the ramp's own loop, which ends with the ramp.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ __all__ = ["Fleet", "Ramp", "StationFailure"]
 _RAMP_TICK_S = 0.01
 #: Wall seconds between two looks at the measured handshake times during the ramp.
 ADJUST_EVERY_S = 1.0
-#: A handshake slower than this share of the connect timeout slows the ramp down...
+#: Handshakes slower than this share of the connect timeout (the mean over one look) are slow:
+#: the rate does not grow while they are, and the slots are this many seconds of the rate...
 SLOW_SHARE_OF_TIMEOUT = 0.1
-#: ... and one slower than this many seconds always does (a short connect timeout).
+#: ... and never fewer than this many seconds of it (a short connect timeout).
 SLOW_HANDSHAKE_FLOOR_S = 0.05
-#: How much a slowdown keeps of the start rate (multiplicative decrease).
+#: How much a slowdown (a handshake timed out) keeps of the start rate (multiplicative
+#: decrease).
 DECREASE_FACTOR = 0.5
 #: The share of the written rate won back per quick `ADJUST_EVERY_S` (additive increase).
 INCREASE_SHARE = 0.1
@@ -105,16 +109,17 @@ class Ramp:
 
     The slots are sized by Little's law: `rate x slow_handshake_s` handshakes are in flight when
     stations start at `rate` per second and each handshake takes `slow_handshake_s`, the most it
-    may take before the ramp slows down; the measured handshake time moves the rate, and the
-    slots follow it.  They do not grow with the measured time: on a machine so busy that
-    handshakes stay slow even at the lowest rate, more handshakes in flight meant timeouts
-    (1,354 in the 30,000-station busy benchmark, against none).  A station waits for a slot
-    outside its connect timeout (`gate`), so no handshake times out because others were
+    may take before it counts as slow.  They do not grow with the measured time: on a machine
+    so busy that handshakes stay slow even at the lowest rate, more handshakes in flight meant
+    timeouts (1,354 in the 30,000-station busy benchmark, against none).  A station waits for a
+    slot outside its connect timeout (`gate`), so no handshake times out because others were
     running.
 
-    Only handshakes that started after the last slowdown can cause the next one, so that one
-    slow spell halves the rate once rather than once per look, as TCP halves its window once
-    per round trip.
+    Each look at the handshakes that ended since the last one decides: one timed out, the rate
+    halves; they were slow on average, it holds; they were quick, it grows by a tenth of the
+    written rate.  Only handshakes that started after the last slowdown can cause the next one,
+    so that one spell of timeouts halves the rate once rather than once per look, as TCP halves
+    its window once per round trip.
     """
 
     def __init__(
@@ -130,13 +135,13 @@ class Ramp:
         self.rate_per_s = ramp_up_per_s
         self.lowest_per_s = ramp_up_per_s
         self.connect_timeout_s = connect_timeout_s
-        #: The handshake time (the mean over one look) past which the ramp slows down.
+        #: The handshake time (the mean over one look) past which the rate stops growing.
         self.slow_handshake_s = max(
             SLOW_HANDSHAKE_FLOOR_S, connect_timeout_s * SLOW_SHARE_OF_TIMEOUT
         )
-        #: How many times the rate was cut, and the handshake time that cut it the furthest.
+        #: How many times the rate was cut, and the most handshakes that timed out in one look.
         self.slowdowns = 0
-        self.slowed_by_handshake_s = 0.0
+        self.slowed_by_timeouts = 0
         self.slots = trio.CapacityLimiter(self._slots_for(ramp_up_per_s))
         self.waiting = 0
         #: Every station has been started: the rate no longer matters.
@@ -217,10 +222,13 @@ class Ramp:
         if now - self._window_start < self.adjust_every_s:
             return
         count = self._window_count
-        mean_s = self._window_sum_s / count if count else 0.0
-        if count and (self._window_timeouts or mean_s > self.slow_handshake_s):
-            self._slow_down(now, mean_s)
-        elif count and mean_s < self.slow_handshake_s / 2 and self.rate_per_s < self.written_per_s:
+        if self._window_timeouts:
+            self._slow_down(now, self._window_timeouts)
+        elif (
+            count
+            and self._window_sum_s < self.slow_handshake_s * count
+            and self.rate_per_s < self.written_per_s
+        ):
             self._set_rate(
                 min(self.written_per_s, self.rate_per_s + self.written_per_s * INCREASE_SHARE)
             )
@@ -228,9 +236,9 @@ class Ramp:
         self._window_sum_s = 0.0
         self._window_count = self._window_timeouts = 0
 
-    def _slow_down(self, now: float, handshake_s: float) -> None:
+    def _slow_down(self, now: float, timeouts: int) -> None:
         self.slowdowns += 1
-        self.slowed_by_handshake_s = max(self.slowed_by_handshake_s, handshake_s)
+        self.slowed_by_timeouts = max(self.slowed_by_timeouts, timeouts)
         self._slowed_at = now
         rate_per_s = max(self.written_per_s * LOWEST_SHARE, self.rate_per_s * DECREASE_FACTOR)
         self.lowest_per_s = min(self.lowest_per_s, rate_per_s)
@@ -255,7 +263,7 @@ class Ramp:
         stats.ramp_rate_per_s = 0.0 if self.done else self.rate_per_s
         stats.ramp_lowest_per_s = self.lowest_per_s
         stats.ramp_slowdowns = self.slowdowns
-        stats.ramp_slowed_by_handshake_s = self.slowed_by_handshake_s
+        stats.ramp_slowed_by_timeouts = self.slowed_by_timeouts
         self._publish_slots()
 
 

@@ -183,7 +183,7 @@ _WIRE_COUNTERS = (
     "handshakes_waiting",
 )
 #: Numbers of `RunStats` that combine as the largest of the parts, not their sum.
-_WIRE_MAXIMA = ("ramp_slowed_by_handshake_s",)
+_WIRE_MAXIMA = ("ramp_slowed_by_timeouts",)
 _WIRE_MAPS = (
     "exchanges",
     "callerrors",
@@ -274,14 +274,15 @@ class RunStats:
         self.connect_duration_buckets = [0] * (len(CONNECT_DURATION_BUCKETS_S) + 1)
         self.connect_duration_sum_s = 0.0
         #: The ramp (`fleet.Ramp`): the start rate written in the scenario, the rate now (0
-        #: once every station has started), the lowest it fell to, how often and by what
-        #: handshake time (seconds, the worst) it was slowed down; handshakes running now
-        #: and stations waiting for a handshake slot.  Set per connection, never per message.
+        #: once every station has started), the lowest it fell to, how often it was slowed
+        #: down and the most handshakes that timed out in one look (one second) that slowed
+        #: it; handshakes running now and stations waiting for a handshake slot.  Set per
+        #: connection, never per message.
         self.ramp_written_per_s = 0.0
         self.ramp_rate_per_s = 0.0
         self.ramp_lowest_per_s = 0.0
         self.ramp_slowdowns = 0
-        self.ramp_slowed_by_handshake_s = 0.0
+        self.ramp_slowed_by_timeouts = 0
         self.handshakes_in_flight = 0
         self.handshakes_waiting = 0
         #: Set when the run ends: CALLs cut short by our own shutdown are not CSMS errors.
@@ -570,13 +571,13 @@ class RunStats:
 
     def ramp_totals(self) -> dict[str, Any]:
         """How the ramp went (summed over workers, each ramping its share): the start rate
-        written in the scenario, the lowest it was slowed to, how often, and the mean
-        handshake time (seconds) that slowed it the furthest."""
+        written in the scenario, the lowest it was slowed to, how often, and the most
+        handshakes that timed out in one second of the ramp and slowed it."""
         return {
             "written_per_s": round(self.ramp_written_per_s, 3),
             "lowest_per_s": round(self.ramp_lowest_per_s, 3),
             "slowdowns": self.ramp_slowdowns,
-            "slowed_by_handshake_s": round(self.ramp_slowed_by_handshake_s, 3),
+            "slowed_by_timeouts": self.ramp_slowed_by_timeouts,
         }
 
     def _core_totals(self) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 
 On a terminal a rich panel is redrawn in place every second: stations by state, messages per
 second, CALL latency p50/p99 by action, errors, failed connections, the simulated clock and
-how far the run is through its duration, the sites' power, and while slow handshakes hold the
-ramp back, the rate it was slowed to (`fleet.Ramp`).  Elsewhere (CI logs) one plain
-line is printed every `log_every_s` seconds.  The view samples the counters on its own timer,
-never per message.  A plain line fits the console's width (COLUMNS): the least needed parts
-are left out first, and errors and failed connections are never left out.  The stats come from
-a function, so a run with worker processes can show the sum of what its workers last reported.
+how far the run is through its duration, the sites' power, and while the ramp runs below
+its written rate after handshakes timed out, the rate it was slowed to (`fleet.Ramp`).
+Elsewhere (CI logs) one plain line is printed every `log_every_s` seconds.  The view samples
+the counters on its own timer, never per message.  A plain line fits the console's width
+(COLUMNS): the least needed parts are left out first, and errors and failed connections are
+never left out.  The stats come from a function, so a run with worker processes can show the
+sum of what its workers last reported.
 """
 
 from __future__ import annotations
@@ -55,13 +56,14 @@ def per_second(rate_per_s: float) -> str:
 
 
 def ramp_text(stats: RunStats) -> str | None:
-    """While slow handshakes hold the ramp below its written rate: by how much and why."""
+    """While the ramp runs below its written rate, after handshakes timed out: by how much
+    and why."""
     rate = stats.ramp_rate_per_s
     if rate <= 0 or rate >= stats.ramp_written_per_s:
         return None
     return (
-        f"ramp slowed to {per_second(rate)}: handshakes took "
-        f"{stats.ramp_slowed_by_handshake_s:.1f} s"
+        f"ramp slowed to {per_second(rate)}: {stats.ramp_slowed_by_timeouts:,} handshakes "
+        "timed out in a second"
     )
 
 

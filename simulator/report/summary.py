@@ -231,14 +231,15 @@ def render_summary(summary: dict[str, Any], console: Console) -> None:
 
 
 def ramp_lines(summary: dict[str, Any]) -> list[str]:
-    """A line when slow handshakes slowed the ramp down, and one when the stop was cut short."""
+    """A line when handshakes that timed out slowed the ramp down, and one when the stop was
+    cut short."""
     lines = []
     ramp = summary.get("ramp")
     if ramp and ramp["slowdowns"]:
         lines.append(
             f"ramp slowed to {_per_second(ramp['lowest_per_s'])} (written "
-            f"{_per_second(ramp['written_per_s'])}): handshakes took "
-            f"{ramp['slowed_by_handshake_s']:.1f} s; slowed down {ramp['slowdowns']} time(s)"
+            f"{_per_second(ramp['written_per_s'])}): up to {ramp['slowed_by_timeouts']:,} "
+            f"handshakes timed out in a second; slowed down {ramp['slowdowns']} time(s)"
         )
     stop = summary.get("stop")
     if stop and stop.get("cut_short"):
