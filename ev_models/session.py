@@ -57,6 +57,7 @@ class EvSession:
     __slots__ = (
         "_curve_soc",
         "_curve_w",
+        "_demand_w",
         "_droop_w",
         "_efficiency",
         "_enabled",
@@ -142,6 +143,8 @@ class EvSession:
         #: register, the SoC and the energy to count at one instant; a change of the state
         #: (`_advance`, `_recompute`) forgets it.
         self._projection: tuple[float, tuple[float, float, float]] | None = None
+        #: `demand_w`, until the state changes.
+        self._demand_w: float | None = None
         self._recompute()
 
     # -- inputs ---------------------------------------------------------------------------
@@ -234,12 +237,16 @@ class EvSession:
     @property
     def demand_w(self) -> float:
         """The power the EV would take now without its site share: what a site's load
-        balancing shares out."""
-        share_w, self._share_w = self._share_w, None
-        try:
-            return self._power_for(self._soc)
-        finally:
-            self._share_w = share_w
+        balancing shares out (asked at each balancing cycle and each step of the EV's visit
+        task, so it is kept until the state changes)."""
+        demand_w = self._demand_w
+        if demand_w is None:
+            share_w, self._share_w = self._share_w, None
+            try:
+                demand_w = self._demand_w = self._power_for(self._soc)
+            finally:
+                self._share_w = share_w
+        return demand_w
 
     def on_change(self, now_s: float) -> None:
         """Fold and recompute at `now_s`; call it when `next_change_s()` arrives.
@@ -361,6 +368,7 @@ class EvSession:
 
     def _recompute(self) -> None:
         self._projection = None
+        self._demand_w = None
         power_w, rate, next_soc, next_s = self._segment(self._soc, self._t_s)
         self._power_w, self._rate_per_s, self._next_soc, self._next_s = (
             power_w,
@@ -409,6 +417,7 @@ class EvSession:
     def _advance(self, t_s: float, level_soc: float | None) -> None:
         """Let the present power run until `t_s`; land exactly on `level_soc` if given."""
         self._projection = None
+        self._demand_w = None
         dt_s = t_s - self._t_s
         energy_wh = self._power_w * dt_s / 3600.0
         if energy_wh > 0:
