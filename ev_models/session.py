@@ -124,7 +124,8 @@ class EvSession:
             curve = model.dc_curve
             self._efficiency = model.dc_efficiency
         self._curve_soc = tuple(point[0] for point in curve)
-        self._curve_w = tuple(point[1] for point in curve)
+        #: The curve's power at each breakpoint within what the EVSE gives.
+        self._curve_w = tuple(min(point[1], self.evse_max_w) for point in curve)
         self._enabled = False
         self._limit_w: float | None = None
         self._setpoint_w: float | None = None
@@ -312,9 +313,13 @@ class EvSession:
     def _import_envelope_w(self, soc: float) -> float:
         """What the EV, the EVSE and the site connection allow in at `soc`."""
         index = bisect_right(self._curve_soc, soc) - 1
-        envelope_w = min(self._curve_w[max(index, 0)], self.evse_max_w)
-        if self._share_w is not None:
-            envelope_w = min(envelope_w, max(self._share_w, 0.0))
+        envelope_w = self._curve_w[index if index > 0 else 0]
+        share_w = self._share_w
+        if share_w is not None:
+            # min(envelope_w, max(share_w, 0.0)), written out: every balancing cycle asks.
+            share_w = 0.0 if share_w < 0.0 else share_w
+            if share_w < envelope_w:
+                envelope_w = share_w
         return envelope_w
 
     def _power_for(self, soc: float) -> float:
@@ -474,9 +479,12 @@ class EvSession:
         raise RuntimeError(f"EvSession of {self.model.name!r} crossed {_MAX_EVENTS} events")
 
 
+_NUMBER = (int, float)
+
+
 def _optional_number(name: str, value: float | None) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number of watts or None, got {value!r}")
     return float(value)
