@@ -493,11 +493,14 @@ class Site:
         if power_w == before_w:
             return
         self._power_w[key] = power_w
-        self.import_w += max(power_w, 0.0) - max(before_w, 0.0)
-        self.export_w += max(-power_w, 0.0) - max(-before_w, 0.0)
-        if abs(self.import_w) < 1e-6:
+        # max(x, 0.0) and abs(x) < 1e-6, written out: every balancing cycle changes many EVs.
+        self.import_w += (0.0 if power_w < 0.0 else power_w) - (0.0 if before_w < 0.0 else before_w)
+        self.export_w += (0.0 if power_w > 0.0 else -power_w) - (
+            0.0 if before_w > 0.0 else -before_w
+        )
+        if -1e-6 < self.import_w < 1e-6:
             self.import_w = 0.0
-        if abs(self.export_w) < 1e-6:
+        if -1e-6 < self.export_w < 1e-6:
             self.export_w = 0.0
         self.world.record_power(self, now_s)
 
