@@ -443,21 +443,25 @@ class Site:
         self._last_balance_s = now_s
         demands: dict[_Key, float] = {}
         priorities = self._priority
+        kept_demands = self._demand_w
         for key, (_, evse, session) in self._active.items():
             demand_w = session.demand_w
-            self._demand_w[key] = demand_w
+            kept_demands[key] = demand_w
             demands[key] = demand_w
             priorities[key] = _priority(evse)
-        shares = allocate_by_priority(demands, priorities, self.balanced_w)
+        balanced_w = self.balanced_w
+        shares = allocate_by_priority(demands, priorities, balanced_w)
         for key, (_, evse, session) in self._active.items():
-            share_w = shares[key] if demands[key] > 0 and self.balanced_w is not None else None
+            share_w = shares[key] if demands[key] > 0 and balanced_w is not None else None
             power_before_w = session.power_w
             session.set_share(share_w, now_s)
-            self._account(key, session.power_w, now_s)
+            power_w = session.power_w
+            self._account(key, power_w, now_s)
             if evse.power_watch is not None:
                 evse.power_may_have_changed()
+                power_w = session.power_w
             if session.next_change_s() < evse.wake_at_s or (
-                session.power_w > power_before_w and _bounded_by_energy(evse)
+                power_w > power_before_w and _bounded_by_energy(evse)
             ):
                 evse.wake()
 
