@@ -5,8 +5,9 @@ user starts it: `fleetsim run scenarios/reference-load.yaml --csms URL --station
 process of its own, against a target in another process (so the target's CPU is not counted):
 
   target   `bench/target.py`'s `start_target` when that module exists (a cheaper target than
-           the embedded CSMS), otherwise `python -m cli csms --port 0`.
-  client   `python -m cli run SCENARIO --csms URL --stations N --no-progress --metrics-port 0`,
+           the embedded CSMS), otherwise `python -m fleetsim.cli csms --port 0`.
+  client   `python -m fleetsim.cli run SCENARIO --csms URL --stations N --no-progress
+           --metrics-port 0`,
            observed from outside: its Prometheus endpoint for messages and station states,
            /proc/PID/stat for its CPU time and /proc/PID/status for its memory.
 
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import checkout
 import procstat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +129,7 @@ def _embedded_target() -> Target:
         [
             sys.executable,
             "-m",
-            "cli",
+            "fleetsim.cli",
             "csms",
             "--port",
             "0",
@@ -324,7 +326,7 @@ def _client(
         *client_args,
     ]
     if tracemalloc_path is None:
-        command = [sys.executable, "-m", "cli", *cli_args]
+        command = [*checkout.command(client_root), *cli_args]
     else:
         command = [sys.executable, __file__, "--traced-client", str(tracemalloc_path), *cli_args]
     process = subprocess.Popen(
@@ -333,7 +335,7 @@ def _client(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(client_root), "COLUMNS": "200"},
+        env=checkout.environment(client_root, COLUMNS="200"),
     )
     try:
         yield process, _LineReader(process)
@@ -539,7 +541,7 @@ def _traced_client(output: Path, cli_args: list[str]) -> None:
 
     signal.signal(signal.SIGUSR1, dump)
     sys.argv = ["fleetsim", *cli_args]
-    from cli.main import main
+    from fleetsim.cli.main import main
 
     main()
 

@@ -5,7 +5,7 @@ stations at `fleetsim csms`.  How many stations it can serve decides how large a
 before the target, not the fleet, is what is measured.  This measures it for K = 1 and 2
 processes sharing one port with SO_REUSEPORT (simulator/csms/processes.py).
 
-Each run starts `python -m cli csms --port 0 --processes K`, then C client processes (this
+Each run starts `python -m fleetsim.cli csms --port 0 --processes K`, then C client processes (this
 script with --client), each with N bare trio-websocket connections (subprotocol ocpp2.1) that
 boot once and then, on the driver's word, send one CALL after another and wait for each answer:
 
@@ -244,7 +244,7 @@ def one_run(processes: int, clients: int, connections: int, call: str, args: Any
         [
             sys.executable,
             "-m",
-            "cli",
+            "fleetsim.cli",
             "csms",
             "--port",
             "0",

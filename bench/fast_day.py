@@ -24,9 +24,10 @@ import json
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+import checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,9 +43,7 @@ def run_once(stations: int, scenario: str, root: Path = ROOT) -> dict[str, float
         cpu_before_s = _children_cpu_s()
         subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "cli",
+                *checkout.command(root),
                 "run",
                 str((ROOT / scenario).resolve()),
                 "--fast",
@@ -55,6 +54,7 @@ def run_once(stations: int, scenario: str, root: Path = ROOT) -> dict[str, float
                 str(summary_path),
             ],
             cwd=root,
+            env=checkout.environment(root),
             check=True,
             capture_output=True,
             text=True,

@@ -28,19 +28,22 @@ from typing import Any
 import trio
 from trio.testing import MockClock
 
-from ev_models import EvArrival, load_catalogue
-from simulator.clock import SimClock
-from simulator.csms import Csms, CsmsConfig
-from simulator.csms.charging_profiles import TxDefaultProfilePush, tx_default_profile_reactions
-from simulator.des import EventPump
-from simulator.link import Link
-from simulator.run import station_config
-from simulator.scenario import Scenario
-from simulator.station import Station
-from simulator.station.ev_driver import ev_arrives
-from simulator.stats import RunStats
-from simulator.transport import open_memory_link
-from simulator.world import World
+from fleetsim.ev_models import EvArrival, load_catalogue
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.csms.charging_profiles import (
+    TxDefaultProfilePush,
+    tx_default_profile_reactions,
+)
+from fleetsim.simulator.des import EventPump
+from fleetsim.simulator.link import Link
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.scenario import Scenario
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.ev_driver import ev_arrives
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import open_memory_link
+from fleetsim.simulator.world import World
 
 START = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)
 #: The --profiles day: full power at night, lower in the morning and evening peaks.

@@ -19,8 +19,8 @@ separate process (so the target's CPU is not counted):
   cheap     bench/target.py: a picows + uvloop responder that answers each CALL without
             parsing it, for about 10 µs of CPU per round trip (`--target-processes K` runs K
             processes on one port), so the clients, not the target, set the pace; or
-  embedded  fleetsim's own CSMS (`python -m cli csms`), which parses and validates every frame
-            in one trio process and saturates first.
+  embedded  fleetsim's own CSMS (`python -m fleetsim.cli csms`), which parses and validates
+            every frame in one trio process and saturates first.
 
 Each client measures its own CPU time (getrusage) and round trips over a fixed window after a
 warm-up, so the figures are CPU microseconds per round trip, independent of how busy the
@@ -157,9 +157,9 @@ async def _client_fleetsim(
 ) -> dict[str, Any]:
     import trio
 
-    from simulator.link import Answer
-    from simulator.stats import RunStats
-    from simulator.transport import CallDeadlines, ConnectionSettings, open_station_link
+    from fleetsim.simulator.link import Answer
+    from fleetsim.simulator.stats import RunStats
+    from fleetsim.simulator.transport import CallDeadlines, ConnectionSettings, open_station_link
 
     stats = RunStats()
     settings = ConnectionSettings(csms_url=url)
@@ -194,7 +194,7 @@ async def _client_fleetsim(
         nursery.start_soon(deadlines.run)
         links = [await nursery.start(one, index) for index in range(stations)]
         if tuned_gc:
-            from simulator.gc_tuning import tune_collector
+            from fleetsim.simulator.gc_tuning import tune_collector
 
             tune_collector()
 
@@ -219,10 +219,10 @@ async def _client_idle(url: str, stations: int, warmup_s: float, window_s: float
 
     import trio
 
-    from simulator.clock import SimClock
-    from simulator.station import Station, StationConfig
-    from simulator.stats import RunStats
-    from simulator.transport import ConnectionSettings, open_station_link
+    from fleetsim.simulator.clock import SimClock
+    from fleetsim.simulator.station import Station, StationConfig
+    from fleetsim.simulator.stats import RunStats
+    from fleetsim.simulator.transport import ConnectionSettings, open_station_link
 
     gc.collect()
     rss_before_kb = procstat.rss_kb()
@@ -295,7 +295,7 @@ def _embedded_target() -> Iterator[Target]:
             [
                 sys.executable,
                 "-m",
-                "cli",
+                "fleetsim.cli",
                 "csms",
                 "--port",
                 str(port),

@@ -526,12 +526,20 @@ def main() -> None:
     bare_us = report["bare_reference"]["cpu_us_per_round_trip"]
     print(f"  {bare_us:.1f} µs of CPU per round trip: every CPU figure below is set against it")
     fleet_rows = []
+    failed: dict[str, str] = {}
     for workload in (plan.nominal, plan.reference, plan.largest, plan.half_load):
         key = workload.name.replace(" ", "_")
         if key not in args.only:
             continue
         print(f"{workload.name}: {workload.stations:,} stations", flush=True)
-        measured = _repeat(plan, lambda w=workload: _fleet_run(w, plan), workload.name)
+        try:
+            measured = _repeat(plan, lambda w=workload: _fleet_run(w, plan), workload.name)
+        except RuntimeError as failure:
+            # A fleet that did not come up is a result, not the end of the benchmark: the
+            # workloads before and after it keep their figures, and the run exits 1.
+            print(f"  {workload.name} failed: {failure}", flush=True)
+            failed[key] = str(failure)
+            continue
         _relate_fleet_figures(measured["median"], bare_us)
         report[key] = {"workload": workload.__dict__, **measured}
         fleet_rows.append((workload.name, measured["median"]))
@@ -544,6 +552,7 @@ def main() -> None:
         print("idle: bench/roundtrip.py", flush=True)
         report["idle"] = _roundtrip(plan, "idle")
     report["verdicts"] = _verdicts(report, plan)
+    report["failed_workloads"] = failed
 
     print()
     print(f"bare reference: {bare_us:.1f} µs of CPU per round trip on this machine, this run")
@@ -555,6 +564,10 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written to {args.json}")
+    for name, failure in failed.items():
+        print(f"FAILED {name}: {failure}")
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

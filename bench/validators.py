@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from simulator.ocpp import schema_set
+from fleetsim.simulator.ocpp import schema_set
 
 PAYLOAD = {
     "eventType": "Updated",

@@ -1,4 +1,4 @@
-"""`python -m cli` runs the fleetsim command line."""
+"""`python -m fleetsim.cli` runs the fleetsim command line."""
 
 from .main import main
 

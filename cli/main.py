@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-import simulator.api as api
+import fleetsim.simulator.api as api
 
 from .exit_codes import ExitCode
 

@@ -336,7 +336,7 @@ def _source(name: str, raw: Any, where: str) -> Source:
 
 
 def _read_yaml() -> dict[str, Any]:
-    resource = importlib.resources.files("ev_models") / "data" / "catalogue.yaml"
+    resource = importlib.resources.files(__package__ or __name__) / "data" / "catalogue.yaml"
     document = yaml.safe_load(resource.read_text(encoding="utf-8"))
     if not isinstance(document, Mapping) or not isinstance(document.get("models"), Mapping):
         raise CatalogueError(f"{resource}: expected a top-level 'models' mapping")

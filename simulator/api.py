@@ -32,7 +32,7 @@ from .thresholds import Threshold, ThresholdSyntaxError, parse_threshold
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ev_models import EvModel
+    from fleetsim.ev_models import EvModel
 
     from .csms.policy import CsmsConfig
     from .csms.server import CsmsTls
@@ -108,7 +108,7 @@ def load_scenario(path: Path, overrides: ScenarioOverrides | None = None) -> Sce
 
 def ev_model_catalogue() -> dict[str, EvModel]:
     """The EV models of the catalogue (ev_models/data/catalogue.yaml), by name."""
-    from ev_models import load_catalogue
+    from fleetsim.ev_models import load_catalogue
 
     return load_catalogue()
 

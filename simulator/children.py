@@ -23,7 +23,7 @@ __all__ = ["discard_output", "lines", "python_command", "stop_children", "wait_p
 
 def python_command(*arguments: str) -> list[str]:
     """`fleetsim ...` as a child process of this interpreter."""
-    return [sys.executable, "-m", "cli", *arguments]
+    return [sys.executable, "-m", "fleetsim.cli", *arguments]
 
 
 async def lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[bytes]:

@@ -49,7 +49,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from grid_models.der import DER_KINDS
+from fleetsim.grid_models.der import DER_KINDS
 
 from .link import CONNECT_OUTCOMES
 from .ocpp.errors import MALFORMED_FRAME_KINDS, ErrorCode

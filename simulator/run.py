@@ -37,7 +37,7 @@ import trio
 from prometheus_client import REGISTRY, start_http_server
 from rich.console import Console
 
-from ev_models import load_catalogue
+from fleetsim.ev_models import load_catalogue
 
 from .children import discard_output, wait_parent_gone
 from .clock import SimClock

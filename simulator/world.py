@@ -43,10 +43,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ev_models import ArrivalProcess, EvArrival, EvModel, EvSession
-from ev_models.population import SITE_PROFILES
-from grid_models import DerEvent, DerSchedule, DroopCurve, FrequencyEvent, FrequencyModel
-from grid_models.site import allocate_by_priority
+from fleetsim.ev_models import ArrivalProcess, EvArrival, EvModel, EvSession
+from fleetsim.ev_models.population import SITE_PROFILES
+from fleetsim.grid_models import DerEvent, DerSchedule, DroopCurve, FrequencyEvent, FrequencyModel
+from fleetsim.grid_models.site import allocate_by_priority
 
 from .clock import SimClock, format_timestamp
 from .des import EventPump

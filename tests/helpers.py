@@ -9,18 +9,18 @@ from typing import Any
 
 import trio
 
-from ev_models import load_catalogue
-from simulator.clock import SimClock
-from simulator.csms import Csms, CsmsConfig
-from simulator.des import EventPump
-from simulator.link import Link
-from simulator.ocpp import OcppVersion
-from simulator.run import station_config
-from simulator.scenario import Scenario
-from simulator.station import Station, StationConfig
-from simulator.stats import RunStats
-from simulator.transport import open_memory_link
-from simulator.world import World
+from fleetsim.ev_models import load_catalogue
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.des import EventPump
+from fleetsim.simulator.link import Link
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.scenario import Scenario
+from fleetsim.simulator.station import Station, StationConfig
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import open_memory_link
+from fleetsim.simulator.world import World
 
 #: Simulated start of every test run: a weekday at 12:00 UTC.
 T0 = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)

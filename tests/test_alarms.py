@@ -13,8 +13,8 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator import clock as clock_module
-from simulator.clock import Alarm
+from fleetsim.simulator import clock as clock_module
+from fleetsim.simulator.clock import Alarm
 
 
 async def test_a_sleep_ends_exactly_at_its_deadline(autojump_clock: MockClock) -> None:

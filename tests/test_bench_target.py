@@ -23,7 +23,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from simulator.ocpp import OcppVersion, schema_set
+from fleetsim.simulator.ocpp import OcppVersion, schema_set
 
 TARGET_PATH = Path(__file__).resolve().parent.parent / "bench" / "target.py"
 TIMEOUT_S = 20.0

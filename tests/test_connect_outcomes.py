@@ -20,15 +20,15 @@ from prometheus_client import CollectorRegistry, start_http_server
 from rich.console import Console
 from trio.testing import MockClock
 
-import simulator
-from simulator.link import CONNECT_OUTCOMES, LOCAL_CONNECT_OUTCOMES, Answer, ConnectError
-from simulator.metrics import FRAME_DROP_REASONS, RunStatsCollector
-from simulator.report.summary import no_station_accepted
-from simulator.run import RunOptions, run_scenario
-from simulator.scenario import Scenario
-from simulator.station.blocks import security
-from simulator.stats import RunStats
-from simulator.transport import ConnectionSettings, open_station_link
+from fleetsim import simulator
+from fleetsim.simulator.link import CONNECT_OUTCOMES, LOCAL_CONNECT_OUTCOMES, Answer, ConnectError
+from fleetsim.simulator.metrics import FRAME_DROP_REASONS, RunStatsCollector
+from fleetsim.simulator.report.summary import no_station_accepted
+from fleetsim.simulator.run import RunOptions, run_scenario
+from fleetsim.simulator.scenario import Scenario
+from fleetsim.simulator.station.blocks import security
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import ConnectionSettings, open_station_link
 from tests.transport.test_source_addresses import _absent_address
 
 PACKAGE = Path(simulator.__file__).parent

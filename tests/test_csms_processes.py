@@ -25,14 +25,14 @@ import pytest
 import trio
 from trio_websocket import ConnectionRejected, WebSocketConnection, open_websocket_url
 
-from cli.exit_codes import ExitCode
-from simulator.csms import Csms, CsmsConfig
-from simulator.csms.processes import csms_config_for, standalone_csms_config
-from simulator.csms.state import StationState
-from simulator.scenario import load_scenario
+from fleetsim.cli.exit_codes import ExitCode
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.csms.processes import csms_config_for, standalone_csms_config
+from fleetsim.simulator.csms.state import StationState
+from fleetsim.simulator.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-FLEETSIM = [sys.executable, "-m", "cli"]
+FLEETSIM = [sys.executable, "-m", "fleetsim.cli"]
 #: Bound of every wait on a process: generous, since other benchmarks may share the machine.
 WAIT_S = 60
 BOOT_FRAME = (

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from grid_models.der import DER_KINDS
-from simulator import metrics
-from simulator.metrics import ALL_METRICS, MetricSpec
+from fleetsim.grid_models.der import DER_KINDS
+from fleetsim.simulator import metrics
+from fleetsim.simulator.metrics import ALL_METRICS, MetricSpec
 
 DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards"
 #: Each dashboard file with its uid and title.

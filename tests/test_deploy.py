@@ -11,8 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from simulator.scenario import load_scenario
-from simulator.shard import parse_shard
+from fleetsim.simulator.scenario import load_scenario
+from fleetsim.simulator.shard import parse_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -68,7 +68,8 @@ def test_prometheus_keeps_the_pods_the_job_labels() -> None:
 
 def test_the_image_holds_every_package_the_project_installs() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    folders = set(project["tool"]["setuptools"]["package-dir"].values())
+    assert folders == {"cli", "simulator", "ev_models", "grid_models"}
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    for package in packages:
-        assert f"COPY {package.rstrip('*')} {package.rstrip('*')}" in dockerfile
+    for folder in folders:
+        assert f"COPY {folder} {folder}" in dockerfile

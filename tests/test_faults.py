@@ -19,23 +19,23 @@ import trio
 from trio.testing import MockClock
 from typer.testing import CliRunner
 
-from cli.exit_codes import ExitCode
-from cli.main import app
-from ev_models import load_catalogue
-from simulator.clock import SimClock
-from simulator.csms import Csms, CsmsConfig
-from simulator.des import EventPump
-from simulator.faults import FaultSchedule, chosen, schedule_for
-from simulator.link import Link, TextChannel
-from simulator.ocpp import CallTimeout, OcppVersion
-from simulator.ocpp.errors import FrameError
-from simulator.ocpp.frames import parse
-from simulator.run import station_config
-from simulator.scenario import Scenario
-from simulator.station import Station
-from simulator.stats import RunStats
-from simulator.transport import open_memory_link
-from simulator.world import World
+from fleetsim.cli.exit_codes import ExitCode
+from fleetsim.cli.main import app
+from fleetsim.ev_models import load_catalogue
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.des import EventPump
+from fleetsim.simulator.faults import FaultSchedule, chosen, schedule_for
+from fleetsim.simulator.link import Link, TextChannel
+from fleetsim.simulator.ocpp import CallTimeout, OcppVersion
+from fleetsim.simulator.ocpp.errors import FrameError
+from fleetsim.simulator.ocpp.frames import parse
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.scenario import Scenario
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import open_memory_link
+from fleetsim.simulator.world import World
 from tests.helpers import NO_ARRIVALS, T0, TEST_EV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -502,7 +502,7 @@ async def test_a_call_is_sent_again_with_its_id_at_the_rate_asked(
 async def test_a_storm_over_websockets_closes_every_socket_and_reopens_it_at_once() -> None:
     """On the real clock, through the stations' own WebSocket client and the embedded CSMS's
     server: the fault closes real sockets, and the CSMS sees each station come back."""
-    from simulator.transport import ConnectionSettings, open_station_link
+    from fleetsim.simulator.transport import ConnectionSettings, open_station_link
 
     scenario = Scenario.model_validate(
         {
@@ -611,7 +611,7 @@ def test_a_fault_flag_written_wrong_says_how_to_write_it(monkeypatch: pytest.Mon
 async def test_the_live_view_shows_the_faults_in_effect(autojump_clock: MockClock) -> None:
     from rich.console import Console
 
-    from simulator.report import ProgressLine
+    from fleetsim.simulator.report import ProgressLine
 
     faults = [
         {"kind": "partition", "at": "+20m", "for": "20m", "share": 0.5},

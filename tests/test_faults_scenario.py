@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator.faults import chosen
-from simulator.scenario import Scenario, ScenarioError, load_scenario
-from simulator.scenario.faults import at_s, duration_s, fault_from_flag
+from fleetsim.simulator.faults import chosen
+from fleetsim.simulator.scenario import Scenario, ScenarioError, load_scenario
+from fleetsim.simulator.scenario.faults import at_s, duration_s, fault_from_flag
 
 START = dt.datetime(2026, 1, 15, 6, 0, tzinfo=dt.UTC)
 

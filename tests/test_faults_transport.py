@@ -6,11 +6,11 @@ from __future__ import annotations
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
-from simulator.link import Answer
-from simulator.ocpp import RpcSession, schema_set
-from simulator.ocpp.actions import CSMS_INITIATED
-from simulator.transport import RpcLink
-from simulator.transport.websocket import open_station_websocket
+from fleetsim.simulator.link import Answer
+from fleetsim.simulator.ocpp import RpcSession, schema_set
+from fleetsim.simulator.ocpp.actions import CSMS_INITIATED
+from fleetsim.simulator.transport import RpcLink
+from fleetsim.simulator.transport.websocket import open_station_websocket
 
 WAIT_S = 10
 

@@ -8,13 +8,13 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.clock import SimClock
-from simulator.csms import Csms
-from simulator.fleet import Fleet
-from simulator.link import Link
-from simulator.station import Station, StationConfig
-from simulator.stats import RunStats
-from simulator.transport import open_memory_link
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.fleet import Fleet
+from fleetsim.simulator.link import Link
+from fleetsim.simulator.station import Station, StationConfig
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import open_memory_link
 from tests.helpers import T0
 
 

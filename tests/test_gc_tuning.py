@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from simulator.gc_tuning import GEN0_THRESHOLD, tune_collector
+from fleetsim.simulator.gc_tuning import GEN0_THRESHOLD, tune_collector
 
 
 @pytest.fixture

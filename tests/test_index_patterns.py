@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from simulator.scenario import StationsSettings, patterns
-from simulator.scenario.patterns import (
+from fleetsim.simulator.scenario import StationsSettings, patterns
+from fleetsim.simulator.scenario.patterns import (
     first_duplicate,
     survey_every_index,
     survey_index_pattern,

@@ -22,8 +22,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The top-level packages of fleetsim (pyproject's `packages.find`).
+#: The code folders of fleetsim, installed as `fleetsim.<folder>` (pyproject's `package-dir`).
+#: The rules below name modules by folder (`simulator.ocpp.rpc`); imports of
+#: `fleetsim.simulator.ocpp.rpc` are read as that.
 FLEETSIM_PACKAGES = ("simulator", "ev_models", "grid_models", "cli")
+NAMESPACE = "fleetsim."
 
 
 def module_name(path: Path) -> str:
@@ -43,15 +46,19 @@ def imported_modules(source: str, module: str, *, is_package: bool = False) -> I
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name
+                yield alias.name.removeprefix(NAMESPACE)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base_parts = package.split(".")
                 if node.level > 1:
                     base_parts = base_parts[: -(node.level - 1)]
                 base = ".".join([*base_parts, node.module] if node.module else base_parts)
+            elif node.module == "fleetsim":
+                for alias in node.names:
+                    yield alias.name
+                continue
             else:
-                base = node.module or ""
+                base = (node.module or "").removeprefix(NAMESPACE)
             yield base
             for alias in node.names:
                 if alias.name != "*":
@@ -86,7 +93,45 @@ def violations(paths: list[Path], forbidden: tuple[str, ...]) -> list[str]:
     ]
 
 
+def bare_imports(source: str) -> list[str]:
+    """Absolute imports of a code folder by its bare name (`simulator.x`, not `fleetsim.…`)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        found += [
+            name for name in names if any(is_within(name, folder) for folder in FLEETSIM_PACKAGES)
+        ]
+    return found
+
+
 # -- the rules ---------------------------------------------------------------------------------
+
+
+def test_code_tests_and_benchmarks_import_fleetsim_through_its_namespace() -> None:
+    """Installed, the folders exist only as `fleetsim.<folder>`: a bare `import simulator` works in
+    a checkout (the tests put its root on sys.path) but nowhere else, and would load a second copy
+    of every module it reaches."""
+    found = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in python_files(*FLEETSIM_PACKAGES, "tests", "bench")
+        for name in bare_imports(path.read_text(encoding="utf-8"))
+    ]
+    assert not found, "import fleetsim.<folder>, not <folder>:\n" + "\n".join(found)
+
+
+def test_the_namespace_rule_sees_a_bare_import() -> None:
+    assert bare_imports("import simulator.run\nfrom grid_models import x\n") == [
+        "simulator.run",
+        "grid_models",
+    ]
+    assert bare_imports("from fleetsim.simulator import run\nfrom . import cli\n") == []
+    source = "import simulator.run\nfrom grid_models import x\nfrom fleetsim.cli import main\n"
+    names = set(imported_modules(source, "tests.probe"))
+    assert {"simulator.run", "grid_models", "cli", "cli.main"} <= names
 
 
 def test_the_ocpp_core_imports_no_trio_and_no_websocket() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.limits import (
+from fleetsim.simulator.limits import (
     FleetLayout,
     MachineLimits,
     PreflightError,
@@ -226,8 +226,8 @@ def test_ten_million_stations_are_refused_before_anything_per_station(
 ) -> None:
     """`fleetsim run --stations 10000000` spent 17 s formatting station ids before the limits
     refused the fleet; now the refusal comes from a few ids, in well under a second of CPU."""
-    from simulator import api
-    from simulator.scenario import patterns
+    from fleetsim.simulator import api
+    from fleetsim.simulator.scenario import patterns
 
     def every_index(pattern: str, indices: range) -> None:
         raise AssertionError(f"formatted every one of {len(indices):,} ids of {pattern!r}")
@@ -249,7 +249,7 @@ def test_ten_million_stations_are_refused_before_anything_per_station(
 def test_a_fast_run_is_refused_the_memory_it_cannot_have() -> None:
     """--fast has no sockets, so neither open files nor ports bind it, but ten million stations
     in its one process would fill the memory until the system killed it."""
-    from simulator import api
+    from fleetsim.simulator import api
 
     request = api.RunRequest(
         scenario_path=ROOT / "scenarios" / "reference-load.yaml",

@@ -15,12 +15,12 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from rich.console import Console
 from trio.testing import MockClock, wait_all_tasks_blocked
 
-from ev_models import load_catalogue
-from ev_models.session import EvSession
-from grid_models.der import DerEvent, DerSchedule
-from simulator import api
-from simulator.clock import SimClock
-from simulator.metrics import (
+from fleetsim.ev_models import load_catalogue
+from fleetsim.ev_models.session import EvSession
+from fleetsim.grid_models.der import DerEvent, DerSchedule
+from fleetsim.simulator import api
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.metrics import (
     ALL_METRICS,
     FleetStateCollector,
     RunStatsCollector,
@@ -29,9 +29,9 @@ from simulator.metrics import (
     trio_task_count,
     walk_trio_tasks,
 )
-from simulator.run import RunOptions, run_scenario
-from simulator.stats import RunStats
-from simulator.transport.websocket import WireBytes
+from fleetsim.simulator.run import RunOptions, run_scenario
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport.websocket import WireBytes
 
 
 def _registry(*sources: RunStats) -> CollectorRegistry:

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from simulator.pki import CertificateAuthority, new_private_key
+from fleetsim.simulator.pki import CertificateAuthority, new_private_key
 
 
 def _extended_usage(certificate: x509.Certificate) -> list[x509.ObjectIdentifier]:

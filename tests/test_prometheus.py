@@ -164,7 +164,7 @@ def scraped_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScrapedRun
             [
                 sys.executable,
                 "-m",
-                "cli",
+                "fleetsim.cli",
                 "run",
                 str(scenario),
                 "--metrics-port",

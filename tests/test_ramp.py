@@ -19,16 +19,16 @@ import trio
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from simulator.clock import SimClock
-from simulator.csms import Csms, CsmsConfig
-from simulator.fleet import MIN_SLOTS, Fleet, Ramp
-from simulator.link import ConnectError, Link
-from simulator.metrics import RunStatsCollector
-from simulator.report.progress import ProgressLine
-from simulator.report.summary import build_summary, render_summary
-from simulator.station import Connect, Station, StationConfig
-from simulator.stats import RunStats
-from simulator.transport import ConnectionSettings, open_station_link
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.fleet import MIN_SLOTS, Fleet, Ramp
+from fleetsim.simulator.link import ConnectError, Link
+from fleetsim.simulator.metrics import RunStatsCollector
+from fleetsim.simulator.report.progress import ProgressLine
+from fleetsim.simulator.report.summary import build_summary, render_summary
+from fleetsim.simulator.station import Connect, Station, StationConfig
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import ConnectionSettings, open_station_link
 from tests.helpers import T0
 
 # -- a CSMS whose handshakes are slow --------------------------------------------------------

@@ -12,10 +12,10 @@ from prometheus_client import REGISTRY, generate_latest
 from rich.console import Console
 from trio.testing import MockClock
 
-from simulator.metrics import BATTERY_SWAP_OUTCOMES, PAYMENT_OUTCOMES
-from simulator.report.summary import outcome_lines
-from simulator.run import RunOptions, RunOutcome, run_scenario
-from simulator.scenario import Scenario
+from fleetsim.simulator.metrics import BATTERY_SWAP_OUTCOMES, PAYMENT_OUTCOMES
+from fleetsim.simulator.report.summary import outcome_lines
+from fleetsim.simulator.run import RunOptions, RunOutcome, run_scenario
+from fleetsim.simulator.scenario import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 

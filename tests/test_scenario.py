@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from simulator.scenario import (
+from fleetsim.simulator.scenario import (
     CsmsSettings,
     EvFleetSettings,
     EvseSpec,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.scenario import Scenario
-from simulator.shard import Shard, parse_shard
+from fleetsim.simulator.scenario import Scenario
+from fleetsim.simulator.shard import Shard, parse_shard
 
 
 @pytest.mark.parametrize(

@@ -21,20 +21,20 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from ev_models import load_catalogue
-from simulator.clock import SimClock
-from simulator.des import EventPump
-from simulator.link import Link, TextChannel
-from simulator.metrics import walk_trio_tasks
-from simulator.ocpp import LinkClosed, OcppVersion, RpcSession, schema_set
-from simulator.ocpp.actions import CSMS_INITIATED
-from simulator.run import station_config
-from simulator.station import Station
-from simulator.station.blocks.provisioning import BOOT_RETRY_S
-from simulator.stats import RunStats
-from simulator.transport import CallDeadlines, RpcLink
-from simulator.transport.memory import memory_channel_pair
-from simulator.world import World
+from fleetsim.ev_models import load_catalogue
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.des import EventPump
+from fleetsim.simulator.link import Link, TextChannel
+from fleetsim.simulator.metrics import walk_trio_tasks
+from fleetsim.simulator.ocpp import LinkClosed, OcppVersion, RpcSession, schema_set
+from fleetsim.simulator.ocpp.actions import CSMS_INITIATED
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.blocks.provisioning import BOOT_RETRY_S
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import CallDeadlines, RpcLink
+from fleetsim.simulator.transport.memory import memory_channel_pair
+from fleetsim.simulator.world import World
 
 from .helpers import T0, busy_site, one_station_scenario
 

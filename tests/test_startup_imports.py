@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_a_fleet_process_starts_without_the_x509_library() -> None:
     probe = (
-        "import sys; import cli.main, simulator.run, simulator.csms, simulator.station.registry; "
+        "import sys; import fleetsim.cli.main, fleetsim.simulator.run, fleetsim.simulator.csms; "
+        "import fleetsim.simulator.station.registry; "
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'); "
         "print(','.join(loaded))"
     )

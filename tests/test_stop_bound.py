@@ -25,10 +25,10 @@ import pytest
 import trio
 from rich.console import Console
 
-from simulator import workers
-from simulator.run import RunOutcome
-from simulator.scenario import load_scenario
-from simulator.workers import WorkersRun
+from fleetsim.simulator import workers
+from fleetsim.simulator.run import RunOutcome
+from fleetsim.simulator.scenario import load_scenario
+from fleetsim.simulator.workers import WorkersRun
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What the issue asks of a stop of any fleet: it ends, with its summary, within this.
@@ -51,7 +51,7 @@ def _run_and_interrupt(tmp_path: Path, stations: int, *extra: str) -> tuple[dict
         [
             sys.executable,
             "-m",
-            "cli",
+            "fleetsim.cli",
             "run",
             str(ROOT / "scenarios" / "reference-load.yaml"),
             "--stations",
@@ -132,8 +132,8 @@ import os, signal, sys, time
 from pathlib import Path
 
 import orjson
-from simulator import stop_signals
-from simulator.stats import RunStats
+from fleetsim.simulator import stop_signals
+from fleetsim.simulator.stats import RunStats
 
 behaviour = sys.argv[1]
 stats = RunStats()

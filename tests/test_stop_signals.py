@@ -17,7 +17,7 @@ from pathlib import Path
 
 import trio
 
-from simulator import stop_signals
+from fleetsim.simulator import stop_signals
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 60
@@ -79,7 +79,7 @@ def _worker(body: str) -> subprocess.Popen[bytes]:
     script = textwrap.dedent(
         """
         import sys, time
-        from simulator import stop_signals
+        from fleetsim.simulator import stop_signals
         with stop_signals.caught(report_to=sys.stdout.buffer):
         """
     ) + textwrap.indent(textwrap.dedent(body), "    ")

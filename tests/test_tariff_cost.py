@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.clock import format_timestamp
-from simulator.csms.tariffs import agrees
-from simulator.tariffs import (
+from fleetsim.simulator.clock import format_timestamp
+from fleetsim.simulator.csms.tariffs import agrees
+from fleetsim.simulator.tariffs import (
     CostMeter,
     Period,
     Usage,

@@ -8,7 +8,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.clock import SimClock, format_timestamp
+from fleetsim.simulator.clock import SimClock, format_timestamp
 
 START = dt.datetime(2026, 11, 24, 6, 49, 58, 123_000, tzinfo=dt.UTC)
 

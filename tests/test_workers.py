@@ -15,11 +15,11 @@ import pytest
 import trio
 from rich.console import Console
 
-from simulator import stop_signals
-from simulator.run import RunOutcome
-from simulator.scenario import load_scenario
-from simulator.stats import RunStats
-from simulator.workers import WorkersRun, plan_workers, worker_blocks
+from fleetsim.simulator import stop_signals
+from fleetsim.simulator.run import RunOutcome
+from fleetsim.simulator.scenario import load_scenario
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.workers import WorkersRun, plan_workers, worker_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Bound of every wait on a stand-in worker.
@@ -93,7 +93,7 @@ def test_auto_keeps_small_fleets_in_one_process_and_uses_the_cores_for_large_one
 
 
 def test_auto_takes_enough_workers_for_every_socket(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("simulator.limits.raise_open_file_limit", lambda: 20_000)
+    monkeypatch.setattr("fleetsim.simulator.limits.raise_open_file_limit", lambda: 20_000)
     # 45,000 sockets at fewer than 20,000 per process need 3 processes, even on one core.
     assert plan_workers("auto", 45_000, cpus=1) == 3
 
@@ -128,7 +128,7 @@ def test_worker_blocks_hold_every_station_once(stations: int, workers: int) -> N
 STAND_IN_WORKER = """
 import os, signal, sys, time
 from pathlib import Path
-from simulator import stop_signals
+from fleetsim.simulator import stop_signals
 
 signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(1))
 directory, index, behaviour = Path(sys.argv[1]), sys.argv[2], sys.argv[3]

@@ -17,11 +17,11 @@ from rich.console import Console
 from trio.testing import MockClock
 from typer.testing import CliRunner
 
-from cli.exit_codes import ExitCode
-from cli.main import app
-from ev_models import load_catalogue
-from simulator import api
-from simulator.run import RunOptions, run_scenario
+from fleetsim.cli.exit_codes import ExitCode
+from fleetsim.cli.main import app
+from fleetsim.ev_models import load_catalogue
+from fleetsim.simulator import api
+from fleetsim.simulator.run import RunOptions, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted(p.name for p in (ROOT / "scenarios").glob("*.yaml"))

@@ -16,22 +16,22 @@ import trio
 from trio.testing import MockClock
 from typer.testing import CliRunner
 
-from cli.exit_codes import ExitCode
-from cli.main import app
-from ev_models import EvArrival, load_catalogue
-from simulator import api
-from simulator.clock import SimClock
-from simulator.csms import Csms, CsmsConfig, DriverReservations
-from simulator.des import EventPump
-from simulator.link import Link
-from simulator.ocpp import OcppVersion
-from simulator.run import station_config
-from simulator.station import Station
-from simulator.station.blocks import reservation
-from simulator.station.ev_driver import ev_arrives
-from simulator.stats import RunStats
-from simulator.transport import open_memory_link
-from simulator.world import Site, World
+from fleetsim.cli.exit_codes import ExitCode
+from fleetsim.cli.main import app
+from fleetsim.ev_models import EvArrival, load_catalogue
+from fleetsim.simulator import api
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms, CsmsConfig, DriverReservations
+from fleetsim.simulator.des import EventPump
+from fleetsim.simulator.link import Link
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.blocks import reservation
+from fleetsim.simulator.station.ev_driver import ev_arrives
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import open_memory_link
+from fleetsim.simulator.world import Site, World
 from tests.helpers import STATION_ID, T0, TEST_EV, busy_site, one_station_scenario
 
 VERSIONS = pytest.mark.parametrize("version", ["2.1", "2.0.1"])

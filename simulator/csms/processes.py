@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ev_models import drivers_id_tokens
+from fleetsim.ev_models import drivers_id_tokens
 
 from ..children import (
     discard_output,

@@ -235,7 +235,7 @@ class EvFleetSettings(BaseModel):
     @model_validator(mode="after")
     def _types_carried(self) -> Self:
         """Every IdToken type is one drivers can carry, with a positive share."""
-        from ev_models import CARRIED_TYPES, NOT_CARRIED
+        from fleetsim.ev_models import CARRIED_TYPES, NOT_CARRIED
 
         shares = self.id_token_types
         if shares is None:
@@ -272,7 +272,7 @@ class EvFleetSettings(BaseModel):
     def _models_exist(self) -> Self:
         """Every model named is in the catalogue (with `extra_models` applied), and the
         additions and changes are valid EV models."""
-        from ev_models import CatalogueError, load_catalogue
+        from fleetsim.ev_models import CatalogueError, load_catalogue
 
         try:
             catalogue = load_catalogue(self.extra_models or None)

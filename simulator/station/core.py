@@ -31,8 +31,8 @@ from .evse import Evse, Transaction
 from .id_tokens import TokenInfo
 
 if TYPE_CHECKING:
-    from ev_models import EvArrival, EvSession
-    from grid_models import DerEvent
+    from fleetsim.ev_models import EvArrival, EvSession
+    from fleetsim.grid_models import DerEvent
 
     from ..clock import SimClock
     from ..stats import RunStats

@@ -71,7 +71,7 @@ from .transaction import (
 )
 
 if TYPE_CHECKING:
-    from ev_models import EvArrival, EvSession
+    from fleetsim.ev_models import EvArrival, EvSession
 
     from .evse import Evse, RemoteStart, Transaction
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..clock import Alarm
 
 if TYPE_CHECKING:
-    from ev_models import EvArrival, EvSession
+    from fleetsim.ev_models import EvArrival, EvSession
 
 __all__ = [
     "NOMINAL_PHASE_VOLTAGE_V",

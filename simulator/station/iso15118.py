@@ -20,7 +20,7 @@ import binascii
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from ev_models import EvArrival, EvModel
+from fleetsim.ev_models import EvArrival, EvModel
 
 from ..clock import format_timestamp
 from ..ocpp import OcppVersion

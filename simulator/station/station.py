@@ -54,7 +54,7 @@ from .registry import station_spec
 from .transaction import deliver_transaction_event
 
 if TYPE_CHECKING:
-    from ev_models import EvArrival
+    from fleetsim.ev_models import EvArrival
 
     from ..stats import RunStats
 

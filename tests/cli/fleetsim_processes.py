@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 ROOT = Path(__file__).resolve().parents[2]
-FLEETSIM = [sys.executable, "-m", "cli"]
+FLEETSIM = [sys.executable, "-m", "fleetsim.cli"]
 #: Wide enough that rich does not wrap the lines the tests read.
 ENV = {**os.environ, "COLUMNS": "200"}
 

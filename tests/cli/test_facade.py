@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator import api
+from fleetsim.simulator import api
 
 ROOT = Path(__file__).resolve().parents[2]
 #: fleetsim's packages that `cli/` may reach only through `simulator.api`.
@@ -24,7 +24,7 @@ def _modules_loaded_by(*arguments: str) -> set[str]:
     script = (
         "import json, sys\n"
         "from typer.testing import CliRunner\n"
-        "from cli.main import app\n"
+        "from fleetsim.cli.main import app\n"
         f"result = CliRunner().invoke(app, {list(arguments)!r})\n"
         "assert result.exit_code == 0, result.output\n"
         "print(json.dumps(sorted(sys.modules)))\n"
@@ -47,7 +47,11 @@ def test_help_validate_and_schema_load_no_event_loop_and_no_engine(
     arguments: tuple[str, ...],
 ) -> None:
     loaded = _modules_loaded_by(*arguments)
-    heavy = {"trio", "simulator.run", "simulator.workers", "simulator.csms", "simulator.transport"}
+    heavy = {
+        "trio",
+        *(f"fleetsim.simulator.{name}" for name in ("run", "workers", "csms", "transport")),
+    }
+    assert "fleetsim.simulator.api" in loaded
     assert not heavy & loaded
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from simulator.report.progress import fit_to_width
+from fleetsim.simulator.report.progress import fit_to_width
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-FLEETSIM = [sys.executable, "-m", "cli"]
+FLEETSIM = [sys.executable, "-m", "fleetsim.cli"]
 
 TINY = """\
 name: tiny

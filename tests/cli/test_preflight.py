@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.exit_codes import ExitCode
-from cli.main import app
-from simulator import limits
-from simulator.limits import MachineLimits
+from fleetsim.cli.exit_codes import ExitCode
+from fleetsim.cli.main import app
+from fleetsim.simulator import limits
+from fleetsim.simulator.limits import MachineLimits
 
 ROOT = Path(__file__).resolve().parents[2]
 

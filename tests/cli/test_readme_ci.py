@@ -14,9 +14,9 @@ import pytest
 import typer
 import yaml
 
-from cli.main import app
-from simulator.api import command_line_thresholds, load_scenario
-from simulator.thresholds import METRICS
+from fleetsim.cli.main import app
+from fleetsim.simulator.api import command_line_thresholds, load_scenario
+from fleetsim.simulator.thresholds import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = "## Thresholds and CI"

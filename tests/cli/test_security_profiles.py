@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.exit_codes import ExitCode
-from cli.main import app
+from fleetsim.cli.exit_codes import ExitCode
+from fleetsim.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
-FLEETSIM = [sys.executable, "-m", "cli"]
+FLEETSIM = [sys.executable, "-m", "fleetsim.cli"]
 SECRET = "Sup3r-Secret-Passw0rd-4711"
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.exit_codes import ExitCode
-from cli.main import app
+from fleetsim.cli.exit_codes import ExitCode
+from fleetsim.cli.main import app
 
 
 def _validate(tmp_path: Path, csms: str) -> tuple[int, str]:

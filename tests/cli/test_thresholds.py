@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cli.exit_codes import ExitCode
-from cli.main import app
-from simulator.csms.policy import AlwaysAnswer, CsmsConfig
-from simulator.ocpp import ErrorCode, RpcError
-from simulator.scenario import Scenario
+from fleetsim.cli.exit_codes import ExitCode
+from fleetsim.cli.main import app
+from fleetsim.simulator.csms.policy import AlwaysAnswer, CsmsConfig
+from fleetsim.simulator.ocpp import ErrorCode, RpcError
+from fleetsim.simulator.scenario import Scenario
 
 pytestmark = pytest.mark.slow
 
@@ -186,14 +186,14 @@ def test_a_bad_threshold_in_the_scenario_is_found_by_validate_at_its_line(
 def embedded_csms_answers(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Changes to the embedded CSMS's settings for the runs of one test."""
     changes: dict[str, Any] = {}
-    import simulator.run
+    import fleetsim.simulator.run as run_module
 
-    original = simulator.run.csms_config_for
+    original = run_module.csms_config_for
 
     def config_for(scenario: Scenario) -> CsmsConfig:
         return dataclasses.replace(original(scenario), **changes)
 
-    monkeypatch.setattr(simulator.run, "csms_config_for", config_for)
+    monkeypatch.setattr(run_module, "csms_config_for", config_for)
     yield changes
 
 

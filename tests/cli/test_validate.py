@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.exit_codes import ExitCode
-from cli.main import app
+from fleetsim.cli.exit_codes import ExitCode
+from fleetsim.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = "tests/cli/broken"

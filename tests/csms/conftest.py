@@ -8,10 +8,17 @@ from typing import Any
 import pytest
 import trio
 
-from simulator.csms import Csms
-from simulator.link import Answer, CallHandler
-from simulator.ocpp import CSMS_INITIATED, ErrorCode, OcppVersion, RpcError, RpcSession, schema_set
-from simulator.transport import RpcLink, memory_channel_pair
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.link import Answer, CallHandler
+from fleetsim.simulator.ocpp import (
+    CSMS_INITIATED,
+    ErrorCode,
+    OcppVersion,
+    RpcError,
+    RpcSession,
+    schema_set,
+)
+from fleetsim.simulator.transport import RpcLink, memory_channel_pair
 
 
 def refuse_everything(action: str, payload: Mapping[str, Any]) -> Answer:

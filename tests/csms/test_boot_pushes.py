@@ -15,10 +15,10 @@ import trio
 from trio.testing import MockClock
 from typer.testing import CliRunner
 
-from cli.exit_codes import ExitCode
-from cli.main import app
-from ev_models import SITE_PROFILES, ArrivalProcess, id_token_value, load_catalogue
-from simulator.csms import (
+from fleetsim.cli.exit_codes import ExitCode
+from fleetsim.cli.main import app
+from fleetsim.ev_models import SITE_PROFILES, ArrivalProcess, id_token_value, load_catalogue
+from fleetsim.simulator.csms import (
     Csms,
     CsmsConfig,
     DisplayMessagePush,
@@ -26,8 +26,8 @@ from simulator.csms import (
     boot_push_reactions,
     combine_reactions,
 )
-from simulator.csms.processes import csms_config_for, local_list_for
-from simulator.ocpp import OcppVersion
+from fleetsim.simulator.csms.processes import csms_config_for, local_list_for
+from fleetsim.simulator.ocpp import OcppVersion
 from tests.helpers import STATION_ID, one_station_scenario, station_on_memory_link
 from tests.station.test_authorization import (
     VERSIONS,

@@ -12,9 +12,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
-from simulator.csms.certificates import CertificateServices
-from simulator.csms.state import StationState
-from simulator.pki import CertificateAuthority, certificate_signing_request, new_private_key
+from fleetsim.simulator.csms.certificates import CertificateServices
+from fleetsim.simulator.csms.state import StationState
+from fleetsim.simulator.pki import (
+    CertificateAuthority,
+    certificate_signing_request,
+    new_private_key,
+)
 
 T0_S = 1_768_478_400.0  # 2026-01-15T12:00:00Z
 STATION = StationState("CP00001")

@@ -16,12 +16,12 @@ import trio.testing
 from pydantic import ValidationError
 from trio.testing import MockClock
 
-from simulator.csms import Csms, DailyCurve
-from simulator.csms.afrr import signals_from_frequency_events
-from simulator.csms.processes import csms_config_for, standalone_csms_config
-from simulator.ocpp import OcppVersion
-from simulator.station import Station
-from simulator.station.blocks.smart_charging.profiles import peek_profiles
+from fleetsim.simulator.csms import Csms, DailyCurve
+from fleetsim.simulator.csms.afrr import signals_from_frequency_events
+from fleetsim.simulator.csms.processes import csms_config_for, standalone_csms_config
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.blocks.smart_charging.profiles import peek_profiles
 from tests.helpers import STATION_ID, busy_site, one_station_scenario, station_on_memory_link
 from tests.station.test_v2x import v2x_site
 

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from simulator.csms.handshake import (
+from fleetsim.simulator.csms.handshake import (
     basic_auth_credentials,
     certificate_common_name,
     choose_version,

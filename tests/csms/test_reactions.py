@@ -14,10 +14,10 @@ from typing import Any
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms
-from simulator.csms.boot_pushes import combine_reactions
-from simulator.csms.processes import csms_config_for
-from simulator.csms.reactions import ON_ENDED, ON_STARTED, Selective, wanted_by
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.csms.boot_pushes import combine_reactions
+from fleetsim.simulator.csms.processes import csms_config_for
+from fleetsim.simulator.csms.reactions import ON_ENDED, ON_STARTED, Selective, wanted_by
 from tests.helpers import STATION_ID, one_station_scenario, station_on_memory_link
 from tests.station.steps import REMOTE_DRIVERS, running_transaction, updated_events
 

@@ -13,9 +13,9 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import AcceptAfter, AlwaysAnswer, BootDecision, Csms, CsmsConfig
-from simulator.csms.responses import ANSWERED_ACTIONS
-from simulator.ocpp import (
+from fleetsim.simulator.csms import AcceptAfter, AlwaysAnswer, BootDecision, Csms, CsmsConfig
+from fleetsim.simulator.csms.responses import ANSWERED_ACTIONS
+from fleetsim.simulator.ocpp import (
     OCPP_VERSIONS,
     SEND_ONLY,
     STATION_INITIATED,
@@ -25,8 +25,8 @@ from simulator.ocpp import (
     RpcError,
     schema_set,
 )
-from simulator.ocpp.actions import OCPP_201_ACTIONS_MISSING
-from simulator.transport import RpcLink
+from fleetsim.simulator.ocpp.actions import OCPP_201_ACTIONS_MISSING
+from fleetsim.simulator.transport import RpcLink
 
 #: Connects a station to a CSMS over memory channels (the `connect_station` fixture).
 ConnectStation = Callable[..., Awaitable[RpcLink]]

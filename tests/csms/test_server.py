@@ -17,11 +17,17 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.link import Answer, CallHandler
-from simulator.ocpp import CSMS_INITIATED, OcppVersion, RpcSession, schema_set, subprotocol_for
-from simulator.stats import NullObserver
-from simulator.transport import (
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.link import Answer, CallHandler
+from fleetsim.simulator.ocpp import (
+    CSMS_INITIATED,
+    OcppVersion,
+    RpcSession,
+    schema_set,
+    subprotocol_for,
+)
+from fleetsim.simulator.stats import NullObserver
+from fleetsim.simulator.transport import (
     ConnectError,
     ConnectionSettings,
     RpcLink,

@@ -14,16 +14,16 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import (
+from fleetsim.simulator.csms import (
     Csms,
     CsmsConfig,
     StationNotConnected,
     TransactionRecord,
     UnknownStation,
 )
-from simulator.link import Answer
-from simulator.ocpp import CallErrorReceived, CallTimeout, LinkClosed
-from simulator.transport import RpcLink, memory_channel_pair
+from fleetsim.simulator.link import Answer
+from fleetsim.simulator.ocpp import CallErrorReceived, CallTimeout, LinkClosed
+from fleetsim.simulator.transport import RpcLink, memory_channel_pair
 
 ConnectStation = Callable[..., Awaitable[RpcLink]]
 

@@ -14,10 +14,10 @@ import pytest
 import trio
 from rich.console import Console
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.ocpp import OcppVersion, schema_set
-from simulator.run import RunOptions, run_scenario
-from simulator.scenario import Scenario
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.ocpp import OcppVersion, schema_set
+from fleetsim.simulator.run import RunOptions, run_scenario
+from fleetsim.simulator.scenario import Scenario
 
 pytestmark = pytest.mark.slow
 

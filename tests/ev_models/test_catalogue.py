@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from ev_models import CatalogueError, EvModel, load_catalogue
-from ev_models.catalogue import FIGURE_GROUPS
+from fleetsim.ev_models import CatalogueError, EvModel, load_catalogue
+from fleetsim.ev_models.catalogue import FIGURE_GROUPS
 
 CATALOGUE = load_catalogue()
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ev_models import CARRIED_TYPES, id_token_value
-from simulator.scenario import ScenarioError, load_scenario
+from fleetsim.ev_models import CARRIED_TYPES, id_token_value
+from fleetsim.simulator.scenario import ScenarioError, load_scenario
 from tests.ev_models.test_population import chain, process
 
 FORMATS = {

@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from ev_models import SITE_PROFILES, ArrivalProcess, EvArrival, load_catalogue
+from fleetsim.ev_models import SITE_PROFILES, ArrivalProcess, EvArrival, load_catalogue
 
 CATALOGUE = load_catalogue()
 MIX = [

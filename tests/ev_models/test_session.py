@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from ev_models import EvModel, EvSession, ac_curve, load_catalogue
+from fleetsim.ev_models import EvModel, EvSession, ac_curve, load_catalogue
 
 CATALOGUE = load_catalogue()
 ID3 = CATALOGUE["vw-id3-pro-58kwh"]  # 400 V car, stepped DC curve, 11 kW three-phase AC

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from ev_models import EvSession, load_catalogue
+from fleetsim.ev_models import EvSession, load_catalogue
 
 ID3 = load_catalogue()["vw-id3-pro-58kwh"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from grid_models import DerEvent, DerKind, DerSchedule
+from fleetsim.grid_models import DerEvent, DerKind, DerSchedule
 
 #: A plausible event of each kind.
 EXAMPLES: dict[DerKind, DerEvent] = {

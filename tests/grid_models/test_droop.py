@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grid_models import DroopCurve, FreqWattCurve
+from fleetsim.grid_models import DroopCurve, FreqWattCurve
 
 MAX_W = 11_000.0
 DROOP = DroopCurve(max_response_w=MAX_W)  # 20 mHz deadband, full response at 200 mHz

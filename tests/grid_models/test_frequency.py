@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 import pytest
 
-from grid_models import (
+from fleetsim.grid_models import (
     CE_SIGMA_HZ,
     CE_TIME_CONSTANT_S,
     NERC_EPSILON1_HZ,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import grid_models
+from fleetsim import grid_models
 
 PACKAGE = Path(grid_models.__file__).resolve().parent
 FORBIDDEN = ("trio", "trio_websocket", "simpy", "simulator", "cli")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from grid_models import SiteCapacity, SiteMeter, SiteSample, allocate, allocate_by_priority
+from fleetsim.grid_models import SiteCapacity, SiteMeter, SiteSample, allocate, allocate_by_priority
 
 #: Floating-point slack for sums of shares.
 EPS_W = 1e-6

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from simulator.ocpp import CallError, CallResult, ErrorCode, Frame, parse
+from fleetsim.simulator.ocpp import CallError, CallResult, ErrorCode, Frame, parse
 
 
 def fuzz_settings(max_examples: int) -> settings:

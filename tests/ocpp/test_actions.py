@@ -7,8 +7,8 @@ from typing import Literal
 
 import pytest
 
-from simulator.ocpp import OCPP_VERSIONS, OcppVersion, RpcError, schema_set
-from simulator.ocpp.actions import (
+from fleetsim.simulator.ocpp import OCPP_VERSIONS, OcppVersion, RpcError, schema_set
+from fleetsim.simulator.ocpp.actions import (
     CSMS_INITIATED,
     OCPP_201_ACTIONS_MISSING,
     SEND_ONLY,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.ocpp import (
+from fleetsim.simulator.ocpp import (
     MALFORMED_FRAME_KINDS,
     Call,
     CallError,
@@ -17,7 +17,7 @@ from simulator.ocpp import (
     dump,
     parse,
 )
-from simulator.ocpp.frames import MAX_MESSAGE_ID_LENGTH
+from fleetsim.simulator.ocpp.frames import MAX_MESSAGE_ID_LENGTH
 
 ONE_OF_EACH_FRAME_TYPE: list[Frame] = [
     Call("19223201", "BootNotification", {"reason": "PowerUp", "chargingStation": {"model": "x"}}),

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from simulator.ocpp import (
+from fleetsim.simulator.ocpp import (
     CSMS_INITIATED,
     STATION_INITIATED,
     BadFrame,

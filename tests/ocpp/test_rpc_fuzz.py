@@ -15,7 +15,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.ocpp import (
+from fleetsim.simulator.ocpp import (
     CSMS_INITIATED,
     STATION_INITIATED,
     BadFrame,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.report.files import (
+from fleetsim.simulator.report.files import (
     SESSIONS_COLUMNS,
     SITE_POWER_COLUMNS,
     _load_curve_figure,
@@ -19,7 +19,7 @@ from simulator.report.files import (
     write_sessions_csv,
     write_site_power_csv,
 )
-from simulator.report.records import GridEventMark, SessionRecord, SitePowerSample
+from fleetsim.simulator.report.records import GridEventMark, SessionRecord, SitePowerSample
 
 START_EPOCH_S = dt.datetime(2025, 11, 24, tzinfo=dt.UTC).timestamp()
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from simulator.report import conclude, junit_report, write_junit
-from simulator.thresholds import parse_threshold
+from fleetsim.simulator.report import conclude, junit_report, write_junit
+from fleetsim.simulator.thresholds import parse_threshold
 
 
 def _summary(**changes: Any) -> dict[str, Any]:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.report.files import (
+from fleetsim.simulator.report.files import (
     _load_curve_figure,
     write_sessions_csv,
     write_site_power_csv,
 )
-from simulator.report.records import (
+from fleetsim.simulator.report.records import (
     GridEventMark,
     RunFrame,
     SessionRecord,

@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.console import Console
 
-from simulator.report import build_summary, render_summary
-from simulator.stats import RunStats
+from fleetsim.simulator.report import build_summary, render_summary
+from fleetsim.simulator.stats import RunStats
 
 
 def _summary(stats: RunStats) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from simulator.report import build_summary, conclude, no_station_accepted
-from simulator.stats import RunStats
-from simulator.thresholds import (
+from fleetsim.simulator.report import build_summary, conclude, no_station_accepted
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.thresholds import (
     METRICS,
     Threshold,
     ThresholdSyntaxError,

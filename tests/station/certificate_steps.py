@@ -11,9 +11,9 @@ import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.pki import CertificateAuthority
-from simulator.station import Station
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.pki import CertificateAuthority
+from fleetsim.simulator.station import Station
 from tests.helpers import STATION_ID, T0
 
 #: A root valid over the whole simulated test day.

@@ -23,9 +23,9 @@ import pytest
 import trio
 import trio.testing
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.ocpp import OcppVersion
-from simulator.station import Station
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import Station
 from tests.helpers import STATION_ID, station_on_memory_link
 from tests.station.steps import (
     REMOTE_DRIVERS,

@@ -16,7 +16,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from simulator.csms import Csms
+from fleetsim.simulator.csms import Csms
 from tests.helpers import STATION_ID, TEST_EV
 
 ID_TOKEN = {"idToken": "04A2B3C4D5E6F7", "type": "ISO14443"}

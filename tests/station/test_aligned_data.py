@@ -11,12 +11,12 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.clock import SimClock
-from simulator.csms import Csms
-from simulator.ocpp import OcppVersion
-from simulator.station import Station
-from simulator.station.blocks import transactions
-from simulator.station.evse import EndedMeterValues
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.blocks import transactions
+from fleetsim.simulator.station.evse import EndedMeterValues
 from tests.helpers import STATION_ID, T0, busy_site, station_on_memory_link
 
 VERSIONS = pytest.mark.parametrize("version", ["2.1", "2.0.1"])

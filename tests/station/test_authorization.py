@@ -15,10 +15,10 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.ocpp import OcppVersion
-from simulator.station import Station, StationConfig
-from simulator.station.blocks import authorization
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import Station, StationConfig
+from fleetsim.simulator.station.blocks import authorization
 from tests.helpers import STATION_ID, T0, busy_site, station_on_memory_link
 from tests.station.steps import get_variable, set_variables
 

@@ -10,8 +10,8 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import CsmsConfig
-from simulator.ocpp import ErrorCode, RpcError
+from fleetsim.simulator.csms import CsmsConfig
+from fleetsim.simulator.ocpp import ErrorCode, RpcError
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 
 

@@ -14,14 +14,14 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from trio.testing import MockClock
 
-from ev_models import load_catalogue
-from simulator.csms import Csms
-from simulator.metrics import RunStatsCollector
-from simulator.report import build_summary
-from simulator.report.summary import outcome_lines
-from simulator.scenario import load_scenario
-from simulator.station import Station
-from simulator.station.blocks.battery_swap import new_pack, pack_in_slot, swap_ev_arrives
+from fleetsim.ev_models import load_catalogue
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.metrics import RunStatsCollector
+from fleetsim.simulator.report import build_summary
+from fleetsim.simulator.report.summary import outcome_lines
+from fleetsim.simulator.scenario import load_scenario
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.blocks.battery_swap import new_pack, pack_in_slot, swap_ev_arrives
 from tests.helpers import STATION_ID, TEST_EV, one_station_scenario, station_on_memory_link
 from tests.station.steps import get_variable
 

@@ -19,11 +19,11 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.csms.policy import AcceptAfter
-from simulator.station import Station
-from simulator.station.blocks import BLOCKS
-from simulator.station.registry import default_registry
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.csms.policy import AcceptAfter
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.blocks import BLOCKS
+from fleetsim.simulator.station.registry import default_registry
 from tests.helpers import STATION_ID, station_on_memory_link
 from tests.station.certificate_steps import (
     SILENT_CA,

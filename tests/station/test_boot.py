@@ -8,8 +8,8 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import AcceptAfter, CsmsConfig
-from simulator.ocpp import CallErrorReceived
+from fleetsim.simulator.csms import AcceptAfter, CsmsConfig
+from fleetsim.simulator.ocpp import CallErrorReceived
 from tests.helpers import STATION_ID, station_on_memory_link
 
 

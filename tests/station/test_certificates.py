@@ -20,14 +20,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.ocpp import OcppVersion
-from simulator.pki import CertificateAuthority, intermediate_authority
-from simulator.run import station_config
-from simulator.station import Station
-from simulator.station.blocks.certificates import BLOCK
-from simulator.station.blocks.certificates.handlers import install_certificate
-from simulator.station.blocks.certificates.state import CertificateState
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.pki import CertificateAuthority, intermediate_authority
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.blocks.certificates import BLOCK
+from fleetsim.simulator.station.blocks.certificates.handlers import install_certificate
+from fleetsim.simulator.station.blocks.certificates.state import CertificateState
 from tests.helpers import STATION_ID, T0, one_station_scenario, station_on_memory_link
 from tests.station.certificate_steps import SILENT_CA
 from tests.station.steps import REMOTE_DRIVERS

@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from trio.testing import MockClock
 
-from simulator.ocpp import OcppVersion
-from simulator.station import EvseConfig, StationConfig
-from simulator.station.blocks.smart_charging.composite import (
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import EvseConfig, StationConfig
+from fleetsim.simulator.station.blocks.smart_charging.composite import (
     CompositePeriod,
     EvseView,
     StationView,
     composite_schedule,
     instant,
 )
-from simulator.station.blocks.smart_charging.profiles import Installed, profiles_of
+from fleetsim.simulator.station.blocks.smart_charging.profiles import Installed, profiles_of
 from tests.helpers import STATION_ID, T0, station_on_memory_link
 
 VERSIONS = pytest.mark.parametrize("version", ["2.1", "2.0.1"])

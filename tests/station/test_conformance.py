@@ -31,10 +31,10 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.ocpp import OcppVersion
-from simulator.station import Station
-from simulator.station.registry import default_registry
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.registry import default_registry
 from tests.helpers import STATION_ID
 from tests.station.conformance import (
     AN_HOUR_AGO,

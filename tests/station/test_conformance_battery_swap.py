@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from trio.testing import MockClock
 
-from simulator.ocpp import OcppVersion
+from fleetsim.simulator.ocpp import OcppVersion
 from tests.helpers import STATION_ID
 from tests.station.conformance import ONLY_21, Expect, Outcome, Row, cases, request, run_row
 from tests.station.steps import REMOTE_DRIVERS

@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from trio.testing import MockClock
 
-from simulator.ocpp import OcppVersion
+from fleetsim.simulator.ocpp import OcppVersion
 from tests.helpers import STATION_ID
 from tests.station.certificate_steps import (
     SILENT_CA,

@@ -11,8 +11,8 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms
-from simulator.ocpp import OcppVersion
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.ocpp import OcppVersion
 from tests.helpers import STATION_ID
 from tests.station.conformance import (
     AN_HOUR_AGO,

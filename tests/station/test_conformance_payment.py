@@ -9,7 +9,7 @@ import pytest
 import trio.testing
 from trio.testing import MockClock
 
-from simulator.ocpp import OcppVersion
+from fleetsim.simulator.ocpp import OcppVersion
 from tests.helpers import STATION_ID
 from tests.station.conformance import (
     ONLY_21,

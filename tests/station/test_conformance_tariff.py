@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from trio.testing import MockClock
 
-from simulator.csms import Csms
-from simulator.ocpp import OcppVersion
-from simulator.station import Station
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import Station
 from tests.helpers import STATION_ID
 from tests.station.conformance import (
     ONLY_21,

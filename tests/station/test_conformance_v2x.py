@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from trio.testing import MockClock
 
-from simulator.ocpp import OcppVersion
-from simulator.station.blocks.v2x import BLOCK
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station.blocks.v2x import BLOCK
 from tests.station.conformance import (
     IN_FIVE_MINUTES,
     ONLY_21,

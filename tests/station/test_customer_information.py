@@ -11,9 +11,9 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms
-from simulator.ocpp import OcppVersion
-from simulator.station.blocks.diagnostics import DATA_PER_MESSAGE, customer_data_parts
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station.blocks.diagnostics import DATA_PER_MESSAGE, customer_data_parts
 from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
 
 VERSIONS: list[OcppVersion] = ["2.1", "2.0.1"]

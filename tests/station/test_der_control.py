@@ -11,14 +11,14 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from ev_models import EvArrival, load_catalogue
-from grid_models import DER_KINDS, DerEvent, DerKind
-from simulator.csms import Csms
-from simulator.csms.processes import csms_config_for
-from simulator.ocpp import OcppVersion, schema_set
-from simulator.station import Station
-from simulator.station.blocks.der_control import der_alarm_payload, der_event_data
-from simulator.station.ev_driver import ev_arrives
+from fleetsim.ev_models import EvArrival, load_catalogue
+from fleetsim.grid_models import DER_KINDS, DerEvent, DerKind
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.csms.processes import csms_config_for
+from fleetsim.simulator.ocpp import OcppVersion, schema_set
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.blocks.der_control import der_alarm_payload, der_event_data
+from fleetsim.simulator.station.ev_driver import ev_arrives
 from tests.helpers import STATION_ID, TEST_EV, one_station_scenario, station_on_memory_link
 
 TS = "2026-01-15T19:00:00Z"

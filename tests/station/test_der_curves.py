@@ -7,14 +7,14 @@ import math
 
 import pytest
 
-from grid_models import DerEvent, grid_at
-from simulator.station.blocks.der_control.curves import (
+from fleetsim.grid_models import DerEvent, grid_at
+from fleetsim.simulator.station.blocks.der_control.curves import (
     droop_fractions,
     interpolate,
     trip_time_s,
     voltage_axis,
 )
-from simulator.station.blocks.der_control.store import DerControls, Stored
+from fleetsim.simulator.station.blocks.der_control.store import DerControls, Stored
 
 
 def test_a_curve_is_linear_between_points_and_flat_beyond() -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.station import StationConfig
-from simulator.station.device_model import DeviceModel
-from simulator.station.registry import station_spec
+from fleetsim.simulator.station import StationConfig
+from fleetsim.simulator.station.device_model import DeviceModel
+from fleetsim.simulator.station.registry import station_spec
 
 HEARTBEAT = ("OCPPCommCtrlr", None, None, None, "HeartbeatInterval", None)
 MEASURANDS = ("SampledDataCtrlr", None, None, None, "TxUpdatedMeasurands", None)

@@ -12,11 +12,11 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.ocpp import OcppVersion
-from simulator.station import EvseConfig, StationConfig
-from simulator.station.blocks import display_messages
-from simulator.station.blocks.display_messages import CAPACITY, ITEMS_PER_MESSAGE
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import EvseConfig, StationConfig
+from fleetsim.simulator.station.blocks import display_messages
+from fleetsim.simulator.station.blocks.display_messages import CAPACITY, ITEMS_PER_MESSAGE
 from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
 from tests.station.steps import (
     get_variable,

@@ -7,7 +7,7 @@ from typing import Any
 import trio
 from trio.testing import MockClock
 
-from simulator.station.blocks.smart_charging.dynamic import _PULLS
+from fleetsim.simulator.station.blocks.smart_charging.dynamic import _PULLS
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 
 CHARGING = busy_site(dwell_s=7200, soc_start=0.1, target_soc=0.9)

@@ -16,7 +16,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.ocpp import (
+from fleetsim.simulator.ocpp import (
     CSMS_INITIATED,
     CallErrorReceived,
     ErrorCode,
@@ -24,7 +24,7 @@ from simulator.ocpp import (
     RpcError,
     schema_set,
 )
-from simulator.station.registry import default_registry
+from fleetsim.simulator.station.registry import default_registry
 from tests.helpers import STATION_ID, station_on_memory_link
 
 NOW = "2026-01-15T06:00:00Z"

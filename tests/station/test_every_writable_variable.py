@@ -20,10 +20,10 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.ocpp import OcppVersion
-from simulator.station import EvseConfig, StationConfig
-from simulator.station.device_model import DeviceModel, VariableSpec
-from simulator.station.registry import station_spec
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import EvseConfig, StationConfig
+from fleetsim.simulator.station.device_model import DeviceModel, VariableSpec
+from fleetsim.simulator.station.registry import station_spec
 from tests.helpers import STATION_ID, station_on_memory_link
 
 #: (component, variable) -> "module::test" that sets it and checks what follows.

@@ -8,7 +8,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.ocpp import OcppVersion
+from fleetsim.simulator.ocpp import OcppVersion
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 
 CURTAILED_AT_S = 1_800

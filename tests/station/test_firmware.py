@@ -17,19 +17,19 @@ from pydantic import ValidationError
 from trio.testing import MockClock
 from typer.testing import CliRunner
 
-from cli.exit_codes import ExitCode
-from cli.main import app
-from simulator.clock import SimClock
-from simulator.csms import Csms, CsmsConfig, FirmwareRollout
-from simulator.csms.firmware_rollout import FINAL_STATUSES
-from simulator.link import Link
-from simulator.ocpp import OcppVersion
-from simulator.run import station_config
-from simulator.scenario import FirmwareSettings
-from simulator.station import Station
-from simulator.station.blocks.firmware import step_fails
-from simulator.stats import RunStats
-from simulator.transport import open_memory_link
+from fleetsim.cli.exit_codes import ExitCode
+from fleetsim.cli.main import app
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms, CsmsConfig, FirmwareRollout
+from fleetsim.simulator.csms.firmware_rollout import FINAL_STATUSES
+from fleetsim.simulator.link import Link
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.scenario import FirmwareSettings
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.blocks.firmware import step_fails
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import open_memory_link
 from tests.helpers import STATION_ID, T0, one_station_scenario, station_on_memory_link
 
 VERSIONS = pytest.mark.parametrize("version", ["2.1", "2.0.1"])

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from trio.testing import MockClock
 
-from simulator.csms import Csms
-from simulator.ocpp import OcppVersion
-from simulator.station import EvseConfig, StationConfig
-from simulator.station.config import FirmwareConfig
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import EvseConfig, StationConfig
+from fleetsim.simulator.station.config import FirmwareConfig
 from tests.helpers import STATION_ID, T0, station_on_memory_link
 from tests.station.steps import (
     OTHER_TOKEN,

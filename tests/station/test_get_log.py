@@ -11,10 +11,10 @@ import pytest
 import trio
 from trio.testing import MockClock, wait_all_tasks_blocked
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.csms.log_collection import LogCollection
-from simulator.ocpp import OcppVersion
-from simulator.run import station_config
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.csms.log_collection import LogCollection
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.run import station_config
 from tests.helpers import STATION_ID, one_station_scenario, station_on_memory_link
 
 VERSIONS: list[OcppVersion] = ["2.1", "2.0.1"]

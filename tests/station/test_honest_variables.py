@@ -12,8 +12,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from simulator.station import EvseConfig, StationConfig
-from simulator.station.registry import station_spec
+from fleetsim.simulator.station import EvseConfig, StationConfig
+from fleetsim.simulator.station.registry import station_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 _READS = {"integer", "boolean", "members", "get"}

@@ -9,8 +9,8 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.ocpp import OcppVersion
-from simulator.station import StationConfig
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import StationConfig
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 
 VERSIONS: tuple[OcppVersion, ...] = ("2.1", "2.0.1")

@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-from ev_models import EvArrival, load_catalogue
-from simulator.clock import format_timestamp
-from simulator.ocpp import schema_set
-from simulator.station.iso15118 import charging_needs
+from fleetsim.ev_models import EvArrival, load_catalogue
+from fleetsim.simulator.clock import format_timestamp
+from fleetsim.simulator.ocpp import schema_set
+from fleetsim.simulator.station.iso15118 import charging_needs
 
 CATALOGUE = load_catalogue()
 NOW_EPOCH_S = dt.datetime(2026, 3, 2, 18, 30, tzinfo=dt.UTC).timestamp()

@@ -16,8 +16,8 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.station import EvseConfig, StationConfig
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.station import EvseConfig, StationConfig
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 
 MAX_ENERGY_WH = 2500

@@ -9,9 +9,9 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.ocpp import OcppVersion
-from simulator.station.blocks import local_auth_list
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station.blocks import local_auth_list
 from tests.helpers import STATION_ID, station_on_memory_link
 from tests.station.test_authorization import (
     VERSIONS,

@@ -9,12 +9,12 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms
-from simulator.ocpp import OcppVersion
-from simulator.station import EvseConfig, StationConfig
-from simulator.station.evse import NOMINAL_PHASE_VOLTAGE_V
-from simulator.station.measurands import MEASURANDS
-from simulator.station.registry import station_spec
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import EvseConfig, StationConfig
+from fleetsim.simulator.station.evse import NOMINAL_PHASE_VOLTAGE_V
+from fleetsim.simulator.station.measurands import MEASURANDS
+from fleetsim.simulator.station.registry import station_spec
 from tests.helpers import STATION_ID, TEST_EV, busy_site, station_on_memory_link
 
 VERSIONS = pytest.mark.parametrize("version", ["2.1", "2.0.1"])

@@ -16,12 +16,12 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms
-from simulator.ocpp import OcppVersion
-from simulator.station import Station, StationConfig
-from simulator.station.blocks import firmware
-from simulator.station.config import FirmwareConfig
-from simulator.station.core import SecurityEventOccurred
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import Station, StationConfig
+from fleetsim.simulator.station.blocks import firmware
+from fleetsim.simulator.station.config import FirmwareConfig
+from fleetsim.simulator.station.core import SecurityEventOccurred
 from tests.helpers import STATION_ID, T0, station_on_memory_link
 from tests.station.steps import arrives, messages_now
 

@@ -19,23 +19,23 @@ import trio.testing
 from prometheus_client import CollectorRegistry
 from trio.testing import MockClock
 
-import simulator.station.station as station_module
-from ev_models import EvArrival, load_catalogue
-from simulator.csms import Csms, CsmsConfig
-from simulator.metrics import RunStatsCollector
-from simulator.ocpp import CallErrorReceived, OcppVersion
-from simulator.report import build_summary
-from simulator.report.summary import outcome_lines
-from simulator.run import station_config
-from simulator.station import Station
-from simulator.station.blocks import BLOCKS
-from simulator.station.config import PaymentConfig, StationConfig
-from simulator.station.core import Block, StationCore
-from simulator.station.device_model import DeviceModelSpec
-from simulator.station.ev_driver import ev_arrives
-from simulator.station.evse import Evse, Transaction
-from simulator.station.registry import Registry, StationSpec, station_spec
-from simulator.station.transaction import end_transaction
+import fleetsim.simulator.station.station as station_module
+from fleetsim.ev_models import EvArrival, load_catalogue
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.metrics import RunStatsCollector
+from fleetsim.simulator.ocpp import CallErrorReceived, OcppVersion
+from fleetsim.simulator.report import build_summary
+from fleetsim.simulator.report.summary import outcome_lines
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.blocks import BLOCKS
+from fleetsim.simulator.station.config import PaymentConfig, StationConfig
+from fleetsim.simulator.station.core import Block, StationCore
+from fleetsim.simulator.station.device_model import DeviceModelSpec
+from fleetsim.simulator.station.ev_driver import ev_arrives
+from fleetsim.simulator.station.evse import Evse, Transaction
+from fleetsim.simulator.station.registry import Registry, StationSpec, station_spec
+from fleetsim.simulator.station.transaction import end_transaction
 from tests.helpers import STATION_ID, TEST_EV, one_station_scenario, station_on_memory_link
 from tests.station.steps import REMOTE_DRIVERS, arrives, get_variable, messages_now, set_variable
 

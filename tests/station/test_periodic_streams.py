@@ -10,7 +10,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.csms import Csms, CsmsConfig
 from tests.helpers import STATION_ID, station_on_memory_link
 
 EVSE_POWER = {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"}}

@@ -12,10 +12,10 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.ocpp import OcppVersion
-from simulator.station import StationConfig
-from simulator.station.blocks.display_messages import UNBOUND_MESSAGE_S
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import StationConfig
+from fleetsim.simulator.station.blocks.display_messages import UNBOUND_MESSAGE_S
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 from tests.station.test_stop_by_token import REMOTE_DRIVERS, charging_for, ended
 

@@ -13,8 +13,8 @@ import trio
 from cryptography.hazmat.primitives import serialization
 from trio.testing import MockClock
 
-from simulator.csms import CsmsConfig
-from simulator.ocpp import OcppVersion
+from fleetsim.simulator.csms import CsmsConfig
+from fleetsim.simulator.ocpp import OcppVersion
 from tests.helpers import STATION_ID, TEST_EV, busy_site, station_on_memory_link
 
 ISO_EV = {**TEST_EV, "iso15118_20": True}

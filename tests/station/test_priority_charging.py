@@ -7,9 +7,9 @@ from typing import Any
 import trio
 from trio.testing import MockClock
 
-from simulator.run import station_config
-from simulator.station.blocks.smart_charging.priority import PRESS_AFTER_S
-from simulator.station.blocks.smart_charging.profiles import peek_profiles
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.station.blocks.smart_charging.priority import PRESS_AFTER_S
+from fleetsim.simulator.station.blocks.smart_charging.profiles import peek_profiles
 from tests.helpers import STATION_ID, busy_site, one_station_scenario, station_on_memory_link
 
 CHARGING = busy_site(dwell_s=7200, soc_start=0.1, target_soc=0.9)

@@ -6,8 +6,8 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import CsmsConfig
-from simulator.station import EvseConfig, StationConfig
+from fleetsim.simulator.csms import CsmsConfig
+from fleetsim.simulator.station import EvseConfig, StationConfig
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 
 CHARGING_SOON = busy_site(dwell_s=7200, soc_start=0.1, target_soc=0.9)

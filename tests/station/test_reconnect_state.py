@@ -11,7 +11,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.ocpp import OcppVersion
+from fleetsim.simulator.ocpp import OcppVersion
 
 from ..helpers import STATION_ID, station_on_memory_link
 

@@ -9,14 +9,19 @@ from typing import Any
 
 import pytest
 
-from simulator.link import Answer
-from simulator.ocpp import CSMS_INITIATED
-from simulator.station import StationConfig
-from simulator.station.blocks import BLOCKS
-from simulator.station.core import ActiveLimit, Block, Event, StationCore, TriggerTarget
-from simulator.station.device_model import VariableSpec
-from simulator.station.evse import Evse
-from simulator.station.registry import Registry, RegistryError, default_registry, station_spec
+from fleetsim.simulator.link import Answer
+from fleetsim.simulator.ocpp import CSMS_INITIATED
+from fleetsim.simulator.station import StationConfig
+from fleetsim.simulator.station.blocks import BLOCKS
+from fleetsim.simulator.station.core import ActiveLimit, Block, Event, StationCore, TriggerTarget
+from fleetsim.simulator.station.device_model import VariableSpec
+from fleetsim.simulator.station.evse import Evse
+from fleetsim.simulator.station.registry import (
+    Registry,
+    RegistryError,
+    default_registry,
+    station_spec,
+)
 
 
 def _trigger_enum() -> set[str]:

@@ -12,11 +12,11 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from ev_models import EvArrival, load_catalogue
-from simulator.csms import Csms, CsmsConfig
-from simulator.ocpp import OcppVersion
-from simulator.station import Station
-from simulator.station.ev_driver import ev_arrives
+from fleetsim.ev_models import EvArrival, load_catalogue
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.ev_driver import ev_arrives
 from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
 from tests.station.steps import get_variable, set_variable
 

@@ -12,17 +12,17 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from ev_models import load_catalogue
-from simulator.clock import SimClock
-from simulator.csms import Csms, CsmsConfig
-from simulator.des import EventPump
-from simulator.link import ConnectError, Link
-from simulator.ocpp import OcppVersion
-from simulator.run import station_config
-from simulator.station import EvseConfig, Station, StationConfig
-from simulator.stats import RunStats
-from simulator.transport import open_memory_link
-from simulator.world import World
+from fleetsim.ev_models import load_catalogue
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.des import EventPump
+from fleetsim.simulator.link import ConnectError, Link
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.station import EvseConfig, Station, StationConfig
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import open_memory_link
+from fleetsim.simulator.world import World
 from tests.helpers import STATION_ID, T0, one_station_scenario, station_on_memory_link
 
 VERSIONS = pytest.mark.parametrize("version", ["2.1", "2.0.1"])

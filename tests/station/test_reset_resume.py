@@ -17,9 +17,9 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.ocpp import CallErrorReceived, ErrorCode, OcppVersion, RpcError
-from simulator.station import Station, StationConfig
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.ocpp import CallErrorReceived, ErrorCode, OcppVersion, RpcError
+from fleetsim.simulator.station import Station, StationConfig
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 from tests.station.steps import set_variable
 

@@ -18,11 +18,11 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.clock import SimClock
-from simulator.csms import Csms, CsmsConfig
-from simulator.link import ConnectError, Link
-from simulator.ocpp import OcppVersion
-from simulator.run import (
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.link import ConnectError, Link
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.run import (
     RunOptions,
     _client_identity,
     _connector,
@@ -30,11 +30,16 @@ from simulator.run import (
     reporting_to_security,
     station_config,
 )
-from simulator.station import Station
-from simulator.station.blocks import security
-from simulator.station.passwords import password_problem
-from simulator.stats import RunStats
-from simulator.transport import CallDeadlines, ConnectionSettings, TlsSettings, open_memory_link
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.station.blocks import security
+from fleetsim.simulator.station.passwords import password_problem
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import (
+    CallDeadlines,
+    ConnectionSettings,
+    TlsSettings,
+    open_memory_link,
+)
 from tests.helpers import STATION_ID, T0, one_station_scenario
 from tests.station.certificate_steps import TEST_ROOT_HASH_DATA, root_installed
 

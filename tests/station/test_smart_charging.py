@@ -9,10 +9,14 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms.processes import csms_config_for
-from simulator.ocpp import OcppVersion
-from simulator.station import EvseConfig, StationConfig
-from simulator.station.blocks.smart_charging.profiles import epoch_s, peek_profiles, profiles_of
+from fleetsim.simulator.csms.processes import csms_config_for
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import EvseConfig, StationConfig
+from fleetsim.simulator.station.blocks.smart_charging.profiles import (
+    epoch_s,
+    peek_profiles,
+    profiles_of,
+)
 from tests.helpers import STATION_ID, busy_site, one_station_scenario, station_on_memory_link
 
 BOTH = ("2.1", "2.0.1")

@@ -16,10 +16,10 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.ocpp import OcppVersion
-from simulator.station import Station, StationConfig
-from simulator.station.id_reader import present_id_token
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import Station, StationConfig
+from fleetsim.simulator.station.id_reader import present_id_token
 from tests.helpers import STATION_ID, TEST_EV, busy_site, station_on_memory_link
 from tests.station.steps import set_variables
 
@@ -84,7 +84,7 @@ GROUP_CSMS = CsmsConfig(
 
 
 def config(version: OcppVersion, evses: int = 1, **overrides: Any) -> StationConfig:
-    from simulator.station import EvseConfig
+    from fleetsim.simulator.station import EvseConfig
 
     return StationConfig(ocpp_version=version, evses=(EvseConfig(),) * evses, **overrides)
 

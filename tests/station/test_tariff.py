@@ -18,10 +18,15 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.csms.processes import csms_config_for
-from simulator.csms.tariffs import DEFAULT_TARIFF_ID, agrees, default_tariff, tariff_reactions
-from simulator.ocpp import OcppVersion
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.csms.processes import csms_config_for
+from fleetsim.simulator.csms.tariffs import (
+    DEFAULT_TARIFF_ID,
+    agrees,
+    default_tariff,
+    tariff_reactions,
+)
+from fleetsim.simulator.ocpp import OcppVersion
 from tests.helpers import STATION_ID, one_station_scenario, station_on_memory_link
 from tests.station.conformance import STATION
 from tests.station.steps import (

@@ -26,17 +26,17 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from ev_models import load_catalogue
-from simulator.clock import SimClock
-from simulator.csms import Csms, CsmsConfig
-from simulator.des import EventPump
-from simulator.link import TextChannel
-from simulator.ocpp import ErrorCode, LinkClosed, OcppVersion, RpcError
-from simulator.run import station_config
-from simulator.station import Station
-from simulator.stats import RunStats
-from simulator.transport import open_memory_link
-from simulator.world import World
+from fleetsim.ev_models import load_catalogue
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.des import EventPump
+from fleetsim.simulator.link import TextChannel
+from fleetsim.simulator.ocpp import ErrorCode, LinkClosed, OcppVersion, RpcError
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import open_memory_link
+from fleetsim.simulator.world import World
 from tests.helpers import STATION_ID, T0, busy_site, one_station_scenario, station_on_memory_link
 
 STATIONS = 5

@@ -9,8 +9,8 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.ocpp import schema_set
-from simulator.station import StationConfig
+from fleetsim.simulator.ocpp import schema_set
+from fleetsim.simulator.station import StationConfig
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 
 # Test EVs that each want 4 kWh (20 % to 30 % of 40 kWh) and stay 30 minutes.

@@ -16,8 +16,8 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from simulator.csms import Csms
-from simulator.ocpp import OcppVersion, schema_set
+from fleetsim.simulator.csms import Csms
+from fleetsim.simulator.ocpp import OcppVersion, schema_set
 from tests.helpers import STATION_ID, TEST_EV, station_on_memory_link
 
 VERSIONS = pytest.mark.parametrize("version", ["2.1", "2.0.1"])

@@ -15,10 +15,10 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.ocpp import OcppVersion
-from simulator.station import EvseConfig, Station, StationConfig
-from simulator.station.ev_driver import DRIVE_OFF_S, WALK_TO_CAR_S
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.station import EvseConfig, Station, StationConfig
+from fleetsim.simulator.station.ev_driver import DRIVE_OFF_S, WALK_TO_CAR_S
 from tests.helpers import STATION_ID, busy_site, station_on_memory_link
 from tests.station.steps import set_variable_statuses
 

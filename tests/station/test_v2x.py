@@ -17,11 +17,11 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.csms.processes import csms_config_for
-from simulator.run import station_config
-from simulator.station import Station, StationConfig
-from simulator.station.blocks.v2x import signal_power_w
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.csms.processes import csms_config_for
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.station import Station, StationConfig
+from fleetsim.simulator.station.blocks.v2x import signal_power_w
 from tests.helpers import (
     STATION_ID,
     T0,
@@ -346,7 +346,7 @@ async def test_the_ev_reports_the_promised_profile_and_renegotiates(
             )
         assert second["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 6_000
         # K17: the driver changes the target; the EV reports new needs.
-        from simulator.station.ev_driver import change_needs
+        from fleetsim.simulator.station.ev_driver import change_needs
 
         since = csms.station(STATION_ID).messages_received
         assert await change_needs(station, station.evses[0], target_soc=0.9)

@@ -17,14 +17,14 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from simulator.clock import SimClock
-from simulator.csms import Csms, CsmsConfig
-from simulator.link import ConnectError, Link
-from simulator.ocpp import ErrorCode, OcppVersion, RpcError
-from simulator.run import station_config
-from simulator.station import Station
-from simulator.stats import RunStats
-from simulator.transport import open_memory_link
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.link import ConnectError, Link
+from fleetsim.simulator.ocpp import ErrorCode, OcppVersion, RpcError
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import open_memory_link
 from tests.helpers import STATION_ID, T0, busy_site, one_station_scenario, station_on_memory_link
 from tests.station.steps import (
     REMOTE_DRIVERS,

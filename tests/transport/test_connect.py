@@ -10,9 +10,9 @@ import pytest
 import trio
 from trio_websocket import WebSocketRequest, serve_websocket
 
-from simulator.link import Answer, ConnectError
-from simulator.stats import RunStats
-from simulator.transport import ConnectionSettings, open_station_link, station_url
+from fleetsim.simulator.link import Answer, ConnectError
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import ConnectionSettings, open_station_link, station_url
 
 
 def _refuse_calls(action: str, payload: Any) -> Answer:

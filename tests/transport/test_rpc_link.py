@@ -14,9 +14,16 @@ import pytest
 import trio
 from trio.testing import MockClock, wait_all_tasks_blocked
 
-from simulator.link import Answer
-from simulator.ocpp import CSMS_INITIATED, ErrorCode, LinkClosed, RpcError, RpcSession, schema_set
-from simulator.transport import RpcLink, memory_channel_pair
+from fleetsim.simulator.link import Answer
+from fleetsim.simulator.ocpp import (
+    CSMS_INITIATED,
+    ErrorCode,
+    LinkClosed,
+    RpcError,
+    RpcSession,
+    schema_set,
+)
+from fleetsim.simulator.transport import RpcLink, memory_channel_pair
 
 WAIT_S = 10
 

@@ -13,10 +13,10 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
-import simulator.transport.connect as connect_module
-from simulator.link import Answer, ConnectError
-from simulator.stats import RunStats
-from simulator.transport import (
+import fleetsim.simulator.transport.connect as connect_module
+from fleetsim.simulator.link import Answer, ConnectError
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import (
     ConnectionSettings,
     SourceAddressError,
     check_source_addresses,

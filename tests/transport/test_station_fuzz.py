@@ -16,17 +16,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from trio.testing import MockClock
 
-from ev_models import load_catalogue
-from simulator.clock import SimClock
-from simulator.csms import Csms, CsmsConfig
-from simulator.des import EventPump
-from simulator.link import TextChannel
-from simulator.ocpp import OcppVersion
-from simulator.run import station_config
-from simulator.station import Station
-from simulator.stats import RunStats
-from simulator.transport import open_memory_link
-from simulator.world import World
+from fleetsim.ev_models import load_catalogue
+from fleetsim.simulator.clock import SimClock
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.des import EventPump
+from fleetsim.simulator.link import TextChannel
+from fleetsim.simulator.ocpp import OcppVersion
+from fleetsim.simulator.run import station_config
+from fleetsim.simulator.station import Station
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import open_memory_link
+from fleetsim.simulator.world import World
 from tests.helpers import STATION_ID, T0, one_station_scenario
 from tests.ocpp.fuzz_frames import (
     FRAMES,

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import trio
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.csms.server import CsmsTls
-from simulator.link import Answer, ConnectError
-from simulator.pki import CertificateAuthority, IssuedCertificate
-from simulator.stats import RunStats
-from simulator.transport import ConnectionSettings, TlsSettings, open_station_link
-from simulator.transport.tls import in_memory_file
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.csms.server import CsmsTls
+from fleetsim.simulator.link import Answer, ConnectError
+from fleetsim.simulator.pki import CertificateAuthority, IssuedCertificate
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import ConnectionSettings, TlsSettings, open_station_link
+from fleetsim.simulator.transport.tls import in_memory_file
 
 WAIT_S = 10
 BOOT = {"reason": "PowerUp", "chargingStation": {"model": "FS-22", "vendorName": "fleetsim"}}
@@ -147,7 +147,7 @@ async def test_profile_2_checks_the_server_and_sends_basic_auth(
 async def test_profile_2_contexts_are_shared_per_ca_file(
     authority: CertificateAuthority, tmp_path: Path
 ) -> None:
-    from simulator.transport.tls import server_trust_context
+    from fleetsim.simulator.transport.tls import server_trust_context
 
     ca_file = _write(tmp_path / "ca.pem", authority.certificate_pem)
     first = server_trust_context(ca_file)
@@ -326,11 +326,11 @@ async def test_a_station_presents_the_certificate_it_was_given_before_the_fleets
     """`station.client_identity` (a renewal's, A02/A03) wins over what the fleet presents:
     here the embedded CSMS's certificate for the station connects, and a given one issued by
     a CA the CSMS does not trust is what the CSMS then refuses."""
-    from simulator.clock import SimClock
-    from simulator.run import RunOptions, _connector, station_config
-    from simulator.station import Station
-    from simulator.station.core import ClientIdentity
-    from simulator.transport import CallDeadlines
+    from fleetsim.simulator.clock import SimClock
+    from fleetsim.simulator.run import RunOptions, _connector, station_config
+    from fleetsim.simulator.station import Station
+    from fleetsim.simulator.station.core import ClientIdentity
+    from fleetsim.simulator.transport import CallDeadlines
     from tests.helpers import T0, one_station_scenario
 
     tls = CsmsTls.create(3, tmp_path)

@@ -6,7 +6,7 @@ import io
 
 import orjson
 
-from simulator.trace import REDACTED, FrameTrace
+from fleetsim.simulator.trace import REDACTED, FrameTrace
 
 SECRET = "Sup3r-Secret-Passw0rd-0815"
 
@@ -66,9 +66,9 @@ def test_other_frames_are_written_as_they_came() -> None:
 
 
 def test_no_repr_shows_a_password() -> None:
-    from simulator.csms import CsmsConfig
-    from simulator.station.blocks.security import SecurityState
-    from simulator.transport import ConnectionSettings
+    from fleetsim.simulator.csms import CsmsConfig
+    from fleetsim.simulator.station.blocks.security import SecurityState
+    from fleetsim.simulator.transport import ConnectionSettings
 
     shown = [
         repr(ConnectionSettings(csms_url="ws://h/ocpp", basic_auth_password=SECRET)),

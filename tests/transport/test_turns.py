@@ -10,7 +10,7 @@ from __future__ import annotations
 import trio
 from trio.testing import MockClock, wait_all_tasks_blocked
 
-from simulator.transport.turns import FairTurn
+from fleetsim.simulator.transport.turns import FairTurn
 
 #: MockClock seconds: a test whose turn is never handed on fails here instead of hanging.
 WAIT_S = 10

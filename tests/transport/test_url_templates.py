@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import trio
 
-from simulator.csms import Csms, CsmsConfig
-from simulator.link import Answer
-from simulator.stats import RunStats
-from simulator.transport import ConnectionSettings, open_station_link, station_url
+from fleetsim.simulator.csms import Csms, CsmsConfig
+from fleetsim.simulator.link import Answer
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import ConnectionSettings, open_station_link, station_url
 
 BOOT = {"reason": "PowerUp", "chargingStation": {"model": "FS-22", "vendorName": "fleetsim"}}
 

@@ -16,11 +16,11 @@ import trio
 import trustme
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
-from simulator.link import Answer, ConnectError
-from simulator.ocpp import LinkClosed
-from simulator.stats import RunStats
-from simulator.transport import ConnectionSettings, open_station_link
-from simulator.transport.websocket import (
+from fleetsim.simulator.link import Answer, ConnectError
+from fleetsim.simulator.ocpp import LinkClosed
+from fleetsim.simulator.stats import RunStats
+from fleetsim.simulator.transport import ConnectionSettings, open_station_link
+from fleetsim.simulator.transport.websocket import (
     MAX_MESSAGE_BYTES,
     HandshakeFailed,
     HandshakeRejected,

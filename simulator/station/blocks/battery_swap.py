@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from ev_models import EvArrival, EvModel, EvSession
+from fleetsim.ev_models import EvArrival, EvModel, EvSession
 
 from ...link import Answer
 from ..config import BatterySwapConfig, StationConfig

@@ -73,7 +73,7 @@ from ..device_model import VariableSpec
 from ..evse import Evse, Transaction
 
 if TYPE_CHECKING:
-    from ev_models import EvArrival
+    from fleetsim.ev_models import EvArrival
 
 __all__ = ["BLOCK", "CardPayment", "PaymentState", "web_payment_pending"]
 

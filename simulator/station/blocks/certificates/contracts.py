@@ -27,7 +27,7 @@ from ...iso15118 import (
 from .store import CertificateError, SharedCertificate, parse_pem_chain
 
 if TYPE_CHECKING:
-    from ev_models import EvArrival
+    from fleetsim.ev_models import EvArrival
 
     from ...evse import Evse
 

@@ -32,7 +32,7 @@ from dataclasses import replace
 
 import trio
 
-from grid_models import GridReading, grid_at
+from fleetsim.grid_models import GridReading, grid_at
 
 from ...core import ActiveLimit, StationCore
 from ...evse import NOMINAL_PHASE_VOLTAGE_V, Evse

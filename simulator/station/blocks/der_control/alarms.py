@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grid_models import DerEvent
+from fleetsim.grid_models import DerEvent
 
 from ...core import GridEvent, StationCore
 
