@@ -57,6 +57,7 @@ class EvSession:
     __slots__ = (
         "_curve_soc",
         "_curve_w",
+        "_demand_w",
         "_droop_w",
         "_efficiency",
         "_enabled",
@@ -123,7 +124,8 @@ class EvSession:
             curve = model.dc_curve
             self._efficiency = model.dc_efficiency
         self._curve_soc = tuple(point[0] for point in curve)
-        self._curve_w = tuple(point[1] for point in curve)
+        #: The curve's power at each breakpoint within what the EVSE gives.
+        self._curve_w = tuple(min(point[1], self.evse_max_w) for point in curve)
         self._enabled = False
         self._limit_w: float | None = None
         self._setpoint_w: float | None = None
@@ -142,6 +144,8 @@ class EvSession:
         #: register, the SoC and the energy to count at one instant; a change of the state
         #: (`_advance`, `_recompute`) forgets it.
         self._projection: tuple[float, tuple[float, float, float]] | None = None
+        #: `demand_w`, until the state changes.
+        self._demand_w: float | None = None
         self._recompute()
 
     # -- inputs ---------------------------------------------------------------------------
@@ -234,12 +238,16 @@ class EvSession:
     @property
     def demand_w(self) -> float:
         """The power the EV would take now without its site share: what a site's load
-        balancing shares out."""
-        share_w, self._share_w = self._share_w, None
-        try:
-            return self._power_for(self._soc)
-        finally:
-            self._share_w = share_w
+        balancing shares out (asked at each balancing cycle and each step of the EV's visit
+        task, so it is kept until the state changes)."""
+        demand_w = self._demand_w
+        if demand_w is None:
+            share_w, self._share_w = self._share_w, None
+            try:
+                demand_w = self._demand_w = self._power_for(self._soc)
+            finally:
+                self._share_w = share_w
+        return demand_w
 
     def on_change(self, now_s: float) -> None:
         """Fold and recompute at `now_s`; call it when `next_change_s()` arrives.
@@ -305,9 +313,13 @@ class EvSession:
     def _import_envelope_w(self, soc: float) -> float:
         """What the EV, the EVSE and the site connection allow in at `soc`."""
         index = bisect_right(self._curve_soc, soc) - 1
-        envelope_w = min(self._curve_w[max(index, 0)], self.evse_max_w)
-        if self._share_w is not None:
-            envelope_w = min(envelope_w, max(self._share_w, 0.0))
+        envelope_w = self._curve_w[index if index > 0 else 0]
+        share_w = self._share_w
+        if share_w is not None:
+            # min(envelope_w, max(share_w, 0.0)), written out: every balancing cycle asks.
+            share_w = 0.0 if share_w < 0.0 else share_w
+            if share_w < envelope_w:
+                envelope_w = share_w
         return envelope_w
 
     def _power_for(self, soc: float) -> float:
@@ -361,6 +373,7 @@ class EvSession:
 
     def _recompute(self) -> None:
         self._projection = None
+        self._demand_w = None
         power_w, rate, next_soc, next_s = self._segment(self._soc, self._t_s)
         self._power_w, self._rate_per_s, self._next_soc, self._next_s = (
             power_w,
@@ -409,6 +422,7 @@ class EvSession:
     def _advance(self, t_s: float, level_soc: float | None) -> None:
         """Let the present power run until `t_s`; land exactly on `level_soc` if given."""
         self._projection = None
+        self._demand_w = None
         dt_s = t_s - self._t_s
         energy_wh = self._power_w * dt_s / 3600.0
         if energy_wh > 0:
@@ -465,9 +479,12 @@ class EvSession:
         raise RuntimeError(f"EvSession of {self.model.name!r} crossed {_MAX_EVENTS} events")
 
 
+_NUMBER = (int, float)
+
+
 def _optional_number(name: str, value: float | None) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number of watts or None, got {value!r}")
     return float(value)

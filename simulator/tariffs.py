@@ -258,6 +258,10 @@ class _Plan:
     #: (typeOfCost, -1 for a minimum or 1 for a maximum, exclTax, inclTax or None) of
     #: minCost and maxCost, those with an exclTax.
     bounds: tuple[tuple[str, int, float, float | None], ...]
+    #: When no price of the tariff has conditions (the common default tariff), its lists as
+    #: (component, which volume: 0 energy, 1 charging time, 2 idle time, the volume's unit in
+    #: Wh or s, price per unit, tax stacks); None when some price has conditions.
+    flat: tuple[tuple[str, int, float, float, tuple[float, ...]], ...] | None
 
 
 def _tax_stacks(tax_rates: Sequence[Mapping[str, Any]] | None) -> tuple[float, ...]:
@@ -300,6 +304,14 @@ def _read_plan(tariff: Mapping[str, Any]) -> _Plan:
             bounds.append(
                 (kind, beyond, float(limit["exclTax"]), None if incl is None else float(incl))
             )
+    flat: list[tuple[str, int, float, float, tuple[float, ...]]] | None = []
+    for which, (prices, unit) in enumerate(zip(lists, (1000.0, 60.0, 60.0), strict=True)):
+        if prices is None:
+            continue
+        if prices.flat is None or flat is None:
+            flat = None
+            continue
+        flat.append((prices.component, which, unit, prices.flat, prices.taxes))
     return _Plan(
         tariff["currency"],
         (lists[0], lists[1], lists[2]),
@@ -309,6 +321,7 @@ def _read_plan(tariff: Mapping[str, Any]) -> _Plan:
         ),
         _tax_stacks(fixed.get("taxRates")) if fixed is not None else (),
         tuple(bounds),
+        None if flat is None else tuple(flat),
     )
 
 
@@ -367,11 +380,10 @@ def _taxed(net: float, taxes: tuple[float, ...]) -> float:
 def _cents(value: float) -> float:
     """`value` rounded half up to the cent, as its decimal digits read (2.675 is 2.68)."""
     hundredths = value * 100.0
-    whole = math.floor(hundredths)
-    off_half = hundredths - whole - 0.5
-    if -1e9 < hundredths < 1e9 and (off_half > 1e-6 or off_half < -1e-6):
+    nearest = round(hundredths)
+    if -0.499999 < hundredths - nearest < 0.499999 and -1e9 < hundredths < 1e9:
         # Far from a half: the nearest cent is plain; n / 100 is the double Decimal gives.
-        return (whole + (1 if hundredths - whole > 0.5 else 0)) / 100.0
+        return nearest / 100.0
     return float(Decimal(repr(value)).quantize(_CENT, rounding=ROUND_HALF_UP))
 
 
@@ -437,6 +449,15 @@ def _price_period(
     """Add to `parts` the prices of a period from epoch `start_s` that used `energy_wh`,
     `charging_s` and `idle_s`, under `plan`: each list's price is the first element that
     holds at the start, after the usage `before` it and at the period's average power."""
+    flat = plan.flat
+    if flat is not None:  # the same arithmetic, with no conditions to read
+        volumes = (energy_wh, charging_s, idle_s)
+        for component, which, unit, rate, taxes in flat:
+            net = volumes[which] / unit * rate
+            gross = _taxed(net, taxes) if taxes else net
+            summed = parts.get(component, _NOTHING_YET)
+            parts[component] = (summed[0] + net, summed[1] + gross)
+        return
     usage: Usage | None = None
     power_w = 0.0
     for prices in plan.lists:
@@ -509,6 +530,35 @@ def _total_cost(parts: Mapping[str, Sequence[float]], last: _Plan) -> dict[str, 
         total[name] = {"exclTax": rounded_net, "inclTax": rounded_gross}
         excl += rounded_net
         incl += rounded_gross
+    return _totalled(total, excl, incl, last)
+
+
+def _flat_total_cost(plan: _Plan, volumes: tuple[float, float, float]) -> dict[str, Any]:
+    """`_total_cost` of a lone period that used `volumes` (energy Wh, charging s, idle s)
+    under `plan`, no price of which has conditions, with nothing priced before it: the sums
+    `_price_period` makes and the roundings `_total_cost` makes, in one pass (it is every
+    report of a session under the usual default tariff)."""
+    assert plan.flat is not None
+    total: dict[str, Any] = {"currency": plan.currency, "typeOfCost": "NormalCost"}
+    excl = incl = 0.0
+    for component, which, unit, rate, taxes in plan.flat:
+        price = volumes[which] / unit * rate
+        net = 0.0 + price  # a component's sums start at 0.0
+        rounded_net = _cents(net)
+        rounded_gross = rounded_net
+        if taxes:
+            gross = 0.0 + _taxed(price, taxes)
+            if gross != net:
+                rounded_gross = _cents(gross)
+        total[component] = {"exclTax": rounded_net, "inclTax": rounded_gross}
+        excl += rounded_net
+        incl += rounded_gross
+    return _totalled(total, excl, incl, plan)
+
+
+def _totalled(total: dict[str, Any], excl: float, incl: float, last: _Plan) -> dict[str, Any]:
+    """`total` with its total: the sums of its rounded components, rounded, within the
+    minCost/maxCost of `last`."""
     rounded_excl = _cents(excl)
     incl = rounded_excl if incl == excl else _cents(incl)
     excl = rounded_excl
@@ -746,18 +796,21 @@ class CostMeter:
     def _add(self, span_s: float, energy_wh: float) -> None:
         start_s = self.mark_s
         charging_s = span_s if self.charging else 0.0
-        tariff_id = self._tariff_id
-        prices_key = self._constant_key
-        if prices_key is None:
-            power_w = energy_wh * 3600.0 / charging_s if charging_s > 0 else 0.0
-            prices_key = self._price_key(start_s, power_w)
-        key = (tariff_id, prices_key)
-        if self._key is None and self.periods and self.periods[-1].tariff_id == tariff_id:
-            self._key = key  # the period a tariff change opened
-        if key != self._key or not self.periods:
-            self.periods.append(Period(start_s, tariff_id))
-            self._key = key
-        period = self.periods[-1]
+        periods = self.periods
+        # With one price key for the whole tariff, a period once opened under it goes on.
+        if self._constant_key is None or self._key is None or not periods:
+            tariff_id = self._tariff_id
+            prices_key = self._constant_key
+            if prices_key is None:
+                power_w = energy_wh * 3600.0 / charging_s if charging_s > 0 else 0.0
+                prices_key = self._price_key(start_s, power_w)
+            key = (tariff_id, prices_key)
+            if self._key is None and periods and periods[-1].tariff_id == tariff_id:
+                self._key = key  # the period a tariff change opened
+            if key != self._key or not periods:
+                periods.append(Period(start_s, tariff_id))
+                self._key = key
+        period = periods[-1]
         period.energy_wh += energy_wh
         period.charging_s += charging_s
         period.idle_s += span_s - charging_s
@@ -875,17 +928,23 @@ class CostMeter:
                 )
             first_start_s = periods[0].start_s
             reported = closed.periods
+            sums = closed.sums
             while len(reported) < len(periods) - 1:
                 period = _as_reported(periods[len(reported)])
                 reported.append(period)
-                plan = self._plans[period.tariff_id]
-                closed.sums.add(plan, period, first_start_s, self.evse_kind, self.zone)
-            entries = [
-                self._charging_period(
-                    p.start_s, p.tariff_id, p.energy_wh, p.charging_s, p.idle_s, timestamp_of
+                sums.add(
+                    self._plans[period.tariff_id], period, first_start_s, self.evse_kind, self.zone
                 )
-                for p in reported
-            ]
+            entries = (
+                [
+                    self._charging_period(
+                        p.start_s, p.tariff_id, p.energy_wh, p.charging_s, p.idle_s, timestamp_of
+                    )
+                    for p in reported
+                ]
+                if reported
+                else []
+            )
             # The open period is the current tariff's (`_add` and `change_tariff` open
             # periods under it), so its plan is `_plan`.
             assert self._plan is not None
@@ -894,25 +953,29 @@ class CostMeter:
             energy_wh = round(last.energy_wh, 3)
             charging_s = round(last.charging_s, 3)
             idle_s = round(last.idle_s, 3)
-            parts = dict(closed.sums.parts)
-            _price_period(
-                parts,
-                closed.sums,
-                self._plan,
-                start_s,
-                energy_wh,
-                charging_s,
-                idle_s,
-                first_start_s,
-                self.evse_kind,
-                self.zone,
-            )
+            plan = self._plan
+            if plan.flat is not None and not sums.parts:
+                total_cost = _flat_total_cost(plan, (energy_wh, charging_s, idle_s))
+            else:
+                parts = dict(sums.parts)
+                _price_period(
+                    parts,
+                    sums,
+                    plan,
+                    start_s,
+                    energy_wh,
+                    charging_s,
+                    idle_s,
+                    first_start_s,
+                    self.evse_kind,
+                    self.zone,
+                )
+                total_cost = _total_cost(parts, plan)
             entries.append(
                 self._charging_period(
                     start_s, last.tariff_id, energy_wh, charging_s, idle_s, timestamp_of
                 )
             )
-            total_cost = _total_cost(parts, self._plan)
         return {
             "chargingPeriods": entries,
             "totalCost": total_cost,

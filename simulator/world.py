@@ -443,21 +443,25 @@ class Site:
         self._last_balance_s = now_s
         demands: dict[_Key, float] = {}
         priorities = self._priority
+        kept_demands = self._demand_w
         for key, (_, evse, session) in self._active.items():
             demand_w = session.demand_w
-            self._demand_w[key] = demand_w
+            kept_demands[key] = demand_w
             demands[key] = demand_w
             priorities[key] = _priority(evse)
-        shares = allocate_by_priority(demands, priorities, self.balanced_w)
+        balanced_w = self.balanced_w
+        shares = allocate_by_priority(demands, priorities, balanced_w)
         for key, (_, evse, session) in self._active.items():
-            share_w = shares[key] if demands[key] > 0 and self.balanced_w is not None else None
+            share_w = shares[key] if demands[key] > 0 and balanced_w is not None else None
             power_before_w = session.power_w
             session.set_share(share_w, now_s)
-            self._account(key, session.power_w, now_s)
+            power_w = session.power_w
+            self._account(key, power_w, now_s)
             if evse.power_watch is not None:
                 evse.power_may_have_changed()
+                power_w = session.power_w
             if session.next_change_s() < evse.wake_at_s or (
-                session.power_w > power_before_w and _bounded_by_energy(evse)
+                power_w > power_before_w and _bounded_by_energy(evse)
             ):
                 evse.wake()
 
@@ -493,11 +497,14 @@ class Site:
         if power_w == before_w:
             return
         self._power_w[key] = power_w
-        self.import_w += max(power_w, 0.0) - max(before_w, 0.0)
-        self.export_w += max(-power_w, 0.0) - max(-before_w, 0.0)
-        if abs(self.import_w) < 1e-6:
+        # max(x, 0.0) and abs(x) < 1e-6, written out: every balancing cycle changes many EVs.
+        self.import_w += (0.0 if power_w < 0.0 else power_w) - (0.0 if before_w < 0.0 else before_w)
+        self.export_w += (0.0 if power_w > 0.0 else -power_w) - (
+            0.0 if before_w > 0.0 else -before_w
+        )
+        if -1e-6 < self.import_w < 1e-6:
             self.import_w = 0.0
-        if abs(self.export_w) < 1e-6:
+        if -1e-6 < self.export_w < 1e-6:
             self.export_w = 0.0
         self.world.record_power(self, now_s)
 

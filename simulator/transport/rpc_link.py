@@ -366,6 +366,9 @@ class RpcLink:
                     observer.frame_dropped("late")
                 elif isinstance(event, ResultRejected):
                     observer.csms_violation(None, event.code)
+                # Let go of the frame now, while it is warm in the cache, rather than when the
+                # next one comes: a fleet's thousands of other frames later.
+                del text, event
         except LinkClosed:
             pass
         finally:
