@@ -305,13 +305,13 @@ def _read_plan(tariff: Mapping[str, Any]) -> _Plan:
                 (kind, beyond, float(limit["exclTax"]), None if incl is None else float(incl))
             )
     flat: list[tuple[str, int, float, float, tuple[float, ...]]] | None = []
-    for which, (prices, unit) in enumerate(zip(lists, (1000.0, 60.0, 60.0), strict=True)):
-        if prices is None:
+    for which, (price_list, unit) in enumerate(zip(lists, (1000.0, 60.0, 60.0), strict=True)):
+        if price_list is None:
             continue
-        if prices.flat is None or flat is None:
+        if price_list.flat is None or flat is None:
             flat = None
             continue
-        flat.append((prices.component, which, unit, prices.flat, prices.taxes))
+        flat.append((price_list.component, which, unit, price_list.flat, price_list.taxes))
     return _Plan(
         tariff["currency"],
         (lists[0], lists[1], lists[2]),
@@ -452,8 +452,8 @@ def _price_period(
     flat = plan.flat
     if flat is not None:  # the same arithmetic, with no conditions to read
         volumes = (energy_wh, charging_s, idle_s)
-        for component, which, unit, rate, taxes in flat:
-            net = volumes[which] / unit * rate
+        for component, which, unit, per_unit, taxes in flat:
+            net = volumes[which] / unit * per_unit
             gross = _taxed(net, taxes) if taxes else net
             summed = parts.get(component, _NOTHING_YET)
             parts[component] = (summed[0] + net, summed[1] + gross)
