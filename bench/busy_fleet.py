@@ -298,7 +298,10 @@ def measure_stop(
         summary = json.loads(summary_path.read_text())
         figures["summary_stations_booted"] = summary.get("stations_booted")
         figures["summary_stop"] = summary.get("stop")
-        figures["summary_ramp"] = summary.get("ramp")
+        figures["summary_ramp"] = ramp = summary.get("ramp")
+        if ramp is not None:
+            # Exact, where the scrapes (summed over workers, a finished one reporting 0) are not.
+            figures["ramp_lowest_rate_per_s"] = ramp["lowest_per_s"]
     return figures
 
 
@@ -468,7 +471,9 @@ class _RampWatch:
     """What the ramp cost, from the scrapes taken while it went on: connections reopened (lost
     and opened again, and failed attempts) in the worst minute, the peak RSS of the client's
     tree, and the lowest ramp rate and most handshakes in flight it reported (0 from a client
-    without those gauges)."""
+    without those gauges).  The lowest rate is the fleet's sum while the ramp ran, so it reads
+    low once one worker has started all its stations; a run's summary, when written, gives the
+    exact one (`measure_stop`)."""
 
     def __init__(self) -> None:
         self._reopened: list[tuple[float, float]] = []
