@@ -258,10 +258,6 @@ class _Plan:
     #: (typeOfCost, -1 for a minimum or 1 for a maximum, exclTax, inclTax or None) of
     #: minCost and maxCost, those with an exclTax.
     bounds: tuple[tuple[str, int, float, float | None], ...]
-    #: When no price of the tariff has conditions (the common default tariff), its lists as
-    #: (component, which volume: 0 energy, 1 charging time, 2 idle time, the volume's unit in
-    #: Wh or s, price per unit, tax stacks); None when some price has conditions.
-    flat: tuple[tuple[str, int, float, float, tuple[float, ...]], ...] | None
 
 
 def _tax_stacks(tax_rates: Sequence[Mapping[str, Any]] | None) -> tuple[float, ...]:
@@ -304,14 +300,6 @@ def _read_plan(tariff: Mapping[str, Any]) -> _Plan:
             bounds.append(
                 (kind, beyond, float(limit["exclTax"]), None if incl is None else float(incl))
             )
-    flat: list[tuple[str, int, float, float, tuple[float, ...]]] | None = []
-    for which, (price_list, unit) in enumerate(zip(lists, (1000.0, 60.0, 60.0), strict=True)):
-        if price_list is None:
-            continue
-        if price_list.flat is None or flat is None:
-            flat = None
-            continue
-        flat.append((price_list.component, which, unit, price_list.flat, price_list.taxes))
     return _Plan(
         tariff["currency"],
         (lists[0], lists[1], lists[2]),
@@ -321,7 +309,6 @@ def _read_plan(tariff: Mapping[str, Any]) -> _Plan:
         ),
         _tax_stacks(fixed.get("taxRates")) if fixed is not None else (),
         tuple(bounds),
-        None if flat is None else tuple(flat),
     )
 
 
@@ -449,15 +436,6 @@ def _price_period(
     """Add to `parts` the prices of a period from epoch `start_s` that used `energy_wh`,
     `charging_s` and `idle_s`, under `plan`: each list's price is the first element that
     holds at the start, after the usage `before` it and at the period's average power."""
-    flat = plan.flat
-    if flat is not None:  # the same arithmetic, with no conditions to read
-        volumes = (energy_wh, charging_s, idle_s)
-        for component, which, unit, per_unit, taxes in flat:
-            net = volumes[which] / unit * per_unit
-            gross = _taxed(net, taxes) if taxes else net
-            summed = parts.get(component, _NOTHING_YET)
-            parts[component] = (summed[0] + net, summed[1] + gross)
-        return
     usage: Usage | None = None
     power_w = 0.0
     for prices in plan.lists:
@@ -530,35 +508,6 @@ def _total_cost(parts: Mapping[str, Sequence[float]], last: _Plan) -> dict[str, 
         total[name] = {"exclTax": rounded_net, "inclTax": rounded_gross}
         excl += rounded_net
         incl += rounded_gross
-    return _totalled(total, excl, incl, last)
-
-
-def _flat_total_cost(plan: _Plan, volumes: tuple[float, float, float]) -> dict[str, Any]:
-    """`_total_cost` of a lone period that used `volumes` (energy Wh, charging s, idle s)
-    under `plan`, no price of which has conditions, with nothing priced before it: the sums
-    `_price_period` makes and the roundings `_total_cost` makes, in one pass (it is every
-    report of a session under the usual default tariff)."""
-    assert plan.flat is not None
-    total: dict[str, Any] = {"currency": plan.currency, "typeOfCost": "NormalCost"}
-    excl = incl = 0.0
-    for component, which, unit, rate, taxes in plan.flat:
-        price = volumes[which] / unit * rate
-        net = 0.0 + price  # a component's sums start at 0.0
-        rounded_net = _cents(net)
-        rounded_gross = rounded_net
-        if taxes:
-            gross = 0.0 + _taxed(price, taxes)
-            if gross != net:
-                rounded_gross = _cents(gross)
-        total[component] = {"exclTax": rounded_net, "inclTax": rounded_gross}
-        excl += rounded_net
-        incl += rounded_gross
-    return _totalled(total, excl, incl, plan)
-
-
-def _totalled(total: dict[str, Any], excl: float, incl: float, last: _Plan) -> dict[str, Any]:
-    """`total` with its total: the sums of its rounded components, rounded, within the
-    minCost/maxCost of `last`."""
     rounded_excl = _cents(excl)
     incl = rounded_excl if incl == excl else _cents(incl)
     excl = rounded_excl
@@ -775,21 +724,21 @@ class CostMeter:
         now on when `charging`."""
         span_s = now_s - self.mark_s
         used_wh = max(0.0, register_wh - self.mark_wh)
-        if not self._steps_wh:
-            if span_s > 0 or used_wh > 0 or not self.periods:
+        if span_s > 0 or used_wh > 0 or not self.periods:
+            if not self._steps_wh:  # no energy step to split the span at
                 self._add(span_s, used_wh)
-        elif span_s > 0 or used_wh > 0 or not self.periods:
-            cuts = [
-                step - self.energy_wh
-                for step in self._steps_wh
-                if self.energy_wh < step < self.energy_wh + used_wh
-            ]
-            done_wh = 0.0
-            for cut_wh in [*cuts, used_wh]:
-                part_wh = cut_wh - done_wh
-                share = part_wh / used_wh if used_wh > 0 else 1.0
-                self._add(span_s * share, part_wh)
-                done_wh = cut_wh
+            else:
+                cuts = [
+                    step - self.energy_wh
+                    for step in self._steps_wh
+                    if self.energy_wh < step < self.energy_wh + used_wh
+                ]
+                done_wh = 0.0
+                for cut_wh in [*cuts, used_wh]:
+                    part_wh = cut_wh - done_wh
+                    share = part_wh / used_wh if used_wh > 0 else 1.0
+                    self._add(span_s * share, part_wh)
+                    done_wh = cut_wh
         self.mark_wh = register_wh
         self.charging = charging
 
@@ -953,24 +902,20 @@ class CostMeter:
             energy_wh = round(last.energy_wh, 3)
             charging_s = round(last.charging_s, 3)
             idle_s = round(last.idle_s, 3)
-            plan = self._plan
-            if plan.flat is not None and not sums.parts:
-                total_cost = _flat_total_cost(plan, (energy_wh, charging_s, idle_s))
-            else:
-                parts = dict(sums.parts)
-                _price_period(
-                    parts,
-                    sums,
-                    plan,
-                    start_s,
-                    energy_wh,
-                    charging_s,
-                    idle_s,
-                    first_start_s,
-                    self.evse_kind,
-                    self.zone,
-                )
-                total_cost = _total_cost(parts, plan)
+            parts = dict(sums.parts)
+            _price_period(
+                parts,
+                sums,
+                self._plan,
+                start_s,
+                energy_wh,
+                charging_s,
+                idle_s,
+                first_start_s,
+                self.evse_kind,
+                self.zone,
+            )
+            total_cost = _total_cost(parts, self._plan)
             entries.append(
                 self._charging_period(
                     start_s, last.tariff_id, energy_wh, charging_s, idle_s, timestamp_of

@@ -11,6 +11,7 @@ feed `Ramp` measured handshake times directly.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -113,6 +114,30 @@ def _connector(url: str, stats: RunStats, connect_timeout_s: float) -> Connect:
     return connect
 
 
+async def _ramping_fleet(
+    nursery: trio.Nursery,
+    stations: list[Station],
+    stats: RunStats,
+    ramp: Ramp,
+    *,
+    delay_s: float,
+    connect_timeout_s: float,
+) -> tuple[SlowHandshakes, Fleet]:
+    """`stations` ramping up through `ramp` in `nursery`, against a CSMS whose handshakes take
+    `delay_s`."""
+    proxy = await slow_csms(nursery, delay_s)
+    fleet = Fleet(stations, _connector(proxy.url, stats, connect_timeout_s), 100, ramp=ramp)
+    nursery.start_soon(fleet.run)
+    return proxy, fleet
+
+
+async def _until(holds: Callable[[], bool], timeout_s: float, poll_s: float = 0.01) -> None:
+    """Wait until `holds()`, for at most `timeout_s`: the fleet's counters are the signal."""
+    with trio.fail_after(timeout_s):
+        while not holds():
+            await trio.sleep(poll_s)
+
+
 # -- the fleet over slow handshakes ------------------------------------------------------------
 
 
@@ -135,12 +160,10 @@ async def test_timeouts_slow_the_ramp_within_its_slots_and_quick_handshakes_win_
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(sample)
-        proxy = await slow_csms(nursery, delay_s=1.5)
-        fleet = Fleet(stations, _connector(proxy.url, stats, 1.0), 100, ramp=ramp)
-        nursery.start_soon(fleet.run)
-        with trio.fail_after(20):
-            while ramp.slowdowns < 2:
-                await trio.sleep(0.01)
+        proxy, fleet = await _ramping_fleet(
+            nursery, stations, stats, ramp, delay_s=1.5, connect_timeout_s=1.0
+        )
+        await _until(lambda: ramp.slowdowns >= 2, 20)
         slowed_to = ramp.rate_per_s
         assert slowed_to <= 25  # halved twice
         assert stats.ramp_rate_per_s == slowed_to
@@ -148,13 +171,9 @@ async def test_timeouts_slow_the_ramp_within_its_slots_and_quick_handshakes_win_
         assert stats.ramp_slowed_by_timeouts >= 1
         assert fleet.started < 200  # still ramping
         proxy.delay_s = 0.0
-        with trio.fail_after(20):
-            while ramp.rate_per_s < 100:  # won back step by step
-                await trio.sleep(0.01)
+        await _until(lambda: ramp.rate_per_s >= 100, 20)  # won back step by step
         assert not ramp.done
-        with trio.fail_after(30):
-            while stats.stations_booted < 200:
-                await trio.sleep(0.05)
+        await _until(lambda: stats.stations_booted >= 200, 30, poll_s=0.05)
         nursery.cancel_scope.cancel()
     # The slots held the handshakes in flight to 100 stations/s x the slow mark at most, and
     # fewer as the rate fell (the proxy still holds the ones that timed out, so its own count
@@ -175,12 +194,10 @@ async def test_slow_handshakes_that_do_not_time_out_hold_the_rate_and_never_cut_
     ramp = Ramp(100, connect_timeout_s=1.0, stats=stats, adjust_every_s=0.1)
     stations = _stations(60, stats)
     async with trio.open_nursery() as nursery:
-        proxy = await slow_csms(nursery, delay_s=0.4)
-        fleet = Fleet(stations, _connector(proxy.url, stats, 2.0), 100, ramp=ramp)
-        nursery.start_soon(fleet.run)
-        with trio.fail_after(30):
-            while stats.stations_booted < 60:
-                await trio.sleep(0.05)
+        proxy, _ = await _ramping_fleet(
+            nursery, stations, stats, ramp, delay_s=0.4, connect_timeout_s=2.0
+        )
+        await _until(lambda: stats.stations_booted >= 60, 30, poll_s=0.05)
         nursery.cancel_scope.cancel()
     assert stats.connection_attempts_by_outcome == {"ok": 60}
     assert (ramp.slowdowns, ramp.lowest_per_s) == (0, 100)

@@ -307,9 +307,6 @@ def _advance(station: StationCore, metered: Metered, at_s: float | None = None) 
     power_w = evse.power_w
     meter = metered.meter
     meter.advance(now_s, evse.register_wh(sim_now_s), power_w != 0)
-    if meter.timeless:  # its price never changes by itself: no boundary
-        metered.boundary_s = math.inf
-        return
     boundary_s = meter.next_change_s(power_w)
     if boundary_s < metered.boundary_s:
         metered.alarm.wake()
